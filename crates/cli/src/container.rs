@@ -1,0 +1,1361 @@
+//! Container commands: `run`, `create`, `start`, `stop`, `kill`, `rm`, `ps`,
+//! `inspect`, `logs`, `port`, `exec`, `container prune`.
+
+use std::time::Duration;
+
+use anyhow::{Result, anyhow, bail};
+use clap::{ArgAction, Args, Subcommand};
+use hyper::Method;
+use serde_json::{Map, Value, json};
+
+use crate::client::{Client, ConnectError, daemon_status, query, seg};
+use crate::filters;
+use crate::format::{
+    ListFormat, ago, confirm, ellipsis, go_time_unix, human_size, labels_string, outln,
+    print_inspect, print_list, s, short_id,
+};
+use crate::network::{kv_map, natural_cmp};
+use crate::ports;
+use crate::stream;
+
+/// Manage containers.
+#[derive(Debug, Subcommand)]
+pub enum ContainerCmd {
+    /// Create and run a new container from an image
+    #[command(disable_help_flag = true)]
+    Run(RunArgs),
+    /// Create a new container
+    #[command(disable_help_flag = true)]
+    Create(RunArgs),
+    /// Start one or more stopped containers
+    Start(NamesArgs),
+    /// Stop one or more running containers
+    Stop(StopArgs),
+    /// Kill one or more running containers
+    Kill(KillArgs),
+    /// Remove one or more containers
+    #[command(visible_aliases = ["remove"])]
+    Rm(RmArgs),
+    /// List containers
+    #[command(visible_aliases = ["ps", "list"])]
+    Ls(PsArgs),
+    /// Display detailed information on one or more containers
+    Inspect(InspectArgs),
+    /// Fetch the logs of a container
+    Logs(LogsArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(PortArgs),
+    /// Execute a command in a running container
+    Exec(ExecArgs),
+    /// Remove all stopped containers
+    Prune(PruneArgs),
+}
+
+/// Flags of `run` and `create`.
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// Print help
+    #[arg(long, action = ArgAction::Help)]
+    pub help: Option<bool>,
+    /// Run container in background and print container ID
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Automatically remove the container and its associated anonymous volumes when it exits
+    #[arg(long)]
+    pub rm: bool,
+    /// Assign a name to the container
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Container host name
+    #[arg(short = 'h', long)]
+    pub hostname: Option<String>,
+    /// Container NIS domain name
+    #[arg(long)]
+    pub domainname: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Connect a container to a network (NAME, or name=NET,alias=A,ip=IP,ip6=IP6,driver-opt=K=V)
+    #[arg(long, visible_alias = "net", value_name = "NETWORK")]
+    pub network: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// IPv6 address (e.g., 2001:db8::33)
+    #[arg(long)]
+    pub ip6: Option<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias", visible_alias = "net-alias")]
+    pub network_alias: Vec<String>,
+    /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
+    #[arg(long = "mac-address")]
+    pub mac_address: Option<String>,
+    /// Set environment variables (KEY=VALUE, or KEY to copy it from this environment)
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Set meta data on a container (key=value)
+    #[arg(short = 'l', long)]
+    pub label: Vec<String>,
+    /// Set custom DNS servers
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
+    /// Set DNS options
+    #[arg(long = "dns-option", visible_alias = "dns-opt")]
+    pub dns_option: Vec<String>,
+    /// Add a custom host-to-IP mapping (host:ip)
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    pub add_host: Vec<String>,
+    /// Publish a container's port(s) to the host ([ip:][hostPort:]containerPort[/proto])
+    #[arg(short = 'p', long)]
+    pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Expose a port or a range of ports
+    #[arg(long)]
+    pub expose: Vec<String>,
+    /// Add link to another container (name:alias)
+    #[arg(long)]
+    pub link: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long)]
+    pub workdir: Option<String>,
+    /// Overwrite the default ENTRYPOINT of the image
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Image to run
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+    /// Command and arguments to run
+    #[arg(
+        value_name = "COMMAND",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub cmd: Vec<String>,
+}
+
+/// One or more container names.
+#[derive(Debug, Args)]
+pub struct NamesArgs {
+    /// Container names or IDs
+    #[arg(value_name = "CONTAINER", required = true)]
+    pub names: Vec<String>,
+}
+
+/// Arguments of `stop`.
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Seconds to wait before killing the container
+    #[arg(short = 't', long = "time", visible_alias = "timeout")]
+    pub time: Option<i64>,
+    /// Signal to send to the container
+    #[arg(short = 's', long)]
+    pub signal: Option<String>,
+    /// Container names or IDs
+    #[arg(value_name = "CONTAINER", required = true)]
+    pub names: Vec<String>,
+}
+
+/// Arguments of `kill`.
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    /// Signal to send to the container
+    #[arg(short = 's', long)]
+    pub signal: Option<String>,
+    /// Container names or IDs
+    #[arg(value_name = "CONTAINER", required = true)]
+    pub names: Vec<String>,
+}
+
+/// Arguments of `rm`.
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Force the removal of a running container (uses SIGKILL)
+    #[arg(short, long)]
+    pub force: bool,
+    /// Remove anonymous volumes associated with the container
+    #[arg(short, long)]
+    pub volumes: bool,
+    /// Container names or IDs
+    #[arg(value_name = "CONTAINER", required = true)]
+    pub names: Vec<String>,
+}
+
+/// Arguments of `ps`.
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only display container IDs
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Don't truncate output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Filter output based on conditions provided (key=value)
+    #[arg(short, long)]
+    pub filter: Vec<String>,
+    /// Format output: "table", "json", "table TEMPLATE" or a TEMPLATE such as '{{.Names}}'
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+/// Arguments of `inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Format output using a template ('{{.Id}}', '{{json .NetworkSettings}}', "json")
+    #[arg(short, long)]
+    pub format: Option<String>,
+    /// Only inspect objects of this type (container, image, network)
+    #[arg(long = "type")]
+    pub kind: Option<String>,
+    /// Names or IDs
+    #[arg(value_name = "NAME", required = true)]
+    pub names: Vec<String>,
+}
+
+/// Arguments of `logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Follow log output
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Number of lines to show from the end of the logs ("all" for everything)
+    #[arg(short = 'n', long, default_value = "all")]
+    pub tail: String,
+    /// Show timestamps
+    #[arg(short, long)]
+    pub timestamps: bool,
+    /// Show logs since timestamp or relative time (e.g. 42m)
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Show logs before a timestamp or relative time (e.g. 42m)
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Container name or ID
+    #[arg(value_name = "CONTAINER")]
+    pub name: String,
+}
+
+/// Arguments of `port`.
+#[derive(Debug, Args)]
+pub struct PortArgs {
+    /// Container name or ID
+    #[arg(value_name = "CONTAINER")]
+    pub name: String,
+    /// Private port, optionally with protocol (80, 53/udp)
+    #[arg(value_name = "PRIVATE_PORT[/PROTO]")]
+    pub port: Option<String>,
+}
+
+/// Arguments of `exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Set environment variables (KEY=VALUE)
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long)]
+    pub workdir: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Detached mode: run command in the background
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Give extended privileges to the command
+    #[arg(long)]
+    pub privileged: bool,
+    /// Container name or ID
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    /// Command and arguments
+    #[arg(
+        value_name = "COMMAND",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub cmd: Vec<String>,
+}
+
+/// Arguments of `container prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+    /// Provide filter values (e.g. "until=<timestamp>")
+    #[arg(long)]
+    pub filter: Vec<String>,
+}
+
+/// Runs a container subcommand; returns the exit code.
+pub async fn run_cmd(client: &Client, cmd: ContainerCmd) -> Result<i32> {
+    match cmd {
+        ContainerCmd::Run(a) => run(client, a).await,
+        ContainerCmd::Create(a) => create(client, a).await,
+        ContainerCmd::Start(a) => start(client, a).await,
+        ContainerCmd::Stop(a) => stop(client, a).await,
+        ContainerCmd::Kill(a) => kill(client, a).await,
+        ContainerCmd::Rm(a) => rm(client, a).await,
+        ContainerCmd::Ls(a) => ps(client, a).await,
+        ContainerCmd::Inspect(a) => {
+            let a = InspectArgs {
+                kind: Some(a.kind.unwrap_or_else(|| "container".into())),
+                ..a
+            };
+            inspect(client, a).await
+        }
+        ContainerCmd::Logs(a) => logs(client, a).await,
+        ContainerCmd::Port(a) => port(client, a).await,
+        ContainerCmd::Exec(a) => exec(client, a).await,
+        ContainerCmd::Prune(a) => prune(client, a).await,
+    }
+}
+
+/// One `--network` value (simple name or `name=…,alias=…,ip=…` form).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct NetAttach {
+    /// Network name.
+    pub name: String,
+    /// Aliases.
+    pub aliases: Vec<String>,
+    /// Static IPv4 address.
+    pub ipv4: Option<String>,
+    /// Static IPv6 address.
+    pub ipv6: Option<String>,
+    /// Driver options.
+    pub driver_opts: Vec<String>,
+    /// MAC address.
+    pub mac: Option<String>,
+}
+
+impl NetAttach {
+    fn has_options(&self) -> bool {
+        !self.aliases.is_empty()
+            || self.ipv4.is_some()
+            || self.ipv6.is_some()
+            || !self.driver_opts.is_empty()
+            || self.mac.is_some()
+    }
+}
+
+/// Parses a `--network` value.
+pub fn parse_network(v: &str) -> Result<NetAttach> {
+    if !v.contains('=') || v.starts_with("container:") {
+        return Ok(NetAttach {
+            name: v.to_string(),
+            ..Default::default()
+        });
+    }
+    let mut n = NetAttach::default();
+    for field in v.split(',') {
+        let Some((k, val)) = field.split_once('=') else {
+            bail!("invalid field '{field}' must be a key=value pair");
+        };
+        match k.trim().to_lowercase().as_str() {
+            "name" => n.name = val.to_string(),
+            "alias" => n.aliases.push(val.to_string()),
+            "ip" => n.ipv4 = Some(val.to_string()),
+            "ip6" => n.ipv6 = Some(val.to_string()),
+            "driver-opt" => n.driver_opts.push(val.to_string()),
+            "mac-address" => n.mac = Some(val.to_string()),
+            other => bail!("invalid field key {other}"),
+        }
+    }
+    if n.name.is_empty() {
+        bail!("network name not specified");
+    }
+    Ok(n)
+}
+
+fn is_user_defined(name: &str) -> bool {
+    !matches!(name, "default" | "bridge" | "host" | "none") && !name.starts_with("container:")
+}
+
+fn endpoint(n: Option<&NetAttach>) -> Value {
+    let (ipam, aliases, mac, opts) = match n {
+        Some(n) => {
+            let ipam = if n.ipv4.is_some() || n.ipv6.is_some() {
+                let mut m = Map::new();
+                if let Some(ip) = &n.ipv4 {
+                    m.insert("IPv4Address".into(), json!(ip));
+                }
+                if let Some(ip) = &n.ipv6 {
+                    m.insert("IPv6Address".into(), json!(ip));
+                }
+                Value::Object(m)
+            } else {
+                Value::Null
+            };
+            let aliases = if n.aliases.is_empty() {
+                Value::Null
+            } else {
+                json!(n.aliases)
+            };
+            let opts = if n.driver_opts.is_empty() {
+                Value::Null
+            } else {
+                Value::Object(kv_map(&n.driver_opts))
+            };
+            (ipam, aliases, n.mac.clone().unwrap_or_default(), opts)
+        }
+        None => (Value::Null, Value::Null, String::new(), Value::Null),
+    };
+    json!({
+        "IPAMConfig": ipam,
+        "Links": null,
+        "Aliases": aliases,
+        "MacAddress": mac,
+        "DriverOpts": opts,
+        "GwPriority": 0,
+        "NetworkID": "",
+        "EndpointID": "",
+        "Gateway": "",
+        "IPAddress": "",
+        "IPPrefixLen": 0,
+        "IPv6Gateway": "",
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "DNSNames": null
+    })
+}
+
+/// `(NetworkMode, EndpointsConfig)` for the create body.
+pub fn networking(a: &RunArgs) -> Result<(String, Value)> {
+    let mut nets: Vec<NetAttach> = a
+        .network
+        .iter()
+        .map(|n| parse_network(n))
+        .collect::<Result<_>>()?;
+    let default_net = nets.is_empty();
+    if default_net {
+        nets.push(NetAttach {
+            name: "default".into(),
+            ..Default::default()
+        });
+    }
+    if nets.len() > 1 && nets.iter().any(|n| !is_user_defined(&n.name)) {
+        bail!(
+            "conflicting options: cannot attach both user-defined and non-user-defined network-modes"
+        );
+    }
+    for (i, n) in nets.iter().enumerate() {
+        if nets[..i].iter().any(|m| m.name == n.name) {
+            bail!("network {:?} is specified multiple times", n.name);
+        }
+    }
+    // Legacy per-endpoint flags go to the first network.
+    if let Some(first) = nets.first_mut() {
+        if a.ip.is_some() {
+            if first.ipv4.is_some() {
+                bail!("conflicting options: cannot specify both --ip and per-network IPv4 address");
+            }
+            first.ipv4 = a.ip.clone();
+        }
+        if a.ip6.is_some() {
+            if first.ipv6.is_some() {
+                bail!(
+                    "conflicting options: cannot specify both --ip6 and per-network IPv6 address"
+                );
+            }
+            first.ipv6 = a.ip6.clone();
+        }
+        if !a.network_alias.is_empty() {
+            if !first.aliases.is_empty() {
+                bail!(
+                    "conflicting options: cannot specify both --network-alias and per-network alias"
+                );
+            }
+            first.aliases = a.network_alias.clone();
+        }
+        if a.mac_address.is_some() && first.mac.is_none() {
+            first.mac = a.mac_address.clone();
+        }
+    }
+    let mode = nets.first().map(|n| n.name.clone()).unwrap_or_default();
+    let mut eps = Map::new();
+    if default_net || nets.len() > 1 || nets.iter().any(NetAttach::has_options) {
+        for n in &nets {
+            eps.insert(n.name.clone(), endpoint(Some(n)));
+        }
+    }
+    Ok((mode, Value::Object(eps)))
+}
+
+fn env_list(env: &[String]) -> Value {
+    if env.is_empty() {
+        return Value::Null;
+    }
+    let list: Vec<String> = env
+        .iter()
+        .map(|e| {
+            if e.contains('=') {
+                e.clone()
+            } else {
+                match std::env::var(e) {
+                    Ok(v) => format!("{e}={v}"),
+                    Err(_) => e.clone(),
+                }
+            }
+        })
+        .collect();
+    json!(list)
+}
+
+fn list_or_null(v: &[String]) -> Value {
+    if v.is_empty() { Value::Null } else { json!(v) }
+}
+
+/// Builds the `POST /containers/create` body like the docker CLI.
+pub fn create_body(a: &RunArgs) -> Result<Value> {
+    let ports = ports::parse(&a.publish, &a.expose)?;
+    for h in &a.add_host {
+        if !h.contains(':') && !h.contains('=') {
+            bail!("bad format for add-host: {h:?}");
+        }
+    }
+    let (mode, eps) = networking(a)?;
+    let exposed: Map<String, Value> = ports
+        .exposed
+        .iter()
+        .map(|p| (p.clone(), json!({})))
+        .collect();
+    let bindings: Map<String, Value> = ports
+        .bindings
+        .iter()
+        .map(|(k, bs)| {
+            let list: Vec<Value> = bs
+                .iter()
+                .map(|b| json!({"HostIp": b.host_ip, "HostPort": b.host_port}))
+                .collect();
+            (k.clone(), Value::Array(list))
+        })
+        .collect();
+    let attach = !a.detach;
+    let host_config = json!({
+        "Binds": null,
+        "ContainerIDFile": "",
+        "LogConfig": {"Type": "", "Config": {}},
+        "NetworkMode": mode,
+        "PortBindings": bindings,
+        "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+        "AutoRemove": a.rm,
+        "VolumeDriver": "",
+        "VolumesFrom": null,
+        "ConsoleSize": [0, 0],
+        "CapAdd": null,
+        "CapDrop": null,
+        "CgroupnsMode": "",
+        "Dns": a.dns,
+        "DnsOptions": a.dns_option,
+        "DnsSearch": a.dns_search,
+        "ExtraHosts": list_or_null(&a.add_host),
+        "GroupAdd": null,
+        "IpcMode": "",
+        "Cgroup": "",
+        "Links": list_or_null(&a.link),
+        "OomScoreAdj": 0,
+        "PidMode": "",
+        "Privileged": false,
+        "PublishAllPorts": a.publish_all,
+        "ReadonlyRootfs": false,
+        "SecurityOpt": null,
+        "UTSMode": "",
+        "UsernsMode": "",
+        "ShmSize": 0
+    });
+    let entrypoint = match &a.entrypoint {
+        Some(e) => json!([e]),
+        None => Value::Null,
+    };
+    Ok(json!({
+        "Hostname": a.hostname.clone().unwrap_or_default(),
+        "Domainname": a.domainname.clone().unwrap_or_default(),
+        "User": a.user.clone().unwrap_or_default(),
+        "AttachStdin": false,
+        "AttachStdout": attach,
+        "AttachStderr": attach,
+        "ExposedPorts": exposed,
+        "Tty": false,
+        "OpenStdin": false,
+        "StdinOnce": false,
+        "Env": env_list(&a.env),
+        "Cmd": list_or_null(&a.cmd),
+        "Image": a.image,
+        "Volumes": {},
+        "WorkingDir": a.workdir.clone().unwrap_or_default(),
+        "Entrypoint": entrypoint,
+        "OnBuild": null,
+        "Labels": kv_map(&a.label),
+        "HostConfig": host_config,
+        "NetworkingConfig": {"EndpointsConfig": eps}
+    }))
+}
+
+async fn create_container(client: &Client, a: &RunArgs) -> Result<String> {
+    let body = create_body(a)?;
+    let mut q = Vec::new();
+    if let Some(n) = &a.name {
+        q.push(("name", n.clone()));
+    }
+    let resp: Value = client
+        .call_json(
+            Method::POST,
+            &format!("/containers/create{}", query(&q)),
+            Some(&body),
+        )
+        .await?;
+    if let Some(Value::Array(w)) = resp.get("Warnings") {
+        for w in w {
+            if let Some(w) = w.as_str().filter(|w| !w.is_empty()) {
+                eprintln!("WARNING: {w}");
+            }
+        }
+    }
+    let id = s(&resp, "Id").to_string();
+    if id.is_empty() {
+        bail!("unexpected response from daemon: missing container Id");
+    }
+    Ok(id)
+}
+
+async fn create(client: &Client, a: RunArgs) -> Result<i32> {
+    let id = create_container(client, &a).await?;
+    outln(&id);
+    Ok(0)
+}
+
+/// `run`: create, start, then (attached) stream logs and wait for the exit status.
+async fn run(client: &Client, a: RunArgs) -> Result<i32> {
+    let id = create_container(client, &a).await?;
+    let path = format!("/containers/{}", seg(&id));
+    if let Err(e) = client
+        .call(Method::POST, &format!("{path}/start"), None)
+        .await
+    {
+        if a.rm {
+            let _ = client
+                .call(Method::DELETE, &format!("{path}?force=1"), None)
+                .await;
+        }
+        return Err(e);
+    }
+    if a.detach {
+        outln(&id);
+        return Ok(0);
+    }
+    // Wait concurrently with log streaming so an auto-removed container
+    // still reports its exit status.
+    let wait_client = client.clone();
+    let wait_path = format!("{path}/wait");
+    let waiter = tokio::spawn(async move {
+        wait_client
+            .call_json::<Value>(Method::POST, &wait_path, None)
+            .await
+    });
+    let logs = client
+        .send(
+            Method::GET,
+            &format!("{path}/logs?follow=1&stdout=1&stderr=1"),
+            None,
+            &[],
+        )
+        .await;
+    // A log-streaming failure must not hide the exit status: report it and
+    // still wait for the container.
+    let streamed = match logs {
+        Ok(resp) => stream::pump_body(resp, false).await,
+        Err(e) if daemon_status(&e) == Some(404) => Ok(()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = streamed {
+        eprintln!("{e:#}");
+    }
+    let waited = waiter.await.map_err(|e| anyhow!("wait task failed: {e}"))?;
+    let status = match waited {
+        Ok(v) => {
+            if let Some(msg) = v
+                .get("Error")
+                .and_then(|e| e.get("Message"))
+                .and_then(Value::as_str)
+                .filter(|m| !m.is_empty())
+            {
+                eprintln!("{msg}");
+            }
+            v.get("StatusCode").and_then(Value::as_i64).unwrap_or(0)
+        }
+        Err(e) if a.rm && daemon_status(&e) == Some(404) => {
+            bail!("container {id} was removed before its exit status could be read")
+        }
+        Err(e) => return Err(e),
+    };
+    if a.rm
+        && let Err(e) = client
+            .call(Method::DELETE, &format!("{path}?force=1"), None)
+            .await
+        && daemon_status(&e) != Some(404)
+    {
+        eprintln!("{e:#}");
+    }
+    Ok(status as i32)
+}
+
+/// Applies `op` to each name: prints the name on success, the error otherwise.
+async fn each_name<F, Fut>(names: &[String], op: F) -> Result<i32>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let mut code = 0;
+    for n in names {
+        match op(n.clone()).await {
+            Ok(()) => outln(n),
+            Err(e) => {
+                if e.downcast_ref::<ConnectError>().is_some() {
+                    return Err(e);
+                }
+                eprintln!("{e:#}");
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
+}
+
+async fn start(client: &Client, a: NamesArgs) -> Result<i32> {
+    each_name(&a.names, |n| async move {
+        client
+            .call(
+                Method::POST,
+                &format!("/containers/{}/start", seg(&n)),
+                None,
+            )
+            .await
+            .map(|_| ())
+    })
+    .await
+}
+
+async fn stop(client: &Client, a: StopArgs) -> Result<i32> {
+    let mut q = Vec::new();
+    if let Some(sig) = &a.signal {
+        q.push(("signal", sig.clone()));
+    }
+    if let Some(t) = a.time {
+        q.push(("t", t.to_string()));
+    }
+    let q = query(&q);
+    each_name(&a.names, |n| {
+        let q = q.clone();
+        async move {
+            client
+                .call(
+                    Method::POST,
+                    &format!("/containers/{}/stop{q}", seg(&n)),
+                    None,
+                )
+                .await
+                .map(|_| ())
+        }
+    })
+    .await
+}
+
+async fn kill(client: &Client, a: KillArgs) -> Result<i32> {
+    let q = match &a.signal {
+        Some(sig) => query(&[("signal", sig.clone())]),
+        None => String::new(),
+    };
+    each_name(&a.names, |n| {
+        let q = q.clone();
+        async move {
+            client
+                .call(
+                    Method::POST,
+                    &format!("/containers/{}/kill{q}", seg(&n)),
+                    None,
+                )
+                .await
+                .map(|_| ())
+        }
+    })
+    .await
+}
+
+async fn rm(client: &Client, a: RmArgs) -> Result<i32> {
+    let mut q = Vec::new();
+    if a.volumes {
+        q.push(("v", "1".to_string()));
+    }
+    if a.force {
+        q.push(("force", "1".to_string()));
+    }
+    let q = query(&q);
+    let mut code = 0;
+    for n in &a.names {
+        match client
+            .call(Method::DELETE, &format!("/containers/{}{q}", seg(n)), None)
+            .await
+        {
+            Ok(_) => outln(n),
+            Err(e) => {
+                if e.downcast_ref::<ConnectError>().is_some() {
+                    return Err(e);
+                }
+                eprintln!("{e:#}");
+                // Like docker: `rm -f` of a missing container is not a failure.
+                if !(a.force && daemon_status(&e) == Some(404)) {
+                    code = 1;
+                }
+            }
+        }
+    }
+    Ok(code)
+}
+
+const PS_TABLE: &str =
+    "{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
+const PS_HEADERS: &[(&str, &str)] = &[
+    ("ID", "CONTAINER ID"),
+    ("Image", "IMAGE"),
+    ("Command", "COMMAND"),
+    ("CreatedAt", "CREATED AT"),
+    ("RunningFor", "CREATED"),
+    ("Ports", "PORTS"),
+    ("State", "STATE"),
+    ("Status", "STATUS"),
+    ("Size", "SIZE"),
+    ("Names", "NAMES"),
+    ("Labels", "LABELS"),
+    ("Mounts", "MOUNTS"),
+    ("Networks", "NETWORKS"),
+    ("LocalVolumes", "LOCAL VOLUMES"),
+];
+
+/// Formats `Ports` of a container list entry like `docker ps`.
+pub fn ports_string(ports: Option<&Value>) -> String {
+    let Some(Value::Array(list)) = ports else {
+        return String::new();
+    };
+    let mut items: Vec<(u64, String, String)> = Vec::new();
+    for p in list {
+        let private = p.get("PrivatePort").and_then(Value::as_u64).unwrap_or(0);
+        let typ = p.get("Type").and_then(Value::as_str).unwrap_or("tcp");
+        let public = p.get("PublicPort").and_then(Value::as_u64).unwrap_or(0);
+        let text = if public != 0 {
+            let ip = s(p, "IP");
+            let host = if ip.contains(':') {
+                format!("[{ip}]")
+            } else {
+                ip.to_string()
+            };
+            format!("{host}:{public}->{private}/{typ}")
+        } else {
+            format!("{private}/{typ}")
+        };
+        if !items.iter().any(|(_, _, t)| *t == text) {
+            items.push((private, typ.to_string(), text));
+        }
+    }
+    items.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+    items
+        .into_iter()
+        .map(|(_, _, t)| t)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Display fields of one container list entry.
+pub fn ps_row(c: &Value, no_trunc: bool) -> Map<String, Value> {
+    let created = c.get("Created").and_then(Value::as_i64).unwrap_or(0);
+    let cmd = s(c, "Command");
+    let cmd = if no_trunc {
+        cmd.to_string()
+    } else {
+        ellipsis(cmd, 20)
+    };
+    let names: Vec<String> = match c.get("Names") {
+        Some(Value::Array(n)) => n
+            .iter()
+            .filter_map(Value::as_str)
+            .map(|n| n.trim_start_matches('/').to_string())
+            .filter(|n| no_trunc || !n.contains('/'))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut networks: Vec<String> = c
+        .get("NetworkSettings")
+        .and_then(|n| n.get("Networks"))
+        .and_then(Value::as_object)
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    networks.sort();
+    let size = c.get("SizeRw").and_then(Value::as_f64).unwrap_or(0.0);
+    let mut m = Map::new();
+    m.insert(
+        "Command".into(),
+        json!(serde_json::to_string(&cmd).unwrap_or_default()),
+    );
+    m.insert("CreatedAt".into(), json!(go_time_unix(created)));
+    m.insert("ID".into(), json!(short_id(s(c, "Id"), no_trunc)));
+    m.insert("Image".into(), json!(s(c, "Image")));
+    m.insert("Labels".into(), json!(labels_string(c.get("Labels"))));
+    m.insert("LocalVolumes".into(), json!("0"));
+    m.insert("Mounts".into(), json!(""));
+    m.insert("Names".into(), json!(names.join(",")));
+    m.insert("Networks".into(), json!(networks.join(",")));
+    m.insert("Ports".into(), json!(ports_string(c.get("Ports"))));
+    m.insert("RunningFor".into(), json!(ago(created)));
+    m.insert("Size".into(), json!(human_size(size)));
+    m.insert("State".into(), json!(s(c, "State")));
+    m.insert("Status".into(), json!(s(c, "Status")));
+    m
+}
+
+async fn ps(client: &Client, a: PsArgs) -> Result<i32> {
+    let mut q = Vec::new();
+    if a.all {
+        q.push(("all", "1".to_string()));
+    }
+    if let Some(p) = filters::query_pair(&a.filter)? {
+        q.push(p);
+    }
+    let format = if a.quiet {
+        ListFormat::parse(Some("{{.ID}}"), PS_TABLE)?
+    } else {
+        ListFormat::parse(a.format.as_deref(), PS_TABLE)?
+    };
+    let list: Vec<Value> = client
+        .get_json(&format!("/containers/json{}", query(&q)))
+        .await?;
+    let rows: Vec<Map<String, Value>> = list.iter().map(|c| ps_row(c, a.no_trunc)).collect();
+    print_list(&format, &rows, PS_HEADERS)?;
+    Ok(0)
+}
+
+/// `inspect`: containers, then images, then networks (unless `--type`).
+pub async fn inspect(client: &Client, a: InspectArgs) -> Result<i32> {
+    let kinds: Vec<&str> = match a.kind.as_deref() {
+        None | Some("") => vec!["container", "image", "network"],
+        Some(k @ ("container" | "image" | "network")) => vec![k],
+        Some(other) => bail!("\"{other}\" is not a valid value for --type"),
+    };
+    let mut items = Vec::new();
+    let mut errors: Vec<String> = Vec::new();
+    for name in &a.names {
+        let mut found = None;
+        let mut last_err: Option<anyhow::Error> = None;
+        for k in &kinds {
+            let path = match *k {
+                "container" => format!("/containers/{}/json", seg(name)),
+                "image" => format!("/images/{}/json", seg(name)),
+                _ => format!("/networks/{}", seg(name)),
+            };
+            match client.get_json::<Value>(&path).await {
+                Ok(v) => {
+                    found = Some(v);
+                    break;
+                }
+                Err(e) if e.downcast_ref::<ConnectError>().is_some() => return Err(e),
+                Err(e) if daemon_status(&e) == Some(404) => last_err = Some(e),
+                Err(e) => {
+                    last_err = Some(e);
+                    break;
+                }
+            }
+        }
+        match (found, last_err) {
+            (Some(v), _) => items.push(v),
+            (None, Some(e)) if kinds.len() == 1 || daemon_status(&e) != Some(404) => {
+                errors.push(format!("{e:#}"))
+            }
+            (None, _) => errors.push(format!("Error: No such object: {name}")),
+        }
+    }
+    if !items.is_empty() || a.format.is_none() {
+        print_inspect(&items, a.format.as_deref())?;
+    }
+    for e in &errors {
+        eprintln!("{e}");
+    }
+    Ok(if errors.is_empty() { 0 } else { 1 })
+}
+
+async fn logs(client: &Client, a: LogsArgs) -> Result<i32> {
+    let info: Value = client
+        .get_json(&format!("/containers/{}/json", seg(&a.name)))
+        .await?;
+    let tty = info
+        .get("Config")
+        .and_then(|c| c.get("Tty"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let mut q = vec![("stdout", "1".to_string()), ("stderr", "1".to_string())];
+    if a.follow {
+        q.push(("follow", "1".into()));
+    }
+    if a.timestamps {
+        q.push(("timestamps", "1".into()));
+    }
+    if let Some(v) = &a.since {
+        q.push(("since", v.clone()));
+    }
+    if let Some(v) = &a.until {
+        q.push(("until", v.clone()));
+    }
+    q.push(("tail", a.tail.clone()));
+    let resp = client
+        .send(
+            Method::GET,
+            &format!("/containers/{}/logs{}", seg(&a.name), query(&q)),
+            None,
+            &[],
+        )
+        .await?;
+    stream::pump_body(resp, tty).await?;
+    Ok(0)
+}
+
+fn join_host_port(ip: &str, port: &str) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    }
+}
+
+/// Lines printed by `port` for an inspect document.
+pub fn port_lines(info: &Value, name: &str, port: Option<&str>) -> Result<Vec<String>> {
+    let ports = info
+        .get("NetworkSettings")
+        .and_then(|n| n.get("Ports"))
+        .and_then(Value::as_object);
+    let binds = |v: &Value| -> Vec<String> {
+        match v {
+            Value::Array(a) => a
+                .iter()
+                .map(|b| join_host_port(s(b, "HostIp"), s(b, "HostPort")))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let mut out = Vec::new();
+    match port {
+        Some(p) => {
+            let (num, proto) = p.split_once('/').unwrap_or((p, ""));
+            let proto = if proto.is_empty() { "tcp" } else { proto };
+            if num.parse::<u16>().is_err() {
+                bail!("Error: invalid port ({num})");
+            }
+            let key = format!("{num}/{proto}");
+            let found = ports
+                .and_then(|m| m.get(&key))
+                .map(binds)
+                .unwrap_or_default();
+            if found.is_empty() {
+                bail!("Error: No public port '{p}' published for {name}");
+            }
+            out = found;
+        }
+        None => {
+            if let Some(m) = ports {
+                for (k, v) in m {
+                    for b in binds(v) {
+                        out.push(format!("{k} -> {b}"));
+                    }
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| natural_cmp(a, b));
+    Ok(out)
+}
+
+async fn port(client: &Client, a: PortArgs) -> Result<i32> {
+    let info: Value = client
+        .get_json(&format!("/containers/{}/json", seg(&a.name)))
+        .await?;
+    for l in port_lines(&info, &a.name, a.port.as_deref())? {
+        outln(&l);
+    }
+    Ok(0)
+}
+
+/// Builds the `POST /containers/{id}/exec` body like the docker CLI.
+pub fn exec_body(a: &ExecArgs) -> Value {
+    json!({
+        "User": a.user.clone().unwrap_or_default(),
+        "Privileged": a.privileged,
+        "Tty": false,
+        "AttachStdin": false,
+        "AttachStderr": !a.detach,
+        "AttachStdout": !a.detach,
+        "Detach": a.detach,
+        "DetachKeys": "",
+        "Env": env_list(&a.env),
+        "WorkingDir": a.workdir.clone().unwrap_or_default(),
+        "Cmd": a.cmd
+    })
+}
+
+async fn exec(client: &Client, a: ExecArgs) -> Result<i32> {
+    let body = exec_body(&a);
+    let created: Value = client
+        .call_json(
+            Method::POST,
+            &format!("/containers/{}/exec", seg(&a.container)),
+            Some(&body),
+        )
+        .await?;
+    let id = s(&created, "Id").to_string();
+    if id.is_empty() {
+        bail!("unexpected response from daemon: missing exec Id");
+    }
+    let start_path = format!("/exec/{}/start", seg(&id));
+    if a.detach {
+        let b = json!({"Detach": true, "Tty": false});
+        client.call(Method::POST, &start_path, Some(&b)).await?;
+        return Ok(0);
+    }
+    let mut b = serde_json::to_vec(&json!({"Detach": false, "Tty": false}))?;
+    b.push(b'\n');
+    let resp = client
+        .send(
+            Method::POST,
+            &start_path,
+            Some((bytes::Bytes::from(b), "application/json")),
+            &[("Connection", "Upgrade"), ("Upgrade", "tcp")],
+        )
+        .await?;
+    stream::pump_hijacked(resp, false).await?;
+    // The process may still be finishing when the stream closes.
+    for _ in 0..40 {
+        let info: Value = client.get_json(&format!("/exec/{}/json", seg(&id))).await?;
+        let running = info
+            .get("Running")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        if !running {
+            return Ok(info.get("ExitCode").and_then(Value::as_i64).unwrap_or(0) as i32);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("exec {id} is still running")
+}
+
+async fn prune(client: &Client, a: PruneArgs) -> Result<i32> {
+    let mut q = Vec::new();
+    if let Some(p) = filters::query_pair(&a.filter)? {
+        q.push(p);
+    }
+    if !a.force
+        && !confirm(
+            "WARNING! This will remove all stopped containers.\nAre you sure you want to continue?",
+        )
+    {
+        return Ok(0);
+    }
+    let resp: Value = client
+        .call_json(
+            Method::POST,
+            &format!("/containers/prune{}", query(&q)),
+            None,
+        )
+        .await?;
+    if let Some(Value::Array(ids)) = resp.get("ContainersDeleted")
+        && !ids.is_empty()
+    {
+        outln("Deleted Containers:");
+        for i in ids {
+            outln(i.as_str().unwrap_or_default());
+        }
+        outln("");
+    }
+    let space = resp
+        .get("SpaceReclaimed")
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0);
+    outln(&format!("Total reclaimed space: {}", human_size(space)));
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    #[command(disable_help_flag = true)]
+    struct R {
+        #[command(flatten)]
+        a: RunArgs,
+    }
+
+    fn parse(args: &[&str]) -> RunArgs {
+        let mut v = vec!["run"];
+        v.extend_from_slice(args);
+        match R::try_parse_from(v) {
+            Ok(r) => r.a,
+            Err(e) => panic!("parse failed: {e}"),
+        }
+    }
+
+    #[test]
+    fn trailing_command_is_not_parsed_as_flags() {
+        let a = parse(&[
+            "--name", "c1", "-h", "h2", "alpine", "sh", "-c", "echo hi", "--rm",
+        ]);
+        assert_eq!(a.name.as_deref(), Some("c1"));
+        assert_eq!(a.hostname.as_deref(), Some("h2"));
+        assert_eq!(a.image, "alpine");
+        assert_eq!(a.cmd, vec!["sh", "-c", "echo hi", "--rm"]);
+        assert!(!a.rm);
+    }
+
+    #[test]
+    fn create_body_ports_and_network() {
+        let a = parse(&[
+            "-d",
+            "--network",
+            "localnet",
+            "-p",
+            "127.0.0.1:8081:81/udp",
+            "-p",
+            "9000-9001:90-91",
+            "-P",
+            "--expose",
+            "7000",
+            "--dns",
+            "1.1.1.1",
+            "alpine",
+            "sleep",
+            "1d",
+        ]);
+        let b = create_body(&a).expect("valid");
+        assert_eq!(
+            b["ExposedPorts"].to_string(),
+            r#"{"7000/tcp":{},"81/udp":{},"90/tcp":{},"91/tcp":{}}"#
+        );
+        assert_eq!(
+            b["HostConfig"]["PortBindings"].to_string(),
+            r#"{"81/udp":[{"HostIp":"127.0.0.1","HostPort":"8081"}],"90/tcp":[{"HostIp":"","HostPort":"9000"}],"91/tcp":[{"HostIp":"","HostPort":"9001"}]}"#
+        );
+        assert_eq!(b["HostConfig"]["PublishAllPorts"], json!(true));
+        assert_eq!(b["HostConfig"]["NetworkMode"], json!("localnet"));
+        assert_eq!(b["HostConfig"]["Dns"], json!(["1.1.1.1"]));
+        assert_eq!(
+            b["HostConfig"]["LogConfig"].to_string(),
+            r#"{"Type":"","Config":{}}"#
+        );
+        assert_eq!(b["NetworkingConfig"]["EndpointsConfig"], json!({}));
+        assert_eq!(b["Cmd"], json!(["sleep", "1d"]));
+        assert_eq!(b["Env"], Value::Null);
+        assert_eq!(b["AttachStdout"], json!(false));
+    }
+
+    #[test]
+    fn create_body_endpoint_settings() {
+        let a = parse(&[
+            "--network",
+            "localnet",
+            "--ip",
+            "172.18.0.9",
+            "--network-alias",
+            "web",
+            "--network",
+            "othernet",
+            "-e",
+            "A=1",
+            "--add-host",
+            "db:10.0.0.2",
+            "--entrypoint",
+            "/bin/sh",
+            "-w",
+            "/tmp",
+            "--rm",
+            "alpine",
+        ]);
+        let b = create_body(&a).expect("valid");
+        let eps = &b["NetworkingConfig"]["EndpointsConfig"];
+        assert_eq!(
+            eps["localnet"]["IPAMConfig"],
+            json!({"IPv4Address": "172.18.0.9"})
+        );
+        assert_eq!(eps["localnet"]["Aliases"], json!(["web"]));
+        assert_eq!(eps["othernet"]["IPAMConfig"], Value::Null);
+        assert_eq!(b["Env"], json!(["A=1"]));
+        assert_eq!(b["Entrypoint"], json!(["/bin/sh"]));
+        assert_eq!(b["WorkingDir"], json!("/tmp"));
+        assert_eq!(b["HostConfig"]["ExtraHosts"], json!(["db:10.0.0.2"]));
+        assert_eq!(b["HostConfig"]["AutoRemove"], json!(true));
+        assert_eq!(b["Cmd"], Value::Null);
+        assert_eq!(b["AttachStdout"], json!(true));
+    }
+
+    #[test]
+    fn default_network_and_conflicts() {
+        let b = create_body(&parse(&["alpine"])).expect("valid");
+        assert_eq!(b["HostConfig"]["NetworkMode"], json!("default"));
+        assert!(b["NetworkingConfig"]["EndpointsConfig"]["default"].is_object());
+        let e = create_body(&parse(&[
+            "--network",
+            "host",
+            "--network",
+            "mynet",
+            "alpine",
+        ]))
+        .expect_err("conflict");
+        assert!(e.to_string().contains("conflicting options"));
+        let e = create_body(&parse(&["-p", "x", "alpine"])).expect_err("bad port");
+        assert_eq!(e.to_string(), "invalid containerPort: x");
+        let n = parse_network("name=localnet,alias=a1,ip=172.18.0.10").expect("ok");
+        assert_eq!(n.name, "localnet");
+        assert_eq!(n.aliases, vec!["a1"]);
+        assert_eq!(n.ipv4.as_deref(), Some("172.18.0.10"));
+        assert!(parse_network("alias=x").is_err());
+    }
+
+    #[test]
+    fn ps_formatting() {
+        let c = json!({"Id":"aee13158cff6aabbccdd","Names":["/c1"],"Image":"alpine","Command":"sleep 1d",
+            "Created":0,"State":"running","Status":"Up 1 second",
+            "Ports":[{"IP":"0.0.0.0","PrivatePort":80,"PublicPort":8080,"Type":"tcp"},{"PrivatePort":53,"Type":"udp"},
+                     {"IP":"::","PrivatePort":80,"PublicPort":8080,"Type":"tcp"}],
+            "NetworkSettings":{"Networks":{"net2":{},"bridge":{}}}});
+        let r = ps_row(&c, false);
+        assert_eq!(r["ID"], json!("aee13158cff6"));
+        assert_eq!(r["Command"], json!("\"sleep 1d\""));
+        assert_eq!(r["Names"], json!("c1"));
+        assert_eq!(r["Networks"], json!("bridge,net2"));
+        assert_eq!(
+            r["Ports"],
+            json!("53/udp, 0.0.0.0:8080->80/tcp, [::]:8080->80/tcp")
+        );
+    }
+
+    #[test]
+    fn port_output() {
+        let info = json!({"NetworkSettings":{"Ports":{"80/tcp":[{"HostIp":"0.0.0.0","HostPort":"5000"},{"HostIp":"::","HostPort":"5000"}],"53/udp":null}}});
+        assert_eq!(
+            port_lines(&info, "c1", None).expect("ok"),
+            vec!["80/tcp -> 0.0.0.0:5000", "80/tcp -> [::]:5000"]
+        );
+        assert_eq!(
+            port_lines(&info, "c1", Some("80")).expect("ok"),
+            vec!["0.0.0.0:5000", "[::]:5000"]
+        );
+        assert_eq!(
+            port_lines(&info, "c1", Some("53/udp"))
+                .expect_err("none")
+                .to_string(),
+            "Error: No public port '53/udp' published for c1"
+        );
+    }
+}

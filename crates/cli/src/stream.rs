@@ -1,0 +1,254 @@
+//! Docker's multiplexed stdout/stderr stream.
+//!
+//! Frames are `[stream: u8][0, 0, 0][len: u32 BE][payload]`, stream 1 =
+//! stdout, 2 = stderr (0 = stdin, written to stdout; 3 = daemon error).
+//! If the first bytes do not look like a frame header the stream is
+//! treated as raw (TTY) output and copied to stdout unchanged.
+
+use std::io::Write;
+
+use anyhow::{Result, anyhow};
+use hyper::StatusCode;
+use hyper_util::rt::TokioIo;
+use tokio::io::AsyncReadExt;
+
+use crate::client::Resp;
+
+/// Where a chunk of output goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+    /// Daemon-side error (stream id 3).
+    SysErr,
+}
+
+/// Incremental demultiplexer.
+#[derive(Debug, Default)]
+pub struct Demuxer {
+    buf: Vec<u8>,
+    /// `Some(true)` once the stream was detected as raw (not multiplexed).
+    raw: Option<bool>,
+}
+
+impl Demuxer {
+    /// A demuxer; `tty = true` forces raw mode.
+    pub fn new(tty: bool) -> Self {
+        Self {
+            buf: Vec::new(),
+            raw: if tty { Some(true) } else { None },
+        }
+    }
+
+    /// Feeds bytes, returning every complete frame.
+    pub fn push(&mut self, data: &[u8]) -> Vec<(Kind, Vec<u8>)> {
+        let mut out = Vec::new();
+        if self.raw == Some(true) {
+            if !data.is_empty() {
+                out.push((Kind::Stdout, data.to_vec()));
+            }
+            return out;
+        }
+        self.buf.extend_from_slice(data);
+        if self.raw.is_none() && !self.buf.is_empty() {
+            let looks_muxed = self.buf[0] <= 3 && self.buf.iter().skip(1).take(3).all(|b| *b == 0);
+            if !looks_muxed {
+                self.raw = Some(true);
+                out.push((Kind::Stdout, std::mem::take(&mut self.buf)));
+                return out;
+            }
+            if self.buf.len() >= 4 {
+                self.raw = Some(false);
+            }
+        }
+        let mut pos = 0;
+        while self.buf.len() - pos >= 8 {
+            let h = &self.buf[pos..pos + 8];
+            let len = u32::from_be_bytes([h[4], h[5], h[6], h[7]]) as usize;
+            if self.buf.len() - pos - 8 < len {
+                break;
+            }
+            let kind = match h[0] {
+                2 => Kind::Stderr,
+                3 => Kind::SysErr,
+                _ => Kind::Stdout,
+            };
+            out.push((kind, self.buf[pos + 8..pos + 8 + len].to_vec()));
+            pos += 8 + len;
+        }
+        self.buf.drain(..pos);
+        out
+    }
+
+    /// Bytes of an incomplete frame left at the end of the stream.
+    #[cfg(test)]
+    pub fn leftover(&self) -> usize {
+        self.buf.len()
+    }
+}
+
+/// Writes demuxed frames to stdout/stderr; a stream-3 frame becomes an error.
+fn emit(frames: Vec<(Kind, Vec<u8>)>) -> Result<()> {
+    for (kind, data) in frames {
+        match kind {
+            Kind::Stdout => {
+                let mut o = std::io::stdout().lock();
+                let _ = o.write_all(&data);
+                let _ = o.flush();
+            }
+            Kind::Stderr => {
+                let mut e = std::io::stderr().lock();
+                let _ = e.write_all(&data);
+                let _ = e.flush();
+            }
+            Kind::SysErr => {
+                return Err(anyhow!("{}", String::from_utf8_lossy(&data).trim_end()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Copies a multiplexed HTTP body to stdout/stderr until it ends.
+pub async fn pump_body(mut resp: Resp, tty: bool) -> Result<()> {
+    let mut demux = Demuxer::new(tty);
+    while let Some(chunk) = resp.next_chunk().await? {
+        emit(demux.push(&chunk))?;
+    }
+    Ok(())
+}
+
+/// Copies the output of a hijacked (101) or plain (200) exec/attach answer.
+pub async fn pump_hijacked(resp: Resp, tty: bool) -> Result<()> {
+    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        return pump_body(resp, tty).await;
+    }
+    let (inner, sender) = resp.into_parts();
+    let upgraded = hyper::upgrade::on(inner)
+        .await
+        .map_err(|e| anyhow!("error upgrading connection: {e}"))?;
+    let mut io = TokioIo::new(upgraded);
+    let mut demux = Demuxer::new(tty);
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = match io.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => return Err(anyhow!("error reading output stream: {e}")),
+        };
+        emit(demux.push(&buf[..n]))?;
+    }
+    drop(sender);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
+        let mut v = vec![kind, 0, 0, 0];
+        v.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        v.extend_from_slice(payload);
+        v
+    }
+
+    #[test]
+    fn whole_frames() {
+        let mut d = Demuxer::new(false);
+        let mut data = frame(1, b"hello\n");
+        data.extend(frame(2, b"oops\n"));
+        data.extend(frame(1, b""));
+        let out = d.push(&data);
+        assert_eq!(
+            out,
+            vec![
+                (Kind::Stdout, b"hello\n".to_vec()),
+                (Kind::Stderr, b"oops\n".to_vec()),
+                (Kind::Stdout, Vec::new()),
+            ]
+        );
+        assert_eq!(d.leftover(), 0);
+    }
+
+    #[test]
+    fn split_across_chunks_byte_by_byte() {
+        let mut d = Demuxer::new(false);
+        let mut data = frame(1, b"abc");
+        data.extend(frame(2, b"defgh"));
+        let mut out = Vec::new();
+        for b in &data {
+            out.extend(d.push(std::slice::from_ref(b)));
+        }
+        assert_eq!(
+            out,
+            vec![
+                (Kind::Stdout, b"abc".to_vec()),
+                (Kind::Stderr, b"defgh".to_vec())
+            ]
+        );
+    }
+
+    #[test]
+    fn partial_frame_is_kept() {
+        let mut d = Demuxer::new(false);
+        let data = frame(1, b"abcdef");
+        assert!(d.push(&data[..10]).is_empty());
+        assert_eq!(d.leftover(), 10);
+        assert_eq!(
+            d.push(&data[10..]),
+            vec![(Kind::Stdout, b"abcdef".to_vec())]
+        );
+    }
+
+    #[test]
+    fn stdin_and_syserr_streams() {
+        let mut d = Demuxer::new(false);
+        let mut data = frame(0, b"in");
+        data.extend(frame(3, b"daemon failed"));
+        assert_eq!(
+            d.push(&data),
+            vec![
+                (Kind::Stdout, b"in".to_vec()),
+                (Kind::SysErr, b"daemon failed".to_vec())
+            ]
+        );
+        assert!(emit(vec![(Kind::SysErr, b"daemon failed\n".to_vec())]).is_err());
+    }
+
+    #[test]
+    fn raw_stream_detected() {
+        let mut d = Demuxer::new(false);
+        assert_eq!(
+            d.push(b"hi there"),
+            vec![(Kind::Stdout, b"hi there".to_vec())]
+        );
+        assert_eq!(
+            d.push(b"\x01more"),
+            vec![(Kind::Stdout, b"\x01more".to_vec())]
+        );
+    }
+
+    #[test]
+    fn tty_forces_raw() {
+        let mut d = Demuxer::new(true);
+        let data = frame(1, b"x");
+        assert_eq!(d.push(&data), vec![(Kind::Stdout, data.clone())]);
+    }
+
+    #[test]
+    fn large_frame() {
+        let payload = vec![b'z'; 100_000];
+        let mut d = Demuxer::new(false);
+        let data = frame(2, &payload);
+        let mut out = Vec::new();
+        for c in data.chunks(4096) {
+            out.extend(d.push(c));
+        }
+        assert_eq!(out, vec![(Kind::Stderr, payload)]);
+    }
+}

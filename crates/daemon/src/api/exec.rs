@@ -1,0 +1,103 @@
+//! `/containers/{id}/exec`, `/exec/{id}/start`, `/exec/{id}/json`.
+
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+
+use super::{ApiResult, Ctl, body, stream};
+use crate::controller::ExecConfig;
+use crate::error::CtlError;
+
+/// `POST /containers/{id}/exec`.
+pub async fn create(State(ctl): State<Ctl>, Path(id): Path<String>, raw: Bytes) -> ApiResult<Response> {
+    let v = body::json(&raw)?;
+    let cfg = ExecConfig {
+        cmd: body::strings(&v, "Cmd")?,
+        env: body::strings(&v, "Env")?,
+        working_dir: body::string(&v, "WorkingDir")?,
+        tty: body::boolean(&v, "Tty")?.unwrap_or(false),
+    };
+    let exec_id = ctl.exec_create(&id, cfg).await?;
+    Ok((StatusCode::CREATED, axum::Json(json!({"Id": exec_id}))).into_response())
+}
+
+async fn pump(mut r: impl tokio::io::AsyncRead + Unpin, id: u8, tx: mpsc::Sender<Bytes>) {
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        match r.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if tx.send(stream::frame(id, &buf[..n])).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// `POST /exec/{id}/start`: runs the process and streams its output (hijacked when the
+/// client asks for it); the exit code is recorded before the stream ends.
+pub async fn start(State(ctl): State<Ctl>, Path(id): Path<String>, req: Request) -> ApiResult<Response> {
+    let (parts, b) = req.into_parts();
+    let raw = b
+        .collect()
+        .await
+        .map_err(|e| CtlError::invalid(format!("reading the request body: {e}")))?
+        .to_bytes();
+    let v = body::json(&raw)?;
+    if body::boolean(&v, "Tty")?.unwrap_or(false) {
+        return Err(CtlError::invalid("exec with a TTY (-t) is not supported yet: run without -t").into());
+    }
+    let detach = body::boolean(&v, "Detach")?.unwrap_or(false);
+    let mut child = ctl.exec_start(&id).await?;
+    let (tx, rx) = mpsc::channel(256);
+    let out = child.stdout.take();
+    let err = child.stderr.take();
+    let ctl2 = ctl.clone();
+    let id2 = id.clone();
+    tokio::spawn(async move {
+        let a = out.map(|o| tokio::spawn(pump(o, stream::STDOUT, tx.clone())));
+        let b = err.map(|e| tokio::spawn(pump(e, stream::STDERR, tx.clone())));
+        if let Some(a) = a {
+            let _ = a.await;
+        }
+        if let Some(b) = b {
+            let _ = b.await;
+        }
+        let code = match child.wait().await {
+            Ok(s) => s.code().unwrap_or(-1),
+            Err(_) => -1,
+        };
+        ctl2.exec_finished(&id2, code).await;
+        drop(tx);
+    });
+    if detach {
+        return Ok(StatusCode::OK.into_response());
+    }
+    let req = Request::from_parts(parts, axum::body::Body::empty());
+    Ok(stream::respond(req, rx))
+}
+
+/// `GET /exec/{id}/json`.
+pub async fn inspect(State(ctl): State<Ctl>, Path(id): Path<String>) -> ApiResult<Response> {
+    let i = ctl.exec_inspect(&id).await?;
+    Ok(axum::Json(json!({
+        "ID": i.id,
+        "Running": i.running,
+        "ExitCode": i.exit_code.map(Value::from).unwrap_or(Value::Null),
+        "ProcessConfig": { "tty": false, "entrypoint": i.cmd.first(), "arguments": i.cmd.iter().skip(1).collect::<Vec<_>>(), "privileged": false },
+        "OpenStdin": false,
+        "OpenStderr": true,
+        "OpenStdout": true,
+        "CanRemove": false,
+        "ContainerID": i.container_id,
+        "DetachKeys": "",
+        "Pid": i.pid,
+    }))
+    .into_response())
+}

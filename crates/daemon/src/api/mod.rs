@@ -1,0 +1,161 @@
+//! The Docker Engine API subset netloom serves (version 1.47 shape) on its Unix
+//! socket. This layer only translates: HTTP in, typed controller requests out, and
+//! Docker's JSON back. Errors map to status codes in one place (`ApiError`).
+
+mod body;
+mod containers;
+mod exec;
+mod images;
+mod networks;
+mod stream;
+mod system;
+mod view;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use netloom_model::ErrorKind;
+
+use crate::controller::Controller;
+use crate::error::CtlError;
+
+/// Highest API version served.
+pub const API_VERSION: &str = "1.47";
+/// Lowest API version accepted.
+pub const MIN_API_VERSION: &str = "1.24";
+
+/// An error answered as `{"message": ...}` with Docker's status code.
+#[derive(Debug)]
+pub struct ApiError(pub CtlError);
+
+impl From<CtlError> for ApiError {
+    fn from(e: CtlError) -> Self {
+        ApiError(e)
+    }
+}
+
+/// The status code of an error kind (moby's `httpstatus.FromError`).
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::InvalidParameter => StatusCode::BAD_REQUEST,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::NotImplemented => StatusCode::NOT_IMPLEMENTED,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = status_of(self.0.kind);
+        if status.is_server_error() {
+            tracing::warn!(status = status.as_u16(), error = %self.0.message, "request failed");
+        } else {
+            tracing::debug!(status = status.as_u16(), error = %self.0.message, "request refused");
+        }
+        (status, axum::Json(serde_json::json!({ "message": self.0.message }))).into_response()
+    }
+}
+
+/// Handler result.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Shared handler state.
+pub type Ctl = Arc<Controller>;
+
+fn parse_version(v: &str) -> Option<(u32, u32)> {
+    let (a, b) = v.split_once('.')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+/// Strips `/vX.Y` and checks the version; adds Docker's headers to every response.
+async fn version_layer(mut req: Request, next: axum::middleware::Next) -> Response {
+    let path = req.uri().path().to_string();
+    let mut resp = 'r: {
+        if let Some(rest) = path.strip_prefix("/v") {
+            let (ver, tail) = match rest.find('/') {
+                Some(i) => (&rest[..i], &rest[i..]),
+                None => (rest, "/"),
+            };
+            if let Some(v) = parse_version(ver) {
+                let (min, max) = (parse_version(MIN_API_VERSION), parse_version(API_VERSION));
+                if Some(v) < min {
+                    break 'r ApiError(CtlError::invalid(format!(
+                        "client version {ver} is too old. Minimum supported API version is {MIN_API_VERSION}, please upgrade your client to a newer version"
+                    )))
+                    .into_response();
+                }
+                if Some(v) > max {
+                    break 'r ApiError(CtlError::invalid(format!(
+                        "client version {ver} is too new. Maximum supported API version is {API_VERSION}"
+                    )))
+                    .into_response();
+                }
+                let q = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+                if let Ok(uri) = format!("{tail}{q}").parse() {
+                    *req.uri_mut() = uri;
+                }
+            }
+        }
+        next.run(req).await
+    };
+    let h = resp.headers_mut();
+    h.insert("Api-Version", HeaderValue::from_static(API_VERSION));
+    h.insert("Ostype", HeaderValue::from_static("linux"));
+    h.insert(
+        "Server",
+        HeaderValue::from_static(concat!("netloom/", env!("CARGO_PKG_VERSION"), " (linux)")),
+    );
+    resp
+}
+
+async fn not_implemented(req: Request) -> ApiError {
+    ApiError(CtlError::not_implemented(format!(
+        "netloom does not implement {} {}",
+        req.method(),
+        req.uri().path()
+    )))
+}
+
+/// Builds the router.
+pub fn router(ctl: Ctl) -> Router {
+    Router::new()
+        .route("/_ping", get(system::ping).head(system::ping_head))
+        .route("/version", get(system::version))
+        .route("/info", get(system::info))
+        .route("/events", get(system::events))
+        .route("/networks", get(networks::list))
+        .route("/networks/create", post(networks::create))
+        .route("/networks/prune", post(networks::prune))
+        .route("/networks/{id}", get(networks::inspect).delete(networks::remove))
+        .route("/networks/{id}/connect", post(networks::connect))
+        .route("/networks/{id}/disconnect", post(networks::disconnect))
+        .route("/containers/json", get(containers::list))
+        .route("/containers/create", post(containers::create))
+        .route("/containers/prune", post(containers::prune))
+        .route("/containers/{id}/json", get(containers::inspect))
+        .route("/containers/{id}/start", post(containers::start))
+        .route("/containers/{id}/stop", post(containers::stop))
+        .route("/containers/{id}/restart", post(containers::restart))
+        .route("/containers/{id}/kill", post(containers::kill))
+        .route("/containers/{id}/wait", post(containers::wait))
+        .route("/containers/{id}/logs", get(containers::logs))
+        .route("/containers/{id}/attach", post(containers::attach))
+        .route("/containers/{id}/exec", post(exec::create))
+        .route("/containers/{id}", delete(containers::remove))
+        .route("/exec/{id}/start", post(exec::start))
+        .route("/exec/{id}/json", get(exec::inspect))
+        .route("/images/json", get(images::list))
+        .route("/images/create", post(images::create))
+        .route("/images/{*name}", get(images::inspect_or_501).delete(images::remove))
+        .fallback(not_implemented)
+        .layer(axum::extract::DefaultBodyLimit::max(16 << 20))
+        .with_state(ctl)
+        .layer(axum::middleware::from_fn(version_layer))
+}

@@ -1,0 +1,393 @@
+//! Docker-shaped JSON for networks, containers and images (key order as dockerd's).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use netloom_model::{ContainerStatus, Endpoint, Image, Network, short_id};
+use serde_json::{Map, Value, json};
+
+use crate::controller::{ContainerView, NetworkView};
+
+/// Docker's Network object.
+pub fn network(v: &NetworkView, with_containers: bool) -> Value {
+    let n = &v.network;
+    let configs: Vec<Value> = n
+        .ipam
+        .configs
+        .iter()
+        .map(|c| {
+            let mut m = Map::new();
+            m.insert("Subnet".into(), json!(c.subnet.to_string()));
+            if let Some(r) = c.ip_range {
+                m.insert("IPRange".into(), json!(r.to_string()));
+            }
+            if let Some(g) = c.gateway {
+                m.insert("Gateway".into(), json!(g.to_string()));
+            }
+            if !c.aux.is_empty() {
+                let aux: BTreeMap<&String, String> = c.aux.iter().map(|(k, a)| (k, a.to_string())).collect();
+                m.insert("AuxiliaryAddresses".into(), json!(aux));
+            }
+            Value::Object(m)
+        })
+        .collect();
+    let mut containers = Map::new();
+    if with_containers {
+        for e in &v.endpoints {
+            containers.insert(
+                e.container_id.clone(),
+                json!({
+                    "Name": e.container_name,
+                    "EndpointID": e.id,
+                    "MacAddress": e.mac,
+                    "IPv4Address": e.ipv4.map(|a| a.to_string()).unwrap_or_default(),
+                    "IPv6Address": e.ipv6.map(|a| a.to_string()).unwrap_or_default(),
+                }),
+            );
+        }
+    }
+    json!({
+        "Name": n.name,
+        "Id": n.id,
+        "Created": n.created,
+        "Scope": n.scope.as_str(),
+        "Driver": n.driver,
+        "EnableIPv4": n.enable_ipv4,
+        "EnableIPv6": n.enable_ipv6,
+        "IPAM": { "Driver": n.ipam.driver, "Options": n.ipam.options, "Config": configs },
+        "Internal": n.internal,
+        "Attachable": n.attachable,
+        "Ingress": n.ingress,
+        "ConfigFrom": { "Network": "" },
+        "ConfigOnly": false,
+        "Containers": containers,
+        "Options": n.options,
+        "Labels": n.labels,
+    })
+}
+
+/// Docker's `units.HumanDuration`.
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s < 1 {
+        return "Less than a second".into();
+    }
+    if s == 1 {
+        return "1 second".into();
+    }
+    if s < 60 {
+        return format!("{s} seconds");
+    }
+    let m = s / 60;
+    if m == 1 {
+        return "About a minute".into();
+    }
+    if m < 60 {
+        return format!("{m} minutes");
+    }
+    let h = m / 60;
+    if h == 1 {
+        return "About an hour".into();
+    }
+    if h < 48 {
+        return format!("{h} hours");
+    }
+    if h < 24 * 7 * 2 {
+        return format!("{} days", h / 24);
+    }
+    if h < 24 * 30 * 2 {
+        return format!("{} weeks", h / 24 / 7);
+    }
+    if h < 24 * 365 * 2 {
+        return format!("{} months", h / 24 / 30);
+    }
+    format!("{} years", h / 24 / 365)
+}
+
+fn since(t: &str) -> Duration {
+    humantime::parse_rfc3339_weak(t)
+        .ok()
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .unwrap_or_default()
+}
+
+/// Unix seconds of an RFC 3339 time.
+pub fn unix(t: &str) -> i64 {
+    crate::controller::created_unix(t)
+}
+
+fn endpoint_settings(net: Option<&Network>, ep: Option<&Endpoint>, aliases: &[String], net_id: &str) -> Value {
+    let ipam = match ep {
+        Some(_) => Value::Null,
+        None => Value::Null,
+    };
+    json!({
+        "IPAMConfig": ipam,
+        "Links": Value::Null,
+        "Aliases": if aliases.is_empty() { Value::Null } else { json!(aliases) },
+        "MacAddress": ep.map(|e| e.mac.clone()).unwrap_or_default(),
+        "DriverOpts": Value::Null,
+        "GwPriority": 0,
+        "NetworkID": net.map(|n| n.id.clone()).unwrap_or_else(|| net_id.to_string()),
+        "EndpointID": ep.map(|e| e.id.clone()).unwrap_or_default(),
+        "Gateway": ep.and_then(|e| e.gateway4).map(|g| g.to_string()).unwrap_or_default(),
+        "IPAddress": ep.and_then(|e| e.ipv4).map(|a| a.addr().to_string()).unwrap_or_default(),
+        "IPPrefixLen": ep.and_then(|e| e.ipv4).map(|a| a.prefix_len()).unwrap_or(0),
+        "IPv6Gateway": ep.and_then(|e| e.gateway6).map(|g| g.to_string()).unwrap_or_default(),
+        "GlobalIPv6Address": ep.and_then(|e| e.ipv6).map(|a| a.addr().to_string()).unwrap_or_default(),
+        "GlobalIPv6PrefixLen": ep.and_then(|e| e.ipv6).map(|a| a.prefix_len()).unwrap_or(0),
+        "DNSNames": Value::Null,
+    })
+}
+
+fn networks_of(v: &ContainerView) -> Map<String, Value> {
+    let c = &v.container;
+    let mut m = Map::new();
+    for nid in &c.network_order {
+        let net = v.networks.get(nid);
+        let name = net.map(|n| n.name.clone()).unwrap_or_else(|| nid.clone());
+        let ep = v.endpoints.iter().find(|e| &e.network_id == nid);
+        let req = c.networks.get(nid);
+        let mut s = endpoint_settings(net, ep, req.map(|r| r.aliases.as_slice()).unwrap_or(&[]), nid);
+        if let (Some(r), Some(obj)) = (req, s.as_object_mut()) {
+            if r.ipv4.is_some() || r.ipv6.is_some() {
+                let mut ipam = Map::new();
+                if let Some(a) = r.ipv4 {
+                    ipam.insert("IPv4Address".into(), json!(a.to_string()));
+                }
+                if let Some(a) = r.ipv6 {
+                    ipam.insert("IPv6Address".into(), json!(a.to_string()));
+                }
+                obj.insert("IPAMConfig".into(), Value::Object(ipam));
+            }
+            if !r.links.is_empty() {
+                obj.insert("Links".into(), json!(r.links));
+            }
+            if ep.is_some() {
+                let mut names = vec![c.name.clone(), short_id(&c.id).to_string()];
+                names.extend(r.aliases.iter().cloned());
+                if c.hostname != short_id(&c.id) && !names.contains(&c.hostname) {
+                    names.push(c.hostname.clone());
+                }
+                obj.insert("DNSNames".into(), json!(names));
+            }
+        }
+        m.insert(name, s);
+    }
+    m
+}
+
+/// `NetworkSettings.Ports` (published ports are programmed by the firewall).
+pub fn ports_map(v: &ContainerView) -> Value {
+    let mut m = Map::new();
+    for p in &v.container.exposed_ports {
+        let b = v.container.port_bindings.get(p).map(|bs| {
+            bs.iter()
+                .map(|b| json!({"HostIp": if b.host_ip.is_empty() { "0.0.0.0" } else { &b.host_ip }, "HostPort": b.host_port}))
+                .collect::<Vec<_>>()
+        });
+        m.insert(p.clone(), if v.container.is_running() { b.map(Value::from).unwrap_or(Value::Null) } else { Value::Null });
+    }
+    Value::Object(m)
+}
+
+/// `docker ps` status text.
+pub fn status_text(v: &ContainerView) -> String {
+    let s = &v.container.state;
+    match s.status {
+        ContainerStatus::Running => format!("Up {}", human_duration(since(&s.started_at))),
+        ContainerStatus::Exited => format!("Exited ({}) {} ago", s.exit_code, human_duration(since(&s.finished_at))),
+        ContainerStatus::Created => "Created".into(),
+        ContainerStatus::Removing => "Removal In Progress".into(),
+    }
+}
+
+fn command(v: &ContainerView) -> String {
+    v.container.argv().join(" ")
+}
+
+/// An item of `GET /containers/json`.
+pub fn container_summary(v: &ContainerView) -> Value {
+    let c = &v.container;
+    let mut ports = Vec::new();
+    for p in &c.exposed_ports {
+        let (num, proto) = p.split_once('/').unwrap_or((p, "tcp"));
+        let num: u16 = num.parse().unwrap_or(0);
+        match c.port_bindings.get(p) {
+            Some(bs) if c.is_running() => {
+                for b in bs {
+                    ports.push(json!({"IP": if b.host_ip.is_empty() { "0.0.0.0" } else { &b.host_ip }, "PrivatePort": num, "PublicPort": b.host_port.parse::<u16>().unwrap_or(0), "Type": proto}));
+                }
+            }
+            _ => ports.push(json!({"PrivatePort": num, "Type": proto})),
+        }
+    }
+    json!({
+        "Id": c.id,
+        "Names": [format!("/{}", c.name)],
+        "Image": c.image,
+        "ImageID": c.image_id,
+        "Command": command(v),
+        "Created": unix(&c.created),
+        "Ports": ports,
+        "Labels": c.labels,
+        "State": c.state.status.as_str(),
+        "Status": status_text(v),
+        "HostConfig": { "NetworkMode": c.network_mode },
+        "NetworkSettings": { "Networks": networks_of(v) },
+        "Mounts": [],
+    })
+}
+
+/// `GET /containers/{id}/json`.
+pub fn container_inspect(v: &ContainerView) -> Value {
+    let c = &v.container;
+    let s = &c.state;
+    let argv = c.argv();
+    let exposed: Map<String, Value> = c.exposed_ports.iter().map(|p| (p.clone(), json!({}))).collect();
+    let bindings: Map<String, Value> = c
+        .port_bindings
+        .iter()
+        .map(|(k, bs)| (k.clone(), json!(bs.iter().map(|b| json!({"HostIp": b.host_ip, "HostPort": b.host_port})).collect::<Vec<_>>())))
+        .collect();
+    let primary = v.endpoints.iter().find(|e| e.default_route).or_else(|| v.endpoints.first());
+    json!({
+        "Id": c.id,
+        "Created": c.created,
+        "Path": argv.first().cloned().unwrap_or_default(),
+        "Args": argv.iter().skip(1).collect::<Vec<_>>(),
+        "State": {
+            "Status": s.status.as_str(),
+            "Running": c.is_running(),
+            "Paused": false,
+            "Restarting": false,
+            "OOMKilled": false,
+            "Dead": false,
+            "Pid": s.pid,
+            "ExitCode": s.exit_code,
+            "Error": s.error,
+            "StartedAt": if s.started_at.is_empty() { "0001-01-01T00:00:00Z" } else { &s.started_at },
+            "FinishedAt": if s.finished_at.is_empty() { "0001-01-01T00:00:00Z" } else { &s.finished_at },
+        },
+        "Image": c.image_id,
+        "ResolvConfPath": v.resolv_path,
+        "HostnamePath": v.hostname_path,
+        "HostsPath": v.hosts_path,
+        "LogPath": v.log_path,
+        "Name": format!("/{}", c.name),
+        "RestartCount": 0,
+        "Driver": "overlay",
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": Value::Null,
+        "HostConfig": {
+            "NetworkMode": c.network_mode,
+            "PortBindings": bindings,
+            "RestartPolicy": { "Name": "no", "MaximumRetryCount": 0 },
+            "AutoRemove": c.auto_remove,
+            "LogConfig": { "Type": "json-file", "Config": {} },
+            "Dns": c.dns,
+            "DnsOptions": c.dns_options,
+            "DnsSearch": c.dns_search,
+            "ExtraHosts": if c.extra_hosts.is_empty() { Value::Null } else { json!(c.extra_hosts) },
+            "PublishAllPorts": c.publish_all,
+            "Links": Value::Null,
+        },
+        "Config": {
+            "Hostname": c.hostname,
+            "Domainname": c.domainname,
+            "User": "",
+            "AttachStdin": false,
+            "AttachStdout": false,
+            "AttachStderr": false,
+            "ExposedPorts": if exposed.is_empty() { Value::Null } else { Value::Object(exposed) },
+            "Tty": false,
+            "OpenStdin": false,
+            "StdinOnce": false,
+            "Env": c.env,
+            "Cmd": c.cmd,
+            "Image": c.image,
+            "Volumes": Value::Null,
+            "WorkingDir": c.working_dir,
+            "Entrypoint": if c.entrypoint.is_empty() { Value::Null } else { json!(c.entrypoint) },
+            "OnBuild": Value::Null,
+            "Labels": c.labels,
+        },
+        "NetworkSettings": {
+            "Bridge": "",
+            "SandboxID": if c.is_running() { c.id.clone() } else { String::new() },
+            "SandboxKey": v.sandbox_key,
+            "Ports": ports_map(v),
+            "HairpinMode": false,
+            "LinkLocalIPv6Address": "",
+            "LinkLocalIPv6PrefixLen": 0,
+            "SecondaryIPAddresses": Value::Null,
+            "SecondaryIPv6Addresses": Value::Null,
+            "EndpointID": primary.map(|e| e.id.clone()).unwrap_or_default(),
+            "Gateway": primary.and_then(|e| e.gateway4).map(|g| g.to_string()).unwrap_or_default(),
+            "GlobalIPv6Address": primary.and_then(|e| e.ipv6).map(|a| a.addr().to_string()).unwrap_or_default(),
+            "GlobalIPv6PrefixLen": primary.and_then(|e| e.ipv6).map(|a| a.prefix_len()).unwrap_or(0),
+            "IPAddress": primary.and_then(|e| e.ipv4).map(|a| a.addr().to_string()).unwrap_or_default(),
+            "IPPrefixLen": primary.and_then(|e| e.ipv4).map(|a| a.prefix_len()).unwrap_or(0),
+            "IPv6Gateway": primary.and_then(|e| e.gateway6).map(|g| g.to_string()).unwrap_or_default(),
+            "MacAddress": primary.map(|e| e.mac.clone()).unwrap_or_default(),
+            "Networks": networks_of(v),
+        },
+        "Mounts": [],
+    })
+}
+
+/// An image, as `GET /images/json` and inspect show it.
+pub fn image(i: &Image, detail: bool) -> Value {
+    let tags = if i.tags.is_empty() { json!(["<none>:<none>"]) } else { json!(i.tags) };
+    if !detail {
+        return json!({
+            "Id": i.id,
+            "ParentId": "",
+            "RepoTags": tags,
+            "RepoDigests": [],
+            "Created": unix(&i.created),
+            "Size": i.size,
+            "SharedSize": -1,
+            "VirtualSize": i.size,
+            "Labels": {},
+            "Containers": -1,
+        });
+    }
+    let exposed: Map<String, Value> = i.exposed_ports.iter().map(|p| (p.clone(), json!({}))).collect();
+    json!({
+        "Id": i.id,
+        "RepoTags": tags,
+        "RepoDigests": [],
+        "Parent": "",
+        "Comment": "Imported from tarball",
+        "Created": i.created,
+        "DockerVersion": "",
+        "Author": "",
+        "Config": {
+            "Env": i.env,
+            "Cmd": if i.cmd.is_empty() { Value::Null } else { json!(i.cmd) },
+            "ExposedPorts": if exposed.is_empty() { Value::Null } else { Value::Object(exposed) },
+        },
+        "Architecture": std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64"),
+        "Os": "linux",
+        "Size": i.size,
+        "RootFS": { "Type": "layers", "Layers": [i.id] },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(human_duration(Duration::from_millis(200)), "Less than a second");
+        assert_eq!(human_duration(Duration::from_secs(5)), "5 seconds");
+        assert_eq!(human_duration(Duration::from_secs(70)), "About a minute");
+        assert_eq!(human_duration(Duration::from_secs(600)), "10 minutes");
+        assert_eq!(human_duration(Duration::from_secs(3 * 3600)), "3 hours");
+    }
+}

@@ -1,0 +1,204 @@
+//! Daemon configuration: command-line flags merged over `daemon.json`.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// `netloomd`: the netloom daemon (Docker Engine API on a Unix socket).
+#[derive(Debug, Parser)]
+#[command(name = "netloomd", version, about = "netloom daemon: container networking (CNM) with a Docker-compatible API")]
+pub struct Flags {
+    /// Root of persistent state (store, images, container layers).
+    #[arg(long, value_name = "DIR")]
+    pub data_root: Option<PathBuf>,
+    /// Root of runtime state (socket, network namespaces, container state).
+    #[arg(long, value_name = "DIR")]
+    pub exec_root: Option<PathBuf>,
+    /// API socket, `unix:///path.sock` (default `<exec-root>/netloom.sock`).
+    #[arg(short = 'H', long = "host", value_name = "unix:///PATH")]
+    pub host: Option<String>,
+    /// Daemon configuration file (JSON).
+    #[arg(long, value_name = "FILE", default_value = "/etc/netloom/daemon.json")]
+    pub config_file: PathBuf,
+    /// Log level: debug, info, warn, error, fatal.
+    #[arg(short = 'l', long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Debug logging (same as --log-level debug).
+    #[arg(short = 'D', long)]
+    pub debug: bool,
+    /// Group that may use the API socket (default: root only).
+    #[arg(short = 'G', long, value_name = "GROUP")]
+    pub group: Option<String>,
+}
+
+/// Keys accepted in `daemon.json`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileConfig {
+    debug: Option<bool>,
+    log_level: Option<String>,
+    data_root: Option<PathBuf>,
+    exec_root: Option<PathBuf>,
+    hosts: Option<Vec<String>>,
+    bip: Option<String>,
+    default_address_pools: Option<Vec<netloom_ipam::DefaultPoolConfig>>,
+    mtu: Option<u32>,
+    dns: Option<Vec<String>>,
+    dns_search: Option<Vec<String>>,
+    dns_opts: Option<Vec<String>>,
+    group: Option<String>,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Persistent state root.
+    pub data_root: PathBuf,
+    /// Runtime state root.
+    pub exec_root: PathBuf,
+    /// Socket path.
+    pub socket: PathBuf,
+    /// Log level filter (tracing syntax).
+    pub log_level: String,
+    /// Default bridge: gateway address and subnet.
+    pub bip: Option<(IpAddr, IpNet)>,
+    /// Default address pools.
+    pub default_pools: Vec<netloom_ipam::DefaultPool>,
+    /// Default MTU (None: derive from the default-route interface).
+    pub mtu: Option<u32>,
+    /// Default DNS servers for containers.
+    pub dns: Vec<IpAddr>,
+    /// Default DNS search domains.
+    pub dns_search: Vec<String>,
+    /// Default resolver options.
+    pub dns_opts: Vec<String>,
+    /// Socket group.
+    pub group: Option<String>,
+}
+
+fn level(s: &str, key: &str) -> Result<String, String> {
+    match s {
+        "debug" | "info" | "warn" | "error" => Ok(s.to_string()),
+        "fatal" => Ok("error".into()),
+        _ => Err(format!(
+            "invalid {key} {s:?}: use one of debug, info, warn, error, fatal"
+        )),
+    }
+}
+
+impl Config {
+    /// Builds the configuration; every error names the flag or key at fault.
+    pub fn load(flags: &Flags) -> Result<Config, String> {
+        let file = read_file(&flags.config_file)?;
+        let data_root = flags
+            .data_root
+            .clone()
+            .or(file.data_root)
+            .unwrap_or_else(|| PathBuf::from("/var/lib/netloom"));
+        let exec_root = flags
+            .exec_root
+            .clone()
+            .or(file.exec_root)
+            .unwrap_or_else(|| PathBuf::from("/run/netloom"));
+        for (k, p) in [("data-root", &data_root), ("exec-root", &exec_root)] {
+            if !p.is_absolute() {
+                return Err(format!("invalid {k} {:?}: it must be an absolute path", p.display()));
+            }
+        }
+        let host = flags
+            .host
+            .clone()
+            .or_else(|| file.hosts.and_then(|h| h.into_iter().next()));
+        let socket = match host {
+            Some(h) => parse_host(&h)?,
+            None => exec_root.join("netloom.sock"),
+        };
+        let log_level = if flags.debug || file.debug == Some(true) {
+            "debug".to_string()
+        } else if let Some(l) = &flags.log_level {
+            level(l, "--log-level")?
+        } else if let Some(l) = &file.log_level {
+            level(l, "log-level")?
+        } else {
+            "info".to_string()
+        };
+        let bip = match file.bip {
+            Some(b) => Some(parse_bip(&b)?),
+            None => None,
+        };
+        let default_pools = match file.default_address_pools {
+            Some(p) => netloom_ipam::default_pools_from_config(&p)
+                .map_err(|e| format!("invalid default-address-pools: {e}"))?,
+            None => netloom_ipam::docker_default_pools(),
+        };
+        if let Some(m) = file.mtu {
+            if !(68..=65535).contains(&m) {
+                return Err(format!("invalid mtu {m}: it must be between 68 and 65535"));
+            }
+        }
+        let mut dns = Vec::new();
+        for d in file.dns.unwrap_or_default() {
+            dns.push(
+                d.parse::<IpAddr>()
+                    .map_err(|_| format!("invalid dns {d:?}: it must be an IP address"))?,
+            );
+        }
+        Ok(Config {
+            data_root,
+            exec_root,
+            socket,
+            log_level,
+            bip,
+            default_pools,
+            mtu: file.mtu,
+            dns,
+            dns_search: file.dns_search.unwrap_or_default(),
+            dns_opts: file.dns_opts.unwrap_or_default(),
+            group: flags.group.clone().or(file.group),
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, String> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| format!("invalid config file {}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(FileConfig::default()),
+        Err(e) => Err(format!("cannot read config file {}: {e}", path.display())),
+    }
+}
+
+/// Parses `unix:///path.sock` (or a bare absolute path).
+pub fn parse_host(h: &str) -> Result<PathBuf, String> {
+    let p = h.strip_prefix("unix://").unwrap_or(h);
+    if h.starts_with("tcp://") || h.starts_with("fd://") {
+        return Err(format!(
+            "invalid --host {h:?}: netloomd listens only on a Unix socket (unix:///path.sock)"
+        ));
+    }
+    let p = PathBuf::from(p);
+    if !p.is_absolute() {
+        return Err(format!("invalid --host {h:?}: use unix:///absolute/path.sock"));
+    }
+    Ok(p)
+}
+
+fn parse_bip(b: &str) -> Result<(IpAddr, IpNet), String> {
+    let n: IpNet = b
+        .parse()
+        .map_err(|_| format!("invalid bip {b:?}: use an address with prefix, e.g. 172.17.0.1/16"))?;
+    if !n.addr().is_ipv4() {
+        return Err(format!("invalid bip {b:?}: it must be an IPv4 address"));
+    }
+    if n.addr() == n.network() {
+        return Err(format!("invalid bip {b:?}: give the gateway address, e.g. {}/{}", first(n), n.prefix_len()));
+    }
+    Ok((n.addr(), n.trunc()))
+}
+
+fn first(n: IpNet) -> String {
+    n.hosts().next().map(|a| a.to_string()).unwrap_or_default()
+}

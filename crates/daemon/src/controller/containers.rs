@@ -1,0 +1,859 @@
+//! Container lifecycle: create, start, stop, kill, wait, remove, list, inspect,
+//! and the endpoints a running container holds.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use netloom_model::network::mac_from_ipv4;
+use netloom_model::ports::parse_port_key;
+use netloom_model::{
+    Container, ContainerState, ContainerStatus, Endpoint, EndpointRequest, Network, PortBinding,
+    SandboxInfo, is_valid_name, short_id,
+};
+use tokio::sync::broadcast::error::RecvError;
+use tracing::{info, warn};
+
+use super::networks::{check_attach, cursor_key, map_ipam};
+use super::{Controller, State, del, keys, new_id, now, put};
+use crate::error::{CtlError, CtlResult, chain};
+
+/// The networking part of a create request.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkingRequest {
+    /// `HostConfig.NetworkMode`.
+    pub mode: String,
+    /// `NetworkingConfig.EndpointsConfig`: network name or ID → settings.
+    pub endpoints: BTreeMap<String, EndpointRequest>,
+}
+
+/// A container create request (the API's body, typed).
+#[derive(Debug, Clone, Default)]
+pub struct ContainerCreate {
+    /// `?name=`.
+    pub name: Option<String>,
+    /// Image reference.
+    pub image: String,
+    /// Command (None: the image's).
+    pub cmd: Option<Vec<String>>,
+    /// Entrypoint.
+    pub entrypoint: Option<Vec<String>>,
+    /// Environment.
+    pub env: Vec<String>,
+    /// Hostname.
+    pub hostname: String,
+    /// Domain name.
+    pub domainname: String,
+    /// Working directory.
+    pub working_dir: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Exposed ports.
+    pub exposed_ports: Vec<String>,
+    /// Networking.
+    pub networking: NetworkingRequest,
+    /// Published ports.
+    pub port_bindings: BTreeMap<String, Vec<PortBinding>>,
+    /// `-P`.
+    pub publish_all: bool,
+    /// `--rm`.
+    pub auto_remove: bool,
+    /// `--dns`.
+    pub dns: Vec<String>,
+    /// `--dns-search`.
+    pub dns_search: Vec<String>,
+    /// `--dns-opt`.
+    pub dns_options: Vec<String>,
+    /// `--add-host`.
+    pub extra_hosts: Vec<String>,
+    /// `--link`.
+    pub links: Vec<String>,
+    /// `-t`.
+    pub tty: bool,
+}
+
+/// Container list filters.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerFilter {
+    /// Include stopped containers.
+    pub all: bool,
+    /// Names (substring).
+    pub name: Vec<String>,
+    /// ID prefixes.
+    pub id: Vec<String>,
+    /// Networks (name or ID).
+    pub network: Vec<String>,
+    /// Status.
+    pub status: Vec<String>,
+    /// Labels.
+    pub label: Vec<String>,
+}
+
+/// A container with everything inspect needs.
+#[derive(Debug, Clone)]
+pub struct ContainerView {
+    /// The container.
+    pub container: Container,
+    /// Its endpoints (while it runs).
+    pub endpoints: Vec<Endpoint>,
+    /// Networks it is attached to, by ID.
+    pub networks: BTreeMap<String, Network>,
+    /// Sandbox key (netns path) while it runs.
+    pub sandbox_key: String,
+    /// Log file path.
+    pub log_path: PathBuf,
+    /// Generated files.
+    pub hosts_path: PathBuf,
+    /// Generated resolv.conf.
+    pub resolv_path: PathBuf,
+    /// Generated hostname file.
+    pub hostname_path: PathBuf,
+}
+
+/// What `start` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartOutcome {
+    /// The container started.
+    Started,
+    /// It was already running (API: 304).
+    AlreadyRunning,
+}
+
+/// Outcome of a wait.
+#[derive(Debug, Clone)]
+pub struct WaitResult {
+    /// Exit code.
+    pub status_code: i32,
+}
+
+fn parse_extra_host(h: &str) -> CtlResult<()> {
+    let Some((name, ip)) = h.split_once(':') else {
+        return Err(CtlError::invalid(format!("invalid extra host {h:?}: use host:ip")));
+    };
+    let ip = ip.trim_start_matches('[').trim_end_matches(']');
+    if name.is_empty() || (ip != "host-gateway" && ip.parse::<IpAddr>().is_err()) {
+        return Err(CtlError::invalid(format!("invalid IP address in add-host: {h:?}")));
+    }
+    Ok(())
+}
+
+impl Controller {
+    pub(crate) fn sandbox_path(&self, ctr: &Container) -> Option<PathBuf> {
+        (ctr.network_mode != "host").then(|| self.paths.netns.join(short_id(&ctr.id)))
+    }
+
+    pub(crate) fn container_dir(&self, id: &str) -> PathBuf {
+        self.paths.containers.join(id)
+    }
+
+    pub(crate) fn log_path(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join(format!("{id}-json.log"))
+    }
+
+    /// Creates a container (not started).
+    pub async fn create_container(&self, req: ContainerCreate) -> CtlResult<(String, Vec<String>)> {
+        let mut st = self.state.lock().await;
+        if let Some(n) = &req.name {
+            let n = n.strip_prefix('/').unwrap_or(n);
+            if !is_valid_name(n) || n.len() < 2 {
+                return Err(CtlError::invalid(format!(
+                    "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                )));
+            }
+            if let Some(other) = st.containers.values().find(|c| c.name == n) {
+                return Err(CtlError::conflict(format!(
+                    "Conflict. The container name \"/{n}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                    other.id
+                )));
+            }
+        }
+        let image = super::images::find_image(&st, &req.image)?.clone();
+        let id = new_id();
+        let name = match &req.name {
+            Some(n) => n.strip_prefix('/').unwrap_or(n).to_string(),
+            None => generate_name(&st, &id),
+        };
+        // Network mode and endpoints.
+        let mode = match req.networking.mode.as_str() {
+            "" | "default" => "bridge".to_string(),
+            m if m.starts_with("container:") => {
+                return Err(CtlError::invalid(format!(
+                    "network mode {m:?} is not supported by netloom: use a network, host or none"
+                )));
+            }
+            m => m.to_string(),
+        };
+        let primary = st.find_network(&mode)?.clone();
+        let mut networks = BTreeMap::new();
+        let mut order = Vec::new();
+        let mut primary_req = EndpointRequest::default();
+        let mut extra = Vec::new();
+        for (key, r) in &req.networking.endpoints {
+            let n = if key == "default" { st.find_network("bridge")? } else { st.find_network(key)? };
+            if n.id == primary.id {
+                primary_req = r.clone();
+            } else {
+                extra.push((n.clone(), r.clone()));
+            }
+        }
+        primary_req.links.extend(req.links.iter().cloned());
+        let mode_name = match primary.driver.as_str() {
+            "host" => "host".to_string(),
+            "null" => "none".to_string(),
+            _ => primary.name.clone(),
+        };
+        let mut ctr = Container {
+            id: id.clone(),
+            name,
+            image: req.image.clone(),
+            image_id: image.id.clone(),
+            created: now(),
+            hostname: String::new(),
+            domainname: req.domainname.clone(),
+            env: if req.env.is_empty() { image.env.clone() } else { req.env.clone() },
+            cmd: req.cmd.clone().unwrap_or_default(),
+            entrypoint: req.entrypoint.clone().unwrap_or_default(),
+            working_dir: req.working_dir.clone(),
+            labels: req.labels.clone(),
+            exposed_ports: Vec::new(),
+            network_mode: mode_name.clone(),
+            networks: BTreeMap::new(),
+            network_order: Vec::new(),
+            port_bindings: req.port_bindings.clone(),
+            publish_all: req.publish_all,
+            auto_remove: req.auto_remove,
+            dns: req.dns.clone(),
+            dns_search: req.dns_search.clone(),
+            dns_options: req.dns_options.clone(),
+            extra_hosts: req.extra_hosts.clone(),
+            state: ContainerState::default(),
+        };
+        if req.cmd.is_none() && req.entrypoint.is_none() {
+            ctr.cmd = image.cmd.clone();
+        }
+        if ctr.argv().is_empty() {
+            return Err(CtlError::invalid("no command specified: give a command after the image name"));
+        }
+        if req.tty {
+            return Err(CtlError::invalid("TTY containers (-t) are not supported yet: run without -t"));
+        }
+        // Hostname: Docker's rules.
+        ctr.hostname = if !req.hostname.is_empty() {
+            req.hostname.clone()
+        } else if mode_name == "host" {
+            nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_else(|| short_id(&id).to_string())
+        } else {
+            short_id(&id).to_string()
+        };
+        if ctr.hostname.len() > 63 || ctr.hostname.contains(|c: char| c.is_whitespace() || c == '/') {
+            return Err(CtlError::invalid(format!("invalid hostname {:?}", ctr.hostname)));
+        }
+        for h in &req.extra_hosts {
+            parse_extra_host(h)?;
+        }
+        for d in &req.dns {
+            d.parse::<IpAddr>()
+                .map_err(|_| CtlError::invalid(format!("invalid --dns {d:?}: it must be an IP address")))?;
+        }
+        let mut exposed: Vec<String> = image.exposed_ports.clone();
+        for p in req.exposed_ports.iter().chain(req.port_bindings.keys()) {
+            let (port, proto) = parse_port_key(p).map_err(|e| CtlError::invalid(e.to_string()))?;
+            let k = format!("{port}/{}", proto.as_str());
+            if !exposed.contains(&k) {
+                exposed.push(k);
+            }
+        }
+        ctr.exposed_ports = exposed;
+        check_attach(&st, &primary, &ctr, &primary_req).or_else(|e| {
+            // host/none themselves are the primary network: only extra networks are refused.
+            if matches!(primary.driver.as_str(), "host" | "null") && primary_req.ipv4.is_none() && primary_req.ipv6.is_none() && primary_req.aliases.is_empty() {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })?;
+        networks.insert(primary.id.clone(), primary_req);
+        order.push(primary.id.clone());
+        for (n, r) in extra {
+            check_attach(&st, &n, &ctr, &r)?;
+            networks.insert(n.id.clone(), r);
+            order.push(n.id.clone());
+        }
+        ctr.networks = networks;
+        ctr.network_order = order;
+        self.commit(vec![put(format!("{}{}", keys::CONTAINER, id), &ctr)?])?;
+        if let Err(e) = std::fs::create_dir_all(self.container_dir(&id)) {
+            let _ = self.commit(vec![del(format!("{}{}", keys::CONTAINER, id))]);
+            return Err(CtlError::internal(format!("create container directory: {e}")));
+        }
+        info!(container = %ctr.name, id = %short_id(&id), "container created");
+        self.emit("container", "create", &id, &[("name", ctr.name.clone()), ("image", ctr.image.clone())]);
+        st.containers.insert(id.clone(), ctr);
+        Ok((id, Vec::new()))
+    }
+
+    /// Starts a container: sandbox, endpoints, files, process.
+    pub async fn start_container(self: &Arc<Self>, key: &str) -> CtlResult<StartOutcome> {
+        let mut st = self.state.lock().await;
+        let ctr = st.find_container(key)?.clone();
+        if ctr.is_running() {
+            return Ok(StartOutcome::AlreadyRunning);
+        }
+        if ctr.state.status == ContainerStatus::Removing {
+            return Err(CtlError::conflict(format!("container {} is being removed", ctr.name)));
+        }
+        let image = st
+            .images
+            .get(&ctr.image_id)
+            .cloned()
+            .ok_or_else(|| CtlError::not_found(format!("No such image: {}", ctr.image)))?;
+        for nid in &ctr.network_order {
+            if !st.networks.contains_key(nid) {
+                return Err(CtlError::not_found(format!(
+                    "network {nid} not found: it was removed; disconnect the container from it"
+                )));
+            }
+        }
+        let sandbox = self.sandbox_path(&ctr);
+        if let Some(sb) = &sandbox {
+            netloom_kernel::netns::create(sb)?;
+            let inner = netloom_kernel::Netlink::in_netns(sb)?;
+            if let Some(lo) = inner.link("lo").await? {
+                inner.set_up(lo.index, "lo").await?;
+            }
+        }
+        let mut failure = None;
+        for nid in ctr.network_order.clone() {
+            let Some(net) = st.networks.get(&nid).cloned() else { continue };
+            if let Err(e) = self.attach_endpoint(&mut st, &ctr, &net, &sandbox).await {
+                failure = Some(e);
+                break;
+            }
+        }
+        let spawned = match failure {
+            Some(e) => Err(e),
+            None => match self.write_container_files(&st, &ctr) {
+                Err(e) => Err(e),
+                Ok(files) => {
+                    let spec = netloom_runtime::ContainerSpec {
+                        id: ctr.id.clone(),
+                        image_rootfs: self.paths.images.join(image.id.trim_start_matches("sha256:")).join("rootfs"),
+                        layer_dir: self.container_dir(&ctr.id).join("layer"),
+                        state_dir: self.paths.run.join(&ctr.id),
+                        log_path: self.log_path(&ctr.id),
+                        netns: sandbox.clone(),
+                        hostname: ctr.hostname.clone(),
+                        domainname: ctr.domainname.clone(),
+                        env: ctr.env.clone(),
+                        args: ctr.argv(),
+                        working_dir: ctr.working_dir.clone(),
+                        bind_files: files,
+                    };
+                    tokio::task::spawn_blocking(move || netloom_runtime::start(&spec))
+                        .await
+                        .map_err(|e| CtlError::internal(format!("start task: {e}")))
+                        .and_then(|r| r.map_err(|e| CtlError::invalid(format!("cannot start container {}: {}", ctr.name, chain(&e)))))
+                }
+            },
+        };
+        let spawned = match spawned {
+            Ok(s) => s,
+            Err(e) => {
+                self.teardown_networking(&mut st, &ctr).await;
+                return Err(e);
+            }
+        };
+        let mut updated = ctr.clone();
+        updated.state = ContainerState {
+            status: ContainerStatus::Running,
+            pid: spawned.init_pid,
+            pid_start_time: spawned.init_start_time,
+            shim_pid: spawned.shim_pid,
+            shim_start_time: spawned.shim_start_time,
+            exit_code: 0,
+            started_at: now(),
+            finished_at: ctr.state.finished_at.clone(),
+            error: String::new(),
+        };
+        self.commit(vec![put(format!("{}{}", keys::CONTAINER, updated.id), &updated)?])?;
+        st.containers.insert(updated.id.clone(), updated.clone());
+        info!(container = %updated.name, pid = spawned.init_pid, "container started");
+        self.emit("container", "start", &updated.id, &[("name", updated.name.clone())]);
+        self.monitor(&updated);
+        Ok(StartOutcome::Started)
+    }
+
+    /// Watches a running container's shim and handles its exit.
+    pub(crate) fn monitor(self: &Arc<Self>, ctr: &Container) {
+        let ctl = Arc::clone(self);
+        let id = ctr.id.clone();
+        let shim = ctr.state.shim_pid;
+        let shim_start = ctr.state.shim_start_time;
+        let state_dir = self.paths.run.join(&id);
+        tokio::spawn(async move {
+            let info = netloom_runtime::wait_exit(shim, shim_start, &state_dir).await;
+            ctl.on_exit(&id, shim, info.exit_code, info.finished_at).await;
+        });
+    }
+
+    /// The container's process ended: tear down its networking, record the exit, and
+    /// remove it if it was started with `--rm`.
+    pub(crate) async fn on_exit(&self, id: &str, shim_pid: i32, code: i32, finished_at: String) {
+        let mut st = self.state.lock().await;
+        let Some(ctr) = st.containers.get(id).cloned() else { return };
+        if ctr.state.shim_pid != shim_pid || !matches!(ctr.state.status, ContainerStatus::Running | ContainerStatus::Removing) {
+            return;
+        }
+        self.teardown_networking(&mut st, &ctr).await;
+        let mut updated = ctr.clone();
+        updated.state.status = ContainerStatus::Exited;
+        updated.state.pid = 0;
+        updated.state.exit_code = code;
+        updated.state.finished_at = if finished_at.is_empty() { now() } else { finished_at };
+        info!(container = %ctr.name, exit_code = code, "container exited");
+        match put(format!("{}{}", keys::CONTAINER, id), &updated).and_then(|op| self.commit(vec![op])) {
+            Ok(()) => {}
+            Err(e) => warn!(container = %ctr.name, error = %e, "cannot record exit"),
+        }
+        st.containers.insert(id.to_string(), updated.clone());
+        self.emit("container", "die", id, &[("name", ctr.name.clone()), ("exitCode", code.to_string())]);
+        if ctr.auto_remove {
+            self.destroy_container(&mut st, &updated);
+        }
+    }
+
+    /// Removes a stopped container's record and files.
+    pub(crate) fn destroy_container(&self, st: &mut State, ctr: &Container) {
+        if let Err(e) = self.commit(vec![del(format!("{}{}", keys::CONTAINER, ctr.id))]) {
+            warn!(container = %ctr.name, error = %e, "cannot remove container record");
+            return;
+        }
+        st.containers.remove(&ctr.id);
+        st.execs.retain(|_, e| e.container_id != ctr.id);
+        let dir = self.container_dir(&ctr.id);
+        let run = self.paths.run.join(&ctr.id);
+        // The layer directory may hold a large tree: remove it off the lock's thread.
+        tokio::task::spawn_blocking(move || {
+            let _ = std::fs::remove_dir_all(dir);
+            let _ = std::fs::remove_dir_all(run);
+        });
+        info!(container = %ctr.name, "container removed");
+        self.emit("container", "destroy", &ctr.id, &[("name", ctr.name.clone())]);
+    }
+
+    /// Detaches every endpoint of the container and removes its sandbox.
+    pub(crate) async fn teardown_networking(&self, st: &mut State, ctr: &Container) {
+        let sandbox = self.sandbox_path(ctr);
+        let eps: Vec<Endpoint> = st.container_endpoints(&ctr.id).into_iter().cloned().collect();
+        for ep in eps {
+            if let Err(e) = self.detach_endpoint(st, &ep, &sandbox).await {
+                warn!(container = %ctr.name, endpoint = %short_id(&ep.id), error = %e, "endpoint teardown failed");
+            }
+        }
+        if let Some(sb) = sandbox {
+            if let Err(e) = netloom_kernel::netns::remove(&sb) {
+                warn!(container = %ctr.name, error = %e, "sandbox removal failed");
+            }
+        }
+    }
+
+    /// Allocates, persists, creates and joins one endpoint. Rolls back on failure.
+    pub(crate) async fn attach_endpoint(
+        &self,
+        st: &mut State,
+        ctr: &Container,
+        net: &Network,
+        sandbox: &Option<PathBuf>,
+    ) -> CtlResult<()> {
+        let req = ctr.networks.get(&net.id).cloned().unwrap_or_default();
+        let driver = self
+            .drivers
+            .get(&net.driver)
+            .ok_or_else(|| CtlError::internal(format!("driver {} is not loaded", net.driver)))?;
+        let has_if = driver.capabilities().has_sandbox_interfaces;
+        let existing: Vec<Endpoint> = st.container_endpoints(&ctr.id).into_iter().cloned().collect();
+        let ifname = if has_if {
+            (0..)
+                .map(|i| format!("eth{i}"))
+                .find(|n| !existing.iter().any(|e| &e.ifname == n))
+                .unwrap_or_else(|| "eth0".into())
+        } else {
+            String::new()
+        };
+        let v4pool = net.ipam.v4().filter(|_| net.enable_ipv4 && has_if).cloned();
+        let v6pool = net.ipam.v6().filter(|_| net.enable_ipv6 && has_if).cloned();
+        let mut got: Vec<(IpNet, IpAddr)> = Vec::new();
+        let release = |st: &mut State, got: &[(IpNet, IpAddr)]| {
+            for (s, a) in got {
+                st.ipam.release_address(s, *a);
+            }
+        };
+        let mut ipv4 = None;
+        let mut ipv6 = None;
+        for (pool, want) in [(&v4pool, req.ipv4), (&v6pool, req.ipv6)] {
+            let Some(pool) = pool else { continue };
+            match st.ipam.request_address(&pool.subnet, want) {
+                Ok(a) => {
+                    got.push((pool.subnet, a));
+                    match a {
+                        IpAddr::V4(v4) => ipv4 = Ipv4Net::new(v4, pool.subnet.prefix_len()).ok(),
+                        IpAddr::V6(v6) => ipv6 = Ipv6Net::new(v6, pool.subnet.prefix_len()).ok(),
+                    }
+                }
+                Err(e) => {
+                    release(st, &got);
+                    return Err(map_ipam(e));
+                }
+            }
+        }
+        let gateway4 = v4pool.as_ref().and_then(|p| match p.gateway {
+            Some(IpAddr::V4(g)) => Some(g),
+            _ => None,
+        });
+        let gateway6 = v6pool.as_ref().and_then(|p| match p.gateway {
+            Some(IpAddr::V6(g)) => Some(g),
+            _ => None,
+        });
+        let default_route = has_if
+            && !net.internal
+            && (gateway4.is_some() || gateway6.is_some())
+            && !existing.iter().any(|e| e.default_route);
+        let ep = Endpoint {
+            id: new_id(),
+            network_id: net.id.clone(),
+            container_id: ctr.id.clone(),
+            container_name: ctr.name.clone(),
+            ifname,
+            host_ifname: String::new(),
+            mac: match ipv4 {
+                Some(a) => mac_from_ipv4(a.addr()),
+                None if has_if => random_mac(),
+                None => String::new(),
+            },
+            ipv4,
+            ipv6,
+            gateway4,
+            gateway6,
+            aliases: req.aliases.clone(),
+            default_route,
+        };
+        let mut ep = ep;
+        if net.driver == "bridge" {
+            ep.host_ifname = netloom_drivers::bridge::BridgeDriver::host_ifname(&ep.id);
+        }
+        let mut ops = vec![put(format!("{}{}", keys::ENDPOINT, ep.id), &ep)?];
+        for (s, _) in &got {
+            if let Some(c) = st.ipam.cursor(s) {
+                ops.push(put(format!("{}{}", keys::CURSOR, cursor_key(s)), &c.to_string())?);
+            }
+        }
+        if let Err(e) = self.commit(ops) {
+            release(st, &got);
+            return Err(e);
+        }
+        st.endpoints.insert(ep.id.clone(), ep.clone());
+        let sb = SandboxInfo {
+            key: sandbox.clone().unwrap_or_default(),
+            container_id: ctr.id.clone(),
+        };
+        let res = match driver.create_endpoint(net, &ep).await {
+            Ok(()) if has_if => driver.join(net, &ep, &sb).await.map(|_| ()),
+            Ok(()) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = res {
+            let _ = driver.delete_endpoint(net, &ep).await;
+            st.endpoints.remove(&ep.id);
+            release(st, &got);
+            let _ = self.commit(vec![del(format!("{}{}", keys::ENDPOINT, ep.id))]);
+            return Err(CtlError::from(e));
+        }
+        tracing::debug!(container = %ctr.name, network = %net.name, ifname = %ep.ifname, "endpoint joined");
+        Ok(())
+    }
+
+    /// Releases and removes one endpoint (intent first, then the kernel).
+    pub(crate) async fn detach_endpoint(
+        &self,
+        st: &mut State,
+        ep: &Endpoint,
+        sandbox: &Option<PathBuf>,
+    ) -> CtlResult<()> {
+        self.commit(vec![del(format!("{}{}", keys::ENDPOINT, ep.id))])?;
+        st.endpoints.remove(&ep.id);
+        let net = st.networks.get(&ep.network_id).cloned();
+        if let Some(net) = &net {
+            for a in ep.ipv4.map(|a| IpAddr::V4(a.addr())).into_iter().chain(ep.ipv6.map(|a| IpAddr::V6(a.addr()))) {
+                if let Some(s) = State::pool_of(net, a) {
+                    st.ipam.release_address(&s, a);
+                }
+            }
+            if let Some(d) = self.drivers.get(&net.driver) {
+                let sb = SandboxInfo {
+                    key: sandbox.clone().unwrap_or_default(),
+                    container_id: ep.container_id.clone(),
+                };
+                d.leave(net, ep, &sb).await?;
+                d.delete_endpoint(net, ep).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// After the default-route endpoint left, gives the role to another endpoint.
+    pub(crate) async fn move_default_route(&self, st: &mut State, ctr: &Container, sandbox: &Option<PathBuf>) {
+        let Some(sb) = sandbox else { return };
+        let candidate = ctr.network_order.iter().find_map(|nid| {
+            let net = st.networks.get(nid)?;
+            if net.internal {
+                return None;
+            }
+            st.endpoints
+                .values()
+                .find(|e| e.container_id == ctr.id && &e.network_id == nid && (e.gateway4.is_some() || e.gateway6.is_some()))
+                .cloned()
+        });
+        let Some(mut ep) = candidate else { return };
+        let Ok(inner) = netloom_kernel::Netlink::in_netns(sb) else { return };
+        let Ok(Some(link)) = inner.link(&ep.ifname).await else { return };
+        for gw in [ep.gateway4.map(IpAddr::V4), ep.gateway6.map(IpAddr::V6)].into_iter().flatten() {
+            if let Err(e) = inner.set_default_route(link.index, gw).await {
+                warn!(container = %ctr.name, error = %e, "cannot move the default route");
+            }
+        }
+        ep.default_route = true;
+        if let Ok(op) = put(format!("{}{}", keys::ENDPOINT, ep.id), &ep) {
+            let _ = self.commit(vec![op]);
+        }
+        st.endpoints.insert(ep.id.clone(), ep);
+    }
+
+    /// Stops a container: the stop signal, then SIGKILL after `timeout`.
+    pub async fn stop_container(&self, key: &str, timeout: Option<u64>, signal: Option<i32>) -> CtlResult<bool> {
+        let (id, pid) = {
+            let st = self.state.lock().await;
+            let c = st.find_container(key)?;
+            if !c.is_running() {
+                return Ok(false);
+            }
+            (c.id.clone(), c.state.pid)
+        };
+        let mut rx = self.subscribe();
+        let _ = netloom_runtime::kill(pid, signal.unwrap_or(libc::SIGTERM));
+        let t = Duration::from_secs(timeout.unwrap_or(10));
+        if !self.wait_for(&mut rx, &id, "die", t).await {
+            let _ = netloom_runtime::kill(pid, libc::SIGKILL);
+            self.wait_for(&mut rx, &id, "die", Duration::from_secs(10)).await;
+        }
+        Ok(true)
+    }
+
+    /// Sends a signal to a running container.
+    pub async fn kill_container(&self, key: &str, signal: i32) -> CtlResult<()> {
+        let st = self.state.lock().await;
+        let c = st.find_container(key)?;
+        if !c.is_running() {
+            return Err(CtlError::conflict(format!(
+                "cannot kill container: {}: container {} is not running",
+                key, c.id
+            )));
+        }
+        netloom_runtime::kill(c.state.pid, signal)?;
+        Ok(())
+    }
+
+    async fn wait_for(&self, rx: &mut tokio::sync::broadcast::Receiver<super::Event>, id: &str, action: &str, t: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + t;
+        loop {
+            // The event may have happened before we subscribed: check the state too.
+            {
+                let st = self.state.lock().await;
+                match st.containers.get(id) {
+                    None => return true,
+                    Some(c) if action == "die" && !c.is_running() => return true,
+                    _ => {}
+                }
+            }
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Err(_) => return false,
+                Ok(Ok(ev)) if ev.id == id && (ev.action == action || ev.action == "destroy") => return true,
+                Ok(Ok(_)) | Ok(Err(RecvError::Lagged(_))) => {}
+                Ok(Err(RecvError::Closed)) => return false,
+            }
+        }
+    }
+
+    /// Removes a container (`force` kills it first).
+    pub async fn remove_container(&self, key: &str, force: bool) -> CtlResult<()> {
+        let (id, running, pid, name) = {
+            let st = self.state.lock().await;
+            let c = st.find_container(key)?;
+            (c.id.clone(), c.is_running(), c.state.pid, c.name.clone())
+        };
+        if running {
+            if !force {
+                return Err(CtlError::conflict(format!(
+                    "cannot remove container \"/{name}\": container is running: stop the container before removing or force remove"
+                )));
+            }
+            let mut rx = self.subscribe();
+            let _ = netloom_runtime::kill(pid, libc::SIGKILL);
+            if !self.wait_for(&mut rx, &id, "die", Duration::from_secs(15)).await {
+                return Err(CtlError::internal(format!("container {name} did not stop after SIGKILL")));
+            }
+        }
+        let mut st = self.state.lock().await;
+        let Some(c) = st.containers.get(&id).cloned() else {
+            return Ok(()); // removed meanwhile (--rm)
+        };
+        if c.is_running() {
+            return Err(CtlError::conflict(format!("container {name} was started again during removal")));
+        }
+        self.destroy_container(&mut st, &c);
+        Ok(())
+    }
+
+    /// Waits for a condition (`not-running`, `next-exit`, `removed`); returns the exit code.
+    pub async fn wait_container(&self, key: &str, condition: &str) -> CtlResult<impl std::future::Future<Output = WaitResult> + use<>> {
+        if !matches!(condition, "" | "not-running" | "next-exit" | "removed") {
+            return Err(CtlError::invalid(format!("invalid condition: \"{condition}\"")));
+        }
+        let mut rx = self.subscribe();
+        let (id, running, code) = {
+            let st = self.state.lock().await;
+            let c = st.find_container(key)?;
+            (c.id.clone(), c.is_running(), c.state.exit_code)
+        };
+        let condition = condition.to_string();
+        Ok(async move {
+            if (condition.is_empty() || condition == "not-running") && !running {
+                return WaitResult { status_code: code };
+            }
+            let mut last = code;
+            loop {
+                match rx.recv().await {
+                    Ok(ev) if ev.id == id => {
+                        if ev.action == "die" {
+                            last = ev.attributes.get("exitCode").and_then(|c| c.parse().ok()).unwrap_or(last);
+                            if condition != "removed" {
+                                return WaitResult { status_code: last };
+                            }
+                        }
+                        if ev.action == "destroy" {
+                            return WaitResult { status_code: last };
+                        }
+                    }
+                    Ok(_) | Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => return WaitResult { status_code: last },
+                }
+            }
+        })
+    }
+
+    /// Lists containers.
+    pub async fn list_containers(&self, f: &ContainerFilter) -> Vec<ContainerView> {
+        let st = self.state.lock().await;
+        let mut out = Vec::new();
+        for c in st.containers.values() {
+            if !f.all && !c.is_running() && f.status.is_empty() {
+                continue;
+            }
+            if !f.name.is_empty() && !f.name.iter().any(|n| c.name.contains(n.trim_start_matches('/'))) {
+                continue;
+            }
+            if !f.id.is_empty() && !f.id.iter().any(|p| c.id.starts_with(p.as_str())) {
+                continue;
+            }
+            if !f.status.is_empty() && !f.status.iter().any(|s| s == c.state.status.as_str()) {
+                continue;
+            }
+            if !f.label.iter().all(|l| match l.split_once('=') {
+                Some((k, v)) => c.labels.get(k).map(|x| x == v).unwrap_or(false),
+                None => c.labels.contains_key(l),
+            }) {
+                continue;
+            }
+            if !f.network.is_empty()
+                && !f.network.iter().any(|n| {
+                    c.networks.keys().any(|id| {
+                        id.starts_with(n.as_str()) || st.networks.get(id).map(|x| &x.name == n).unwrap_or(false)
+                    })
+                })
+            {
+                continue;
+            }
+            out.push(self.view(&st, c));
+        }
+        out.sort_by(|a, b| b.container.created.cmp(&a.container.created));
+        out
+    }
+
+    fn view(&self, st: &State, c: &Container) -> ContainerView {
+        let dir = self.container_dir(&c.id);
+        ContainerView {
+            container: c.clone(),
+            endpoints: st.container_endpoints(&c.id).into_iter().cloned().collect(),
+            networks: c
+                .networks
+                .keys()
+                .filter_map(|id| st.networks.get(id).map(|n| (id.clone(), n.clone())))
+                .collect(),
+            sandbox_key: if c.is_running() {
+                self.sandbox_path(c).map(|p| p.display().to_string()).unwrap_or_default()
+            } else {
+                String::new()
+            },
+            log_path: self.log_path(&c.id),
+            hosts_path: dir.join("hosts"),
+            resolv_path: dir.join("resolv.conf"),
+            hostname_path: dir.join("hostname"),
+        }
+    }
+
+    /// Inspects a container.
+    pub async fn inspect_container(&self, key: &str) -> CtlResult<ContainerView> {
+        let st = self.state.lock().await;
+        let c = st.find_container(key)?;
+        Ok(self.view(&st, c))
+    }
+
+    /// Removes every stopped container; returns their IDs.
+    pub async fn prune_containers(&self) -> CtlResult<Vec<String>> {
+        let mut st = self.state.lock().await;
+        let victims: Vec<Container> = st.containers.values().filter(|c| !c.is_running()).cloned().collect();
+        let mut ids = Vec::new();
+        for c in victims {
+            self.destroy_container(&mut st, &c);
+            ids.push(c.id);
+        }
+        Ok(ids)
+    }
+}
+
+fn random_mac() -> String {
+    use rand::Rng;
+    let mut b = [0u8; 6];
+    rand::rng().fill_bytes(&mut b);
+    b[0] = (b[0] & 0xfe) | 0x02;
+    b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":")
+}
+
+/// Docker-style `adjective_name` for unnamed containers.
+fn generate_name(st: &State, id: &str) -> String {
+    const LEFT: &[&str] = &["brave", "calm", "eager", "fervent", "gentle", "happy", "keen", "lucid", "nifty", "quirky", "serene", "vibrant"];
+    const RIGHT: &[&str] = &["bardeen", "curie", "darwin", "euler", "fermi", "hopper", "lovelace", "noether", "pascal", "ritchie", "turing", "wozniak"];
+    let b = id.as_bytes();
+    let l = LEFT[b.first().copied().unwrap_or(0) as usize % LEFT.len()];
+    let r = RIGHT[b.get(1).copied().unwrap_or(0) as usize % RIGHT.len()];
+    let base = format!("{l}_{r}");
+    if !st.containers.values().any(|c| c.name == base) {
+        return base;
+    }
+    format!("{base}_{}", &id[..6.min(id.len())])
+}

@@ -1,0 +1,132 @@
+//! `exec`: extra processes inside a running container.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use super::{Controller, new_id};
+use crate::error::{CtlError, CtlResult};
+
+/// An exec create request.
+#[derive(Debug, Clone, Default)]
+pub struct ExecConfig {
+    /// Command.
+    pub cmd: Vec<String>,
+    /// Extra environment.
+    pub env: Vec<String>,
+    /// Working directory.
+    pub working_dir: String,
+    /// TTY requested.
+    pub tty: bool,
+}
+
+/// State of one exec session.
+#[derive(Debug, Clone)]
+pub(crate) struct ExecSession {
+    pub container_id: String,
+    pub config: ExecConfig,
+    pub running: bool,
+    pub exit_code: Option<i32>,
+    pub pid: i32,
+    pub done: watch::Sender<bool>,
+}
+
+/// What `GET /exec/{id}/json` shows.
+#[derive(Debug, Clone)]
+pub struct ExecInfo {
+    /// Exec ID.
+    pub id: String,
+    /// Container ID.
+    pub container_id: String,
+    /// Running now.
+    pub running: bool,
+    /// Exit code once done.
+    pub exit_code: Option<i32>,
+    /// Command.
+    pub cmd: Vec<String>,
+    /// Host PID while running.
+    pub pid: i32,
+}
+
+impl Controller {
+    /// Registers an exec session in a running container.
+    pub async fn exec_create(&self, container: &str, cfg: ExecConfig) -> CtlResult<String> {
+        let mut st = self.state.lock().await;
+        let c = st.find_container(container)?;
+        if !c.is_running() {
+            return Err(CtlError::conflict(format!("container {} is not running", c.id)));
+        }
+        if cfg.cmd.is_empty() {
+            return Err(CtlError::invalid("no exec command specified"));
+        }
+        if cfg.tty {
+            return Err(CtlError::invalid("exec with a TTY (-t) is not supported yet: run without -t"));
+        }
+        let id = new_id();
+        let (done, _) = watch::channel(false);
+        let cid = c.id.clone();
+        st.execs.insert(
+            id.clone(),
+            ExecSession { container_id: cid, config: cfg, running: false, exit_code: None, pid: 0, done },
+        );
+        Ok(id)
+    }
+
+    /// Starts an exec session; returns the child process (stdout/stderr piped).
+    pub async fn exec_start(self: &Arc<Self>, id: &str) -> CtlResult<tokio::process::Child> {
+        let mut st = self.state.lock().await;
+        let (cid, cfg) = {
+            let s = st
+                .execs
+                .get(id)
+                .ok_or_else(|| CtlError::not_found(format!("No such exec instance: {id}")))?;
+            if s.running || s.exit_code.is_some() {
+                return Err(CtlError::conflict(format!("exec {id} has already run")));
+            }
+            (s.container_id.clone(), s.config.clone())
+        };
+        let c = st
+            .containers
+            .get(&cid)
+            .filter(|c| c.is_running())
+            .ok_or_else(|| CtlError::conflict(format!("container {cid} is not running")))?
+            .clone();
+        let mut env = c.env.clone();
+        env.extend(cfg.env.iter().cloned());
+        let wd = if cfg.working_dir.is_empty() { c.working_dir.clone() } else { cfg.working_dir.clone() };
+        let child = netloom_runtime::exec(c.state.pid, &cfg.cmd, &env, &wd)?;
+        if let Some(s) = st.execs.get_mut(id) {
+            s.running = true;
+            s.pid = child.id().map(|p| p as i32).unwrap_or(0);
+        }
+        Ok(child)
+    }
+
+    /// Records the end of an exec session.
+    pub async fn exec_finished(&self, id: &str, code: i32) {
+        let mut st = self.state.lock().await;
+        if let Some(s) = st.execs.get_mut(id) {
+            s.running = false;
+            s.exit_code = Some(code);
+            s.pid = 0;
+            let _ = s.done.send(true);
+        }
+    }
+
+    /// Inspects an exec session.
+    pub async fn exec_inspect(&self, id: &str) -> CtlResult<ExecInfo> {
+        let st = self.state.lock().await;
+        let s = st
+            .execs
+            .get(id)
+            .ok_or_else(|| CtlError::not_found(format!("No such exec instance: {id}")))?;
+        Ok(ExecInfo {
+            id: id.to_string(),
+            container_id: s.container_id.clone(),
+            running: s.running,
+            exit_code: s.exit_code,
+            cmd: s.config.cmd.clone(),
+            pid: s.pid,
+        })
+    }
+}

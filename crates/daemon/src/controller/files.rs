@@ -1,0 +1,159 @@
+//! Files generated per container and bind-mounted in: `/etc/hosts`,
+//! `/etc/hostname`, `/etc/resolv.conf`.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use netloom_model::Container;
+
+use super::{Controller, State};
+use crate::error::{CtlError, CtlResult};
+
+/// Parsed resolver settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResolvConf {
+    /// `nameserver` lines.
+    pub nameservers: Vec<String>,
+    /// `search` domains.
+    pub search: Vec<String>,
+    /// `options`.
+    pub options: Vec<String>,
+}
+
+impl ResolvConf {
+    /// Parses resolv.conf text.
+    pub fn parse(text: &str) -> Self {
+        let mut r = ResolvConf::default();
+        for line in text.lines() {
+            let mut w = line.split_whitespace();
+            match w.next() {
+                Some("nameserver") => r.nameservers.extend(w.next().map(str::to_string)),
+                Some("search") | Some("domain") => r.search = w.map(str::to_string).collect(),
+                Some("options") => r.options.extend(w.map(str::to_string)),
+                _ => {}
+            }
+        }
+        r
+    }
+
+    /// Renders resolv.conf text.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        for n in &self.nameservers {
+            s.push_str(&format!("nameserver {n}\n"));
+        }
+        if !self.search.is_empty() {
+            s.push_str(&format!("search {}\n", self.search.join(" ")));
+        }
+        if !self.options.is_empty() {
+            s.push_str(&format!("options {}\n", self.options.join(" ")));
+        }
+        s
+    }
+}
+
+fn is_loopback(s: &str) -> bool {
+    s.parse::<IpAddr>().map(|a| a.is_loopback()).unwrap_or(false)
+}
+
+/// Writes `content` into `path` in place (truncate + write), so a bind mount of the file
+/// inside a running container sees the change.
+fn write_in_place(path: &Path, content: &str) -> CtlResult<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .map_err(|e| CtlError::internal(format!("write {}: {e}", path.display())))?;
+    f.write_all(content.as_bytes())
+        .map_err(|e| CtlError::internal(format!("write {}: {e}", path.display())))
+}
+
+impl Controller {
+    /// The resolver settings a container gets: its own `--dns*` flags first, then the
+    /// daemon's, then the host's `/etc/resolv.conf` without loopback servers.
+    pub(crate) fn resolv_for(&self, c: &Container) -> ResolvConf {
+        let host = std::fs::read_to_string("/etc/resolv.conf")
+            .map(|t| ResolvConf::parse(&t))
+            .unwrap_or_default();
+        let nameservers = if !c.dns.is_empty() {
+            c.dns.clone()
+        } else if !self.cfg.dns.is_empty() {
+            self.cfg.dns.iter().map(|a| a.to_string()).collect()
+        } else {
+            host.nameservers.iter().filter(|n| !is_loopback(n)).cloned().collect()
+        };
+        let search = if !c.dns_search.is_empty() {
+            c.dns_search.clone()
+        } else if !self.cfg.dns_search.is_empty() {
+            self.cfg.dns_search.clone()
+        } else {
+            host.search.clone()
+        };
+        let options = if !c.dns_options.is_empty() {
+            c.dns_options.clone()
+        } else if !self.cfg.dns_opts.is_empty() {
+            self.cfg.dns_opts.clone()
+        } else {
+            host.options.clone()
+        };
+        ResolvConf { nameservers, search, options }
+    }
+
+    /// Writes the container's hosts, hostname and resolv.conf; returns the bind mounts.
+    pub(crate) fn write_container_files(&self, st: &State, c: &Container) -> CtlResult<Vec<(PathBuf, String)>> {
+        let dir = self.container_dir(&c.id);
+        std::fs::create_dir_all(&dir).map_err(|e| CtlError::internal(format!("create {}: {e}", dir.display())))?;
+        let mut hosts = String::from(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
+        );
+        for h in &c.extra_hosts {
+            if let Some((name, ip)) = h.split_once(':') {
+                hosts.push_str(&format!("{}\t{name}\n", ip.trim_start_matches('[').trim_end_matches(']')));
+            }
+        }
+        let fqdn = if c.domainname.is_empty() {
+            c.hostname.clone()
+        } else {
+            format!("{}.{} {}", c.hostname, c.domainname, c.hostname)
+        };
+        if c.network_mode != "host" {
+            for ep in st.container_endpoints(&c.id) {
+                if let Some(a) = ep.ipv4 {
+                    hosts.push_str(&format!("{}\t{fqdn}\n", a.addr()));
+                }
+                if let Some(a) = ep.ipv6 {
+                    hosts.push_str(&format!("{}\t{fqdn}\n", a.addr()));
+                }
+            }
+        }
+        let hosts_path = dir.join("hosts");
+        let hostname_path = dir.join("hostname");
+        let resolv_path = dir.join("resolv.conf");
+        write_in_place(&hosts_path, &hosts)?;
+        write_in_place(&hostname_path, &format!("{}\n", c.hostname))?;
+        write_in_place(&resolv_path, &self.resolv_for(c).render())?;
+        Ok(vec![
+            (hosts_path, "/etc/hosts".into()),
+            (hostname_path, "/etc/hostname".into()),
+            (resolv_path, "/etc/resolv.conf".into()),
+        ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolv_roundtrip() {
+        let r = ResolvConf::parse("# x\nnameserver 10.0.0.1\nnameserver 127.0.0.53\nsearch a.example b.example\noptions ndots:2 edns0\n");
+        assert_eq!(r.nameservers, vec!["10.0.0.1", "127.0.0.53"]);
+        assert_eq!(r.search, vec!["a.example", "b.example"]);
+        assert_eq!(r.options, vec!["ndots:2", "edns0"]);
+        assert_eq!(ResolvConf::parse(&r.render()), r);
+        assert!(is_loopback("127.0.0.53"));
+        assert!(!is_loopback("10.0.0.1"));
+    }
+}

@@ -1,0 +1,289 @@
+//! The controller: the only place that sequences work. It checks a request
+//! completely, writes intent to the store, then calls drivers and the runtime; a
+//! failure part-way rolls back what was done, and a crash part-way is repaired by
+//! reconciliation at start-up (store = intent, kernel = fact).
+
+pub mod containers;
+mod exec;
+mod files;
+mod images;
+pub mod networks;
+mod reconcile;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ipnet::IpNet;
+use netloom_drivers::Registry;
+use netloom_ipam::Ipam;
+use netloom_kernel::Netlink;
+use netloom_model::{Container, Endpoint, Image, Network};
+use netloom_store::{Expect, KvStore, Op};
+use serde::Serialize;
+use tokio::sync::{Mutex, broadcast};
+
+use crate::config::Config;
+use crate::error::{CtlError, CtlResult};
+
+pub use containers::{ContainerCreate, ContainerFilter, ContainerView, NetworkingRequest};
+pub use exec::ExecConfig;
+pub use networks::{ConnectRequest, NetworkCreate, NetworkFilter, NetworkView, created_unix};
+
+/// Store key prefixes.
+pub(crate) mod keys {
+    /// Networks.
+    pub const NETWORK: &str = "network/";
+    /// Endpoints.
+    pub const ENDPOINT: &str = "endpoint/";
+    /// Containers.
+    pub const CONTAINER: &str = "container/";
+    /// Images.
+    pub const IMAGE: &str = "image/";
+    /// IPAM cursors, per subnet.
+    pub const CURSOR: &str = "ipam-cursor/";
+}
+
+/// Something that happened to an object (also streamed on `/events`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    /// `network`, `container`, `image`.
+    pub kind: &'static str,
+    /// `create`, `start`, `die`, `destroy`, `connect`, ...
+    pub action: &'static str,
+    /// Object ID.
+    pub id: String,
+    /// Extra attributes (name, exit code, container).
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// In-memory view of the store plus IPAM and exec sessions; guarded by one lock.
+pub(crate) struct State {
+    pub networks: BTreeMap<String, Network>,
+    pub endpoints: BTreeMap<String, Endpoint>,
+    pub containers: BTreeMap<String, Container>,
+    pub images: BTreeMap<String, Image>,
+    pub ipam: Ipam,
+    pub execs: HashMap<String, exec::ExecSession>,
+}
+
+/// Paths the controller works with.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// `<exec-root>/netns`: sandbox namespace files.
+    pub netns: PathBuf,
+    /// `<exec-root>/containers`: runtime state per container.
+    pub run: PathBuf,
+    /// `<data-root>/containers`: layers, logs, generated files per container.
+    pub containers: PathBuf,
+    /// `<data-root>/images`: unpacked image roots.
+    pub images: PathBuf,
+    /// `<data-root>/tmp`: uploads in progress.
+    pub tmp: PathBuf,
+}
+
+/// The controller.
+pub struct Controller {
+    pub(crate) cfg: Config,
+    pub(crate) paths: Paths,
+    pub(crate) store: Arc<dyn KvStore>,
+    pub(crate) drivers: Registry,
+    pub(crate) nl: Netlink,
+    pub(crate) state: Mutex<State>,
+    pub(crate) events: broadcast::Sender<Event>,
+    /// Default MTU for bridges.
+    pub(crate) mtu: u32,
+    /// Tag that marks netloom's kernel objects (links' alias).
+    pub(crate) tag: String,
+}
+
+/// Generates a random 64-hex ID.
+pub fn new_id() -> String {
+    use rand::Rng;
+    let mut b = [0u8; 32];
+    rand::rng().fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Current time, RFC 3339 with nanoseconds (Docker's format).
+pub fn now() -> String {
+    humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()
+}
+
+pub(crate) fn put<T: Serialize>(key: String, v: &T) -> CtlResult<Op> {
+    let value = serde_json::to_vec(v).map_err(|e| CtlError::internal(format!("encode {key}: {e}")))?;
+    Ok(Op::Put { key, value, expect: Expect::Any })
+}
+
+pub(crate) fn del(key: String) -> Op {
+    Op::Delete { key, expect: Expect::Any }
+}
+
+impl Controller {
+    /// Opens the store, sets up drivers, and reconciles the kernel with the store.
+    pub async fn start(cfg: Config, store: Arc<dyn KvStore>) -> anyhow::Result<Arc<Controller>> {
+        let paths = Paths {
+            netns: cfg.exec_root.join("netns"),
+            run: cfg.exec_root.join("containers"),
+            containers: cfg.data_root.join("containers"),
+            images: cfg.data_root.join("images"),
+            tmp: cfg.data_root.join("tmp"),
+        };
+        for d in [&paths.netns, &paths.run, &paths.containers, &paths.images, &paths.tmp] {
+            std::fs::create_dir_all(d).map_err(|e| anyhow::anyhow!("create {}: {e}", d.display()))?;
+        }
+        let nl = Netlink::current()?;
+        let mtu = match cfg.mtu {
+            Some(m) => m,
+            None => nl.default_route_mtu().await.ok().flatten().unwrap_or(1500),
+        };
+        // The tag distinguishes this daemon's objects; the daemon owns its network
+        // namespace, so one fixed tag is enough and survives a change of data root.
+        let tag = "netloom".to_string();
+        let mut drivers = Registry::default();
+        drivers.register(Arc::new(netloom_drivers::bridge::BridgeDriver::new(
+            nl.clone(),
+            &tag,
+            mtu,
+            DEFAULT_BRIDGE,
+        )));
+        drivers.register(Arc::new(netloom_drivers::host::HostDriver));
+        drivers.register(Arc::new(netloom_drivers::null::NullDriver));
+        if let Err(e) = netloom_kernel::sysctl::set("net.ipv4.ip_forward", "1") {
+            tracing::warn!(error = %e, "cannot enable IPv4 forwarding");
+        }
+        let (events, _) = broadcast::channel(1024);
+        let ctl = Arc::new(Controller {
+            state: Mutex::new(State {
+                networks: BTreeMap::new(),
+                endpoints: BTreeMap::new(),
+                containers: BTreeMap::new(),
+                images: BTreeMap::new(),
+                ipam: Ipam::new(cfg.default_pools.clone()),
+                execs: HashMap::new(),
+            }),
+            cfg,
+            paths,
+            store,
+            drivers,
+            nl,
+            events,
+            mtu,
+            tag,
+        });
+        ctl.reconcile().await?;
+        Ok(ctl)
+    }
+
+    /// Subscribes to events.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    pub(crate) fn emit(&self, kind: &'static str, action: &'static str, id: &str, attrs: &[(&str, String)]) {
+        let _ = self.events.send(Event {
+            kind,
+            action,
+            id: id.to_string(),
+            attributes: attrs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+        });
+    }
+
+    pub(crate) fn commit(&self, ops: Vec<Op>) -> CtlResult<()> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        self.store.apply(ops)?;
+        Ok(())
+    }
+
+    /// Directory for uploads in progress.
+    pub fn paths_tmp(&self) -> &std::path::Path {
+        &self.paths.tmp
+    }
+
+    /// The effective configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Counts for `/info`.
+    pub async fn counts(&self) -> (usize, usize, usize, usize) {
+        let st = self.state.lock().await;
+        let running = st.containers.values().filter(|c| c.is_running()).count();
+        (st.containers.len(), running, st.containers.len() - running, st.images.len())
+    }
+}
+
+/// Kernel name of the predefined `bridge` network's bridge.
+pub const DEFAULT_BRIDGE: &str = "netloom0";
+
+impl State {
+    /// Finds a network: exact ID, exact name, then unique ID prefix (Docker's rule).
+    pub fn find_network(&self, key: &str) -> CtlResult<&Network> {
+        if let Some(n) = self.networks.get(key) {
+            return Ok(n);
+        }
+        let by_name: Vec<&Network> = self.networks.values().filter(|n| n.name == key).collect();
+        if by_name.len() == 1 {
+            return Ok(by_name[0]);
+        }
+        if by_name.len() > 1 {
+            return Err(CtlError::invalid(format!(
+                "network {key} is ambiguous ({} matches found on name)",
+                by_name.len()
+            )));
+        }
+        let by_prefix: Vec<&Network> = if netloom_model::ids::is_hex(key) {
+            self.networks.values().filter(|n| n.id.starts_with(key)).collect()
+        } else {
+            Vec::new()
+        };
+        match by_prefix.len() {
+            1 => Ok(by_prefix[0]),
+            0 => Err(CtlError::not_found(format!("network {key} not found"))),
+            n => Err(CtlError::invalid(format!(
+                "network {key} is ambiguous ({n} matches found based on ID prefix)"
+            ))),
+        }
+    }
+
+    /// Finds a container: exact ID, exact name (with or without `/`), unique ID prefix.
+    pub fn find_container(&self, key: &str) -> CtlResult<&Container> {
+        let key = key.strip_prefix('/').unwrap_or(key);
+        if let Some(c) = self.containers.get(key) {
+            return Ok(c);
+        }
+        if let Some(c) = self.containers.values().find(|c| c.name == key) {
+            return Ok(c);
+        }
+        let by_prefix: Vec<&Container> = if netloom_model::ids::is_hex(key) {
+            self.containers.values().filter(|c| c.id.starts_with(key)).collect()
+        } else {
+            Vec::new()
+        };
+        match by_prefix.len() {
+            1 => Ok(by_prefix[0]),
+            0 => Err(CtlError::not_found(format!("No such container: {key}"))),
+            _ => Err(CtlError::invalid(format!(
+                "multiple IDs found with provided prefix: {key}"
+            ))),
+        }
+    }
+
+    /// Endpoints of a network.
+    pub fn network_endpoints(&self, net_id: &str) -> Vec<&Endpoint> {
+        self.endpoints.values().filter(|e| e.network_id == net_id).collect()
+    }
+
+    /// Endpoints of a container.
+    pub fn container_endpoints(&self, ctr_id: &str) -> Vec<&Endpoint> {
+        self.endpoints.values().filter(|e| e.container_id == ctr_id).collect()
+    }
+
+    /// Is `addr` inside any pool of the network?
+    pub fn pool_of(net: &Network, addr: IpAddr) -> Option<IpNet> {
+        net.ipam.configs.iter().map(|c| c.subnet).find(|s| s.contains(&addr))
+    }
+}

@@ -1,0 +1,680 @@
+//! Network lifecycle: create, list, inspect, connect, disconnect, remove, prune.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use netloom_ipam::IpamError;
+use netloom_model::{
+    Container, Endpoint, EndpointRequest, IpamPoolConfig, IpamSpec, Network, Scope, is_valid_name,
+};
+use tracing::{info, warn};
+
+use super::{Controller, State, del, keys, new_id, now, put};
+use crate::error::{CtlError, CtlResult};
+
+/// One IPAM config of a create request, as strings (validated here).
+#[derive(Debug, Clone, Default)]
+pub struct IpamConfigRequest {
+    /// `--subnet`.
+    pub subnet: String,
+    /// `--ip-range`.
+    pub ip_range: String,
+    /// `--gateway`.
+    pub gateway: String,
+    /// `--aux-address`.
+    pub aux: BTreeMap<String, String>,
+}
+
+/// A network create request.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkCreate {
+    /// Name.
+    pub name: String,
+    /// Driver (`""` = bridge).
+    pub driver: String,
+    /// Scope (`""` = local).
+    pub scope: String,
+    /// `--ipv4` (None = default true).
+    pub enable_ipv4: Option<bool>,
+    /// `--ipv6`.
+    pub enable_ipv6: Option<bool>,
+    /// IPAM driver (`""` = default).
+    pub ipam_driver: String,
+    /// IPAM options.
+    pub ipam_options: BTreeMap<String, String>,
+    /// IPAM configs.
+    pub ipam_configs: Vec<IpamConfigRequest>,
+    /// `--internal`.
+    pub internal: bool,
+    /// `--attachable`.
+    pub attachable: bool,
+    /// `--ingress`.
+    pub ingress: bool,
+    /// `--config-only`.
+    pub config_only: bool,
+    /// `--config-from`.
+    pub config_from: Option<String>,
+    /// Driver options.
+    pub options: BTreeMap<String, String>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Network list filters.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkFilter {
+    /// Name substrings.
+    pub name: Vec<String>,
+    /// ID prefixes.
+    pub id: Vec<String>,
+    /// Drivers.
+    pub driver: Vec<String>,
+    /// Labels `k` or `k=v`.
+    pub label: Vec<String>,
+    /// Scopes.
+    pub scope: Vec<String>,
+    /// `builtin` / `custom`.
+    pub kind: Vec<String>,
+    /// Dangling (no endpoints, not predefined).
+    pub dangling: Option<bool>,
+    /// Negated labels (prune).
+    pub label_not: Vec<String>,
+    /// Created before this Unix time (prune).
+    pub until: Option<i64>,
+}
+
+/// A connect request.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectRequest {
+    /// Container name or ID.
+    pub container: String,
+    /// Endpoint settings.
+    pub endpoint: EndpointRequest,
+}
+
+/// Detailed view of a network for inspect: the network plus its endpoints.
+#[derive(Debug, Clone)]
+pub struct NetworkView {
+    /// The network.
+    pub network: Network,
+    /// Its endpoints.
+    pub endpoints: Vec<Endpoint>,
+}
+
+pub(crate) fn map_ipam(e: IpamError) -> CtlError {
+    let msg = e.to_string();
+    match e {
+        IpamError::Overlap { .. } | IpamError::InUse { .. } => CtlError::conflict(msg),
+        IpamError::PoolsExhausted { .. } | IpamError::Exhausted { .. } => CtlError::unavailable(msg),
+        IpamError::UnknownPool { .. } => CtlError::internal(msg),
+        _ => CtlError::invalid(msg),
+    }
+}
+
+fn parse_net(kind: &str, s: &str) -> CtlResult<IpNet> {
+    s.trim()
+        .parse::<IpNet>()
+        .map_err(|_| CtlError::invalid(format!("invalid {kind} {s}: invalid CIDR block notation")))
+}
+
+fn parse_ip(kind: &str, s: &str) -> CtlResult<IpAddr> {
+    let t = s.trim();
+    let t = t.split_once('/').map(|(a, _)| a).unwrap_or(t);
+    t.parse::<IpAddr>()
+        .map_err(|_| CtlError::invalid(format!("invalid {kind} {s}: not an IP address")))
+}
+
+fn label_match(labels: &BTreeMap<String, String>, f: &str) -> bool {
+    match f.split_once('=') {
+        Some((k, v)) => labels.get(k).map(|x| x == v).unwrap_or(false),
+        None => labels.contains_key(f),
+    }
+}
+
+impl NetworkFilter {
+    fn matches(&self, n: &Network, endpoints: usize) -> bool {
+        (self.name.is_empty() || self.name.iter().any(|f| n.name.contains(f.as_str())))
+            && (self.id.is_empty() || self.id.iter().any(|f| n.id.starts_with(f.as_str())))
+            && (self.driver.is_empty() || self.driver.iter().any(|f| &n.driver == f))
+            && self.label.iter().all(|f| label_match(&n.labels, f))
+            && !self.label_not.iter().any(|f| label_match(&n.labels, f))
+            && (self.scope.is_empty() || self.scope.iter().any(|f| f == n.scope.as_str()))
+            && (self.kind.is_empty()
+                || self.kind.iter().any(|f| {
+                    (f == "builtin" && n.predefined) || (f == "custom" && !n.predefined)
+                }))
+            && self
+                .dangling
+                .map(|d| d == (endpoints == 0 && !n.predefined))
+                .unwrap_or(true)
+            && self
+                .until
+                .map(|t| created_unix(&n.created) < t)
+                .unwrap_or(true)
+    }
+}
+
+/// Unix seconds of an RFC 3339 time (0 if unparsable).
+pub fn created_unix(s: &str) -> i64 {
+    humantime::parse_rfc3339_weak(s)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Controller {
+    /// Host networks to avoid when choosing a default subnet: every address already on
+    /// a link in the daemon's namespace that is not one of our bridges.
+    async fn host_nets(&self, st: &State) -> Vec<IpNet> {
+        let ours: Vec<&str> = st.networks.values().map(|n| n.iface.as_str()).collect();
+        let mut out = Vec::new();
+        if let Ok(links) = self.nl.links().await {
+            for l in links {
+                if ours.contains(&l.name.as_str()) || l.name == "lo" {
+                    continue;
+                }
+                if let Ok(addrs) = self.nl.addresses(l.index).await {
+                    out.extend(addrs.into_iter().map(|a| a.trunc()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Creates a network; returns its ID.
+    pub async fn create_network(&self, req: NetworkCreate) -> CtlResult<String> {
+        let mut st = self.state.lock().await;
+        let id = new_id();
+        let net = self.build_network(&mut st, id, req, false).await?;
+        self.install_network(&mut st, net).await
+    }
+
+    /// Validates a request and reserves its IPAM pools; returns the network record (not yet
+    /// persisted). On error nothing stays reserved.
+    pub(crate) async fn build_network(
+        &self,
+        st: &mut State,
+        id: String,
+        req: NetworkCreate,
+        predefined: bool,
+    ) -> CtlResult<Network> {
+        if req.name.is_empty() {
+            return Err(CtlError::invalid("invalid name: a network needs a name"));
+        }
+        if !is_valid_name(&req.name) {
+            return Err(CtlError::invalid(format!(
+                "invalid name {:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+                req.name
+            )));
+        }
+        if st.networks.values().any(|n| n.name == req.name) {
+            return Err(CtlError::conflict(format!(
+                "network with name {} already exists",
+                req.name
+            )));
+        }
+        let driver_name = if req.driver.is_empty() { "bridge".to_string() } else { req.driver.clone() };
+        let driver = self.drivers.get(&driver_name).ok_or_else(|| {
+            CtlError::not_found(format!(
+                "could not find plugin {driver_name} in v1 plugin registry: plugin not found (netloom drivers: {})",
+                self.drivers.names().join(", ")
+            ))
+        })?;
+        if !predefined && (driver_name == "host" || driver_name == "null") {
+            return Err(CtlError::forbidden(format!(
+                "only one instance of \"{driver_name}\" network is allowed"
+            )));
+        }
+        let scope = match req.scope.as_str() {
+            "" | "local" => Scope::Local,
+            "swarm" | "global" => {
+                return Err(CtlError::invalid(format!(
+                    "scope {} needs swarm mode: this node is not part of a swarm",
+                    req.scope
+                )));
+            }
+            s => {
+                return Err(CtlError::invalid(format!(
+                    "invalid scope {s:?}: use local, swarm or global"
+                )));
+            }
+        };
+        if req.config_only || req.config_from.is_some() {
+            return Err(CtlError::invalid(
+                "--config-only and --config-from are not supported by netloom's local drivers",
+            ));
+        }
+        if req.ingress {
+            return Err(CtlError::invalid("--ingress needs swarm mode: this node is not part of a swarm"));
+        }
+        match req.ipam_driver.as_str() {
+            "" | "default" => {}
+            d => {
+                return Err(CtlError::not_found(format!(
+                    "could not find plugin {d} in v1 plugin registry: plugin not found (netloom IPAM drivers: default)"
+                )));
+            }
+        }
+        if !req.ipam_options.is_empty() {
+            return Err(CtlError::invalid(format!(
+                "unknown IPAM option {:?}: the default IPAM driver takes no options",
+                req.ipam_options.keys().next().cloned().unwrap_or_default()
+            )));
+        }
+        let enable_ipv4 = req.enable_ipv4.unwrap_or(true);
+        let enable_ipv6 = req.enable_ipv6.unwrap_or(false);
+        let has_addresses = driver.capabilities().has_sandbox_interfaces;
+        // Parse every pool first: nothing is reserved until all of them are valid.
+        let mut parsed = Vec::new();
+        for c in &req.ipam_configs {
+            let subnet = if c.subnet.is_empty() {
+                None
+            } else {
+                let s = parse_net("subnet", &c.subnet)?;
+                if s.trunc() != s {
+                    return Err(CtlError::invalid(format!(
+                        "invalid subnet {}: it should be {}",
+                        c.subnet,
+                        s.trunc()
+                    )));
+                }
+                Some(s)
+            };
+            let ip_range = if c.ip_range.is_empty() { None } else { Some(parse_net("ip-range", &c.ip_range)?) };
+            let gateway = if c.gateway.is_empty() { None } else { Some(parse_ip("gateway", &c.gateway)?) };
+            let Some(subnet) = subnet else {
+                if ip_range.is_some() || gateway.is_some() || !c.aux.is_empty() {
+                    return Err(CtlError::invalid(
+                        "invalid network config: --ip-range, --gateway and --aux-address need a --subnet",
+                    ));
+                }
+                continue;
+            };
+            if let Some(r) = ip_range {
+                if r.trunc() != r {
+                    return Err(CtlError::invalid(format!(
+                        "invalid ip-range {r}: it should be {}",
+                        r.trunc()
+                    )));
+                }
+                if !subnet.contains(&r) {
+                    return Err(CtlError::invalid(format!(
+                        "invalid ip-range {r}: it must be within subnet {subnet}"
+                    )));
+                }
+            }
+            if let Some(g) = gateway {
+                if !subnet.contains(&g) {
+                    return Err(CtlError::invalid(format!(
+                        "invalid gateway {g}: it must be within subnet {subnet}"
+                    )));
+                }
+                if g == subnet.network() || (g.is_ipv4() && g == subnet.broadcast()) {
+                    return Err(CtlError::invalid(format!(
+                        "invalid gateway {g}: it is the network or broadcast address of subnet {subnet}"
+                    )));
+                }
+            }
+            let mut aux = BTreeMap::new();
+            for (k, v) in &c.aux {
+                let a = parse_ip("aux-address", v)?;
+                if !subnet.contains(&a) {
+                    return Err(CtlError::invalid(format!(
+                        "invalid aux-address {k}={v}: it must be within subnet {subnet}"
+                    )));
+                }
+                aux.insert(k.clone(), a);
+            }
+            match subnet {
+                IpNet::V6(_) if !enable_ipv6 => {
+                    return Err(CtlError::invalid(format!(
+                        "invalid network config: IPv6 subnet {subnet} given but IPv6 is not enabled; add --ipv6"
+                    )));
+                }
+                IpNet::V4(_) if !enable_ipv4 => {
+                    return Err(CtlError::invalid(format!(
+                        "invalid network config: IPv4 subnet {subnet} given but IPv4 is disabled"
+                    )));
+                }
+                _ => {}
+            }
+            if parsed.iter().any(|(s, _, _, _): &(IpNet, _, _, _)| s.contains(&subnet) || subnet.contains(s)) {
+                return Err(CtlError::invalid(format!(
+                    "invalid network config: subnet {subnet} is given twice or overlaps another subnet of this network"
+                )));
+            }
+            parsed.push((subnet, ip_range, gateway, aux));
+        }
+        if !has_addresses && !parsed.is_empty() && !predefined {
+            return Err(CtlError::invalid(format!("the {driver_name} driver does not take subnets")));
+        }
+        let mut net = Network {
+            id,
+            name: req.name.clone(),
+            driver: driver_name.clone(),
+            scope,
+            created: now(),
+            enable_ipv4,
+            enable_ipv6,
+            internal: req.internal,
+            attachable: req.attachable,
+            ingress: false,
+            predefined,
+            ipam: IpamSpec {
+                driver: "default".into(),
+                options: BTreeMap::new(),
+                configs: Vec::new(),
+            },
+            options: req.options.clone(),
+            labels: req.labels.clone(),
+            iface: String::new(),
+            mtu: 0,
+        };
+        driver.validate(&mut net)?;
+        if driver_name == "bridge" {
+            if let Some(other) = st.networks.values().find(|n| n.driver == "bridge" && n.iface == net.iface) {
+                return Err(CtlError::conflict(format!(
+                    "bridge name {} is already used by network {}",
+                    net.iface, other.name
+                )));
+            }
+        }
+        if !has_addresses {
+            return Ok(net);
+        }
+        if enable_ipv6 && !parsed.iter().any(|(s, ..)| s.addr().is_ipv6()) {
+            return Err(CtlError::invalid(
+                "invalid network config: --ipv6 needs an IPv6 --subnet (netloom has no default IPv6 pool)",
+            ));
+        }
+        if enable_ipv4 && !parsed.iter().any(|(s, ..)| s.addr().is_ipv4()) {
+            parsed.insert(0, (IpNet::V4(Default::default()), None, None, BTreeMap::new()));
+        }
+        // Reserve: pools, then gateway and aux addresses. Undo all on error.
+        let avoid = self.host_nets(st).await;
+        let mut reserved: Vec<IpNet> = Vec::new();
+        let res: CtlResult<()> = (|| {
+            for (subnet, ip_range, gateway, aux) in parsed {
+                let want = if subnet.prefix_len() == 0 && subnet.addr().is_unspecified() { None } else { Some(subnet) };
+                let subnet = st
+                    .ipam
+                    .request_pool(&net.name, want, ip_range, &avoid)
+                    .map_err(map_ipam)?;
+                reserved.push(subnet);
+                let gw = match gateway {
+                    Some(g) => g,
+                    None => netloom_ipam::first_host(&subnet)
+                        .ok_or_else(|| CtlError::invalid(format!("subnet {subnet} has no host address")))?,
+                };
+                st.ipam.request_address(&subnet, Some(gw)).map_err(|e| {
+                    CtlError::invalid(format!("invalid gateway {gw}: {e}"))
+                })?;
+                for (k, a) in &aux {
+                    if *a == gw {
+                        continue;
+                    }
+                    st.ipam.request_address(&subnet, Some(*a)).map_err(|e| {
+                        CtlError::invalid(format!("invalid aux-address {k}={a}: {e}"))
+                    })?;
+                }
+                net.ipam.configs.push(IpamPoolConfig {
+                    subnet,
+                    ip_range,
+                    gateway: Some(gw),
+                    aux,
+                });
+            }
+            Ok(())
+        })();
+        if let Err(e) = res {
+            for s in reserved {
+                st.ipam.release_pool(&s);
+            }
+            return Err(e);
+        }
+        Ok(net)
+    }
+
+    /// Persists a built network and creates its kernel objects; rolls back on failure.
+    pub(crate) async fn install_network(&self, st: &mut State, net: Network) -> CtlResult<String> {
+        let release = |st: &mut State, net: &Network| {
+            for c in &net.ipam.configs {
+                st.ipam.release_pool(&c.subnet);
+            }
+        };
+        if let Err(e) = self.commit(vec![put(format!("{}{}", keys::NETWORK, net.id), &net)?]) {
+            release(st, &net);
+            return Err(e);
+        }
+        let driver = self
+            .drivers
+            .get(&net.driver)
+            .ok_or_else(|| CtlError::internal(format!("driver {} vanished", net.driver)))?;
+        if let Err(e) = driver.create_network(&net).await {
+            let _ = driver.delete_network(&net).await;
+            let _ = self.commit(vec![del(format!("{}{}", keys::NETWORK, net.id))]);
+            release(st, &net);
+            return Err(e.into());
+        }
+        info!(network = %net.name, id = %netloom_model::short_id(&net.id), driver = %net.driver, "network created");
+        self.emit("network", "create", &net.id, &[("name", net.name.clone()), ("type", net.driver.clone())]);
+        let id = net.id.clone();
+        st.networks.insert(id.clone(), net);
+        Ok(id)
+    }
+
+    /// Lists networks matching the filter.
+    pub async fn list_networks(&self, f: &NetworkFilter) -> Vec<NetworkView> {
+        let st = self.state.lock().await;
+        let mut v: Vec<NetworkView> = st
+            .networks
+            .values()
+            .filter(|n| f.matches(n, st.network_endpoints(&n.id).len()))
+            .map(|n| NetworkView {
+                network: n.clone(),
+                endpoints: Vec::new(),
+            })
+            .collect();
+        v.sort_by(|a, b| a.network.name.cmp(&b.network.name));
+        v
+    }
+
+    /// Inspects one network with its endpoints.
+    pub async fn inspect_network(&self, key: &str) -> CtlResult<NetworkView> {
+        let st = self.state.lock().await;
+        let n = st.find_network(key)?;
+        Ok(NetworkView {
+            network: n.clone(),
+            endpoints: st.network_endpoints(&n.id).into_iter().cloned().collect(),
+        })
+    }
+
+    /// Removes a network.
+    pub async fn remove_network(&self, key: &str) -> CtlResult<()> {
+        let mut st = self.state.lock().await;
+        let net = st.find_network(key)?.clone();
+        self.remove_network_locked(&mut st, &net).await
+    }
+
+    async fn remove_network_locked(&self, st: &mut State, net: &Network) -> CtlResult<()> {
+        if net.predefined {
+            return Err(CtlError::forbidden(format!(
+                "{} is a pre-defined network and cannot be removed",
+                net.name
+            )));
+        }
+        if !st.network_endpoints(&net.id).is_empty() {
+            return Err(CtlError::forbidden(format!(
+                "error while removing network: network {} id {} has active endpoints",
+                net.name, net.id
+            )));
+        }
+        let mut ops = vec![del(format!("{}{}", keys::NETWORK, net.id))];
+        for c in &net.ipam.configs {
+            ops.push(del(format!("{}{}", keys::CURSOR, cursor_key(&c.subnet))));
+        }
+        self.commit(ops)?;
+        st.networks.remove(&net.id);
+        for c in &net.ipam.configs {
+            st.ipam.release_pool(&c.subnet);
+        }
+        if let Some(d) = self.drivers.get(&net.driver) {
+            if let Err(e) = d.delete_network(net).await {
+                // Intent is gone; reconciliation removes the leftover at next start.
+                warn!(network = %net.name, error = %crate::error::chain(&e), "network removed from the store but its kernel objects remain");
+            }
+        }
+        info!(network = %net.name, "network removed");
+        self.emit("network", "destroy", &net.id, &[("name", net.name.clone()), ("type", net.driver.clone())]);
+        Ok(())
+    }
+
+    /// Removes unused user networks; returns their names.
+    pub async fn prune_networks(&self, f: &NetworkFilter) -> CtlResult<Vec<String>> {
+        let mut st = self.state.lock().await;
+        let victims: Vec<Network> = st
+            .networks
+            .values()
+            .filter(|n| !n.predefined && st.network_endpoints(&n.id).is_empty() && f.matches(n, 0))
+            .cloned()
+            .collect();
+        let mut names = Vec::new();
+        for n in victims {
+            self.remove_network_locked(&mut st, &n).await?;
+            names.push(n.name);
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Connects a container to a network (live if it runs).
+    pub async fn connect(&self, net_key: &str, req: ConnectRequest) -> CtlResult<()> {
+        let mut st = self.state.lock().await;
+        let net = st.find_network(net_key)?.clone();
+        let ctr = st.find_container(&req.container)?.clone();
+        check_attach(&st, &net, &ctr, &req.endpoint)?;
+        if ctr.networks.contains_key(&net.id) {
+            return Err(CtlError::forbidden(format!(
+                "endpoint with name {} already exists in network {}",
+                ctr.name, net.name
+            )));
+        }
+        let mut updated = ctr.clone();
+        updated.networks.insert(net.id.clone(), req.endpoint.clone());
+        updated.network_order.push(net.id.clone());
+        if ctr.is_running() {
+            let sandbox = self.sandbox_path(&ctr);
+            self.attach_endpoint(&mut st, &updated, &net, &sandbox).await?;
+            self.write_container_files(&st, &updated)?;
+        }
+        self.commit(vec![put(format!("{}{}", keys::CONTAINER, updated.id), &updated)?])?;
+        st.containers.insert(updated.id.clone(), updated.clone());
+        self.emit("network", "connect", &net.id, &[("container", updated.id.clone()), ("name", net.name.clone())]);
+        Ok(())
+    }
+
+    /// Disconnects a container from a network.
+    pub async fn disconnect(&self, net_key: &str, container: &str, _force: bool) -> CtlResult<()> {
+        let mut st = self.state.lock().await;
+        let net = st.find_network(net_key)?.clone();
+        let ctr = st.find_container(container)?.clone();
+        if !ctr.networks.contains_key(&net.id) {
+            return Err(CtlError::invalid(format!(
+                "container {} is not connected to network {}",
+                ctr.id, net.name
+            )));
+        }
+        if matches!(net.driver.as_str(), "host" | "null") && ctr.is_running() {
+            return Err(CtlError::invalid(format!(
+                "container {} cannot be disconnected from the {} network while it runs",
+                ctr.name, net.name
+            )));
+        }
+        let mut updated = ctr.clone();
+        updated.networks.remove(&net.id);
+        updated.network_order.retain(|n| n != &net.id);
+        if ctr.is_running() {
+            let eps: Vec<Endpoint> = st
+                .container_endpoints(&ctr.id)
+                .into_iter()
+                .filter(|e| e.network_id == net.id)
+                .cloned()
+                .collect();
+            let sandbox = self.sandbox_path(&ctr);
+            for ep in eps {
+                let had_default = ep.default_route;
+                self.detach_endpoint(&mut st, &ep, &sandbox).await?;
+                if had_default {
+                    self.move_default_route(&mut st, &updated, &sandbox).await;
+                }
+            }
+            self.write_container_files(&st, &updated)?;
+        }
+        self.commit(vec![put(format!("{}{}", keys::CONTAINER, updated.id), &updated)?])?;
+        st.containers.insert(updated.id.clone(), updated.clone());
+        self.emit("network", "disconnect", &net.id, &[("container", updated.id.clone()), ("name", net.name.clone())]);
+        Ok(())
+    }
+}
+
+/// Key of an IPAM cursor record.
+pub(crate) fn cursor_key(subnet: &IpNet) -> String {
+    subnet.to_string().replace('/', "_")
+}
+
+/// Checks that a container may attach to a network with these settings.
+pub(crate) fn check_attach(_st: &State, net: &Network, ctr: &Container, req: &EndpointRequest) -> CtlResult<()> {
+    let special = |mode: &str| matches!(mode, "host" | "none");
+    if special(&ctr.network_mode) || matches!(net.driver.as_str(), "host" | "null") {
+        return Err(CtlError::invalid(
+            "container sharing network namespace with another container or host cannot be connected to any other network",
+        ));
+    }
+    let is_default_bridge = net.predefined && net.driver == "bridge";
+    if is_default_bridge && !req.aliases.is_empty() {
+        return Err(CtlError::invalid(
+            "network-scoped alias is supported only for containers in user defined networks",
+        ));
+    }
+    for (want, v6) in [(req.ipv4, false), (req.ipv6, true)] {
+        let Some(ip) = want else { continue };
+        if is_default_bridge {
+            return Err(CtlError::invalid(
+                "user specified IP address is supported on user defined networks only",
+            ));
+        }
+        if ip.is_ipv6() != v6 {
+            return Err(CtlError::invalid(format!(
+                "invalid {} address {ip}: wrong address family",
+                if v6 { "IPv6" } else { "IPv4" }
+            )));
+        }
+        if v6 && !net.enable_ipv6 {
+            return Err(CtlError::invalid(format!(
+                "invalid IPv6 address {ip}: network {} has no IPv6",
+                net.name
+            )));
+        }
+        let Some(pool) = State::pool_of(net, ip) else {
+            return Err(CtlError::invalid(format!(
+                "invalid address {ip}: it does not belong to any of network {}'s subnets ({})",
+                net.name,
+                net.ipam.configs.iter().map(|c| c.subnet.to_string()).collect::<Vec<_>>().join(", ")
+            )));
+        };
+        if ip == pool.network() || (ip.is_ipv4() && ip == pool.broadcast()) {
+            return Err(CtlError::invalid(format!(
+                "invalid address {ip}: it is the network or broadcast address of {pool}"
+            )));
+        }
+        if net.ipam.configs.iter().any(|c| c.gateway == Some(ip) || c.aux.values().any(|a| *a == ip)) {
+            return Err(CtlError::conflict(format!(
+                "address {ip} is already in use in network {} (gateway or aux address)",
+                net.name
+            )));
+        }
+    }
+    Ok(())
+}

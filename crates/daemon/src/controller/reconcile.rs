@@ -1,0 +1,267 @@
+//! Start-up reconciliation: the store is the intent, the kernel is the fact.
+//! Loads every record, rebuilds IPAM, re-creates missing kernel objects, re-attaches
+//! to running containers, marks dead ones exited, and removes orphans that carry
+//! netloom's mark.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use netloom_model::{Container, ContainerStatus, Endpoint, Image, Network};
+use serde::de::DeserializeOwned;
+use tracing::{info, warn};
+
+use super::networks::{IpamConfigRequest, NetworkCreate};
+use super::{Controller, del, keys, new_id, put};
+use crate::error::CtlError;
+
+fn load<T: DeserializeOwned>(ctl: &Controller, prefix: &str) -> anyhow::Result<Vec<(String, T)>> {
+    let mut out = Vec::new();
+    for (k, v) in ctl.store.list(prefix)? {
+        match serde_json::from_slice::<T>(&v.value) {
+            Ok(t) => out.push((k[prefix.len()..].to_string(), t)),
+            Err(e) => warn!(key = %k, error = %e, "skipping unreadable store record"),
+        }
+    }
+    Ok(out)
+}
+
+impl Controller {
+    /// Runs the reconciliation described in the module doc.
+    pub(crate) async fn reconcile(self: &Arc<Self>) -> anyhow::Result<()> {
+        let mut st = self.state.lock().await;
+        let mut networks: Vec<Network> = load::<Network>(self, keys::NETWORK)?.into_iter().map(|(_, n)| n).collect();
+        networks.sort_by(|a, b| a.created.cmp(&b.created));
+        let endpoints: Vec<Endpoint> = load::<Endpoint>(self, keys::ENDPOINT)?.into_iter().map(|(_, e)| e).collect();
+        let containers: Vec<Container> = load::<Container>(self, keys::CONTAINER)?.into_iter().map(|(_, c)| c).collect();
+        let images: Vec<Image> = load::<Image>(self, keys::IMAGE)?.into_iter().map(|(_, i)| i).collect();
+        let cursors: BTreeMap<String, String> = load::<String>(self, keys::CURSOR)?.into_iter().collect();
+
+        // IPAM: pools, gateways, aux addresses, cursors, then every live address.
+        for n in &networks {
+            for c in &n.ipam.configs {
+                if let Err(e) = st.ipam.request_pool(&n.name, Some(c.subnet), c.ip_range, &[]) {
+                    warn!(network = %n.name, error = %e, "cannot restore pool");
+                    continue;
+                }
+                for a in c.gateway.iter().chain(c.aux.values()) {
+                    let _ = st.ipam.request_address(&c.subnet, Some(*a));
+                }
+                if let Some(cur) = cursors.get(&super::networks::cursor_key(&c.subnet)).and_then(|s| s.parse::<u128>().ok()) {
+                    st.ipam.set_cursor(&c.subnet, cur);
+                }
+            }
+            st.networks.insert(n.id.clone(), n.clone());
+        }
+        for i in images {
+            st.images.insert(i.id.clone(), i);
+        }
+        for c in containers {
+            st.containers.insert(c.id.clone(), c);
+        }
+        let mut stale_eps = Vec::new();
+        for ep in endpoints {
+            let Some(net) = st.networks.get(&ep.network_id).cloned() else {
+                stale_eps.push(ep);
+                continue;
+            };
+            let mut dup = false;
+            for a in ep.ipv4.map(|a| IpAddr::V4(a.addr())).into_iter().chain(ep.ipv6.map(|a| IpAddr::V6(a.addr()))) {
+                if let Some(s) = super::State::pool_of(&net, a) {
+                    if st.ipam.request_address(&s, Some(a)).is_err() {
+                        dup = true;
+                    }
+                }
+            }
+            if dup {
+                warn!(endpoint = %ep.id, "endpoint address already taken; dropping the endpoint");
+                stale_eps.push(ep);
+                continue;
+            }
+            st.endpoints.insert(ep.id.clone(), ep);
+        }
+        if !stale_eps.is_empty() {
+            let ops = stale_eps.iter().map(|e| del(format!("{}{}", keys::ENDPOINT, e.id))).collect();
+            self.commit(ops)?;
+        }
+
+        // Predefined networks at first start.
+        if !st.networks.values().any(|n| n.predefined) {
+            self.create_predefined(&mut st).await?;
+        }
+
+        // Kernel objects of every network.
+        let nets: Vec<Network> = st.networks.values().cloned().collect();
+        for n in &nets {
+            if let Some(d) = self.drivers.get(&n.driver) {
+                if let Err(e) = d.create_network(n).await {
+                    warn!(network = %n.name, error = %crate::error::chain(&e), "cannot restore network");
+                }
+            }
+        }
+
+        // Containers.
+        let ctrs: Vec<Container> = st.containers.values().cloned().collect();
+        for c in ctrs {
+            let alive = c.is_running() && netloom_runtime::is_alive(c.state.pid, c.state.pid_start_time);
+            if alive {
+                self.reattach(&mut st, &c).await;
+                self.monitor(&c);
+                continue;
+            }
+            if !st.container_endpoints(&c.id).is_empty() || c.is_running() || c.state.status == ContainerStatus::Removing {
+                self.teardown_networking(&mut st, &c).await;
+            }
+            if c.is_running() || c.state.status == ContainerStatus::Removing {
+                let exit = netloom_runtime::read_exit(&self.paths.run.join(&c.id));
+                let mut u = c.clone();
+                u.state.status = ContainerStatus::Exited;
+                u.state.pid = 0;
+                u.state.exit_code = exit.as_ref().map(|e| e.exit_code).unwrap_or(137);
+                u.state.finished_at = exit.map(|e| e.finished_at).unwrap_or_else(super::now);
+                info!(container = %c.name, exit_code = u.state.exit_code, "container exited while the daemon was down");
+                self.commit(vec![put(format!("{}{}", keys::CONTAINER, u.id), &u).map_err(|e| anyhow::anyhow!(e))?])?;
+                st.containers.insert(u.id.clone(), u.clone());
+                if u.auto_remove || c.state.status == ContainerStatus::Removing {
+                    self.destroy_container(&mut st, &u);
+                }
+            }
+        }
+
+        // Endpoints whose container is gone.
+        let orphans: Vec<Endpoint> = st
+            .endpoints
+            .values()
+            .filter(|e| st.containers.get(&e.container_id).map(|c| !c.is_running()).unwrap_or(true))
+            .cloned()
+            .collect();
+        for ep in orphans {
+            let _ = self.detach_endpoint(&mut st, &ep, &None).await;
+        }
+
+        // Orphan kernel objects that carry our mark.
+        let mut owned: BTreeSet<String> = BTreeSet::new();
+        for n in st.networks.values() {
+            if let Some(d) = self.drivers.get(&n.driver) {
+                let eps: Vec<Endpoint> = st.network_endpoints(&n.id).into_iter().cloned().collect();
+                owned.extend(d.owned_links(n, &eps));
+            }
+        }
+        let mark = netloom_drivers::link_alias(&self.tag);
+        if let Ok(links) = self.nl.links().await {
+            for l in links {
+                if l.alias == mark && !owned.contains(&l.name) {
+                    info!(link = %l.name, "removing orphan link");
+                    if let Err(e) = self.nl.delete_link(&l.name).await {
+                        warn!(link = %l.name, error = %e, "cannot remove orphan link");
+                    }
+                }
+            }
+        }
+        let live: BTreeSet<std::path::PathBuf> = st
+            .containers
+            .values()
+            .filter(|c| c.is_running())
+            .filter_map(|c| self.sandbox_path(c))
+            .collect();
+        for p in netloom_kernel::netns::list(&self.paths.netns) {
+            if !live.contains(&p) {
+                info!(netns = %p.display(), "removing orphan sandbox");
+                let _ = netloom_kernel::netns::remove(&p);
+            }
+        }
+        let known: BTreeSet<String> = st.containers.keys().cloned().collect();
+        for dir in [&self.paths.run, &self.paths.containers] {
+            if let Ok(rd) = std::fs::read_dir(dir) {
+                for e in rd.flatten() {
+                    let name = e.file_name().to_string_lossy().to_string();
+                    if !known.contains(&name) {
+                        let _ = std::fs::remove_dir_all(e.path());
+                    }
+                }
+            }
+        }
+        if let Ok(rd) = std::fs::read_dir(&self.paths.images) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with("tmp-") {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        info!(
+            networks = st.networks.len(),
+            containers = st.containers.len(),
+            endpoints = st.endpoints.len(),
+            "reconciled"
+        );
+        Ok(())
+    }
+
+    /// Makes sure a running container still has every endpoint its record asks for.
+    async fn reattach(&self, st: &mut super::State, c: &Container) {
+        let sandbox = self.sandbox_path(c);
+        for nid in c.network_order.clone() {
+            let Some(net) = st.networks.get(&nid).cloned() else { continue };
+            let ep = st
+                .endpoints
+                .values()
+                .find(|e| e.container_id == c.id && e.network_id == nid)
+                .cloned();
+            let healthy = match &ep {
+                None => false,
+                Some(e) if e.host_ifname.is_empty() => true,
+                Some(e) => matches!(self.nl.link(&e.host_ifname).await, Ok(Some(_))),
+            };
+            if healthy {
+                continue;
+            }
+            if let Some(e) = ep {
+                let _ = self.detach_endpoint(st, &e, &sandbox).await;
+            }
+            if let Err(e) = self.attach_endpoint(st, c, &net, &sandbox).await {
+                warn!(container = %c.name, network = %net.name, error = %e, "cannot re-attach endpoint");
+            }
+        }
+        // Endpoints for networks the container no longer lists (crash mid-disconnect).
+        let extra: Vec<Endpoint> = st
+            .container_endpoints(&c.id)
+            .into_iter()
+            .filter(|e| !c.networks.contains_key(&e.network_id))
+            .cloned()
+            .collect();
+        for e in extra {
+            let _ = self.detach_endpoint(st, &e, &sandbox).await;
+        }
+        let _ = self.write_container_files(st, c);
+    }
+
+    async fn create_predefined(&self, st: &mut super::State) -> Result<(), CtlError> {
+        let mut opts = BTreeMap::new();
+        opts.insert("com.docker.network.bridge.default_bridge".to_string(), "true".to_string());
+        opts.insert("com.docker.network.bridge.enable_icc".to_string(), "true".to_string());
+        opts.insert("com.docker.network.bridge.enable_ip_masquerade".to_string(), "true".to_string());
+        opts.insert("com.docker.network.bridge.host_binding_ipv4".to_string(), "0.0.0.0".to_string());
+        opts.insert("com.docker.network.bridge.name".to_string(), super::DEFAULT_BRIDGE.to_string());
+        opts.insert("com.docker.network.driver.mtu".to_string(), self.mtu.to_string());
+        let ipam_configs = match self.cfg.bip {
+            Some((gw, subnet)) => vec![IpamConfigRequest {
+                subnet: subnet.to_string(),
+                gateway: gw.to_string(),
+                ..Default::default()
+            }],
+            None => Vec::new(),
+        };
+        let reqs = [
+            NetworkCreate { name: "bridge".into(), driver: "bridge".into(), options: opts, ipam_configs, ..Default::default() },
+            NetworkCreate { name: "host".into(), driver: "host".into(), ..Default::default() },
+            NetworkCreate { name: "none".into(), driver: "null".into(), ..Default::default() },
+        ];
+        for r in reqs {
+            let name = r.name.clone();
+            let net = self.build_network(st, new_id(), r, true).await?;
+            self.install_network(st, net).await?;
+            info!(network = %name, "predefined network created");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,99 @@
+//! `netloomd`: the netloom daemon. Parses flags and `daemon.json`, opens the
+//! embedded store, reconciles the kernel with it, and serves the Docker Engine API
+//! subset on a Unix socket. SIGTERM stops accepting requests and exits 0, leaving
+//! running containers and their networking in place.
+
+mod api;
+mod config;
+mod controller;
+mod error;
+
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio::net::UnixListener;
+use tracing::{error, info};
+
+fn main() {
+    // The shim and exec helpers re-execute this binary: run them before anything else.
+    if let Some(code) = netloom_runtime::maybe_run_internal() {
+        std::process::exit(code);
+    }
+    let flags = config::Flags::parse();
+    let cfg = match config::Config::load(&flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("netloomd: {e}");
+            std::process::exit(1);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("NETLOOM_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("netloom={0},netloomd={0},netloom_daemon={0},netloom_drivers={0},netloom_kernel={0},netloom_runtime={0},warn", cfg.log_level))),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("netloomd: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = rt.block_on(run(cfg)) {
+        error!("{e:#}");
+        eprintln!("netloomd: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cfg: config::Config) -> anyhow::Result<()> {
+    for d in [&cfg.data_root, &cfg.exec_root] {
+        std::fs::create_dir_all(d).with_context(|| format!("create {}", d.display()))?;
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o711))
+            .with_context(|| format!("chmod {}", d.display()))?;
+    }
+    let store_path = cfg.data_root.join("netloom.db");
+    let store = netloom_store::EmbeddedStore::open(&store_path)
+        .map_err(|e| anyhow::anyhow!("{}", error::chain(&e)))?;
+    let socket = cfg.socket.clone();
+    let group = cfg.group.clone();
+    let ctl = controller::Controller::start(cfg, Arc::new(store)).await?;
+
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    match std::fs::remove_file(&socket) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("remove stale socket {}", socket.display())),
+    }
+    let listener = UnixListener::bind(&socket).with_context(|| format!("listen on {}", socket.display()))?;
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o660))
+        .with_context(|| format!("chmod {}", socket.display()))?;
+    if let Some(g) = group {
+        let gid = nix::unistd::Group::from_name(&g)
+            .ok()
+            .flatten()
+            .ok_or_else(|| anyhow::anyhow!("invalid --group {g:?}: no such group"))?
+            .gid;
+        nix::unistd::chown(&socket, None, Some(gid)).with_context(|| format!("chown {}", socket.display()))?;
+    }
+    info!(socket = %socket.display(), "API listening");
+    let app = api::router(ctl.clone());
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        info!("shutting down; containers keep running");
+    };
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    let _ = std::fs::remove_file(&socket);
+    Ok(())
+}

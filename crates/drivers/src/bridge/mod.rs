@@ -1,0 +1,217 @@
+//! The `bridge` driver: one Linux bridge per network, a veth pair per endpoint.
+
+mod config;
+
+use std::net::IpAddr;
+
+use async_trait::async_trait;
+use ipnet::IpNet;
+use netloom_kernel::{KernelError, Netlink};
+use netloom_model::network::parse_mac;
+use netloom_model::{
+    Capabilities, Driver, DriverError, Endpoint, JoinInfo, Network, SandboxInfo, Scope,
+};
+use tracing::debug;
+
+pub use config::{BridgeConfig, OPT_BRIDGE_NAME, OPT_ENABLE_ICC, OPT_ENABLE_MASQ, OPT_MTU};
+
+/// The bridge driver.
+pub struct BridgeDriver {
+    nl: Netlink,
+    alias: String,
+    default_mtu: u32,
+    default_bridge_name: String,
+}
+
+impl BridgeDriver {
+    /// A bridge driver working in the daemon's namespace through `nl`. `tag` marks the
+    /// links it creates; `default_mtu` applies when a network gives none;
+    /// `default_bridge_name` is the kernel name of the predefined `bridge` network.
+    pub fn new(nl: Netlink, tag: &str, default_mtu: u32, default_bridge_name: &str) -> Self {
+        BridgeDriver {
+            nl,
+            alias: crate::link_alias(tag),
+            default_mtu,
+            default_bridge_name: default_bridge_name.to_string(),
+        }
+    }
+
+    /// Host-side veth name of an endpoint.
+    pub fn host_ifname(ep_id: &str) -> String {
+        format!("nl{}", netloom_model::short_id(ep_id))
+    }
+
+    fn peer_ifname(ep_id: &str) -> String {
+        format!("np{}", netloom_model::short_id(ep_id))
+    }
+}
+
+fn kerr(op: impl Into<String>) -> impl FnOnce(KernelError) -> DriverError {
+    let op = op.into();
+    move |e| match e {
+        KernelError::AlreadyExists { what } => DriverError::Conflict(format!("{what}; {op} needs it")),
+        KernelError::NotSupported { what } => {
+            DriverError::NotSupported(format!("the kernel does not support {what}"))
+        }
+        e => DriverError::kernel(op, e),
+    }
+}
+
+/// A stable, locally administered MAC for a bridge, derived from the network ID so that a
+/// re-created bridge keeps it.
+fn bridge_mac(net_id: &str) -> [u8; 6] {
+    let b = net_id.as_bytes();
+    let h = |i: usize| -> u8 {
+        let hi = b.get(2 * i).copied().unwrap_or(b'0');
+        let lo = b.get(2 * i + 1).copied().unwrap_or(b'0');
+        let v = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
+        (v(hi) << 4) | v(lo)
+    };
+    [0x02, h(0), h(1), h(2), h(3), h(4)]
+}
+
+#[async_trait]
+impl Driver for BridgeDriver {
+    fn name(&self) -> &'static str {
+        "bridge"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            data_scope: Scope::Local,
+            has_sandbox_interfaces: true,
+        }
+    }
+
+    fn validate(&self, net: &mut Network) -> Result<(), DriverError> {
+        let cfg = BridgeConfig::parse(&net.options)?;
+        net.iface = match cfg.name {
+            Some(n) => n,
+            None if net.predefined => self.default_bridge_name.clone(),
+            None => format!("br-{}", netloom_model::short_id(&net.id)),
+        };
+        net.mtu = cfg.mtu.unwrap_or(self.default_mtu);
+        Ok(())
+    }
+
+    async fn create_network(&self, net: &Network) -> Result<(), DriverError> {
+        let br = self
+            .nl
+            .ensure_bridge(&net.iface, net.mtu, bridge_mac(&net.id), &self.alias)
+            .await
+            .map_err(kerr(format!("create bridge {} for network {}", net.iface, net.name)))?;
+        for pool in &net.ipam.configs {
+            if let Some(gw) = pool.gateway {
+                let addr = IpNet::new(gw, pool.subnet.prefix_len())
+                    .map_err(|e| DriverError::InvalidOption(format!("gateway {gw}: {e}")))?;
+                self.nl
+                    .add_address(br.index, &net.iface, addr)
+                    .await
+                    .map_err(kerr(format!("add gateway {addr} to bridge {}", net.iface)))?;
+            }
+        }
+        debug!(network = %net.name, bridge = %net.iface, "bridge ready");
+        Ok(())
+    }
+
+    async fn delete_network(&self, net: &Network) -> Result<(), DriverError> {
+        self.nl
+            .delete_link(&net.iface)
+            .await
+            .map_err(kerr(format!("delete bridge {}", net.iface)))
+    }
+
+    async fn create_endpoint(&self, net: &Network, ep: &Endpoint) -> Result<(), DriverError> {
+        let br = self
+            .nl
+            .require_link(&net.iface)
+            .await
+            .map_err(kerr(format!("find bridge {} of network {}", net.iface, net.name)))?;
+        let host = Self::host_ifname(&ep.id);
+        let peer = Self::peer_ifname(&ep.id);
+        self.nl
+            .create_veth(&host, &peer, net.mtu, br.index, &self.alias)
+            .await
+            .map_err(kerr(format!("create veth {host} on bridge {}", net.iface)))
+    }
+
+    async fn delete_endpoint(&self, _net: &Network, ep: &Endpoint) -> Result<(), DriverError> {
+        let host = Self::host_ifname(&ep.id);
+        self.nl
+            .delete_link(&host)
+            .await
+            .map_err(kerr(format!("delete veth {host}")))?;
+        self.nl
+            .delete_link(&Self::peer_ifname(&ep.id))
+            .await
+            .map_err(kerr(format!("delete veth peer of {host}")))
+    }
+
+    async fn join(
+        &self,
+        net: &Network,
+        ep: &Endpoint,
+        sb: &SandboxInfo,
+    ) -> Result<JoinInfo, DriverError> {
+        let peer = Self::peer_ifname(&ep.id);
+        let ctx = format!("endpoint {} of network {}", ep.ifname, net.name);
+        self.nl
+            .move_to_netns(&peer, &sb.key, &ep.ifname)
+            .await
+            .map_err(kerr(format!("move {ctx} into sandbox {}", sb.key.display())))?;
+        let inner = Netlink::in_netns(&sb.key).map_err(kerr(format!("open sandbox of {ctx}")))?;
+        let link = inner
+            .require_link(&ep.ifname)
+            .await
+            .map_err(kerr(format!("find {ctx}")))?;
+        if let Some(mac) = parse_mac(&ep.mac) {
+            inner
+                .set_mac(link.index, &ep.ifname, mac)
+                .await
+                .map_err(kerr(format!("set MAC of {ctx}")))?;
+        }
+        for addr in ep
+            .ipv4
+            .map(IpNet::V4)
+            .into_iter()
+            .chain(ep.ipv6.map(IpNet::V6))
+        {
+            inner
+                .add_address(link.index, &ep.ifname, addr)
+                .await
+                .map_err(kerr(format!("add {addr} to {ctx}")))?;
+        }
+        inner
+            .set_up(link.index, &ep.ifname)
+            .await
+            .map_err(kerr(format!("bring up {ctx}")))?;
+        if ep.default_route {
+            let gws: [Option<IpAddr>; 2] = [ep.gateway4.map(IpAddr::V4), ep.gateway6.map(IpAddr::V6)];
+            for gw in gws.into_iter().flatten() {
+                inner
+                    .set_default_route(link.index, gw)
+                    .await
+                    .map_err(kerr(format!("set default route of {ctx}")))?;
+            }
+        }
+        Ok(JoinInfo {
+            ifname: ep.ifname.clone(),
+        })
+    }
+
+    async fn leave(
+        &self,
+        net: &Network,
+        ep: &Endpoint,
+        _sb: &SandboxInfo,
+    ) -> Result<(), DriverError> {
+        // Deleting the host side removes the pair, wherever the peer is.
+        self.delete_endpoint(net, ep).await
+    }
+
+    fn owned_links(&self, net: &Network, eps: &[Endpoint]) -> Vec<String> {
+        let mut v = vec![net.iface.clone()];
+        v.extend(eps.iter().map(|e| Self::host_ifname(&e.id)));
+        v
+    }
+}

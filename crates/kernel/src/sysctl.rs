@@ -1,0 +1,32 @@
+//! sysctls of the calling process's network namespace.
+
+use std::path::PathBuf;
+
+use crate::error::KernelError;
+
+/// Writes `value` to `/proc/sys/<key with dots as slashes>` (e.g. `net.ipv4.ip_forward`).
+/// Net sysctls apply to the network namespace of the writing thread.
+pub fn set(key: &str, value: &str) -> Result<(), KernelError> {
+    let path = path_of(key);
+    std::fs::write(&path, value).map_err(|source| KernelError::Io {
+        op: "write sysctl",
+        path,
+        source,
+    })
+}
+
+/// Reads a sysctl.
+pub fn get(key: &str) -> Result<String, KernelError> {
+    let path = path_of(key);
+    std::fs::read_to_string(&path)
+        .map(|s| s.trim().to_string())
+        .map_err(|source| KernelError::Io {
+            op: "read sysctl",
+            path,
+            source,
+        })
+}
+
+fn path_of(key: &str) -> PathBuf {
+    PathBuf::from("/proc/sys").join(key.replace('.', "/"))
+}

@@ -1,0 +1,196 @@
+//! Containers and images.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// An imported image: a root filesystem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Image {
+    /// `sha256:<hex>`.
+    pub id: String,
+    /// `name:tag` references.
+    pub tags: Vec<String>,
+    /// Import time, RFC 3339.
+    pub created: String,
+    /// Unpacked size in bytes.
+    pub size: u64,
+    /// Default command.
+    #[serde(default)]
+    pub cmd: Vec<String>,
+    /// Default environment.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Ports the image declares (`80/tcp`).
+    #[serde(default)]
+    pub exposed_ports: Vec<String>,
+}
+
+/// One host binding of a published port (Docker's `PortBinding`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct PortBinding {
+    /// Host address, empty for all.
+    #[serde(default)]
+    pub host_ip: String,
+    /// Host port or range, empty for ephemeral.
+    #[serde(default)]
+    pub host_port: String,
+}
+
+/// What a container asks of one network it is attached to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct EndpointRequest {
+    /// Pinned IPv4 address.
+    #[serde(default)]
+    pub ipv4: Option<IpAddr>,
+    /// Pinned IPv6 address.
+    #[serde(default)]
+    pub ipv6: Option<IpAddr>,
+    /// Network-scoped aliases.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// Legacy links (`name:alias`).
+    #[serde(default)]
+    pub links: Vec<String>,
+}
+
+/// Lifecycle state of a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerStatus {
+    /// Created, never started.
+    #[default]
+    Created,
+    /// Running.
+    Running,
+    /// Stopped.
+    Exited,
+    /// Being removed.
+    Removing,
+}
+
+impl ContainerStatus {
+    /// Docker's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContainerStatus::Created => "created",
+            ContainerStatus::Running => "running",
+            ContainerStatus::Exited => "exited",
+            ContainerStatus::Removing => "removing",
+        }
+    }
+}
+
+/// Runtime state of a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ContainerState {
+    /// Status.
+    pub status: ContainerStatus,
+    /// Host PID of the container's init (0 when not running).
+    #[serde(default)]
+    pub pid: i32,
+    /// Start time of that PID (to detect reuse).
+    #[serde(default)]
+    pub pid_start_time: u64,
+    /// Host PID of the shim that owns the container.
+    #[serde(default)]
+    pub shim_pid: i32,
+    /// Start time of the shim PID.
+    #[serde(default)]
+    pub shim_start_time: u64,
+    /// Last exit code.
+    #[serde(default)]
+    pub exit_code: i32,
+    /// RFC 3339 start time.
+    #[serde(default)]
+    pub started_at: String,
+    /// RFC 3339 finish time.
+    #[serde(default)]
+    pub finished_at: String,
+    /// Error message of the last failed start.
+    #[serde(default)]
+    pub error: String,
+}
+
+/// A container: a process in its own namespaces, attached to networks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Container {
+    /// 64-hex ID.
+    pub id: String,
+    /// Name without the leading `/`.
+    pub name: String,
+    /// Image reference as given.
+    pub image: String,
+    /// Image ID.
+    pub image_id: String,
+    /// Creation time, RFC 3339.
+    pub created: String,
+    /// Hostname.
+    pub hostname: String,
+    /// Domain name.
+    #[serde(default)]
+    pub domainname: String,
+    /// Environment `K=V`.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Command.
+    #[serde(default)]
+    pub cmd: Vec<String>,
+    /// Entrypoint.
+    #[serde(default)]
+    pub entrypoint: Vec<String>,
+    /// Working directory.
+    #[serde(default)]
+    pub working_dir: String,
+    /// Labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Exposed ports (`80/tcp`).
+    #[serde(default)]
+    pub exposed_ports: Vec<String>,
+    /// `HostConfig.NetworkMode` as resolved: a network name, `host`, `none`, `bridge`.
+    pub network_mode: String,
+    /// Networks the container is attached to: network ID → request.
+    #[serde(default)]
+    pub networks: BTreeMap<String, EndpointRequest>,
+    /// Order in which networks were attached (network IDs); the first gives the default route.
+    #[serde(default)]
+    pub network_order: Vec<String>,
+    /// Published ports: `80/tcp` → bindings.
+    #[serde(default)]
+    pub port_bindings: BTreeMap<String, Vec<PortBinding>>,
+    /// Publish every exposed port on an ephemeral host port.
+    #[serde(default)]
+    pub publish_all: bool,
+    /// Remove when it exits.
+    #[serde(default)]
+    pub auto_remove: bool,
+    /// `--dns`.
+    #[serde(default)]
+    pub dns: Vec<String>,
+    /// `--dns-search`.
+    #[serde(default)]
+    pub dns_search: Vec<String>,
+    /// `--dns-opt`.
+    #[serde(default)]
+    pub dns_options: Vec<String>,
+    /// `--add-host` entries `host:ip`.
+    #[serde(default)]
+    pub extra_hosts: Vec<String>,
+    /// Runtime state.
+    #[serde(default)]
+    pub state: ContainerState,
+}
+
+impl Container {
+    /// The argv the container runs: entrypoint followed by cmd.
+    pub fn argv(&self) -> Vec<String> {
+        self.entrypoint.iter().chain(self.cmd.iter()).cloned().collect()
+    }
+
+    /// True while its process runs.
+    pub fn is_running(&self) -> bool {
+        self.state.status == ContainerStatus::Running
+    }
+}

@@ -1,0 +1,179 @@
+//! The container spec and the records exchanged with the daemon.
+
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::RuntimeError;
+
+/// PATH used when the spec's environment has none.
+pub(crate) const DEFAULT_PATH: &str =
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Everything needed to start one container.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct ContainerSpec {
+    /// 64-hex container id.
+    pub id: String,
+    /// Unpacked image root (read-only overlay lower layer, never modified).
+    pub image_rootfs: PathBuf,
+    /// Per-container dir (persists across stop/start) holding the overlay
+    /// `upper/`, `work/` and `merged/` dirs (created if missing).
+    pub layer_dir: PathBuf,
+    /// Per-container runtime state dir (`spec.json`, `exit.json`); created if missing.
+    pub state_dir: PathBuf,
+    /// json-file log, appended to.
+    pub log_path: PathBuf,
+    /// Bind-mounted network namespace file to join; `None` stays in the
+    /// caller's network namespace ("--network host").
+    pub netns: Option<PathBuf>,
+    /// Container hostname.
+    pub hostname: String,
+    /// Container NIS domain name.
+    pub domainname: String,
+    /// Environment, `K=V`; a default PATH is added if missing.
+    pub env: Vec<String>,
+    /// argv (entrypoint + cmd), non-empty.
+    pub args: Vec<String>,
+    /// Working directory inside the container; "" means "/". Created if missing.
+    pub working_dir: String,
+    /// Host file -> absolute path in the container, bind-mounted; the target
+    /// (and its parent dirs) is created in the rootfs if missing.
+    pub bind_files: Vec<(PathBuf, String)>,
+}
+
+/// What [`crate::start`] returns once the container's init exists.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Spawned {
+    /// Pid of the long-lived shim (daemon's pid namespace).
+    pub shim_pid: i32,
+    /// Pid of the container's init (daemon's pid namespace).
+    pub init_pid: i32,
+    /// Field 22 of `/proc/<init_pid>/stat`, to detect pid reuse.
+    pub init_start_time: u64,
+    /// Field 22 of `/proc/<shim_pid>/stat`, for [`crate::wait_exit`].
+    #[serde(default)]
+    pub shim_start_time: u64,
+}
+
+/// The exit record written by the shim to `<state_dir>/exit.json`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ExitInfo {
+    /// Exit code of the main process, or 128+signal.
+    pub exit_code: i32,
+    /// RFC3339 UTC time with nanoseconds.
+    pub finished_at: String,
+    /// Always false: netloom does not use cgroups.
+    pub oom_killed: bool,
+}
+
+impl ContainerSpec {
+    /// Checks what the runtime relies on.
+    pub fn validate(&self) -> Result<(), RuntimeError> {
+        let bad = |m: String| Err(RuntimeError::InvalidSpec(m));
+        if self.id.is_empty() || !self.id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return bad(format!("container id {:?} must be non-empty hex", self.id));
+        }
+        if self.args.is_empty() || self.args[0].is_empty() {
+            return bad(format!("container {}: empty command", self.id));
+        }
+        for (name, p) in [
+            ("image_rootfs", &self.image_rootfs),
+            ("layer_dir", &self.layer_dir),
+            ("state_dir", &self.state_dir),
+            ("log_path", &self.log_path),
+        ] {
+            if !p.is_absolute() {
+                return bad(format!("{name} {} must be absolute", p.display()));
+            }
+        }
+        // overlayfs options are comma/colon separated.
+        for p in [&self.image_rootfs, &self.layer_dir] {
+            let s = p.to_string_lossy();
+            if s.contains(',') || s.contains(':') {
+                return bad(format!("path {s} must not contain ',' or ':'"));
+            }
+        }
+        if let Some(ns) = &self.netns
+            && !ns.is_absolute()
+        {
+            return bad(format!("netns {} must be absolute", ns.display()));
+        }
+        for (host, target) in &self.bind_files {
+            if !host.is_absolute() {
+                return bad(format!("bind source {} must be absolute", host.display()));
+            }
+            container_path(target)?;
+        }
+        if !self.working_dir.is_empty() {
+            container_path(&self.working_dir)?;
+        }
+        for e in &self.env {
+            if e.contains('\0') {
+                return bad("environment entry contains NUL".to_string());
+            }
+        }
+        Ok(())
+    }
+
+    /// The environment with the default PATH added when missing.
+    pub(crate) fn full_env(&self) -> Vec<String> {
+        with_default_path(&self.env)
+    }
+}
+
+/// Adds the default PATH when `env` has none.
+pub(crate) fn with_default_path(env: &[String]) -> Vec<String> {
+    let mut out = env.to_vec();
+    if !out.iter().any(|e| e.starts_with("PATH=")) {
+        out.push(DEFAULT_PATH.to_string());
+    }
+    out
+}
+
+/// Validates an absolute in-container path without `..` and returns it relative to "/".
+pub(crate) fn container_path(p: &str) -> Result<PathBuf, RuntimeError> {
+    let path = Path::new(p);
+    if !path.is_absolute() {
+        return Err(RuntimeError::InvalidSpec(format!(
+            "container path {p} must be absolute"
+        )));
+    }
+    let mut rel = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(n) => rel.push(n),
+            Component::ParentDir | Component::Prefix(_) => {
+                return Err(RuntimeError::InvalidSpec(format!(
+                    "container path {p} must not contain '..'"
+                )));
+            }
+        }
+    }
+    Ok(rel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_path_added_once() {
+        let env = with_default_path(&["A=1".to_string()]);
+        assert_eq!(env.len(), 2);
+        assert!(env[1].starts_with("PATH="));
+        let env = with_default_path(&["PATH=/x".to_string()]);
+        assert_eq!(env, vec!["PATH=/x".to_string()]);
+    }
+
+    #[test]
+    fn container_paths() {
+        assert_eq!(
+            container_path("/etc/hosts").ok(),
+            Some(PathBuf::from("etc/hosts"))
+        );
+        assert!(container_path("etc/hosts").is_err());
+        assert!(container_path("/etc/../../x").is_err());
+    }
+}

@@ -1,0 +1,447 @@
+//! Privileged end-to-end tests of the runtime: real namespaces, overlayfs,
+//! pivot_root and a busybox image.
+//!
+//! They need root and `/bin/busybox`; without them each test prints
+//! `SKIP: <reason>` and returns, unless `NETLOOM_REQUIRE_PRIV=1`, in which
+//! case it fails. The internal modes run in the `netloom-runtime-helper`
+//! binary of this crate.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use netloom_runtime::logs::{self, Stream};
+use netloom_runtime::{ContainerSpec, ExitInfo, Spawned};
+
+const BUSYBOX: &str = "/bin/busybox";
+
+/// Returns false (after printing `SKIP: ...`) when the test cannot run;
+/// panics instead when `NETLOOM_REQUIRE_PRIV=1`.
+fn require_privileges(test: &str) -> bool {
+    let reason = if !nix::unistd::geteuid().is_root() {
+        Some("needs root (mount, pivot_root, namespaces)")
+    } else if !Path::new(BUSYBOX).exists() {
+        Some("needs /bin/busybox (apt-get install busybox-static)")
+    } else {
+        None
+    };
+    match reason {
+        None => {
+            netloom_runtime::set_self_exe(PathBuf::from(env!(
+                "CARGO_BIN_EXE_netloom-runtime-helper"
+            )));
+            true
+        }
+        Some(r) if std::env::var("NETLOOM_REQUIRE_PRIV").as_deref() == Ok("1") => {
+            panic!("{test}: NETLOOM_REQUIRE_PRIV=1 but {r}")
+        }
+        Some(r) => {
+            println!("SKIP: {test}: {r}");
+            false
+        }
+    }
+}
+
+/// A unique suffix for names shared with the host (netns names).
+fn unique(tag: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{tag}{}x{}x{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        nanos % 100_000
+    )
+}
+
+/// Builds a busybox rootfs under `root`.
+fn busybox_rootfs(root: &Path) {
+    for d in [
+        "bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp",
+    ] {
+        std::fs::create_dir_all(root.join(d)).expect("create rootfs dir");
+    }
+    std::fs::copy(BUSYBOX, root.join("bin/busybox")).expect("copy busybox");
+    let out = std::process::Command::new(BUSYBOX)
+        .arg("--list-full")
+        .output()
+        .expect("busybox --list-full");
+    for applet in String::from_utf8_lossy(&out.stdout).lines() {
+        let p = root.join(applet);
+        if applet.is_empty() || p.exists() || p.symlink_metadata().is_ok() {
+            continue;
+        }
+        std::os::unix::fs::symlink("/bin/busybox", &p).expect("applet symlink");
+    }
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")
+        .expect("write passwd");
+}
+
+/// One container's directories, removed on drop.
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    spec: ContainerSpec,
+}
+
+fn fixture(args: &[&str]) -> Fixture {
+    let tmp = tempfile::Builder::new()
+        .prefix("netloom-rt-")
+        .tempdir()
+        .expect("tempdir");
+    let root = tmp.path().join("image");
+    busybox_rootfs(&root);
+    let id = format!("{:0>64}", unique("").replace('x', "0"));
+    let spec = ContainerSpec {
+        id,
+        image_rootfs: root,
+        layer_dir: tmp.path().join("layer"),
+        state_dir: tmp.path().join("state"),
+        log_path: tmp.path().join("state/container-json.log"),
+        netns: None,
+        hostname: "ctr-test".to_string(),
+        domainname: String::new(),
+        env: vec!["FOO=bar".to_string()],
+        args: args.iter().map(|s| s.to_string()).collect(),
+        working_dir: String::new(),
+        bind_files: Vec::new(),
+    };
+    Fixture { _tmp: tmp, spec }
+}
+
+async fn wait(sp: &Spawned, spec: &ContainerSpec) -> ExitInfo {
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        netloom_runtime::wait_exit(sp.shim_pid, sp.shim_start_time, &spec.state_dir),
+    )
+    .await
+    .expect("container did not exit in time")
+}
+
+/// stdout text of the log.
+fn stdout_text(spec: &ContainerSpec) -> String {
+    let lines = logs::read_all(&spec.log_path).expect("read log");
+    lines
+        .iter()
+        .filter(|l| l.stream == Stream::Stdout)
+        .map(|l| String::from_utf8_lossy(&l.log).into_owned())
+        .collect()
+}
+
+fn not_mounted(layer: &Path) {
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    assert!(
+        !mi.contains(&layer.display().to_string()),
+        "{} still mounted on the host",
+        layer.display()
+    );
+}
+
+#[tokio::test]
+async fn exit_code_and_log_streams() {
+    if !require_privileges("exit_code_and_log_streams") {
+        return;
+    }
+    let f = fixture(&["sh", "-c", "echo out; echo err >&2; printf partial; exit 3"]);
+    let sp = netloom_runtime::start(&f.spec).expect("start");
+    let exit = wait(&sp, &f.spec).await;
+    assert_eq!(exit.exit_code, 3);
+    assert!(!exit.oom_killed);
+    assert!(exit.finished_at.ends_with('Z'));
+    assert_eq!(netloom_runtime::read_exit(&f.spec.state_dir), Some(exit));
+    let lines = logs::read_all(&f.spec.log_path).expect("read log");
+    let has = |s: Stream, t: &[u8]| lines.iter().any(|l| l.stream == s && l.log == t);
+    assert!(has(Stream::Stdout, b"out\n"), "{lines:?}");
+    assert!(has(Stream::Stderr, b"err\n"), "{lines:?}");
+    assert!(has(Stream::Stdout, b"partial"), "{lines:?}");
+    // Raw format check: one JSON object per line, Docker's keys.
+    let raw = std::fs::read_to_string(&f.spec.log_path).expect("read raw log");
+    assert!(
+        raw.contains(r#"{"log":"out\n","stream":"stdout","time":""#),
+        "{raw}"
+    );
+    assert!(!netloom_runtime::is_alive(sp.init_pid, sp.init_start_time));
+    not_mounted(&f.spec.layer_dir);
+    // The image is never modified.
+    assert!(!f.spec.image_rootfs.join(".netloom-oldroot").exists());
+}
+
+#[tokio::test]
+async fn sigterm_is_forwarded_and_shim_is_detached() {
+    if !require_privileges("sigterm_is_forwarded_and_shim_is_detached") {
+        return;
+    }
+    let f = fixture(&["sleep", "30"]);
+    let sp = netloom_runtime::start(&f.spec).expect("start");
+    assert!(netloom_runtime::is_alive(sp.init_pid, sp.init_start_time));
+    assert!(netloom_runtime::is_alive(sp.shim_pid, sp.shim_start_time));
+    assert!(!netloom_runtime::is_alive(
+        sp.init_pid,
+        sp.init_start_time + 1
+    ));
+    // The shim is not our child (it survives the daemon).
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", sp.shim_pid)).expect("stat");
+    let ppid: i32 = stat
+        .rsplit(')')
+        .next()
+        .and_then(|r| r.split_whitespace().nth(1))
+        .and_then(|p| p.parse().ok())
+        .expect("ppid");
+    assert_ne!(ppid, std::process::id() as i32);
+    assert!(netloom_runtime::read_exit(&f.spec.state_dir).is_none());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let t0 = std::time::Instant::now();
+    netloom_runtime::kill(sp.init_pid, libc::SIGTERM).expect("kill");
+    let exit = wait(&sp, &f.spec).await;
+    assert_eq!(exit.exit_code, 143);
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    assert!(!netloom_runtime::is_alive(sp.init_pid, sp.init_start_time));
+    not_mounted(&f.spec.layer_dir);
+}
+
+#[tokio::test]
+async fn hostname_bind_files_and_pid_namespace() {
+    if !require_privileges("hostname_bind_files_and_pid_namespace") {
+        return;
+    }
+    let mut f = fixture(&[
+        "sh",
+        "-c",
+        "hostname; cat /etc/hosts; echo pid=$$; echo init=$(cat /proc/1/comm); echo foo=$FOO; pwd; ls /dev; cat /etc/deep/x.conf",
+    ]);
+    let hosts = f.spec.state_dir.parent().expect("parent").join("hosts");
+    std::fs::write(&hosts, "127.0.0.1 localhost\n10.9.8.7 magic-host\n").expect("hosts");
+    let deep = f.spec.state_dir.parent().expect("parent").join("deep.conf");
+    std::fs::write(&deep, "deep-content\n").expect("deep");
+    f.spec.bind_files = vec![
+        (hosts, "/etc/hosts".to_string()),
+        (deep, "/etc/deep/x.conf".to_string()),
+    ];
+    f.spec.hostname = "c-hostname-1".to_string();
+    f.spec.working_dir = "/work/dir".to_string();
+    let sp = netloom_runtime::start(&f.spec).expect("start");
+    let exit = wait(&sp, &f.spec).await;
+    let out = stdout_text(&f.spec);
+    assert_eq!(exit.exit_code, 0, "{out}");
+    assert!(out.starts_with("c-hostname-1\n"), "{out}");
+    assert!(out.contains("10.9.8.7 magic-host"), "{out}");
+    // init is PID 1, the main process is its first child.
+    assert!(out.contains("pid=2\n"), "{out}");
+    assert!(out.contains("init=netloom-init\n"), "{out}");
+    assert!(out.contains("foo=bar\n"), "{out}");
+    assert!(out.contains("/work/dir\n"), "{out}");
+    for dev in ["null", "zero", "urandom", "pts", "shm", "ptmx", "stdout"] {
+        assert!(out.lines().any(|l| l == dev), "/dev/{dev} missing: {out}");
+    }
+    assert!(out.contains("deep-content\n"), "{out}");
+}
+
+#[tokio::test]
+async fn exec_into_running_container() {
+    if !require_privileges("exec_into_running_container") {
+        return;
+    }
+    let mut f = fixture(&["sleep", "30"]);
+    f.spec.hostname = "exec-host".to_string();
+    let sp = netloom_runtime::start(&f.spec).expect("start");
+    let run = |args: &[&str]| {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        netloom_runtime::exec(sp.init_pid, &args, &["X=1".to_string()], "/tmp")
+            .expect("exec")
+            .wait_with_output()
+    };
+    let ps = run(&["ps"]).await.expect("ps");
+    let ps_out = String::from_utf8_lossy(&ps.stdout).into_owned();
+    assert_eq!(ps.status.code(), Some(0), "{ps_out}");
+    let procs = ps_out.lines().skip(1).count();
+    assert!((2..=5).contains(&procs), "{ps_out}");
+    assert!(ps_out.contains("sleep 30"), "{ps_out}");
+    let h = run(&["hostname"]).await.expect("hostname");
+    assert_eq!(String::from_utf8_lossy(&h.stdout), "exec-host\n");
+    let pwd = run(&["sh", "-c", "pwd; echo $X; exit 7"])
+        .await
+        .expect("sh");
+    assert_eq!(String::from_utf8_lossy(&pwd.stdout), "/tmp\n1\n");
+    assert_eq!(pwd.status.code(), Some(7));
+    let missing = run(&["no-such-cmd"]).await.expect("missing");
+    assert_eq!(missing.status.code(), Some(127));
+    assert_eq!(
+        String::from_utf8_lossy(&missing.stderr),
+        "exec: \"no-such-cmd\": executable file not found in $PATH\n"
+    );
+    netloom_runtime::kill(sp.init_pid, libc::SIGKILL).expect("kill");
+    let exit = wait(&sp, &f.spec).await;
+    assert_eq!(exit.exit_code, 137);
+}
+
+/// Deletes the named netns on drop, even if the test fails.
+struct NetnsGuard(String);
+
+impl Drop for NetnsGuard {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "delete", &self.0])
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn joins_network_namespace() {
+    if !require_privileges("joins_network_namespace") {
+        return;
+    }
+    let name = unique("nlrt");
+    let ok = std::process::Command::new("ip")
+        .args(["netns", "add", &name])
+        .status()
+        .expect("ip netns add");
+    assert!(ok.success());
+    let _guard = NetnsGuard(name.clone());
+    let mut f = fixture(&["ip", "link"]);
+    f.spec.netns = Some(PathBuf::from(format!("/run/netns/{name}")));
+    let sp = netloom_runtime::start(&f.spec).expect("start");
+    let exit = wait(&sp, &f.spec).await;
+    let out = stdout_text(&f.spec);
+    assert_eq!(exit.exit_code, 0, "{out}");
+    let links: Vec<&str> = out
+        .lines()
+        .filter(|l| l.chars().next().is_some_and(|c| c.is_ascii_digit()))
+        .collect();
+    assert_eq!(links.len(), 1, "{out}");
+    assert!(links[0].contains(": lo:"), "{out}");
+}
+
+#[tokio::test]
+async fn missing_command_is_exit_127_and_layer_persists() {
+    if !require_privileges("missing_command_is_exit_127_and_layer_persists") {
+        return;
+    }
+    let mut f = fixture(&["no-such-binary", "arg"]);
+    let sp = netloom_runtime::start(&f.spec).expect("start with a missing command");
+    let exit = wait(&sp, &f.spec).await;
+    assert_eq!(exit.exit_code, 127);
+    let lines = logs::read_all(&f.spec.log_path).expect("log");
+    assert!(
+        lines.iter().any(|l| l.stream == Stream::Stderr
+            && l.log == b"exec: \"no-such-binary\": executable file not found in $PATH\n"),
+        "{lines:?}"
+    );
+
+    // Restart the same container twice: the upper layer persists, exit.json is replaced.
+    f.spec.args = ["sh", "-c", "echo kept > /persisted"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let sp = netloom_runtime::start(&f.spec).expect("second start");
+    assert_eq!(wait(&sp, &f.spec).await.exit_code, 0);
+    f.spec.args = ["cat", "/persisted"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let sp = netloom_runtime::start(&f.spec).expect("third start");
+    assert_eq!(wait(&sp, &f.spec).await.exit_code, 0);
+    assert!(stdout_text(&f.spec).contains("kept\n"));
+    assert!(!f.spec.image_rootfs.join("persisted").exists());
+    assert!(f.spec.layer_dir.join("upper/persisted").exists());
+    not_mounted(&f.spec.layer_dir);
+}
+
+#[tokio::test]
+async fn setup_failure_is_an_error() {
+    if !require_privileges("setup_failure_is_an_error") {
+        return;
+    }
+    let mut f = fixture(&["true"]);
+    f.spec.image_rootfs = f.spec.image_rootfs.join("does-not-exist");
+    let err = netloom_runtime::start(&f.spec).expect_err("overlay on a missing lower must fail");
+    let msg = err.to_string();
+    assert!(msg.contains("mount overlay"), "{msg}");
+    let mut f = fixture(&["true"]);
+    f.spec.netns = Some(PathBuf::from("/run/netns/netloom-does-not-exist"));
+    let err = netloom_runtime::start(&f.spec).expect_err("missing netns must fail");
+    assert!(err.to_string().contains("netns"), "{err}");
+}
+
+#[tokio::test]
+async fn follow_ends_after_exit() {
+    if !require_privileges("follow_ends_after_exit") {
+        return;
+    }
+    let f = fixture(&[
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo line$i; sleep 0.1; done",
+    ]);
+    let sp = netloom_runtime::start(&f.spec).expect("start");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut rx = logs::follow(f.spec.log_path.clone(), None, stop_rx);
+    let spec = f.spec.clone();
+    let waiter = tokio::spawn(async move {
+        let e = netloom_runtime::wait_exit(sp.shim_pid, sp.shim_start_time, &spec.state_dir).await;
+        let _ = stop_tx.send(true);
+        e
+    });
+    let mut got = Vec::new();
+    while let Ok(Some(l)) = tokio::time::timeout(Duration::from_secs(20), rx.recv()).await {
+        got.push(String::from_utf8_lossy(&l.log).into_owned());
+    }
+    assert_eq!(got, vec!["line1\n", "line2\n", "line3\n"]);
+    assert_eq!(waiter.await.expect("join").exit_code, 0);
+}
+
+/// Env var that turns `daemon_role` into a fake daemon for
+/// `container_survives_daemon_sigkill`.
+const DAEMON_ROLE_ENV: &str = "NETLOOM_RT_TEST_DAEMON_SPEC";
+
+/// Not a test on its own: when re-run by `container_survives_daemon_sigkill`
+/// it starts the container, prints the `Spawned` record and hangs until killed.
+#[test]
+fn daemon_role() {
+    let Ok(spec_path) = std::env::var(DAEMON_ROLE_ENV) else {
+        return;
+    };
+    netloom_runtime::set_self_exe(PathBuf::from(env!("CARGO_BIN_EXE_netloom-runtime-helper")));
+    let spec: ContainerSpec =
+        serde_json::from_slice(&std::fs::read(spec_path).expect("read spec")).expect("parse spec");
+    let sp = netloom_runtime::start(&spec).expect("start");
+    println!("SPAWNED={}", serde_json::to_string(&sp).expect("encode"));
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+#[tokio::test]
+async fn container_survives_daemon_sigkill() {
+    if !require_privileges("container_survives_daemon_sigkill") {
+        return;
+    }
+    let f = fixture(&["sleep", "30"]);
+    let spec_file = f.spec.layer_dir.with_file_name("test-spec.json");
+    std::fs::write(&spec_file, serde_json::to_vec(&f.spec).expect("encode")).expect("write");
+    let mut daemon = std::process::Command::new(std::env::current_exe().expect("exe"))
+        .args(["--exact", "daemon_role", "--nocapture", "--test-threads=1"])
+        .env(DAEMON_ROLE_ENV, &spec_file)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn fake daemon");
+    let stdout = daemon.stdout.take().expect("stdout");
+    let line = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| l.split_once("SPAWNED=").map(|(_, r)| r.to_string()))
+    })
+    .await
+    .expect("join")
+    .expect("fake daemon printed no Spawned record");
+    let sp: Spawned = serde_json::from_str(&line).expect("parse Spawned");
+    daemon.kill().expect("SIGKILL daemon");
+    let _ = daemon.wait();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(netloom_runtime::is_alive(sp.shim_pid, sp.shim_start_time));
+    assert!(netloom_runtime::is_alive(sp.init_pid, sp.init_start_time));
+    // A "restarted daemon" can still stop and wait for it.
+    netloom_runtime::kill(sp.init_pid, libc::SIGTERM).expect("kill");
+    assert_eq!(wait(&sp, &f.spec).await.exit_code, 143);
+}
