@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, bail};
 use clap::{ArgAction, Args, Subcommand};
 use hyper::Method;
 use serde_json::{Map, Value, json};
 
-use crate::client::{Client, ConnectError, daemon_status, query, seg};
+use crate::client::{Client, ConnectError, daemon_status, decode, query, seg};
 use crate::filters;
 use crate::format::{
     ListFormat, ago, confirm, ellipsis, go_time_unix, human_size, labels_string, outln,
@@ -632,79 +632,83 @@ async fn create(client: &Client, a: RunArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// `run`: create, start, then (attached) stream logs and wait for the exit status.
+/// `run`: create; when attached, open the output stream and the exit-status wait
+/// *before* start (as docker does), so neither a fast exit nor `--rm` can race them;
+/// then start, copy the output, and exit with the container's status.
 async fn run(client: &Client, a: RunArgs) -> Result<i32> {
     let id = create_container(client, &a).await?;
     let path = format!("/containers/{}", seg(&id));
+    let remove = |client: &Client| {
+        let client = client.clone();
+        let path = path.clone();
+        async move {
+            let _ = client
+                .call(Method::DELETE, &format!("{path}?force=1"), None)
+                .await;
+        }
+    };
+    if a.detach {
+        if let Err(e) = client
+            .call(Method::POST, &format!("{path}/start"), None)
+            .await
+        {
+            if a.rm {
+                remove(client).await;
+            }
+            return Err(e);
+        }
+        outln(&id);
+        return Ok(0);
+    }
+    let attach = client
+        .send(
+            Method::POST,
+            &format!("{path}/attach?stream=1&stdout=1&stderr=1"),
+            None,
+            &[],
+        )
+        .await;
+    let condition = if a.rm { "removed" } else { "next-exit" };
+    let wait = client
+        .send(
+            Method::POST,
+            &format!("{path}/wait?condition={condition}"),
+            None,
+            &[],
+        )
+        .await;
+    let (attach, wait) = match (attach, wait) {
+        (Ok(at), Ok(w)) => (at, w),
+        (Err(e), _) | (_, Err(e)) => {
+            if a.rm {
+                remove(client).await;
+            }
+            return Err(e);
+        }
+    };
     if let Err(e) = client
         .call(Method::POST, &format!("{path}/start"), None)
         .await
     {
         if a.rm {
-            let _ = client
-                .call(Method::DELETE, &format!("{path}?force=1"), None)
-                .await;
+            remove(client).await;
         }
         return Err(e);
     }
-    if a.detach {
-        outln(&id);
-        return Ok(0);
-    }
-    // Wait concurrently with log streaming so an auto-removed container
-    // still reports its exit status.
-    let wait_client = client.clone();
-    let wait_path = format!("{path}/wait");
-    let waiter = tokio::spawn(async move {
-        wait_client
-            .call_json::<Value>(Method::POST, &wait_path, None)
-            .await
-    });
-    let logs = client
-        .send(
-            Method::GET,
-            &format!("{path}/logs?follow=1&stdout=1&stderr=1"),
-            None,
-            &[],
-        )
-        .await;
-    // A log-streaming failure must not hide the exit status: report it and
-    // still wait for the container.
-    let streamed = match logs {
-        Ok(resp) => stream::pump_body(resp, false).await,
-        Err(e) if daemon_status(&e) == Some(404) => Ok(()),
-        Err(e) => Err(e),
-    };
-    if let Err(e) = streamed {
+    if let Err(e) = stream::pump_body(attach, false).await {
         eprintln!("{e:#}");
     }
-    let waited = waiter.await.map_err(|e| anyhow!("wait task failed: {e}"))?;
-    let status = match waited {
-        Ok(v) => {
-            if let Some(msg) = v
-                .get("Error")
-                .and_then(|e| e.get("Message"))
-                .and_then(Value::as_str)
-                .filter(|m| !m.is_empty())
-            {
-                eprintln!("{msg}");
-            }
-            v.get("StatusCode").and_then(Value::as_i64).unwrap_or(0)
-        }
-        Err(e) if a.rm && daemon_status(&e) == Some(404) => {
-            bail!("container {id} was removed before its exit status could be read")
-        }
-        Err(e) => return Err(e),
-    };
-    if a.rm
-        && let Err(e) = client
-            .call(Method::DELETE, &format!("{path}?force=1"), None)
-            .await
-        && daemon_status(&e) != Some(404)
+    let body = wait.bytes().await?;
+    let v: Value = decode(&body)?;
+    if let Some(msg) = v
+        .get("Error")
+        .and_then(|e| e.get("Message"))
+        .and_then(Value::as_str)
+        .filter(|m| !m.is_empty())
     {
-        eprintln!("{e:#}");
+        eprintln!("{msg}");
     }
-    Ok(status as i32)
+    Ok(v.get("StatusCode").and_then(Value::as_i64).unwrap_or(0) as i32)
 }
 
 /// Applies `op` to each name: prints the name on success, the error otherwise.

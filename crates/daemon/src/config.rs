@@ -9,7 +9,11 @@ use serde::Deserialize;
 
 /// `netloomd`: the netloom daemon (Docker Engine API on a Unix socket).
 #[derive(Debug, Parser)]
-#[command(name = "netloomd", version, about = "netloom daemon: container networking (CNM) with a Docker-compatible API")]
+#[command(
+    name = "netloomd",
+    version,
+    about = "netloom daemon: container networking (CNM) with a Docker-compatible API"
+)]
 pub struct Flags {
     /// Root of persistent state (store, images, container layers).
     #[arg(long, value_name = "DIR")]
@@ -105,7 +109,10 @@ impl Config {
             .unwrap_or_else(|| PathBuf::from("/run/netloom"));
         for (k, p) in [("data-root", &data_root), ("exec-root", &exec_root)] {
             if !p.is_absolute() {
-                return Err(format!("invalid {k} {:?}: it must be an absolute path", p.display()));
+                return Err(format!(
+                    "invalid {k} {:?}: it must be an absolute path",
+                    p.display()
+                ));
             }
         }
         let host = flags
@@ -181,20 +188,26 @@ pub fn parse_host(h: &str) -> Result<PathBuf, String> {
     }
     let p = PathBuf::from(p);
     if !p.is_absolute() {
-        return Err(format!("invalid --host {h:?}: use unix:///absolute/path.sock"));
+        return Err(format!(
+            "invalid --host {h:?}: use unix:///absolute/path.sock"
+        ));
     }
     Ok(p)
 }
 
 fn parse_bip(b: &str) -> Result<(IpAddr, IpNet), String> {
-    let n: IpNet = b
-        .parse()
-        .map_err(|_| format!("invalid bip {b:?}: use an address with prefix, e.g. 172.17.0.1/16"))?;
+    let n: IpNet = b.parse().map_err(|_| {
+        format!("invalid bip {b:?}: use an address with prefix, e.g. 172.17.0.1/16")
+    })?;
     if !n.addr().is_ipv4() {
         return Err(format!("invalid bip {b:?}: it must be an IPv4 address"));
     }
     if n.addr() == n.network() {
-        return Err(format!("invalid bip {b:?}: give the gateway address, e.g. {}/{}", first(n), n.prefix_len()));
+        return Err(format!(
+            "invalid bip {b:?}: give the gateway address, e.g. {}/{}",
+            first(n),
+            n.prefix_len()
+        ));
     }
     Ok((n.addr(), n.trunc()))
 }

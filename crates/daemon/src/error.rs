@@ -17,31 +17,52 @@ pub struct CtlError {
 impl CtlError {
     /// A not-found error.
     pub fn not_found(m: impl Into<String>) -> Self {
-        Self { kind: ErrorKind::NotFound, message: m.into() }
+        Self {
+            kind: ErrorKind::NotFound,
+            message: m.into(),
+        }
     }
     /// An invalid-parameter error.
     pub fn invalid(m: impl Into<String>) -> Self {
-        Self { kind: ErrorKind::InvalidParameter, message: m.into() }
+        Self {
+            kind: ErrorKind::InvalidParameter,
+            message: m.into(),
+        }
     }
     /// A conflict error.
     pub fn conflict(m: impl Into<String>) -> Self {
-        Self { kind: ErrorKind::Conflict, message: m.into() }
+        Self {
+            kind: ErrorKind::Conflict,
+            message: m.into(),
+        }
     }
     /// A forbidden error.
     pub fn forbidden(m: impl Into<String>) -> Self {
-        Self { kind: ErrorKind::Forbidden, message: m.into() }
+        Self {
+            kind: ErrorKind::Forbidden,
+            message: m.into(),
+        }
     }
     /// An unavailable error.
     pub fn unavailable(m: impl Into<String>) -> Self {
-        Self { kind: ErrorKind::Unavailable, message: m.into() }
+        Self {
+            kind: ErrorKind::Unavailable,
+            message: m.into(),
+        }
     }
     /// A not-implemented error.
     pub fn not_implemented(m: impl Into<String>) -> Self {
-        Self { kind: ErrorKind::NotImplemented, message: m.into() }
+        Self {
+            kind: ErrorKind::NotImplemented,
+            message: m.into(),
+        }
     }
     /// An internal error.
     pub fn internal(m: impl Into<String>) -> Self {
-        Self { kind: ErrorKind::Internal, message: m.into() }
+        Self {
+            kind: ErrorKind::Internal,
+            message: m.into(),
+        }
     }
 }
 
@@ -62,7 +83,10 @@ pub fn chain(e: &dyn std::error::Error) -> String {
 
 impl From<DriverError> for CtlError {
     fn from(e: DriverError) -> Self {
-        CtlError { kind: e.kind(), message: chain(&e) }
+        CtlError {
+            kind: e.kind(),
+            message: chain(&e),
+        }
     }
 }
 

@@ -36,7 +36,10 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("netloomd: cannot start the async runtime: {e}");
@@ -69,9 +72,12 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
     match std::fs::remove_file(&socket) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("remove stale socket {}", socket.display())),
+        Err(e) => {
+            return Err(e).with_context(|| format!("remove stale socket {}", socket.display()));
+        }
     }
-    let listener = UnixListener::bind(&socket).with_context(|| format!("listen on {}", socket.display()))?;
+    let listener =
+        UnixListener::bind(&socket).with_context(|| format!("listen on {}", socket.display()))?;
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o660))
         .with_context(|| format!("chmod {}", socket.display()))?;
     if let Some(g) = group {
@@ -80,10 +86,11 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
             .flatten()
             .ok_or_else(|| anyhow::anyhow!("invalid --group {g:?}: no such group"))?
             .gid;
-        nix::unistd::chown(&socket, None, Some(gid)).with_context(|| format!("chown {}", socket.display()))?;
+        nix::unistd::chown(&socket, None, Some(gid))
+            .with_context(|| format!("chown {}", socket.display()))?;
     }
     info!(socket = %socket.display(), "API listening");
-    let app = api::router(ctl.clone());
+    let app = api::service(ctl.clone());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let shutdown = async move {
@@ -93,7 +100,9 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
         }
         info!("shutting down; containers keep running");
     };
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
     let _ = std::fs::remove_file(&socket);
     Ok(())
 }

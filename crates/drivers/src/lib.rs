@@ -4,6 +4,7 @@
 //! nothing of the API or the store; the controller sequences calls to them.
 
 pub mod bridge;
+pub mod firewall;
 pub mod host;
 pub mod null;
 

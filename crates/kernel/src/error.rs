@@ -53,6 +53,9 @@ pub enum KernelError {
         #[source]
         source: io::Error,
     },
+    /// nft refused a batch (its stderr).
+    #[error("nft: {0}")]
+    Nft(String),
     /// A namespace operation failed.
     #[error("{0}")]
     Namespace(String),

@@ -11,6 +11,7 @@
 pub mod error;
 pub mod link;
 pub mod netns;
+pub mod nft;
 pub mod sysctl;
 
 pub use error::KernelError;

@@ -7,7 +7,9 @@ use std::path::Path;
 use futures::TryStreamExt;
 use ipnet::IpNet;
 use netlink_packet_route::address::AddressHeaderFlags;
-use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage};
+use netlink_packet_route::link::{
+    InfoKind, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage,
+};
 use netlink_packet_route::route::RouteAttribute;
 use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
@@ -44,10 +46,11 @@ pub struct Netlink {
 impl Netlink {
     /// A handle in the calling process's own network namespace. Must run inside tokio.
     pub fn current() -> Result<Self, KernelError> {
-        let (conn, handle, _) = rtnetlink::new_connection().map_err(|source| KernelError::Netlink {
-            op: "open netlink socket".into(),
-            source,
-        })?;
+        let (conn, handle, _) =
+            rtnetlink::new_connection().map_err(|source| KernelError::Netlink {
+                op: "open netlink socket".into(),
+                source,
+            })?;
         tokio::spawn(conn);
         Ok(Netlink { handle })
     }
@@ -74,7 +77,12 @@ impl Netlink {
 
     /// Looks up a link by name.
     pub async fn link(&self, name: &str) -> Result<Option<LinkInfo>, KernelError> {
-        let mut req = self.handle.link().get().match_name(name.to_string()).execute();
+        let mut req = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
         match req.try_next().await {
             Ok(Some(msg)) => Ok(Some(link_info(&msg))),
             Ok(None) => Ok(None),
@@ -130,7 +138,11 @@ impl Netlink {
             match self.handle.link().add(msg).execute().await {
                 Ok(()) => {}
                 Err(e) => {
-                    let e = KernelError::from_netlink(format!("create bridge {name}"), &format!("link {name}"), e);
+                    let e = KernelError::from_netlink(
+                        format!("create bridge {name}"),
+                        &format!("link {name}"),
+                        e,
+                    );
                     if !e.is_exists() {
                         return Err(e);
                     }
@@ -160,22 +172,31 @@ impl Netlink {
             self.delete_index(old.index, peer).await?;
         }
         let msg = LinkVeth::new(host, peer).mtu(mtu).alias(alias).build();
-        self.handle
-            .link()
-            .add(msg)
-            .execute()
-            .await
-            .map_err(|e| KernelError::from_netlink(format!("create veth pair {host}/{peer}"), &format!("link {host}"), e))?;
+        self.handle.link().add(msg).execute().await.map_err(|e| {
+            KernelError::from_netlink(
+                format!("create veth pair {host}/{peer}"),
+                &format!("link {host}"),
+                e,
+            )
+        })?;
         let h = self.require_link(host).await?;
         let p = self.require_link(peer).await?;
         let msg = LinkUnspec::new_with_index(p.index).mtu(mtu).build();
         self.set(msg, peer).await?;
-        let msg = LinkUnspec::new_with_index(h.index).controller(controller).up().build();
+        let msg = LinkUnspec::new_with_index(h.index)
+            .controller(controller)
+            .up()
+            .build();
         self.set(msg, host).await
     }
 
     /// Moves the link `name` into the namespace bound at `ns_path`, renaming it to `new_name`.
-    pub async fn move_to_netns(&self, name: &str, ns_path: &Path, new_name: &str) -> Result<(), KernelError> {
+    pub async fn move_to_netns(
+        &self,
+        name: &str,
+        ns_path: &Path,
+        new_name: &str,
+    ) -> Result<(), KernelError> {
         let l = self.require_link(name).await?;
         let ns = netns::open(ns_path)?;
         let msg = LinkUnspec::new_with_index(l.index)
@@ -187,7 +208,9 @@ impl Netlink {
 
     /// Sets the MAC address of a link.
     pub async fn set_mac(&self, index: u32, name: &str, mac: [u8; 6]) -> Result<(), KernelError> {
-        let msg = LinkUnspec::new_with_index(index).address(mac.to_vec()).build();
+        let msg = LinkUnspec::new_with_index(index)
+            .address(mac.to_vec())
+            .build();
         self.set(msg, name).await
     }
 
@@ -204,12 +227,9 @@ impl Netlink {
     }
 
     async fn set(&self, msg: LinkMessage, name: &str) -> Result<(), KernelError> {
-        self.handle
-            .link()
-            .set(msg)
-            .execute()
-            .await
-            .map_err(|e| KernelError::from_netlink(format!("change link {name}"), &format!("link {name}"), e))
+        self.handle.link().set(msg).execute().await.map_err(|e| {
+            KernelError::from_netlink(format!("change link {name}"), &format!("link {name}"), e)
+        })
     }
 
     /// Deletes a link by name; missing is fine.
@@ -223,7 +243,11 @@ impl Netlink {
     async fn delete_index(&self, index: u32, name: &str) -> Result<(), KernelError> {
         match self.handle.link().del(index).execute().await {
             Ok(()) => Ok(()),
-            Err(e) => match KernelError::from_netlink(format!("delete link {name}"), &format!("link {name}"), e) {
+            Err(e) => match KernelError::from_netlink(
+                format!("delete link {name}"),
+                &format!("link {name}"),
+                e,
+            ) {
                 e if e.is_not_found() => Ok(()),
                 e => Err(e),
             },
@@ -232,14 +256,26 @@ impl Netlink {
 
     /// Adds an address (idempotent). IPv6 addresses skip duplicate address detection,
     /// so they are usable at once.
-    pub async fn add_address(&self, index: u32, name: &str, addr: IpNet) -> Result<(), KernelError> {
-        let mut req = self.handle.address().add(index, addr.addr(), addr.prefix_len());
+    pub async fn add_address(
+        &self,
+        index: u32,
+        name: &str,
+        addr: IpNet,
+    ) -> Result<(), KernelError> {
+        let mut req = self
+            .handle
+            .address()
+            .add(index, addr.addr(), addr.prefix_len());
         if addr.addr().is_ipv6() {
             req.message_mut().header.flags |= AddressHeaderFlags::Nodad;
         }
         match req.execute().await {
             Ok(()) => Ok(()),
-            Err(e) => match KernelError::from_netlink(format!("add address {addr} to {name}"), &format!("address {addr} on {name}"), e) {
+            Err(e) => match KernelError::from_netlink(
+                format!("add address {addr} to {name}"),
+                &format!("address {addr} on {name}"),
+                e,
+            ) {
                 e if e.is_exists() => Ok(()),
                 e => Err(e),
             },
@@ -249,7 +285,12 @@ impl Netlink {
     /// Lists the addresses of a link.
     pub async fn addresses(&self, index: u32) -> Result<Vec<IpNet>, KernelError> {
         use netlink_packet_route::address::AddressAttribute;
-        let mut req = self.handle.address().get().set_link_index_filter(index).execute();
+        let mut req = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute();
         let mut out = Vec::new();
         while let Some(msg) = req
             .try_next()
@@ -285,7 +326,13 @@ impl Netlink {
             .replace()
             .execute()
             .await
-            .map_err(|e| KernelError::from_netlink(format!("set default route via {gateway}"), "default route", e))
+            .map_err(|e| {
+                KernelError::from_netlink(
+                    format!("set default route via {gateway}"),
+                    "default route",
+                    e,
+                )
+            })
     }
 
     /// The output interface index of the IPv4 default route, if any.

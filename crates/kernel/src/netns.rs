@@ -118,8 +118,9 @@ pub fn run_in<T: Send + 'static>(
     let ns = open(path)?;
     let display = path.display().to_string();
     std::thread::spawn(move || -> Result<T, KernelError> {
-        setns(ns.as_fd(), CloneFlags::CLONE_NEWNET)
-            .map_err(|e| KernelError::Namespace(format!("enter network namespace {display}: {e}")))?;
+        setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| {
+            KernelError::Namespace(format!("enter network namespace {display}: {e}"))
+        })?;
         f()
     })
     .join()

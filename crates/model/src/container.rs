@@ -186,7 +186,11 @@ pub struct Container {
 impl Container {
     /// The argv the container runs: entrypoint followed by cmd.
     pub fn argv(&self) -> Vec<String> {
-        self.entrypoint.iter().chain(self.cmd.iter()).cloned().collect()
+        self.entrypoint
+            .iter()
+            .chain(self.cmd.iter())
+            .cloned()
+            .collect()
     }
 
     /// True while its process runs.

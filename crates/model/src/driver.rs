@@ -67,8 +67,12 @@ pub trait Driver: Send + Sync {
     ) -> Result<JoinInfo, DriverError>;
 
     /// Takes the endpoint out of the sandbox.
-    async fn leave(&self, net: &Network, ep: &Endpoint, sb: &SandboxInfo)
-    -> Result<(), DriverError>;
+    async fn leave(
+        &self,
+        net: &Network,
+        ep: &Endpoint,
+        sb: &SandboxInfo,
+    ) -> Result<(), DriverError>;
 
     /// Lists the names of kernel objects in the daemon's namespace this driver made for the
     /// network (used by reconciliation to find orphans).

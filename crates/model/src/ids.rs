@@ -18,7 +18,9 @@ pub fn is_valid_name(name: &str) -> bool {
 
 /// True if `s` is a lowercase hex string (an ID or an ID prefix).
 pub fn is_hex(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 #[cfg(test)]

@@ -13,7 +13,9 @@ pub mod ids;
 pub mod network;
 pub mod ports;
 
-pub use container::{Container, ContainerState, ContainerStatus, EndpointRequest, Image, PortBinding};
+pub use container::{
+    Container, ContainerState, ContainerStatus, EndpointRequest, Image, PortBinding,
+};
 pub use driver::{Capabilities, Driver, JoinInfo, SandboxInfo};
 pub use error::{DriverError, ErrorKind, ModelError};
 pub use ids::{is_valid_name, short_id};

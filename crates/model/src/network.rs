@@ -63,12 +63,16 @@ pub struct IpamSpec {
 impl IpamSpec {
     /// The first IPv4 pool.
     pub fn v4(&self) -> Option<&IpamPoolConfig> {
-        self.configs.iter().find(|c| matches!(c.subnet, IpNet::V4(_)))
+        self.configs
+            .iter()
+            .find(|c| matches!(c.subnet, IpNet::V4(_)))
     }
 
     /// The first IPv6 pool.
     pub fn v6(&self) -> Option<&IpamPoolConfig> {
-        self.configs.iter().find(|c| matches!(c.subnet, IpNet::V6(_)))
+        self.configs
+            .iter()
+            .find(|c| matches!(c.subnet, IpNet::V6(_)))
     }
 }
 

@@ -163,11 +163,29 @@ pub fn read_all(path: &Path) -> Result<Vec<LogLine>, RuntimeError> {
 pub fn follow(
     path: PathBuf,
     tail: Option<usize>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::sync::mpsc::Receiver<LogLine> {
+    follow_from(path, 0, tail, stop)
+}
+
+/// The size of the log file now (0 if it does not exist): pass it to [`follow_from`]
+/// to stream only what is written from this moment on (`attach`).
+pub fn current_end(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Like [`follow`], starting at byte `offset` (a line boundary, e.g. from
+/// [`current_end`]) instead of the beginning of the file.
+pub fn follow_from(
+    path: PathBuf,
+    offset: u64,
+    tail: Option<usize>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::sync::mpsc::Receiver<LogLine> {
     let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    let start = offset;
     tokio::spawn(async move {
-        let mut offset: u64 = 0;
+        let mut offset: u64 = start;
         let mut pending: Vec<u8> = Vec::new();
         let mut first = true;
         loop {

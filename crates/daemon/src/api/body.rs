@@ -15,13 +15,17 @@ pub fn json(bytes: &[u8]) -> Result<Value, CtlError> {
     let v: Value = serde_json::from_slice(bytes)
         .map_err(|e| CtlError::invalid(format!("invalid JSON in request body: {e}")))?;
     if !v.is_object() {
-        return Err(CtlError::invalid("invalid request body: expected a JSON object"));
+        return Err(CtlError::invalid(
+            "invalid request body: expected a JSON object",
+        ));
     }
     Ok(v)
 }
 
 fn wrong(field: &str, want: &str) -> CtlError {
-    CtlError::invalid(format!("invalid request body: field {field} must be {want}"))
+    CtlError::invalid(format!(
+        "invalid request body: field {field} must be {want}"
+    ))
 }
 
 /// A string field (`null`/absent → "").
@@ -50,7 +54,11 @@ pub fn strings(v: &Value, field: &str) -> Result<Vec<String>, CtlError> {
         Some(Value::String(s)) => Ok(vec![s.clone()]),
         Some(Value::Array(a)) => a
             .iter()
-            .map(|x| x.as_str().map(str::to_string).ok_or_else(|| wrong(field, "a list of strings")))
+            .map(|x| {
+                x.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| wrong(field, "a list of strings"))
+            })
             .collect(),
         Some(_) => Err(wrong(field, "a list of strings")),
     }
@@ -92,12 +100,18 @@ pub fn object<'a>(v: &'a Value, field: &str) -> Result<Option<&'a Value>, CtlErr
 pub fn qbool(q: &BTreeMap<String, String>, key: &str) -> bool {
     match q.get(key) {
         None => false,
-        Some(v) => !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "no" | "false" | "none"),
+        Some(v) => !matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "" | "0" | "no" | "false" | "none"
+        ),
     }
 }
 
 /// Parses `filters=` JSON: map-of-bool (CLI) or map-of-list (docker-py).
-pub fn filters(q: &BTreeMap<String, String>, allowed: &[&str]) -> Result<BTreeMap<String, Vec<String>>, CtlError> {
+pub fn filters(
+    q: &BTreeMap<String, String>,
+    allowed: &[&str],
+) -> Result<BTreeMap<String, Vec<String>>, CtlError> {
     let Some(raw) = q.get("filters") else {
         return Ok(BTreeMap::new());
     };
@@ -114,8 +128,19 @@ pub fn filters(q: &BTreeMap<String, String>, allowed: &[&str]) -> Result<BTreeMa
             return Err(CtlError::invalid(format!("invalid filter '{k}'")));
         }
         let list: Vec<String> = match vals {
-            Value::Object(o) => o.into_iter().filter(|(_, b)| b.as_bool().unwrap_or(false)).map(|(s, _)| s).collect(),
-            Value::Array(a) => a.into_iter().map(|x| x.as_str().map(str::to_string).ok_or_else(|| CtlError::invalid("invalid filter"))).collect::<Result<_, _>>()?,
+            Value::Object(o) => o
+                .into_iter()
+                .filter(|(_, b)| b.as_bool().unwrap_or(false))
+                .map(|(s, _)| s)
+                .collect(),
+            Value::Array(a) => a
+                .into_iter()
+                .map(|x| {
+                    x.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| CtlError::invalid("invalid filter"))
+                })
+                .collect::<Result<_, _>>()?,
             _ => return Err(CtlError::invalid("invalid filter")),
         };
         out.insert(k, list);
@@ -135,8 +160,16 @@ mod tests {
 
     #[test]
     fn both_filter_encodings() {
-        let a = filters(&q(r#"{"driver":{"bridge":true},"name":{"br":true}}"#), &["driver", "name"]).ok();
-        let b = filters(&q(r#"{"driver":["bridge"],"name":["br"]}"#), &["driver", "name"]).ok();
+        let a = filters(
+            &q(r#"{"driver":{"bridge":true},"name":{"br":true}}"#),
+            &["driver", "name"],
+        )
+        .ok();
+        let b = filters(
+            &q(r#"{"driver":["bridge"],"name":["br"]}"#),
+            &["driver", "name"],
+        )
+        .ok();
         assert_eq!(a, b);
         assert!(a.is_some());
         assert!(filters(&q(r#"{"foo":["x"]}"#), &["name"]).is_err());

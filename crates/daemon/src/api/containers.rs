@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
 use super::{ApiResult, Ctl, body, networks::endpoint_request, stream, view};
-use crate::controller::{ContainerCreate, ContainerFilter, NetworkingRequest};
 use crate::controller::containers::StartOutcome;
+use crate::controller::{ContainerCreate, ContainerFilter, NetworkingRequest};
 use crate::error::CtlError;
 
 /// Parses a signal name or number (`SIGTERM`, `TERM`, `15`).
@@ -45,12 +45,16 @@ pub fn parse_signal(s: &str) -> Result<i32, CtlError> {
 
 fn port_bindings(v: &Value) -> Result<BTreeMap<String, Vec<PortBinding>>, CtlError> {
     let mut out = BTreeMap::new();
-    let Some(m) = v.get("PortBindings") else { return Ok(out) };
+    let Some(m) = v.get("PortBindings") else {
+        return Ok(out);
+    };
     let Some(m) = m.as_object() else {
         if m.is_null() {
             return Ok(out);
         }
-        return Err(CtlError::invalid("invalid request body: field HostConfig.PortBindings must be an object"));
+        return Err(CtlError::invalid(
+            "invalid request body: field HostConfig.PortBindings must be an object",
+        ));
     };
     for (k, list) in m {
         let mut bs = Vec::new();
@@ -62,7 +66,9 @@ fn port_bindings(v: &Value) -> Result<BTreeMap<String, Vec<PortBinding>>, CtlErr
                 });
             }
         } else if !list.is_null() {
-            return Err(CtlError::invalid(format!("invalid request body: PortBindings[{k}] must be a list")));
+            return Err(CtlError::invalid(format!(
+                "invalid request body: PortBindings[{k}] must be a list"
+            )));
         }
         out.insert(k.clone(), bs);
     }
@@ -70,11 +76,18 @@ fn port_bindings(v: &Value) -> Result<BTreeMap<String, Vec<PortBinding>>, CtlErr
 }
 
 /// `POST /containers/create?name=`.
-pub async fn create(State(ctl): State<Ctl>, Query(q): Query<BTreeMap<String, String>>, raw: Bytes) -> ApiResult<Response> {
+pub async fn create(
+    State(ctl): State<Ctl>,
+    Query(q): Query<BTreeMap<String, String>>,
+    raw: Bytes,
+) -> ApiResult<Response> {
     let v = body::json(&raw)?;
     let image = body::string(&v, "Image")?;
     if image.is_empty() {
-        return Err(CtlError::invalid("config cannot be empty in order to create a container: give an image").into());
+        return Err(CtlError::invalid(
+            "config cannot be empty in order to create a container: give an image",
+        )
+        .into());
     }
     let empty = Value::Object(Default::default());
     let hc = body::object(&v, "HostConfig")?.unwrap_or(&empty);
@@ -84,7 +97,12 @@ pub async fn create(State(ctl): State<Ctl>, Query(q): Query<BTreeMap<String, Str
         let map = match nc.get("EndpointsConfig") {
             Some(m) if m.is_object() => m,
             Some(m) if m.is_null() => &empty,
-            Some(_) => return Err(CtlError::invalid("invalid request body: EndpointsConfig must be an object").into()),
+            Some(_) => {
+                return Err(CtlError::invalid(
+                    "invalid request body: EndpointsConfig must be an object",
+                )
+                .into());
+            }
             None => nc,
         };
         if let Some(m) = map.as_object() {
@@ -96,11 +114,22 @@ pub async fn create(State(ctl): State<Ctl>, Query(q): Query<BTreeMap<String, Str
     let exposed: Vec<String> = match v.get("ExposedPorts") {
         Some(Value::Object(m)) => m.keys().cloned().collect(),
         None | Some(Value::Null) => Vec::new(),
-        Some(_) => return Err(CtlError::invalid("invalid request body: field ExposedPorts must be an object").into()),
+        Some(_) => {
+            return Err(CtlError::invalid(
+                "invalid request body: field ExposedPorts must be an object",
+            )
+            .into());
+        }
     };
-    let log_type = body::object(hc, "LogConfig")?.map(|l| body::string(l, "Type")).transpose()?.unwrap_or_default();
+    let log_type = body::object(hc, "LogConfig")?
+        .map(|l| body::string(l, "Type"))
+        .transpose()?
+        .unwrap_or_default();
     if !log_type.is_empty() && log_type != "json-file" {
-        return Err(CtlError::invalid(format!("log driver {log_type:?} is not supported: netloom writes json-file logs")).into());
+        return Err(CtlError::invalid(format!(
+            "log driver {log_type:?} is not supported: netloom writes json-file logs"
+        ))
+        .into());
     }
     let req = ContainerCreate {
         name: q.get("name").filter(|n| !n.is_empty()).cloned(),
@@ -113,7 +142,10 @@ pub async fn create(State(ctl): State<Ctl>, Query(q): Query<BTreeMap<String, Str
         working_dir: body::string(&v, "WorkingDir")?,
         labels: body::string_map(&v, "Labels")?,
         exposed_ports: exposed,
-        networking: NetworkingRequest { mode: body::string(hc, "NetworkMode")?, endpoints },
+        networking: NetworkingRequest {
+            mode: body::string(hc, "NetworkMode")?,
+            endpoints,
+        },
         port_bindings: port_bindings(hc)?,
         publish_all: body::boolean(hc, "PublishAllPorts")?.unwrap_or(false),
         auto_remove: body::boolean(hc, "AutoRemove")?.unwrap_or(false),
@@ -130,7 +162,11 @@ pub async fn create(State(ctl): State<Ctl>, Query(q): Query<BTreeMap<String, Str
         }
     }
     let (id, warnings) = ctl.create_container(req).await?;
-    Ok((StatusCode::CREATED, axum::Json(json!({"Id": id, "Warnings": warnings}))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({"Id": id, "Warnings": warnings})),
+    )
+        .into_response())
 }
 
 /// `POST /containers/{id}/start`.
@@ -153,9 +189,17 @@ fn timeout_of(q: &BTreeMap<String, String>) -> Result<Option<u64>, CtlError> {
 }
 
 /// `POST /containers/{id}/stop?t=&signal=`.
-pub async fn stop(State(ctl): State<Ctl>, Path(id): Path<String>, Query(q): Query<BTreeMap<String, String>>) -> ApiResult<Response> {
+pub async fn stop(
+    State(ctl): State<Ctl>,
+    Path(id): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> ApiResult<Response> {
     let t = timeout_of(&q)?;
-    let sig = q.get("signal").filter(|s| !s.is_empty()).map(|s| parse_signal(s)).transpose()?;
+    let sig = q
+        .get("signal")
+        .filter(|s| !s.is_empty())
+        .map(|s| parse_signal(s))
+        .transpose()?;
     if ctl.stop_container(&id, t, sig).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
@@ -164,7 +208,11 @@ pub async fn stop(State(ctl): State<Ctl>, Path(id): Path<String>, Query(q): Quer
 }
 
 /// `POST /containers/{id}/restart`.
-pub async fn restart(State(ctl): State<Ctl>, Path(id): Path<String>, Query(q): Query<BTreeMap<String, String>>) -> ApiResult<Response> {
+pub async fn restart(
+    State(ctl): State<Ctl>,
+    Path(id): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> ApiResult<Response> {
     let t = timeout_of(&q)?;
     ctl.stop_container(&id, t, None).await?;
     ctl.start_container(&id).await?;
@@ -172,7 +220,11 @@ pub async fn restart(State(ctl): State<Ctl>, Path(id): Path<String>, Query(q): Q
 }
 
 /// `POST /containers/{id}/kill?signal=`.
-pub async fn kill(State(ctl): State<Ctl>, Path(id): Path<String>, Query(q): Query<BTreeMap<String, String>>) -> ApiResult<Response> {
+pub async fn kill(
+    State(ctl): State<Ctl>,
+    Path(id): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> ApiResult<Response> {
     let sig = match q.get("signal").filter(|s| !s.is_empty()) {
         Some(s) => parse_signal(s)?,
         None => libc::SIGKILL,
@@ -182,32 +234,56 @@ pub async fn kill(State(ctl): State<Ctl>, Path(id): Path<String>, Query(q): Quer
 }
 
 /// `POST /containers/{id}/wait?condition=`: headers at once, the body when the condition holds.
-pub async fn wait(State(ctl): State<Ctl>, Path(id): Path<String>, Query(q): Query<BTreeMap<String, String>>) -> ApiResult<Response> {
+pub async fn wait(
+    State(ctl): State<Ctl>,
+    Path(id): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> ApiResult<Response> {
     let cond = q.get("condition").cloned().unwrap_or_default();
     let fut = ctl.wait_container(&id, &cond).await?;
     let s = futures::stream::once(async move {
         let r = fut.await;
-        let mut b = serde_json::to_vec(&json!({"StatusCode": r.status_code, "Error": Value::Null})).unwrap_or_default();
+        let mut b = serde_json::to_vec(&json!({"StatusCode": r.status_code, "Error": Value::Null}))
+            .unwrap_or_default();
         b.push(b'\n');
         Ok::<Bytes, std::io::Error>(Bytes::from(b))
     });
     let mut resp = Body::from_stream(s).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     Ok(resp)
 }
 
 /// `DELETE /containers/{id}?force=`.
-pub async fn remove(State(ctl): State<Ctl>, Path(id): Path<String>, Query(q): Query<BTreeMap<String, String>>) -> ApiResult<Response> {
+pub async fn remove(
+    State(ctl): State<Ctl>,
+    Path(id): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> ApiResult<Response> {
     ctl.remove_container(&id, body::qbool(&q, "force")).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `GET /containers/json`.
-pub async fn list(State(ctl): State<Ctl>, Query(q): Query<BTreeMap<String, String>>) -> ApiResult<Response> {
-    let f = body::filters(&q, &["name", "id", "network", "status", "label", "ancestor", "exited", "before", "since", "health", "is-task", "publish", "expose", "volume"])?;
+pub async fn list(
+    State(ctl): State<Ctl>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> ApiResult<Response> {
+    let f = body::filters(
+        &q,
+        &[
+            "name", "id", "network", "status", "label", "ancestor", "exited", "before", "since",
+            "health", "is-task", "publish", "expose", "volume",
+        ],
+    )?;
     let get = |k: &str| f.get(k).cloned().unwrap_or_default();
     for s in get("status") {
-        if !matches!(s.as_str(), "created" | "running" | "exited" | "removing" | "paused" | "restarting" | "dead") {
+        if !matches!(
+            s.as_str(),
+            "created" | "running" | "exited" | "removing" | "paused" | "restarting" | "dead"
+        ) {
             return Err(CtlError::invalid(format!("invalid filter 'status={s}'")).into());
         }
     }
@@ -219,8 +295,17 @@ pub async fn list(State(ctl): State<Ctl>, Query(q): Query<BTreeMap<String, Strin
         status: get("status"),
         label: get("label"),
     };
-    let mut v: Vec<Value> = ctl.list_containers(&filter).await.iter().map(view::container_summary).collect();
-    if let Some(l) = q.get("limit").and_then(|l| l.parse::<usize>().ok()).filter(|l| *l > 0) {
+    let mut v: Vec<Value> = ctl
+        .list_containers(&filter)
+        .await
+        .iter()
+        .map(view::container_summary)
+        .collect();
+    if let Some(l) = q
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| *l > 0)
+    {
         v.truncate(l);
     }
     Ok(axum::Json(v).into_response())
@@ -239,7 +324,10 @@ pub async fn prune(State(ctl): State<Ctl>) -> ApiResult<Response> {
 }
 
 /// Forwards log lines as multiplexed frames, honouring stdout/stderr/timestamps.
-fn forward(mut lines: mpsc::Receiver<netloom_runtime::logs::LogLine>, q: &BTreeMap<String, String>) -> mpsc::Receiver<Bytes> {
+fn forward(
+    mut lines: mpsc::Receiver<netloom_runtime::logs::LogLine>,
+    q: &BTreeMap<String, String>,
+) -> mpsc::Receiver<Bytes> {
     let (tx, rx) = mpsc::channel(256);
     let want_out = body::qbool(q, "stdout");
     let want_err = body::qbool(q, "stderr");
@@ -277,7 +365,9 @@ fn stop_on_exit(ctl: &Ctl, id: String, already: bool) -> watch::Receiver<bool> {
         tokio::spawn(async move {
             loop {
                 match events.recv().await {
-                    Ok(ev) if ev.id == id && (ev.action == "die" || ev.action == "destroy") => break,
+                    Ok(ev) if ev.id == id && (ev.action == "die" || ev.action == "destroy") => {
+                        break;
+                    }
                     Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                     Err(_) => break,
                 }
@@ -292,29 +382,52 @@ fn stop_on_exit(ctl: &Ctl, id: String, already: bool) -> watch::Receiver<bool> {
 }
 
 /// `GET /containers/{id}/logs?follow=&stdout=&stderr=&tail=&timestamps=`.
-pub async fn logs(State(ctl): State<Ctl>, Path(id): Path<String>, Query(q): Query<BTreeMap<String, String>>, req: Request) -> ApiResult<Response> {
+pub async fn logs(
+    State(ctl): State<Ctl>,
+    Path(id): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+    req: Request,
+) -> ApiResult<Response> {
     if !body::qbool(&q, "stdout") && !body::qbool(&q, "stderr") {
-        return Err(CtlError::invalid("Bad parameters: you must choose at least one stream").into());
+        return Err(
+            CtlError::invalid("Bad parameters: you must choose at least one stream").into(),
+        );
     }
     let v = ctl.inspect_container(&id).await?;
     let tail = match q.get("tail").map(String::as_str) {
         None | Some("all") | Some("") => None,
-        Some(t) => Some(t.parse::<usize>().map_err(|_| CtlError::invalid(format!("invalid value for tail: {t}")))?),
+        Some(t) => Some(
+            t.parse::<usize>()
+                .map_err(|_| CtlError::invalid(format!("invalid value for tail: {t}")))?,
+        ),
     };
     let follow = body::qbool(&q, "follow");
-    let stop = stop_on_exit(&ctl, v.container.id.clone(), !follow || !v.container.is_running());
+    let stop = stop_on_exit(
+        &ctl,
+        v.container.id.clone(),
+        !follow || !v.container.is_running(),
+    );
     let lines = netloom_runtime::logs::follow(v.log_path.clone(), tail, stop);
     Ok(stream::respond(req, forward(lines, &q)))
 }
 
 /// `POST /containers/{id}/attach?stream=&stdout=&stderr=`: output from now until the
 /// container exits; may be called before start.
-pub async fn attach(State(ctl): State<Ctl>, Path(id): Path<String>, Query(q): Query<BTreeMap<String, String>>, req: Request) -> ApiResult<Response> {
+pub async fn attach(
+    State(ctl): State<Ctl>,
+    Path(id): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+    req: Request,
+) -> ApiResult<Response> {
     let v = ctl.inspect_container(&id).await?;
     let logs = body::qbool(&q, "logs");
     let streaming = body::qbool(&q, "stream");
     let stop = stop_on_exit(&ctl, v.container.id.clone(), !streaming);
-    let tail = if logs { None } else { Some(0) };
-    let lines = netloom_runtime::logs::follow(v.log_path.clone(), tail, stop);
+    let from = if logs {
+        0
+    } else {
+        netloom_runtime::logs::current_end(&v.log_path)
+    };
+    let lines = netloom_runtime::logs::follow_from(v.log_path.clone(), from, None, stop);
     Ok(stream::respond(req, forward(lines, &q)))
 }

@@ -14,7 +14,11 @@ use crate::controller::ExecConfig;
 use crate::error::CtlError;
 
 /// `POST /containers/{id}/exec`.
-pub async fn create(State(ctl): State<Ctl>, Path(id): Path<String>, raw: Bytes) -> ApiResult<Response> {
+pub async fn create(
+    State(ctl): State<Ctl>,
+    Path(id): Path<String>,
+    raw: Bytes,
+) -> ApiResult<Response> {
     let v = body::json(&raw)?;
     let cfg = ExecConfig {
         cmd: body::strings(&v, "Cmd")?,
@@ -42,7 +46,11 @@ async fn pump(mut r: impl tokio::io::AsyncRead + Unpin, id: u8, tx: mpsc::Sender
 
 /// `POST /exec/{id}/start`: runs the process and streams its output (hijacked when the
 /// client asks for it); the exit code is recorded before the stream ends.
-pub async fn start(State(ctl): State<Ctl>, Path(id): Path<String>, req: Request) -> ApiResult<Response> {
+pub async fn start(
+    State(ctl): State<Ctl>,
+    Path(id): Path<String>,
+    req: Request,
+) -> ApiResult<Response> {
     let (parts, b) = req.into_parts();
     let raw = b
         .collect()
@@ -51,7 +59,9 @@ pub async fn start(State(ctl): State<Ctl>, Path(id): Path<String>, req: Request)
         .to_bytes();
     let v = body::json(&raw)?;
     if body::boolean(&v, "Tty")?.unwrap_or(false) {
-        return Err(CtlError::invalid("exec with a TTY (-t) is not supported yet: run without -t").into());
+        return Err(
+            CtlError::invalid("exec with a TTY (-t) is not supported yet: run without -t").into(),
+        );
     }
     let detach = body::boolean(&v, "Detach")?.unwrap_or(false);
     let mut child = ctl.exec_start(&id).await?;

@@ -16,7 +16,11 @@ use crate::error::CtlError;
 const MAX_UPLOAD: u64 = 4 << 30;
 
 /// `POST /images/create?fromSrc=-&repo=&tag=&changes=` (import); `fromImage` (pull) is refused.
-pub async fn create(State(ctl): State<Ctl>, Query(q): Query<BTreeMap<String, String>>, req_body: Body) -> ApiResult<Response> {
+pub async fn create(
+    State(ctl): State<Ctl>,
+    Query(q): Query<BTreeMap<String, String>>,
+    req_body: Body,
+) -> ApiResult<Response> {
     if let Some(img) = q.get("fromImage") {
         return Err(CtlError::not_implemented(format!(
             "netloom has no image registry and cannot pull {img}: import a root filesystem tarball instead with `docker import FILE.tar NAME` or `netloom image import FILE.tar NAME`"
@@ -31,20 +35,31 @@ pub async fn create(State(ctl): State<Ctl>, Query(q): Query<BTreeMap<String, Str
             ))
             .into());
         }
-        None => return Err(CtlError::invalid("missing fromSrc: use fromSrc=- with the tarball as the body").into()),
+        None => {
+            return Err(CtlError::invalid(
+                "missing fromSrc: use fromSrc=- with the tarball as the body",
+            )
+            .into());
+        }
     }
-    let reference = match (q.get("repo").filter(|r| !r.is_empty()), q.get("tag").filter(|t| !t.is_empty())) {
+    let reference = match (
+        q.get("repo").filter(|r| !r.is_empty()),
+        q.get("tag").filter(|t| !t.is_empty()),
+    ) {
         (Some(r), Some(t)) => Some(format!("{r}:{t}")),
         (Some(r), None) => Some(r.clone()),
         (None, _) => None,
     };
     let changes: Vec<String> = match q.get("changes") {
-        Some(c) if c.starts_with('[') => serde_json::from_str(c).map_err(|e| CtlError::invalid(format!("invalid changes: {e}")))?,
+        Some(c) if c.starts_with('[') => serde_json::from_str(c)
+            .map_err(|e| CtlError::invalid(format!("invalid changes: {e}")))?,
         Some(c) if !c.is_empty() => vec![c.clone()],
         _ => Vec::new(),
     };
     // Save the upload to a file first (bounded), then unpack it off the async threads.
-    let tmp = ctl.paths_tmp().join(format!("upload-{}", &crate::controller::new_id()[..12]));
+    let tmp = ctl
+        .paths_tmp()
+        .join(format!("upload-{}", &crate::controller::new_id()[..12]));
     let mut f = tokio::fs::File::create(&tmp)
         .await
         .map_err(|e| CtlError::internal(format!("create {}: {e}", tmp.display())))?;
@@ -55,11 +70,18 @@ pub async fn create(State(ctl): State<Ctl>, Query(q): Query<BTreeMap<String, Str
             let chunk = chunk.map_err(|e| CtlError::invalid(format!("reading the upload: {e}")))?;
             total += chunk.len() as u64;
             if total > MAX_UPLOAD {
-                return Err(CtlError::invalid(format!("image upload too large: the limit is {} GiB", MAX_UPLOAD >> 30)));
+                return Err(CtlError::invalid(format!(
+                    "image upload too large: the limit is {} GiB",
+                    MAX_UPLOAD >> 30
+                )));
             }
-            f.write_all(&chunk).await.map_err(|e| CtlError::internal(format!("write upload: {e}")))?;
+            f.write_all(&chunk)
+                .await
+                .map_err(|e| CtlError::internal(format!("write upload: {e}")))?;
         }
-        f.flush().await.map_err(|e| CtlError::internal(format!("write upload: {e}")))
+        f.flush()
+            .await
+            .map_err(|e| CtlError::internal(format!("write upload: {e}")))
     }
     .await;
     drop(f);
@@ -74,21 +96,36 @@ pub async fn create(State(ctl): State<Ctl>, Query(q): Query<BTreeMap<String, Str
 
 /// `GET /images/json`.
 pub async fn list(State(ctl): State<Ctl>) -> ApiResult<Response> {
-    let v: Vec<_> = ctl.list_images().await.iter().map(|i| view::image(i, false)).collect();
+    let v: Vec<_> = ctl
+        .list_images()
+        .await
+        .iter()
+        .map(|i| view::image(i, false))
+        .collect();
     Ok(axum::Json(v).into_response())
 }
 
 /// `GET /images/{name}/json` (names may contain `/`); other sub-paths are not implemented.
-pub async fn inspect_or_501(State(ctl): State<Ctl>, Path(name): Path<String>) -> ApiResult<Response> {
+pub async fn inspect_or_501(
+    State(ctl): State<Ctl>,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
     let Some(n) = name.strip_suffix("/json") else {
-        return Err(CtlError::not_implemented(format!("netloom does not implement GET /images/{name}")).into());
+        return Err(CtlError::not_implemented(format!(
+            "netloom does not implement GET /images/{name}"
+        ))
+        .into());
     };
     let i = ctl.inspect_image(n).await?;
     Ok(axum::Json(view::image(&i, true)).into_response())
 }
 
 /// `DELETE /images/{name}`.
-pub async fn remove(State(ctl): State<Ctl>, Path(name): Path<String>, Query(q): Query<BTreeMap<String, String>>) -> ApiResult<Response> {
+pub async fn remove(
+    State(ctl): State<Ctl>,
+    Path(name): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> ApiResult<Response> {
     let out = ctl.remove_image(&name, body::qbool(&q, "force")).await?;
     let v: Vec<_> = out.into_iter().map(|(k, v)| json!({ k: v })).collect();
     Ok(axum::Json(v).into_response())

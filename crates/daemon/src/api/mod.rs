@@ -59,7 +59,11 @@ impl IntoResponse for ApiError {
         } else {
             tracing::debug!(status = status.as_u16(), error = %self.0.message, "request refused");
         }
-        (status, axum::Json(serde_json::json!({ "message": self.0.message }))).into_response()
+        (
+            status,
+            axum::Json(serde_json::json!({ "message": self.0.message })),
+        )
+            .into_response()
     }
 }
 
@@ -97,7 +101,11 @@ async fn version_layer(mut req: Request, next: axum::middleware::Next) -> Respon
                     )))
                     .into_response();
                 }
-                let q = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+                let q = req
+                    .uri()
+                    .query()
+                    .map(|q| format!("?{q}"))
+                    .unwrap_or_default();
                 if let Ok(uri) = format!("{tail}{q}").parse() {
                     *req.uri_mut() = uri;
                 }
@@ -123,6 +131,19 @@ async fn not_implemented(req: Request) -> ApiError {
     )))
 }
 
+/// The whole service: version handling wrapped around the router, so that `/v1.47/x`
+/// is rewritten before routing (a `Router::layer` would run after it).
+pub fn service(
+    ctl: Ctl,
+) -> axum::routing::IntoMakeService<
+    impl tower::Service<Request, Response = Response, Error = std::convert::Infallible, Future: Send>
+    + Clone
+    + Send,
+> {
+    let svc = tower::Layer::layer(&axum::middleware::from_fn(version_layer), router(ctl));
+    axum::ServiceExt::<Request>::into_make_service(svc)
+}
+
 /// Builds the router.
 pub fn router(ctl: Ctl) -> Router {
     Router::new()
@@ -133,7 +154,10 @@ pub fn router(ctl: Ctl) -> Router {
         .route("/networks", get(networks::list))
         .route("/networks/create", post(networks::create))
         .route("/networks/prune", post(networks::prune))
-        .route("/networks/{id}", get(networks::inspect).delete(networks::remove))
+        .route(
+            "/networks/{id}",
+            get(networks::inspect).delete(networks::remove),
+        )
         .route("/networks/{id}/connect", post(networks::connect))
         .route("/networks/{id}/disconnect", post(networks::disconnect))
         .route("/containers/json", get(containers::list))
@@ -153,9 +177,11 @@ pub fn router(ctl: Ctl) -> Router {
         .route("/exec/{id}/json", get(exec::inspect))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
-        .route("/images/{*name}", get(images::inspect_or_501).delete(images::remove))
+        .route(
+            "/images/{*name}",
+            get(images::inspect_or_501).delete(images::remove),
+        )
         .fallback(not_implemented)
         .layer(axum::extract::DefaultBodyLimit::max(16 << 20))
         .with_state(ctl)
-        .layer(axum::middleware::from_fn(version_layer))
 }

@@ -10,8 +10,8 @@ use netloom_model::EndpointRequest;
 use serde_json::{Value, json};
 
 use super::{ApiResult, Ctl, body, view};
-use crate::controller::{ConnectRequest, NetworkCreate, NetworkFilter};
 use crate::controller::networks::IpamConfigRequest;
+use crate::controller::{ConnectRequest, NetworkCreate, NetworkFilter};
 use crate::error::CtlError;
 
 fn parse_until(s: &str) -> Result<i64, CtlError> {
@@ -26,9 +26,13 @@ fn parse_until(s: &str) -> Result<i64, CtlError> {
         return Ok(now - d.as_secs() as i64);
     }
     if let Ok(t) = humantime::parse_rfc3339_weak(s) {
-        return Ok(crate::controller::created_unix(&humantime::format_rfc3339(t).to_string()));
+        return Ok(crate::controller::created_unix(
+            &humantime::format_rfc3339(t).to_string(),
+        ));
     }
-    Err(CtlError::invalid(format!("invalid filter 'until={s}': use a Unix time, an RFC 3339 time or a duration like 24h")))
+    Err(CtlError::invalid(format!(
+        "invalid filter 'until={s}': use a Unix time, an RFC 3339 time or a duration like 24h"
+    )))
 }
 
 fn filter_of(q: &BTreeMap<String, String>, prune: bool) -> Result<NetworkFilter, CtlError> {
@@ -70,7 +74,10 @@ fn filter_of(q: &BTreeMap<String, String>, prune: bool) -> Result<NetworkFilter,
 }
 
 /// `GET /networks`.
-pub async fn list(State(ctl): State<Ctl>, Query(q): Query<BTreeMap<String, String>>) -> ApiResult<Response> {
+pub async fn list(
+    State(ctl): State<Ctl>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> ApiResult<Response> {
     let f = filter_of(&q, false)?;
     let nets = ctl.list_networks(&f).await;
     let v: Vec<Value> = nets.iter().map(|n| view::network(n, true)).collect();
@@ -78,9 +85,26 @@ pub async fn list(State(ctl): State<Ctl>, Query(q): Query<BTreeMap<String, Strin
 }
 
 /// `GET /networks/{id}`.
-pub async fn inspect(State(ctl): State<Ctl>, Path(id): Path<String>, Query(q): Query<BTreeMap<String, String>>) -> ApiResult<Response> {
+pub async fn inspect(
+    State(ctl): State<Ctl>,
+    Path(id): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> ApiResult<Response> {
     if let Some(v) = q.get("verbose") {
-        if !matches!(v.as_str(), "1" | "t" | "T" | "TRUE" | "true" | "True" | "0" | "f" | "F" | "FALSE" | "false" | "False") {
+        if !matches!(
+            v.as_str(),
+            "1" | "t"
+                | "T"
+                | "TRUE"
+                | "true"
+                | "True"
+                | "0"
+                | "f"
+                | "F"
+                | "FALSE"
+                | "false"
+                | "False"
+        ) {
             return Err(CtlError::invalid(format!("invalid value for verbose: {v}")).into());
         }
     }
@@ -102,7 +126,10 @@ pub async fn create(State(ctl): State<Ctl>, raw: Bytes) -> ApiResult<Response> {
             Some(Value::Array(list)) => {
                 for c in list {
                     if !c.is_object() {
-                        return Err(CtlError::invalid("invalid request body: IPAM.Config entries must be objects").into());
+                        return Err(CtlError::invalid(
+                            "invalid request body: IPAM.Config entries must be objects",
+                        )
+                        .into());
                     }
                     ipam_configs.push(IpamConfigRequest {
                         subnet: body::string(c, "Subnet")?,
@@ -112,7 +139,12 @@ pub async fn create(State(ctl): State<Ctl>, raw: Bytes) -> ApiResult<Response> {
                     });
                 }
             }
-            Some(_) => return Err(CtlError::invalid("invalid request body: field IPAM.Config must be a list").into()),
+            Some(_) => {
+                return Err(CtlError::invalid(
+                    "invalid request body: field IPAM.Config must be a list",
+                )
+                .into());
+            }
         }
     }
     let config_from = body::object(&v, "ConfigFrom")?
@@ -137,7 +169,11 @@ pub async fn create(State(ctl): State<Ctl>, raw: Bytes) -> ApiResult<Response> {
         labels: body::string_map(&v, "Labels")?,
     };
     let id = ctl.create_network(req).await?;
-    Ok((StatusCode::CREATED, axum::Json(json!({"Id": id, "Warning": ""}))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({"Id": id, "Warning": ""})),
+    )
+        .into_response())
 }
 
 /// `DELETE /networks/{id}`.
@@ -148,12 +184,16 @@ pub async fn remove(State(ctl): State<Ctl>, Path(id): Path<String>) -> ApiResult
 
 /// Parses an `EndpointSettings` object.
 pub fn endpoint_request(v: Option<&Value>) -> Result<EndpointRequest, CtlError> {
-    let Some(v) = v else { return Ok(EndpointRequest::default()) };
+    let Some(v) = v else {
+        return Ok(EndpointRequest::default());
+    };
     if v.is_null() {
         return Ok(EndpointRequest::default());
     }
     if !v.is_object() {
-        return Err(CtlError::invalid("invalid request body: endpoint settings must be an object"));
+        return Err(CtlError::invalid(
+            "invalid request body: endpoint settings must be an object",
+        ));
     }
     let mut r = EndpointRequest {
         aliases: body::strings(v, "Aliases")?,
@@ -165,20 +205,26 @@ pub fn endpoint_request(v: Option<&Value>) -> Result<EndpointRequest, CtlError> 
         let v6 = body::string(ipam, "IPv6Address")?;
         if !v4.is_empty() {
             let a = v4.parse::<std::net::Ipv4Addr>().map_err(|_| {
-                CtlError::invalid(format!("invalid IPv4 address: {v4}: it must be a single IPv4 address, like 172.18.0.5"))
+                CtlError::invalid(format!(
+                    "invalid IPv4 address: {v4}: it must be a single IPv4 address, like 172.18.0.5"
+                ))
             })?;
             r.ipv4 = Some(a.into());
         }
         if !v6.is_empty() {
             let a = v6.parse::<std::net::Ipv6Addr>().map_err(|_| {
-                CtlError::invalid(format!("invalid IPv6 address: {v6}: it must be a single IPv6 address, like fd00::5"))
+                CtlError::invalid(format!(
+                    "invalid IPv6 address: {v6}: it must be a single IPv6 address, like fd00::5"
+                ))
             })?;
             r.ipv6 = Some(a.into());
         }
     }
     let mac = body::string(v, "MacAddress")?;
     if !mac.is_empty() {
-        return Err(CtlError::invalid("--mac-address is not supported by netloom: MACs are derived from the address"));
+        return Err(CtlError::invalid(
+            "--mac-address is not supported by netloom: MACs are derived from the address",
+        ));
     }
     for a in &r.aliases {
         if !netloom_model::is_valid_name(a) && !a.contains('.') {
@@ -189,19 +235,34 @@ pub fn endpoint_request(v: Option<&Value>) -> Result<EndpointRequest, CtlError> 
 }
 
 /// `POST /networks/{id}/connect`.
-pub async fn connect(State(ctl): State<Ctl>, Path(id): Path<String>, raw: Bytes) -> ApiResult<Response> {
+pub async fn connect(
+    State(ctl): State<Ctl>,
+    Path(id): Path<String>,
+    raw: Bytes,
+) -> ApiResult<Response> {
     let v = body::json(&raw)?;
     let container = body::string(&v, "Container")?;
     if container.is_empty() {
         return Err(CtlError::invalid("invalid request body: Container is required").into());
     }
     let endpoint = endpoint_request(v.get("EndpointConfig"))?;
-    ctl.connect(&id, ConnectRequest { container, endpoint }).await?;
+    ctl.connect(
+        &id,
+        ConnectRequest {
+            container,
+            endpoint,
+        },
+    )
+    .await?;
     Ok(StatusCode::OK.into_response())
 }
 
 /// `POST /networks/{id}/disconnect`.
-pub async fn disconnect(State(ctl): State<Ctl>, Path(id): Path<String>, raw: Bytes) -> ApiResult<Response> {
+pub async fn disconnect(
+    State(ctl): State<Ctl>,
+    Path(id): Path<String>,
+    raw: Bytes,
+) -> ApiResult<Response> {
     let v = body::json(&raw)?;
     let container = body::string(&v, "Container")?;
     if container.is_empty() {
@@ -213,7 +274,10 @@ pub async fn disconnect(State(ctl): State<Ctl>, Path(id): Path<String>, raw: Byt
 }
 
 /// `POST /networks/prune`.
-pub async fn prune(State(ctl): State<Ctl>, Query(q): Query<BTreeMap<String, String>>) -> ApiResult<Response> {
+pub async fn prune(
+    State(ctl): State<Ctl>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> ApiResult<Response> {
     let f = filter_of(&q, true)?;
     let names = ctl.prune_networks(&f).await?;
     Ok(axum::Json(json!({"NetworksDeleted": names})).into_response())

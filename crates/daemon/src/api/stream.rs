@@ -41,7 +41,9 @@ pub fn respond(mut req: Request, mut rx: mpsc::Receiver<Bytes>) -> Response {
     if wants_upgrade(&req) {
         let on_upgrade = hyper::upgrade::on(&mut req);
         tokio::spawn(async move {
-            let Ok(upgraded) = on_upgrade.await else { return };
+            let Ok(upgraded) = on_upgrade.await else {
+                return;
+            };
             let mut io = TokioIo::new(upgraded);
             while let Some(b) = rx.recv().await {
                 if io.write_all(&b).await.is_err() {
@@ -54,14 +56,20 @@ pub fn respond(mut req: Request, mut rx: mpsc::Receiver<Bytes>) -> Response {
         let mut resp = Response::new(Body::empty());
         *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         let h = resp.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/vnd.docker.raw-stream"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/vnd.docker.raw-stream"),
+        );
         h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
         h.insert(header::UPGRADE, HeaderValue::from_static("tcp"));
         return resp;
     }
-    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|o| o.map(Ok::<Bytes, std::io::Error>)));
+    let stream = futures::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx).map(|o| o.map(Ok::<Bytes, std::io::Error>))
+    });
     let mut resp = Body::from_stream(stream).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(CT));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(CT));
     resp
 }
 

@@ -16,9 +16,15 @@ fn ping_headers(resp: &mut Response) {
     h.insert("Docker-Experimental", HeaderValue::from_static("false"));
     h.insert("Builder-Version", HeaderValue::from_static("1"));
     h.insert("Swarm", HeaderValue::from_static("inactive"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store, must-revalidate"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
 }
 
 /// `GET /_ping`.
@@ -32,7 +38,8 @@ pub async fn ping() -> Response {
 pub async fn ping_head() -> Response {
     let mut r = Response::new(Body::empty());
     ping_headers(&mut r);
-    r.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    r.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
     r
 }
 
@@ -96,7 +103,11 @@ pub async fn info(State(ctl): State<Ctl>) -> Response {
         .and_then(|m| {
             m.lines()
                 .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<u64>().ok()))
+                .and_then(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|k| k.parse::<u64>().ok())
+                })
         })
         .unwrap_or(0)
         * 1024;
@@ -130,15 +141,22 @@ pub async fn info(State(ctl): State<Ctl>) -> Response {
 use serde_json::Value;
 
 /// `GET /events`: a stream of JSON objects, one per event.
-pub async fn events(State(ctl): State<Ctl>, Query(q): Query<BTreeMap<String, String>>) -> ApiResult<Response> {
+pub async fn events(
+    State(ctl): State<Ctl>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> ApiResult<Response> {
     let f = body::filters(&q, &["type", "event", "container", "network", "image"])?;
     let mut rx = ctl.subscribe();
     let stream = async_stream(move |tx: tokio::sync::mpsc::Sender<Bytes>| async move {
         loop {
             match rx.recv().await {
                 Ok(ev) => {
-                    if f.get("type").map(|t| t.iter().any(|x| x == ev.kind)).unwrap_or(true)
-                        && f.get("event").map(|t| t.iter().any(|x| x == ev.action)).unwrap_or(true)
+                    if f.get("type")
+                        .map(|t| t.iter().any(|x| x == ev.kind))
+                        .unwrap_or(true)
+                        && f.get("event")
+                            .map(|t| t.iter().any(|x| x == ev.action))
+                            .unwrap_or(true)
                     {
                         let t = std::time::SystemTime::now()
                             .duration_since(std::time::UNIX_EPOCH)
@@ -164,7 +182,10 @@ pub async fn events(State(ctl): State<Ctl>, Query(q): Query<BTreeMap<String, Str
         }
     });
     let mut resp = Body::from_stream(stream).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     Ok(resp)
 }
 

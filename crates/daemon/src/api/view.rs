@@ -25,7 +25,8 @@ pub fn network(v: &NetworkView, with_containers: bool) -> Value {
                 m.insert("Gateway".into(), json!(g.to_string()));
             }
             if !c.aux.is_empty() {
-                let aux: BTreeMap<&String, String> = c.aux.iter().map(|(k, a)| (k, a.to_string())).collect();
+                let aux: BTreeMap<&String, String> =
+                    c.aux.iter().map(|(k, a)| (k, a.to_string())).collect();
                 m.insert("AuxiliaryAddresses".into(), json!(aux));
             }
             Value::Object(m)
@@ -116,7 +117,12 @@ pub fn unix(t: &str) -> i64 {
     crate::controller::created_unix(t)
 }
 
-fn endpoint_settings(net: Option<&Network>, ep: Option<&Endpoint>, aliases: &[String], net_id: &str) -> Value {
+fn endpoint_settings(
+    net: Option<&Network>,
+    ep: Option<&Endpoint>,
+    aliases: &[String],
+    net_id: &str,
+) -> Value {
     let ipam = match ep {
         Some(_) => Value::Null,
         None => Value::Null,
@@ -148,7 +154,12 @@ fn networks_of(v: &ContainerView) -> Map<String, Value> {
         let name = net.map(|n| n.name.clone()).unwrap_or_else(|| nid.clone());
         let ep = v.endpoints.iter().find(|e| &e.network_id == nid);
         let req = c.networks.get(nid);
-        let mut s = endpoint_settings(net, ep, req.map(|r| r.aliases.as_slice()).unwrap_or(&[]), nid);
+        let mut s = endpoint_settings(
+            net,
+            ep,
+            req.map(|r| r.aliases.as_slice()).unwrap_or(&[]),
+            nid,
+        );
         if let (Some(r), Some(obj)) = (req, s.as_object_mut()) {
             if r.ipv4.is_some() || r.ipv6.is_some() {
                 let mut ipam = Map::new();
@@ -186,7 +197,14 @@ pub fn ports_map(v: &ContainerView) -> Value {
                 .map(|b| json!({"HostIp": if b.host_ip.is_empty() { "0.0.0.0" } else { &b.host_ip }, "HostPort": b.host_port}))
                 .collect::<Vec<_>>()
         });
-        m.insert(p.clone(), if v.container.is_running() { b.map(Value::from).unwrap_or(Value::Null) } else { Value::Null });
+        m.insert(
+            p.clone(),
+            if v.container.is_running() {
+                b.map(Value::from).unwrap_or(Value::Null)
+            } else {
+                Value::Null
+            },
+        );
     }
     Value::Object(m)
 }
@@ -196,7 +214,11 @@ pub fn status_text(v: &ContainerView) -> String {
     let s = &v.container.state;
     match s.status {
         ContainerStatus::Running => format!("Up {}", human_duration(since(&s.started_at))),
-        ContainerStatus::Exited => format!("Exited ({}) {} ago", s.exit_code, human_duration(since(&s.finished_at))),
+        ContainerStatus::Exited => format!(
+            "Exited ({}) {} ago",
+            s.exit_code,
+            human_duration(since(&s.finished_at))
+        ),
         ContainerStatus::Created => "Created".into(),
         ContainerStatus::Removing => "Removal In Progress".into(),
     }
@@ -244,13 +266,30 @@ pub fn container_inspect(v: &ContainerView) -> Value {
     let c = &v.container;
     let s = &c.state;
     let argv = c.argv();
-    let exposed: Map<String, Value> = c.exposed_ports.iter().map(|p| (p.clone(), json!({}))).collect();
+    let exposed: Map<String, Value> = c
+        .exposed_ports
+        .iter()
+        .map(|p| (p.clone(), json!({})))
+        .collect();
     let bindings: Map<String, Value> = c
         .port_bindings
         .iter()
-        .map(|(k, bs)| (k.clone(), json!(bs.iter().map(|b| json!({"HostIp": b.host_ip, "HostPort": b.host_port})).collect::<Vec<_>>())))
+        .map(|(k, bs)| {
+            (
+                k.clone(),
+                json!(
+                    bs.iter()
+                        .map(|b| json!({"HostIp": b.host_ip, "HostPort": b.host_port}))
+                        .collect::<Vec<_>>()
+                ),
+            )
+        })
         .collect();
-    let primary = v.endpoints.iter().find(|e| e.default_route).or_else(|| v.endpoints.first());
+    let primary = v
+        .endpoints
+        .iter()
+        .find(|e| e.default_route)
+        .or_else(|| v.endpoints.first());
     json!({
         "Id": c.id,
         "Created": c.created,
@@ -341,7 +380,11 @@ pub fn container_inspect(v: &ContainerView) -> Value {
 
 /// An image, as `GET /images/json` and inspect show it.
 pub fn image(i: &Image, detail: bool) -> Value {
-    let tags = if i.tags.is_empty() { json!(["<none>:<none>"]) } else { json!(i.tags) };
+    let tags = if i.tags.is_empty() {
+        json!(["<none>:<none>"])
+    } else {
+        json!(i.tags)
+    };
     if !detail {
         return json!({
             "Id": i.id,
@@ -356,7 +399,11 @@ pub fn image(i: &Image, detail: bool) -> Value {
             "Containers": -1,
         });
     }
-    let exposed: Map<String, Value> = i.exposed_ports.iter().map(|p| (p.clone(), json!({}))).collect();
+    let exposed: Map<String, Value> = i
+        .exposed_ports
+        .iter()
+        .map(|p| (p.clone(), json!({})))
+        .collect();
     json!({
         "Id": i.id,
         "RepoTags": tags,
@@ -384,7 +431,10 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(human_duration(Duration::from_millis(200)), "Less than a second");
+        assert_eq!(
+            human_duration(Duration::from_millis(200)),
+            "Less than a second"
+        );
         assert_eq!(human_duration(Duration::from_secs(5)), "5 seconds");
         assert_eq!(human_duration(Duration::from_secs(70)), "About a minute");
         assert_eq!(human_duration(Duration::from_secs(600)), "10 minutes");

@@ -131,11 +131,15 @@ pub struct WaitResult {
 
 fn parse_extra_host(h: &str) -> CtlResult<()> {
     let Some((name, ip)) = h.split_once(':') else {
-        return Err(CtlError::invalid(format!("invalid extra host {h:?}: use host:ip")));
+        return Err(CtlError::invalid(format!(
+            "invalid extra host {h:?}: use host:ip"
+        )));
     };
     let ip = ip.trim_start_matches('[').trim_end_matches(']');
     if name.is_empty() || (ip != "host-gateway" && ip.parse::<IpAddr>().is_err()) {
-        return Err(CtlError::invalid(format!("invalid IP address in add-host: {h:?}")));
+        return Err(CtlError::invalid(format!(
+            "invalid IP address in add-host: {h:?}"
+        )));
     }
     Ok(())
 }
@@ -192,7 +196,11 @@ impl Controller {
         let mut primary_req = EndpointRequest::default();
         let mut extra = Vec::new();
         for (key, r) in &req.networking.endpoints {
-            let n = if key == "default" { st.find_network("bridge")? } else { st.find_network(key)? };
+            let n = if key == "default" {
+                st.find_network("bridge")?
+            } else {
+                st.find_network(key)?
+            };
             if n.id == primary.id {
                 primary_req = r.clone();
             } else {
@@ -213,7 +221,11 @@ impl Controller {
             created: now(),
             hostname: String::new(),
             domainname: req.domainname.clone(),
-            env: if req.env.is_empty() { image.env.clone() } else { req.env.clone() },
+            env: if req.env.is_empty() {
+                image.env.clone()
+            } else {
+                req.env.clone()
+            },
             cmd: req.cmd.clone().unwrap_or_default(),
             entrypoint: req.entrypoint.clone().unwrap_or_default(),
             working_dir: req.working_dir.clone(),
@@ -235,10 +247,14 @@ impl Controller {
             ctr.cmd = image.cmd.clone();
         }
         if ctr.argv().is_empty() {
-            return Err(CtlError::invalid("no command specified: give a command after the image name"));
+            return Err(CtlError::invalid(
+                "no command specified: give a command after the image name",
+            ));
         }
         if req.tty {
-            return Err(CtlError::invalid("TTY containers (-t) are not supported yet: run without -t"));
+            return Err(CtlError::invalid(
+                "TTY containers (-t) are not supported yet: run without -t",
+            ));
         }
         // Hostname: Docker's rules.
         ctr.hostname = if !req.hostname.is_empty() {
@@ -251,15 +267,23 @@ impl Controller {
         } else {
             short_id(&id).to_string()
         };
-        if ctr.hostname.len() > 63 || ctr.hostname.contains(|c: char| c.is_whitespace() || c == '/') {
-            return Err(CtlError::invalid(format!("invalid hostname {:?}", ctr.hostname)));
+        if ctr.hostname.len() > 63
+            || ctr
+                .hostname
+                .contains(|c: char| c.is_whitespace() || c == '/')
+        {
+            return Err(CtlError::invalid(format!(
+                "invalid hostname {:?}",
+                ctr.hostname
+            )));
         }
         for h in &req.extra_hosts {
             parse_extra_host(h)?;
         }
         for d in &req.dns {
-            d.parse::<IpAddr>()
-                .map_err(|_| CtlError::invalid(format!("invalid --dns {d:?}: it must be an IP address")))?;
+            d.parse::<IpAddr>().map_err(|_| {
+                CtlError::invalid(format!("invalid --dns {d:?}: it must be an IP address"))
+            })?;
         }
         let mut exposed: Vec<String> = image.exposed_ports.clone();
         for p in req.exposed_ports.iter().chain(req.port_bindings.keys()) {
@@ -272,7 +296,11 @@ impl Controller {
         ctr.exposed_ports = exposed;
         check_attach(&st, &primary, &ctr, &primary_req).or_else(|e| {
             // host/none themselves are the primary network: only extra networks are refused.
-            if matches!(primary.driver.as_str(), "host" | "null") && primary_req.ipv4.is_none() && primary_req.ipv6.is_none() && primary_req.aliases.is_empty() {
+            if matches!(primary.driver.as_str(), "host" | "null")
+                && primary_req.ipv4.is_none()
+                && primary_req.ipv6.is_none()
+                && primary_req.aliases.is_empty()
+            {
                 Ok(())
             } else {
                 Err(e)
@@ -290,10 +318,17 @@ impl Controller {
         self.commit(vec![put(format!("{}{}", keys::CONTAINER, id), &ctr)?])?;
         if let Err(e) = std::fs::create_dir_all(self.container_dir(&id)) {
             let _ = self.commit(vec![del(format!("{}{}", keys::CONTAINER, id))]);
-            return Err(CtlError::internal(format!("create container directory: {e}")));
+            return Err(CtlError::internal(format!(
+                "create container directory: {e}"
+            )));
         }
         info!(container = %ctr.name, id = %short_id(&id), "container created");
-        self.emit("container", "create", &id, &[("name", ctr.name.clone()), ("image", ctr.image.clone())]);
+        self.emit(
+            "container",
+            "create",
+            &id,
+            &[("name", ctr.name.clone()), ("image", ctr.image.clone())],
+        );
         st.containers.insert(id.clone(), ctr);
         Ok((id, Vec::new()))
     }
@@ -306,7 +341,10 @@ impl Controller {
             return Ok(StartOutcome::AlreadyRunning);
         }
         if ctr.state.status == ContainerStatus::Removing {
-            return Err(CtlError::conflict(format!("container {} is being removed", ctr.name)));
+            return Err(CtlError::conflict(format!(
+                "container {} is being removed",
+                ctr.name
+            )));
         }
         let image = st
             .images
@@ -330,7 +368,9 @@ impl Controller {
         }
         let mut failure = None;
         for nid in ctr.network_order.clone() {
-            let Some(net) = st.networks.get(&nid).cloned() else { continue };
+            let Some(net) = st.networks.get(&nid).cloned() else {
+                continue;
+            };
             if let Err(e) = self.attach_endpoint(&mut st, &ctr, &net, &sandbox).await {
                 failure = Some(e);
                 break;
@@ -343,7 +383,11 @@ impl Controller {
                 Ok(files) => {
                     let spec = netloom_runtime::ContainerSpec {
                         id: ctr.id.clone(),
-                        image_rootfs: self.paths.images.join(image.id.trim_start_matches("sha256:")).join("rootfs"),
+                        image_rootfs: self
+                            .paths
+                            .images
+                            .join(image.id.trim_start_matches("sha256:"))
+                            .join("rootfs"),
                         layer_dir: self.container_dir(&ctr.id).join("layer"),
                         state_dir: self.paths.run.join(&ctr.id),
                         log_path: self.log_path(&ctr.id),
@@ -358,7 +402,15 @@ impl Controller {
                     tokio::task::spawn_blocking(move || netloom_runtime::start(&spec))
                         .await
                         .map_err(|e| CtlError::internal(format!("start task: {e}")))
-                        .and_then(|r| r.map_err(|e| CtlError::invalid(format!("cannot start container {}: {}", ctr.name, chain(&e)))))
+                        .and_then(|r| {
+                            r.map_err(|e| {
+                                CtlError::invalid(format!(
+                                    "cannot start container {}: {}",
+                                    ctr.name,
+                                    chain(&e)
+                                ))
+                            })
+                        })
                 }
             },
         };
@@ -381,10 +433,18 @@ impl Controller {
             finished_at: ctr.state.finished_at.clone(),
             error: String::new(),
         };
-        self.commit(vec![put(format!("{}{}", keys::CONTAINER, updated.id), &updated)?])?;
+        self.commit(vec![put(
+            format!("{}{}", keys::CONTAINER, updated.id),
+            &updated,
+        )?])?;
         st.containers.insert(updated.id.clone(), updated.clone());
         info!(container = %updated.name, pid = spawned.init_pid, "container started");
-        self.emit("container", "start", &updated.id, &[("name", updated.name.clone())]);
+        self.emit(
+            "container",
+            "start",
+            &updated.id,
+            &[("name", updated.name.clone())],
+        );
         self.monitor(&updated);
         Ok(StartOutcome::Started)
     }
@@ -398,7 +458,8 @@ impl Controller {
         let state_dir = self.paths.run.join(&id);
         tokio::spawn(async move {
             let info = netloom_runtime::wait_exit(shim, shim_start, &state_dir).await;
-            ctl.on_exit(&id, shim, info.exit_code, info.finished_at).await;
+            ctl.on_exit(&id, shim, info.exit_code, info.finished_at)
+                .await;
         });
     }
 
@@ -406,8 +467,15 @@ impl Controller {
     /// remove it if it was started with `--rm`.
     pub(crate) async fn on_exit(&self, id: &str, shim_pid: i32, code: i32, finished_at: String) {
         let mut st = self.state.lock().await;
-        let Some(ctr) = st.containers.get(id).cloned() else { return };
-        if ctr.state.shim_pid != shim_pid || !matches!(ctr.state.status, ContainerStatus::Running | ContainerStatus::Removing) {
+        let Some(ctr) = st.containers.get(id).cloned() else {
+            return;
+        };
+        if ctr.state.shim_pid != shim_pid
+            || !matches!(
+                ctr.state.status,
+                ContainerStatus::Running | ContainerStatus::Removing
+            )
+        {
             return;
         }
         self.teardown_networking(&mut st, &ctr).await;
@@ -415,14 +483,25 @@ impl Controller {
         updated.state.status = ContainerStatus::Exited;
         updated.state.pid = 0;
         updated.state.exit_code = code;
-        updated.state.finished_at = if finished_at.is_empty() { now() } else { finished_at };
+        updated.state.finished_at = if finished_at.is_empty() {
+            now()
+        } else {
+            finished_at
+        };
         info!(container = %ctr.name, exit_code = code, "container exited");
-        match put(format!("{}{}", keys::CONTAINER, id), &updated).and_then(|op| self.commit(vec![op])) {
+        match put(format!("{}{}", keys::CONTAINER, id), &updated)
+            .and_then(|op| self.commit(vec![op]))
+        {
             Ok(()) => {}
             Err(e) => warn!(container = %ctr.name, error = %e, "cannot record exit"),
         }
         st.containers.insert(id.to_string(), updated.clone());
-        self.emit("container", "die", id, &[("name", ctr.name.clone()), ("exitCode", code.to_string())]);
+        self.emit(
+            "container",
+            "die",
+            id,
+            &[("name", ctr.name.clone()), ("exitCode", code.to_string())],
+        );
         if ctr.auto_remove {
             self.destroy_container(&mut st, &updated);
         }
@@ -444,13 +523,22 @@ impl Controller {
             let _ = std::fs::remove_dir_all(run);
         });
         info!(container = %ctr.name, "container removed");
-        self.emit("container", "destroy", &ctr.id, &[("name", ctr.name.clone())]);
+        self.emit(
+            "container",
+            "destroy",
+            &ctr.id,
+            &[("name", ctr.name.clone())],
+        );
     }
 
     /// Detaches every endpoint of the container and removes its sandbox.
     pub(crate) async fn teardown_networking(&self, st: &mut State, ctr: &Container) {
         let sandbox = self.sandbox_path(ctr);
-        let eps: Vec<Endpoint> = st.container_endpoints(&ctr.id).into_iter().cloned().collect();
+        let eps: Vec<Endpoint> = st
+            .container_endpoints(&ctr.id)
+            .into_iter()
+            .cloned()
+            .collect();
         for ep in eps {
             if let Err(e) = self.detach_endpoint(st, &ep, &sandbox).await {
                 warn!(container = %ctr.name, endpoint = %short_id(&ep.id), error = %e, "endpoint teardown failed");
@@ -477,7 +565,11 @@ impl Controller {
             .get(&net.driver)
             .ok_or_else(|| CtlError::internal(format!("driver {} is not loaded", net.driver)))?;
         let has_if = driver.capabilities().has_sandbox_interfaces;
-        let existing: Vec<Endpoint> = st.container_endpoints(&ctr.id).into_iter().cloned().collect();
+        let existing: Vec<Endpoint> = st
+            .container_endpoints(&ctr.id)
+            .into_iter()
+            .cloned()
+            .collect();
         let ifname = if has_if {
             (0..)
                 .map(|i| format!("eth{i}"))
@@ -550,7 +642,10 @@ impl Controller {
         let mut ops = vec![put(format!("{}{}", keys::ENDPOINT, ep.id), &ep)?];
         for (s, _) in &got {
             if let Some(c) = st.ipam.cursor(s) {
-                ops.push(put(format!("{}{}", keys::CURSOR, cursor_key(s)), &c.to_string())?);
+                ops.push(put(
+                    format!("{}{}", keys::CURSOR, cursor_key(s)),
+                    &c.to_string(),
+                )?);
             }
         }
         if let Err(e) = self.commit(ops) {
@@ -589,7 +684,12 @@ impl Controller {
         st.endpoints.remove(&ep.id);
         let net = st.networks.get(&ep.network_id).cloned();
         if let Some(net) = &net {
-            for a in ep.ipv4.map(|a| IpAddr::V4(a.addr())).into_iter().chain(ep.ipv6.map(|a| IpAddr::V6(a.addr()))) {
+            for a in ep
+                .ipv4
+                .map(|a| IpAddr::V4(a.addr()))
+                .into_iter()
+                .chain(ep.ipv6.map(|a| IpAddr::V6(a.addr())))
+            {
                 if let Some(s) = State::pool_of(net, a) {
                     st.ipam.release_address(&s, a);
                 }
@@ -607,7 +707,12 @@ impl Controller {
     }
 
     /// After the default-route endpoint left, gives the role to another endpoint.
-    pub(crate) async fn move_default_route(&self, st: &mut State, ctr: &Container, sandbox: &Option<PathBuf>) {
+    pub(crate) async fn move_default_route(
+        &self,
+        st: &mut State,
+        ctr: &Container,
+        sandbox: &Option<PathBuf>,
+    ) {
         let Some(sb) = sandbox else { return };
         let candidate = ctr.network_order.iter().find_map(|nid| {
             let net = st.networks.get(nid)?;
@@ -616,13 +721,24 @@ impl Controller {
             }
             st.endpoints
                 .values()
-                .find(|e| e.container_id == ctr.id && &e.network_id == nid && (e.gateway4.is_some() || e.gateway6.is_some()))
+                .find(|e| {
+                    e.container_id == ctr.id
+                        && &e.network_id == nid
+                        && (e.gateway4.is_some() || e.gateway6.is_some())
+                })
                 .cloned()
         });
         let Some(mut ep) = candidate else { return };
-        let Ok(inner) = netloom_kernel::Netlink::in_netns(sb) else { return };
-        let Ok(Some(link)) = inner.link(&ep.ifname).await else { return };
-        for gw in [ep.gateway4.map(IpAddr::V4), ep.gateway6.map(IpAddr::V6)].into_iter().flatten() {
+        let Ok(inner) = netloom_kernel::Netlink::in_netns(sb) else {
+            return;
+        };
+        let Ok(Some(link)) = inner.link(&ep.ifname).await else {
+            return;
+        };
+        for gw in [ep.gateway4.map(IpAddr::V4), ep.gateway6.map(IpAddr::V6)]
+            .into_iter()
+            .flatten()
+        {
             if let Err(e) = inner.set_default_route(link.index, gw).await {
                 warn!(container = %ctr.name, error = %e, "cannot move the default route");
             }
@@ -635,7 +751,12 @@ impl Controller {
     }
 
     /// Stops a container: the stop signal, then SIGKILL after `timeout`.
-    pub async fn stop_container(&self, key: &str, timeout: Option<u64>, signal: Option<i32>) -> CtlResult<bool> {
+    pub async fn stop_container(
+        &self,
+        key: &str,
+        timeout: Option<u64>,
+        signal: Option<i32>,
+    ) -> CtlResult<bool> {
         let (id, pid) = {
             let st = self.state.lock().await;
             let c = st.find_container(key)?;
@@ -649,7 +770,8 @@ impl Controller {
         let t = Duration::from_secs(timeout.unwrap_or(10));
         if !self.wait_for(&mut rx, &id, "die", t).await {
             let _ = netloom_runtime::kill(pid, libc::SIGKILL);
-            self.wait_for(&mut rx, &id, "die", Duration::from_secs(10)).await;
+            self.wait_for(&mut rx, &id, "die", Duration::from_secs(10))
+                .await;
         }
         Ok(true)
     }
@@ -668,7 +790,13 @@ impl Controller {
         Ok(())
     }
 
-    async fn wait_for(&self, rx: &mut tokio::sync::broadcast::Receiver<super::Event>, id: &str, action: &str, t: Duration) -> bool {
+    async fn wait_for(
+        &self,
+        rx: &mut tokio::sync::broadcast::Receiver<super::Event>,
+        id: &str,
+        action: &str,
+        t: Duration,
+    ) -> bool {
         let deadline = tokio::time::Instant::now() + t;
         loop {
             // The event may have happened before we subscribed: check the state too.
@@ -682,7 +810,9 @@ impl Controller {
             }
             match tokio::time::timeout_at(deadline, rx.recv()).await {
                 Err(_) => return false,
-                Ok(Ok(ev)) if ev.id == id && (ev.action == action || ev.action == "destroy") => return true,
+                Ok(Ok(ev)) if ev.id == id && (ev.action == action || ev.action == "destroy") => {
+                    return true;
+                }
                 Ok(Ok(_)) | Ok(Err(RecvError::Lagged(_))) => {}
                 Ok(Err(RecvError::Closed)) => return false,
             }
@@ -704,8 +834,13 @@ impl Controller {
             }
             let mut rx = self.subscribe();
             let _ = netloom_runtime::kill(pid, libc::SIGKILL);
-            if !self.wait_for(&mut rx, &id, "die", Duration::from_secs(15)).await {
-                return Err(CtlError::internal(format!("container {name} did not stop after SIGKILL")));
+            if !self
+                .wait_for(&mut rx, &id, "die", Duration::from_secs(15))
+                .await
+            {
+                return Err(CtlError::internal(format!(
+                    "container {name} did not stop after SIGKILL"
+                )));
             }
         }
         let mut st = self.state.lock().await;
@@ -713,16 +848,24 @@ impl Controller {
             return Ok(()); // removed meanwhile (--rm)
         };
         if c.is_running() {
-            return Err(CtlError::conflict(format!("container {name} was started again during removal")));
+            return Err(CtlError::conflict(format!(
+                "container {name} was started again during removal"
+            )));
         }
         self.destroy_container(&mut st, &c);
         Ok(())
     }
 
     /// Waits for a condition (`not-running`, `next-exit`, `removed`); returns the exit code.
-    pub async fn wait_container(&self, key: &str, condition: &str) -> CtlResult<impl std::future::Future<Output = WaitResult> + use<>> {
+    pub async fn wait_container(
+        &self,
+        key: &str,
+        condition: &str,
+    ) -> CtlResult<impl std::future::Future<Output = WaitResult> + use<>> {
         if !matches!(condition, "" | "not-running" | "next-exit" | "removed") {
-            return Err(CtlError::invalid(format!("invalid condition: \"{condition}\"")));
+            return Err(CtlError::invalid(format!(
+                "invalid condition: \"{condition}\""
+            )));
         }
         let mut rx = self.subscribe();
         let (id, running, code) = {
@@ -740,7 +883,11 @@ impl Controller {
                 match rx.recv().await {
                     Ok(ev) if ev.id == id => {
                         if ev.action == "die" {
-                            last = ev.attributes.get("exitCode").and_then(|c| c.parse().ok()).unwrap_or(last);
+                            last = ev
+                                .attributes
+                                .get("exitCode")
+                                .and_then(|c| c.parse().ok())
+                                .unwrap_or(last);
                             if condition != "removed" {
                                 return WaitResult { status_code: last };
                             }
@@ -764,7 +911,12 @@ impl Controller {
             if !f.all && !c.is_running() && f.status.is_empty() {
                 continue;
             }
-            if !f.name.is_empty() && !f.name.iter().any(|n| c.name.contains(n.trim_start_matches('/'))) {
+            if !f.name.is_empty()
+                && !f
+                    .name
+                    .iter()
+                    .any(|n| c.name.contains(n.trim_start_matches('/')))
+            {
                 continue;
             }
             if !f.id.is_empty() && !f.id.iter().any(|p| c.id.starts_with(p.as_str())) {
@@ -782,7 +934,8 @@ impl Controller {
             if !f.network.is_empty()
                 && !f.network.iter().any(|n| {
                     c.networks.keys().any(|id| {
-                        id.starts_with(n.as_str()) || st.networks.get(id).map(|x| &x.name == n).unwrap_or(false)
+                        id.starts_with(n.as_str())
+                            || st.networks.get(id).map(|x| &x.name == n).unwrap_or(false)
                     })
                 })
             {
@@ -805,7 +958,9 @@ impl Controller {
                 .filter_map(|id| st.networks.get(id).map(|n| (id.clone(), n.clone())))
                 .collect(),
             sandbox_key: if c.is_running() {
-                self.sandbox_path(c).map(|p| p.display().to_string()).unwrap_or_default()
+                self.sandbox_path(c)
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
             } else {
                 String::new()
             },
@@ -826,7 +981,12 @@ impl Controller {
     /// Removes every stopped container; returns their IDs.
     pub async fn prune_containers(&self) -> CtlResult<Vec<String>> {
         let mut st = self.state.lock().await;
-        let victims: Vec<Container> = st.containers.values().filter(|c| !c.is_running()).cloned().collect();
+        let victims: Vec<Container> = st
+            .containers
+            .values()
+            .filter(|c| !c.is_running())
+            .cloned()
+            .collect();
         let mut ids = Vec::new();
         for c in victims {
             self.destroy_container(&mut st, &c);
@@ -841,13 +1001,22 @@ fn random_mac() -> String {
     let mut b = [0u8; 6];
     rand::rng().fill_bytes(&mut b);
     b[0] = (b[0] & 0xfe) | 0x02;
-    b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":")
+    b.iter()
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// Docker-style `adjective_name` for unnamed containers.
 fn generate_name(st: &State, id: &str) -> String {
-    const LEFT: &[&str] = &["brave", "calm", "eager", "fervent", "gentle", "happy", "keen", "lucid", "nifty", "quirky", "serene", "vibrant"];
-    const RIGHT: &[&str] = &["bardeen", "curie", "darwin", "euler", "fermi", "hopper", "lovelace", "noether", "pascal", "ritchie", "turing", "wozniak"];
+    const LEFT: &[&str] = &[
+        "brave", "calm", "eager", "fervent", "gentle", "happy", "keen", "lucid", "nifty", "quirky",
+        "serene", "vibrant",
+    ];
+    const RIGHT: &[&str] = &[
+        "bardeen", "curie", "darwin", "euler", "fermi", "hopper", "lovelace", "noether", "pascal",
+        "ritchie", "turing", "wozniak",
+    ];
     let b = id.as_bytes();
     let l = LEFT[b.first().copied().unwrap_or(0) as usize % LEFT.len()];
     let r = RIGHT[b.get(1).copied().unwrap_or(0) as usize % RIGHT.len()];

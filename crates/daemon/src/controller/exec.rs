@@ -54,20 +54,32 @@ impl Controller {
         let mut st = self.state.lock().await;
         let c = st.find_container(container)?;
         if !c.is_running() {
-            return Err(CtlError::conflict(format!("container {} is not running", c.id)));
+            return Err(CtlError::conflict(format!(
+                "container {} is not running",
+                c.id
+            )));
         }
         if cfg.cmd.is_empty() {
             return Err(CtlError::invalid("no exec command specified"));
         }
         if cfg.tty {
-            return Err(CtlError::invalid("exec with a TTY (-t) is not supported yet: run without -t"));
+            return Err(CtlError::invalid(
+                "exec with a TTY (-t) is not supported yet: run without -t",
+            ));
         }
         let id = new_id();
         let (done, _) = watch::channel(false);
         let cid = c.id.clone();
         st.execs.insert(
             id.clone(),
-            ExecSession { container_id: cid, config: cfg, running: false, exit_code: None, pid: 0, done },
+            ExecSession {
+                container_id: cid,
+                config: cfg,
+                running: false,
+                exit_code: None,
+                pid: 0,
+                done,
+            },
         );
         Ok(id)
     }
@@ -93,7 +105,11 @@ impl Controller {
             .clone();
         let mut env = c.env.clone();
         env.extend(cfg.env.iter().cloned());
-        let wd = if cfg.working_dir.is_empty() { c.working_dir.clone() } else { cfg.working_dir.clone() };
+        let wd = if cfg.working_dir.is_empty() {
+            c.working_dir.clone()
+        } else {
+            cfg.working_dir.clone()
+        };
         let child = netloom_runtime::exec(c.state.pid, &cfg.cmd, &env, &wd)?;
         if let Some(s) = st.execs.get_mut(id) {
             s.running = true;

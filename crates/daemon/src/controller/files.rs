@@ -54,7 +54,9 @@ impl ResolvConf {
 }
 
 fn is_loopback(s: &str) -> bool {
-    s.parse::<IpAddr>().map(|a| a.is_loopback()).unwrap_or(false)
+    s.parse::<IpAddr>()
+        .map(|a| a.is_loopback())
+        .unwrap_or(false)
 }
 
 /// Writes `content` into `path` in place (truncate + write), so a bind mount of the file
@@ -82,7 +84,11 @@ impl Controller {
         } else if !self.cfg.dns.is_empty() {
             self.cfg.dns.iter().map(|a| a.to_string()).collect()
         } else {
-            host.nameservers.iter().filter(|n| !is_loopback(n)).cloned().collect()
+            host.nameservers
+                .iter()
+                .filter(|n| !is_loopback(n))
+                .cloned()
+                .collect()
         };
         let search = if !c.dns_search.is_empty() {
             c.dns_search.clone()
@@ -98,19 +104,31 @@ impl Controller {
         } else {
             host.options.clone()
         };
-        ResolvConf { nameservers, search, options }
+        ResolvConf {
+            nameservers,
+            search,
+            options,
+        }
     }
 
     /// Writes the container's hosts, hostname and resolv.conf; returns the bind mounts.
-    pub(crate) fn write_container_files(&self, st: &State, c: &Container) -> CtlResult<Vec<(PathBuf, String)>> {
+    pub(crate) fn write_container_files(
+        &self,
+        st: &State,
+        c: &Container,
+    ) -> CtlResult<Vec<(PathBuf, String)>> {
         let dir = self.container_dir(&c.id);
-        std::fs::create_dir_all(&dir).map_err(|e| CtlError::internal(format!("create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| CtlError::internal(format!("create {}: {e}", dir.display())))?;
         let mut hosts = String::from(
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
         );
         for h in &c.extra_hosts {
             if let Some((name, ip)) = h.split_once(':') {
-                hosts.push_str(&format!("{}\t{name}\n", ip.trim_start_matches('[').trim_end_matches(']')));
+                hosts.push_str(&format!(
+                    "{}\t{name}\n",
+                    ip.trim_start_matches('[').trim_end_matches(']')
+                ));
             }
         }
         let fqdn = if c.domainname.is_empty() {
@@ -148,7 +166,9 @@ mod tests {
 
     #[test]
     fn resolv_roundtrip() {
-        let r = ResolvConf::parse("# x\nnameserver 10.0.0.1\nnameserver 127.0.0.53\nsearch a.example b.example\noptions ndots:2 edns0\n");
+        let r = ResolvConf::parse(
+            "# x\nnameserver 10.0.0.1\nnameserver 127.0.0.53\nsearch a.example b.example\noptions ndots:2 edns0\n",
+        );
         assert_eq!(r.nameservers, vec!["10.0.0.1", "127.0.0.53"]);
         assert_eq!(r.search, vec!["a.example", "b.example"]);
         assert_eq!(r.options, vec!["ndots:2", "edns0"]);

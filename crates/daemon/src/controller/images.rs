@@ -14,7 +14,11 @@ const MAX_IMAGE_BYTES: u64 = 8 << 30;
 /// Normalizes `name[:tag]` to `name:tag` (default tag `latest`).
 pub fn normalize_ref(r: &str) -> String {
     let last = r.rsplit('/').next().unwrap_or(r);
-    if last.contains(':') { r.to_string() } else { format!("{r}:latest") }
+    if last.contains(':') {
+        r.to_string()
+    } else {
+        format!("{r}:latest")
+    }
 }
 
 fn valid_ref(r: &str) -> bool {
@@ -25,11 +29,18 @@ fn valid_ref(r: &str) -> bool {
     !name.is_empty()
         && name.len() <= 255
         && name.split('/').all(|c| {
-            c.chars().next().is_some_and(|ch| ch.is_ascii_alphanumeric()) && c.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || matches!(ch, '.' | '_' | '-'))
+            c.chars()
+                .next()
+                .is_some_and(|ch| ch.is_ascii_alphanumeric())
+                && c.chars().all(|ch| {
+                    ch.is_ascii_lowercase() || ch.is_ascii_digit() || matches!(ch, '.' | '_' | '-')
+                })
         })
         && !tag.is_empty()
         && tag.len() <= 128
-        && tag.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '_' | '-'))
+        && tag
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '_' | '-'))
 }
 
 /// Finds an image by `name[:tag]`, full ID, `sha256:` ID, or unique ID prefix.
@@ -55,7 +66,10 @@ pub(crate) fn find_image<'a>(st: &'a State, r: &str) -> CtlResult<&'a Image> {
 /// Applies `docker import --change` instructions we understand (CMD, ENV, EXPOSE).
 fn apply_changes(img: &mut Image, changes: &[String]) -> CtlResult<()> {
     for ch in changes {
-        let (verb, rest) = ch.trim().split_once(char::is_whitespace).unwrap_or((ch.trim(), ""));
+        let (verb, rest) = ch
+            .trim()
+            .split_once(char::is_whitespace)
+            .unwrap_or((ch.trim(), ""));
         let rest = rest.trim();
         match verb.to_ascii_uppercase().as_str() {
             "CMD" => {
@@ -66,7 +80,9 @@ fn apply_changes(img: &mut Image, changes: &[String]) -> CtlResult<()> {
                     vec!["/bin/sh".into(), "-c".into(), rest.to_string()]
                 }
             }
-            "ENV" => img.env.push(rest.replacen(' ', "=", if rest.contains('=') { 0 } else { 1 })),
+            "ENV" => img
+                .env
+                .push(rest.replacen(' ', "=", if rest.contains('=') { 0 } else { 1 })),
             "EXPOSE" => {
                 for p in rest.split_whitespace() {
                     let (port, proto) = netloom_model::ports::parse_port_key(p)
@@ -86,7 +102,12 @@ fn apply_changes(img: &mut Image, changes: &[String]) -> CtlResult<()> {
 
 impl Controller {
     /// Imports a root-filesystem tarball (already saved at `tar`) as `reference`.
-    pub async fn import_image(&self, tar: &Path, reference: Option<&str>, changes: &[String]) -> CtlResult<Image> {
+    pub async fn import_image(
+        &self,
+        tar: &Path,
+        reference: Option<&str>,
+        changes: &[String],
+    ) -> CtlResult<Image> {
         if let Some(r) = reference {
             if !valid_ref(r) {
                 return Err(CtlError::invalid(format!(
@@ -134,7 +155,9 @@ impl Controller {
                     created: now(),
                     size: unpacked.size,
                     cmd: Vec::new(),
-                    env: vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()],
+                    env: vec![
+                        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+                    ],
                     exposed_ports: Vec::new(),
                 }
             }
@@ -222,7 +245,10 @@ mod tests {
     fn refs() {
         assert_eq!(normalize_ref("busybox"), "busybox:latest");
         assert_eq!(normalize_ref("busybox:1"), "busybox:1");
-        assert_eq!(normalize_ref("localhost:5000/busybox"), "localhost:5000/busybox:latest");
+        assert_eq!(
+            normalize_ref("localhost:5000/busybox"),
+            "localhost:5000/busybox:latest"
+        );
         assert!(valid_ref("busybox"));
         assert!(valid_ref("my/img:v1.2"));
         assert!(!valid_ref("Busybox"));

@@ -66,6 +66,7 @@ pub(crate) struct State {
     pub images: BTreeMap<String, Image>,
     pub ipam: Ipam,
     pub execs: HashMap<String, exec::ExecSession>,
+    pub firewall: netloom_drivers::firewall::Firewall,
 }
 
 /// Paths the controller works with.
@@ -112,12 +113,20 @@ pub fn now() -> String {
 }
 
 pub(crate) fn put<T: Serialize>(key: String, v: &T) -> CtlResult<Op> {
-    let value = serde_json::to_vec(v).map_err(|e| CtlError::internal(format!("encode {key}: {e}")))?;
-    Ok(Op::Put { key, value, expect: Expect::Any })
+    let value =
+        serde_json::to_vec(v).map_err(|e| CtlError::internal(format!("encode {key}: {e}")))?;
+    Ok(Op::Put {
+        key,
+        value,
+        expect: Expect::Any,
+    })
 }
 
 pub(crate) fn del(key: String) -> Op {
-    Op::Delete { key, expect: Expect::Any }
+    Op::Delete {
+        key,
+        expect: Expect::Any,
+    }
 }
 
 impl Controller {
@@ -130,8 +139,15 @@ impl Controller {
             images: cfg.data_root.join("images"),
             tmp: cfg.data_root.join("tmp"),
         };
-        for d in [&paths.netns, &paths.run, &paths.containers, &paths.images, &paths.tmp] {
-            std::fs::create_dir_all(d).map_err(|e| anyhow::anyhow!("create {}: {e}", d.display()))?;
+        for d in [
+            &paths.netns,
+            &paths.run,
+            &paths.containers,
+            &paths.images,
+            &paths.tmp,
+        ] {
+            std::fs::create_dir_all(d)
+                .map_err(|e| anyhow::anyhow!("create {}: {e}", d.display()))?;
         }
         let nl = Netlink::current()?;
         let mtu = match cfg.mtu {
@@ -162,6 +178,8 @@ impl Controller {
                 images: BTreeMap::new(),
                 ipam: Ipam::new(cfg.default_pools.clone()),
                 execs: HashMap::new(),
+                firewall: netloom_drivers::firewall::Firewall::new(&table_name(&cfg.data_root))
+                    .map_err(|e| anyhow::anyhow!("{e}"))?,
             }),
             cfg,
             paths,
@@ -173,7 +191,72 @@ impl Controller {
             tag,
         });
         ctl.reconcile().await?;
+        ctl.watch_firewall();
         Ok(ctl)
+    }
+
+    /// The rules the firewall needs for the current networks.
+    pub(crate) fn firewall_rules(st: &State) -> Vec<netloom_drivers::firewall::NetRules> {
+        st.networks
+            .values()
+            .filter(|n| n.driver == "bridge")
+            .map(|n| netloom_drivers::firewall::NetRules {
+                iface: n.iface.clone(),
+                subnets: n.ipam.configs.iter().map(|c| c.subnet).collect(),
+                internal: n.internal,
+                icc: n.bool_option(netloom_drivers::bridge::OPT_ENABLE_ICC, true),
+                masquerade: n.bool_option(netloom_drivers::bridge::OPT_ENABLE_MASQ, true),
+            })
+            .collect()
+    }
+
+    /// Brings the firewall in line with the networks: element changes only, or the
+    /// whole table when `full` (start-up, or after the table vanished).
+    pub(crate) async fn sync_firewall(&self, st: &mut State, full: bool) -> CtlResult<()> {
+        let rules = Self::firewall_rules(st);
+        let fw_err = |e: netloom_drivers::firewall::FirewallError| CtlError::invalid(e.to_string());
+        let script = if full {
+            Some(st.firewall.render_full(&rules).map_err(fw_err)?)
+        } else {
+            st.firewall.render_delta(&rules).map_err(fw_err)?
+        };
+        let Some(script) = script else { return Ok(()) };
+        if let Err(e) = netloom_kernel::nft::apply(&script).await {
+            if full {
+                return Err(CtlError::internal(format!(
+                    "apply firewall table {}: {e}",
+                    st.firewall.table()
+                )));
+            }
+            tracing::warn!(error = %e, "firewall update failed; rewriting the whole table");
+            let all = st.firewall.render_full(&rules).map_err(fw_err)?;
+            netloom_kernel::nft::apply(&all).await.map_err(|e| {
+                CtlError::internal(format!("apply firewall table {}: {e}", st.firewall.table()))
+            })?;
+        }
+        st.firewall.mark_applied(&rules).map_err(fw_err)?;
+        Ok(())
+    }
+
+    /// Restores the firewall table if something (a `flush ruleset`, a firewall reload)
+    /// removed it; checks twice a second.
+    fn watch_firewall(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                let Some(ctl) = weak.upgrade() else { return };
+                let table = ctl.state.lock().await.firewall.table().to_string();
+                if netloom_kernel::nft::table_exists(&table).await {
+                    continue;
+                }
+                tracing::warn!(table = %table, "firewall table vanished; restoring it");
+                let mut st = ctl.state.lock().await;
+                if let Err(e) = ctl.sync_firewall(&mut st, true).await {
+                    tracing::warn!(error = %e, "cannot restore the firewall table");
+                }
+            }
+        });
     }
 
     /// Subscribes to events.
@@ -181,12 +264,21 @@ impl Controller {
         self.events.subscribe()
     }
 
-    pub(crate) fn emit(&self, kind: &'static str, action: &'static str, id: &str, attrs: &[(&str, String)]) {
+    pub(crate) fn emit(
+        &self,
+        kind: &'static str,
+        action: &'static str,
+        id: &str,
+        attrs: &[(&str, String)],
+    ) {
         let _ = self.events.send(Event {
             kind,
             action,
             id: id.to_string(),
-            attributes: attrs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+            attributes: attrs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
         });
     }
 
@@ -212,8 +304,24 @@ impl Controller {
     pub async fn counts(&self) -> (usize, usize, usize, usize) {
         let st = self.state.lock().await;
         let running = st.containers.values().filter(|c| c.is_running()).count();
-        (st.containers.len(), running, st.containers.len() - running, st.images.len())
+        (
+            st.containers.len(),
+            running,
+            st.containers.len() - running,
+            st.images.len(),
+        )
     }
+}
+
+/// The daemon's nftables table: `netloom_` and a hash of its data root, so two daemons
+/// never share a table even in one namespace.
+pub fn table_name(data_root: &std::path::Path) -> String {
+    let mut h: u32 = 0x811c9dc5;
+    for b in data_root.as_os_str().as_encoded_bytes() {
+        h ^= u32::from(*b);
+        h = h.wrapping_mul(0x01000193);
+    }
+    format!("netloom_{h:08x}")
 }
 
 /// Kernel name of the predefined `bridge` network's bridge.
@@ -236,7 +344,10 @@ impl State {
             )));
         }
         let by_prefix: Vec<&Network> = if netloom_model::ids::is_hex(key) {
-            self.networks.values().filter(|n| n.id.starts_with(key)).collect()
+            self.networks
+                .values()
+                .filter(|n| n.id.starts_with(key))
+                .collect()
         } else {
             Vec::new()
         };
@@ -259,7 +370,10 @@ impl State {
             return Ok(c);
         }
         let by_prefix: Vec<&Container> = if netloom_model::ids::is_hex(key) {
-            self.containers.values().filter(|c| c.id.starts_with(key)).collect()
+            self.containers
+                .values()
+                .filter(|c| c.id.starts_with(key))
+                .collect()
         } else {
             Vec::new()
         };
@@ -274,16 +388,26 @@ impl State {
 
     /// Endpoints of a network.
     pub fn network_endpoints(&self, net_id: &str) -> Vec<&Endpoint> {
-        self.endpoints.values().filter(|e| e.network_id == net_id).collect()
+        self.endpoints
+            .values()
+            .filter(|e| e.network_id == net_id)
+            .collect()
     }
 
     /// Endpoints of a container.
     pub fn container_endpoints(&self, ctr_id: &str) -> Vec<&Endpoint> {
-        self.endpoints.values().filter(|e| e.container_id == ctr_id).collect()
+        self.endpoints
+            .values()
+            .filter(|e| e.container_id == ctr_id)
+            .collect()
     }
 
     /// Is `addr` inside any pool of the network?
     pub fn pool_of(net: &Network, addr: IpAddr) -> Option<IpNet> {
-        net.ipam.configs.iter().map(|c| c.subnet).find(|s| s.contains(&addr))
+        net.ipam
+            .configs
+            .iter()
+            .map(|c| c.subnet)
+            .find(|s| s.contains(&addr))
     }
 }

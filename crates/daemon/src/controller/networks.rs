@@ -106,7 +106,9 @@ pub(crate) fn map_ipam(e: IpamError) -> CtlError {
     let msg = e.to_string();
     match e {
         IpamError::Overlap { .. } | IpamError::InUse { .. } => CtlError::conflict(msg),
-        IpamError::PoolsExhausted { .. } | IpamError::Exhausted { .. } => CtlError::unavailable(msg),
+        IpamError::PoolsExhausted { .. } | IpamError::Exhausted { .. } => {
+            CtlError::unavailable(msg)
+        }
         IpamError::UnknownPool { .. } => CtlError::internal(msg),
         _ => CtlError::invalid(msg),
     }
@@ -141,9 +143,10 @@ impl NetworkFilter {
             && !self.label_not.iter().any(|f| label_match(&n.labels, f))
             && (self.scope.is_empty() || self.scope.iter().any(|f| f == n.scope.as_str()))
             && (self.kind.is_empty()
-                || self.kind.iter().any(|f| {
-                    (f == "builtin" && n.predefined) || (f == "custom" && !n.predefined)
-                }))
+                || self
+                    .kind
+                    .iter()
+                    .any(|f| (f == "builtin" && n.predefined) || (f == "custom" && !n.predefined)))
             && self
                 .dangling
                 .map(|d| d == (endpoints == 0 && !n.predefined))
@@ -215,7 +218,11 @@ impl Controller {
                 req.name
             )));
         }
-        let driver_name = if req.driver.is_empty() { "bridge".to_string() } else { req.driver.clone() };
+        let driver_name = if req.driver.is_empty() {
+            "bridge".to_string()
+        } else {
+            req.driver.clone()
+        };
         let driver = self.drivers.get(&driver_name).ok_or_else(|| {
             CtlError::not_found(format!(
                 "could not find plugin {driver_name} in v1 plugin registry: plugin not found (netloom drivers: {})",
@@ -247,7 +254,9 @@ impl Controller {
             ));
         }
         if req.ingress {
-            return Err(CtlError::invalid("--ingress needs swarm mode: this node is not part of a swarm"));
+            return Err(CtlError::invalid(
+                "--ingress needs swarm mode: this node is not part of a swarm",
+            ));
         }
         match req.ipam_driver.as_str() {
             "" | "default" => {}
@@ -282,8 +291,16 @@ impl Controller {
                 }
                 Some(s)
             };
-            let ip_range = if c.ip_range.is_empty() { None } else { Some(parse_net("ip-range", &c.ip_range)?) };
-            let gateway = if c.gateway.is_empty() { None } else { Some(parse_ip("gateway", &c.gateway)?) };
+            let ip_range = if c.ip_range.is_empty() {
+                None
+            } else {
+                Some(parse_net("ip-range", &c.ip_range)?)
+            };
+            let gateway = if c.gateway.is_empty() {
+                None
+            } else {
+                Some(parse_ip("gateway", &c.gateway)?)
+            };
             let Some(subnet) = subnet else {
                 if ip_range.is_some() || gateway.is_some() || !c.aux.is_empty() {
                     return Err(CtlError::invalid(
@@ -340,7 +357,10 @@ impl Controller {
                 }
                 _ => {}
             }
-            if parsed.iter().any(|(s, _, _, _): &(IpNet, _, _, _)| s.contains(&subnet) || subnet.contains(s)) {
+            if parsed
+                .iter()
+                .any(|(s, _, _, _): &(IpNet, _, _, _)| s.contains(&subnet) || subnet.contains(s))
+            {
                 return Err(CtlError::invalid(format!(
                     "invalid network config: subnet {subnet} is given twice or overlaps another subnet of this network"
                 )));
@@ -348,7 +368,9 @@ impl Controller {
             parsed.push((subnet, ip_range, gateway, aux));
         }
         if !has_addresses && !parsed.is_empty() && !predefined {
-            return Err(CtlError::invalid(format!("the {driver_name} driver does not take subnets")));
+            return Err(CtlError::invalid(format!(
+                "the {driver_name} driver does not take subnets"
+            )));
         }
         let mut net = Network {
             id,
@@ -374,7 +396,11 @@ impl Controller {
         };
         driver.validate(&mut net)?;
         if driver_name == "bridge" {
-            if let Some(other) = st.networks.values().find(|n| n.driver == "bridge" && n.iface == net.iface) {
+            if let Some(other) = st
+                .networks
+                .values()
+                .find(|n| n.driver == "bridge" && n.iface == net.iface)
+            {
                 return Err(CtlError::conflict(format!(
                     "bridge name {} is already used by network {}",
                     net.iface, other.name
@@ -390,14 +416,21 @@ impl Controller {
             ));
         }
         if enable_ipv4 && !parsed.iter().any(|(s, ..)| s.addr().is_ipv4()) {
-            parsed.insert(0, (IpNet::V4(Default::default()), None, None, BTreeMap::new()));
+            parsed.insert(
+                0,
+                (IpNet::V4(Default::default()), None, None, BTreeMap::new()),
+            );
         }
         // Reserve: pools, then gateway and aux addresses. Undo all on error.
         let avoid = self.host_nets(st).await;
         let mut reserved: Vec<IpNet> = Vec::new();
         let res: CtlResult<()> = (|| {
             for (subnet, ip_range, gateway, aux) in parsed {
-                let want = if subnet.prefix_len() == 0 && subnet.addr().is_unspecified() { None } else { Some(subnet) };
+                let want = if subnet.prefix_len() == 0 && subnet.addr().is_unspecified() {
+                    None
+                } else {
+                    Some(subnet)
+                };
                 let subnet = st
                     .ipam
                     .request_pool(&net.name, want, ip_range, &avoid)
@@ -405,12 +438,13 @@ impl Controller {
                 reserved.push(subnet);
                 let gw = match gateway {
                     Some(g) => g,
-                    None => netloom_ipam::first_host(&subnet)
-                        .ok_or_else(|| CtlError::invalid(format!("subnet {subnet} has no host address")))?,
+                    None => netloom_ipam::first_host(&subnet).ok_or_else(|| {
+                        CtlError::invalid(format!("subnet {subnet} has no host address"))
+                    })?,
                 };
-                st.ipam.request_address(&subnet, Some(gw)).map_err(|e| {
-                    CtlError::invalid(format!("invalid gateway {gw}: {e}"))
-                })?;
+                st.ipam
+                    .request_address(&subnet, Some(gw))
+                    .map_err(|e| CtlError::invalid(format!("invalid gateway {gw}: {e}")))?;
                 for (k, a) in &aux {
                     if *a == gw {
                         continue;
@@ -458,10 +492,22 @@ impl Controller {
             release(st, &net);
             return Err(e.into());
         }
-        info!(network = %net.name, id = %netloom_model::short_id(&net.id), driver = %net.driver, "network created");
-        self.emit("network", "create", &net.id, &[("name", net.name.clone()), ("type", net.driver.clone())]);
         let id = net.id.clone();
-        st.networks.insert(id.clone(), net);
+        st.networks.insert(id.clone(), net.clone());
+        if let Err(e) = self.sync_firewall(st, false).await {
+            st.networks.remove(&id);
+            let _ = driver.delete_network(&net).await;
+            let _ = self.commit(vec![del(format!("{}{}", keys::NETWORK, net.id))]);
+            release(st, &net);
+            return Err(e);
+        }
+        info!(network = %net.name, id = %netloom_model::short_id(&net.id), driver = %net.driver, "network created");
+        self.emit(
+            "network",
+            "create",
+            &net.id,
+            &[("name", net.name.clone()), ("type", net.driver.clone())],
+        );
         Ok(id)
     }
 
@@ -520,6 +566,9 @@ impl Controller {
         for c in &net.ipam.configs {
             st.ipam.release_pool(&c.subnet);
         }
+        if let Err(e) = self.sync_firewall(st, false).await {
+            warn!(network = %net.name, error = %e, "firewall elements of the removed network remain until the next update");
+        }
         if let Some(d) = self.drivers.get(&net.driver) {
             if let Err(e) = d.delete_network(net).await {
                 // Intent is gone; reconciliation removes the leftover at next start.
@@ -527,7 +576,12 @@ impl Controller {
             }
         }
         info!(network = %net.name, "network removed");
-        self.emit("network", "destroy", &net.id, &[("name", net.name.clone()), ("type", net.driver.clone())]);
+        self.emit(
+            "network",
+            "destroy",
+            &net.id,
+            &[("name", net.name.clone()), ("type", net.driver.clone())],
+        );
         Ok(())
     }
 
@@ -562,16 +616,30 @@ impl Controller {
             )));
         }
         let mut updated = ctr.clone();
-        updated.networks.insert(net.id.clone(), req.endpoint.clone());
+        updated
+            .networks
+            .insert(net.id.clone(), req.endpoint.clone());
         updated.network_order.push(net.id.clone());
         if ctr.is_running() {
             let sandbox = self.sandbox_path(&ctr);
-            self.attach_endpoint(&mut st, &updated, &net, &sandbox).await?;
+            self.attach_endpoint(&mut st, &updated, &net, &sandbox)
+                .await?;
             self.write_container_files(&st, &updated)?;
         }
-        self.commit(vec![put(format!("{}{}", keys::CONTAINER, updated.id), &updated)?])?;
+        self.commit(vec![put(
+            format!("{}{}", keys::CONTAINER, updated.id),
+            &updated,
+        )?])?;
         st.containers.insert(updated.id.clone(), updated.clone());
-        self.emit("network", "connect", &net.id, &[("container", updated.id.clone()), ("name", net.name.clone())]);
+        self.emit(
+            "network",
+            "connect",
+            &net.id,
+            &[
+                ("container", updated.id.clone()),
+                ("name", net.name.clone()),
+            ],
+        );
         Ok(())
     }
 
@@ -612,9 +680,20 @@ impl Controller {
             }
             self.write_container_files(&st, &updated)?;
         }
-        self.commit(vec![put(format!("{}{}", keys::CONTAINER, updated.id), &updated)?])?;
+        self.commit(vec![put(
+            format!("{}{}", keys::CONTAINER, updated.id),
+            &updated,
+        )?])?;
         st.containers.insert(updated.id.clone(), updated.clone());
-        self.emit("network", "disconnect", &net.id, &[("container", updated.id.clone()), ("name", net.name.clone())]);
+        self.emit(
+            "network",
+            "disconnect",
+            &net.id,
+            &[
+                ("container", updated.id.clone()),
+                ("name", net.name.clone()),
+            ],
+        );
         Ok(())
     }
 }
@@ -625,7 +704,12 @@ pub(crate) fn cursor_key(subnet: &IpNet) -> String {
 }
 
 /// Checks that a container may attach to a network with these settings.
-pub(crate) fn check_attach(_st: &State, net: &Network, ctr: &Container, req: &EndpointRequest) -> CtlResult<()> {
+pub(crate) fn check_attach(
+    _st: &State,
+    net: &Network,
+    ctr: &Container,
+    req: &EndpointRequest,
+) -> CtlResult<()> {
     let special = |mode: &str| matches!(mode, "host" | "none");
     if special(&ctr.network_mode) || matches!(net.driver.as_str(), "host" | "null") {
         return Err(CtlError::invalid(
@@ -661,7 +745,12 @@ pub(crate) fn check_attach(_st: &State, net: &Network, ctr: &Container, req: &En
             return Err(CtlError::invalid(format!(
                 "invalid address {ip}: it does not belong to any of network {}'s subnets ({})",
                 net.name,
-                net.ipam.configs.iter().map(|c| c.subnet.to_string()).collect::<Vec<_>>().join(", ")
+                net.ipam
+                    .configs
+                    .iter()
+                    .map(|c| c.subnet.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         };
         if ip == pool.network() || (ip.is_ipv4() && ip == pool.broadcast()) {
@@ -669,7 +758,12 @@ pub(crate) fn check_attach(_st: &State, net: &Network, ctr: &Container, req: &En
                 "invalid address {ip}: it is the network or broadcast address of {pool}"
             )));
         }
-        if net.ipam.configs.iter().any(|c| c.gateway == Some(ip) || c.aux.values().any(|a| *a == ip)) {
+        if net
+            .ipam
+            .configs
+            .iter()
+            .any(|c| c.gateway == Some(ip) || c.aux.values().any(|a| *a == ip))
+        {
             return Err(CtlError::conflict(format!(
                 "address {ip} is already in use in network {} (gateway or aux address)",
                 net.name

@@ -30,24 +30,43 @@ impl Controller {
     /// Runs the reconciliation described in the module doc.
     pub(crate) async fn reconcile(self: &Arc<Self>) -> anyhow::Result<()> {
         let mut st = self.state.lock().await;
-        let mut networks: Vec<Network> = load::<Network>(self, keys::NETWORK)?.into_iter().map(|(_, n)| n).collect();
+        let mut networks: Vec<Network> = load::<Network>(self, keys::NETWORK)?
+            .into_iter()
+            .map(|(_, n)| n)
+            .collect();
         networks.sort_by(|a, b| a.created.cmp(&b.created));
-        let endpoints: Vec<Endpoint> = load::<Endpoint>(self, keys::ENDPOINT)?.into_iter().map(|(_, e)| e).collect();
-        let containers: Vec<Container> = load::<Container>(self, keys::CONTAINER)?.into_iter().map(|(_, c)| c).collect();
-        let images: Vec<Image> = load::<Image>(self, keys::IMAGE)?.into_iter().map(|(_, i)| i).collect();
-        let cursors: BTreeMap<String, String> = load::<String>(self, keys::CURSOR)?.into_iter().collect();
+        let endpoints: Vec<Endpoint> = load::<Endpoint>(self, keys::ENDPOINT)?
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect();
+        let containers: Vec<Container> = load::<Container>(self, keys::CONTAINER)?
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect();
+        let images: Vec<Image> = load::<Image>(self, keys::IMAGE)?
+            .into_iter()
+            .map(|(_, i)| i)
+            .collect();
+        let cursors: BTreeMap<String, String> =
+            load::<String>(self, keys::CURSOR)?.into_iter().collect();
 
         // IPAM: pools, gateways, aux addresses, cursors, then every live address.
         for n in &networks {
             for c in &n.ipam.configs {
-                if let Err(e) = st.ipam.request_pool(&n.name, Some(c.subnet), c.ip_range, &[]) {
+                if let Err(e) = st
+                    .ipam
+                    .request_pool(&n.name, Some(c.subnet), c.ip_range, &[])
+                {
                     warn!(network = %n.name, error = %e, "cannot restore pool");
                     continue;
                 }
                 for a in c.gateway.iter().chain(c.aux.values()) {
                     let _ = st.ipam.request_address(&c.subnet, Some(*a));
                 }
-                if let Some(cur) = cursors.get(&super::networks::cursor_key(&c.subnet)).and_then(|s| s.parse::<u128>().ok()) {
+                if let Some(cur) = cursors
+                    .get(&super::networks::cursor_key(&c.subnet))
+                    .and_then(|s| s.parse::<u128>().ok())
+                {
                     st.ipam.set_cursor(&c.subnet, cur);
                 }
             }
@@ -66,7 +85,12 @@ impl Controller {
                 continue;
             };
             let mut dup = false;
-            for a in ep.ipv4.map(|a| IpAddr::V4(a.addr())).into_iter().chain(ep.ipv6.map(|a| IpAddr::V6(a.addr()))) {
+            for a in ep
+                .ipv4
+                .map(|a| IpAddr::V4(a.addr()))
+                .into_iter()
+                .chain(ep.ipv6.map(|a| IpAddr::V6(a.addr())))
+            {
                 if let Some(s) = super::State::pool_of(&net, a) {
                     if st.ipam.request_address(&s, Some(a)).is_err() {
                         dup = true;
@@ -81,7 +105,10 @@ impl Controller {
             st.endpoints.insert(ep.id.clone(), ep);
         }
         if !stale_eps.is_empty() {
-            let ops = stale_eps.iter().map(|e| del(format!("{}{}", keys::ENDPOINT, e.id))).collect();
+            let ops = stale_eps
+                .iter()
+                .map(|e| del(format!("{}{}", keys::ENDPOINT, e.id)))
+                .collect();
             self.commit(ops)?;
         }
 
@@ -100,16 +127,25 @@ impl Controller {
             }
         }
 
+        // The firewall table, whole.
+        self.sync_firewall(&mut st, true).await.map_err(|e| {
+            anyhow::anyhow!("{e} (is nftables installed? netloomd needs the nft command)")
+        })?;
+
         // Containers.
         let ctrs: Vec<Container> = st.containers.values().cloned().collect();
         for c in ctrs {
-            let alive = c.is_running() && netloom_runtime::is_alive(c.state.pid, c.state.pid_start_time);
+            let alive =
+                c.is_running() && netloom_runtime::is_alive(c.state.pid, c.state.pid_start_time);
             if alive {
                 self.reattach(&mut st, &c).await;
                 self.monitor(&c);
                 continue;
             }
-            if !st.container_endpoints(&c.id).is_empty() || c.is_running() || c.state.status == ContainerStatus::Removing {
+            if !st.container_endpoints(&c.id).is_empty()
+                || c.is_running()
+                || c.state.status == ContainerStatus::Removing
+            {
                 self.teardown_networking(&mut st, &c).await;
             }
             if c.is_running() || c.state.status == ContainerStatus::Removing {
@@ -120,7 +156,10 @@ impl Controller {
                 u.state.exit_code = exit.as_ref().map(|e| e.exit_code).unwrap_or(137);
                 u.state.finished_at = exit.map(|e| e.finished_at).unwrap_or_else(super::now);
                 info!(container = %c.name, exit_code = u.state.exit_code, "container exited while the daemon was down");
-                self.commit(vec![put(format!("{}{}", keys::CONTAINER, u.id), &u).map_err(|e| anyhow::anyhow!(e))?])?;
+                self.commit(vec![
+                    put(format!("{}{}", keys::CONTAINER, u.id), &u)
+                        .map_err(|e| anyhow::anyhow!(e))?,
+                ])?;
                 st.containers.insert(u.id.clone(), u.clone());
                 if u.auto_remove || c.state.status == ContainerStatus::Removing {
                     self.destroy_container(&mut st, &u);
@@ -132,7 +171,12 @@ impl Controller {
         let orphans: Vec<Endpoint> = st
             .endpoints
             .values()
-            .filter(|e| st.containers.get(&e.container_id).map(|c| !c.is_running()).unwrap_or(true))
+            .filter(|e| {
+                st.containers
+                    .get(&e.container_id)
+                    .map(|c| !c.is_running())
+                    .unwrap_or(true)
+            })
             .cloned()
             .collect();
         for ep in orphans {
@@ -201,7 +245,9 @@ impl Controller {
     async fn reattach(&self, st: &mut super::State, c: &Container) {
         let sandbox = self.sandbox_path(c);
         for nid in c.network_order.clone() {
-            let Some(net) = st.networks.get(&nid).cloned() else { continue };
+            let Some(net) = st.networks.get(&nid).cloned() else {
+                continue;
+            };
             let ep = st
                 .endpoints
                 .values()
@@ -237,12 +283,30 @@ impl Controller {
 
     async fn create_predefined(&self, st: &mut super::State) -> Result<(), CtlError> {
         let mut opts = BTreeMap::new();
-        opts.insert("com.docker.network.bridge.default_bridge".to_string(), "true".to_string());
-        opts.insert("com.docker.network.bridge.enable_icc".to_string(), "true".to_string());
-        opts.insert("com.docker.network.bridge.enable_ip_masquerade".to_string(), "true".to_string());
-        opts.insert("com.docker.network.bridge.host_binding_ipv4".to_string(), "0.0.0.0".to_string());
-        opts.insert("com.docker.network.bridge.name".to_string(), super::DEFAULT_BRIDGE.to_string());
-        opts.insert("com.docker.network.driver.mtu".to_string(), self.mtu.to_string());
+        opts.insert(
+            "com.docker.network.bridge.default_bridge".to_string(),
+            "true".to_string(),
+        );
+        opts.insert(
+            "com.docker.network.bridge.enable_icc".to_string(),
+            "true".to_string(),
+        );
+        opts.insert(
+            "com.docker.network.bridge.enable_ip_masquerade".to_string(),
+            "true".to_string(),
+        );
+        opts.insert(
+            "com.docker.network.bridge.host_binding_ipv4".to_string(),
+            "0.0.0.0".to_string(),
+        );
+        opts.insert(
+            "com.docker.network.bridge.name".to_string(),
+            super::DEFAULT_BRIDGE.to_string(),
+        );
+        opts.insert(
+            "com.docker.network.driver.mtu".to_string(),
+            self.mtu.to_string(),
+        );
         let ipam_configs = match self.cfg.bip {
             Some((gw, subnet)) => vec![IpamConfigRequest {
                 subnet: subnet.to_string(),
@@ -252,9 +316,23 @@ impl Controller {
             None => Vec::new(),
         };
         let reqs = [
-            NetworkCreate { name: "bridge".into(), driver: "bridge".into(), options: opts, ipam_configs, ..Default::default() },
-            NetworkCreate { name: "host".into(), driver: "host".into(), ..Default::default() },
-            NetworkCreate { name: "none".into(), driver: "null".into(), ..Default::default() },
+            NetworkCreate {
+                name: "bridge".into(),
+                driver: "bridge".into(),
+                options: opts,
+                ipam_configs,
+                ..Default::default()
+            },
+            NetworkCreate {
+                name: "host".into(),
+                driver: "host".into(),
+                ..Default::default()
+            },
+            NetworkCreate {
+                name: "none".into(),
+                driver: "null".into(),
+                ..Default::default()
+            },
         ];
         for r in reqs {
             let name = r.name.clone();

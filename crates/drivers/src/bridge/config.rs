@@ -68,7 +68,8 @@ pub fn valid_ifname(n: &str) -> bool {
         && n.len() <= 15
         && n != "."
         && n != ".."
-        && n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
 fn parse_mtu(v: &str) -> Result<u32, DriverError> {
@@ -80,7 +81,11 @@ fn parse_mtu(v: &str) -> Result<u32, DriverError> {
     }
 }
 
-fn parse_bool(opts: &BTreeMap<String, String>, key: &str, default: bool) -> Result<bool, DriverError> {
+fn parse_bool(
+    opts: &BTreeMap<String, String>,
+    key: &str,
+    default: bool,
+) -> Result<bool, DriverError> {
     match opts.get(key).map(|v| v.trim().to_ascii_lowercase()) {
         None => Ok(default),
         Some(v) => match v.as_str() {
@@ -98,14 +103,23 @@ mod tests {
     use super::*;
 
     fn opts(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
-        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn parses_known_options() {
-        let c = BridgeConfig::parse(&opts(&[(OPT_BRIDGE_NAME, "br-test"), (OPT_MTU, "1400"), (OPT_ENABLE_ICC, "false")]));
+        let c = BridgeConfig::parse(&opts(&[
+            (OPT_BRIDGE_NAME, "br-test"),
+            (OPT_MTU, "1400"),
+            (OPT_ENABLE_ICC, "false"),
+        ]));
         let c = c.ok();
-        assert_eq!(c.as_ref().and_then(|c| c.name.clone()).as_deref(), Some("br-test"));
+        assert_eq!(
+            c.as_ref().and_then(|c| c.name.clone()).as_deref(),
+            Some("br-test")
+        );
         assert_eq!(c.as_ref().and_then(|c| c.mtu), Some(1400));
         assert_eq!(c.map(|c| c.icc), Some(false));
     }
@@ -116,7 +130,9 @@ mod tests {
         assert!(BridgeConfig::parse(&opts(&[(OPT_MTU, "abc")])).is_err());
         assert!(BridgeConfig::parse(&opts(&[(OPT_MTU, "10")])).is_err());
         assert!(BridgeConfig::parse(&opts(&[(OPT_MTU, "70000")])).is_err());
-        assert!(BridgeConfig::parse(&opts(&[(OPT_BRIDGE_NAME, "a-very-long-bridge-name")])).is_err());
+        assert!(
+            BridgeConfig::parse(&opts(&[(OPT_BRIDGE_NAME, "a-very-long-bridge-name")])).is_err()
+        );
         assert!(BridgeConfig::parse(&opts(&[(OPT_BRIDGE_NAME, "br;rm -rf")])).is_err());
         assert!(BridgeConfig::parse(&opts(&[(OPT_ENABLE_ICC, "maybe")])).is_err());
     }

@@ -1,6 +1,6 @@
 //! The `bridge` driver: one Linux bridge per network, a veth pair per endpoint.
 
-mod config;
+pub mod config;
 
 use std::net::IpAddr;
 
@@ -49,7 +49,9 @@ impl BridgeDriver {
 fn kerr(op: impl Into<String>) -> impl FnOnce(KernelError) -> DriverError {
     let op = op.into();
     move |e| match e {
-        KernelError::AlreadyExists { what } => DriverError::Conflict(format!("{what}; {op} needs it")),
+        KernelError::AlreadyExists { what } => {
+            DriverError::Conflict(format!("{what}; {op} needs it"))
+        }
         KernelError::NotSupported { what } => {
             DriverError::NotSupported(format!("the kernel does not support {what}"))
         }
@@ -99,7 +101,10 @@ impl Driver for BridgeDriver {
             .nl
             .ensure_bridge(&net.iface, net.mtu, bridge_mac(&net.id), &self.alias)
             .await
-            .map_err(kerr(format!("create bridge {} for network {}", net.iface, net.name)))?;
+            .map_err(kerr(format!(
+                "create bridge {} for network {}",
+                net.iface, net.name
+            )))?;
         for pool in &net.ipam.configs {
             if let Some(gw) = pool.gateway {
                 let addr = IpNet::new(gw, pool.subnet.prefix_len())
@@ -126,7 +131,10 @@ impl Driver for BridgeDriver {
             .nl
             .require_link(&net.iface)
             .await
-            .map_err(kerr(format!("find bridge {} of network {}", net.iface, net.name)))?;
+            .map_err(kerr(format!(
+                "find bridge {} of network {}",
+                net.iface, net.name
+            )))?;
         let host = Self::host_ifname(&ep.id);
         let peer = Self::peer_ifname(&ep.id);
         self.nl
@@ -158,7 +166,10 @@ impl Driver for BridgeDriver {
         self.nl
             .move_to_netns(&peer, &sb.key, &ep.ifname)
             .await
-            .map_err(kerr(format!("move {ctx} into sandbox {}", sb.key.display())))?;
+            .map_err(kerr(format!(
+                "move {ctx} into sandbox {}",
+                sb.key.display()
+            )))?;
         let inner = Netlink::in_netns(&sb.key).map_err(kerr(format!("open sandbox of {ctx}")))?;
         let link = inner
             .require_link(&ep.ifname)
@@ -186,7 +197,8 @@ impl Driver for BridgeDriver {
             .await
             .map_err(kerr(format!("bring up {ctx}")))?;
         if ep.default_route {
-            let gws: [Option<IpAddr>; 2] = [ep.gateway4.map(IpAddr::V4), ep.gateway6.map(IpAddr::V6)];
+            let gws: [Option<IpAddr>; 2] =
+                [ep.gateway4.map(IpAddr::V4), ep.gateway6.map(IpAddr::V6)];
             for gw in gws.into_iter().flatten() {
                 inner
                     .set_default_route(link.index, gw)

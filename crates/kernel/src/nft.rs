@@ -1,0 +1,62 @@
+//! Applying nftables text: one `nft -f -` process per batch, which the kernel runs as
+//! one netlink transaction (all or nothing). Why text and not the JSON input: Debian's
+//! nft 1.0.6 cannot express concatenated map data in JSON (see the project's stack
+//! notes). No shell is involved; callers render only validated names.
+
+use std::process::Stdio;
+
+use tokio::io::AsyncWriteExt;
+
+use crate::error::KernelError;
+
+/// Applies a batch of nft commands in the caller's network namespace.
+pub async fn apply(script: &str) -> Result<(), KernelError> {
+    let mut child = tokio::process::Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| KernelError::Io {
+            op: "run",
+            path: "nft".into(),
+            source,
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(script.as_bytes())
+            .await
+            .map_err(|source| KernelError::Io {
+                op: "write to",
+                path: "nft".into(),
+                source,
+            })?;
+    }
+    let out = child
+        .wait_with_output()
+        .await
+        .map_err(|source| KernelError::Io {
+            op: "wait for",
+            path: "nft".into(),
+            source,
+        })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(KernelError::Nft(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ))
+    }
+}
+
+/// True if the `inet` table exists (used to notice a flushed ruleset).
+pub async fn table_exists(table: &str) -> bool {
+    tokio::process::Command::new("nft")
+        .args(["list", "table", "inet", table])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
