@@ -141,10 +141,10 @@ impl Config {
                 .map_err(|e| format!("invalid default-address-pools: {e}"))?,
             None => netloom_ipam::docker_default_pools(),
         };
-        if let Some(m) = file.mtu {
-            if !(68..=65535).contains(&m) {
-                return Err(format!("invalid mtu {m}: it must be between 68 and 65535"));
-            }
+        if let Some(m) = file.mtu
+            && !(68..=65535).contains(&m)
+        {
+            return Err(format!("invalid mtu {m}: it must be between 68 and 65535"));
         }
         let mut dns = Vec::new();
         for d in file.dns.unwrap_or_default() {

@@ -298,10 +298,10 @@ impl Netlink {
             .map_err(|e| KernelError::from_netlink("list addresses".into(), "addresses", e))?
         {
             for a in &msg.attributes {
-                if let AddressAttribute::Address(ip) = a {
-                    if let Ok(n) = IpNet::new(*ip, msg.header.prefix_len) {
-                        out.push(n);
-                    }
+                if let AddressAttribute::Address(ip) = a
+                    && let Ok(n) = IpNet::new(*ip, msg.header.prefix_len)
+                {
+                    out.push(n);
                 }
             }
         }

@@ -19,10 +19,10 @@ use crate::error::CtlError;
 
 /// Parses a signal name or number (`SIGTERM`, `TERM`, `15`).
 pub fn parse_signal(s: &str) -> Result<i32, CtlError> {
-    if let Ok(n) = s.parse::<i32>() {
-        if (1..=64).contains(&n) {
-            return Ok(n);
-        }
+    if let Ok(n) = s.parse::<i32>()
+        && (1..=64).contains(&n)
+    {
+        return Ok(n);
     }
     let name = s.trim().to_ascii_uppercase();
     let name = name.strip_prefix("SIG").unwrap_or(&name);

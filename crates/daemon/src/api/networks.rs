@@ -90,8 +90,8 @@ pub async fn inspect(
     Path(id): Path<String>,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> ApiResult<Response> {
-    if let Some(v) = q.get("verbose") {
-        if !matches!(
+    if let Some(v) = q.get("verbose")
+        && !matches!(
             v.as_str(),
             "1" | "t"
                 | "T"
@@ -104,9 +104,9 @@ pub async fn inspect(
                 | "FALSE"
                 | "false"
                 | "False"
-        ) {
-            return Err(CtlError::invalid(format!("invalid value for verbose: {v}")).into());
-        }
+        )
+    {
+        return Err(CtlError::invalid(format!("invalid value for verbose: {v}")).into());
     }
     let n = ctl.inspect_network(&id).await?;
     Ok(axum::Json(view::network(&n, true)).into_response())

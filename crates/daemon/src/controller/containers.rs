@@ -544,10 +544,10 @@ impl Controller {
                 warn!(container = %ctr.name, endpoint = %short_id(&ep.id), error = %e, "endpoint teardown failed");
             }
         }
-        if let Some(sb) = sandbox {
-            if let Err(e) = netloom_kernel::netns::remove(&sb) {
-                warn!(container = %ctr.name, error = %e, "sandbox removal failed");
-            }
+        if let Some(sb) = sandbox
+            && let Err(e) = netloom_kernel::netns::remove(&sb)
+        {
+            warn!(container = %ctr.name, error = %e, "sandbox removal failed");
         }
     }
 

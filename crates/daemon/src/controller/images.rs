@@ -108,12 +108,12 @@ impl Controller {
         reference: Option<&str>,
         changes: &[String],
     ) -> CtlResult<Image> {
-        if let Some(r) = reference {
-            if !valid_ref(r) {
-                return Err(CtlError::invalid(format!(
-                    "invalid reference format: repository name {r:?} must be lowercase [a-z0-9._-] components, with an optional :tag"
-                )));
-            }
+        if let Some(r) = reference
+            && !valid_ref(r)
+        {
+            return Err(CtlError::invalid(format!(
+                "invalid reference format: repository name {r:?} must be lowercase [a-z0-9._-] components, with an optional :tag"
+            )));
         }
         let staging = self.paths.images.join(format!("tmp-{}", &new_id()[..12]));
         let rootfs = staging.join("rootfs");
@@ -213,14 +213,14 @@ impl Controller {
             out.push(("Untagged".into(), t));
             return Ok(out);
         }
-        if let Some(c) = st.containers.values().find(|c| c.image_id == img.id) {
-            if !force || c.is_running() {
-                return Err(CtlError::conflict(format!(
-                    "conflict: unable to remove repository reference \"{r}\" (must force) - container {} is using its referenced image {}",
-                    netloom_model::short_id(&c.id),
-                    netloom_model::short_id(img.id.trim_start_matches("sha256:"))
-                )));
-            }
+        if let Some(c) = st.containers.values().find(|c| c.image_id == img.id)
+            && (!force || c.is_running())
+        {
+            return Err(CtlError::conflict(format!(
+                "conflict: unable to remove repository reference \"{r}\" (must force) - container {} is using its referenced image {}",
+                netloom_model::short_id(&c.id),
+                netloom_model::short_id(img.id.trim_start_matches("sha256:"))
+            )));
         }
         self.commit(vec![del(format!("{}{}", keys::IMAGE, img.id))])?;
         st.images.remove(&img.id);

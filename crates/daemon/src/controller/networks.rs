@@ -395,17 +395,16 @@ impl Controller {
             mtu: 0,
         };
         driver.validate(&mut net)?;
-        if driver_name == "bridge" {
-            if let Some(other) = st
+        if driver_name == "bridge"
+            && let Some(other) = st
                 .networks
                 .values()
                 .find(|n| n.driver == "bridge" && n.iface == net.iface)
-            {
-                return Err(CtlError::conflict(format!(
-                    "bridge name {} is already used by network {}",
-                    net.iface, other.name
-                )));
-            }
+        {
+            return Err(CtlError::conflict(format!(
+                "bridge name {} is already used by network {}",
+                net.iface, other.name
+            )));
         }
         if !has_addresses {
             return Ok(net);
@@ -569,11 +568,11 @@ impl Controller {
         if let Err(e) = self.sync_firewall(st, false).await {
             warn!(network = %net.name, error = %e, "firewall elements of the removed network remain until the next update");
         }
-        if let Some(d) = self.drivers.get(&net.driver) {
-            if let Err(e) = d.delete_network(net).await {
-                // Intent is gone; reconciliation removes the leftover at next start.
-                warn!(network = %net.name, error = %crate::error::chain(&e), "network removed from the store but its kernel objects remain");
-            }
+        if let Some(d) = self.drivers.get(&net.driver)
+            && let Err(e) = d.delete_network(net).await
+        {
+            // Intent is gone; reconciliation removes the leftover at next start.
+            warn!(network = %net.name, error = %crate::error::chain(&e), "network removed from the store but its kernel objects remain");
         }
         info!(network = %net.name, "network removed");
         self.emit(

@@ -91,10 +91,10 @@ impl Controller {
                 .into_iter()
                 .chain(ep.ipv6.map(|a| IpAddr::V6(a.addr())))
             {
-                if let Some(s) = super::State::pool_of(&net, a) {
-                    if st.ipam.request_address(&s, Some(a)).is_err() {
-                        dup = true;
-                    }
+                if let Some(s) = super::State::pool_of(&net, a)
+                    && st.ipam.request_address(&s, Some(a)).is_err()
+                {
+                    dup = true;
                 }
             }
             if dup {
@@ -120,10 +120,10 @@ impl Controller {
         // Kernel objects of every network.
         let nets: Vec<Network> = st.networks.values().cloned().collect();
         for n in &nets {
-            if let Some(d) = self.drivers.get(&n.driver) {
-                if let Err(e) = d.create_network(n).await {
-                    warn!(network = %n.name, error = %crate::error::chain(&e), "cannot restore network");
-                }
+            if let Some(d) = self.drivers.get(&n.driver)
+                && let Err(e) = d.create_network(n).await
+            {
+                warn!(network = %n.name, error = %crate::error::chain(&e), "cannot restore network");
             }
         }
 

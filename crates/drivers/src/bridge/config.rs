@@ -42,12 +42,12 @@ impl BridgeConfig {
     pub fn parse(opts: &BTreeMap<String, String>) -> Result<Self, DriverError> {
         crate::check_known("bridge", opts, KNOWN)?;
         let name = opts.get(OPT_BRIDGE_NAME).cloned();
-        if let Some(n) = &name {
-            if !valid_ifname(n) {
-                return Err(DriverError::InvalidOption(format!(
-                    "invalid {OPT_BRIDGE_NAME} {n:?}: an interface name is 1-15 characters of [a-zA-Z0-9_.-]"
-                )));
-            }
+        if let Some(n) = &name
+            && !valid_ifname(n)
+        {
+            return Err(DriverError::InvalidOption(format!(
+                "invalid {OPT_BRIDGE_NAME} {n:?}: an interface name is 1-15 characters of [a-zA-Z0-9_.-]"
+            )));
         }
         let mtu = match opts.get(OPT_MTU) {
             Some(v) => Some(parse_mtu(v)?),
