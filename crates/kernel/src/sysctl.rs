@@ -30,3 +30,18 @@ pub fn get(key: &str) -> Result<String, KernelError> {
 fn path_of(key: &str) -> PathBuf {
     PathBuf::from("/proc/sys").join(key.replace('.', "/"))
 }
+
+/// Writes a per-interface sysctl, `net.<family>.conf.<iface>.<key>` (interface names may
+/// contain dots, so the path is built directly).
+pub fn set_iface(family: &str, iface: &str, key: &str, value: &str) -> Result<(), KernelError> {
+    let path = PathBuf::from("/proc/sys/net")
+        .join(family)
+        .join("conf")
+        .join(iface)
+        .join(key);
+    std::fs::write(&path, value).map_err(|source| KernelError::Io {
+        op: "write sysctl",
+        path,
+        source,
+    })
+}

@@ -111,6 +111,24 @@ pub struct ContainerState {
     /// Error message of the last failed start.
     #[serde(default)]
     pub error: String,
+    /// Host ports published while it runs.
+    #[serde(default)]
+    pub ports: Vec<PublishedPort>,
+}
+
+/// One published port of a running container, as programmed in the firewall.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedPort {
+    /// `tcp`, `udp`, `sctp`.
+    pub proto: String,
+    /// Host address; empty for every address of the family of `container_ip`.
+    pub host_ip: String,
+    /// Host port.
+    pub host_port: u16,
+    /// Container port.
+    pub container_port: u16,
+    /// Container address the traffic goes to.
+    pub container_ip: String,
 }
 
 /// A container: a process in its own namespaces, attached to networks.

@@ -24,6 +24,51 @@ impl Proto {
     }
 }
 
+impl std::str::FromStr for Proto {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "tcp" => Ok(Proto::Tcp),
+            "udp" => Ok(Proto::Udp),
+            "sctp" => Ok(Proto::Sctp),
+            _ => Err(()),
+        }
+    }
+}
+
+/// Parses a host port: `""` (ephemeral, None), `8080`, or a range `8000-8010`.
+pub fn parse_host_port(s: &str) -> Result<Option<(u16, u16)>, ModelError> {
+    let bad = |reason: &str| ModelError::InvalidPort {
+        spec: s.to_string(),
+        reason: reason.to_string(),
+    };
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let num = |p: &str| -> Result<u16, ModelError> {
+        match p.parse::<u16>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(bad("host port must be a number between 1 and 65535")),
+        }
+    };
+    match s.split_once('-') {
+        Some((a, b)) => {
+            let (a, b) = (num(a)?, num(b)?);
+            if b < a {
+                return Err(bad(
+                    "the range is reversed: give start-end with start <= end",
+                ));
+            }
+            Ok(Some((a, b)))
+        }
+        None => {
+            let p = num(s)?;
+            Ok(Some((p, p)))
+        }
+    }
+}
+
 /// Parses a container port key `80`, `80/tcp`, `53/udp` into (port, proto).
 pub fn parse_port_key(key: &str) -> Result<(u16, Proto), ModelError> {
     let bad = |reason: &str| ModelError::InvalidPort {
@@ -61,5 +106,12 @@ mod tests {
         assert!(parse_port_key("0/tcp").is_err());
         assert!(parse_port_key("65536/tcp").is_err());
         assert!(parse_port_key("80/icmp").is_err());
+        assert_eq!(parse_host_port("").ok(), Some(None));
+        assert_eq!(parse_host_port("8080").ok(), Some(Some((8080, 8080))));
+        assert_eq!(parse_host_port("8000-8010").ok(), Some(Some((8000, 8010))));
+        assert!(parse_host_port("8010-8000").is_err());
+        assert!(parse_host_port("0").is_err());
+        assert!(parse_host_port("65536").is_err());
+        assert!(parse_host_port("x").is_err());
     }
 }

@@ -188,25 +188,45 @@ fn networks_of(v: &ContainerView) -> Map<String, Value> {
     m
 }
 
-/// `NetworkSettings.Ports` (published ports are programmed by the firewall).
+/// `NetworkSettings.Ports`: every exposed port, with the host ports actually published.
 pub fn ports_map(v: &ContainerView) -> Value {
+    let c = &v.container;
     let mut m = Map::new();
-    for p in &v.container.exposed_ports {
-        let b = v.container.port_bindings.get(p).map(|bs| {
-            bs.iter()
-                .map(|b| json!({"HostIp": if b.host_ip.is_empty() { "0.0.0.0" } else { &b.host_ip }, "HostPort": b.host_port}))
-                .collect::<Vec<_>>()
-        });
+    let mut keys: Vec<String> = c.exposed_ports.clone();
+    for p in &c.state.ports {
+        let k = format!("{}/{}", p.container_port, p.proto);
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    for k in keys {
+        let published: Vec<Value> = c
+            .state
+            .ports
+            .iter()
+            .filter(|p| format!("{}/{}", p.container_port, p.proto) == k)
+            .map(|p| json!({"HostIp": host_ip_text(p), "HostPort": p.host_port.to_string()}))
+            .collect();
         m.insert(
-            p.clone(),
-            if v.container.is_running() {
-                b.map(Value::from).unwrap_or(Value::Null)
-            } else {
+            k,
+            if published.is_empty() {
                 Value::Null
+            } else {
+                json!(published)
             },
         );
     }
     Value::Object(m)
+}
+
+fn host_ip_text(p: &netloom_model::PublishedPort) -> String {
+    if !p.host_ip.is_empty() {
+        p.host_ip.clone()
+    } else if p.container_ip.contains(':') {
+        "::".into()
+    } else {
+        "0.0.0.0".into()
+    }
 }
 
 /// `docker ps` status text.
@@ -232,16 +252,19 @@ fn command(v: &ContainerView) -> String {
 pub fn container_summary(v: &ContainerView) -> Value {
     let c = &v.container;
     let mut ports = Vec::new();
+    for p in &c.state.ports {
+        ports.push(json!({"IP": host_ip_text(p), "PrivatePort": p.container_port, "PublicPort": p.host_port, "Type": p.proto}));
+    }
     for p in &c.exposed_ports {
         let (num, proto) = p.split_once('/').unwrap_or((p, "tcp"));
         let num: u16 = num.parse().unwrap_or(0);
-        match c.port_bindings.get(p) {
-            Some(bs) if c.is_running() => {
-                for b in bs {
-                    ports.push(json!({"IP": if b.host_ip.is_empty() { "0.0.0.0" } else { &b.host_ip }, "PrivatePort": num, "PublicPort": b.host_port.parse::<u16>().unwrap_or(0), "Type": proto}));
-                }
-            }
-            _ => ports.push(json!({"PrivatePort": num, "Type": proto})),
+        if !c
+            .state
+            .ports
+            .iter()
+            .any(|x| x.container_port == num && x.proto == proto)
+        {
+            ports.push(json!({"PrivatePort": num, "Type": proto}));
         }
     }
     json!({

@@ -376,6 +376,18 @@ impl Controller {
                 break;
             }
         }
+        let mut published = Vec::new();
+        if failure.is_none() {
+            let eps: Vec<Endpoint> = st
+                .container_endpoints(&ctr.id)
+                .into_iter()
+                .cloned()
+                .collect();
+            match self.allocate_ports(&st, &ctr, &eps) {
+                Ok(p) => published = p,
+                Err(e) => failure = Some(e),
+            }
+        }
         let spawned = match failure {
             Some(e) => Err(e),
             None => match self.write_container_files(&st, &ctr) {
@@ -432,12 +444,18 @@ impl Controller {
             started_at: now(),
             finished_at: ctr.state.finished_at.clone(),
             error: String::new(),
+            ports: published,
         };
         self.commit(vec![put(
             format!("{}{}", keys::CONTAINER, updated.id),
             &updated,
         )?])?;
         st.containers.insert(updated.id.clone(), updated.clone());
+        if !updated.state.ports.is_empty() {
+            if let Err(e) = self.sync_firewall(&mut st, false).await {
+                warn!(container = %updated.name, error = %e, "cannot program published ports");
+            }
+        }
         info!(container = %updated.name, pid = spawned.init_pid, "container started");
         self.emit(
             "container",
@@ -483,6 +501,8 @@ impl Controller {
         updated.state.status = ContainerStatus::Exited;
         updated.state.pid = 0;
         updated.state.exit_code = code;
+        let had_ports = !updated.state.ports.is_empty();
+        updated.state.ports.clear();
         updated.state.finished_at = if finished_at.is_empty() {
             now()
         } else {
@@ -496,6 +516,11 @@ impl Controller {
             Err(e) => warn!(container = %ctr.name, error = %e, "cannot record exit"),
         }
         st.containers.insert(id.to_string(), updated.clone());
+        if had_ports {
+            if let Err(e) = self.sync_firewall(&mut st, false).await {
+                warn!(container = %ctr.name, error = %e, "cannot remove published ports");
+            }
+        }
         self.emit(
             "container",
             "die",

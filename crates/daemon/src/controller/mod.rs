@@ -8,6 +8,7 @@ mod exec;
 mod files;
 mod images;
 pub mod networks;
+mod ports;
 mod reconcile;
 
 use std::collections::{BTreeMap, HashMap};
@@ -196,8 +197,9 @@ impl Controller {
     }
 
     /// The rules the firewall needs for the current networks.
-    pub(crate) fn firewall_rules(st: &State) -> Vec<netloom_drivers::firewall::NetRules> {
-        st.networks
+    pub(crate) fn firewall_rules(st: &State) -> netloom_drivers::firewall::Desired {
+        let nets = st
+            .networks
             .values()
             .filter(|n| n.driver == "bridge")
             .map(|n| netloom_drivers::firewall::NetRules {
@@ -207,7 +209,11 @@ impl Controller {
                 icc: n.bool_option(netloom_drivers::bridge::OPT_ENABLE_ICC, true),
                 masquerade: n.bool_option(netloom_drivers::bridge::OPT_ENABLE_MASQ, true),
             })
-            .collect()
+            .collect();
+        netloom_drivers::firewall::Desired {
+            nets,
+            ports: Self::port_rules(st),
+        }
     }
 
     /// Brings the firewall in line with the networks: element changes only, or the

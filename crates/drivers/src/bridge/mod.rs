@@ -115,6 +115,12 @@ impl Driver for BridgeDriver {
                     .map_err(kerr(format!("add gateway {addr} to bridge {}", net.iface)))?;
             }
         }
+        // Published ports reached through 127.0.0.1 are DNATed to the bridge: the kernel
+        // routes such loopback-sourced packets only with route_localnet on the bridge.
+        if let Err(e) = netloom_kernel::sysctl::set_iface("ipv4", &net.iface, "route_localnet", "1")
+        {
+            debug!(bridge = %net.iface, error = %e, "cannot enable route_localnet");
+        }
         debug!(network = %net.name, bridge = %net.iface, "bridge ready");
         Ok(())
     }

@@ -13,8 +13,10 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
+use std::net::IpAddr;
 
 use ipnet::IpNet;
+use netloom_model::ports::Proto;
 
 use crate::bridge::config::valid_ifname;
 
@@ -33,15 +35,43 @@ pub struct NetRules {
     pub masquerade: bool,
 }
 
+/// One published port: traffic to `host_ip:host_port/proto` (any local address when
+/// `host_ip` is None) goes to `ctr_ip:ctr_port`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PortRule {
+    /// `tcp`, `udp` or `sctp`.
+    pub proto: Proto,
+    /// Host address, None for all of the family of `ctr_ip`.
+    pub host_ip: Option<IpAddr>,
+    /// Host port.
+    pub host_port: u16,
+    /// Container address.
+    pub ctr_ip: IpAddr,
+    /// Container port.
+    pub ctr_port: u16,
+}
+
+/// Everything the firewall programs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Desired {
+    /// Bridge networks.
+    pub nets: Vec<NetRules>,
+    /// Published ports.
+    pub ports: Vec<PortRule>,
+}
+
 /// Errors of rendering.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FirewallError {
     /// A name that would reach the ruleset breaks the grammar.
     #[error("invalid name {0:?} for the firewall: only [a-zA-Z0-9_.-], at most 15 characters")]
     InvalidName(String),
+    /// A published port mixes address families.
+    #[error("published port {0}: host and container addresses are of different families")]
+    MixedFamily(u16),
 }
 
-/// One element of a named set.
+/// One element of a named set or map.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Elem {
     Bridge(String),
@@ -49,6 +79,7 @@ enum Elem {
     Intra(String),
     NoIcc(String),
     Masq(IpNet),
+    Dnat(PortRule),
 }
 
 impl Elem {
@@ -60,6 +91,12 @@ impl Elem {
             Elem::NoIcc(_) => "noicc",
             Elem::Masq(IpNet::V4(_)) => "masq4",
             Elem::Masq(IpNet::V6(_)) => "masq6",
+            Elem::Dnat(p) => match (p.ctr_ip.is_ipv4(), p.host_ip.is_some()) {
+                (true, false) => "dnat4_any",
+                (true, true) => "dnat4_ip",
+                (false, false) => "dnat6_any",
+                (false, true) => "dnat6_ip",
+            },
         }
     }
 
@@ -68,13 +105,20 @@ impl Elem {
             Elem::Bridge(i) | Elem::Internal(i) => format!("\"{i}\""),
             Elem::Intra(i) | Elem::NoIcc(i) => format!("\"{i}\" . \"{i}\""),
             Elem::Masq(n) => n.trunc().to_string(),
+            Elem::Dnat(p) => {
+                let key = match p.host_ip {
+                    Some(h) => format!("{h} . {} . {}", p.proto.as_str(), p.host_port),
+                    None => format!("{} . {}", p.proto.as_str(), p.host_port),
+                };
+                format!("{key} : {} . {}", p.ctr_ip, p.ctr_port)
+            }
         }
     }
 }
 
-fn elements(nets: &[NetRules]) -> Result<BTreeSet<Elem>, FirewallError> {
+fn elements(d: &Desired) -> Result<BTreeSet<Elem>, FirewallError> {
     let mut out = BTreeSet::new();
-    for n in nets {
+    for n in &d.nets {
         if !valid_ifname(&n.iface) {
             return Err(FirewallError::InvalidName(n.iface.clone()));
         }
@@ -93,6 +137,14 @@ fn elements(nets: &[NetRules]) -> Result<BTreeSet<Elem>, FirewallError> {
             }
         }
     }
+    for p in &d.ports {
+        if let Some(h) = p.host_ip {
+            if h.is_ipv4() != p.ctr_ip.is_ipv4() {
+                return Err(FirewallError::MixedFamily(p.host_port));
+            }
+        }
+        out.insert(Elem::Dnat(p.clone()));
+    }
     Ok(out)
 }
 
@@ -103,13 +155,88 @@ pub struct Firewall {
     applied: BTreeSet<Elem>,
 }
 
-const SETS: &[(&str, &str)] = &[
-    ("bridges", "type ifname;"),
-    ("internal", "type ifname;"),
-    ("intra", "type ifname . ifname;"),
-    ("noicc", "type ifname . ifname;"),
-    ("masq4", "type ipv4_addr; flags interval;"),
-    ("masq6", "type ipv6_addr; flags interval;"),
+/// Named sets and maps: (kind, name, type).
+const SETS: &[(&str, &str, &str)] = &[
+    ("set", "bridges", "type ifname;"),
+    ("set", "internal", "type ifname;"),
+    ("set", "intra", "type ifname . ifname;"),
+    ("set", "noicc", "type ifname . ifname;"),
+    ("set", "masq4", "type ipv4_addr; flags interval;"),
+    ("set", "masq6", "type ipv6_addr; flags interval;"),
+    (
+        "map",
+        "dnat4_any",
+        "type inet_proto . inet_service : ipv4_addr . inet_service;",
+    ),
+    (
+        "map",
+        "dnat4_ip",
+        "type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service;",
+    ),
+    (
+        "map",
+        "dnat6_any",
+        "type inet_proto . inet_service : ipv6_addr . inet_service;",
+    ),
+    (
+        "map",
+        "dnat6_ip",
+        "type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service;",
+    ),
+];
+
+/// Base chains (name, hook spec) and regular chains (spec empty), with their rules.
+/// The rule count is fixed: networks and ports only add set and map elements.
+const CHAINS: &[(&str, &str, &[&str])] = &[
+    (
+        "forward",
+        "type filter hook forward priority filter; policy accept;",
+        &[
+            "ct state established,related accept",
+            "iifname . oifname @noicc drop",
+            "iifname . oifname @intra accept",
+            "ct status dnat jump user",
+            "ct status dnat accept",
+            "iifname @internal drop",
+            "oifname @internal drop",
+            "iifname @bridges oifname @bridges drop",
+        ],
+    ),
+    (
+        "input",
+        "type filter hook input priority filter; policy accept;",
+        &["iifname @internal ct state new drop"],
+    ),
+    (
+        "prerouting",
+        "type nat hook prerouting priority dstnat; policy accept;",
+        &["fib daddr type local jump published"],
+    ),
+    (
+        "output",
+        "type nat hook output priority -100; policy accept;",
+        &["fib daddr type local jump published"],
+    ),
+    (
+        "published",
+        "",
+        &[
+            "dnat ip to ip daddr . meta l4proto . th dport map @dnat4_ip",
+            "dnat ip to meta l4proto . th dport map @dnat4_any",
+            "dnat ip6 to ip6 daddr . meta l4proto . th dport map @dnat6_ip",
+            "dnat ip6 to meta l4proto . th dport map @dnat6_any",
+        ],
+    ),
+    (
+        "postrouting",
+        "type nat hook postrouting priority srcnat; policy accept;",
+        &[
+            "oifname != @bridges ip saddr @masq4 masquerade",
+            "oifname != @bridges ip6 saddr @masq6 masquerade",
+            "ct status dnat oifname @bridges ip saddr 127.0.0.0/8 masquerade",
+            "ct status dnat iifname @bridges oifname @bridges masquerade",
+        ],
+    ),
 ];
 
 impl Firewall {
@@ -132,40 +259,54 @@ impl Firewall {
         &self.table
     }
 
-    /// Renders the whole table, replacing any previous one atomically (the first two
-    /// lines make sure the table exists, then delete it, in the same transaction).
-    pub fn render_full(&self, nets: &[NetRules]) -> Result<String, FirewallError> {
-        let elems = elements(nets)?;
+    /// Renders the whole table as one transaction: creates what is missing, flushes
+    /// netloom's chains, sets and maps, and fills them again. The admin's `user` chain
+    /// (consulted before published-port traffic is accepted) is created empty once and
+    /// never flushed.
+    pub fn render_full(&self, d: &Desired) -> Result<String, FirewallError> {
+        let elems = elements(d)?;
         let t = &self.table;
         let mut s = String::new();
-        let _ = writeln!(s, "table inet {t} {{}}");
-        let _ = writeln!(s, "delete table inet {t}");
-        let _ = writeln!(s, "table inet {t} {{");
-        for (name, ty) in SETS {
+        let _ = writeln!(s, "add table inet {t}");
+        let _ = writeln!(s, "add chain inet {t} user");
+        for (kind, name, ty) in SETS {
+            let _ = writeln!(s, "add {kind} inet {t} {name} {{ {ty} }}");
+        }
+        for (name, spec, _) in CHAINS {
+            if spec.is_empty() {
+                let _ = writeln!(s, "add chain inet {t} {name}");
+            } else {
+                let _ = writeln!(s, "add chain inet {t} {name} {{ {spec} }}");
+            }
+        }
+        for (name, _, _) in CHAINS {
+            let _ = writeln!(s, "flush chain inet {t} {name}");
+        }
+        for (kind, name, _) in SETS {
+            let _ = writeln!(s, "flush {kind} inet {t} {name}");
+        }
+        for (name, _, rules) in CHAINS {
+            for r in *rules {
+                let _ = writeln!(s, "add rule inet {t} {name} {r}");
+            }
+        }
+        for (_, name, _) in SETS {
             let items: Vec<String> = elems
                 .iter()
                 .filter(|e| e.set() == *name)
                 .map(Elem::value)
                 .collect();
-            if items.is_empty() {
-                let _ = writeln!(s, "  set {name} {{ {ty} }}");
-            } else {
-                let _ = writeln!(
-                    s,
-                    "  set {name} {{ {ty} elements = {{ {} }} }}",
-                    items.join(", ")
-                );
+            if !items.is_empty() {
+                let _ = writeln!(s, "add element inet {t} {name} {{ {} }}", items.join(", "));
             }
         }
-        s.push_str(CHAINS);
-        s.push_str("}\n");
         Ok(s)
     }
 
-    /// Renders only the element changes from what was applied to `nets`
+    /// Renders only the element changes from what was applied to `d`
     /// (`None` when nothing changes).
-    pub fn render_delta(&self, nets: &[NetRules]) -> Result<Option<String>, FirewallError> {
-        let want = elements(nets)?;
+    pub fn render_delta(&self, d: &Desired) -> Result<Option<String>, FirewallError> {
+        let want = elements(d)?;
         let t = &self.table;
         let mut s = String::new();
         for e in self.applied.difference(&want) {
@@ -177,39 +318,17 @@ impl Firewall {
         Ok((!s.is_empty()).then_some(s))
     }
 
-    /// Records that `nets` is now what the kernel holds.
-    pub fn mark_applied(&mut self, nets: &[NetRules]) -> Result<(), FirewallError> {
-        self.applied = elements(nets)?;
+    /// Records that `d` is now what the kernel holds.
+    pub fn mark_applied(&mut self, d: &Desired) -> Result<(), FirewallError> {
+        self.applied = elements(d)?;
         Ok(())
     }
 
     /// Renders the removal of the table.
     pub fn render_delete(&self) -> String {
-        format!("table inet {0} {{}}\ndelete table inet {0}\n", self.table)
+        format!("add table inet {0}\ndelete table inet {0}\n", self.table)
     }
 }
-
-/// The chains: a fixed set of rules whose count never depends on the networks.
-const CHAINS: &str = "  chain forward {
-    type filter hook forward priority filter; policy accept;
-    ct state established,related accept
-    iifname . oifname @noicc drop
-    iifname . oifname @intra accept
-    ct status dnat accept
-    iifname @internal drop
-    oifname @internal drop
-    iifname @bridges oifname @bridges drop
-  }
-  chain input {
-    type filter hook input priority filter; policy accept;
-    iifname @internal ct state new drop
-  }
-  chain postrouting {
-    type nat hook postrouting priority srcnat; policy accept;
-    oifname != @bridges ip saddr @masq4 masquerade
-    oifname != @bridges ip6 saddr @masq6 masquerade
-  }
-";
 
 #[cfg(test)]
 mod tests;

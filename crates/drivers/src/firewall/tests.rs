@@ -1,17 +1,26 @@
+use std::net::Ipv4Addr;
+
 use super::*;
 
 fn net(iface: &str, subnet: &str, internal: bool, icc: bool, masq: bool) -> NetRules {
     NetRules {
         iface: iface.into(),
-        subnets: vec![
-            subnet
-                .parse()
-                .unwrap_or_else(|_| IpNet::V4(Default::default())),
-        ],
+        subnets: vec![subnet.parse().unwrap_or(IpNet::V4(Default::default()))],
         internal,
         icc,
         masquerade: masq,
     }
+}
+
+fn nets(v: Vec<NetRules>) -> Desired {
+    Desired {
+        nets: v,
+        ports: Vec::new(),
+    }
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }
 
 fn golden(name: &str, text: &str) {
@@ -30,17 +39,41 @@ fn golden(name: &str, text: &str) {
 
 #[test]
 fn full_ruleset_matches_golden() {
-    let fw = Firewall::new("netloom_test").ok();
-    let nets = vec![
-        net("netloom0", "172.17.0.0/16", false, true, true),
-        net("br-aaaaaaaaaaaa", "172.18.0.0/16", true, true, true),
-        net("br-bbbbbbbbbbbb", "10.5.0.0/24", false, false, false),
-        net("br-cccccccccccc", "fd00:1::/64", false, true, true),
-    ];
-    let text = fw
-        .and_then(|f| f.render_full(&nets).ok())
-        .unwrap_or_default();
-    golden("full.nft", &text);
+    let Ok(fw) = Firewall::new("netloom_test") else {
+        panic!("table name")
+    };
+    let d = Desired {
+        nets: vec![
+            net("netloom0", "172.17.0.0/16", false, true, true),
+            net("br-aaaaaaaaaaaa", "172.18.0.0/16", true, true, true),
+            net("br-bbbbbbbbbbbb", "10.5.0.0/24", false, false, false),
+            net("br-cccccccccccc", "fd00:1::/64", false, true, true),
+        ],
+        ports: vec![
+            PortRule {
+                proto: Proto::Tcp,
+                host_ip: None,
+                host_port: 8080,
+                ctr_ip: ip("172.17.0.2"),
+                ctr_port: 80,
+            },
+            PortRule {
+                proto: Proto::Udp,
+                host_ip: Some(ip("127.0.0.1")),
+                host_port: 5353,
+                ctr_ip: ip("172.17.0.2"),
+                ctr_port: 53,
+            },
+            PortRule {
+                proto: Proto::Tcp,
+                host_ip: None,
+                host_port: 8080,
+                ctr_ip: ip("fd00:1::2"),
+                ctr_port: 80,
+            },
+        ],
+    };
+    golden("full.nft", &fw.render_full(&d).unwrap_or_default());
 }
 
 #[test]
@@ -50,21 +83,21 @@ fn delta_adds_and_removes_only_elements() {
     };
     let a = net("br-a", "10.1.0.0/16", false, true, true);
     let b = net("br-b", "10.2.0.0/16", true, false, true);
-    assert!(fw.mark_applied(std::slice::from_ref(&a)).is_ok());
-    let d = fw
-        .render_delta(&[a.clone(), b.clone()])
+    assert!(fw.mark_applied(&nets(vec![a.clone()])).is_ok());
+    let text = fw
+        .render_delta(&nets(vec![a.clone(), b.clone()]))
         .ok()
         .flatten()
         .unwrap_or_default();
-    golden("delta_add.nft", &d);
-    assert!(fw.mark_applied(&[a.clone(), b.clone()]).is_ok());
-    let d = fw
-        .render_delta(std::slice::from_ref(&b))
+    golden("delta_add.nft", &text);
+    assert!(fw.mark_applied(&nets(vec![a.clone(), b.clone()])).is_ok());
+    let text = fw
+        .render_delta(&nets(vec![b.clone()]))
         .ok()
         .flatten()
         .unwrap_or_default();
-    golden("delta_remove.nft", &d);
-    assert_eq!(fw.render_delta(&[a, b]).ok().flatten(), None);
+    golden("delta_remove.nft", &text);
+    assert_eq!(fw.render_delta(&nets(vec![a, b])).ok().flatten(), None);
 }
 
 #[test]
@@ -72,13 +105,9 @@ fn rule_count_is_constant() {
     let Ok(fw) = Firewall::new("netloom_test") else {
         panic!("table name")
     };
-    let count = |text: &str| {
-        text.lines()
-            .filter(|l| l.starts_with("    ") && !l.contains("type "))
-            .count()
-    };
+    let count = |text: &str| text.lines().filter(|l| l.starts_with("add rule")).count();
     let one = fw
-        .render_full(&[net("br-0", "10.0.0.0/24", false, true, true)])
+        .render_full(&nets(vec![net("br-0", "10.0.0.0/24", false, true, true)]))
         .unwrap_or_default();
     let many: Vec<NetRules> = (0..500)
         .map(|i| {
@@ -91,9 +120,20 @@ fn rule_count_is_constant() {
             )
         })
         .collect();
-    let big = fw.render_full(&many).unwrap_or_default();
+    let ports: Vec<PortRule> = (0..2000u16)
+        .map(|i| PortRule {
+            proto: Proto::Tcp,
+            host_ip: None,
+            host_port: 10000 + i,
+            ctr_ip: IpAddr::V4(Ipv4Addr::new(10, 0, (i / 250) as u8, (i % 250) as u8 + 2)),
+            ctr_port: 80,
+        })
+        .collect();
+    let big = fw
+        .render_full(&Desired { nets: many, ports })
+        .unwrap_or_default();
     assert_eq!(count(&one), count(&big));
-    assert!(big.len() > one.len());
+    assert!(big.len() > one.len() * 10);
 }
 
 #[test]
@@ -103,6 +143,25 @@ fn rejects_names_outside_the_grammar() {
     let Ok(fw) = Firewall::new("ok") else {
         panic!("table name")
     };
-    let evil = net("br\" ; flush", "10.0.0.0/24", false, true, true);
-    assert!(fw.render_full(&[evil]).is_err());
+    assert!(
+        fw.render_full(&nets(vec![net(
+            "br\" ; flush",
+            "10.0.0.0/24",
+            false,
+            true,
+            true
+        )]))
+        .is_err()
+    );
+    let mixed = Desired {
+        nets: Vec::new(),
+        ports: vec![PortRule {
+            proto: Proto::Tcp,
+            host_ip: Some(ip("::1")),
+            host_port: 1,
+            ctr_ip: ip("10.0.0.2"),
+            ctr_port: 1,
+        }],
+    };
+    assert!(fw.render_full(&mixed).is_err());
 }
