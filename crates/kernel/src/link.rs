@@ -7,11 +7,14 @@ use std::path::Path;
 use futures::TryStreamExt;
 use ipnet::IpNet;
 use netlink_packet_route::address::AddressHeaderFlags;
+use netlink_packet_route::link::{InfoData, InfoVeth};
 use netlink_packet_route::link::{
     InfoKind, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage,
 };
 use netlink_packet_route::route::RouteAttribute;
-use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{
+    Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
+};
 
 use crate::error::KernelError;
 use crate::netns;
@@ -150,8 +153,60 @@ impl Netlink {
             }
         }
         let l = self.require_link(name).await?;
-        self.set_up(l.index, name).await?;
+        // The kernel ignores IFLA_IFALIAS in RTM_NEWLINK: set it with a change request.
+        let msg = LinkUnspec::new_with_index(l.index)
+            .alias(alias)
+            .up()
+            .build();
+        self.set(msg, name).await?;
         Ok(l)
+    }
+
+    /// Removes every address of a link except `keep` and IPv6 link-local ones (so a
+    /// reused bridge carries exactly the gateways it should).
+    pub async fn retain_addresses(
+        &self,
+        index: u32,
+        name: &str,
+        keep: &[IpNet],
+    ) -> Result<(), KernelError> {
+        use netlink_packet_route::address::AddressAttribute;
+        let mut req = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute();
+        let mut stale = Vec::new();
+        while let Some(msg) = req
+            .try_next()
+            .await
+            .map_err(|e| KernelError::from_netlink("list addresses".into(), "addresses", e))?
+        {
+            let addr = msg.attributes.iter().find_map(|a| match a {
+                AddressAttribute::Address(ip) => IpNet::new(*ip, msg.header.prefix_len).ok(),
+                _ => None,
+            });
+            let Some(addr) = addr else { continue };
+            let link_local =
+                matches!(addr.addr(), IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80);
+            if !link_local && !keep.contains(&addr) {
+                stale.push((addr, msg));
+            }
+        }
+        for (addr, msg) in stale {
+            if let Err(e) = self.handle.address().del(msg).execute().await {
+                let e = KernelError::from_netlink(
+                    format!("remove address {addr} from {name}"),
+                    &format!("address {addr} on {name}"),
+                    e,
+                );
+                if !e.is_not_found() {
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Creates a veth pair `host` <-> `peer` with MTU and alias on the host side, attaches
@@ -187,6 +242,52 @@ impl Netlink {
             .controller(controller)
             .up()
             .build();
+        self.set(msg, host).await
+    }
+
+    /// Creates a veth pair whose peer is born inside the namespace bound at `ns_path`,
+    /// already named `peer` and carrying `mac`; the host side `host` is attached to the
+    /// bridge `controller` and brought up. Creating the peer in place avoids moving a
+    /// device between namespaces, which waits for an RCU grace period (~20 ms).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn create_veth_into(
+        &self,
+        host: &str,
+        peer: &str,
+        ns_path: &Path,
+        mtu: u32,
+        mac: Option<[u8; 6]>,
+        controller: u32,
+        alias: &str,
+    ) -> Result<(), KernelError> {
+        if let Some(old) = self.link(host).await? {
+            self.delete_index(old.index, host).await?;
+        }
+        let ns = netns::open(ns_path)?;
+        let mut pb = LinkMessageBuilder::<LinkUnspec>::new()
+            .name(peer.to_string())
+            .mtu(mtu)
+            .setns_by_fd(ns.as_raw_fd());
+        if let Some(m) = mac {
+            pb = pb.address(m.to_vec());
+        }
+        let msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+            .name(host.to_string())
+            .mtu(mtu)
+            .alias(alias)
+            .controller(controller)
+            .up()
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(pb.build())))
+            .build();
+        self.handle.link().add(msg).execute().await.map_err(|e| {
+            KernelError::from_netlink(
+                format!("create veth pair {host}/{peer}"),
+                &format!("link {host} or {peer} in {}", ns_path.display()),
+                e,
+            )
+        })?;
+        // The kernel ignores IFLA_IFALIAS in RTM_NEWLINK: set it with a change request.
+        let msg = LinkUnspec::new_with_name(host).alias(alias).build();
         self.set(msg, host).await
     }
 

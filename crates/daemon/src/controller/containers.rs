@@ -565,7 +565,9 @@ impl Controller {
             .cloned()
             .collect();
         for ep in eps {
-            if let Err(e) = self.detach_endpoint(st, &ep, &sandbox).await {
+            // The sandbox goes away below, and with it every veth inside: the kernel
+            // deletes the pairs itself, off this path.
+            if let Err(e) = self.detach_endpoint(st, &ep, &None).await {
                 warn!(container = %ctr.name, endpoint = %short_id(&ep.id), error = %e, "endpoint teardown failed");
             }
         }
@@ -719,13 +721,12 @@ impl Controller {
                     st.ipam.release_address(&s, a);
                 }
             }
-            if let Some(d) = self.drivers.get(&net.driver) {
+            if let (Some(d), Some(key)) = (self.drivers.get(&net.driver), sandbox) {
                 let sb = SandboxInfo {
-                    key: sandbox.clone().unwrap_or_default(),
+                    key: key.clone(),
                     container_id: ep.container_id.clone(),
                 };
                 d.leave(net, ep, &sb).await?;
-                d.delete_endpoint(net, ep).await?;
             }
         }
         Ok(())

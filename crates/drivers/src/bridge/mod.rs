@@ -18,6 +18,7 @@ pub use config::{BridgeConfig, OPT_BRIDGE_NAME, OPT_ENABLE_ICC, OPT_ENABLE_MASQ,
 /// The bridge driver.
 pub struct BridgeDriver {
     nl: Netlink,
+    pending: std::sync::Mutex<std::collections::HashMap<String, tokio::task::JoinHandle<()>>>,
     alias: String,
     default_mtu: u32,
     default_bridge_name: String,
@@ -30,6 +31,7 @@ impl BridgeDriver {
     pub fn new(nl: Netlink, tag: &str, default_mtu: u32, default_bridge_name: &str) -> Self {
         BridgeDriver {
             nl,
+            pending: Default::default(),
             alias: crate::link_alias(tag),
             default_mtu,
             default_bridge_name: default_bridge_name.to_string(),
@@ -41,8 +43,12 @@ impl BridgeDriver {
         format!("nl{}", netloom_model::short_id(ep_id))
     }
 
-    fn peer_ifname(ep_id: &str) -> String {
-        format!("np{}", netloom_model::short_id(ep_id))
+    /// Waits until a background deletion of a bridge named `name` has finished.
+    async fn wait_pending(&self, name: &str) {
+        let task = self.pending.lock().ok().and_then(|mut p| p.remove(name));
+        if let Some(t) = task {
+            let _ = t.await;
+        }
     }
 }
 
@@ -97,6 +103,7 @@ impl Driver for BridgeDriver {
     }
 
     async fn create_network(&self, net: &Network) -> Result<(), DriverError> {
+        self.wait_pending(&net.iface).await;
         let br = self
             .nl
             .ensure_bridge(&net.iface, net.mtu, bridge_mac(&net.id), &self.alias)
@@ -105,16 +112,22 @@ impl Driver for BridgeDriver {
                 "create bridge {} for network {}",
                 net.iface, net.name
             )))?;
+        let mut gateways = Vec::new();
         for pool in &net.ipam.configs {
             if let Some(gw) = pool.gateway {
                 let addr = IpNet::new(gw, pool.subnet.prefix_len())
                     .map_err(|e| DriverError::InvalidOption(format!("gateway {gw}: {e}")))?;
+                gateways.push(addr);
                 self.nl
                     .add_address(br.index, &net.iface, addr)
                     .await
                     .map_err(kerr(format!("add gateway {addr} to bridge {}", net.iface)))?;
             }
         }
+        self.nl
+            .retain_addresses(br.index, &net.iface, &gateways)
+            .await
+            .map_err(kerr(format!("clean addresses of bridge {}", net.iface)))?;
         // Published ports reached through 127.0.0.1 are DNATed to the bridge: the kernel
         // routes such loopback-sourced packets only with route_localnet on the bridge.
         if let Err(e) = netloom_kernel::sysctl::set_iface("ipv4", &net.iface, "route_localnet", "1")
@@ -126,13 +139,42 @@ impl Driver for BridgeDriver {
     }
 
     async fn delete_network(&self, net: &Network) -> Result<(), DriverError> {
-        self.nl
-            .delete_link(&net.iface)
-            .await
-            .map_err(kerr(format!("delete bridge {}", net.iface)))
+        // Bridge deletion waits for an RCU grace period (~40 ms): run it in the
+        // background, remembering it so that a new bridge of the same name waits for it.
+        let nl = self.nl.clone();
+        let name = net.iface.clone();
+        let task = tokio::spawn(async move {
+            if let Err(e) = nl.delete_link(&name).await {
+                tracing::warn!(bridge = %name, error = %e, "cannot delete bridge");
+            }
+        });
+        if let Ok(mut p) = self.pending.lock() {
+            p.insert(net.iface.clone(), task);
+        }
+        Ok(())
     }
 
-    async fn create_endpoint(&self, net: &Network, ep: &Endpoint) -> Result<(), DriverError> {
+    async fn create_endpoint(&self, _net: &Network, _ep: &Endpoint) -> Result<(), DriverError> {
+        // The veth pair is created at join, with its peer born inside the sandbox.
+        Ok(())
+    }
+
+    async fn delete_endpoint(&self, _net: &Network, ep: &Endpoint) -> Result<(), DriverError> {
+        let host = Self::host_ifname(&ep.id);
+        self.nl
+            .delete_link(&host)
+            .await
+            .map_err(kerr(format!("delete veth {host}")))
+    }
+
+    async fn join(
+        &self,
+        net: &Network,
+        ep: &Endpoint,
+        sb: &SandboxInfo,
+    ) -> Result<JoinInfo, DriverError> {
+        let ctx = format!("endpoint {} of network {}", ep.ifname, net.name);
+        self.wait_pending(&net.iface).await;
         let br = self
             .nl
             .require_link(&net.iface)
@@ -142,38 +184,19 @@ impl Driver for BridgeDriver {
                 net.iface, net.name
             )))?;
         let host = Self::host_ifname(&ep.id);
-        let peer = Self::peer_ifname(&ep.id);
         self.nl
-            .create_veth(&host, &peer, net.mtu, br.index, &self.alias)
-            .await
-            .map_err(kerr(format!("create veth {host} on bridge {}", net.iface)))
-    }
-
-    async fn delete_endpoint(&self, _net: &Network, ep: &Endpoint) -> Result<(), DriverError> {
-        let host = Self::host_ifname(&ep.id);
-        self.nl
-            .delete_link(&host)
-            .await
-            .map_err(kerr(format!("delete veth {host}")))?;
-        self.nl
-            .delete_link(&Self::peer_ifname(&ep.id))
-            .await
-            .map_err(kerr(format!("delete veth peer of {host}")))
-    }
-
-    async fn join(
-        &self,
-        net: &Network,
-        ep: &Endpoint,
-        sb: &SandboxInfo,
-    ) -> Result<JoinInfo, DriverError> {
-        let peer = Self::peer_ifname(&ep.id);
-        let ctx = format!("endpoint {} of network {}", ep.ifname, net.name);
-        self.nl
-            .move_to_netns(&peer, &sb.key, &ep.ifname)
+            .create_veth_into(
+                &host,
+                &ep.ifname,
+                &sb.key,
+                net.mtu,
+                parse_mac(&ep.mac),
+                br.index,
+                &self.alias,
+            )
             .await
             .map_err(kerr(format!(
-                "move {ctx} into sandbox {}",
+                "create {ctx} in sandbox {}",
                 sb.key.display()
             )))?;
         let inner = Netlink::in_netns(&sb.key).map_err(kerr(format!("open sandbox of {ctx}")))?;
@@ -181,12 +204,6 @@ impl Driver for BridgeDriver {
             .require_link(&ep.ifname)
             .await
             .map_err(kerr(format!("find {ctx}")))?;
-        if let Some(mac) = parse_mac(&ep.mac) {
-            inner
-                .set_mac(link.index, &ep.ifname, mac)
-                .await
-                .map_err(kerr(format!("set MAC of {ctx}")))?;
-        }
         for addr in ep
             .ipv4
             .map(IpNet::V4)
@@ -219,12 +236,21 @@ impl Driver for BridgeDriver {
 
     async fn leave(
         &self,
-        net: &Network,
+        _net: &Network,
         ep: &Endpoint,
         _sb: &SandboxInfo,
     ) -> Result<(), DriverError> {
-        // Deleting the host side removes the pair, wherever the peer is.
-        self.delete_endpoint(net, ep).await
+        // Deleting a link waits for an RCU grace period (20-40 ms): do it after the
+        // caller has moved on. The name is unique to the endpoint, so nothing can reuse
+        // it meanwhile; reconciliation removes it if the daemon dies first.
+        let nl = self.nl.clone();
+        let host = Self::host_ifname(&ep.id);
+        tokio::spawn(async move {
+            if let Err(e) = nl.delete_link(&host).await {
+                tracing::warn!(link = %host, error = %e, "cannot delete veth");
+            }
+        });
+        Ok(())
     }
 
     fn owned_links(&self, net: &Network, eps: &[Endpoint]) -> Vec<String> {
