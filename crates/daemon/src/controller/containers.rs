@@ -451,10 +451,10 @@ impl Controller {
             &updated,
         )?])?;
         st.containers.insert(updated.id.clone(), updated.clone());
-        if !updated.state.ports.is_empty() {
-            if let Err(e) = self.sync_firewall(&mut st, false).await {
-                warn!(container = %updated.name, error = %e, "cannot program published ports");
-            }
+        if !updated.state.ports.is_empty()
+            && let Err(e) = self.sync_firewall(&mut st, false).await
+        {
+            warn!(container = %updated.name, error = %e, "cannot program published ports");
         }
         info!(container = %updated.name, pid = spawned.init_pid, "container started");
         self.emit(
@@ -516,10 +516,8 @@ impl Controller {
             Err(e) => warn!(container = %ctr.name, error = %e, "cannot record exit"),
         }
         st.containers.insert(id.to_string(), updated.clone());
-        if had_ports {
-            if let Err(e) = self.sync_firewall(&mut st, false).await {
-                warn!(container = %ctr.name, error = %e, "cannot remove published ports");
-            }
+        if had_ports && let Err(e) = self.sync_firewall(&mut st, false).await {
+            warn!(container = %ctr.name, error = %e, "cannot remove published ports");
         }
         self.emit(
             "container",

@@ -66,11 +66,11 @@ fn holder(proto: &str, port: u16) -> Option<String> {
             continue;
         };
         for fd in fds.flatten() {
-            if let Ok(t) = std::fs::read_link(fd.path()) {
-                if inodes.contains(&t.to_string_lossy().to_string()) {
-                    let comm = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
-                    return Some(format!("process {pid} ({})", comm.trim()));
-                }
+            if let Ok(t) = std::fs::read_link(fd.path())
+                && inodes.contains(&t.to_string_lossy().to_string())
+            {
+                let comm = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
+                return Some(format!("process {pid} ({})", comm.trim()));
             }
         }
     }

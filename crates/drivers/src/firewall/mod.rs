@@ -138,10 +138,10 @@ fn elements(d: &Desired) -> Result<BTreeSet<Elem>, FirewallError> {
         }
     }
     for p in &d.ports {
-        if let Some(h) = p.host_ip {
-            if h.is_ipv4() != p.ctr_ip.is_ipv4() {
-                return Err(FirewallError::MixedFamily(p.host_port));
-            }
+        if let Some(h) = p.host_ip
+            && h.is_ipv4() != p.ctr_ip.is_ipv4()
+        {
+            return Err(FirewallError::MixedFamily(p.host_port));
         }
         out.insert(Elem::Dnat(p.clone()));
     }
