@@ -733,6 +733,15 @@ where
     Ok(code)
 }
 
+/// A 304 answer (already started / already stopped) is success, as in docker.
+fn not_modified_ok(e: anyhow::Error) -> Result<()> {
+    if daemon_status(&e) == Some(304) {
+        Ok(())
+    } else {
+        Err(e)
+    }
+}
+
 async fn start(client: &Client, a: NamesArgs) -> Result<i32> {
     each_name(&a.names, |n| async move {
         client
@@ -743,6 +752,7 @@ async fn start(client: &Client, a: NamesArgs) -> Result<i32> {
             )
             .await
             .map(|_| ())
+            .or_else(not_modified_ok)
     })
     .await
 }
@@ -767,6 +777,7 @@ async fn stop(client: &Client, a: StopArgs) -> Result<i32> {
                 )
                 .await
                 .map(|_| ())
+                .or_else(not_modified_ok)
         }
     })
     .await

@@ -72,7 +72,10 @@ impl Forwarder {
     /// Servers to try, in order: those not backed off; all of them if every one is.
     fn candidates(&self, upstreams: &[SocketAddr]) -> Vec<SocketAddr> {
         let now = Instant::now();
-        let mut down = self.down_until.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut down = self
+            .down_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         down.retain(|_, until| *until > now);
         let alive: Vec<SocketAddr> = upstreams
             .iter()
@@ -87,7 +90,10 @@ impl Forwarder {
     }
 
     fn mark(&self, server: SocketAddr, dead: bool) {
-        let mut down = self.down_until.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut down = self
+            .down_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if dead {
             down.insert(server, Instant::now() + self.backoff_for);
         } else {

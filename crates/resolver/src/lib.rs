@@ -18,6 +18,8 @@
 //! it must not depend on the controller, the store or the drivers: the daemon converts its
 //! model into [`Record`]s.
 
+#![warn(missing_docs)]
+
 mod answer;
 mod cache;
 mod error;

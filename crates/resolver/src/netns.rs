@@ -8,7 +8,7 @@
 use std::fs::File;
 use std::io;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::thread;
 use std::time::Duration;
 
@@ -48,17 +48,17 @@ pub(crate) fn bind_in_netns(
 /// exit afterwards (it is never reused).
 fn bind_on_this_thread(
     ns: File,
-    path: &PathBuf,
+    path: &Path,
     addr: SocketAddr,
 ) -> Result<(UdpSocket, TcpListener), ResolverError> {
     setns(&ns, CloneFlags::CLONE_NEWNET).map_err(|source| ResolverError::Setns {
-        path: path.clone(),
+        path: path.to_path_buf(),
         source,
     })?;
     let bind_err = |proto, source| ResolverError::Bind {
         proto,
         addr,
-        path: path.clone(),
+        path: path.to_path_buf(),
         source,
     };
     let udp = retry_in_use(|| UdpSocket::bind(addr)).map_err(|e| bind_err("udp", e))?;

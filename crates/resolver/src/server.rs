@@ -22,10 +22,8 @@ use crate::ratelimit::LogLimiter;
 use crate::{ResolverConfig, ResolverError, Snapshot};
 
 /// Docker's embedded DNS address inside every sandbox.
-const LISTEN_ADDR: SocketAddr = SocketAddr::new(
-    std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 0, 11)),
-    53,
-);
+const LISTEN_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 0, 11)), 53);
 
 /// The embedded DNS server shared by all sandboxes of the daemon.
 ///
@@ -72,7 +70,7 @@ enum Step {
     /// Answered (or dropped) without I/O.
     Done(Option<Vec<u8>>),
     /// Needs an upstream round trip.
-    Forward(ForwardJob),
+    Forward(Box<ForwardJob>),
 }
 
 /// An admitted forward: holds its in-flight permits until it completes.
@@ -256,7 +254,7 @@ impl Resolver {
             tracing::debug!(sandbox_id, "too many in-flight forwards, SERVFAIL");
             return reply(ResponseCode::ServFail);
         };
-        Step::Forward(ForwardJob {
+        Step::Forward(Box::new(ForwardJob {
             sandbox_id: sandbox_id.to_owned(),
             raw: raw.to_vec(),
             req,
@@ -264,7 +262,7 @@ impl Resolver {
             upstreams,
             limit,
             _permits: permits,
-        })
+        }))
     }
 
     /// Take one global and one per-sandbox in-flight slot, or `None` when either is full.
@@ -285,7 +283,7 @@ impl Resolver {
     }
 
     /// The upstream round trip of an admitted query.
-    async fn finish(&self, job: ForwardJob) -> Option<Vec<u8>> {
+    async fn finish(&self, job: Box<ForwardJob>) -> Option<Vec<u8>> {
         let servfail = || encode(response_to(&job.req, ResponseCode::ServFail), job.limit);
         let Some(up) = self
             .forwarder
@@ -294,8 +292,8 @@ impl Resolver {
         else {
             return servfail();
         };
-        if let Some(key) = job.key {
-            self.cache.insert(key, &up.bytes, &up.parsed);
+        if let Some(key) = &job.key {
+            self.cache.insert(key.clone(), &up.bytes, &up.parsed);
         }
         let mut bytes = up.bytes;
         patch_response(&mut bytes, &job.raw);

@@ -49,7 +49,8 @@ pub struct SandboxView {
 impl SandboxView {
     /// Build a view. Several records carrying the same name resolve to all their
     /// addresses (deduplicated, in record order). `forward == false` (internal networks)
-    /// disables forwarding: non-local names then get NXDOMAIN.
+    /// or an empty `upstreams` disables forwarding: non-local names then get NXDOMAIN
+    /// (not REFUSED: stub resolvers then stop at once instead of trying other servers).
     pub fn new(records: Vec<Record>, upstreams: Vec<SocketAddr>, forward: bool) -> Self {
         let mut names: HashMap<String, NameEntry> = HashMap::new();
         let mut ptrs: HashMap<IpAddr, Name> = HashMap::new();
@@ -223,7 +224,10 @@ mod tests {
 
     #[test]
     fn keys() {
-        assert_eq!(query_key(&name("C1.LocalNet.")).as_deref(), Some("c1.localnet"));
+        assert_eq!(
+            query_key(&name("C1.LocalNet.")).as_deref(),
+            Some("c1.localnet")
+        );
         assert_eq!(query_key(&name(".")), None);
         assert_eq!(query_key(&name("a\\.b.c")), None);
     }

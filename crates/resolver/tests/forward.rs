@@ -42,7 +42,11 @@ async fn relays_with_client_id() {
     let up = fake_upstream(Mode::Answer { answers: 2 }).await;
     let r = resolver_with(cfg(2000), &[("sb", vec![up.addr])]);
     let resp = r
-        .handle("sb", &query("Example.COM.", RecordType::A, 0xbeef, None), false)
+        .handle(
+            "sb",
+            &query("Example.COM.", RecordType::A, 0xbeef, None),
+            false,
+        )
         .await
         .unwrap();
     let m = parse(&resp);
@@ -58,14 +62,21 @@ async fn relays_with_client_id() {
             .await
             .unwrap(),
     );
-    assert_eq!(addrs(&m), vec!["172.18.0.2".parse::<std::net::IpAddr>().unwrap()]);
+    assert_eq!(
+        addrs(&m),
+        vec!["172.18.0.2".parse::<std::net::IpAddr>().unwrap()]
+    );
     assert_eq!(up.udp_count(), 1);
 
     // Unknown reverse names are forwarded.
     let m = parse(
-        &r.handle("sb", &query("9.9.9.10.in-addr.arpa.", RecordType::PTR, 2, None), false)
-            .await
-            .unwrap(),
+        &r.handle(
+            "sb",
+            &query("9.9.9.10.in-addr.arpa.", RecordType::PTR, 2, None),
+            false,
+        )
+        .await
+        .unwrap(),
     );
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
     assert_eq!(up.udp_count(), 2);
@@ -76,14 +87,22 @@ async fn cache_hit_patches_id() {
     let up = fake_upstream(Mode::Answer { answers: 1 }).await;
     let r = resolver_with(cfg(2000), &[("sb", vec![up.addr])]);
     let a = parse(
-        &r.handle("sb", &query("cached.example.", RecordType::A, 100, None), false)
-            .await
-            .unwrap(),
+        &r.handle(
+            "sb",
+            &query("cached.example.", RecordType::A, 100, None),
+            false,
+        )
+        .await
+        .unwrap(),
     );
     let b = parse(
-        &r.handle("sb", &query("CACHED.example.", RecordType::A, 200, None), false)
-            .await
-            .unwrap(),
+        &r.handle(
+            "sb",
+            &query("CACHED.example.", RecordType::A, 200, None),
+            false,
+        )
+        .await
+        .unwrap(),
     );
     assert_eq!(up.udp_count(), 1, "second query must be a cache hit");
     assert_eq!(a.metadata.id, 100);
@@ -157,7 +176,10 @@ async fn dead_server_is_backed_off() {
     );
     let first = t.elapsed();
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
-    assert!(first >= Duration::from_millis(400), "dead server got its share: {first:?}");
+    assert!(
+        first >= Duration::from_millis(400),
+        "dead server got its share: {first:?}"
+    );
     assert!(first < Duration::from_millis(1000), "{first:?}");
 
     let t = Instant::now();
@@ -168,7 +190,10 @@ async fn dead_server_is_backed_off() {
     );
     let second = t.elapsed();
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
-    assert!(second < Duration::from_millis(300), "backed-off server skipped: {second:?}");
+    assert!(
+        second < Duration::from_millis(300),
+        "backed-off server skipped: {second:?}"
+    );
     assert_eq!(dead.udp_count(), 1);
     assert_eq!(alive.udp_count(), 2);
 }
@@ -209,25 +234,40 @@ async fn per_sandbox_inflight_limit() {
         per_sandbox_inflight: 2,
         ..cfg(1500)
     };
-    let r = resolver_with(cfg, &[("flood", vec![dead.addr]), ("calm", vec![alive.addr])]);
+    let r = resolver_with(
+        cfg,
+        &[("flood", vec![dead.addr]), ("calm", vec![alive.addr])],
+    );
     let mut pending = Vec::new();
     for i in 0..2u16 {
         let r = Arc::clone(&r);
         pending.push(tokio::spawn(async move {
-            r.handle("flood", &query(&format!("f{i}.example."), RecordType::A, i, None), false)
-                .await
+            r.handle(
+                "flood",
+                &query(&format!("f{i}.example."), RecordType::A, i, None),
+                false,
+            )
+            .await
         }));
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     // Third concurrent forward of the flooding sandbox: SERVFAIL at once.
     let t = Instant::now();
     let m = parse(
-        &r.handle("flood", &query("f3.example.", RecordType::A, 3, None), false)
-            .await
-            .unwrap(),
+        &r.handle(
+            "flood",
+            &query("f3.example.", RecordType::A, 3, None),
+            false,
+        )
+        .await
+        .unwrap(),
     );
     assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
-    assert!(t.elapsed() < Duration::from_millis(100));
+    assert!(
+        t.elapsed() < Duration::from_millis(250),
+        "not immediate: {:?}",
+        t.elapsed()
+    );
     // Another sandbox is not starved.
     let m = parse(
         &r.handle("calm", &query("ok.example.", RecordType::A, 4, None), false)
@@ -262,6 +302,10 @@ async fn global_inflight_limit() {
             .unwrap(),
     );
     assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
-    assert!(t.elapsed() < Duration::from_millis(100));
+    assert!(
+        t.elapsed() < Duration::from_millis(250),
+        "not immediate: {:?}",
+        t.elapsed()
+    );
     assert!(first.await.unwrap().is_some());
 }

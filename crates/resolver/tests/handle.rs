@@ -36,9 +36,7 @@ fn records() -> Vec<Record> {
         },
         Record {
             names: vec!["big".into()],
-            addrs: (1..=100u8)
-                .map(|i| IpAddr::from([10, 1, 0, i]))
-                .collect(),
+            addrs: (1..=100u8).map(|i| IpAddr::from([10, 1, 0, i])).collect(),
             ptr_name: "big.localnet".into(),
         },
     ]
@@ -66,7 +64,10 @@ fn resolver() -> Arc<Resolver> {
 }
 
 async fn ask(r: &Resolver, sb: &str, name: &str, t: RecordType) -> hickory_proto::op::Message {
-    let resp = r.handle(sb, &query(name, t, 0x4242, None), false).await.unwrap();
+    let resp = r
+        .handle(sb, &query(name, t, 0x4242, None), false)
+        .await
+        .unwrap();
     let m = parse(&resp);
     assert_eq!(m.metadata.id, 0x4242);
     m
@@ -269,7 +270,7 @@ async fn random_bytes_never_panic() {
                 let pos = (rng.next() as usize) % b.len();
                 b[pos] = rng.next() as u8;
             }
-            if rng.next() % 4 == 0 {
+            if rng.next().is_multiple_of(4) {
                 let cut = (rng.next() as usize) % b.len();
                 b.truncate(cut);
             }
@@ -284,7 +285,10 @@ async fn random_bytes_never_panic() {
             }
         }
     }
-    assert!(answered > 1000, "mutations should produce answers: {answered}");
+    assert!(
+        answered > 1000,
+        "mutations should produce answers: {answered}"
+    );
     assert!(
         start.elapsed() < Duration::from_secs(120),
         "fuzz loop too slow: {:?}",

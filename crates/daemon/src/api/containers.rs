@@ -121,6 +121,13 @@ pub async fn create(
             .into());
         }
     };
+    let user = body::string(&v, "User")?;
+    if !user.is_empty() && user != "0" && user != "root" && user != "0:0" {
+        return Err(CtlError::invalid(format!(
+            "--user {user:?} is not supported: netloom runs container processes as root"
+        ))
+        .into());
+    }
     let log_type = body::object(hc, "LogConfig")?
         .map(|l| body::string(l, "Type"))
         .transpose()?

@@ -20,6 +20,13 @@ pub async fn create(
     raw: Bytes,
 ) -> ApiResult<Response> {
     let v = body::json(&raw)?;
+    let user = body::string(&v, "User")?;
+    if !user.is_empty() && user != "0" && user != "root" && user != "0:0" {
+        return Err(CtlError::invalid(format!(
+            "--user {user:?} is not supported: netloom runs exec processes as root"
+        ))
+        .into());
+    }
     let cfg = ExecConfig {
         cmd: body::strings(&v, "Cmd")?,
         env: body::strings(&v, "Env")?,

@@ -95,11 +95,36 @@ pub async fn create(
 }
 
 /// `GET /images/json`.
-pub async fn list(State(ctl): State<Ctl>) -> ApiResult<Response> {
+pub async fn list(
+    State(ctl): State<Ctl>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> ApiResult<Response> {
+    let f = body::filters(&q, &["dangling", "reference", "label", "before", "since"])?;
+    let dangling = match f
+        .get("dangling")
+        .and_then(|v| v.first())
+        .map(String::as_str)
+    {
+        None => None,
+        Some("true") | Some("1") => Some(true),
+        Some("false") | Some("0") => Some(false),
+        Some(v) => return Err(CtlError::invalid(format!("invalid filter 'dangling={v}'")).into()),
+    };
+    let refs = f.get("reference").cloned().unwrap_or_default();
     let v: Vec<_> = ctl
         .list_images()
         .await
         .iter()
+        .filter(|i| dangling.map(|d| d == i.tags.is_empty()).unwrap_or(true))
+        .filter(|i| {
+            refs.is_empty()
+                || refs.iter().any(|r| {
+                    let want = crate::controller::normalize_ref(r);
+                    i.tags
+                        .iter()
+                        .any(|t| t == &want || t.split(':').next() == Some(r.as_str()))
+                })
+        })
         .map(|i| view::image(i, false))
         .collect();
     Ok(axum::Json(v).into_response())

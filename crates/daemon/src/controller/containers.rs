@@ -174,6 +174,13 @@ impl Controller {
                 )));
             }
         }
+        let is_id = netloom_model::ids::is_hex(req.image.trim_start_matches("sha256:"));
+        if !is_id && !super::images::valid_ref(&req.image) {
+            return Err(CtlError::invalid(format!(
+                "invalid reference format: repository name {:?} must be lowercase [a-z0-9._-] components, with an optional :tag",
+                req.image
+            )));
+        }
         let image = super::images::find_image(&st, &req.image)?.clone();
         let id = new_id();
         let name = match &req.name {
@@ -390,7 +397,16 @@ impl Controller {
         }
         let spawned = match failure {
             Some(e) => Err(e),
-            None => match self.write_container_files(&st, &ctr) {
+            None => match self.write_container_files(&st, &ctr).inspect(|_| {
+                // Listen at 127.0.0.11 before the process can send its first query.
+                if let Some(sb) = &sandbox {
+                    if Self::uses_embedded_dns(&st, &ctr) {
+                        if let Err(e) = self.resolver.attach(&ctr.id, sb) {
+                            warn!(container = %ctr.name, error = %e, "cannot start the embedded DNS server");
+                        }
+                    }
+                }
+            }) {
                 Err(e) => Err(e),
                 Ok(files) => {
                     let spec = netloom_runtime::ContainerSpec {
@@ -429,6 +445,7 @@ impl Controller {
         let spawned = match spawned {
             Ok(s) => s,
             Err(e) => {
+                self.resolver.detach(&ctr.id);
                 self.teardown_networking(&mut st, &ctr).await;
                 return Err(e);
             }
@@ -456,6 +473,7 @@ impl Controller {
         {
             warn!(container = %updated.name, error = %e, "cannot program published ports");
         }
+        self.publish_dns(&st);
         info!(container = %updated.name, pid = spawned.init_pid, "container started");
         self.emit(
             "container",
@@ -519,6 +537,7 @@ impl Controller {
         if had_ports && let Err(e) = self.sync_firewall(&mut st, false).await {
             warn!(container = %ctr.name, error = %e, "cannot remove published ports");
         }
+        self.publish_dns(&st);
         self.emit(
             "container",
             "die",
@@ -556,6 +575,7 @@ impl Controller {
 
     /// Detaches every endpoint of the container and removes its sandbox.
     pub(crate) async fn teardown_networking(&self, st: &mut State, ctr: &Container) {
+        self.resolver.detach(&ctr.id);
         let sandbox = self.sandbox_path(ctr);
         let eps: Vec<Endpoint> = st
             .container_endpoints(&ctr.id)

@@ -27,31 +27,63 @@ impl Controller {
     }
 
     /// Upstream servers of a container: `--dns`, else the daemon's `dns`, else the
-    /// host's resolv.conf without loopback servers.
+    /// host's resolv.conf. Forwarding leaves from the daemon's namespace, so a host
+    /// resolver on loopback (127.0.0.53) works too.
     pub(crate) fn upstreams_for(&self, c: &Container) -> Vec<SocketAddr> {
-        let mut conf = self.resolv_for(c);
-        if !c.dns.is_empty() {
-            conf.nameservers = c.dns.clone();
-        }
-        conf.nameservers
+        let servers: Vec<String> = if !c.dns.is_empty() {
+            c.dns.clone()
+        } else if !self.cfg.dns.is_empty() {
+            self.cfg.dns.iter().map(|a| a.to_string()).collect()
+        } else {
+            std::fs::read_to_string("/etc/resolv.conf")
+                .map(|t| super::files::ResolvConf::parse(&t).nameservers)
+                .unwrap_or_default()
+        };
+        servers
             .iter()
             .filter_map(|n| n.parse::<IpAddr>().ok())
-            .filter(|a| !a.is_loopback())
             .map(|a| SocketAddr::new(a, 53))
             .collect()
+    }
+
+    /// Serves DNS in a started container's sandbox (after publishing its view).
+    pub(crate) fn dns_attach(&self, st: &State, c: &Container) {
+        self.publish_dns(st);
+        if !Self::uses_embedded_dns(st, c) {
+            return;
+        }
+        if let Some(sb) = self.sandbox_path(c) {
+            if let Err(e) = self.resolver.attach(&c.id, &sb) {
+                tracing::warn!(container = %c.name, error = %e, "cannot start the embedded DNS server");
+            }
+        }
+    }
+
+    /// Stops serving a container's sandbox and republishes.
+    pub(crate) fn dns_detach(&self, st: &State, c: &Container) {
+        self.resolver.detach(&c.id);
+        self.publish_dns(st);
     }
 
     /// Computes every sandbox's view and hands it to the resolver.
     pub(crate) fn publish_dns(&self, st: &State) {
         let mut sandboxes = HashMap::new();
-        for c in st.containers.values().filter(|c| c.is_running() && Self::uses_embedded_dns(st, c)) {
+        for c in st
+            .containers
+            .values()
+            .filter(|c| c.is_running() && Self::uses_embedded_dns(st, c))
+        {
             let mut records = Vec::new();
             let mut forward = false;
             for nid in c.networks.keys().filter(|n| has_dns(st, n)) {
-                let Some(net) = st.networks.get(nid) else { continue };
+                let Some(net) = st.networks.get(nid) else {
+                    continue;
+                };
                 forward |= !net.internal;
                 for ep in st.network_endpoints(nid) {
-                    let Some(owner) = st.containers.get(&ep.container_id) else { continue };
+                    let Some(owner) = st.containers.get(&ep.container_id) else {
+                        continue;
+                    };
                     let mut addrs = Vec::new();
                     addrs.extend(ep.ipv4.map(|a| IpAddr::V4(a.addr())));
                     addrs.extend(ep.ipv6.map(|a| IpAddr::V6(a.addr())));
@@ -77,8 +109,15 @@ impl Controller {
                     });
                 }
             }
-            let upstreams = if forward { self.upstreams_for(c) } else { Vec::new() };
-            sandboxes.insert(c.id.clone(), Arc::new(SandboxView::new(records, upstreams, forward)));
+            let upstreams = if forward {
+                self.upstreams_for(c)
+            } else {
+                Vec::new()
+            };
+            sandboxes.insert(
+                c.id.clone(),
+                Arc::new(SandboxView::new(records, upstreams, forward)),
+            );
         }
         self.resolver.publish(Snapshot { sandboxes });
     }

@@ -151,7 +151,16 @@ impl Controller {
         let resolv_path = dir.join("resolv.conf");
         write_in_place(&hosts_path, &hosts)?;
         write_in_place(&hostname_path, &format!("{}\n", c.hostname))?;
-        write_in_place(&resolv_path, &self.resolv_for(c).render())?;
+        let mut resolv = self.resolv_for(c);
+        if Self::uses_embedded_dns(st, c) {
+            // The embedded server answers container names and forwards the rest to the
+            // upstreams this container would otherwise have used.
+            resolv.nameservers = vec!["127.0.0.11".into()];
+            if !resolv.options.iter().any(|o| o.starts_with("ndots:")) {
+                resolv.options.insert(0, "ndots:0".into());
+            }
+        }
+        write_in_place(&resolv_path, &resolv.render())?;
         Ok(vec![
             (hosts_path, "/etc/hosts".into()),
             (hostname_path, "/etc/hostname".into()),

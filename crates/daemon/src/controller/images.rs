@@ -21,7 +21,7 @@ pub fn normalize_ref(r: &str) -> String {
     }
 }
 
-fn valid_ref(r: &str) -> bool {
+pub(crate) fn valid_ref(r: &str) -> bool {
     let (name, tag) = match r.rsplit_once(':') {
         Some((n, t)) if !t.contains('/') => (n, t),
         _ => (r, "latest"),

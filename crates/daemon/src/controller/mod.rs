@@ -4,6 +4,7 @@
 //! reconciliation at start-up (store = intent, kernel = fact).
 
 pub mod containers;
+mod dns;
 mod exec;
 mod files;
 mod images;
@@ -30,6 +31,7 @@ use crate::error::{CtlError, CtlResult};
 
 pub use containers::{ContainerCreate, ContainerFilter, ContainerView, NetworkingRequest};
 pub use exec::ExecConfig;
+pub use images::normalize_ref;
 pub use networks::{ConnectRequest, NetworkCreate, NetworkFilter, NetworkView, created_unix};
 
 /// Store key prefixes.
@@ -98,6 +100,8 @@ pub struct Controller {
     pub(crate) mtu: u32,
     /// Tag that marks netloom's kernel objects (links' alias).
     pub(crate) tag: String,
+    /// The embedded DNS server (127.0.0.11 in every sandbox on a user-defined network).
+    pub(crate) resolver: Arc<netloom_resolver::Resolver>,
 }
 
 /// Generates a random 64-hex ID.
@@ -190,6 +194,7 @@ impl Controller {
             events,
             mtu,
             tag,
+            resolver: netloom_resolver::Resolver::new(netloom_resolver::ResolverConfig::default()),
         });
         ctl.reconcile().await?;
         ctl.watch_firewall();

@@ -630,6 +630,13 @@ impl Controller {
             &updated,
         )?])?;
         st.containers.insert(updated.id.clone(), updated.clone());
+        if updated.is_running() {
+            if Self::uses_embedded_dns(&st, &updated) {
+                self.dns_attach(&st, &updated);
+            } else {
+                self.dns_detach(&st, &updated);
+            }
+        }
         self.emit(
             "network",
             "connect",
@@ -684,6 +691,13 @@ impl Controller {
             &updated,
         )?])?;
         st.containers.insert(updated.id.clone(), updated.clone());
+        if updated.is_running() {
+            if Self::uses_embedded_dns(&st, &updated) {
+                self.dns_attach(&st, &updated);
+            } else {
+                self.dns_detach(&st, &updated);
+            }
+        }
         self.emit(
             "network",
             "disconnect",

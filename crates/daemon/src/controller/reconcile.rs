@@ -232,6 +232,17 @@ impl Controller {
                 }
             }
         }
+        // The embedded DNS server for every running sandbox.
+        self.publish_dns(&st);
+        let running: Vec<Container> = st
+            .containers
+            .values()
+            .filter(|c| c.is_running())
+            .cloned()
+            .collect();
+        for c in running {
+            self.dns_attach(&st, &c);
+        }
         info!(
             networks = st.networks.len(),
             containers = st.containers.len(),
