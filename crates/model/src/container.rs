@@ -161,6 +161,9 @@ pub struct Container {
     /// Working directory.
     #[serde(default)]
     pub working_dir: String,
+    /// `--user`: `uid[:gid]` or `name[:group]`, empty for root.
+    #[serde(default)]
+    pub user: String,
     /// Labels.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,

@@ -94,7 +94,10 @@ pub(crate) fn run_init(spec: &ContainerSpec, fds: InitFds) -> ! {
         Ok(ForkResult::Child) => {
             reset_signals();
             crate::util::close_fds_except(&[]);
-            let (msg, code) = exec_command(&spec.args, &env);
+            let (msg, code) = match crate::util::apply_user(&spec.user) {
+                Ok(()) => exec_command(&spec.args, &env),
+                Err(e) => e,
+            };
             eprint_raw(&format!("{msg}\n"));
             exit_now(code)
         }

@@ -26,6 +26,8 @@ struct NsExecRequest {
     args: Vec<String>,
     env: Vec<String>,
     working_dir: String,
+    #[serde(default)]
+    user: String,
 }
 
 /// Starts a process inside a running container (all its namespaces + root).
@@ -42,6 +44,7 @@ pub fn exec(
     args: &[String],
     env: &[String],
     working_dir: &str,
+    user: &str,
 ) -> Result<tokio::process::Child, RuntimeError> {
     if args.is_empty() {
         return Err(RuntimeError::InvalidSpec(format!(
@@ -56,6 +59,7 @@ pub fn exec(
         args: args.to_vec(),
         env: with_default_path(env),
         working_dir: working_dir.to_string(),
+        user: user.to_string(),
     };
     let json = serde_json::to_string(&req).map_err(|source| RuntimeError::Json {
         path: "<exec request>".into(),
@@ -105,7 +109,10 @@ pub(crate) fn run_nsexec(json: Option<OsString>) -> i32 {
             let (msg, code) = if let Err(e) = nix::unistd::chdir(wd) {
                 (format!("chdir to cwd ({wd:?}) failed: {e}"), 126)
             } else {
-                exec_command(&req.args, &req.env)
+                match crate::util::apply_user(&req.user) {
+                    Ok(()) => exec_command(&req.args, &req.env),
+                    Err(e) => e,
+                }
             };
             eprint_raw(&format!("{msg}\n"));
             // SAFETY: _exit skips atexit handlers duplicated by fork.

@@ -40,6 +40,9 @@ pub struct ContainerSpec {
     /// Host file -> absolute path in the container, bind-mounted; the target
     /// (and its parent dirs) is created in the rootfs if missing.
     pub bind_files: Vec<(PathBuf, String)>,
+    /// `uid[:gid]` or `name[:group]` to run as; empty = root.
+    #[serde(default)]
+    pub user: String,
 }
 
 /// What [`crate::start`] returns once the container's init exists.

@@ -163,3 +163,59 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<(), RuntimeError>
     std::fs::write(&tmp, data).map_err(RuntimeError::io("write", &tmp))?;
     std::fs::rename(&tmp, path).map_err(RuntimeError::io("rename", path))
 }
+
+/// Switches the calling process to `user` (`uid`, `uid:gid`, `name` or `name:group`,
+/// names looked up in the container's /etc/passwd and /etc/group). Empty = root.
+/// Called in the child, after entering the container's root, right before exec.
+pub(crate) fn apply_user(user: &str) -> Result<(), (String, i32)> {
+    if user.is_empty() {
+        return Ok(());
+    }
+    let (u, g) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let lookup = |file: &str, name: &str| -> Option<(u32, Option<u32>)> {
+        let text = std::fs::read_to_string(file).ok()?;
+        text.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            if f.len() < 3 || f[0] != name {
+                return None;
+            }
+            let id = f[2].parse::<u32>().ok()?;
+            Some((id, f.get(3).and_then(|x| x.parse::<u32>().ok())))
+        })
+    };
+    let (uid, primary_gid) = match u.parse::<u32>() {
+        Ok(n) => (n, None),
+        Err(_) => match lookup("/etc/passwd", u) {
+            Some((id, gid)) => (id, gid),
+            None => {
+                return Err((
+                    format!("unable to find user {u}: no matching entries in passwd file"),
+                    126,
+                ));
+            }
+        },
+    };
+    let gid = match g {
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => match lookup("/etc/group", g) {
+                Some((id, _)) => id,
+                None => {
+                    return Err((
+                        format!("unable to find group {g}: no matching entries in group file"),
+                        126,
+                    ));
+                }
+            },
+        },
+        None => primary_gid.unwrap_or(uid),
+    };
+    let fail = |what: &str, e: nix::Error| (format!("{what}: {e}"), 126);
+    nix::unistd::setgroups(&[]).map_err(|e| fail("setgroups", e))?;
+    nix::unistd::setgid(nix::unistd::Gid::from_raw(gid)).map_err(|e| fail("setgid", e))?;
+    nix::unistd::setuid(nix::unistd::Uid::from_raw(uid)).map_err(|e| fail("setuid", e))?;
+    Ok(())
+}

@@ -107,6 +107,7 @@ fn fixture(args: &[&str]) -> Fixture {
         args: args.iter().map(|s| s.to_string()).collect(),
         working_dir: String::new(),
         bind_files: Vec::new(),
+        user: String::new(),
     };
     Fixture { _tmp: tmp, spec }
 }
@@ -248,7 +249,7 @@ async fn exec_into_running_container() {
     let sp = netloom_runtime::start(&f.spec).expect("start");
     let run = |args: &[&str]| {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        netloom_runtime::exec(sp.init_pid, &args, &["X=1".to_string()], "/tmp")
+        netloom_runtime::exec(sp.init_pid, &args, &["X=1".to_string()], "/tmp", "")
             .expect("exec")
             .wait_with_output()
     };

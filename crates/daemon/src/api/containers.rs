@@ -122,9 +122,9 @@ pub async fn create(
         }
     };
     let user = body::string(&v, "User")?;
-    if !user.is_empty() && user != "0" && user != "root" && user != "0:0" {
+    if user.contains(char::is_whitespace) || user.matches(':').count() > 1 {
         return Err(CtlError::invalid(format!(
-            "--user {user:?} is not supported: netloom runs container processes as root"
+            "invalid user {user:?}: use uid, uid:gid, name or name:group"
         ))
         .into());
     }
@@ -147,6 +147,7 @@ pub async fn create(
         hostname: body::string(&v, "Hostname")?,
         domainname: body::string(&v, "Domainname")?,
         working_dir: body::string(&v, "WorkingDir")?,
+        user,
         labels: body::string_map(&v, "Labels")?,
         exposed_ports: exposed,
         networking: NetworkingRequest {

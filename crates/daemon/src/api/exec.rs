@@ -21,9 +21,9 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let v = body::json(&raw)?;
     let user = body::string(&v, "User")?;
-    if !user.is_empty() && user != "0" && user != "root" && user != "0:0" {
+    if user.contains(char::is_whitespace) || user.matches(':').count() > 1 {
         return Err(CtlError::invalid(format!(
-            "--user {user:?} is not supported: netloom runs exec processes as root"
+            "invalid user {user:?}: use uid, uid:gid, name or name:group"
         ))
         .into());
     }
@@ -32,6 +32,7 @@ pub async fn create(
         env: body::strings(&v, "Env")?,
         working_dir: body::string(&v, "WorkingDir")?,
         tty: body::boolean(&v, "Tty")?.unwrap_or(false),
+        user,
     };
     let exec_id = ctl.exec_create(&id, cfg).await?;
     Ok((StatusCode::CREATED, axum::Json(json!({"Id": exec_id}))).into_response())

@@ -360,7 +360,7 @@ pub fn container_inspect(v: &ContainerView) -> Value {
         "Config": {
             "Hostname": c.hostname,
             "Domainname": c.domainname,
-            "User": "",
+            "User": c.user,
             "AttachStdin": false,
             "AttachStdout": false,
             "AttachStderr": false,

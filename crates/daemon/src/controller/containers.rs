@@ -49,6 +49,8 @@ pub struct ContainerCreate {
     pub domainname: String,
     /// Working directory.
     pub working_dir: String,
+    /// `--user`.
+    pub user: String,
     /// Labels.
     pub labels: BTreeMap<String, String>,
     /// Exposed ports.
@@ -236,6 +238,7 @@ impl Controller {
             cmd: req.cmd.clone().unwrap_or_default(),
             entrypoint: req.entrypoint.clone().unwrap_or_default(),
             working_dir: req.working_dir.clone(),
+            user: req.user.clone(),
             labels: req.labels.clone(),
             exposed_ports: Vec::new(),
             network_mode: mode_name.clone(),
@@ -426,6 +429,7 @@ impl Controller {
                         args: ctr.argv(),
                         working_dir: ctr.working_dir.clone(),
                         bind_files: files,
+                        user: ctr.user.clone(),
                     };
                     tokio::task::spawn_blocking(move || netloom_runtime::start(&spec))
                         .await

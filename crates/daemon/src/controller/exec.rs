@@ -18,6 +18,8 @@ pub struct ExecConfig {
     pub working_dir: String,
     /// TTY requested.
     pub tty: bool,
+    /// `-u`: user to run as (default: the container's).
+    pub user: String,
 }
 
 /// State of one exec session.
@@ -110,7 +112,12 @@ impl Controller {
         } else {
             cfg.working_dir.clone()
         };
-        let child = netloom_runtime::exec(c.state.pid, &cfg.cmd, &env, &wd)?;
+        let user = if cfg.user.is_empty() {
+            c.user.clone()
+        } else {
+            cfg.user.clone()
+        };
+        let child = netloom_runtime::exec(c.state.pid, &cfg.cmd, &env, &wd, &user)?;
         if let Some(s) = st.execs.get_mut(id) {
             s.running = true;
             s.pid = child.id().map(|p| p as i32).unwrap_or(0);
