@@ -402,13 +402,11 @@ impl Controller {
             Some(e) => Err(e),
             None => match self.write_container_files(&st, &ctr).inspect(|_| {
                 // Listen at 127.0.0.11 before the process can send its first query.
-                if let Some(sb) = &sandbox {
-                    if Self::uses_embedded_dns(&st, &ctr) {
-                        if let Err(e) = self.resolver.attach(&ctr.id, sb) {
+                if let Some(sb) = &sandbox
+                    && Self::uses_embedded_dns(&st, &ctr)
+                        && let Err(e) = self.resolver.attach(&ctr.id, sb) {
                             warn!(container = %ctr.name, error = %e, "cannot start the embedded DNS server");
                         }
-                    }
-                }
             }) {
                 Err(e) => Err(e),
                 Ok(files) => {

@@ -52,10 +52,10 @@ impl Controller {
         if !Self::uses_embedded_dns(st, c) {
             return;
         }
-        if let Some(sb) = self.sandbox_path(c) {
-            if let Err(e) = self.resolver.attach(&c.id, &sb) {
-                tracing::warn!(container = %c.name, error = %e, "cannot start the embedded DNS server");
-            }
+        if let Some(sb) = self.sandbox_path(c)
+            && let Err(e) = self.resolver.attach(&c.id, &sb)
+        {
+            tracing::warn!(container = %c.name, error = %e, "cannot start the embedded DNS server");
         }
     }
 
