@@ -1136,3 +1136,37 @@ fn dead_upstream_is_backed_off() {
         ]
     );
 }
+
+#[test]
+fn legacy_links_on_the_default_bridge() {
+    // `--link NAME:ALIAS` on the default bridge: an /etc/hosts entry and Docker's
+    // environment variables, as the seed's comparison table says.
+    let d = daemon_or_skip!();
+    d.ok(&[
+        "run", "-d", "--name", "srv", "--expose", "80", "-e", "ROLE=db", "busybox", "sleep", "300",
+    ]);
+    let ip = d.ip("srv", "bridge");
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--link",
+        "srv:dbx",
+        "busybox",
+        "sh",
+        "-c",
+        "grep dbx /etc/hosts; env | sort | grep ^DBX_",
+    ]);
+    assert!(
+        out.contains(&format!("{ip}\tdbx")),
+        "hosts entry for the link: {out}"
+    );
+    assert!(out.contains(&format!("DBX_PORT=tcp://{ip}:80")), "{out}");
+    assert!(out.contains(&format!("DBX_PORT_80_TCP_ADDR={ip}")), "{out}");
+    assert!(out.contains("DBX_ENV_ROLE=db"), "{out}");
+    assert!(out.contains("DBX_NAME=/"), "{out}");
+    let o = d.fail(&["run", "--rm", "--link", "nosuchctr:x", "busybox", "true"]);
+    assert!(
+        o.all().contains("could not get container for nosuchctr"),
+        "{o}"
+    );
+}

@@ -217,6 +217,14 @@ impl Controller {
             }
         }
         primary_req.links.extend(req.links.iter().cloned());
+        for l in &primary_req.links {
+            let target = l.split(':').next().unwrap_or(l);
+            if st.find_container(target).is_err() {
+                return Err(CtlError::invalid(format!(
+                    "could not get container for {target}: no such container (--link NAME[:ALIAS] needs an existing container)"
+                )));
+            }
+        }
         let mode_name = match primary.driver.as_str() {
             "host" => "host".to_string(),
             "null" => "none".to_string(),
@@ -423,7 +431,11 @@ impl Controller {
                         netns: sandbox.clone(),
                         hostname: ctr.hostname.clone(),
                         domainname: ctr.domainname.clone(),
-                        env: ctr.env.clone(),
+                        env: {
+                            let mut env = ctr.env.clone();
+                            env.extend(self.link_env(&st, &ctr));
+                            env
+                        },
                         args: ctr.argv(),
                         working_dir: ctr.working_dir.clone(),
                         bind_files: files,

@@ -73,6 +73,81 @@ fn write_in_place(path: &Path, content: &str) -> CtlResult<()> {
 }
 
 impl Controller {
+    /// Legacy `--link NAME[:ALIAS]` targets that run on the default bridge with the
+    /// container: (alias, linked container, its address there).
+    pub(crate) fn links_of<'a>(
+        &self,
+        st: &'a State,
+        c: &Container,
+    ) -> Vec<(String, &'a Container, std::net::Ipv4Addr)> {
+        let mut out = Vec::new();
+        let Some(bridge) = st
+            .networks
+            .values()
+            .find(|n| n.predefined && n.driver == "bridge")
+        else {
+            return out;
+        };
+        let Some(req) = c.networks.get(&bridge.id) else {
+            return out;
+        };
+        for l in &req.links {
+            let (name, alias) = l.split_once(':').unwrap_or((l, l));
+            let Ok(linked) = st.find_container(name) else {
+                continue;
+            };
+            let ip = st
+                .container_endpoints(&linked.id)
+                .into_iter()
+                .find(|e| e.network_id == bridge.id)
+                .and_then(|e| e.ipv4)
+                .map(|a| a.addr());
+            if let Some(ip) = ip {
+                out.push((alias.to_string(), linked, ip));
+            }
+        }
+        out
+    }
+
+    /// Docker's link environment variables (`ALIAS_PORT_80_TCP=tcp://ip:80`, ...).
+    pub(crate) fn link_env(&self, st: &State, c: &Container) -> Vec<String> {
+        let mut env = Vec::new();
+        for (alias, linked, ip) in self.links_of(st, c) {
+            let a: String = alias
+                .chars()
+                .map(|ch| {
+                    if ch.is_ascii_alphanumeric() {
+                        ch.to_ascii_uppercase()
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            env.push(format!("{a}_NAME=/{}/{alias}", c.name));
+            let mut ports = linked.exposed_ports.clone();
+            ports.sort();
+            for (i, p) in ports.iter().enumerate() {
+                let (num, proto) = p.split_once('/').unwrap_or((p, "tcp"));
+                let prefix = format!("{a}_PORT_{num}_{}", proto.to_ascii_uppercase());
+                if i == 0 {
+                    env.push(format!("{a}_PORT={proto}://{ip}:{num}"));
+                }
+                env.push(format!("{prefix}={proto}://{ip}:{num}"));
+                env.push(format!("{prefix}_ADDR={ip}"));
+                env.push(format!("{prefix}_PORT={num}"));
+                env.push(format!("{prefix}_PROTO={proto}"));
+            }
+            for e in &linked.env {
+                if let Some((k, v)) = e.split_once('=') {
+                    if k != "PATH" && k != "HOME" && k != "HOSTNAME" {
+                        env.push(format!("{a}_ENV_{k}={v}"));
+                    }
+                }
+            }
+        }
+        env
+    }
+
     /// The resolver settings a container gets: its own `--dns*` flags first, then the
     /// daemon's, then the host's `/etc/resolv.conf` without loopback servers.
     pub(crate) fn resolv_for(&self, c: &Container) -> ResolvConf {
@@ -130,6 +205,13 @@ impl Controller {
                     ip.trim_start_matches('[').trim_end_matches(']')
                 ));
             }
+        }
+        for (alias, linked, ip) in self.links_of(st, c) {
+            hosts.push_str(&format!(
+                "{ip}\t{alias} {} {}\n",
+                netloom_model::short_id(&linked.id),
+                linked.name
+            ));
         }
         let fqdn = if c.domainname.is_empty() {
             c.hostname.clone()
