@@ -60,3 +60,57 @@ pub async fn table_exists(table: &str) -> bool {
         .map(|s| s.success())
         .unwrap_or(false)
 }
+
+/// Lists every chain of the namespace's ruleset (`nft -j list chains`), as JSON objects
+/// `{"family","table","name","hook"?,"policy"?,...}`.
+pub async fn list_chains() -> Result<Vec<serde_json::Value>, KernelError> {
+    let out = tokio::process::Command::new("nft")
+        .args(["-j", "list", "chains"])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|source| KernelError::Io {
+            op: "run",
+            path: "nft".into(),
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(KernelError::Nft(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
+    }
+    items(&out.stdout, "chain")
+}
+
+/// Lists the rules of one chain (`nft -j list chain FAMILY TABLE CHAIN`).
+pub async fn list_rules(
+    family: &str,
+    table: &str,
+    chain: &str,
+) -> Result<Vec<serde_json::Value>, KernelError> {
+    let out = tokio::process::Command::new("nft")
+        .args(["-j", "list", "chain", family, table, chain])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|source| KernelError::Io {
+            op: "run",
+            path: "nft".into(),
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(KernelError::Nft(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
+    }
+    items(&out.stdout, "rule")
+}
+
+fn items(json: &[u8], kind: &str) -> Result<Vec<serde_json::Value>, KernelError> {
+    let v: serde_json::Value = serde_json::from_slice(json)
+        .map_err(|e| KernelError::Nft(format!("unreadable nft JSON: {e}")))?;
+    Ok(v.get("nftables")
+        .and_then(|a| a.as_array())
+        .map(|a| a.iter().filter_map(|o| o.get(kind).cloned()).collect())
+        .unwrap_or_default())
+}

@@ -138,10 +138,12 @@ impl Controller {
                 env.push(format!("{prefix}_PROTO={proto}"));
             }
             for e in &linked.env {
-                if let Some((k, v)) = e.split_once('=') {
-                    if k != "PATH" && k != "HOME" && k != "HOSTNAME" {
-                        env.push(format!("{a}_ENV_{k}={v}"));
-                    }
+                if let Some((k, v)) = e.split_once('=')
+                    && k != "PATH"
+                    && k != "HOME"
+                    && k != "HOSTNAME"
+                {
+                    env.push(format!("{a}_ENV_{k}={v}"));
                 }
             }
         }

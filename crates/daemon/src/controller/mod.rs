@@ -249,23 +249,91 @@ impl Controller {
         Ok(())
     }
 
-    /// Restores the firewall table if something (a `flush ruleset`, a firewall reload)
-    /// removed it; checks twice a second.
+    /// Keeps the firewall in place, twice a second: restores netloom's table if
+    /// something (a `flush ruleset`, a firewall reload) removed it, and makes sure every
+    /// host `forward` chain at `policy drop` carries netloom's one accept rule.
     fn watch_firewall(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
+            let mut hooked: std::collections::BTreeSet<(String, String, String, u64)> =
+                Default::default();
             loop {
                 tokio::time::sleep(std::time::Duration::from_millis(500)).await;
                 let Some(ctl) = weak.upgrade() else { return };
+                let chains = match netloom_kernel::nft::list_chains().await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "cannot list nftables chains");
+                        continue;
+                    }
+                };
                 let table = ctl.state.lock().await.firewall.table().to_string();
-                if netloom_kernel::nft::table_exists(&table).await {
-                    continue;
+                let ours = chains
+                    .iter()
+                    .any(|c| c["table"] == table.as_str() && c["family"] == "inet");
+                if !ours {
+                    tracing::warn!(table = %table, "firewall table vanished; restoring it");
+                    let mut st = ctl.state.lock().await;
+                    if let Err(e) = ctl.sync_firewall(&mut st, true).await {
+                        tracing::warn!(error = %e, "cannot restore the firewall table");
+                    }
                 }
-                tracing::warn!(table = %table, "firewall table vanished; restoring it");
-                let mut st = ctl.state.lock().await;
-                if let Err(e) = ctl.sync_firewall(&mut st, true).await {
-                    tracing::warn!(error = %e, "cannot restore the firewall table");
+                let text =
+                    |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or_default().to_string();
+                for c in &chains {
+                    if c["hook"] != "forward"
+                        || c["policy"] != "drop"
+                        || c["table"] == table.as_str()
+                    {
+                        continue;
+                    }
+                    let key = (
+                        text(c, "family"),
+                        text(c, "table"),
+                        text(c, "name"),
+                        c["handle"].as_u64().unwrap_or(0),
+                    );
+                    if hooked.contains(&key) {
+                        continue;
+                    }
+                    let present = netloom_kernel::nft::list_rules(&key.0, &key.1, &key.2)
+                        .await
+                        .map(|rules| {
+                            rules
+                                .iter()
+                                .any(|r| r["comment"] == netloom_drivers::firewall::HOOK_COMMENT)
+                        })
+                        .unwrap_or(false);
+                    if !present {
+                        match netloom_drivers::firewall::Firewall::render_host_hook(
+                            &key.0, &key.1, &key.2,
+                        ) {
+                            Ok(rule) => match netloom_kernel::nft::apply(&rule).await {
+                                Ok(()) => {
+                                    tracing::info!(family = %key.0, table = %key.1, chain = %key.2, "added netloom's accept rule to a host forward chain at policy drop")
+                                }
+                                Err(e) => {
+                                    tracing::warn!(table = %key.1, chain = %key.2, error = %e, "cannot hook into a host forward chain");
+                                    continue;
+                                }
+                            },
+                            Err(e) => {
+                                tracing::warn!(table = %key.1, chain = %key.2, error = %e, "not hooking into a host chain with an unusual name");
+                                continue;
+                            }
+                        }
+                    }
+                    hooked.insert(key);
                 }
+                // Forget chains that are gone, so a re-created chain gets hooked again.
+                hooked.retain(|k| {
+                    chains.iter().any(|c| {
+                        text(c, "family") == k.0
+                            && text(c, "table") == k.1
+                            && text(c, "name") == k.2
+                            && c["handle"].as_u64().unwrap_or(0) == k.3
+                    })
+                });
             }
         });
     }

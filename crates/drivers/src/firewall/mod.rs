@@ -185,21 +185,34 @@ const SETS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// The packet mark bit netloom's `forward` chain sets on traffic it accepts. A host
+/// `forward` chain at `policy drop` (ufw, firewalld, a hand-written ruleset) gets one
+/// rule accepting packets that carry it (see [`Firewall::render_host_hook`]).
+pub const ACCEPT_MARK: u32 = 0x1000_0000;
+
+/// Comment of the rule netloom inserts into a host `forward` chain at `policy drop`.
+pub const HOOK_COMMENT: &str = "netloom: accept what the netloom table accepted";
+
 /// Base chains (name, hook spec) and regular chains (spec empty), with their rules.
-/// The rule count is fixed: networks and ports only add set and map elements.
+/// The rule count is fixed: networks and ports only add set and map elements. The
+/// `forward` chain runs just before the usual filter priority, so its mark is set by the
+/// time a host chain looks at the packet.
 const CHAINS: &[(&str, &str, &[&str])] = &[
     (
         "forward",
-        "type filter hook forward priority filter; policy accept;",
+        "type filter hook forward priority filter - 5; policy accept;",
         &[
-            "ct state established,related accept",
+            "iifname != @bridges oifname != @bridges accept",
+            "ct state established,related meta mark set meta mark or 0x10000000 accept",
             "iifname . oifname @noicc drop",
-            "iifname . oifname @intra accept",
+            "iifname . oifname @intra meta mark set meta mark or 0x10000000 accept",
             "ct status dnat jump user",
-            "ct status dnat accept",
+            "ct status dnat meta mark set meta mark or 0x10000000 accept",
             "iifname @internal drop",
             "oifname @internal drop",
             "iifname @bridges oifname @bridges drop",
+            "oifname @bridges drop",
+            "meta mark set meta mark or 0x10000000 accept",
         ],
     ),
     (
@@ -239,6 +252,13 @@ const CHAINS: &[(&str, &str, &[&str])] = &[
     ),
 ];
 
+fn valid_nft_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 64
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
 impl Firewall {
     /// A firewall owning `table` (an `inet` table). The name must match the grammar.
     pub fn new(table: &str) -> Result<Self, FirewallError> {
@@ -272,15 +292,24 @@ impl Firewall {
         for (kind, name, ty) in SETS {
             let _ = writeln!(s, "add {kind} inet {t} {name} {{ {ty} }}");
         }
+        // Re-create netloom's chains (not `user`): declaring, flushing and deleting them
+        // first makes the batch work whether or not they exist, and lets a new version
+        // change a chain's hook or priority. All of it is one transaction.
+        for (name, _, _) in CHAINS {
+            let _ = writeln!(s, "add chain inet {t} {name}");
+        }
+        for (name, _, _) in CHAINS {
+            let _ = writeln!(s, "flush chain inet {t} {name}");
+        }
+        for (name, _, _) in CHAINS {
+            let _ = writeln!(s, "delete chain inet {t} {name}");
+        }
         for (name, spec, _) in CHAINS {
             if spec.is_empty() {
                 let _ = writeln!(s, "add chain inet {t} {name}");
             } else {
                 let _ = writeln!(s, "add chain inet {t} {name} {{ {spec} }}");
             }
-        }
-        for (name, _, _) in CHAINS {
-            let _ = writeln!(s, "flush chain inet {t} {name}");
         }
         for (kind, name, _) in SETS {
             let _ = writeln!(s, "flush {kind} inet {t} {name}");
@@ -322,6 +351,27 @@ impl Firewall {
     pub fn mark_applied(&mut self, d: &Desired) -> Result<(), FirewallError> {
         self.applied = elements(d)?;
         Ok(())
+    }
+
+    /// Renders the one rule netloom adds to a host `forward` chain at `policy drop`:
+    /// accept packets netloom's own `forward` chain accepted (they carry [`ACCEPT_MARK`]).
+    /// Names come from `nft -j list chains` and are checked against a strict grammar.
+    pub fn render_host_hook(
+        family: &str,
+        table: &str,
+        chain: &str,
+    ) -> Result<String, FirewallError> {
+        if !matches!(family, "ip" | "ip6" | "inet") {
+            return Err(FirewallError::InvalidName(family.to_string()));
+        }
+        for n in [table, chain] {
+            if !valid_nft_name(n) {
+                return Err(FirewallError::InvalidName(n.to_string()));
+            }
+        }
+        Ok(format!(
+            "insert rule {family} {table} {chain} meta mark and {ACCEPT_MARK:#x} == {ACCEPT_MARK:#x} accept comment \"{HOOK_COMMENT}\"\n"
+        ))
     }
 
     /// Renders the removal of the table.

@@ -165,3 +165,12 @@ fn rejects_names_outside_the_grammar() {
     };
     assert!(fw.render_full(&mixed).is_err());
 }
+
+#[test]
+fn host_hook_is_one_validated_rule() {
+    let r = Firewall::render_host_hook("inet", "filter", "forward").unwrap_or_default();
+    golden("host_hook.nft", &r);
+    assert!(Firewall::render_host_hook("bridge", "filter", "forward").is_err());
+    assert!(Firewall::render_host_hook("ip", "filter; flush ruleset", "FORWARD").is_err());
+    assert!(Firewall::render_host_hook("ip", "filter", "FOR WARD").is_err());
+}
