@@ -5,8 +5,7 @@
 
 pub mod bridge;
 pub mod firewall;
-pub mod host;
-pub mod null;
+pub mod passive;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -64,22 +64,7 @@ pub async fn table_exists(table: &str) -> bool {
 /// Lists every chain of the namespace's ruleset (`nft -j list chains`), as JSON objects
 /// `{"family","table","name","hook"?,"policy"?,...}`.
 pub async fn list_chains() -> Result<Vec<serde_json::Value>, KernelError> {
-    let out = tokio::process::Command::new("nft")
-        .args(["-j", "list", "chains"])
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .map_err(|source| KernelError::Io {
-            op: "run",
-            path: "nft".into(),
-            source,
-        })?;
-    if !out.status.success() {
-        return Err(KernelError::Nft(
-            String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        ));
-    }
-    items(&out.stdout, "chain")
+    list_json(&["-j", "list", "chains"], "chain").await
 }
 
 /// Lists the rules of one chain (`nft -j list chain FAMILY TABLE CHAIN`).
@@ -88,8 +73,13 @@ pub async fn list_rules(
     table: &str,
     chain: &str,
 ) -> Result<Vec<serde_json::Value>, KernelError> {
+    list_json(&["-j", "list", "chain", family, table, chain], "rule").await
+}
+
+/// Runs an `nft -j list ...` command and returns the objects of one kind.
+async fn list_json(args: &[&str], kind: &str) -> Result<Vec<serde_json::Value>, KernelError> {
     let out = tokio::process::Command::new("nft")
-        .args(["-j", "list", "chain", family, table, chain])
+        .args(args)
         .stdin(Stdio::null())
         .output()
         .await
@@ -103,11 +93,7 @@ pub async fn list_rules(
             String::from_utf8_lossy(&out.stderr).trim().to_string(),
         ));
     }
-    items(&out.stdout, "rule")
-}
-
-fn items(json: &[u8], kind: &str) -> Result<Vec<serde_json::Value>, KernelError> {
-    let v: serde_json::Value = serde_json::from_slice(json)
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
         .map_err(|e| KernelError::Nft(format!("unreadable nft JSON: {e}")))?;
     Ok(v.get("nftables")
         .and_then(|a| a.as_array())

@@ -169,8 +169,8 @@ impl Controller {
             mtu,
             DEFAULT_BRIDGE,
         )));
-        drivers.register(Arc::new(netloom_drivers::host::HostDriver));
-        drivers.register(Arc::new(netloom_drivers::null::NullDriver));
+        drivers.register(Arc::new(netloom_drivers::passive::PassiveDriver::host()));
+        drivers.register(Arc::new(netloom_drivers::passive::PassiveDriver::null()));
         if let Err(e) = netloom_kernel::sysctl::set("net.ipv4.ip_forward", "1") {
             tracing::warn!(error = %e, "cannot enable IPv4 forwarding");
         }

@@ -1,18 +1,34 @@
-//! The `null` driver (`--network none`): a sandbox with only `lo`.
+//! The `host` and `null` drivers: no kernel objects of their own. With `host`,
+//! containers share the daemon's network namespace; with `null` (`--network none`)
+//! they get a sandbox with only `lo`.
 
 use async_trait::async_trait;
 use netloom_model::{
     Capabilities, Driver, DriverError, Endpoint, JoinInfo, Network, SandboxInfo, Scope,
 };
 
-/// The null driver (no interfaces at all).
-#[derive(Debug, Default)]
-pub struct NullDriver;
+/// A driver that creates nothing: `host` or `null`.
+#[derive(Debug)]
+pub struct PassiveDriver {
+    name: &'static str,
+}
+
+impl PassiveDriver {
+    /// The `host` driver.
+    pub fn host() -> Self {
+        PassiveDriver { name: "host" }
+    }
+
+    /// The `null` driver (`--network none`).
+    pub fn null() -> Self {
+        PassiveDriver { name: "null" }
+    }
+}
 
 #[async_trait]
-impl Driver for NullDriver {
+impl Driver for PassiveDriver {
     fn name(&self) -> &'static str {
-        "null"
+        self.name
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -23,7 +39,7 @@ impl Driver for NullDriver {
     }
 
     fn validate(&self, net: &mut Network) -> Result<(), DriverError> {
-        crate::check_known("null", &net.options, &[])
+        crate::check_known(self.name, &net.options, &[])
     }
 
     async fn create_network(&self, _net: &Network) -> Result<(), DriverError> {
