@@ -1170,3 +1170,36 @@ fn legacy_links_on_the_default_bridge() {
         "{o}"
     );
 }
+
+#[test]
+fn first_query_at_start_is_answered() {
+    // The view of a starting container is published before its process runs, so a
+    // lookup made by the very first command is answered (not REFUSED).
+    let d = daemon_or_skip!();
+    d.ok(&["network", "create", "early"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "target",
+        "--network",
+        "early",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let ip = d.ip("target", "early");
+    for _ in 0..3 {
+        let out = d.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "early",
+            "busybox",
+            "nslookup",
+            "target",
+            "127.0.0.11",
+        ]);
+        assert!(out.contains(&ip), "first lookup must resolve: {out}");
+    }
+}

@@ -409,7 +409,9 @@ impl Controller {
         let spawned = match failure {
             Some(e) => Err(e),
             None => match self.write_container_files(&st, &ctr).inspect(|_| {
-                // Listen at 127.0.0.11 before the process can send its first query.
+                // Listen at 127.0.0.11, with this container's view published, before
+                // the process can send its first query.
+                self.publish_dns_with(&st, Some(&ctr.id));
                 if let Some(sb) = &sandbox
                     && Self::uses_embedded_dns(&st, &ctr)
                         && let Err(e) = self.resolver.attach(&ctr.id, sb) {
@@ -459,8 +461,8 @@ impl Controller {
         let spawned = match spawned {
             Ok(s) => s,
             Err(e) => {
-                self.resolver.detach(&ctr.id);
                 self.teardown_networking(&mut st, &ctr).await;
+                self.publish_dns(&st);
                 return Err(e);
             }
         };

@@ -67,11 +67,18 @@ impl Controller {
 
     /// Computes every sandbox's view and hands it to the resolver.
     pub(crate) fn publish_dns(&self, st: &State) {
+        self.publish_dns_with(st, None);
+    }
+
+    /// Like `publish_dns`, also giving a view to `starting`, a container whose endpoints
+    /// exist but whose process is about to start (so its first query is answered).
+    pub(crate) fn publish_dns_with(&self, st: &State, starting: Option<&str>) {
         let mut sandboxes = HashMap::new();
+        let live = |c: &Container| c.is_running() || Some(c.id.as_str()) == starting;
         for c in st
             .containers
             .values()
-            .filter(|c| c.is_running() && Self::uses_embedded_dns(st, c))
+            .filter(|c| live(c) && Self::uses_embedded_dns(st, c))
         {
             let mut records = Vec::new();
             let mut forward = false;
@@ -84,6 +91,9 @@ impl Controller {
                     let Some(owner) = st.containers.get(&ep.container_id) else {
                         continue;
                     };
+                    if !live(owner) {
+                        continue;
+                    }
                     let mut addrs = Vec::new();
                     addrs.extend(ep.ipv4.map(|a| IpAddr::V4(a.addr())));
                     addrs.extend(ep.ipv6.map(|a| IpAddr::V6(a.addr())));
