@@ -736,6 +736,9 @@ fn masquerade_source_seen_by_outside_host() {
 
 // ---------------------------------------------------------------- 5. published ports
 
+/// Expected answer: Some((token, "80/tcp")), or None for no answer.
+type Expect = Option<(String, String)>;
+
 /// One reachability check: from `at`, `proto` to `host:port`, expecting `want`
 /// (Some((token, "80/tcp"))) or no answer (None).
 struct Check {
@@ -747,25 +750,24 @@ struct Check {
 }
 
 fn run_checks(d: &Daemon, checks: Vec<Check>) {
-    let results: Vec<(String, Result<Reply, String>, Option<(String, String)>)> =
-        std::thread::scope(|s| {
-            let hs: Vec<_> = checks
-                .into_iter()
-                .map(|c| {
-                    s.spawn(move || {
-                        let desc = format!(
-                            "{} -> {}:{}/{}",
-                            c.at.what,
-                            fmt_host(&c.host),
-                            c.port,
-                            c.proto
-                        );
-                        (desc, talk(d, &c.at, c.proto, &c.host, c.port), c.want)
-                    })
+    let results: Vec<(String, Result<Reply, String>, Expect)> = std::thread::scope(|s| {
+        let hs: Vec<_> = checks
+            .into_iter()
+            .map(|c| {
+                s.spawn(move || {
+                    let desc = format!(
+                        "{} -> {}:{}/{}",
+                        c.at.what,
+                        fmt_host(&c.host),
+                        c.port,
+                        c.proto
+                    );
+                    (desc, talk(d, &c.at, c.proto, &c.host, c.port), c.want)
                 })
-                .collect();
-            hs.into_iter().map(|h| h.join().unwrap()).collect()
-        });
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
     let mut bad = Vec::new();
     for (desc, got, want) in &results {
         match (got, want) {
@@ -1318,7 +1320,7 @@ fn scale_rules_fixed_elements_grow() {
                     .parse()
                     .unwrap(),
             ];
-            if i % 5 == 0 {
+            if i.is_multiple_of(5) {
                 v.push(format!("fd00:{i:x}::/64").parse().unwrap());
             }
             v

@@ -7,7 +7,7 @@ use std::path::Path;
 use futures::TryStreamExt;
 use ipnet::IpNet;
 use netlink_packet_route::address::AddressHeaderFlags;
-use netlink_packet_route::link::{InfoData, InfoVeth};
+use netlink_packet_route::link::{InfoBridgePort, InfoData, InfoPortData, InfoPortKind, InfoVeth};
 use netlink_packet_route::link::{
     InfoKind, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage,
 };
@@ -288,7 +288,28 @@ impl Netlink {
         })?;
         // The kernel ignores IFLA_IFALIAS in RTM_NEWLINK: set it with a change request.
         let msg = LinkUnspec::new_with_name(host).alias(alias).build();
-        self.set(msg, host).await
+        self.set(msg, host).await?;
+        // Hairpin mode lets a container reach itself through a published port: the
+        // DNATed frame must leave by the bridge port it came in on.
+        let h = self.require_link(host).await?;
+        let msg = LinkUnspec::new_with_index(h.index)
+            .set_port_kind(InfoPortKind::Bridge)
+            .set_port_data(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(
+                true,
+            )]))
+            .build();
+        self.handle
+            .link()
+            .set_port(msg)
+            .execute()
+            .await
+            .map_err(|e| {
+                KernelError::from_netlink(
+                    format!("set hairpin mode on {host}"),
+                    &format!("link {host}"),
+                    e,
+                )
+            })
     }
 
     /// Moves the link `name` into the namespace bound at `ns_path`, renaming it to `new_name`.

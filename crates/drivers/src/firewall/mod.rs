@@ -247,7 +247,8 @@ const CHAINS: &[(&str, &str, &[&str])] = &[
             "oifname != @bridges ip saddr @masq4 masquerade",
             "oifname != @bridges ip6 saddr @masq6 masquerade",
             "ct status dnat oifname @bridges ip saddr 127.0.0.0/8 masquerade",
-            "ct status dnat iifname @bridges oifname @bridges masquerade",
+            "ct status dnat oifname @bridges ip saddr @masq4 masquerade",
+            "ct status dnat oifname @bridges ip6 saddr @masq6 masquerade",
         ],
     ),
 ];
