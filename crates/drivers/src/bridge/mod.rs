@@ -130,10 +130,11 @@ impl Driver for BridgeDriver {
             .map_err(kerr(format!("clean addresses of bridge {}", net.iface)))?;
         // Routing between an IPv6 network and the outside (and IPv6 published ports)
         // needs IPv6 forwarding in this namespace, as Docker enables it for IPv6 networks.
-        if net.enable_ipv6 && net.ipam.v6().is_some() {
-            if let Err(e) = netloom_kernel::sysctl::set("net.ipv6.conf.all.forwarding", "1") {
-                tracing::warn!(error = %e, "cannot enable IPv6 forwarding");
-            }
+        if net.enable_ipv6
+            && net.ipam.v6().is_some()
+            && let Err(e) = netloom_kernel::sysctl::set("net.ipv6.conf.all.forwarding", "1")
+        {
+            tracing::warn!(error = %e, "cannot enable IPv6 forwarding");
         }
         // Published ports reached through 127.0.0.1 are DNATed to the bridge: the kernel
         // routes such loopback-sourced packets only with route_localnet on the bridge.
