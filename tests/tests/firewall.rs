@@ -1529,3 +1529,99 @@ fn flush_ruleset_recovered_within_1500ms() {
         "table restored after {took:?}, more than 1.5 s"
     );
 }
+
+// ---------------------------------------------------------------- host firewall coexistence
+
+#[test]
+fn host_forward_chain_at_policy_drop_and_user_chain() {
+    // A host firewall with `forward` at policy drop (what ufw or firewalld leave):
+    // netloom adds its one documented accept rule, and traffic keeps flowing. The
+    // admin's `user` chain in netloom's table filters published-port traffic and
+    // survives a daemon restart (full re-render of the table).
+    let mut d = daemon_or_skip!();
+    let o = Outside::new(&d);
+    d.ok(&["network", "create", "hostfw"]);
+    run_nc_server(&d, "hs1", &["--network", "hostfw", "-p", "8400:7000"]);
+    d.run_sleeper("hc1", &["--network", "hostfw"]);
+    let ip = d.ip("hs1", "hostfw");
+    let add = "add table inet hostfw\nadd chain inet hostfw forward { type filter hook forward priority filter; policy drop; }\n";
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", &d.name, "nft", "-f", "-"])
+        .stdin(Stdio::piped());
+    let mut child = c.spawn().expect("nft");
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write;
+        stdin.write_all(add.as_bytes()).expect("write nft");
+    }
+    assert!(
+        child.wait().map(|s| s.success()).unwrap_or(false),
+        "host table applied"
+    );
+    let hooked = wait_for(Duration::from_secs(3), || {
+        let v = nft_json(&[
+            "netns", "exec", &d.name, "nft", "-j", "list", "chain", "inet", "hostfw", "forward",
+        ]);
+        v.to_string()
+            .contains("netloom: accept what the netloom table accepted")
+    });
+    assert!(
+        hooked,
+        "netloom's accept rule was not added to the host chain"
+    );
+    assert_eq!(
+        nc_from(&d, "hc1", &ip, NC_PORT).as_deref(),
+        Some("hs1"),
+        "same network through a policy-drop host chain"
+    );
+    // Plain TCP from the outside host (python3's socket: no busybox outside).
+    let tcp_from_outside = |d: &Daemon| -> bool {
+        let out = run_cmd(
+            o.at().cmd(&["python3", "-c", &format!(
+                "import socket,sys\ns=socket.create_connection(('{DAEMON_V4}',8400),timeout=2)\nprint(s.recv(64).decode().strip())"
+            )]),
+            Duration::from_secs(10),
+        );
+        let _ = d;
+        out.ok() && out.stdout.trim() == "hs1"
+    };
+    assert!(
+        tcp_from_outside(&d),
+        "published port from outside through a policy-drop host chain"
+    );
+    // The admin's user chain: drop the outside host.
+    let t = table(&d);
+    let rule = sh(
+        "ip",
+        &[
+            "netns", "exec", &d.name, "nft", "add", "rule", "inet", &t, "user", "ip", "saddr",
+            OUTSIDE_V4, "drop",
+        ],
+    );
+    assert!(rule.ok(), "user rule: {rule}");
+    assert!(
+        !tcp_from_outside(&d),
+        "the user chain must filter published-port traffic"
+    );
+    // A restart re-renders the table; the user chain keeps its rule.
+    d.stop();
+    d.start();
+    let kept = nft_json(&[
+        "netns", "exec", &d.name, "nft", "-j", "list", "chain", "inet", &t, "user",
+    ]);
+    assert!(
+        kept.to_string().contains(OUTSIDE_V4),
+        "user chain survives a restart: {kept}"
+    );
+    assert!(!tcp_from_outside(&d), "still filtered after restart");
+    let del = sh(
+        "ip",
+        &[
+            "netns", "exec", &d.name, "nft", "flush", "chain", "inet", &t, "user",
+        ],
+    );
+    assert!(del.ok(), "{del}");
+    assert!(
+        tcp_from_outside(&d),
+        "reachable again once the admin's rule is gone"
+    );
+}
