@@ -1495,8 +1495,8 @@ fn flush_ruleset_recovered_within_1500ms() {
     let r = d.netns(&["nft", "flush", "ruleset"]);
     assert!(r.ok(), "{r}");
     let start = Instant::now();
-    let gone = d.netns(&["nft", "list", "ruleset"]).stdout;
-    assert!(!gone.contains(&t), "flush did not remove the table");
+    // The watcher may already have put the table back by the time we look (it checks
+    // twice a second), so the flush itself is not asserted here.
     let back = wait_for(Duration::from_millis(3000), || {
         d.netns(&["nft", "list", "table", "inet", &t]).ok()
     });
