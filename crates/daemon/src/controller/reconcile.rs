@@ -240,8 +240,12 @@ impl Controller {
             .filter(|c| c.is_running())
             .cloned()
             .collect();
-        for c in running {
-            self.dns_attach(&st, &c);
+        for c in running.iter().filter(|c| Self::uses_embedded_dns(&st, c)) {
+            if let Some(sb) = self.sandbox_path(c)
+                && let Err(e) = self.resolver.attach(&c.id, &sb)
+            {
+                warn!(container = %c.name, error = %e, "cannot restart the embedded DNS server");
+            }
         }
         info!(
             networks = st.networks.len(),
