@@ -1041,7 +1041,16 @@ fn run_group(group: &str) {
                 }
             }
         }
-        let after = dump(&d);
+        // Kernel clean-up of earlier objects (a veth pair going away with its
+        // namespace) is asynchronous: let a difference settle before judging it.
+        let mut after = dump(&d);
+        for _ in 0..10 {
+            if after == before {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            after = dump(&d);
+        }
         if after != before {
             failures.push(format!(
                 "{label}: state changed by a refused request:\n{}",

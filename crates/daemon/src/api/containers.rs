@@ -1,13 +1,16 @@
 //! `/containers/*`.
 
 use std::collections::BTreeMap;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use netloom_model::PortBinding;
+use netloom_model::{ErrorKind, PortBinding};
 use netloom_runtime::logs::Stream;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
@@ -169,7 +172,17 @@ pub async fn create(
             return Err(CtlError::invalid(format!("invalid environment variable: {e:?}")).into());
         }
     }
-    let (id, warnings) = ctl.create_container(req).await?;
+    let image = req.image.clone();
+    let (id, warnings) = match ctl.create_container(req).await {
+        Ok(r) => r,
+        // The docker CLI answers any 404 from create with a pull and a retry: keep 404
+        // for a missing image only; a missing network (or other referenced object) is a
+        // bad parameter of this request.
+        Err(e) if e.kind == ErrorKind::NotFound && ctl.inspect_image(&image).await.is_ok() => {
+            return Err(CtlError::invalid(e.message).into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     Ok((
         StatusCode::CREATED,
         axum::Json(json!({"Id": id, "Warnings": warnings})),
@@ -332,15 +345,18 @@ pub async fn prune(State(ctl): State<Ctl>) -> ApiResult<Response> {
 }
 
 /// Forwards log lines as multiplexed frames, honouring stdout/stderr/timestamps.
+/// `keep` is held until the stream ends (see `attach`).
 fn forward(
     mut lines: mpsc::Receiver<netloom_runtime::logs::LogLine>,
     q: &BTreeMap<String, String>,
+    keep: Option<std::fs::File>,
 ) -> mpsc::Receiver<Bytes> {
     let (tx, rx) = mpsc::channel(256);
     let want_out = body::qbool(q, "stdout");
     let want_err = body::qbool(q, "stderr");
     let stamps = body::qbool(q, "timestamps");
     tokio::spawn(async move {
+        let _keep = keep;
         while let Some(l) = lines.recv().await {
             let (id, want) = match l.stream {
                 Stream::Stdout => (stream::STDOUT, want_out),
@@ -416,7 +432,7 @@ pub async fn logs(
         !follow || !v.container.is_running(),
     );
     let lines = netloom_runtime::logs::follow(v.log_path.clone(), tail, stop);
-    Ok(stream::respond(req, forward(lines, &q)))
+    Ok(stream::respond(req, forward(lines, &q, None)))
 }
 
 /// `POST /containers/{id}/attach?stream=&stdout=&stderr=`: output from now until the
@@ -431,11 +447,25 @@ pub async fn attach(
     let logs = body::qbool(&q, "logs");
     let streaming = body::qbool(&q, "stream");
     let stop = stop_on_exit(&ctl, v.container.id.clone(), !streaming);
+    // `--rm` deletes the container's files as soon as it exits, racing the follower's
+    // last read of the log. Follow an open handle instead (creating the file if the
+    // container has not started yet; the shim appends to that same file), so the tail
+    // of the output survives the removal.
+    let keep = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o640)
+        .open(&v.log_path)
+        .ok();
+    let path = keep
+        .as_ref()
+        .map(|f| PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd())))
+        .unwrap_or_else(|| v.log_path.clone());
     let from = if logs {
         0
     } else {
-        netloom_runtime::logs::current_end(&v.log_path)
+        netloom_runtime::logs::current_end(&path)
     };
-    let lines = netloom_runtime::logs::follow_from(v.log_path.clone(), from, None, stop);
-    Ok(stream::respond(req, forward(lines, &q)))
+    let lines = netloom_runtime::logs::follow_from(path, from, None, stop);
+    Ok(stream::respond(req, forward(lines, &q, keep)))
 }

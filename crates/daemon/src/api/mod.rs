@@ -124,11 +124,26 @@ async fn version_layer(mut req: Request, next: axum::middleware::Next) -> Respon
 }
 
 async fn not_implemented(req: Request) -> ApiError {
+    let (parts, body) = req.into_parts();
+    // Read (and drop) a small body first: answering before it arrived makes hyper close
+    // the connection, and a client still writing it sees a broken pipe, not this message.
+    let _ = axum::body::to_bytes(body, 1 << 20).await;
     ApiError(CtlError::not_implemented(format!(
         "netloom does not implement {} {}",
-        req.method(),
-        req.uri().path()
+        parts.method,
+        parts.uri.path()
     )))
+}
+
+/// `GET /volumes/{name}`: netloom has no volumes, so none exists. A 404 (not a 501)
+/// lets `docker inspect NAME` try the next object type and end with `No such object`.
+async fn no_such_volume(axum::extract::Path(name): axum::extract::Path<String>) -> ApiError {
+    ApiError(CtlError::not_found(format!("get {name}: no such volume")))
+}
+
+/// `GET /plugins/{name}/json`: netloom has no managed plugins (see `no_such_volume`).
+async fn no_such_plugin(axum::extract::Path(name): axum::extract::Path<String>) -> ApiError {
+    ApiError(CtlError::not_found(format!("plugin {name:?} not found")))
 }
 
 /// The whole service: version handling wrapped around the router, so that `/v1.47/x`
@@ -181,6 +196,11 @@ pub fn router(ctl: Ctl) -> Router {
             "/images/{*name}",
             get(images::inspect_or_501).delete(images::remove),
         )
+        .route(
+            "/volumes/{name}",
+            get(no_such_volume).fallback(not_implemented),
+        )
+        .route("/plugins/{name}/json", get(no_such_plugin))
         .fallback(not_implemented)
         .layer(axum::extract::DefaultBodyLimit::max(16 << 20))
         .with_state(ctl)

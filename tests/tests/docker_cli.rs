@@ -1,0 +1,804 @@
+//! The real `docker` CLI (28.x) driving netloomd through `DOCKER_HOST`.
+//!
+//! Each test starts its own daemon (own network namespace, own socket) and a
+//! private `DOCKER_CONFIG`, so the tests run in parallel and never touch
+//! `~/.docker`.  A missing docker binary is a loud skip, never a failure.
+//! Every CLI call has a timeout: a hang is reported as exit -999.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use netloom_e2e::{Daemon, Out, busybox_tar, daemon_or_skip, run_cmd, wait_for};
+
+/// The docker client binary, if installed.
+fn docker_bin() -> Option<PathBuf> {
+    let fixed = PathBuf::from("/usr/local/bin/docker");
+    if fixed.is_file() {
+        return Some(fixed);
+    }
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join("docker"))
+            .find(|p| p.is_file())
+    })
+}
+
+/// The docker CLI pointed at one daemon.
+struct Docker<'a> {
+    d: &'a Daemon,
+    bin: PathBuf,
+    config: PathBuf,
+}
+
+impl<'a> Docker<'a> {
+    fn new(d: &'a Daemon, bin: PathBuf) -> Self {
+        let config = d.dir.join("docker-config");
+        std::fs::create_dir_all(&config).expect("create DOCKER_CONFIG dir");
+        Docker { d, bin, config }
+    }
+
+    fn run_t(&self, args: &[&str], timeout: Duration) -> Out {
+        let mut c = Command::new(&self.bin);
+        c.args(args)
+            .env("DOCKER_HOST", self.d.host_arg())
+            .env("DOCKER_CONFIG", &self.config)
+            .env("DOCKER_CLI_HINTS", "false")
+            .env_remove("DOCKER_CONTEXT")
+            .env_remove("DOCKER_API_VERSION")
+            .env_remove("DOCKER_TLS_VERIFY")
+            .env_remove("DOCKER_CERT_PATH");
+        run_cmd(c, timeout)
+    }
+
+    /// Runs `docker ARGS` (30 s timeout).
+    fn run(&self, args: &[&str]) -> Out {
+        self.run_t(args, Duration::from_secs(30))
+    }
+
+    /// Must succeed; returns trimmed stdout.
+    #[track_caller]
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.ok(),
+            "docker {args:?} failed: {o}\ndaemon log tail:\n{}",
+            tail(&self.d.log(), 30)
+        );
+        o.stdout.trim().to_string()
+    }
+
+    /// Must fail (and not time out); returns the output.
+    #[track_caller]
+    fn fail(&self, args: &[&str]) -> Out {
+        let o = self.run(args);
+        assert!(!o.ok(), "docker {args:?} unexpectedly succeeded: {o}");
+        assert_ne!(o.code, -999, "docker {args:?} hung: {o}");
+        o
+    }
+
+    /// `docker exec C sh -c SCRIPT`.
+    fn exec(&self, c: &str, script: &str) -> Out {
+        self.run(&["exec", c, "sh", "-c", script])
+    }
+
+    /// `docker run -d --name NAME EXTRA... busybox sleep 300`.
+    #[track_caller]
+    fn sleeper(&self, name: &str, extra: &[&str]) -> String {
+        let mut a = vec!["run", "-d", "--name", name];
+        a.extend_from_slice(extra);
+        a.extend_from_slice(&["busybox", "sleep", "300"]);
+        self.ok(&a)
+    }
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let l: Vec<&str> = s.lines().collect();
+    l[l.len().saturating_sub(n)..].join("\n")
+}
+
+/// Daemon + docker CLI, or a skip.
+macro_rules! setup {
+    ($d:ident, $dk:ident) => {
+        let Some(bin) = docker_bin() else {
+            println!("SKIP: no docker CLI binary (/usr/local/bin/docker or docker on PATH)");
+            return;
+        };
+        let $d = daemon_or_skip!();
+        let $dk = Docker::new(&$d, bin);
+    };
+}
+
+/// Interface names from `ip -o link` / `ip -o addr` output.
+fn ifaces(out: &str) -> Vec<String> {
+    out.lines()
+        .filter_map(|l| l.split(':').nth(1)?.split_whitespace().next())
+        .map(|n| n.split('@').next().unwrap_or("").to_string())
+        .filter(|n| !n.is_empty())
+        .collect()
+}
+
+/// The seed's single-host walkthrough, with docker commands only.
+#[test]
+fn docker_walkthrough_single_host() {
+    setup!(d, dk);
+    let id = dk.ok(&["network", "create", "localnet"]);
+    assert_eq!(id.len(), 64, "network create prints the id: {id:?}");
+
+    let cid = dk.sleeper("c1", &["--network", "localnet"]);
+    assert_eq!(cid.len(), 64, "run -d prints the id: {cid:?}");
+
+    let j = dk.ok(&[
+        "network",
+        "inspect",
+        "localnet",
+        "--format",
+        "{{json .Containers}}",
+    ]);
+    let v: serde_json::Value =
+        serde_json::from_str(&j).unwrap_or_else(|e| panic!("bad json {j:?}: {e}"));
+    let ep = v
+        .get(&cid)
+        .unwrap_or_else(|| panic!("c1 ({cid}) not in .Containers: {j}"));
+    assert_eq!(ep["Name"], "c1", "{j}");
+    let ip4 = ep["IPv4Address"].as_str().unwrap_or("");
+    assert!(
+        ip4.contains('.') && ip4.contains('/'),
+        "IPv4Address with prefix: {j}"
+    );
+
+    let o = dk.run_t(
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "localnet",
+            "busybox",
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "3",
+            "c1",
+        ],
+        Duration::from_secs(40),
+    );
+    assert!(o.ok(), "ping c1 by name: {o}");
+    assert!(o.stdout.contains("1 packets received"), "{o}");
+
+    dk.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "localnet",
+        "-p",
+        "5000:80",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /w && echo hello > /w/index.html && httpd -f -p 80 -h /w",
+    ]);
+    let fetch = || {
+        d.netns(&[
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 3 127.0.0.1 5000",
+        ])
+    };
+    let mut last = None;
+    let got = wait_for(Duration::from_secs(10), || {
+        let o = fetch();
+        let good = o.stdout.contains("200 OK") && o.stdout.trim_end().ends_with("hello");
+        last = Some(o);
+        good
+    });
+    assert!(got, "page through host port 5000: {last:?}");
+
+    assert_eq!(dk.ok(&["port", "web"]), "80/tcp -> 0.0.0.0:5000");
+
+    let o = dk.run_t(
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "ip",
+            "-o",
+            "link",
+        ],
+        Duration::from_secs(40),
+    );
+    assert!(o.ok(), "run --network none: {o}");
+    let names = ifaces(&o.stdout);
+    assert!(names.contains(&"lo".to_string()), "{o}");
+    assert!(
+        !names.contains(&"eth0".to_string()),
+        "no eth0 expected: {o}"
+    );
+
+    // Nothing to prune while in use; an unused network goes.
+    dk.ok(&["network", "create", "spare"]);
+    let o = dk.ok(&["network", "prune", "-f"]);
+    assert!(o.contains("spare"), "prune output: {o}");
+    assert!(!o.contains("localnet"), "localnet is in use: {o}");
+    assert!(!o.contains("bridge"), "predefined never pruned: {o}");
+    dk.ok(&["rm", "-f", "c1", "web"]);
+    let o = dk.ok(&["network", "prune", "-f"]);
+    assert!(
+        o.contains("Deleted Networks:") && o.contains("localnet"),
+        "{o}"
+    );
+    let ls = dk.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(!ls.contains("localnet") && !ls.contains("spare"), "{ls}");
+}
+
+#[test]
+fn docker_version_info_and_unsupported() {
+    setup!(d, dk);
+    let v = dk.ok(&["version"]);
+    assert!(v.contains("Server:"), "{v}");
+    assert!(v.contains("API version:") && v.contains("1.47"), "{v}");
+    let v = dk.ok(&["version", "--format", "{{.Server.APIVersion}}"]);
+    assert_eq!(v, "1.47");
+
+    let i = dk.ok(&["info"]);
+    assert!(i.contains("Server Version:"), "{i}");
+    assert!(i.contains("Swarm: inactive"), "{i}");
+    let i = dk.ok(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
+    assert_eq!(i, "inactive");
+
+    // No registry: a pull fails fast and points at import.
+    let o = dk.fail(&["pull", "busybox"]);
+    assert!(
+        o.all().contains("import"),
+        "pull should mention import: {o}"
+    );
+    // Creating from a missing image: the CLI tries a pull, which fails clearly.
+    let o = dk.fail(&["run", "--rm", "nosuchimage", "true"]);
+    assert_eq!(o.code, 125, "{o}");
+    assert!(o.all().contains("import"), "{o}");
+
+    // Unimplemented endpoints: non-zero, clear message, no hang.
+    let o = dk.fail(&["volume", "ls"]);
+    assert!(
+        o.stderr.contains("not implement") || o.stderr.contains("not supported"),
+        "volume ls: {o}"
+    );
+    let o = dk.fail(&["volume", "create", "v1"]);
+    assert!(o.stderr.contains("not implement"), "volume create: {o}");
+}
+
+#[test]
+fn docker_network_ls_inspect_and_errors() {
+    setup!(d, dk);
+    dk.ok(&["network", "create", "localnet"]);
+    dk.ok(&["network", "create", "--label", "env=t", "labeled"]);
+
+    let names = dk.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    let names: Vec<&str> = names.lines().collect();
+    for n in ["bridge", "host", "none", "localnet", "labeled"] {
+        assert!(names.contains(&n), "{n} missing from {names:?}");
+    }
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted, "the CLI sorts by name");
+
+    let ids = dk.ok(&["network", "ls", "-q"]);
+    assert_eq!(ids.lines().count(), names.len(), "{ids}");
+    assert!(
+        ids.lines().all(|l| l.len() == 12),
+        "-q prints short ids: {ids}"
+    );
+
+    let table = dk.ok(&["network", "ls"]);
+    let head = table.lines().next().unwrap_or("");
+    for col in ["NETWORK ID", "NAME", "DRIVER", "SCOPE"] {
+        assert!(head.contains(col), "{table}");
+    }
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("localnet") && l.contains("bridge") && l.contains("local")),
+        "{table}"
+    );
+
+    let br = dk.ok(&[
+        "network",
+        "ls",
+        "--filter",
+        "driver=bridge",
+        "--format",
+        "{{.Name}}",
+    ]);
+    let br: Vec<&str> = br.lines().collect();
+    assert!(
+        br.contains(&"bridge") && br.contains(&"localnet"),
+        "driver=bridge: {br:?}"
+    );
+    assert!(
+        !br.contains(&"host") && !br.contains(&"none"),
+        "driver=bridge: {br:?}"
+    );
+    let lab = dk.ok(&[
+        "network",
+        "ls",
+        "--filter",
+        "label=env=t",
+        "--format",
+        "{{.Name}}",
+    ]);
+    assert_eq!(lab, "labeled");
+    let custom = dk.ok(&[
+        "network",
+        "ls",
+        "-f",
+        "type=custom",
+        "--format",
+        "{{.Name}}",
+    ]);
+    assert_eq!(custom, "labeled\nlocalnet");
+    let o = dk.fail(&["network", "ls", "--filter", "foo=bar"]);
+    assert!(o.stderr.contains("invalid filter 'foo'"), "{o}");
+
+    // Inspect: raw JSON array, names resolve, --format works.
+    let j = dk.ok(&["network", "inspect", "localnet"]);
+    let v: serde_json::Value = serde_json::from_str(&j).expect("inspect json");
+    assert_eq!(v[0]["Name"], "localnet", "{j}");
+    assert_eq!(v[0]["Driver"], "bridge", "{j}");
+    assert_eq!(
+        dk.ok(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{.Driver}} {{.Scope}}",
+            "bridge"
+        ]),
+        "bridge local"
+    );
+
+    let o = dk.fail(&["network", "inspect", "nosuch"]);
+    assert_eq!(o.code, 1, "{o}");
+    assert!(
+        o.stderr
+            .contains("Error response from daemon: network nosuch not found"),
+        "{o}"
+    );
+
+    let o = dk.fail(&["network", "create", "localnet"]);
+    assert_eq!(o.code, 1, "{o}");
+    assert!(
+        o.stderr
+            .contains("Error response from daemon: network with name localnet already exists"),
+        "{o}"
+    );
+
+    let o = dk.fail(&["network", "rm", "bridge"]);
+    assert!(
+        o.stderr
+            .contains("bridge is a pre-defined network and cannot be removed"),
+        "{o}"
+    );
+    let o = dk.fail(&["network", "rm", "host"]);
+    assert!(o.stderr.contains("pre-defined network"), "{o}");
+    let o = dk.fail(&["network", "rm", "nosuch"]);
+    assert!(o.stderr.contains("network nosuch not found"), "{o}");
+    // -f on a missing network is silent success (CLI behaviour on 404).
+    dk.ok(&["network", "rm", "-f", "nosuch"]);
+
+    dk.sleeper("c1", &["--network", "localnet"]);
+    let o = dk.fail(&["network", "rm", "localnet"]);
+    assert!(o.stderr.contains("has active endpoints"), "{o}");
+    dk.ok(&["rm", "-f", "c1"]);
+    assert_eq!(
+        dk.ok(&["network", "rm", "localnet", "labeled"]),
+        "localnet\nlabeled"
+    );
+}
+
+#[test]
+fn docker_network_connect_disconnect_live() {
+    setup!(d, dk);
+    dk.ok(&["network", "create", "localnet"]);
+    dk.ok(&["network", "create", "--subnet", "10.231.7.0/24", "othernet"]);
+    dk.sleeper("c1", &["--network", "localnet"]);
+    let addrs = |c: &str| dk.exec(c, "ip -o -4 addr show");
+
+    let o = addrs("c1");
+    assert!(o.ok(), "{o}");
+    assert!(ifaces(&o.stdout).contains(&"eth0".to_string()), "{o}");
+    assert!(!o.stdout.contains("10.231.7."), "{o}");
+
+    assert_eq!(
+        dk.ok(&[
+            "network",
+            "connect",
+            "--ip",
+            "10.231.7.50",
+            "--alias",
+            "web",
+            "othernet",
+            "c1"
+        ]),
+        ""
+    );
+    let o = addrs("c1");
+    assert!(o.stdout.contains("10.231.7.50/24"), "connect: {o}");
+    assert!(ifaces(&o.stdout).contains(&"eth1".to_string()), "{o}");
+    assert_eq!(
+        dk.ok(&[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.othernet.IPAddress}}",
+            "c1"
+        ]),
+        "10.231.7.50"
+    );
+    // The alias resolves for other containers on othernet.
+    let o = dk.run_t(
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "othernet",
+            "busybox",
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "3",
+            "web",
+        ],
+        Duration::from_secs(40),
+    );
+    assert!(o.ok() && o.stdout.contains("10.231.7.50"), "alias: {o}");
+
+    let o = dk.fail(&["network", "connect", "othernet", "c1"]);
+    assert!(o.stderr.contains("already exists"), "double connect: {o}");
+    let o = dk.fail(&["network", "connect", "nosuch", "c1"]);
+    assert!(o.stderr.contains("network nosuch not found"), "{o}");
+    let o = dk.fail(&["network", "connect", "othernet", "nosuchc"]);
+    assert!(o.stderr.contains("nosuchc"), "{o}");
+
+    assert_eq!(dk.ok(&["network", "disconnect", "othernet", "c1"]), "");
+    let o = addrs("c1");
+    assert!(!o.stdout.contains("10.231.7."), "disconnect: {o}");
+    assert!(!ifaces(&o.stdout).contains(&"eth1".to_string()), "{o}");
+    assert!(ifaces(&o.stdout).contains(&"eth0".to_string()), "{o}");
+    let o = dk.fail(&["network", "disconnect", "othernet", "c1"]);
+    assert!(o.stderr.contains("not connected"), "double disconnect: {o}");
+}
+
+#[test]
+fn docker_images_import_and_rm() {
+    setup!(d, dk);
+    let tar = busybox_tar();
+    let o = dk.run_t(
+        &["import", tar.to_str().expect("utf-8 path"), "bb2"],
+        Duration::from_secs(120),
+    );
+    assert!(o.ok(), "import: {o}");
+    assert!(o.stdout.trim().starts_with("sha256:"), "{o}");
+
+    let imgs = dk.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    let imgs: Vec<&str> = imgs.lines().collect();
+    assert!(imgs.contains(&"busybox:latest"), "{imgs:?}");
+    assert!(imgs.contains(&"bb2:latest"), "{imgs:?}");
+    let table = dk.ok(&["images"]);
+    assert!(
+        table.lines().next().unwrap_or("").contains("REPOSITORY"),
+        "{table}"
+    );
+
+    let o = dk.run_t(
+        &["run", "--rm", "bb2", "echo", "from-bb2"],
+        Duration::from_secs(40),
+    );
+    assert!(o.ok() && o.stdout.trim() == "from-bb2", "{o}");
+
+    // A file that is not a tarball is refused with a message, not a hang.
+    let junk = d.dir.join("junk.tar");
+    std::fs::write(&junk, b"this is not a tar archive\n").expect("write junk");
+    let o = dk.fail(&["import", junk.to_str().expect("utf-8 path"), "junk"]);
+    assert!(o.stderr.contains("Error response from daemon"), "{o}");
+    let o = dk.fail(&["import", "/nonexistent/file.tar", "x"]);
+    assert!(o.stderr.contains("/nonexistent/file.tar"), "{o}");
+
+    let o = dk.fail(&["image", "rm", "nosuchimage"]);
+    assert!(o.stderr.contains("nosuchimage"), "{o}");
+    let o = dk.ok(&["image", "rm", "bb2"]);
+    assert!(o.contains("Untagged: bb2:latest"), "{o}");
+    let imgs = dk.ok(&["images", "--format", "{{.Repository}}"]);
+    assert!(!imgs.contains("bb2"), "{imgs}");
+}
+
+#[test]
+fn docker_run_options() {
+    setup!(d, dk);
+    dk.ok(&["network", "create", "--subnet", "10.232.9.0/24", "localnet"]);
+    dk.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "c1",
+        "--network",
+        "localnet",
+        "--ip",
+        "10.232.9.77",
+        "--network-alias",
+        "db",
+        "--hostname",
+        "myhost",
+        "--dns",
+        "10.232.9.53",
+        "-e",
+        "FOO=bar",
+        "--add-host",
+        "extra.example:10.1.2.3",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    assert_eq!(
+        dk.ok(&[
+            "inspect",
+            "--format",
+            "{{.NetworkSettings.Networks.localnet.IPAddress}}",
+            "c1"
+        ]),
+        "10.232.9.77"
+    );
+    let o = dk.exec(
+        "c1",
+        "hostname; echo $FOO; cat /etc/hosts; cat /etc/resolv.conf",
+    );
+    assert!(o.ok(), "{o}");
+    let mut lines = o.stdout.lines();
+    assert_eq!(lines.next(), Some("myhost"), "{o}");
+    assert_eq!(lines.next(), Some("bar"), "{o}");
+    assert!(
+        o.stdout
+            .lines()
+            .any(|l| l.starts_with("10.1.2.3") && l.contains("extra.example")),
+        "--add-host: {o}"
+    );
+    assert!(
+        o.stdout.contains("10.232.9.77"),
+        "own address in /etc/hosts: {o}"
+    );
+    // User-defined networks use the embedded DNS; --dns becomes its upstream.
+    assert!(o.stdout.contains("nameserver"), "{o}");
+
+    // The alias resolves from another container on the network.
+    let o = dk.run_t(
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "localnet",
+            "busybox",
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "3",
+            "db",
+        ],
+        Duration::from_secs(40),
+    );
+    assert!(o.ok() && o.stdout.contains("10.232.9.77"), "alias db: {o}");
+
+    // --rm removes the container after it exits; exit code passes through.
+    let o = dk.run_t(
+        &[
+            "run", "--rm", "--name", "gone", "busybox", "sh", "-c", "exit 3",
+        ],
+        Duration::from_secs(40),
+    );
+    assert_eq!(o.code, 3, "{o}");
+    assert!(
+        wait_for(Duration::from_secs(5), || !dk
+            .ok(&["ps", "-a", "--format", "{{.Names}}"])
+            .contains("gone")),
+        "--rm container still listed"
+    );
+    // Attached `--rm` runs never lose their output (the container's files are
+    // removed right after it exits, racing the attach stream).
+    for i in 0..10 {
+        let o = dk.run_t(
+            &[
+                "run",
+                "--rm",
+                "busybox",
+                "sh",
+                "-c",
+                &format!("echo out-{i}; echo err-{i} >&2"),
+            ],
+            Duration::from_secs(40),
+        );
+        assert!(o.ok(), "{o}");
+        assert_eq!(o.stdout, format!("out-{i}\n"), "run {i}: {o}");
+        assert_eq!(o.stderr, format!("err-{i}\n"), "run {i}: {o}");
+    }
+    // Default network is bridge ("default").
+    let o = dk.run_t(
+        &[
+            "run", "--rm", "busybox", "ip", "-o", "-4", "addr", "show", "eth0",
+        ],
+        Duration::from_secs(40),
+    );
+    assert!(o.ok() && o.stdout.contains("inet "), "default network: {o}");
+
+    // Error cases.
+    let o = dk.fail(&[
+        "run",
+        "-d",
+        "--network",
+        "localnet",
+        "--ip",
+        "10.232.9.77",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    assert_eq!(o.code, 125, "{o}");
+    assert!(
+        o.stderr.to_lowercase().contains("in use") || o.stderr.contains("already"),
+        "duplicate --ip: {o}"
+    );
+    let o = dk.fail(&["run", "-d", "--network", "nosuchnet", "busybox", "true"]);
+    assert_eq!(o.code, 125, "{o}");
+    assert!(o.stderr.contains("network nosuchnet not found"), "{o}");
+    assert!(
+        !o.stderr.contains("Unable to find image"),
+        "a missing network must not trigger a pull: {o}"
+    );
+    let o = dk.fail(&["run", "-d", "--name", "c1", "busybox", "true"]);
+    assert_eq!(o.code, 125, "{o}");
+    assert!(o.stderr.contains("already in use"), "duplicate name: {o}");
+}
+
+#[test]
+fn docker_container_lifecycle() {
+    setup!(d, dk);
+    dk.ok(&["network", "create", "localnet"]);
+    dk.sleeper("c1", &["--network", "localnet"]);
+    dk.sleeper("c2", &[]);
+
+    // ps / ps -a --filter network=.
+    let ps = dk.ok(&["ps", "--format", "{{.Names}} {{.State}}"]);
+    assert!(
+        ps.contains("c1 running") && ps.contains("c2 running"),
+        "{ps}"
+    );
+    let f = dk.ok(&[
+        "ps",
+        "-a",
+        "--filter",
+        "network=localnet",
+        "--format",
+        "{{.Names}}",
+    ]);
+    assert_eq!(f, "c1");
+    let f = dk.ok(&[
+        "ps",
+        "-a",
+        "--filter",
+        "network=bridge",
+        "--format",
+        "{{.Names}}",
+    ]);
+    assert_eq!(f, "c2");
+    let nets = dk.ok(&["ps", "--filter", "name=c1", "--format", "{{.Networks}}"]);
+    assert_eq!(nets, "localnet");
+
+    // stop / start / kill.
+    let o = dk.run_t(&["stop", "-t", "1", "c1"], Duration::from_secs(30));
+    assert!(o.ok() && o.stdout.trim() == "c1", "stop: {o}");
+    assert_eq!(
+        dk.ok(&["inspect", "-f", "{{.State.Status}}", "c1"]),
+        "exited"
+    );
+    assert!(
+        dk.ok(&["ps", "--format", "{{.Names}}"])
+            .lines()
+            .all(|l| l != "c1")
+    );
+    assert_eq!(dk.ok(&["start", "c1"]), "c1");
+    assert_eq!(
+        dk.ok(&["inspect", "-f", "{{.State.Running}}", "c1"]),
+        "true"
+    );
+    assert!(
+        !dk.ok(&[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.localnet.IPAddress}}",
+            "c1"
+        ])
+        .is_empty(),
+        "address after restart"
+    );
+    assert_eq!(dk.ok(&["kill", "c1"]), "c1");
+    assert!(
+        wait_for(Duration::from_secs(5), || dk.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            "c1"
+        ]) == "exited 137"),
+        "kill -> exited 137"
+    );
+    let o = dk.fail(&["kill", "c1"]);
+    assert!(o.stderr.contains("is not running"), "kill stopped: {o}");
+    let o = dk.fail(&["start", "nosuch"]);
+    assert!(o.stderr.contains("No such container: nosuch"), "{o}");
+    let o = dk.fail(&["stop", "nosuch"]);
+    assert!(o.stderr.contains("No such container: nosuch"), "{o}");
+    // Generic inspect walks container, image, network, volume, plugin.
+    let o = dk.fail(&["inspect", "nosuch"]);
+    assert!(o.stderr.contains("No such object: nosuch"), "{o}");
+    assert_eq!(
+        dk.ok(&["inspect", "-f", "{{.Name}} {{.Driver}}", "localnet"]),
+        "localnet bridge"
+    );
+    let o = dk.ok(&["inspect", "-f", "{{.Id}}", "busybox"]);
+    assert!(o.starts_with("sha256:"), "image via generic inspect: {o}");
+    let o = dk.fail(&["inspect", "--type", "container", "localnet"]);
+    assert!(o.stderr.contains("No such container: localnet"), "{o}");
+
+    // exec: output and exit code pass through; errors.
+    let o = dk.exec("c2", "echo out; echo err >&2; exit 7");
+    assert_eq!(o.code, 7, "{o}");
+    assert_eq!(o.stdout, "out\n", "{o}");
+    assert_eq!(o.stderr, "err\n", "{o}");
+    let o = dk.fail(&["exec", "c1", "true"]);
+    assert!(o.stderr.contains("is not running"), "exec in stopped: {o}");
+    let o = dk.fail(&["exec", "c2", "/no/such/binary"]);
+    assert_eq!(o.code, 127, "{o}");
+    let o = dk.fail(&["exec", "nosuch", "true"]);
+    assert!(o.stderr.contains("No such container: nosuch"), "{o}");
+    assert_eq!(dk.ok(&["port", "c2"]), "", "no published ports");
+
+    // logs and logs -f (terminates when the container exits).
+    dk.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "talker",
+        "busybox",
+        "sh",
+        "-c",
+        "echo one; echo two >&2; sleep 2; echo three",
+    ]);
+    let o = dk.run_t(&["logs", "-f", "talker"], Duration::from_secs(20));
+    assert!(o.ok(), "logs -f must end with the container: {o}");
+    assert_eq!(o.stdout, "one\nthree\n", "{o}");
+    assert_eq!(o.stderr, "two\n", "{o}");
+    let o = dk.run(&["logs", "talker"]);
+    assert!(
+        o.ok() && o.stdout == "one\nthree\n" && o.stderr == "two\n",
+        "{o}"
+    );
+    let o = dk.run(&["logs", "--tail", "1", "talker"]);
+    assert!(o.ok() && o.stdout == "three\n", "{o}");
+    let o = dk.fail(&["logs", "nosuch"]);
+    assert!(o.stderr.contains("No such container: nosuch"), "{o}");
+
+    // rm: running without -f refused; -f works; missing is reported.
+    let o = dk.fail(&["rm", "c2"]);
+    assert!(o.stderr.contains("container is running"), "{o}");
+    assert_eq!(dk.ok(&["rm", "-f", "c2"]), "c2");
+    let o = dk.run(&["rm", "-f", "nosuch"]);
+    assert_ne!(o.code, -999, "{o}");
+
+    // container prune: removes stopped ones only.
+    dk.sleeper("keeper", &[]);
+    let o = dk.ok(&["container", "prune", "-f"]);
+    assert!(o.contains("Deleted Containers:"), "{o}");
+    let left = dk.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert_eq!(left, "keeper", "after prune: {left}");
+}
