@@ -33,18 +33,27 @@ pub async fn create(
         working_dir: body::string(&v, "WorkingDir")?,
         tty: body::boolean(&v, "Tty")?.unwrap_or(false),
         user,
+        attach_stdout: body::boolean(&v, "AttachStdout")?.unwrap_or(true),
+        attach_stderr: body::boolean(&v, "AttachStderr")?.unwrap_or(true),
     };
     let exec_id = ctl.exec_create(&id, cfg).await?;
     Ok((StatusCode::CREATED, axum::Json(json!({"Id": exec_id}))).into_response())
 }
 
-async fn pump(mut r: impl tokio::io::AsyncRead + Unpin, id: u8, tx: mpsc::Sender<Bytes>) {
+/// Copies one output stream into frames; a stream the client did not attach is read
+/// and discarded, so the process never blocks on a full pipe.
+async fn pump(
+    mut r: impl tokio::io::AsyncRead + Unpin,
+    id: u8,
+    tx: mpsc::Sender<Bytes>,
+    attached: bool,
+) {
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         match r.read(&mut buf).await {
             Ok(0) | Err(_) => return,
             Ok(n) => {
-                if tx.send(stream::frame(id, &buf[..n])).await.is_err() {
+                if attached && tx.send(stream::frame(id, &buf[..n])).await.is_err() {
                     return;
                 }
             }
@@ -72,15 +81,15 @@ pub async fn start(
         );
     }
     let detach = body::boolean(&v, "Detach")?.unwrap_or(false);
-    let mut child = ctl.exec_start(&id).await?;
+    let (mut child, cfg) = ctl.exec_start(&id).await?;
     let (tx, rx) = mpsc::channel(256);
     let out = child.stdout.take();
     let err = child.stderr.take();
     let ctl2 = ctl.clone();
     let id2 = id.clone();
     tokio::spawn(async move {
-        let a = out.map(|o| tokio::spawn(pump(o, stream::STDOUT, tx.clone())));
-        let b = err.map(|e| tokio::spawn(pump(e, stream::STDERR, tx.clone())));
+        let a = out.map(|o| tokio::spawn(pump(o, stream::STDOUT, tx.clone(), cfg.attach_stdout)));
+        let b = err.map(|e| tokio::spawn(pump(e, stream::STDERR, tx.clone(), cfg.attach_stderr)));
         if let Some(a) = a {
             let _ = a.await;
         }

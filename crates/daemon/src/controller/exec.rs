@@ -20,6 +20,10 @@ pub struct ExecConfig {
     pub tty: bool,
     /// `-u`: user to run as (default: the container's).
     pub user: String,
+    /// Send the process's stdout to the client.
+    pub attach_stdout: bool,
+    /// Send the process's stderr to the client.
+    pub attach_stderr: bool,
 }
 
 /// State of one exec session.
@@ -87,7 +91,10 @@ impl Controller {
     }
 
     /// Starts an exec session; returns the child process (stdout/stderr piped).
-    pub async fn exec_start(self: &Arc<Self>, id: &str) -> CtlResult<tokio::process::Child> {
+    pub async fn exec_start(
+        self: &Arc<Self>,
+        id: &str,
+    ) -> CtlResult<(tokio::process::Child, ExecConfig)> {
         let mut st = self.state.lock().await;
         let (cid, cfg) = {
             let s = st
@@ -122,7 +129,7 @@ impl Controller {
             s.running = true;
             s.pid = child.id().map(|p| p as i32).unwrap_or(0);
         }
-        Ok(child)
+        Ok((child, cfg))
     }
 
     /// Records the end of an exec session.
