@@ -312,18 +312,20 @@ impl Controller {
             }
         }
         ctr.exposed_ports = exposed;
-        check_attach(&st, &primary, &ctr, &primary_req).or_else(|e| {
-            // host/none themselves are the primary network: only extra networks are refused.
-            if matches!(primary.driver.as_str(), "host" | "null")
-                && primary_req.ipv4.is_none()
-                && primary_req.ipv6.is_none()
-                && primary_req.aliases.is_empty()
+        if matches!(primary.driver.as_str(), "host" | "null") {
+            // The container shares the host's stack or has none: nothing to configure.
+            if primary_req.ipv4.is_some()
+                || primary_req.ipv6.is_some()
+                || !primary_req.aliases.is_empty()
             {
-                Ok(())
-            } else {
-                Err(e)
+                return Err(CtlError::invalid(format!(
+                    "addresses and aliases cannot be set on the {} network",
+                    primary.name
+                )));
             }
-        })?;
+        } else {
+            check_attach(&st, &primary, &ctr, &primary_req)?;
+        }
         networks.insert(primary.id.clone(), primary_req);
         order.push(primary.id.clone());
         for (n, r) in extra {
