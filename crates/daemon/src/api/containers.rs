@@ -124,6 +124,12 @@ pub async fn create(
             .into());
         }
     };
+    if !body::string(&v, "MacAddress")?.is_empty() {
+        return Err(CtlError::invalid(
+            "--mac-address is not supported by netloom: MACs are derived from the address",
+        )
+        .into());
+    }
     let user = body::string(&v, "User")?;
     if user.contains(char::is_whitespace) || user.matches(':').count() > 1 {
         return Err(CtlError::invalid(format!(

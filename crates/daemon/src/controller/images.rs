@@ -60,7 +60,12 @@ pub(crate) fn find_image<'a>(st: &'a State, r: &str) -> CtlResult<&'a Image> {
             return Ok(m[0]);
         }
     }
-    Err(CtlError::not_found(format!("No such image: {r}")))
+    let shown = if netloom_model::ids::is_hex(hex) {
+        r.to_string()
+    } else {
+        want
+    };
+    Err(CtlError::not_found(format!("No such image: {shown}")))
 }
 
 /// Applies `docker import --change` instructions we understand (CMD, ENV, EXPOSE).
