@@ -1,12 +1,14 @@
 //! `netloomd`: the netloom daemon. Parses flags and `daemon.json`, opens the
 //! embedded store, reconciles the kernel with it, and serves the Docker Engine API
 //! subset on a Unix socket. SIGTERM stops accepting requests and exits 0, leaving
-//! running containers and their networking in place.
+//! running containers and their networking in place. The API's resource limits
+//! (connections, slow clients, shutdown grace) are in `limits`.
 
 mod api;
 mod config;
 mod controller;
 mod error;
+mod limits;
 
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
@@ -90,7 +92,9 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
             .with_context(|| format!("chown {}", socket.display()))?;
     }
     info!(socket = %socket.display(), "API listening");
-    let app = api::service(ctl.clone());
+    let app = tower::ServiceExt::oneshot(api::service(ctl.clone()), ())
+        .await
+        .unwrap_or_else(|e| match e {});
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let shutdown = async move {
@@ -100,9 +104,7 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
         }
         info!("shutting down; containers keep running");
     };
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    limits::serve(listener, app, limits::Limits::from_environment(), shutdown).await;
     let _ = std::fs::remove_file(&socket);
     Ok(())
 }

@@ -132,6 +132,20 @@ impl Controller {
             anyhow::anyhow!("{e} (is nftables installed? netloomd needs the nft command)")
         })?;
 
+        // Shims the store does not know as running: a crash after the runtime spawned a
+        // container but before `start_container` recorded it leaves a live process for
+        // a container that is still `created` (or gone). Nobody would ever stop it, a
+        // later start would run a second copy over the same layer, and it pins the
+        // sandbox's namespace. The start never completed, so end it. (The container's
+        // init is a fork of the shim and carries the same command line: it matches
+        // too, and dies with it anyway through its parent-death signal.)
+        for (pid, id) in self.shims() {
+            if !st.containers.get(&id).is_some_and(|c| c.is_running()) {
+                info!(container = %netloom_model::short_id(&id), pid, "killing the shim of a container that is not running");
+                let _ = netloom_runtime::kill(pid, libc::SIGKILL);
+            }
+        }
+
         // Containers.
         let ctrs: Vec<Container> = st.containers.values().cloned().collect();
         for c in ctrs {
@@ -153,6 +167,8 @@ impl Controller {
                 let mut u = c.clone();
                 u.state.status = ContainerStatus::Exited;
                 u.state.pid = 0;
+                // As `on_exit` does: an exited container publishes nothing.
+                u.state.ports.clear();
                 u.state.exit_code = exit.as_ref().map(|e| e.exit_code).unwrap_or(137);
                 u.state.finished_at = exit.map(|e| e.finished_at).unwrap_or_else(super::now);
                 info!(container = %c.name, exit_code = u.state.exit_code, "container exited while the daemon was down");
@@ -165,6 +181,14 @@ impl Controller {
                     self.destroy_container(&mut st, &u);
                 }
             }
+        }
+
+        // The full table above was rendered while containers that died with the daemon
+        // down were still recorded as running: drop their published ports now (a crash
+        // between a container's exit and `on_exit` recording it would otherwise leave
+        // DNAT elements to an address that may be handed to another container).
+        if let Err(e) = self.sync_firewall(&mut st, false).await {
+            warn!(error = %e, "cannot remove the published ports of exited containers");
         }
 
         // Endpoints whose container is gone.
@@ -254,6 +278,38 @@ impl Controller {
             "reconciled"
         );
         Ok(())
+    }
+
+    /// Live shim processes of this daemon (and the container inits forked from them):
+    /// (pid, container ID), found by their command line
+    /// `<exe> __netloom-shim <run>/<id>/spec.json`.
+    fn shims(&self) -> Vec<(i32, String)> {
+        let mut out = Vec::new();
+        let Ok(rd) = std::fs::read_dir("/proc") else {
+            return out;
+        };
+        for e in rd.flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+                continue;
+            };
+            let mut args = cmd.split(|b| *b == 0).map(String::from_utf8_lossy);
+            if args.nth(1).as_deref() != Some(netloom_runtime::SHIM_ARG) {
+                continue;
+            }
+            let Some(spec) = args.next() else { continue };
+            let id = std::path::Path::new(spec.as_ref())
+                .strip_prefix(&self.paths.run)
+                .ok()
+                .and_then(|rest| rest.components().next())
+                .map(|c| c.as_os_str().to_string_lossy().into_owned());
+            if let Some(id) = id {
+                out.push((pid, id));
+            }
+        }
+        out
     }
 
     /// Makes sure a running container still has every endpoint its record asks for.
