@@ -802,3 +802,48 @@ fn docker_container_lifecycle() {
     let left = dk.ok(&["ps", "-a", "--format", "{{.Names}}"]);
     assert_eq!(left, "keeper", "after prune: {left}");
 }
+
+#[test]
+fn docker_exec_it_gets_a_terminal() {
+    // `docker exec -it` over a hijacked connection: the process gets a terminal inside
+    // the container, typed input reaches it, and its exit code comes back. `script`
+    // gives the docker CLI the terminal it insists on.
+    setup!(d, dk);
+    if Command::new("script").arg("--version").output().is_err() {
+        println!("SKIP: no `script` (util-linux) to give the docker CLI a terminal");
+        return;
+    }
+    dk.sleeper("tty1", &[]);
+    let cmd = format!(
+        "{} exec -it tty1 sh -c 'tty; echo hi-from-tty; exit 5'",
+        dk.bin.display()
+    );
+    let mut c = Command::new("script");
+    c.args(["-qec", &cmd, "/dev/null"])
+        .env("DOCKER_HOST", d.host_arg())
+        .env("DOCKER_CONFIG", &dk.config)
+        .env("DOCKER_CLI_HINTS", "false");
+    let o = run_cmd(c, Duration::from_secs(30));
+    assert!(
+        o.stdout.contains("/dev/pts/"),
+        "a terminal inside the container: {o}"
+    );
+    assert!(o.stdout.contains("hi-from-tty"), "{o}");
+    assert_eq!(o.code, 5, "exit code of exec -it: {o}");
+    // Typed input: a shell reads a line from the terminal and answers on it.
+    let script = format!(
+        "(sleep 1; printf 'echo typed-$((6*7))\\r'; sleep 1; printf 'exit 3\\r'; sleep 1) | script -qec '{} exec -it tty1 sh' /dev/null",
+        dk.bin.display()
+    );
+    let mut c = Command::new("sh");
+    c.args(["-c", &script])
+        .env("DOCKER_HOST", d.host_arg())
+        .env("DOCKER_CONFIG", &dk.config)
+        .env("DOCKER_CLI_HINTS", "false");
+    let o = run_cmd(c, Duration::from_secs(30));
+    assert!(
+        o.stdout.contains("typed-42"),
+        "typed input reached the shell: {o}"
+    );
+    assert_eq!(o.code, 3, "exit code of the interactive shell: {o}");
+}

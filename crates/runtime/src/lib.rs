@@ -35,7 +35,7 @@ mod spec;
 mod util;
 
 pub use error::RuntimeError;
-pub use nsexec::exec;
+pub use nsexec::{exec, exec_with};
 pub use proc::{is_alive, kill, proc_start_time};
 pub use shim::{clear_exit, read_exit, start, wait_exit};
 pub use spec::{ContainerSpec, ExitInfo, Spawned};

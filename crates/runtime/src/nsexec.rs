@@ -1,7 +1,7 @@
 //! Running a process inside a running container (`docker exec`).
 
 use std::ffi::OsString;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::process::Stdio;
 
 use nix::fcntl::OFlag;
@@ -28,6 +28,8 @@ struct NsExecRequest {
     working_dir: String,
     #[serde(default)]
     user: String,
+    #[serde(default)]
+    tty: bool,
 }
 
 /// Starts a process inside a running container (all its namespaces + root).
@@ -46,6 +48,20 @@ pub fn exec(
     working_dir: &str,
     user: &str,
 ) -> Result<tokio::process::Child, RuntimeError> {
+    exec_with(init_pid, args, env, working_dir, user, false)
+}
+
+/// Like [`exec`]; with `tty` the process gets a pseudo-terminal inside the container
+/// (its controlling terminal, 80x24) and the helper's stdin is piped: the caller writes
+/// the user's keystrokes there and reads the terminal's output from stdout.
+pub fn exec_with(
+    init_pid: i32,
+    args: &[String],
+    env: &[String],
+    working_dir: &str,
+    user: &str,
+    tty: bool,
+) -> Result<tokio::process::Child, RuntimeError> {
     if args.is_empty() {
         return Err(RuntimeError::InvalidSpec(format!(
             "exec in container init {init_pid}: empty command"
@@ -60,6 +76,7 @@ pub fn exec(
         env: with_default_path(env),
         working_dir: working_dir.to_string(),
         user: user.to_string(),
+        tty,
     };
     let json = serde_json::to_string(&req).map_err(|source| RuntimeError::Json {
         path: "<exec request>".into(),
@@ -70,7 +87,7 @@ pub fn exec(
     tokio::process::Command::new(&exe)
         .arg(NSEXEC_ARG)
         .arg(json)
-        .stdin(Stdio::null())
+        .stdin(if tty { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -94,6 +111,9 @@ pub(crate) fn run_nsexec(json: Option<OsString>) -> i32 {
     if let Err(msg) = enter(req.pid) {
         eprint_raw(&format!("netloom exec: {msg}\n"));
         return HELPER_FAILED;
+    }
+    if req.tty {
+        return run_tty(&req);
     }
     // SAFETY: this helper process is single-threaded; the child only
     // execs or _exits.
@@ -137,6 +157,146 @@ pub(crate) fn run_nsexec(json: Option<OsString>) -> i32 {
             HELPER_FAILED
         }
     }
+}
+
+/// The child's side of an exec: working directory, user, then the command. Never returns.
+fn exec_child(req: &NsExecRequest) -> ! {
+    let wd = if req.working_dir.is_empty() {
+        "/"
+    } else {
+        req.working_dir.as_str()
+    };
+    let (msg, code) = if let Err(e) = nix::unistd::chdir(wd) {
+        (format!("chdir to cwd ({wd:?}) failed: {e}"), 126)
+    } else {
+        match crate::util::apply_user(&req.user) {
+            Ok(()) => exec_command(&req.args, &req.env),
+            Err(e) => e,
+        }
+    };
+    eprint_raw(&format!("{msg}\n"));
+    // SAFETY: _exit skips atexit handlers duplicated by fork.
+    unsafe { libc::_exit(code) }
+}
+
+/// `exec -t`: a pseudo-terminal from the container's devpts (the helper already joined
+/// its mount namespace), the child in a new session with it as controlling terminal, and
+/// the helper relaying stdin → terminal and terminal → stdout until the child is gone.
+fn run_tty(req: &NsExecRequest) -> i32 {
+    let ws = nix::pty::Winsize {
+        ws_row: 24,
+        ws_col: 80,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let pty = match nix::pty::openpty(Some(&ws), None) {
+        Ok(p) => p,
+        Err(e) => {
+            eprint_raw(&format!("netloom exec: allocate a terminal: {e}\n"));
+            return HELPER_FAILED;
+        }
+    };
+    // SAFETY: this helper process is single-threaded; the child only execs or _exits.
+    match unsafe { nix::unistd::fork() } {
+        Ok(ForkResult::Child) => {
+            let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+            reset_signals();
+            drop(pty.master);
+            let _ = nix::unistd::setsid();
+            let slave = pty.slave.as_raw_fd();
+            // SAFETY: TIOCSCTTY on a terminal fd we own; makes it our controlling tty.
+            unsafe { libc::ioctl(slave, libc::TIOCSCTTY, 0) };
+            for fd in 0..3 {
+                // SAFETY: dup2 onto the standard descriptors of this child process.
+                unsafe { libc::dup2(slave, fd) };
+            }
+            drop(pty.slave);
+            exec_child(req)
+        }
+        Ok(ForkResult::Parent { child }) => {
+            drop(pty.slave);
+            relay(&pty.master);
+            loop {
+                match waitpid(child, None) {
+                    Ok(st) => {
+                        if let Some(c) = status_code(st) {
+                            return c;
+                        }
+                    }
+                    Err(nix::Error::EINTR) => {}
+                    Err(_) => return HELPER_FAILED,
+                }
+            }
+        }
+        Err(e) => {
+            eprint_raw(&format!("netloom exec: fork: {e}\n"));
+            HELPER_FAILED
+        }
+    }
+}
+
+/// Copies stdin → `master` and `master` → stdout until the terminal closes (the child
+/// and everything holding the terminal exited: reads give EIO).
+fn relay(master: &OwnedFd) {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::BorrowedFd;
+    let m = master.as_raw_fd();
+    let mut stdin_open = true;
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        // SAFETY: fd 0 stays open for the life of this process.
+        let stdin = unsafe { BorrowedFd::borrow_raw(0) };
+        let mut fds = vec![PollFd::new(master.as_fd(), PollFlags::POLLIN)];
+        if stdin_open {
+            fds.push(PollFd::new(stdin, PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {}
+            Err(nix::Error::EINTR) => continue,
+            Err(_) => return,
+        }
+        let master_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
+        let stdin_ready = stdin_open
+            && fds
+                .get(1)
+                .and_then(|f| f.revents())
+                .is_some_and(|r| !r.is_empty());
+        if master_ready {
+            match nix::unistd::read(master, &mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if write_all(1, &buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        if stdin_ready {
+            match nix::unistd::read(stdin, &mut buf) {
+                Ok(0) | Err(_) => stdin_open = false,
+                Ok(n) => {
+                    if write_all(m, &buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn write_all(fd: i32, mut data: &[u8]) -> Result<(), ()> {
+    while !data.is_empty() {
+        // SAFETY: `fd` is an open descriptor of this process; the slice is valid.
+        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+        if n < 0 {
+            if nix::Error::last() == nix::Error::EINTR {
+                continue;
+            }
+            return Err(());
+        }
+        data = &data[n as usize..];
+    }
+    Ok(())
 }
 
 /// Joins the namespaces and root of `pid`.

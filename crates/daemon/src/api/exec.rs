@@ -75,13 +75,12 @@ pub async fn start(
         .map_err(|e| CtlError::invalid(format!("reading the request body: {e}")))?
         .to_bytes();
     let v = body::json(&raw)?;
-    if body::boolean(&v, "Tty")?.unwrap_or(false) {
-        return Err(
-            CtlError::invalid("exec with a TTY (-t) is not supported yet: run without -t").into(),
-        );
-    }
     let detach = body::boolean(&v, "Detach")?.unwrap_or(false);
     let (mut child, cfg) = ctl.exec_start(&id).await?;
+    if cfg.tty {
+        let req = Request::from_parts(parts, axum::body::Body::empty());
+        return Ok(tty_session(ctl, id, child, req, detach));
+    }
     let (tx, rx) = mpsc::channel(256);
     let out = child.stdout.take();
     let err = child.stderr.take();
@@ -117,7 +116,7 @@ pub async fn inspect(State(ctl): State<Ctl>, Path(id): Path<String>) -> ApiResul
         "ID": i.id,
         "Running": i.running,
         "ExitCode": i.exit_code.map(Value::from).unwrap_or(Value::Null),
-        "ProcessConfig": { "tty": false, "entrypoint": i.cmd.first(), "arguments": i.cmd.iter().skip(1).collect::<Vec<_>>(), "privileged": false },
+        "ProcessConfig": { "tty": i.tty, "entrypoint": i.cmd.first(), "arguments": i.cmd.iter().skip(1).collect::<Vec<_>>(), "privileged": false },
         "OpenStdin": false,
         "OpenStderr": true,
         "OpenStdout": true,
@@ -127,4 +126,87 @@ pub async fn inspect(State(ctl): State<Ctl>, Path(id): Path<String>) -> ApiResul
         "Pid": i.pid,
     }))
     .into_response())
+}
+
+/// `exec -t`: the helper's stdin/stdout carry a terminal. With a hijacked connection the
+/// client's bytes go to the terminal and the terminal's output comes back raw (no
+/// multiplexing, as Docker does for TTY sessions); the exit code is recorded before the
+/// connection closes.
+fn tty_session(
+    ctl: Ctl,
+    id: String,
+    mut child: tokio::process::Child,
+    mut req: Request,
+    detach: bool,
+) -> Response {
+    use tokio::io::AsyncWriteExt;
+    let stdin = child.stdin.take();
+    let stdout = child.stdout.take();
+    let finish = move |ctl: Ctl, id: String, mut child: tokio::process::Child| async move {
+        let code = match child.wait().await {
+            Ok(s) => s.code().unwrap_or(-1),
+            Err(_) => -1,
+        };
+        ctl.exec_finished(&id, code).await;
+    };
+    if detach || !stream::wants_upgrade(&req) {
+        // Nothing to type into: drain the output so the process never blocks.
+        tokio::spawn(async move {
+            drop(stdin);
+            if let Some(mut o) = stdout {
+                let _ = tokio::io::copy(&mut o, &mut tokio::io::sink()).await;
+            }
+            finish(ctl, id, child).await;
+        });
+        return StatusCode::OK.into_response();
+    }
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            let _ = child.start_kill();
+            finish(ctl, id, child).await;
+            return;
+        };
+        let io = hyper_util::rt::TokioIo::new(upgraded);
+        let (mut rd, mut wr) = tokio::io::split(io);
+        let to_child = async move {
+            if let Some(mut i) = stdin {
+                let _ = tokio::io::copy(&mut rd, &mut i).await;
+            }
+        };
+        let from_child = async move {
+            if let Some(mut o) = stdout {
+                let _ = tokio::io::copy(&mut o, &mut wr).await;
+            }
+            let _ = wr.shutdown().await;
+        };
+        // The session ends with the terminal's output; input stops with it.
+        tokio::select! {
+            _ = from_child => {}
+            _ = async { to_child.await; std::future::pending::<()>().await } => {}
+        }
+        finish(ctl, id, child).await;
+    });
+    let mut resp = Response::new(axum::body::Body::empty());
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = resp.headers_mut();
+    h.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/vnd.docker.raw-stream"),
+    );
+    h.insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("Upgrade"),
+    );
+    h.insert(
+        axum::http::header::UPGRADE,
+        axum::http::HeaderValue::from_static("tcp"),
+    );
+    resp
+}
+
+/// `POST /exec/{id}/resize` and `/containers/{id}/resize`: accepted; terminals are
+/// 80x24 for now.
+pub async fn resize() -> Response {
+    StatusCode::OK.into_response()
 }

@@ -52,6 +52,8 @@ pub struct ExecInfo {
     pub cmd: Vec<String>,
     /// Host PID while running.
     pub pid: i32,
+    /// Runs on a terminal.
+    pub tty: bool,
 }
 
 impl Controller {
@@ -67,11 +69,6 @@ impl Controller {
         }
         if cfg.cmd.is_empty() {
             return Err(CtlError::invalid("no exec command specified"));
-        }
-        if cfg.tty {
-            return Err(CtlError::invalid(
-                "exec with a TTY (-t) is not supported yet: run without -t",
-            ));
         }
         let id = new_id();
         let (done, _) = watch::channel(false);
@@ -124,7 +121,7 @@ impl Controller {
         } else {
             cfg.user.clone()
         };
-        let child = netloom_runtime::exec(c.state.pid, &cfg.cmd, &env, &wd, &user)?;
+        let child = netloom_runtime::exec_with(c.state.pid, &cfg.cmd, &env, &wd, &user, cfg.tty)?;
         if let Some(s) = st.execs.get_mut(id) {
             s.running = true;
             s.pid = child.id().map(|p| p as i32).unwrap_or(0);
@@ -157,6 +154,7 @@ impl Controller {
             exit_code: s.exit_code,
             cmd: s.config.cmd.clone(),
             pid: s.pid,
+            tty: s.config.tty,
         })
     }
 }
