@@ -157,6 +157,8 @@ impl Driver for BridgeDriver {
             }
         });
         if let Ok(mut p) = self.pending.lock() {
+            // Forget deletions that have finished, so the map holds only the ones in flight.
+            p.retain(|_, t| !t.is_finished());
             p.insert(net.iface.clone(), task);
         }
         Ok(())
