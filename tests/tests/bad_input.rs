@@ -1169,3 +1169,55 @@ fn state_dump_detects_changes() {
     d.ok(&["network", "connect", "bridge", "probec"]);
     assert_ne!(c, dump(&d), "connect visible");
 }
+
+#[test]
+fn ambiguous_prefixes_and_path_traversal() {
+    // An ID prefix that matches several networks is refused (400, Docker's wording),
+    // and names with path traversal never reach anything: clear 4xx, nothing changes.
+    let d = daemon_or_skip!();
+    for i in 0..6 {
+        d.ok(&["network", "create", &format!("amb{i}")]);
+    }
+    let ids = d.ok(&["network", "ls", "-q", "--no-trunc"]);
+    let ids: Vec<&str> = ids.split_whitespace().collect();
+    // With 9 networks some first hex digit is shared (pigeonhole over 16 digits is not
+    // guaranteed, so look for a shared prefix of any length 1..=2).
+    let mut shared = None;
+    'outer: for len in 1..=2 {
+        for a in &ids {
+            let p = &a[..len];
+            if ids.iter().filter(|b| b.starts_with(p)).count() > 1 {
+                shared = Some(p.to_string());
+                break 'outer;
+            }
+        }
+    }
+    let before = dump(&d);
+    if let Some(p) = shared {
+        let o = d.fail(&["network", "inspect", &p]);
+        assert!(
+            o.all().contains("is ambiguous"),
+            "ambiguous prefix {p}: {o}"
+        );
+        let (status, text) = d.api("DELETE", &format!("/networks/{p}"), None);
+        assert_eq!(status, 400, "{text}");
+        assert!(text.contains("ambiguous"), "{text}");
+    } else {
+        println!(
+            "no shared ID prefix among {} networks; ambiguity case not exercised",
+            ids.len()
+        );
+    }
+    for path in [
+        "/networks/..%2F..%2Fetc%2Fpasswd",
+        "/containers/..%2F..%2Fetc/json",
+        "/images/..%2F..%2Fetc%2Fpasswd/json",
+        "/exec/..%2Fx/json",
+    ] {
+        let (status, text) = d.api("GET", path, None);
+        assert!((400..500).contains(&status), "{path}: {status} {text}");
+    }
+    let (status, text) = d.api("DELETE", "/images/..%2F..%2Fetc%2Fpasswd", None);
+    assert!((400..500).contains(&status), "{status} {text}");
+    assert_eq!(dump(&d), before, "refused requests changed the state");
+}
