@@ -620,6 +620,14 @@ fn crash_anywhere_keeps_state_consistent() {
             keeper_before,
             "after crash {round}: the untouched container changed (seed {seed})"
         );
+        // DNS answers match the live state: the restarted daemon serves the keeper's
+        // sandbox again and answers its own name with its current address.
+        let keep_ip = d.ip("keeper", "keep");
+        let dns = d.exec("keeper", "nslookup keeper.keep 127.0.0.11");
+        assert!(
+            dns.stdout.contains(&keep_ip),
+            "after crash {round}: keeper.keep does not resolve to {keep_ip} (seed {seed}): {dns}"
+        );
         println!(
             "crash {round}: consistent: {} networks, {} containers ({} running), {} endpoints",
             o.networks.len(),
