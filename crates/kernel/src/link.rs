@@ -209,42 +209,6 @@ impl Netlink {
         Ok(())
     }
 
-    /// Creates a veth pair `host` <-> `peer` with MTU and alias on the host side, attaches
-    /// `host` to the bridge `controller` and brings it up. An existing `host` link is
-    /// deleted first (a leftover of a crash).
-    pub async fn create_veth(
-        &self,
-        host: &str,
-        peer: &str,
-        mtu: u32,
-        controller: u32,
-        alias: &str,
-    ) -> Result<(), KernelError> {
-        if let Some(old) = self.link(host).await? {
-            self.delete_index(old.index, host).await?;
-        }
-        if let Some(old) = self.link(peer).await? {
-            self.delete_index(old.index, peer).await?;
-        }
-        let msg = LinkVeth::new(host, peer).mtu(mtu).alias(alias).build();
-        self.handle.link().add(msg).execute().await.map_err(|e| {
-            KernelError::from_netlink(
-                format!("create veth pair {host}/{peer}"),
-                &format!("link {host}"),
-                e,
-            )
-        })?;
-        let h = self.require_link(host).await?;
-        let p = self.require_link(peer).await?;
-        let msg = LinkUnspec::new_with_index(p.index).mtu(mtu).build();
-        self.set(msg, peer).await?;
-        let msg = LinkUnspec::new_with_index(h.index)
-            .controller(controller)
-            .up()
-            .build();
-        self.set(msg, host).await
-    }
-
     /// Creates a veth pair whose peer is born inside the namespace bound at `ns_path`,
     /// already named `peer` and carrying `mac`; the host side `host` is attached to the
     /// bridge `controller` and brought up. Creating the peer in place avoids moving a
@@ -310,36 +274,6 @@ impl Netlink {
                     e,
                 )
             })
-    }
-
-    /// Moves the link `name` into the namespace bound at `ns_path`, renaming it to `new_name`.
-    pub async fn move_to_netns(
-        &self,
-        name: &str,
-        ns_path: &Path,
-        new_name: &str,
-    ) -> Result<(), KernelError> {
-        let l = self.require_link(name).await?;
-        let ns = netns::open(ns_path)?;
-        let msg = LinkUnspec::new_with_index(l.index)
-            .setns_by_fd(ns.as_raw_fd())
-            .name(new_name.to_string())
-            .build();
-        self.set(msg, name).await
-    }
-
-    /// Sets the MAC address of a link.
-    pub async fn set_mac(&self, index: u32, name: &str, mac: [u8; 6]) -> Result<(), KernelError> {
-        let msg = LinkUnspec::new_with_index(index)
-            .address(mac.to_vec())
-            .build();
-        self.set(msg, name).await
-    }
-
-    /// Sets the MTU of a link.
-    pub async fn set_mtu(&self, index: u32, name: &str, mtu: u32) -> Result<(), KernelError> {
-        let msg = LinkUnspec::new_with_index(index).mtu(mtu).build();
-        self.set(msg, name).await
     }
 
     /// Brings a link up.

@@ -6,7 +6,7 @@
 //! which is unsafe in a multi-threaded daemon, so it is not used.
 
 use std::fs::File;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
@@ -125,12 +125,4 @@ pub fn run_in<T: Send + 'static>(
     })
     .join()
     .map_err(|_| KernelError::Namespace("namespace thread panicked".into()))?
-}
-
-/// Opens a socket-like file descriptor inside a namespace (helper for `run_in`).
-pub fn fd_in<F>(path: &Path, f: F) -> Result<OwnedFd, KernelError>
-where
-    F: FnOnce() -> Result<OwnedFd, KernelError> + Send + 'static,
-{
-    run_in(path, f)
 }

@@ -49,18 +49,6 @@ pub async fn apply(script: &str) -> Result<(), KernelError> {
     }
 }
 
-/// True if the `inet` table exists (used to notice a flushed ruleset).
-pub async fn table_exists(table: &str) -> bool {
-    tokio::process::Command::new("nft")
-        .args(["list", "table", "inet", table])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
 /// Lists every chain of the namespace's ruleset (`nft -j list chains`), as JSON objects
 /// `{"family","table","name","hook"?,"policy"?,...}`.
 pub async fn list_chains() -> Result<Vec<serde_json::Value>, KernelError> {

@@ -15,18 +15,6 @@ pub fn set(key: &str, value: &str) -> Result<(), KernelError> {
     })
 }
 
-/// Reads a sysctl.
-pub fn get(key: &str) -> Result<String, KernelError> {
-    let path = path_of(key);
-    std::fs::read_to_string(&path)
-        .map(|s| s.trim().to_string())
-        .map_err(|source| KernelError::Io {
-            op: "read sysctl",
-            path,
-            source,
-        })
-}
-
 fn path_of(key: &str) -> PathBuf {
     PathBuf::from("/proc/sys").join(key.replace('.', "/"))
 }

@@ -324,12 +324,12 @@ impl Controller {
                 )));
             }
         } else {
-            check_attach(&st, &primary, &ctr, &primary_req)?;
+            check_attach(&primary, &ctr, &primary_req)?;
         }
         networks.insert(primary.id.clone(), primary_req);
         order.push(primary.id.clone());
         for (n, r) in extra {
-            check_attach(&st, &n, &ctr, &r)?;
+            check_attach(&n, &ctr, &r)?;
             networks.insert(n.id.clone(), r);
             order.push(n.id.clone());
         }

@@ -607,7 +607,7 @@ impl Controller {
         let mut st = self.state.lock().await;
         let net = st.find_network(net_key)?.clone();
         let ctr = st.find_container(&req.container)?.clone();
-        check_attach(&st, &net, &ctr, &req.endpoint)?;
+        check_attach(&net, &ctr, &req.endpoint)?;
         if ctr.networks.contains_key(&net.id) {
             return Err(CtlError::forbidden(format!(
                 "endpoint with name {} already exists in network {}",
@@ -717,12 +717,7 @@ pub(crate) fn cursor_key(subnet: &IpNet) -> String {
 }
 
 /// Checks that a container may attach to a network with these settings.
-pub(crate) fn check_attach(
-    _st: &State,
-    net: &Network,
-    ctr: &Container,
-    req: &EndpointRequest,
-) -> CtlResult<()> {
+pub(crate) fn check_attach(net: &Network, ctr: &Container, req: &EndpointRequest) -> CtlResult<()> {
     let special = |mode: &str| matches!(mode, "host" | "none");
     if special(&ctr.network_mode) || matches!(net.driver.as_str(), "host" | "null") {
         return Err(CtlError::invalid(
