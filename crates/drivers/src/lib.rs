@@ -1,11 +1,13 @@
-//! Network drivers: `bridge`, `host` and `null` (the `none` network).
+//! Network drivers: `bridge`, `macvlan`, `ipvlan`, `host` and `null` (the `none` network).
 //!
 //! Drivers turn CNM objects into kernel objects through `netloom-kernel`. They know
 //! nothing of the API or the store; the controller sequences calls to them.
 
 pub mod bridge;
 pub mod firewall;
+pub mod macvlan;
 pub mod passive;
+mod sandbox;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

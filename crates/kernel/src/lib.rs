@@ -12,7 +12,9 @@ pub mod error;
 pub mod link;
 pub mod netns;
 pub mod nft;
+pub mod sublink;
 pub mod sysctl;
 
 pub use error::KernelError;
 pub use link::{LinkInfo, Netlink};
+pub use sublink::{IpvlanFlag, IpvlanMode, LinkKind, MacvlanMode, SubLink};

@@ -43,7 +43,7 @@ pub struct LinkInfo {
 /// A netlink handle bound to one network namespace.
 #[derive(Clone)]
 pub struct Netlink {
-    handle: Handle,
+    pub(crate) handle: Handle,
 }
 
 impl Netlink {
@@ -282,7 +282,7 @@ impl Netlink {
         self.set(msg, name).await
     }
 
-    async fn set(&self, msg: LinkMessage, name: &str) -> Result<(), KernelError> {
+    pub(crate) async fn set(&self, msg: LinkMessage, name: &str) -> Result<(), KernelError> {
         self.handle.link().set(msg).execute().await.map_err(|e| {
             KernelError::from_netlink(format!("change link {name}"), &format!("link {name}"), e)
         })
@@ -296,7 +296,7 @@ impl Netlink {
         }
     }
 
-    async fn delete_index(&self, index: u32, name: &str) -> Result<(), KernelError> {
+    pub(crate) async fn delete_index(&self, index: u32, name: &str) -> Result<(), KernelError> {
         match self.handle.link().del(index).execute().await {
             Ok(()) => Ok(()),
             Err(e) => match KernelError::from_netlink(

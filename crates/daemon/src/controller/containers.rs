@@ -699,8 +699,11 @@ impl Controller {
             default_route,
         };
         let mut ep = ep;
-        if net.driver == "bridge" {
-            ep.host_ifname = netloom_drivers::bridge::BridgeDriver::host_ifname(&ep.id);
+        match net.driver.as_str() {
+            "bridge" => ep.host_ifname = netloom_drivers::bridge::BridgeDriver::host_ifname(&ep.id),
+            // An ipvlan link carries its parent's MAC address, not one of its own.
+            "ipvlan" => ep.mac = String::new(),
+            _ => {}
         }
         let mut ops = vec![put(format!("{}{}", keys::ENDPOINT, ep.id), &ep)?];
         for (s, _) in &got {

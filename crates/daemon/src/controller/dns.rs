@@ -11,12 +11,12 @@ use netloom_resolver::{Record, SandboxView, Snapshot};
 
 use super::{Controller, State};
 
-/// True for networks whose containers get the embedded DNS: user-defined bridges
-/// (the default `bridge` network has none, as in Docker).
+/// True for networks whose containers get the embedded DNS: user-defined networks with
+/// interfaces (the default `bridge` network has none, as in Docker).
 fn has_dns(st: &State, net_id: &str) -> bool {
     st.networks
         .get(net_id)
-        .map(|n| n.driver == "bridge" && !n.predefined)
+        .map(|n| !n.predefined && !matches!(n.driver.as_str(), "host" | "null"))
         .unwrap_or(false)
 }
 

@@ -169,6 +169,16 @@ impl Controller {
             mtu,
             DEFAULT_BRIDGE,
         )));
+        for flavor in [
+            netloom_drivers::macvlan::Flavor::Macvlan,
+            netloom_drivers::macvlan::Flavor::Ipvlan,
+        ] {
+            drivers.register(Arc::new(netloom_drivers::macvlan::MacvlanDriver::new(
+                nl.clone(),
+                flavor,
+                &tag,
+            )));
+        }
         drivers.register(Arc::new(netloom_drivers::passive::PassiveDriver::host()));
         drivers.register(Arc::new(netloom_drivers::passive::PassiveDriver::null()));
         if let Err(e) = netloom_kernel::sysctl::set("net.ipv4.ip_forward", "1") {

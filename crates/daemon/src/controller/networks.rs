@@ -406,6 +406,17 @@ impl Controller {
                 net.iface, other.name
             )));
         }
+        if matches!(driver_name.as_str(), "macvlan" | "ipvlan")
+            && let Some(other) = st
+                .networks
+                .values()
+                .find(|n| matches!(n.driver.as_str(), "macvlan" | "ipvlan") && n.iface == net.iface)
+        {
+            return Err(CtlError::conflict(format!(
+                "network {} is already using parent interface {}; give each {driver_name} network its own parent or VLAN (-o parent=IFACE.VLAN)",
+                other.name, net.iface
+            )));
+        }
         if !has_addresses {
             return Ok(net);
         }

@@ -2,8 +2,6 @@
 
 pub mod config;
 
-use std::net::IpAddr;
-
 use async_trait::async_trait;
 use ipnet::IpNet;
 use netloom_kernel::{KernelError, Netlink};
@@ -209,36 +207,10 @@ impl Driver for BridgeDriver {
                 "create {ctx} in sandbox {}",
                 sb.key.display()
             )))?;
-        let inner = Netlink::in_netns(&sb.key).map_err(kerr(format!("open sandbox of {ctx}")))?;
-        let link = inner
-            .require_link(&ep.ifname)
-            .await
-            .map_err(kerr(format!("find {ctx}")))?;
-        for addr in ep
-            .ipv4
-            .map(IpNet::V4)
-            .into_iter()
-            .chain(ep.ipv6.map(IpNet::V6))
-        {
-            inner
-                .add_address(link.index, &ep.ifname, addr)
-                .await
-                .map_err(kerr(format!("add {addr} to {ctx}")))?;
-        }
-        inner
-            .set_up(link.index, &ep.ifname)
-            .await
-            .map_err(kerr(format!("bring up {ctx}")))?;
-        if ep.default_route {
-            let gws: [Option<IpAddr>; 2] =
-                [ep.gateway4.map(IpAddr::V4), ep.gateway6.map(IpAddr::V6)];
-            for gw in gws.into_iter().flatten() {
-                inner
-                    .set_default_route(link.index, gw)
-                    .await
-                    .map_err(kerr(format!("set default route of {ctx}")))?;
-            }
-        }
+        crate::sandbox::configure(sb, ep, &ctx, crate::sandbox::DefaultRoute::Gateway, |op| {
+            Box::new(kerr(op))
+        })
+        .await?;
         Ok(JoinInfo {
             ifname: ep.ifname.clone(),
         })
