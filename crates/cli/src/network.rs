@@ -37,7 +37,7 @@ pub enum NetworkCmd {
 /// Arguments of `network create`.
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    /// Driver to manage the Network
+    /// Driver to manage the Network (bridge, macvlan, ipvlan, or a remote plugin's name)
     #[arg(short = 'd', long, default_value = "bridge")]
     pub driver: String,
     /// Subnet in CIDR format that represents a network segment
@@ -70,7 +70,8 @@ pub struct CreateArgs {
     /// Set metadata on a network (key=value)
     #[arg(long, value_name = "KEY=VALUE")]
     pub label: Vec<String>,
-    /// Set driver specific options (key=value)
+    /// Set driver specific options (key=value), e.g. parent=eth0, macvlan_mode=bridge,
+    /// ipvlan_mode=l2, com.docker.network.bridge.name=br0
     #[arg(short = 'o', long = "opt", value_name = "KEY=VALUE")]
     pub opt: Vec<String>,
     /// IP Address Management Driver
