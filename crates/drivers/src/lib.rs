@@ -1,4 +1,5 @@
-//! Network drivers: `bridge`, `host` and `null` (the `none` network).
+//! Network drivers: `bridge`, `host` and `null` (the `none` network), and remote
+//! driver and IPAM plugins (Docker's plugin protocols).
 //!
 //! Drivers turn CNM objects into kernel objects through `netloom-kernel`. They know
 //! nothing of the API or the store; the controller sequences calls to them.
@@ -6,6 +7,7 @@
 pub mod bridge;
 pub mod firewall;
 pub mod passive;
+pub mod remote;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

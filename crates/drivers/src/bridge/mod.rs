@@ -241,6 +241,7 @@ impl Driver for BridgeDriver {
         }
         Ok(JoinInfo {
             ifname: ep.ifname.clone(),
+            ..Default::default()
         })
     }
 
