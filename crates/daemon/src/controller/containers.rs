@@ -764,12 +764,11 @@ impl Controller {
             Ok(j) => j,
             Err(e) => {
                 // A plugin whose CreateEndpoint failed has no endpoint to delete.
-                if created || !remote {
-                    if let Err(de) = driver.delete_endpoint(net, &ep).await
-                        && remote
-                    {
-                        warn!(endpoint = %short_id(&ep.id), error = %de, "plugin could not delete the endpoint during rollback");
-                    }
+                if (created || !remote)
+                    && let Err(de) = driver.delete_endpoint(net, &ep).await
+                    && remote
+                {
+                    warn!(endpoint = %short_id(&ep.id), error = %de, "plugin could not delete the endpoint during rollback");
                 }
                 st.endpoints.remove(&ep.id);
                 release_all(st).await;
