@@ -523,7 +523,7 @@ fn hanging_or_gone_plugin_times_out_cleanly() {
 
 #[test]
 fn missing_plugin_is_not_found() {
-    let (d, _p) = setup_or_skip!(2);
+    let (d, p) = setup_or_skip!(2);
     let o = d.fail(&["network", "create", "-d", "nosuchplug", "x1"]);
     assert!(o.stderr.contains("plugin \"nosuchplug\" not found"), "{o}");
     let o = d.fail(&["network", "create", "--ipam-driver", "nosuchipam", "x1"]);
@@ -539,6 +539,42 @@ fn missing_plugin_is_not_found() {
     assert!(o.stderr.contains("not found"), "{o}");
     let ls = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
     assert!(!ls.contains("x1"), "{ls}");
+
+    // Spec files: NAME.spec (a URL) and NAME.json ({"Addr"}) point at a socket elsewhere.
+    let dir = d.dir.join("plugins");
+    std::fs::write(
+        dir.join("viaspec.spec"),
+        format!("unix://{}\n", p.sock.display()),
+    )
+    .expect("write spec");
+    std::fs::write(
+        dir.join("viajson.json"),
+        json!({"Name": "viajson", "Addr": format!("unix://{}", p.sock.display())}).to_string(),
+    )
+    .expect("write json spec");
+    std::fs::write(dir.join("badspec.spec"), "http://example.invalid\n").expect("write spec");
+    p.clear();
+    d.ok(&["network", "create", "-d", "viaspec", "s1"]);
+    d.ok(&["network", "create", "-d", "viajson", "s2"]);
+    let n = p.methods();
+    assert_eq!(
+        n.iter().filter(|m| *m == "Plugin.Activate").count(),
+        2,
+        "{n:?}"
+    );
+    assert_eq!(
+        n.iter()
+            .filter(|m| *m == "NetworkDriver.CreateNetwork")
+            .count(),
+        2,
+        "{n:?}"
+    );
+    let o = d.fail(&["network", "create", "-d", "badspec", "s3"]);
+    assert!(
+        o.stderr.contains("badspec.spec") && o.stderr.contains("unix://"),
+        "{o}"
+    );
+    d.ok(&["network", "rm", "s1", "s2"]);
 }
 
 #[test]
@@ -579,4 +615,67 @@ fn remote_network_survives_daemon_restart() {
             .any(|m| m == "NetworkDriver.CreateNetwork"),
         "CreateNetwork sent again after restart"
     );
+}
+
+#[test]
+fn ipv6_pools_come_from_the_ipam_plugin() {
+    let (d, p) = setup_or_skip!(5);
+    d.ok(&[
+        "network",
+        "create",
+        "-d",
+        P,
+        "--ipam-driver",
+        P,
+        "--ipv6",
+        "v6net",
+    ]);
+    let pools: Vec<Value> = p
+        .calls()
+        .into_iter()
+        .filter(|(m, _)| m == "IpamDriver.RequestPool")
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(pools.len(), 2, "{pools:?}");
+    assert_eq!(
+        (pools[0]["V6"].clone(), pools[0]["Pool"].clone()),
+        (json!(false), json!(""))
+    );
+    assert_eq!(
+        (pools[1]["V6"].clone(), pools[1]["Pool"].clone()),
+        (json!(true), json!(""))
+    );
+    let cn = p.body("NetworkDriver.CreateNetwork");
+    assert_eq!(cn["IPv6Data"][0]["Pool"], "fd00:77::/64", "{cn}");
+    assert_eq!(cn["IPv6Data"][0]["Gateway"], "fd00:77::1/64", "{cn}");
+    assert_eq!(
+        cn["Options"]["com.docker.network.enable_ipv6"], true,
+        "{cn}"
+    );
+    p.clear();
+    d.run_sleeper("c1", &["--network", "v6net"]);
+    let want_order = [
+        "IpamDriver.RequestAddress",
+        "IpamDriver.RequestAddress",
+        "NetworkDriver.CreateEndpoint",
+    ];
+    assert_eq!(&p.methods()[..3], want_order);
+    let ce = p.body("NetworkDriver.CreateEndpoint");
+    assert_eq!(ce["Interface"]["Address"], "10.77.0.2/24", "{ce}");
+    assert_eq!(ce["Interface"]["AddressIPv6"], "fd00:77::2/64", "{ce}");
+    let a = d.exec_ok("c1", "ip -o addr show eth0");
+    assert!(
+        a.contains("10.77.0.2/24") && a.contains("fd00:77::2/64"),
+        "{a}"
+    );
+    d.ok(&["rm", "-f", "c1"]);
+    p.clear();
+    d.ok(&["network", "rm", "v6net"]);
+    p.expect(&[
+        "NetworkDriver.DeleteNetwork",
+        "IpamDriver.ReleaseAddress",
+        "IpamDriver.ReleasePool",
+        "IpamDriver.ReleaseAddress",
+        "IpamDriver.ReleasePool",
+    ]);
 }

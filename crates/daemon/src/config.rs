@@ -281,3 +281,49 @@ fn parse_bip(b: &str) -> Result<(IpAddr, IpNet), String> {
 fn first(n: IpNet) -> String {
     n.hosts().next().map(|a| a.to_string()).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_json(json: &str, extra: &[&str]) -> Result<Config, String> {
+        let path = std::env::temp_dir().join(format!(
+            "netloom-config-test-{}-{}.json",
+            std::process::id(),
+            json.len() + extra.len() * 1000
+        ));
+        std::fs::write(&path, json).map_err(|e| e.to_string())?;
+        let mut args = vec![
+            "netloomd",
+            "--config-file",
+            path.to_str().unwrap_or_default(),
+        ];
+        args.extend_from_slice(extra);
+        let flags = Flags::try_parse_from(args).map_err(|e| e.to_string())?;
+        let r = Config::load(&flags);
+        let _ = std::fs::remove_file(&path);
+        r
+    }
+
+    #[test]
+    fn plugin_settings() {
+        let c = load_json("{}", &[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.plugins.dirs.len(), 3);
+        assert_eq!(c.plugins.timeout, std::time::Duration::from_secs(30));
+        let c = load_json(r#"{"plugin-dirs": ["/srv/p"], "plugin-timeout": 2.5}"#, &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.plugins.dirs, vec![PathBuf::from("/srv/p")]);
+        assert_eq!(c.plugins.timeout, std::time::Duration::from_millis(2500));
+        let c = load_json(
+            r#"{"plugin-dirs": ["/srv/p"]}"#,
+            &["--plugin-dir", "/a", "--plugin-timeout", "7"],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.plugins.dirs, vec![PathBuf::from("/a")]);
+        assert_eq!(c.plugins.timeout, std::time::Duration::from_secs(7));
+        let e = load_json(r#"{"plugin-dirs": ["rel"]}"#, &[]).err();
+        assert!(e.is_some_and(|e| e.contains("plugin-dirs") && e.contains("absolute")));
+        let e = load_json(r#"{"plugin-timeout": 0}"#, &[]).err();
+        assert!(e.is_some_and(|e| e.contains("invalid plugin-timeout")));
+    }
+}
