@@ -423,6 +423,53 @@ fn plugin_errors_reach_the_user_and_leave_nothing() {
     assert!(!d.exec("c1", "ip link show eth1").ok(), "eth1 left in c1");
     assert_eq!(snapshot(&d), before, "a failed connect left state behind");
 
+    // A failure after the plugin's interface was moved into the container
+    // (ProgramExternalConnectivity, for a container whose gateway is this network): the
+    // interface goes back to the plugin, then Leave, DeleteEndpoint, ReleaseAddress.
+    let links = |d: &Daemon| {
+        d.netns(&["ip", "-o", "link", "show"])
+            .stdout
+            .lines()
+            .filter_map(|l| {
+                l.split(':')
+                    .nth(1)
+                    .map(|n| n.trim().split('@').next().unwrap_or_default().to_string())
+            })
+            .collect::<Vec<_>>()
+    };
+    let links_before = links(&d);
+    p.set(json!({"fail": {"NetworkDriver.ProgramExternalConnectivity": "no uplink"}}));
+    p.clear();
+    let o = d.fail(&[
+        "run",
+        "-d",
+        "--name",
+        "c3",
+        "--network",
+        "good",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    assert!(o.stderr.contains("remote: no uplink"), "{o}");
+    p.expect(&[
+        "IpamDriver.RequestAddress",
+        "NetworkDriver.CreateEndpoint",
+        "NetworkDriver.Join",
+        "NetworkDriver.ProgramExternalConnectivity",
+        "NetworkDriver.Leave",
+        "NetworkDriver.DeleteEndpoint",
+        "IpamDriver.ReleaseAddress",
+    ]);
+    assert!(
+        wait_for(Duration::from_secs(5), || links(&d) == links_before),
+        "links left behind: {:?} (before {links_before:?})",
+        links(&d)
+    );
+    p.set(json!({}));
+    d.ok(&["rm", "-f", "c3"]);
+    let before = snapshot(&d);
+
     // CreateEndpoint refused with a 4xx: no DeleteEndpoint (nothing was created).
     p.set(
         json!({"fail": {"NetworkDriver.CreateEndpoint": {"msg": "bad endpoint", "status": 400}}}),

@@ -225,19 +225,23 @@ impl Plugins {
             })
             .unwrap_or_default();
         tracing::info!(plugin = %name, implements = ?implements, "plugin activated");
-        // As Docker: every protocol the plugin implements is registered at activation.
-        let driver = if implements.iter().any(|i| i == "NetworkDriver") {
-            Some(Arc::new(
-                RemoteDriver::activate(name, client.clone(), self.nl.clone()).await?,
-            ))
-        } else {
-            None
-        };
-        let ipam = if implements.iter().any(|i| i == "IpamDriver") {
-            Some(Arc::new(RemoteIpam::activate(name, client.clone()).await))
-        } else {
-            None
-        };
+        // As Docker: every protocol the plugin implements is registered at activation,
+        // in the order `Implements` lists them.
+        let mut driver = None;
+        let mut ipam = None;
+        for i in &implements {
+            match i.as_str() {
+                "NetworkDriver" if driver.is_none() => {
+                    driver = Some(Arc::new(
+                        RemoteDriver::activate(name, client.clone(), self.nl.clone()).await?,
+                    ));
+                }
+                "IpamDriver" if ipam.is_none() => {
+                    ipam = Some(Arc::new(RemoteIpam::activate(name, client.clone()).await));
+                }
+                _ => {}
+            }
+        }
         let p = Arc::new(Plugin {
             name: name.to_string(),
             implements,
