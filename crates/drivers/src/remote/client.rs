@@ -211,6 +211,83 @@ fn humantime_secs(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Serves one canned HTTP answer per connection (`None`: never answer).
+    async fn serve(answers: Vec<Option<(u16, &'static str)>>) -> (tempfile::TempDir, Client) {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let sock = dir.path().join("p.sock");
+        let l = tokio::net::UnixListener::bind(&sock).unwrap_or_else(|e| panic!("bind: {e}"));
+        tokio::spawn(async move {
+            for a in answers {
+                let Ok((mut s, _)) = l.accept().await else {
+                    return;
+                };
+                let mut buf = vec![0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                match a {
+                    Some((code, body)) => {
+                        let r = format!(
+                            "HTTP/1.1 {code} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        let _ = s.write_all(r.as_bytes()).await;
+                    }
+                    None => {
+                        tokio::time::sleep(Duration::from_secs(60)).await;
+                    }
+                }
+            }
+        });
+        let c = Client::new("p", Addr::Unix(sock), Duration::from_millis(500));
+        (dir, c)
+    }
+
+    #[tokio::test]
+    async fn answers_and_errors() {
+        let (_d, c) = serve(vec![
+            Some((200, r#"{"Implements":["NetworkDriver"]}"#)),
+            Some((200, r#"{"Err":"boom"}"#)),
+            Some((200, r#"{"Error":"ipam boom"}"#)),
+            Some((500, r#"{"Err":"inner"}"#)),
+            Some((500, "plain text")),
+            Some((404, "404 page not found")),
+            Some((200, "")),
+            None,
+        ])
+        .await;
+        let v = c.call("Plugin.Activate", None).await;
+        assert!(v.is_ok_and(|v| v["Implements"][0] == "NetworkDriver"));
+        let text =
+            |r: Result<Value, PluginError>| r.err().map(|e| e.to_string()).unwrap_or_default();
+        assert_eq!(text(c.call("M.A", None).await), "remote: boom");
+        assert_eq!(text(c.call("M.B", None).await), "remote: ipam boom");
+        assert_eq!(text(c.call("M.C", None).await), "M.C: inner");
+        assert_eq!(text(c.call("M.D", None).await), "M.D: plain text");
+        assert!(matches!(
+            c.call("M.E", None).await,
+            Err(PluginError::MethodNotFound { .. })
+        ));
+        assert!(text(c.call("M.F", None).await).contains("invalid JSON"));
+        let t = std::time::Instant::now();
+        let e = text(c.call("M.G", None).await);
+        assert!(e.contains("did not answer within 0.5s"), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(3));
+    }
+
+    #[tokio::test]
+    async fn refused_connections_time_out() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let c = Client::new(
+            "p",
+            Addr::Unix(dir.path().join("gone.sock")),
+            Duration::from_millis(400),
+        );
+        let t = std::time::Instant::now();
+        let e = c.call("M.A", None).await.err().map(|e| e.to_string());
+        assert!(e.is_some_and(|e| e.contains("not reachable")));
+        assert!(t.elapsed() < Duration::from_secs(2));
+    }
 
     #[test]
     fn addrs() {
