@@ -7,9 +7,12 @@ usage: tplugin.py SOCKET LOG CONTROL
 - Every call is appended to LOG as one JSON line: {"method": M, "body": <request JSON or null>}.
 - CONTROL is a JSON file read on every call:
     {"fail": {"Method": "text" | {"msg": "text", "status": 500}},
-     "hang": ["Method", ...]}
+     "hang": ["Method", ...],
+     "prefix": "eth"}          (Join's DstPrefix)
   A failing driver method answers {"Err": text}, an IPAM method {"Error": text}
   (HTTP 200 unless "status" is given). A hanging method never answers.
+- Leave appends "<endpoint id> back|missing" to LOG.leave: whether the interface was
+  handed back to the plugin's namespace under its SrcName before Leave.
 - Join creates a real veth pair in the plugin's own network namespace (run it in the
   daemon's namespace): SrcName "tp<8 hex>" goes to the container, "tq<8 hex>" stays.
 """
@@ -77,9 +80,14 @@ def handle(method, req):
         routes = [{"Destination": "10.98.0.0/16", "RouteType": 1}]
         if gw:
             routes.append({"Destination": "10.99.0.0/16", "RouteType": 0, "NextHop": gw})
-        return 200, {"InterfaceName": {"SrcName": src, "DstPrefix": "eth"}, "Gateway": gw,
+        return 200, {"InterfaceName": {"SrcName": src, "DstPrefix": c.get("prefix", "eth")},
+                     "Gateway": gw,
                      "StaticRoutes": routes, "DisableGatewayService": False}
     if method == "NetworkDriver.Leave":
+        # Record whether the daemon handed the interface back (it must, before Leave).
+        back = ip("link", "show", "tp" + req["EndpointID"][:8]).returncode == 0
+        with LOCK, open(LOG + ".leave", "a") as f:
+            f.write(f'{req["EndpointID"]} {"back" if back else "missing"}\n')
         return 200, {}
     if method == "NetworkDriver.DeleteEndpoint":
         eid = req["EndpointID"][:8]

@@ -95,6 +95,18 @@ impl Plugin {
             .unwrap_or(Value::Null)
     }
 
+    /// What the plugin saw at each Leave: (endpoint ID, interface handed back).
+    fn leaves(&self) -> Vec<(String, bool)> {
+        let mut f = self.log.clone().into_os_string();
+        f.push(".leave");
+        std::fs::read_to_string(f)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(id, s)| (id.to_string(), s == "back"))
+            .collect()
+    }
+
     fn clear(&self) {
         let _ = std::fs::write(&self.log, "");
     }
@@ -300,6 +312,13 @@ fn lifecycle_calls_in_dockers_order() {
         "plugin's veth left behind"
     );
 
+    // Before each Leave the interface was back in the daemon's namespace (live
+    // disconnect and container removal alike).
+    let leaves = p.leaves();
+    assert_eq!(leaves.len(), 2, "{leaves:?}");
+    assert!(leaves.iter().all(|(_, back)| *back), "{leaves:?}");
+    assert_eq!(leaves[1].0, ce["EndpointID"].as_str().unwrap());
+
     // network rm: driver first, then the gateway, then the pool.
     p.clear();
     d.ok(&["network", "rm", "pnet"]);
@@ -337,16 +356,32 @@ fn remote_driver_with_default_ipam() {
         "10.78.0.1/24"
     );
     p.clear();
+    // The plugin names the interface: DstPrefix "net" → net0, net1 (indexes stay unique).
+    p.set(json!({"prefix": "net"}));
     d.run_sleeper("c1", &["--network", "dnet", "--ip", "10.78.0.42"]);
     p.expect(&[
         "NetworkDriver.CreateEndpoint",
         "NetworkDriver.Join",
         "NetworkDriver.ProgramExternalConnectivity",
     ]);
-    let addr = d.exec_ok("c1", "ip -o -4 addr show eth0");
+    let addr = d.exec_ok("c1", "ip -o -4 addr show net0");
     assert!(addr.contains("10.78.0.42/24"), "{addr}");
+    d.ok(&[
+        "network",
+        "create",
+        "-d",
+        P,
+        "--subnet",
+        "10.79.0.0/24",
+        "dnet2",
+    ]);
+    d.ok(&["network", "connect", "dnet2", "c1"]);
+    let addr = d.exec_ok("c1", "ip -o -4 addr show net1");
+    assert!(addr.contains("10.79.0.2/24"), "{addr}");
+    let insp = d.ok(&["inspect", "-f", "{{json .NetworkSettings.Networks}}", "c1"]);
+    assert!(insp.contains("10.79.0.2"), "{insp}");
     d.ok(&["rm", "-f", "c1"]);
-    d.ok(&["network", "rm", "dnet"]);
+    d.ok(&["network", "rm", "dnet", "dnet2"]);
 }
 
 /// Network names, endpoints and links: what must be unchanged after a failed request.

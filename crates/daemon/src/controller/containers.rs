@@ -633,9 +633,15 @@ impl Controller {
             .cloned()
             .collect();
         let ifname = if has_if {
+            // The index is unique whatever the prefix (a plugin may name it `net1`).
+            let index = |n: &str| -> Option<u32> {
+                n.trim_start_matches(|c: char| !c.is_ascii_digit())
+                    .parse()
+                    .ok()
+            };
             (0..)
+                .find(|i| !existing.iter().any(|e| index(&e.ifname) == Some(*i)))
                 .map(|i| format!("eth{i}"))
-                .find(|n| !existing.iter().any(|e| &e.ifname == n))
                 .unwrap_or_else(|| "eth0".into())
         } else {
             String::new()
@@ -812,10 +818,17 @@ impl Controller {
             if self.is_remote(&net.driver) {
                 // Docker's order: [RevokeExternalConnectivity] → Leave → DeleteEndpoint →
                 // ReleaseAddress. The intent is gone already: a plugin error is logged.
+                // As Docker, the interface goes back to the plugin before Leave, also
+                // when the whole sandbox is being torn down.
+                let key = sandbox.clone().or_else(|| {
+                    st.containers
+                        .get(&ep.container_id)
+                        .and_then(|c| self.sandbox_path(c))
+                });
                 match self.driver(&net.driver).await {
                     Ok(d) => {
                         let sb = SandboxInfo {
-                            key: sandbox.clone().unwrap_or_default(),
+                            key: key.unwrap_or_default(),
                             container_id: ep.container_id.clone(),
                         };
                         if let Err(e) = d.leave(net, ep, &sb).await {
