@@ -8,7 +8,8 @@ usage: tplugin.py SOCKET LOG CONTROL
 - CONTROL is a JSON file read on every call:
     {"fail": {"Method": "text" | {"msg": "text", "status": 500}},
      "hang": ["Method", ...],
-     "prefix": "eth"}          (Join's DstPrefix)
+     "prefix": "eth",          (Join's DstPrefix)
+     "nogw": false}            (true: Join answers no Gateway)
   A failing driver method answers {"Err": text}, an IPAM method {"Error": text}
   (HTTP 200 unless "status" is given). A hanging method never answers.
 - Leave appends "<endpoint id> back|missing" to LOG.leave: whether the interface was
@@ -76,7 +77,7 @@ def handle(method, req):
         if r.returncode != 0:
             return 200, {"Err": "cannot create veth: " + r.stderr.strip()}
         ip("link", "set", peer, "up")
-        gw = NETS.get(req["NetworkID"], "")
+        gw = "" if c.get("nogw") else NETS.get(req["NetworkID"], "")
         routes = [{"Destination": "10.98.0.0/16", "RouteType": 1}]
         if gw:
             routes.append({"Destination": "10.99.0.0/16", "RouteType": 0, "NextHop": gw})

@@ -381,6 +381,16 @@ fn remote_driver_with_default_ipam() {
     let insp = d.ok(&["inspect", "-f", "{{json .NetworkSettings.Networks}}", "c1"]);
     assert!(insp.contains("10.79.0.2"), "{insp}");
     d.ok(&["rm", "-f", "c1"]);
+    // A Join without Gateway: no default route, so no external connectivity calls.
+    p.set(json!({"nogw": true}));
+    p.clear();
+    d.run_sleeper("c2", &["--network", "dnet"]);
+    p.expect(&["NetworkDriver.CreateEndpoint", "NetworkDriver.Join"]);
+    let routes = d.exec_ok("c2", "ip route");
+    assert!(!routes.contains("default"), "{routes}");
+    p.clear();
+    d.ok(&["rm", "-f", "c2"]);
+    p.expect(&["NetworkDriver.Leave", "NetworkDriver.DeleteEndpoint"]);
     d.ok(&["network", "rm", "dnet", "dnet2"]);
 }
 

@@ -791,6 +791,9 @@ impl Controller {
             }
             updated.gateway4 = j.gateway4;
             updated.gateway6 = j.gateway6;
+            // Without a gateway from the plugin this endpoint carries no default route.
+            updated.default_route =
+                ep.default_route && (j.gateway4.is_some() || j.gateway6.is_some());
             if updated != ep {
                 if let Err(e) =
                     self.commit(vec![put(format!("{}{}", keys::ENDPOINT, ep.id), &updated)?])

@@ -444,7 +444,12 @@ impl Driver for RemoteDriver {
             )
             .await?;
         let mut res = self.plumb(net, ep, sb, &answer).await;
-        if res.is_ok() && ep.default_route && !net.internal {
+        // Docker programs external connectivity for the sandbox's gateway endpoint: the
+        // one whose Join gave a gateway.
+        let has_gw = res
+            .as_ref()
+            .is_ok_and(|j| j.gateway4.is_some() || j.gateway6.is_some());
+        if has_gw && ep.default_route && !net.internal {
             match self
                 .client
                 .call(
