@@ -36,7 +36,19 @@ pub struct Flags {
     /// Group that may use the API socket (default: root only).
     #[arg(short = 'G', long, value_name = "GROUP")]
     pub group: Option<String>,
+    /// Directory searched for remote driver/IPAM plugins (repeatable; replaces the
+    /// defaults /run/docker/plugins, /etc/docker/plugins, /usr/lib/docker/plugins).
+    #[arg(long = "plugin-dir", value_name = "DIR")]
+    pub plugin_dirs: Vec<PathBuf>,
+    /// Timeout of one plugin call, in seconds (default 30, as Docker).
+    #[arg(long, value_name = "SECONDS")]
+    pub plugin_timeout: Option<f64>,
 }
+
+/// Environment variable overriding the plugin directories (colon-separated).
+pub const ENV_PLUGIN_DIRS: &str = "NETLOOM_PLUGIN_DIRS";
+/// Environment variable overriding the plugin call timeout (seconds).
+pub const ENV_PLUGIN_TIMEOUT: &str = "NETLOOM_PLUGIN_TIMEOUT";
 
 /// Keys accepted in `daemon.json`.
 #[derive(Debug, Default, Deserialize)]
@@ -54,6 +66,8 @@ struct FileConfig {
     dns_search: Option<Vec<String>>,
     dns_opts: Option<Vec<String>>,
     group: Option<String>,
+    plugin_dirs: Option<Vec<PathBuf>>,
+    plugin_timeout: Option<f64>,
 }
 
 /// The effective configuration.
@@ -81,6 +95,17 @@ pub struct Config {
     pub dns_opts: Vec<String>,
     /// Socket group.
     pub group: Option<String>,
+    /// Remote plugin discovery and call timeout.
+    pub plugins: netloom_drivers::remote::PluginConfig,
+}
+
+fn plugin_timeout(secs: f64, key: &str) -> Result<std::time::Duration, String> {
+    if !(secs.is_finite() && secs > 0.0 && secs <= 3600.0) {
+        return Err(format!(
+            "invalid {key} {secs}: give a number of seconds between 0 and 3600, e.g. 30"
+        ));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 fn level(s: &str, key: &str) -> Result<String, String> {
@@ -153,7 +178,48 @@ impl Config {
                     .map_err(|_| format!("invalid dns {d:?}: it must be an IP address"))?,
             );
         }
+        // Plugins: flag, then environment, then daemon.json, then Docker's defaults.
+        let env_dirs: Option<Vec<PathBuf>> = std::env::var(ENV_PLUGIN_DIRS)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                v.split(':')
+                    .filter(|d| !d.is_empty())
+                    .map(PathBuf::from)
+                    .collect()
+            });
+        let dirs = if !flags.plugin_dirs.is_empty() {
+            Some(flags.plugin_dirs.clone())
+        } else {
+            env_dirs.or(file.plugin_dirs)
+        };
+        let mut plugins = netloom_drivers::remote::PluginConfig::default();
+        if let Some(dirs) = dirs {
+            for d in &dirs {
+                if !d.is_absolute() {
+                    return Err(format!(
+                        "invalid plugin-dirs entry {:?}: it must be an absolute path",
+                        d.display()
+                    ));
+                }
+            }
+            plugins.dirs = dirs;
+        }
+        let env_timeout = match std::env::var(ENV_PLUGIN_TIMEOUT) {
+            Ok(v) if !v.is_empty() => Some(v.trim().parse::<f64>().map_err(|_| {
+                format!("invalid {ENV_PLUGIN_TIMEOUT} {v:?}: give a number of seconds, e.g. 30")
+            })?),
+            _ => None,
+        };
+        if let Some(t) = flags.plugin_timeout {
+            plugins.timeout = plugin_timeout(t, "--plugin-timeout")?;
+        } else if let Some(t) = env_timeout {
+            plugins.timeout = plugin_timeout(t, ENV_PLUGIN_TIMEOUT)?;
+        } else if let Some(t) = file.plugin_timeout {
+            plugins.timeout = plugin_timeout(t, "plugin-timeout")?;
+        }
         Ok(Config {
+            plugins,
             data_root,
             exec_root,
             socket,
@@ -214,4 +280,50 @@ fn parse_bip(b: &str) -> Result<(IpAddr, IpNet), String> {
 
 fn first(n: IpNet) -> String {
     n.hosts().next().map(|a| a.to_string()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_json(json: &str, extra: &[&str]) -> Result<Config, String> {
+        let path = std::env::temp_dir().join(format!(
+            "netloom-config-test-{}-{}.json",
+            std::process::id(),
+            json.len() + extra.len() * 1000
+        ));
+        std::fs::write(&path, json).map_err(|e| e.to_string())?;
+        let mut args = vec![
+            "netloomd",
+            "--config-file",
+            path.to_str().unwrap_or_default(),
+        ];
+        args.extend_from_slice(extra);
+        let flags = Flags::try_parse_from(args).map_err(|e| e.to_string())?;
+        let r = Config::load(&flags);
+        let _ = std::fs::remove_file(&path);
+        r
+    }
+
+    #[test]
+    fn plugin_settings() {
+        let c = load_json("{}", &[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.plugins.dirs.len(), 3);
+        assert_eq!(c.plugins.timeout, std::time::Duration::from_secs(30));
+        let c = load_json(r#"{"plugin-dirs": ["/srv/p"], "plugin-timeout": 2.5}"#, &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.plugins.dirs, vec![PathBuf::from("/srv/p")]);
+        assert_eq!(c.plugins.timeout, std::time::Duration::from_millis(2500));
+        let c = load_json(
+            r#"{"plugin-dirs": ["/srv/p"]}"#,
+            &["--plugin-dir", "/a", "--plugin-timeout", "7"],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.plugins.dirs, vec![PathBuf::from("/a")]);
+        assert_eq!(c.plugins.timeout, std::time::Duration::from_secs(7));
+        let e = load_json(r#"{"plugin-dirs": ["rel"]}"#, &[]).err();
+        assert!(e.is_some_and(|e| e.contains("plugin-dirs") && e.contains("absolute")));
+        let e = load_json(r#"{"plugin-timeout": 0}"#, &[]).err();
+        assert!(e.is_some_and(|e| e.contains("invalid plugin-timeout")));
+    }
 }

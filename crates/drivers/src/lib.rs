@@ -1,4 +1,5 @@
-//! Network drivers: `bridge`, `macvlan`, `ipvlan`, `host` and `null` (the `none` network).
+//! Network drivers: `bridge`, `macvlan`, `ipvlan`, `host` and `null` (the `none`
+//! network), and remote driver and IPAM plugins (Docker's plugin protocols).
 //!
 //! Drivers turn CNM objects into kernel objects through `netloom-kernel`. They know
 //! nothing of the API or the store; the controller sequences calls to them.
@@ -7,6 +8,7 @@ pub mod bridge;
 pub mod firewall;
 pub mod macvlan;
 pub mod passive;
+pub mod remote;
 mod sandbox;
 
 use std::collections::BTreeMap;

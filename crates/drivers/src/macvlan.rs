@@ -363,6 +363,7 @@ impl Driver for MacvlanDriver {
         sandbox::configure(sb, ep, &ctx, route, kerr).await?;
         Ok(JoinInfo {
             ifname: ep.ifname.clone(),
+            ..Default::default()
         })
     }
 

@@ -276,6 +276,68 @@ impl Netlink {
             })
     }
 
+    /// Moves the link `name` into the namespace bound at `ns_path`, renaming it to
+    /// `new_name` there (remote drivers' `SrcName` → `DstPrefix<n>`, and back on leave).
+    pub async fn move_to_netns(
+        &self,
+        name: &str,
+        ns_path: &Path,
+        new_name: &str,
+    ) -> Result<(), KernelError> {
+        let l = self.require_link(name).await?;
+        let ns = netns::open(ns_path)?;
+        let msg = LinkUnspec::new_with_index(l.index)
+            .setns_by_fd(ns.as_raw_fd())
+            .name(new_name.to_string())
+            .build();
+        self.set(msg, name).await
+    }
+
+    /// Sets the MAC address of a link.
+    pub async fn set_mac(&self, index: u32, name: &str, mac: [u8; 6]) -> Result<(), KernelError> {
+        let msg = LinkUnspec::new_with_index(index)
+            .address(mac.to_vec())
+            .build();
+        self.set(msg, name).await
+    }
+
+    /// Adds (or replaces) a route to `dest` on link `index`: via `next_hop` when given,
+    /// else directly connected.
+    pub async fn add_route(
+        &self,
+        index: u32,
+        dest: IpNet,
+        next_hop: Option<IpAddr>,
+    ) -> Result<(), KernelError> {
+        let msg = match (dest, next_hop) {
+            (IpNet::V4(d), hop) => {
+                let mut b = RouteMessageBuilder::<Ipv4Addr>::new()
+                    .destination_prefix(d.addr(), d.prefix_len())
+                    .output_interface(index);
+                if let Some(IpAddr::V4(h)) = hop {
+                    b = b.gateway(h);
+                }
+                b.build()
+            }
+            (IpNet::V6(d), hop) => {
+                let mut b = RouteMessageBuilder::<Ipv6Addr>::new()
+                    .destination_prefix(d.addr(), d.prefix_len())
+                    .output_interface(index);
+                if let Some(IpAddr::V6(h)) = hop {
+                    b = b.gateway(h);
+                }
+                b.build()
+            }
+        };
+        self.handle
+            .route()
+            .add(msg)
+            .replace()
+            .execute()
+            .await
+            .map_err(|e| KernelError::from_netlink(format!("add route to {dest}"), "route", e))
+    }
+
     /// Brings a link up.
     pub async fn set_up(&self, index: u32, name: &str) -> Result<(), KernelError> {
         let msg = LinkUnspec::new_with_index(index).up().build();

@@ -1,5 +1,6 @@
 //! The network driver interface, shaped like libnetwork's driverapi.
 
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use async_trait::async_trait;
@@ -30,6 +31,12 @@ pub struct SandboxInfo {
 pub struct JoinInfo {
     /// Interface name inside the sandbox.
     pub ifname: String,
+    /// MAC address of the interface, when the driver chose it (remote plugins).
+    pub mac: Option<String>,
+    /// IPv4 gateway the driver set, when it decides it (remote plugins' `Gateway`).
+    pub gateway4: Option<Ipv4Addr>,
+    /// IPv6 gateway the driver set, when it decides it (remote plugins' `GatewayIPv6`).
+    pub gateway6: Option<Ipv6Addr>,
 }
 
 /// A network driver. Every method is idempotent ("ensure"), so that start-up

@@ -52,6 +52,10 @@ pub enum DriverError {
     /// The request conflicts with an existing kernel object.
     #[error("{0}")]
     Conflict(String),
+    /// A remote driver plugin answered with an error, or did not answer in time
+    /// (the message is the plugin's text, prefixed `remote: ` as Docker does).
+    #[error("{0}")]
+    Plugin(String),
     /// A kernel operation failed.
     #[error("{op}")]
     Kernel {
@@ -70,6 +74,7 @@ impl DriverError {
             DriverError::InvalidOption(_) => ErrorKind::InvalidParameter,
             DriverError::NotSupported(_) => ErrorKind::InvalidParameter,
             DriverError::Conflict(_) => ErrorKind::Conflict,
+            DriverError::Plugin(_) => ErrorKind::Internal,
             DriverError::Kernel { .. } => ErrorKind::Internal,
         }
     }

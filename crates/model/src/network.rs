@@ -45,6 +45,9 @@ pub struct IpamPoolConfig {
     /// Auxiliary addresses reserved by name (never handed out).
     #[serde(default)]
     pub aux: BTreeMap<String, IpAddr>,
+    /// The pool's ID at a remote IPAM plugin (empty for the default IPAM driver).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pool_id: String,
 }
 
 /// IPAM settings of a network.

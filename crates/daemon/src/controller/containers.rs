@@ -623,10 +623,9 @@ impl Controller {
         sandbox: &Option<PathBuf>,
     ) -> CtlResult<()> {
         let req = ctr.networks.get(&net.id).cloned().unwrap_or_default();
-        let driver = self
-            .drivers
-            .get(&net.driver)
-            .ok_or_else(|| CtlError::internal(format!("driver {} is not loaded", net.driver)))?;
+        let driver = self.driver(&net.driver).await?;
+        let remote = self.is_remote(&net.driver);
+        let remote_ipam = self.remote_ipam(net).await?;
         let has_if = driver.capabilities().has_sandbox_interfaces;
         let existing: Vec<Endpoint> = st
             .container_endpoints(&ctr.id)
@@ -634,9 +633,15 @@ impl Controller {
             .cloned()
             .collect();
         let ifname = if has_if {
+            // The index is unique whatever the prefix (a plugin may name it `net1`).
+            let index = |n: &str| -> Option<u32> {
+                n.trim_start_matches(|c: char| !c.is_ascii_digit())
+                    .parse()
+                    .ok()
+            };
             (0..)
+                .find(|i| !existing.iter().any(|e| index(&e.ifname) == Some(*i)))
                 .map(|i| format!("eth{i}"))
-                .find(|n| !existing.iter().any(|e| &e.ifname == n))
                 .unwrap_or_else(|| "eth0".into())
         } else {
             String::new()
@@ -651,8 +656,29 @@ impl Controller {
         };
         let mut ipv4 = None;
         let mut ipv6 = None;
+        // Addresses from an IPAM plugin: (pool ID, address), released on failure.
+        let mut got_remote: Vec<(String, IpAddr)> = Vec::new();
         for (pool, want) in [(&v4pool, req.ipv4), (&v6pool, req.ipv6)] {
             let Some(pool) = pool else { continue };
+            if let Some(ipam) = &remote_ipam {
+                match ipam
+                    .request_address(&pool.pool_id, want, Some(&BTreeMap::new()))
+                    .await
+                {
+                    Ok(a) => {
+                        got_remote.push((pool.pool_id.clone(), a.addr()));
+                        match a {
+                            IpNet::V4(v4) => ipv4 = Some(v4),
+                            IpNet::V6(v6) => ipv6 = Some(v6),
+                        }
+                        continue;
+                    }
+                    Err(e) => {
+                        release_remote(ipam, &got_remote).await;
+                        return Err(super::plugin_error(&net.ipam.driver, e, "default"));
+                    }
+                }
+            }
             match st.ipam.request_address(&pool.subnet, want) {
                 Ok(a) => {
                     got.push((pool.subnet, a));
@@ -687,6 +713,8 @@ impl Controller {
             ifname,
             host_ifname: String::new(),
             mac: match ipv4 {
+                // Docker sends a plugin no MAC unless the user asked for one.
+                _ if remote => String::new(),
                 Some(a) => mac_from_ipv4(a.addr()),
                 None if has_if => random_mac(),
                 None => String::new(),
@@ -714,8 +742,14 @@ impl Controller {
                 )?);
             }
         }
-        if let Err(e) = self.commit(ops) {
+        let release_all = async |st: &mut State| {
             release(st, &got);
+            if let Some(ipam) = &remote_ipam {
+                release_remote(ipam, &got_remote).await;
+            }
+        };
+        if let Err(e) = self.commit(ops) {
+            release_all(st).await;
             return Err(e);
         }
         st.endpoints.insert(ep.id.clone(), ep.clone());
@@ -723,17 +757,54 @@ impl Controller {
             key: sandbox.clone().unwrap_or_default(),
             container_id: ctr.id.clone(),
         };
+        let mut created = false;
         let res = match driver.create_endpoint(net, &ep).await {
-            Ok(()) if has_if => driver.join(net, &ep, &sb).await.map(|_| ()),
-            Ok(()) => Ok(()),
+            Ok(()) if has_if => {
+                created = true;
+                driver.join(net, &ep, &sb).await.map(Some)
+            }
+            Ok(()) => {
+                created = true;
+                Ok(None)
+            }
             Err(e) => Err(e),
         };
-        if let Err(e) = res {
-            let _ = driver.delete_endpoint(net, &ep).await;
-            st.endpoints.remove(&ep.id);
-            release(st, &got);
-            let _ = self.commit(vec![del(format!("{}{}", keys::ENDPOINT, ep.id))]);
-            return Err(CtlError::from(e));
+        let joined = match res {
+            Ok(j) => j,
+            Err(e) => {
+                // A plugin whose CreateEndpoint failed has no endpoint to delete.
+                if (created || !remote)
+                    && let Err(de) = driver.delete_endpoint(net, &ep).await
+                    && remote
+                {
+                    warn!(endpoint = %short_id(&ep.id), error = %de, "plugin could not delete the endpoint during rollback");
+                }
+                st.endpoints.remove(&ep.id);
+                release_all(st).await;
+                let _ = self.commit(vec![del(format!("{}{}", keys::ENDPOINT, ep.id))]);
+                return Err(CtlError::from(e));
+            }
+        };
+        // A plugin decides the interface's name prefix, MAC and gateway: record them.
+        if remote && let Some(j) = joined {
+            let mut updated = ep.clone();
+            updated.ifname = j.ifname;
+            if let Some(m) = j.mac {
+                updated.mac = m;
+            }
+            updated.gateway4 = j.gateway4;
+            updated.gateway6 = j.gateway6;
+            // Without a gateway from the plugin this endpoint carries no default route.
+            updated.default_route =
+                ep.default_route && (j.gateway4.is_some() || j.gateway6.is_some());
+            if updated != ep {
+                if let Err(e) =
+                    self.commit(vec![put(format!("{}{}", keys::ENDPOINT, ep.id), &updated)?])
+                {
+                    warn!(endpoint = %short_id(&ep.id), error = %e, "cannot record the plugin's interface details");
+                }
+                st.endpoints.insert(updated.id.clone(), updated);
+            }
         }
         tracing::debug!(container = %ctr.name, network = %net.name, ifname = %ep.ifname, "endpoint joined");
         Ok(())
@@ -750,17 +821,68 @@ impl Controller {
         st.endpoints.remove(&ep.id);
         let net = st.networks.get(&ep.network_id).cloned();
         if let Some(net) = &net {
-            for a in ep
+            if self.is_remote(&net.driver) {
+                // Docker's order: [RevokeExternalConnectivity] → Leave → DeleteEndpoint →
+                // ReleaseAddress. The intent is gone already: a plugin error is logged.
+                // As Docker, the interface goes back to the plugin before Leave, also
+                // when the whole sandbox is being torn down.
+                let key = sandbox.clone().or_else(|| {
+                    st.containers
+                        .get(&ep.container_id)
+                        .and_then(|c| self.sandbox_path(c))
+                });
+                match self.driver(&net.driver).await {
+                    Ok(d) => {
+                        let sb = SandboxInfo {
+                            key: key.unwrap_or_default(),
+                            container_id: ep.container_id.clone(),
+                        };
+                        if let Err(e) = d.leave(net, ep, &sb).await {
+                            warn!(endpoint = %short_id(&ep.id), network = %net.name, error = %e, "plugin Leave failed");
+                        }
+                        if let Err(e) = d.delete_endpoint(net, ep).await {
+                            warn!(endpoint = %short_id(&ep.id), network = %net.name, error = %e, "plugin DeleteEndpoint failed");
+                        }
+                    }
+                    Err(e) => {
+                        warn!(endpoint = %short_id(&ep.id), network = %net.name, error = %e, "cannot reach the network's plugin to remove the endpoint")
+                    }
+                }
+            }
+            let addrs: Vec<IpAddr> = ep
                 .ipv4
                 .map(|a| IpAddr::V4(a.addr()))
                 .into_iter()
                 .chain(ep.ipv6.map(|a| IpAddr::V6(a.addr())))
-            {
-                if let Some(s) = State::pool_of(net, a) {
-                    st.ipam.release_address(&s, a);
+                .collect();
+            match self.remote_ipam(net).await {
+                Ok(Some(ipam)) => {
+                    let got: Vec<(String, IpAddr)> = addrs
+                        .iter()
+                        .filter_map(|a| {
+                            net.ipam
+                                .configs
+                                .iter()
+                                .find(|c| c.subnet.contains(a))
+                                .map(|c| (c.pool_id.clone(), *a))
+                        })
+                        .collect();
+                    release_remote(&ipam, &got).await;
+                }
+                Ok(None) => {
+                    for a in addrs {
+                        if let Some(s) = State::pool_of(net, a) {
+                            st.ipam.release_address(&s, a);
+                        }
+                    }
+                }
+                Err(e) => {
+                    warn!(endpoint = %short_id(&ep.id), error = %e, "cannot release the endpoint's addresses at the IPAM plugin")
                 }
             }
-            if let (Some(d), Some(key)) = (self.drivers.get(&net.driver), sandbox) {
+            if !self.is_remote(&net.driver)
+                && let (Some(d), Some(key)) = (self.drivers.get(&net.driver), sandbox)
+            {
                 let sb = SandboxInfo {
                     key: key.clone(),
                     container_id: ep.container_id.clone(),
@@ -1058,6 +1180,15 @@ impl Controller {
             ids.push(c.id);
         }
         Ok(ids)
+    }
+}
+
+/// Gives addresses back to an IPAM plugin; failures are logged.
+async fn release_remote(ipam: &netloom_drivers::remote::RemoteIpam, got: &[(String, IpAddr)]) {
+    for (pool, a) in got {
+        if let Err(e) = ipam.release_address(pool, *a).await {
+            warn!(address = %a, error = %e, "IPAM plugin could not release an address");
+        }
     }
 }
 

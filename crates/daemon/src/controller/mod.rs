@@ -93,6 +93,8 @@ pub struct Controller {
     pub(crate) paths: Paths,
     pub(crate) store: Arc<dyn KvStore>,
     pub(crate) drivers: Registry,
+    /// Remote driver and IPAM plugins, activated on first use.
+    pub(crate) plugins: netloom_drivers::remote::Plugins,
     pub(crate) nl: Netlink,
     pub(crate) state: Mutex<State>,
     pub(crate) events: broadcast::Sender<Event>,
@@ -196,6 +198,7 @@ impl Controller {
                 firewall: netloom_drivers::firewall::Firewall::new(&table_name(&cfg.data_root))
                     .map_err(|e| anyhow::anyhow!("{e}"))?,
             }),
+            plugins: netloom_drivers::remote::Plugins::new(cfg.plugins.clone(), nl.clone()),
             cfg,
             paths,
             store,
@@ -348,6 +351,38 @@ impl Controller {
         });
     }
 
+    /// The driver called `name`: a built-in one, else a remote plugin (discovered and
+    /// activated now if needed).
+    pub(crate) async fn driver(&self, name: &str) -> CtlResult<Arc<dyn netloom_model::Driver>> {
+        if let Some(d) = self.drivers.get(name) {
+            return Ok(d);
+        }
+        match self.plugins.driver(name).await {
+            Ok(d) => Ok(d),
+            Err(e) => Err(plugin_error(name, e, &self.drivers.names().join(", "))),
+        }
+    }
+
+    /// Whether `name` is a remote plugin driver (not built in).
+    pub(crate) fn is_remote(&self, name: &str) -> bool {
+        self.drivers.get(name).is_none()
+    }
+
+    /// The remote IPAM driver of a network (None: netloom's default IPAM).
+    pub(crate) async fn remote_ipam(
+        &self,
+        net: &Network,
+    ) -> CtlResult<Option<Arc<netloom_drivers::remote::RemoteIpam>>> {
+        if is_default_ipam(&net.ipam.driver) {
+            return Ok(None);
+        }
+        self.plugins
+            .ipam(&net.ipam.driver)
+            .await
+            .map(Some)
+            .map_err(|e| plugin_error(&net.ipam.driver, e, "default"))
+    }
+
     /// Subscribes to events.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
@@ -411,6 +446,31 @@ pub fn table_name(data_root: &std::path::Path) -> String {
         h = h.wrapping_mul(0x01000193);
     }
     format!("netloom_{h:08x}")
+}
+
+/// Whether an IPAM driver name means netloom's built-in IPAM.
+pub(crate) fn is_default_ipam(name: &str) -> bool {
+    matches!(name, "" | "default")
+}
+
+/// Maps a plugin error for the API: not found → 404 in Docker's words, everything the
+/// plugin said → 500 with its text (as Docker does).
+pub(crate) fn plugin_error(
+    name: &str,
+    e: netloom_drivers::remote::PluginError,
+    builtins: &str,
+) -> CtlError {
+    use netloom_drivers::remote::PluginError as P;
+    match e {
+        P::NotFound { .. } => CtlError::not_found(format!(
+            "could not find plugin {name} in v1 plugin registry: {e} (netloom's built-in drivers: {builtins})"
+        )),
+        P::NotImplemented { .. } => CtlError::not_found(format!(
+            "could not find plugin {name} in v1 plugin registry: {e}"
+        )),
+        P::BadSpec { .. } => CtlError::invalid(e.to_string()),
+        _ => CtlError::internal(e.to_string()),
+    }
 }
 
 /// Kernel name of the predefined `bridge` network's bridge.

@@ -10,8 +10,16 @@ use netloom_model::{
 };
 use tracing::{info, warn};
 
-use super::{Controller, State, del, keys, new_id, now, put};
+use super::{Controller, State, del, is_default_ipam, keys, new_id, now, plugin_error, put};
 use crate::error::{CtlError, CtlResult};
+
+/// One parsed IPAM config: subnet (`0.0.0.0/0` / `::/0`: any), IP range, gateway, aux.
+type ParsedPool = (
+    IpNet,
+    Option<IpNet>,
+    Option<IpAddr>,
+    BTreeMap<String, IpAddr>,
+);
 
 /// One IPAM config of a create request, as strings (validated here).
 #[derive(Debug, Clone, Default)]
@@ -223,12 +231,7 @@ impl Controller {
         } else {
             req.driver.clone()
         };
-        let driver = self.drivers.get(&driver_name).ok_or_else(|| {
-            CtlError::not_found(format!(
-                "could not find plugin {driver_name} in v1 plugin registry: plugin not found (netloom drivers: {})",
-                self.drivers.names().join(", ")
-            ))
-        })?;
+        let driver = self.driver(&driver_name).await?;
         if !predefined && (driver_name == "host" || driver_name == "null") {
             return Err(CtlError::forbidden(format!(
                 "only one instance of \"{driver_name}\" network is allowed"
@@ -258,20 +261,22 @@ impl Controller {
                 "--ingress needs swarm mode: this node is not part of a swarm",
             ));
         }
-        match req.ipam_driver.as_str() {
-            "" | "default" => {}
-            d => {
-                return Err(CtlError::not_found(format!(
-                    "could not find plugin {d} in v1 plugin registry: plugin not found (netloom IPAM drivers: default)"
+        let remote_ipam = if is_default_ipam(&req.ipam_driver) {
+            if !req.ipam_options.is_empty() {
+                return Err(CtlError::invalid(format!(
+                    "unknown IPAM option {:?}: the default IPAM driver takes no options",
+                    req.ipam_options.keys().next().cloned().unwrap_or_default()
                 )));
             }
-        }
-        if !req.ipam_options.is_empty() {
-            return Err(CtlError::invalid(format!(
-                "unknown IPAM option {:?}: the default IPAM driver takes no options",
-                req.ipam_options.keys().next().cloned().unwrap_or_default()
-            )));
-        }
+            None
+        } else {
+            Some(
+                self.plugins
+                    .ipam(&req.ipam_driver)
+                    .await
+                    .map_err(|e| plugin_error(&req.ipam_driver, e, "default"))?,
+            )
+        };
         let enable_ipv4 = req.enable_ipv4.unwrap_or(true);
         let enable_ipv6 = req.enable_ipv6.unwrap_or(false);
         let has_addresses = driver.capabilities().has_sandbox_interfaces;
@@ -385,8 +390,16 @@ impl Controller {
             ingress: false,
             predefined,
             ipam: IpamSpec {
-                driver: "default".into(),
-                options: BTreeMap::new(),
+                driver: if remote_ipam.is_some() {
+                    req.ipam_driver.clone()
+                } else {
+                    "default".into()
+                },
+                options: if remote_ipam.is_some() {
+                    req.ipam_options.clone()
+                } else {
+                    BTreeMap::new()
+                },
                 configs: Vec::new(),
             },
             options: req.options.clone(),
@@ -421,15 +434,24 @@ impl Controller {
             return Ok(net);
         }
         if enable_ipv6 && !parsed.iter().any(|(s, ..)| s.addr().is_ipv6()) {
-            return Err(CtlError::invalid(
-                "invalid network config: --ipv6 needs an IPv6 --subnet (netloom has no default IPv6 pool)",
-            ));
+            if remote_ipam.is_some() {
+                // The plugin chooses (RequestPool with V6 and no Pool).
+                parsed.push((IpNet::V6(Default::default()), None, None, BTreeMap::new()));
+            } else {
+                return Err(CtlError::invalid(
+                    "invalid network config: --ipv6 needs an IPv6 --subnet (netloom has no default IPv6 pool)",
+                ));
+            }
         }
         if enable_ipv4 && !parsed.iter().any(|(s, ..)| s.addr().is_ipv4()) {
             parsed.insert(
                 0,
                 (IpNet::V4(Default::default()), None, None, BTreeMap::new()),
             );
+        }
+        if let Some(ipam) = &remote_ipam {
+            self.remote_ipam_allocate(ipam, &mut net, parsed).await?;
+            return Ok(net);
         }
         // Reserve: pools, then gateway and aux addresses. Undo all on error.
         let avoid = self.host_nets(st).await;
@@ -468,6 +490,7 @@ impl Controller {
                     ip_range,
                     gateway: Some(gw),
                     aux,
+                    pool_id: String::new(),
                 });
             }
             Ok(())
@@ -481,25 +504,148 @@ impl Controller {
         Ok(net)
     }
 
-    /// Persists a built network and creates its kernel objects; rolls back on failure.
-    pub(crate) async fn install_network(&self, st: &mut State, net: Network) -> CtlResult<String> {
-        let release = |st: &mut State, net: &Network| {
+    /// Requests a network's pools, gateways and aux addresses from a remote IPAM plugin,
+    /// in Docker's order (IPv4 configs, then IPv6; per config RequestPool, then the gateway,
+    /// then aux addresses). On error everything requested so far is released.
+    async fn remote_ipam_allocate(
+        &self,
+        ipam: &netloom_drivers::remote::RemoteIpam,
+        net: &mut Network,
+        mut parsed: Vec<ParsedPool>,
+    ) -> CtlResult<()> {
+        use netloom_drivers::remote::{GATEWAY_LABEL, REQUEST_ADDRESS_TYPE};
+        let name = net.ipam.driver.clone();
+        let perr = |e| plugin_error(&name, e, "default");
+        let (space, _) = ipam.default_address_spaces().await.map_err(perr)?;
+        let space = if space.is_empty() {
+            "LocalDefault".to_string()
+        } else {
+            space
+        };
+        parsed.sort_by_key(|(s, ..)| s.addr().is_ipv6());
+        let gw_opts: BTreeMap<String, String> =
+            [(REQUEST_ADDRESS_TYPE.to_string(), GATEWAY_LABEL.to_string())].into();
+        let mut res: CtlResult<()> = Ok(());
+        for (subnet, ip_range, gateway, aux) in parsed {
+            let v6 = subnet.addr().is_ipv6();
+            let want =
+                (!(subnet.prefix_len() == 0 && subnet.addr().is_unspecified())).then_some(subnet);
+            let (id, pool, data) = match ipam
+                .request_pool(&space, want, ip_range, &net.ipam.options, v6)
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    res = Err(perr(e));
+                    break;
+                }
+            };
+            net.ipam.configs.push(IpamPoolConfig {
+                subnet: pool,
+                ip_range,
+                gateway: None,
+                aux: BTreeMap::new(),
+                pool_id: id.clone(),
+            });
+            let Some(cfg) = net.ipam.configs.last_mut() else {
+                break;
+            };
+            let proposed = data
+                .get(GATEWAY_LABEL)
+                .and_then(|g| g.parse::<IpNet>().ok())
+                .map(|g| g.addr());
+            let gw = match (gateway, proposed) {
+                (None, Some(g)) => Ok(g),
+                (want, _) => ipam
+                    .request_address(&id, want, Some(&gw_opts))
+                    .await
+                    .map(|a| a.addr())
+                    .map_err(perr),
+            };
+            match gw {
+                Ok(g) => cfg.gateway = Some(g),
+                Err(e) => {
+                    res = Err(e);
+                    break;
+                }
+            }
+            for (k, a) in aux {
+                match ipam.request_address(&id, Some(a), None).await {
+                    Ok(_) => {
+                        cfg.aux.insert(k, a);
+                    }
+                    Err(e) => {
+                        res = Err(perr(e));
+                        break;
+                    }
+                }
+            }
+            if res.is_err() {
+                break;
+            }
+        }
+        if res.is_err() {
+            Self::remote_ipam_release(ipam, net).await;
+            net.ipam.configs.clear();
+        }
+        res
+    }
+
+    /// Releases a network's gateways, aux addresses and pools at its remote IPAM plugin
+    /// (Docker's order); failures are logged.
+    async fn remote_ipam_release(ipam: &netloom_drivers::remote::RemoteIpam, net: &Network) {
+        for c in &net.ipam.configs {
+            for a in c.gateway.iter().chain(c.aux.values()) {
+                if let Err(e) = ipam.release_address(&c.pool_id, *a).await {
+                    warn!(network = %net.name, address = %a, error = %e, "IPAM plugin could not release an address");
+                }
+            }
+            if let Err(e) = ipam.release_pool(&c.pool_id).await {
+                warn!(network = %net.name, pool = %c.subnet, error = %e, "IPAM plugin could not release a pool");
+            }
+        }
+    }
+
+    /// Gives back a network's pools: to netloom's IPAM, or to its IPAM plugin.
+    pub(crate) async fn release_network_ipam(&self, st: &mut State, net: &Network) {
+        if is_default_ipam(&net.ipam.driver) {
             for c in &net.ipam.configs {
                 st.ipam.release_pool(&c.subnet);
             }
-        };
+            return;
+        }
+        match self.remote_ipam(net).await {
+            Ok(Some(ipam)) => Self::remote_ipam_release(&ipam, net).await,
+            Ok(None) => {}
+            Err(e) => {
+                warn!(network = %net.name, error = %e, "cannot release the network's pools at its IPAM plugin")
+            }
+        }
+    }
+
+    /// Persists a built network and creates its kernel objects; rolls back on failure.
+    pub(crate) async fn install_network(&self, st: &mut State, net: Network) -> CtlResult<String> {
         if let Err(e) = self.commit(vec![put(format!("{}{}", keys::NETWORK, net.id), &net)?]) {
-            release(st, &net);
+            self.release_network_ipam(st, &net).await;
             return Err(e);
         }
-        let driver = self
-            .drivers
-            .get(&net.driver)
-            .ok_or_else(|| CtlError::internal(format!("driver {} vanished", net.driver)))?;
+        let remote = self.is_remote(&net.driver);
+        let driver = match self.driver(&net.driver).await {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = self.commit(vec![del(format!("{}{}", keys::NETWORK, net.id))]);
+                self.release_network_ipam(st, &net).await;
+                return Err(e);
+            }
+        };
         if let Err(e) = driver.create_network(&net).await {
-            let _ = driver.delete_network(&net).await;
+            // A plugin that refused the network has nothing to delete (Docker does not
+            // call DeleteNetwork then); a local driver may have made part of it.
+            if !remote {
+                let _ = driver.delete_network(&net).await;
+            }
             let _ = self.commit(vec![del(format!("{}{}", keys::NETWORK, net.id))]);
-            release(st, &net);
+            self.release_network_ipam(st, &net).await;
             return Err(e.into());
         }
         let id = net.id.clone();
@@ -508,7 +654,7 @@ impl Controller {
             st.networks.remove(&id);
             let _ = driver.delete_network(&net).await;
             let _ = self.commit(vec![del(format!("{}{}", keys::NETWORK, net.id))]);
-            release(st, &net);
+            self.release_network_ipam(st, &net).await;
             return Err(e);
         }
         info!(network = %net.name, id = %netloom_model::short_id(&net.id), driver = %net.driver, "network created");
@@ -567,15 +713,19 @@ impl Controller {
                 net.name, net.id
             )));
         }
+        // A plugin may refuse: ask it first (Docker's order: DeleteNetwork, then IPAM), and
+        // keep the network if it says no.
+        if self.is_remote(&net.driver) {
+            let d = self.driver(&net.driver).await?;
+            d.delete_network(net).await?;
+        }
         let mut ops = vec![del(format!("{}{}", keys::NETWORK, net.id))];
         for c in &net.ipam.configs {
             ops.push(del(format!("{}{}", keys::CURSOR, cursor_key(&c.subnet))));
         }
         self.commit(ops)?;
         st.networks.remove(&net.id);
-        for c in &net.ipam.configs {
-            st.ipam.release_pool(&c.subnet);
-        }
+        self.release_network_ipam(st, net).await;
         if let Err(e) = self.sync_firewall(st, false).await {
             warn!(network = %net.name, error = %e, "firewall elements of the removed network remain until the next update");
         }

@@ -51,8 +51,11 @@ impl Controller {
             load::<String>(self, keys::CURSOR)?.into_iter().collect();
 
         // IPAM: pools, gateways, aux addresses, cursors, then every live address.
+        // Networks on an IPAM plugin keep their pools there (Docker replays nothing unless
+        // the plugin asks for RequiresRequestReplay; netloom never replays).
         for n in &networks {
-            for c in &n.ipam.configs {
+            let local_ipam = super::is_default_ipam(&n.ipam.driver);
+            for c in n.ipam.configs.iter().filter(|_| local_ipam) {
                 if let Err(e) = st
                     .ipam
                     .request_pool(&n.name, Some(c.subnet), c.ip_range, &[])
@@ -85,13 +88,15 @@ impl Controller {
                 continue;
             };
             let mut dup = false;
+            let local_ipam = super::is_default_ipam(&net.ipam.driver);
             for a in ep
                 .ipv4
                 .map(|a| IpAddr::V4(a.addr()))
                 .into_iter()
                 .chain(ep.ipv6.map(|a| IpAddr::V6(a.addr())))
             {
-                if let Some(s) = super::State::pool_of(&net, a)
+                if local_ipam
+                    && let Some(s) = super::State::pool_of(&net, a)
                     && st.ipam.request_address(&s, Some(a)).is_err()
                 {
                     dup = true;
@@ -117,7 +122,9 @@ impl Controller {
             self.create_predefined(&mut st).await?;
         }
 
-        // Kernel objects of every network.
+        // Kernel objects of every network. Networks of remote plugins are not created
+        // again: the plugin keeps them across daemon restarts (Docker does not call
+        // CreateNetwork again for local-scope networks either).
         let nets: Vec<Network> = st.networks.values().cloned().collect();
         for n in &nets {
             if let Some(d) = self.drivers.get(&n.driver)

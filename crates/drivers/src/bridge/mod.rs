@@ -213,6 +213,7 @@ impl Driver for BridgeDriver {
         .await?;
         Ok(JoinInfo {
             ifname: ep.ifname.clone(),
+            ..Default::default()
         })
     }
 

@@ -1,0 +1,496 @@
+//! The remote network-driver protocol (`NetworkDriver.*`) behind the [`Driver`] trait.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use ipnet::IpNet;
+use netloom_kernel::Netlink;
+use netloom_model::network::parse_mac;
+use netloom_model::{
+    Capabilities, Driver, DriverError, Endpoint, JoinInfo, Network, SandboxInfo, Scope,
+};
+use serde_json::{Map, Value, json};
+
+use super::{Client, PluginError};
+
+/// Option key carrying the user's `-o k=v` driver options (Docker's `netlabel.GenericData`).
+pub const GENERIC: &str = "com.docker.network.generic";
+
+/// What the driver remembers about an endpoint between calls (lost on restart; only
+/// used to hand the interface back to the plugin on leave).
+#[derive(Debug, Default, Clone)]
+struct EpState {
+    /// MAC the plugin chose in `CreateEndpoint`.
+    mac: Option<String>,
+    /// The plugin's host-side name of the interface (`SrcName`).
+    src_name: Option<String>,
+    /// The interface's name in the sandbox (`DstPrefix<n>`).
+    dst_name: Option<String>,
+}
+
+/// A network driver served by a plugin.
+pub struct RemoteDriver {
+    name: &'static str,
+    client: Client,
+    caps: Capabilities,
+    nl: Netlink,
+    eps: Mutex<HashMap<String, EpState>>,
+}
+
+fn kerr(op: String) -> impl FnOnce(netloom_kernel::KernelError) -> DriverError {
+    move |e| DriverError::kernel(op, e)
+}
+
+fn remote(msg: String) -> DriverError {
+    DriverError::Plugin(msg)
+}
+
+/// `IPv4Data`/`IPv6Data` entries of `CreateNetwork`: CIDR strings, the gateway with the
+/// pool's prefix length (as libnetwork's `IPAMData.MarshalJSON`).
+fn ipam_data(net: &Network, v6: bool) -> Vec<Value> {
+    net.ipam
+        .configs
+        .iter()
+        .filter(|c| c.subnet.addr().is_ipv6() == v6)
+        .map(|c| {
+            let with_len = |a: IpAddr| format!("{a}/{}", c.subnet.prefix_len());
+            let mut m = Map::new();
+            m.insert("AddressSpace".into(), json!("LocalDefault"));
+            m.insert("Pool".into(), json!(c.subnet.to_string()));
+            if let Some(g) = c.gateway {
+                m.insert("Gateway".into(), json!(with_len(g)));
+            }
+            if !c.aux.is_empty() {
+                let aux: Map<String, Value> = c
+                    .aux
+                    .iter()
+                    .map(|(k, a)| (k.clone(), json!(with_len(*a))))
+                    .collect();
+                m.insert("AuxAddresses".into(), Value::Object(aux));
+            }
+            Value::Object(m)
+        })
+        .collect()
+}
+
+impl RemoteDriver {
+    /// Registers the network-driver side of an activated plugin:
+    /// `NetworkDriver.GetCapabilities` (a scope other than local/global is an error).
+    pub async fn activate(name: &str, client: Client, nl: Netlink) -> Result<Self, PluginError> {
+        let v = client.call("NetworkDriver.GetCapabilities", None).await?;
+        let data_scope = match v["Scope"].as_str().unwrap_or_default() {
+            "local" => Scope::Local,
+            "global" => Scope::Global,
+            s => {
+                return Err(PluginError::Remote(format!(
+                    "NetworkDriver.GetCapabilities: invalid capability: expecting 'local' or 'global', got {s:?}"
+                )));
+            }
+        };
+        // The registry keys drivers by `&'static str`; a plugin is activated once per
+        // name for the daemon's lifetime, so leaking the name is bounded.
+        let name: &'static str = Box::leak(name.to_string().into_boxed_str());
+        Ok(RemoteDriver {
+            name,
+            client,
+            caps: Capabilities {
+                data_scope,
+                has_sandbox_interfaces: true,
+            },
+            nl,
+            eps: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn ep_state(&self, id: &str) -> EpState {
+        self.eps
+            .lock()
+            .map(|m| m.get(id).cloned().unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    fn set_ep_state(&self, id: &str, f: impl FnOnce(&mut EpState)) {
+        if let Ok(mut m) = self.eps.lock() {
+            f(m.entry(id.to_string()).or_default());
+        }
+    }
+
+    async fn ids_call(
+        &self,
+        method: &str,
+        net: &Network,
+        ep: &Endpoint,
+    ) -> Result<(), PluginError> {
+        self.client
+            .call(
+                method,
+                Some(&json!({ "NetworkID": net.id, "EndpointID": ep.id })),
+            )
+            .await
+            .map(|_| ())
+    }
+
+    /// Sets up the plugin's interface in the sandbox after `Join` answered.
+    async fn plumb(
+        &self,
+        net: &Network,
+        ep: &Endpoint,
+        sb: &SandboxInfo,
+        answer: &Value,
+    ) -> Result<JoinInfo, DriverError> {
+        let src = answer["InterfaceName"]["SrcName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let prefix = answer["InterfaceName"]["DstPrefix"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .unwrap_or("eth");
+        if src.is_empty() {
+            return Err(remote(
+                "NetworkDriver.Join: the plugin answered no InterfaceName.SrcName".into(),
+            ));
+        }
+        let index = ep.ifname.trim_start_matches(|c: char| !c.is_ascii_digit());
+        let ifname = format!("{prefix}{index}");
+        if ifname.len() > 15 {
+            return Err(remote(format!(
+                "NetworkDriver.Join: interface name {ifname:?} (DstPrefix {prefix:?}) is longer than 15 characters"
+            )));
+        }
+        let parse_gw = |k: &str| -> Result<Option<IpAddr>, DriverError> {
+            match answer[k].as_str().filter(|s| !s.is_empty()) {
+                None => Ok(None),
+                Some(s) => s.parse::<IpAddr>().map(Some).map_err(|_| {
+                    remote(format!(
+                        "NetworkDriver.Join: {k} {s:?} is not an IP address"
+                    ))
+                }),
+            }
+        };
+        let gw4 = parse_gw("Gateway")?;
+        let gw6 = parse_gw("GatewayIPv6")?;
+        let ctx = format!(
+            "interface {src} of endpoint {} on network {}",
+            ep.ifname, net.name
+        );
+        self.nl
+            .move_to_netns(&src, &sb.key, &ifname)
+            .await
+            .map_err(kerr(format!(
+                "move {ctx} into sandbox {} as {ifname}",
+                sb.key.display()
+            )))?;
+        self.set_ep_state(&ep.id, |s| {
+            s.src_name = Some(src.clone());
+            s.dst_name = Some(ifname.clone());
+        });
+        let inner = Netlink::in_netns(&sb.key).map_err(kerr(format!("open sandbox of {ctx}")))?;
+        let link = inner
+            .require_link(&ifname)
+            .await
+            .map_err(kerr(format!("find {ctx}")))?;
+        let mac = self
+            .ep_state(&ep.id)
+            .mac
+            .or_else(|| (!ep.mac.is_empty()).then(|| ep.mac.clone()));
+        if let Some(m) = mac.as_deref().and_then(parse_mac) {
+            inner
+                .set_mac(link.index, &ifname, m)
+                .await
+                .map_err(kerr(format!("set MAC of {ctx}")))?;
+        }
+        for addr in ep
+            .ipv4
+            .map(IpNet::V4)
+            .into_iter()
+            .chain(ep.ipv6.map(IpNet::V6))
+        {
+            inner
+                .add_address(link.index, &ifname, addr)
+                .await
+                .map_err(kerr(format!("add {addr} to {ctx}")))?;
+        }
+        inner
+            .set_up(link.index, &ifname)
+            .await
+            .map_err(kerr(format!("bring up {ctx}")))?;
+        if let Some(routes) = answer["StaticRoutes"].as_array() {
+            for r in routes {
+                let dest = r["Destination"].as_str().unwrap_or_default();
+                let dest: IpNet = dest.parse().map_err(|_| {
+                    remote(format!(
+                        "NetworkDriver.Join: static route destination {dest:?} is not a CIDR"
+                    ))
+                })?;
+                let hop = match r["RouteType"].as_i64().unwrap_or(0) {
+                    0 => {
+                        let h = r["NextHop"].as_str().unwrap_or_default();
+                        Some(h.parse::<IpAddr>().map_err(|_| {
+                            remote(format!(
+                                "NetworkDriver.Join: static route to {dest} has next hop {h:?}, not an IP address"
+                            ))
+                        })?)
+                    }
+                    _ => None,
+                };
+                inner
+                    .add_route(link.index, dest, hop)
+                    .await
+                    .map_err(kerr(format!("add route to {dest} on {ctx}")))?;
+            }
+        }
+        if ep.default_route {
+            for gw in [gw4, gw6].into_iter().flatten() {
+                inner
+                    .set_default_route(link.index, gw)
+                    .await
+                    .map_err(kerr(format!("set default route via {gw} on {ctx}")))?;
+            }
+        }
+        let got = inner.require_link(&ifname).await.ok();
+        Ok(JoinInfo {
+            ifname,
+            mac: got.filter(|l| l.mac.len() == 6).map(|l| {
+                l.mac
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<Vec<_>>()
+                    .join(":")
+            }),
+            gateway4: match gw4 {
+                Some(IpAddr::V4(g)) => Some(g),
+                _ => None,
+            },
+            gateway6: match gw6 {
+                Some(IpAddr::V6(g)) => Some(g),
+                _ => None,
+            },
+        })
+    }
+
+    /// Takes the interface out of the sandbox: back to the daemon's namespace under the
+    /// plugin's `SrcName` (so that the plugin can delete it), or deleted when that name is
+    /// unknown (after a daemon restart).
+    async fn unplumb(&self, ep: &Endpoint, sb: &SandboxInfo) {
+        if sb.key.as_os_str().is_empty() || !netloom_kernel::netns::is_netns(&sb.key) {
+            return;
+        }
+        let Ok(inner) = Netlink::in_netns(&sb.key) else {
+            return;
+        };
+        let st = self.ep_state(&ep.id);
+        let dst = st.dst_name.unwrap_or_else(|| ep.ifname.clone());
+        let res = match st.src_name {
+            Some(src) => {
+                inner
+                    .move_to_netns(&dst, Path::new("/proc/self/ns/net"), &src)
+                    .await
+            }
+            None => inner.delete_link(&dst).await,
+        };
+        if let Err(e) = res {
+            tracing::debug!(endpoint = %ep.ifname, error = %e, "cannot take the interface out of the sandbox");
+        }
+    }
+}
+
+#[async_trait]
+impl Driver for RemoteDriver {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.caps
+    }
+
+    fn validate(&self, net: &mut Network) -> Result<(), DriverError> {
+        // Options are the plugin's to judge (it answers CreateNetwork).
+        net.iface.clear();
+        net.mtu = 0;
+        Ok(())
+    }
+
+    async fn create_network(&self, net: &Network) -> Result<(), DriverError> {
+        let mut opts = Map::new();
+        opts.insert(GENERIC.into(), json!(net.options));
+        opts.insert(
+            "com.docker.network.enable_ipv4".into(),
+            json!(net.enable_ipv4),
+        );
+        opts.insert(
+            "com.docker.network.enable_ipv6".into(),
+            json!(net.enable_ipv6),
+        );
+        if net.internal {
+            opts.insert("com.docker.network.internal".into(), json!(true));
+        }
+        self.client
+            .call(
+                "NetworkDriver.CreateNetwork",
+                Some(&json!({
+                    "NetworkID": net.id,
+                    "Options": opts,
+                    "IPv4Data": ipam_data(net, false),
+                    "IPv6Data": ipam_data(net, true),
+                })),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_network(&self, net: &Network) -> Result<(), DriverError> {
+        self.client
+            .call(
+                "NetworkDriver.DeleteNetwork",
+                Some(&json!({ "NetworkID": net.id })),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn create_endpoint(&self, net: &Network, ep: &Endpoint) -> Result<(), DriverError> {
+        let sent_addr = ep.ipv4.map(|a| a.to_string()).unwrap_or_default();
+        let sent_addr6 = ep.ipv6.map(|a| a.to_string()).unwrap_or_default();
+        let v = self
+            .client
+            .call(
+                "NetworkDriver.CreateEndpoint",
+                Some(&json!({
+                    "NetworkID": net.id,
+                    "EndpointID": ep.id,
+                    "Interface": {
+                        "Address": sent_addr,
+                        "AddressIPv6": sent_addr6,
+                        "MacAddress": ep.mac,
+                    },
+                    "Options": {},
+                })),
+            )
+            .await?;
+        let iface = &v["Interface"];
+        let field = |k: &str| {
+            iface[k]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        let mut problem = None;
+        for (k, sent) in [("Address", &sent_addr), ("AddressIPv6", &sent_addr6)] {
+            if let Some(got) = field(k)
+                && &got != sent
+            {
+                problem = Some(format!(
+                    "driver modified interface {k}: sent {sent:?}, the plugin answered {got:?} (netloom's IPAM assigns addresses; a driver may only add a MAC address)"
+                ));
+            }
+        }
+        if let Some(m) = field("MacAddress") {
+            if !ep.mac.is_empty() && !ep.mac.eq_ignore_ascii_case(&m) {
+                problem = Some(format!(
+                    "driver modified interface MAC address: sent {:?}, the plugin answered {m:?}",
+                    ep.mac
+                ));
+            } else if parse_mac(&m).is_none() {
+                problem = Some(format!(
+                    "NetworkDriver.CreateEndpoint: MacAddress {m:?} is not a MAC address"
+                ));
+            } else {
+                self.set_ep_state(&ep.id, |s| s.mac = Some(m));
+            }
+        }
+        if let Some(p) = problem {
+            // As Docker (errorWithRollback): undo the endpoint at the plugin.
+            if let Err(e) = self.ids_call("NetworkDriver.DeleteEndpoint", net, ep).await {
+                tracing::warn!(error = %e, "rollback of a rejected endpoint failed");
+            }
+            if let Ok(mut m) = self.eps.lock() {
+                m.remove(&ep.id);
+            }
+            return Err(remote(p));
+        }
+        Ok(())
+    }
+
+    async fn delete_endpoint(&self, net: &Network, ep: &Endpoint) -> Result<(), DriverError> {
+        if let Ok(mut m) = self.eps.lock() {
+            m.remove(&ep.id);
+        }
+        self.ids_call("NetworkDriver.DeleteEndpoint", net, ep)
+            .await?;
+        Ok(())
+    }
+
+    async fn join(
+        &self,
+        net: &Network,
+        ep: &Endpoint,
+        sb: &SandboxInfo,
+    ) -> Result<JoinInfo, DriverError> {
+        let answer = self
+            .client
+            .call(
+                "NetworkDriver.Join",
+                Some(&json!({
+                    "NetworkID": net.id,
+                    "EndpointID": ep.id,
+                    "SandboxKey": sb.key,
+                    "Options": {},
+                })),
+            )
+            .await?;
+        let mut res = self.plumb(net, ep, sb, &answer).await;
+        // Docker programs external connectivity for the sandbox's gateway endpoint: the
+        // one whose Join gave a gateway.
+        let has_gw = res
+            .as_ref()
+            .is_ok_and(|j| j.gateway4.is_some() || j.gateway6.is_some());
+        if has_gw && ep.default_route && !net.internal {
+            match self
+                .client
+                .call(
+                    "NetworkDriver.ProgramExternalConnectivity",
+                    Some(&json!({ "NetworkID": net.id, "EndpointID": ep.id, "Options": {} })),
+                )
+                .await
+            {
+                Ok(_) | Err(PluginError::MethodNotFound { .. }) => {}
+                Err(e) => res = Err(e.into()),
+            }
+        }
+        if res.is_err() {
+            // Undo the join: interface back to the plugin, then Leave (Docker's rollback).
+            self.unplumb(ep, sb).await;
+            if let Err(e) = self.ids_call("NetworkDriver.Leave", net, ep).await {
+                tracing::warn!(error = %e, "rollback Leave failed");
+            }
+        }
+        res
+    }
+
+    async fn leave(
+        &self,
+        net: &Network,
+        ep: &Endpoint,
+        sb: &SandboxInfo,
+    ) -> Result<(), DriverError> {
+        if ep.default_route && !net.internal {
+            match self
+                .ids_call("NetworkDriver.RevokeExternalConnectivity", net, ep)
+                .await
+            {
+                Ok(()) | Err(PluginError::MethodNotFound { .. }) => {}
+                Err(e) => {
+                    tracing::warn!(network = %net.name, error = %e, "RevokeExternalConnectivity failed")
+                }
+            }
+        }
+        self.unplumb(ep, sb).await;
+        self.ids_call("NetworkDriver.Leave", net, ep).await?;
+        Ok(())
+    }
+}

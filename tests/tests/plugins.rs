@@ -1,0 +1,773 @@
+//! Remote network-driver and IPAM plugins (Docker's plugin protocols).
+//!
+//! Each test runs `tests/plugins/tplugin.py` (a driver + IPAM plugin, stdlib Python) inside
+//! the daemon's network namespace, with its socket in a plugin directory private to the
+//! test (daemon.json `plugin-dirs`), and asserts the exact sequence of calls the daemon
+//! makes, what a container gets, and that failures leave nothing behind.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use netloom_e2e::{Daemon, wait_for};
+use serde_json::{Value, json};
+
+const P: &str = "tplug";
+
+/// The test plugin process; killed on drop.
+struct Plugin {
+    child: Option<Child>,
+    sock: PathBuf,
+    log: PathBuf,
+    control: PathBuf,
+    netns: String,
+}
+
+impl Plugin {
+    fn start(d: &Daemon) -> Plugin {
+        let dir = d.dir.join("plugins");
+        std::fs::create_dir_all(&dir).expect("plugin dir");
+        let mut p = Plugin {
+            child: None,
+            sock: dir.join(format!("{P}.sock")),
+            log: d.dir.join("plugin-calls.jsonl"),
+            control: d.dir.join("plugin-control.json"),
+            netns: d.name.clone(),
+        };
+        p.spawn();
+        p
+    }
+
+    fn spawn(&mut self) {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/plugins/tplugin.py");
+        let _ = std::fs::remove_file(&self.sock);
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.netns, "python3", script])
+            .arg(&self.sock)
+            .arg(&self.log)
+            .arg(&self.control)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn plugin");
+        self.child = Some(child);
+        assert!(
+            wait_for(Duration::from_secs(10), || self.sock.exists()),
+            "plugin socket {} did not appear",
+            self.sock.display()
+        );
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Every call so far: (method, body).
+    fn calls(&self) -> Vec<(String, Value)> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .map(|v| {
+                (
+                    v["method"].as_str().unwrap_or_default().to_string(),
+                    v["body"].clone(),
+                )
+            })
+            .collect()
+    }
+
+    fn methods(&self) -> Vec<String> {
+        self.calls().into_iter().map(|(m, _)| m).collect()
+    }
+
+    /// The body of the last call of `method`.
+    fn body(&self, method: &str) -> Value {
+        self.calls()
+            .into_iter()
+            .rev()
+            .find(|(m, _)| m == method)
+            .map(|(_, b)| b)
+            .unwrap_or(Value::Null)
+    }
+
+    /// What the plugin saw at each Leave: (endpoint ID, interface handed back).
+    fn leaves(&self) -> Vec<(String, bool)> {
+        let mut f = self.log.clone().into_os_string();
+        f.push(".leave");
+        std::fs::read_to_string(f)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(id, s)| (id.to_string(), s == "back"))
+            .collect()
+    }
+
+    fn clear(&self) {
+        let _ = std::fs::write(&self.log, "");
+    }
+
+    fn set(&self, control: Value) {
+        std::fs::write(&self.control, control.to_string()).expect("write plugin control");
+    }
+
+    /// Waits until the call log ends with `want` (teardown after `rm -f` may finish just
+    /// after the CLI returns) and returns the log.
+    #[track_caller]
+    fn expect(&self, want: &[&str]) {
+        let ok = wait_for(Duration::from_secs(10), || self.methods() == want);
+        assert!(
+            ok,
+            "plugin calls:\n  got  {:?}\n  want {want:?}",
+            self.methods()
+        );
+    }
+}
+
+impl Drop for Plugin {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A daemon configured to find plugins in its own directory, with a short call timeout.
+fn setup(timeout_secs: u32) -> Option<(Daemon, Plugin)> {
+    let mut d = netloom_e2e::daemon()?;
+    let dir = d.dir.join("plugins");
+    std::fs::create_dir_all(&dir).expect("plugin dir");
+    d.stop();
+    std::fs::write(
+        d.dir.join("none.json"),
+        json!({"plugin-dirs": [dir], "plugin-timeout": timeout_secs}).to_string(),
+    )
+    .expect("write daemon.json");
+    d.start();
+    let p = Plugin::start(&d);
+    Some((d, p))
+}
+
+macro_rules! setup_or_skip {
+    ($t:expr) => {
+        match setup($t) {
+            Some(x) => x,
+            None => return,
+        }
+    };
+}
+
+const ACTIVATE: [&str; 3] = [
+    "Plugin.Activate",
+    "NetworkDriver.GetCapabilities",
+    "IpamDriver.GetCapabilities",
+];
+
+#[test]
+fn lifecycle_calls_in_dockers_order() {
+    let (d, p) = setup_or_skip!(5);
+
+    // network create: activation, IPAM pool + gateway, then the driver.
+    d.ok(&[
+        "network",
+        "create",
+        "-d",
+        P,
+        "--ipam-driver",
+        P,
+        "--ipam-opt",
+        "zone=blue",
+        "--subnet",
+        "10.77.0.0/24",
+        "-o",
+        "color=red",
+        "pnet",
+    ]);
+    let mut want: Vec<&str> = ACTIVATE.to_vec();
+    want.extend([
+        "IpamDriver.GetDefaultAddressSpaces",
+        "IpamDriver.RequestPool",
+        "IpamDriver.RequestAddress",
+        "NetworkDriver.CreateNetwork",
+    ]);
+    p.expect(&want);
+    let pool = p.body("IpamDriver.RequestPool");
+    assert_eq!(pool["Pool"], "10.77.0.0/24", "{pool}");
+    assert_eq!(pool["AddressSpace"], "LocalDefault", "{pool}");
+    assert_eq!(pool["Options"]["zone"], "blue", "{pool}");
+    assert_eq!(pool["V6"], false, "{pool}");
+    let gw = p.body("IpamDriver.RequestAddress");
+    assert_eq!(
+        gw["Options"]["RequestAddressType"], "com.docker.network.gateway",
+        "{gw}"
+    );
+    let cn = p.body("NetworkDriver.CreateNetwork");
+    assert_eq!(
+        cn["Options"]["com.docker.network.generic"]["color"], "red",
+        "{cn}"
+    );
+    assert_eq!(cn["IPv4Data"][0]["Pool"], "10.77.0.0/24", "{cn}");
+    assert_eq!(cn["IPv4Data"][0]["Gateway"], "10.77.0.1/24", "{cn}");
+    assert_eq!(cn["IPv4Data"][0]["AddressSpace"], "LocalDefault", "{cn}");
+    let net_id = d.ok(&["network", "inspect", "-f", "{{.Id}}", "pnet"]);
+    assert_eq!(cn["NetworkID"], net_id.as_str());
+    let ipam = d.ok(&["network", "inspect", "-f", "{{json .IPAM}}", "pnet"]);
+    assert!(ipam.contains(&format!("\"Driver\":\"{P}\"")), "{ipam}");
+    assert!(ipam.contains("10.77.0.1"), "{ipam}");
+
+    // run on the network: address, endpoint, join, external connectivity.
+    p.clear();
+    d.run_sleeper("c1", &["--network", "pnet"]);
+    p.expect(&[
+        "IpamDriver.RequestAddress",
+        "NetworkDriver.CreateEndpoint",
+        "NetworkDriver.Join",
+        "NetworkDriver.ProgramExternalConnectivity",
+    ]);
+    let ce = p.body("NetworkDriver.CreateEndpoint");
+    assert_eq!(ce["Interface"]["Address"], "10.77.0.2/24", "{ce}");
+    assert_eq!(ce["Interface"]["MacAddress"], "", "{ce}");
+    let join = p.body("NetworkDriver.Join");
+    assert_eq!(join["EndpointID"], ce["EndpointID"]);
+    assert!(
+        join["SandboxKey"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("/netns/"),
+        "{join}"
+    );
+    // The container really has the plugin's interface, with the IPAM plugin's address,
+    // the MAC the driver chose, its gateway and its static routes.
+    let addr = d.exec_ok("c1", "ip -o -4 addr show eth0");
+    assert!(addr.contains("10.77.0.2/24"), "{addr}");
+    let mac = d.exec_ok("c1", "cat /sys/class/net/eth0/address");
+    let want_mac = format!(
+        "02:aa:bb:cc:dd:{}",
+        &ce["EndpointID"].as_str().unwrap()[..2]
+    );
+    assert_eq!(mac.trim(), want_mac);
+    let routes = d.exec_ok("c1", "ip route");
+    assert!(
+        routes.contains("default via 10.77.0.1 dev eth0"),
+        "{routes}"
+    );
+    assert!(
+        routes.contains("10.99.0.0/16 via 10.77.0.1 dev eth0"),
+        "{routes}"
+    );
+    assert!(routes.contains("10.98.0.0/16 dev eth0"), "{routes}");
+    let eid = &ce["EndpointID"].as_str().unwrap()[..8];
+    let host = d.netns(&["ip", "-o", "link", "show"]).stdout;
+    assert!(
+        host.contains(&format!("tq{eid}")),
+        "plugin's host side missing: {host}"
+    );
+    assert!(
+        !host.contains(&format!("tp{eid}")),
+        "container side still in host: {host}"
+    );
+    let insp = d.ok(&["inspect", "-f", "{{json .NetworkSettings.Networks}}", "c1"]);
+    assert!(
+        insp.contains("10.77.0.2") && insp.contains(&want_mac),
+        "{insp}"
+    );
+
+    // connect + disconnect of a second container whose gateway is elsewhere.
+    d.run_sleeper("c2", &[]);
+    p.clear();
+    d.ok(&["network", "connect", "pnet", "c2"]);
+    p.expect(&[
+        "IpamDriver.RequestAddress",
+        "NetworkDriver.CreateEndpoint",
+        "NetworkDriver.Join",
+    ]);
+    let a2 = d.exec_ok("c2", "ip -o -4 addr show eth1");
+    assert!(a2.contains("10.77.0.3/24"), "{a2}");
+    p.clear();
+    d.ok(&["network", "disconnect", "pnet", "c2"]);
+    p.expect(&[
+        "NetworkDriver.Leave",
+        "NetworkDriver.DeleteEndpoint",
+        "IpamDriver.ReleaseAddress",
+    ]);
+    assert_eq!(p.body("IpamDriver.ReleaseAddress")["Address"], "10.77.0.3");
+    assert!(!d.exec("c2", "ip link show eth1").ok(), "eth1 still in c2");
+
+    // container rm: revoke, leave, delete, release.
+    p.clear();
+    d.ok(&["rm", "-f", "c1"]);
+    p.expect(&[
+        "NetworkDriver.RevokeExternalConnectivity",
+        "NetworkDriver.Leave",
+        "NetworkDriver.DeleteEndpoint",
+        "IpamDriver.ReleaseAddress",
+    ]);
+    assert!(
+        wait_for(Duration::from_secs(5), || !d
+            .netns(&["ip", "-o", "link", "show"])
+            .stdout
+            .contains(&format!("tq{eid}"))),
+        "plugin's veth left behind"
+    );
+
+    // Before each Leave the interface was back in the daemon's namespace (live
+    // disconnect and container removal alike).
+    let leaves = p.leaves();
+    assert_eq!(leaves.len(), 2, "{leaves:?}");
+    assert!(leaves.iter().all(|(_, back)| *back), "{leaves:?}");
+    assert_eq!(leaves[1].0, ce["EndpointID"].as_str().unwrap());
+
+    // network rm: driver first, then the gateway, then the pool.
+    p.clear();
+    d.ok(&["network", "rm", "pnet"]);
+    p.expect(&[
+        "NetworkDriver.DeleteNetwork",
+        "IpamDriver.ReleaseAddress",
+        "IpamDriver.ReleasePool",
+    ]);
+    assert_eq!(p.body("IpamDriver.ReleaseAddress")["Address"], "10.77.0.1");
+    assert_eq!(
+        p.body("IpamDriver.ReleasePool")["PoolID"],
+        "LocalDefault/10.77.0.0/24"
+    );
+    d.ok(&["rm", "-f", "c2"]);
+}
+
+#[test]
+fn remote_driver_with_default_ipam() {
+    let (d, p) = setup_or_skip!(5);
+    d.ok(&[
+        "network",
+        "create",
+        "-d",
+        P,
+        "--subnet",
+        "10.78.0.0/24",
+        "dnet",
+    ]);
+    // The plugin's IPAM side is registered at activation (as Docker), but not used.
+    let mut want: Vec<&str> = ACTIVATE.to_vec();
+    want.push("NetworkDriver.CreateNetwork");
+    p.expect(&want);
+    assert_eq!(
+        p.body("NetworkDriver.CreateNetwork")["IPv4Data"][0]["Gateway"],
+        "10.78.0.1/24"
+    );
+    p.clear();
+    // The plugin names the interface: DstPrefix "net" → net0, net1 (indexes stay unique).
+    p.set(json!({"prefix": "net"}));
+    d.run_sleeper("c1", &["--network", "dnet", "--ip", "10.78.0.42"]);
+    p.expect(&[
+        "NetworkDriver.CreateEndpoint",
+        "NetworkDriver.Join",
+        "NetworkDriver.ProgramExternalConnectivity",
+    ]);
+    let addr = d.exec_ok("c1", "ip -o -4 addr show net0");
+    assert!(addr.contains("10.78.0.42/24"), "{addr}");
+    d.ok(&[
+        "network",
+        "create",
+        "-d",
+        P,
+        "--subnet",
+        "10.79.0.0/24",
+        "dnet2",
+    ]);
+    d.ok(&["network", "connect", "dnet2", "c1"]);
+    let addr = d.exec_ok("c1", "ip -o -4 addr show net1");
+    assert!(addr.contains("10.79.0.2/24"), "{addr}");
+    let insp = d.ok(&["inspect", "-f", "{{json .NetworkSettings.Networks}}", "c1"]);
+    assert!(insp.contains("10.79.0.2"), "{insp}");
+    d.ok(&["rm", "-f", "c1"]);
+    // A Join without Gateway: no default route, so no external connectivity calls.
+    p.set(json!({"nogw": true}));
+    p.clear();
+    d.run_sleeper("c2", &["--network", "dnet"]);
+    p.expect(&["NetworkDriver.CreateEndpoint", "NetworkDriver.Join"]);
+    let routes = d.exec_ok("c2", "ip route");
+    assert!(!routes.contains("default"), "{routes}");
+    p.clear();
+    d.ok(&["rm", "-f", "c2"]);
+    p.expect(&["NetworkDriver.Leave", "NetworkDriver.DeleteEndpoint"]);
+    d.ok(&["network", "rm", "dnet", "dnet2"]);
+}
+
+/// Network names, endpoints and links: what must be unchanged after a failed request.
+fn snapshot(d: &Daemon) -> String {
+    d.state_dump()
+}
+
+#[test]
+fn plugin_errors_reach_the_user_and_leave_nothing() {
+    let (d, p) = setup_or_skip!(5);
+    d.run_sleeper("c1", &[]);
+    let before = snapshot(&d);
+
+    // CreateNetwork refused: the text verbatim, 500 as Docker, IPAM rolled back.
+    p.set(json!({"fail": {"NetworkDriver.CreateNetwork": "no VLAN left on trunk0"}}));
+    let o = d.fail(&["network", "create", "-d", P, "--ipam-driver", P, "bad1"]);
+    assert!(o.stderr.contains("remote: no VLAN left on trunk0"), "{o}");
+    let tail: Vec<String> = p.methods().into_iter().rev().take(3).collect();
+    assert_eq!(
+        tail,
+        [
+            "IpamDriver.ReleasePool",
+            "IpamDriver.ReleaseAddress",
+            "NetworkDriver.CreateNetwork"
+        ],
+        "rollback: {:?}",
+        p.methods()
+    );
+    let (code, body) = d.api(
+        "POST",
+        "/networks/create",
+        Some(&json!({"Name": "bad1", "Driver": P}).to_string()),
+    );
+    assert_eq!(code, 500, "{body}");
+    assert!(body.contains("remote: no VLAN left on trunk0"), "{body}");
+    assert_eq!(snapshot(&d), before, "a refused network left state behind");
+
+    // An IPAM error ("Error" field) in RequestPool.
+    p.set(json!({"fail": {"IpamDriver.RequestPool": "pool space exhausted"}}));
+    p.clear();
+    let o = d.fail(&["network", "create", "-d", P, "--ipam-driver", P, "bad2"]);
+    assert!(o.stderr.contains("remote: pool space exhausted"), "{o}");
+    p.expect(&[
+        "IpamDriver.GetDefaultAddressSpaces",
+        "IpamDriver.RequestPool",
+    ]);
+    assert_eq!(snapshot(&d), before);
+
+    // A non-200 answer: Docker's "<Method>: <Err>".
+    p.set(json!({"fail": {"NetworkDriver.CreateNetwork": {"msg": "internal trouble", "status": 500}}}));
+    let o = d.fail(&["network", "create", "-d", P, "bad3"]);
+    assert!(
+        o.stderr
+            .contains("NetworkDriver.CreateNetwork: internal trouble"),
+        "{o}"
+    );
+    assert_eq!(snapshot(&d), before);
+
+    // Join refused on connect: no endpoint, no address, no link.
+    p.set(json!({}));
+    d.ok(&["network", "create", "-d", P, "--ipam-driver", P, "good"]);
+    let before = snapshot(&d);
+    p.set(json!({"fail": {"NetworkDriver.Join": "join refused by policy"}}));
+    p.clear();
+    let o = d.fail(&["network", "connect", "good", "c1"]);
+    assert!(o.stderr.contains("remote: join refused by policy"), "{o}");
+    p.expect(&[
+        "IpamDriver.RequestAddress",
+        "NetworkDriver.CreateEndpoint",
+        "NetworkDriver.Join",
+        "NetworkDriver.DeleteEndpoint",
+        "IpamDriver.ReleaseAddress",
+    ]);
+    assert!(!d.exec("c1", "ip link show eth1").ok(), "eth1 left in c1");
+    assert_eq!(snapshot(&d), before, "a failed connect left state behind");
+
+    // A failure after the plugin's interface was moved into the container
+    // (ProgramExternalConnectivity, for a container whose gateway is this network): the
+    // interface goes back to the plugin, then Leave, DeleteEndpoint, ReleaseAddress.
+    let links = |d: &Daemon| {
+        d.netns(&["ip", "-o", "link", "show"])
+            .stdout
+            .lines()
+            .filter_map(|l| {
+                l.split(':')
+                    .nth(1)
+                    .map(|n| n.trim().split('@').next().unwrap_or_default().to_string())
+            })
+            .collect::<Vec<_>>()
+    };
+    let links_before = links(&d);
+    p.set(json!({"fail": {"NetworkDriver.ProgramExternalConnectivity": "no uplink"}}));
+    p.clear();
+    let o = d.fail(&[
+        "run",
+        "-d",
+        "--name",
+        "c3",
+        "--network",
+        "good",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    assert!(o.stderr.contains("remote: no uplink"), "{o}");
+    p.expect(&[
+        "IpamDriver.RequestAddress",
+        "NetworkDriver.CreateEndpoint",
+        "NetworkDriver.Join",
+        "NetworkDriver.ProgramExternalConnectivity",
+        "NetworkDriver.Leave",
+        "NetworkDriver.DeleteEndpoint",
+        "IpamDriver.ReleaseAddress",
+    ]);
+    assert!(
+        wait_for(Duration::from_secs(5), || links(&d) == links_before),
+        "links left behind: {:?} (before {links_before:?})",
+        links(&d)
+    );
+    p.set(json!({}));
+    d.ok(&["rm", "-f", "c3"]);
+    let before = snapshot(&d);
+
+    // CreateEndpoint refused with a 4xx: no DeleteEndpoint (nothing was created).
+    p.set(
+        json!({"fail": {"NetworkDriver.CreateEndpoint": {"msg": "bad endpoint", "status": 400}}}),
+    );
+    p.clear();
+    let o = d.fail(&["network", "connect", "good", "c1"]);
+    assert!(
+        o.stderr
+            .contains("NetworkDriver.CreateEndpoint: bad endpoint"),
+        "{o}"
+    );
+    p.expect(&[
+        "IpamDriver.RequestAddress",
+        "NetworkDriver.CreateEndpoint",
+        "IpamDriver.ReleaseAddress",
+    ]);
+    assert_eq!(snapshot(&d), before);
+
+    // DeleteNetwork refused: the network stays (as Docker).
+    p.set(json!({"fail": {"NetworkDriver.DeleteNetwork": "still in use upstream"}}));
+    let o = d.fail(&["network", "rm", "good"]);
+    assert!(o.stderr.contains("remote: still in use upstream"), "{o}");
+    assert_eq!(snapshot(&d), before);
+    p.set(json!({}));
+    d.ok(&["network", "rm", "good"]);
+}
+
+#[test]
+fn hanging_or_gone_plugin_times_out_cleanly() {
+    let (d, mut p) = setup_or_skip!(2);
+    d.run_sleeper("c1", &[]);
+    let before = snapshot(&d);
+
+    p.set(json!({"hang": ["NetworkDriver.CreateNetwork"]}));
+    let t = Instant::now();
+    let o = d.fail(&["network", "create", "-d", P, "--ipam-driver", P, "slow"]);
+    let took = t.elapsed();
+    assert!(
+        o.stderr
+            .contains("NetworkDriver.CreateNetwork: plugin \"tplug\" did not answer within 2s"),
+        "{o}"
+    );
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+    // The pool and gateway were given back.
+    p.expect(&[
+        "Plugin.Activate",
+        "NetworkDriver.GetCapabilities",
+        "IpamDriver.GetCapabilities",
+        "IpamDriver.GetDefaultAddressSpaces",
+        "IpamDriver.RequestPool",
+        "IpamDriver.RequestAddress",
+        "NetworkDriver.CreateNetwork",
+        "IpamDriver.ReleaseAddress",
+        "IpamDriver.ReleasePool",
+    ]);
+    assert_eq!(snapshot(&d), before, "a timed-out create left state behind");
+
+    // A hanging Join on connect: nothing half-made.
+    p.set(json!({}));
+    d.ok(&["network", "create", "-d", P, "--ipam-driver", P, "n1"]);
+    let before = snapshot(&d);
+    p.set(json!({"hang": ["NetworkDriver.Join"]}));
+    let t = Instant::now();
+    let o = d.fail(&["network", "connect", "n1", "c1"]);
+    assert!(
+        t.elapsed() < Duration::from_secs(12),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert!(
+        o.stderr
+            .contains("NetworkDriver.Join: plugin \"tplug\" did not answer within 2s"),
+        "{o}"
+    );
+    assert!(!d.exec("c1", "ip link show eth1").ok(), "eth1 left in c1");
+    assert_eq!(
+        snapshot(&d),
+        before,
+        "a timed-out connect left state behind"
+    );
+
+    // The plugin dies: calls fail within the timeout and say so.
+    p.set(json!({}));
+    p.kill();
+    let t = Instant::now();
+    let o = d.fail(&["network", "connect", "n1", "c1"]);
+    assert!(
+        t.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert!(o.stderr.contains("is not reachable"), "{o}");
+    assert_eq!(snapshot(&d), before);
+    // Back again: the network is still usable and removable.
+    p.spawn();
+    d.ok(&["network", "rm", "n1"]);
+}
+
+#[test]
+fn missing_plugin_is_not_found() {
+    let (d, p) = setup_or_skip!(2);
+    let o = d.fail(&["network", "create", "-d", "nosuchplug", "x1"]);
+    assert!(o.stderr.contains("plugin \"nosuchplug\" not found"), "{o}");
+    let o = d.fail(&["network", "create", "--ipam-driver", "nosuchipam", "x1"]);
+    assert!(o.stderr.contains("plugin \"nosuchipam\" not found"), "{o}");
+    let (code, body) = d.api(
+        "POST",
+        "/networks/create",
+        Some(r#"{"Name":"x1","Driver":"nosuchplug"}"#),
+    );
+    assert_eq!(code, 404, "{body}");
+    // Names are never paths.
+    let o = d.fail(&["network", "create", "-d", "../plugins/tplug", "x1"]);
+    assert!(o.stderr.contains("not found"), "{o}");
+    let ls = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(!ls.contains("x1"), "{ls}");
+
+    // Spec files: NAME.spec (a URL) and NAME.json ({"Addr"}) point at a socket elsewhere.
+    let dir = d.dir.join("plugins");
+    std::fs::write(
+        dir.join("viaspec.spec"),
+        format!("unix://{}\n", p.sock.display()),
+    )
+    .expect("write spec");
+    std::fs::write(
+        dir.join("viajson.json"),
+        json!({"Name": "viajson", "Addr": format!("unix://{}", p.sock.display())}).to_string(),
+    )
+    .expect("write json spec");
+    std::fs::write(dir.join("badspec.spec"), "http://example.invalid\n").expect("write spec");
+    p.clear();
+    d.ok(&["network", "create", "-d", "viaspec", "s1"]);
+    d.ok(&["network", "create", "-d", "viajson", "s2"]);
+    let n = p.methods();
+    assert_eq!(
+        n.iter().filter(|m| *m == "Plugin.Activate").count(),
+        2,
+        "{n:?}"
+    );
+    assert_eq!(
+        n.iter()
+            .filter(|m| *m == "NetworkDriver.CreateNetwork")
+            .count(),
+        2,
+        "{n:?}"
+    );
+    let o = d.fail(&["network", "create", "-d", "badspec", "s3"]);
+    assert!(
+        o.stderr.contains("badspec.spec") && o.stderr.contains("unix://"),
+        "{o}"
+    );
+    d.ok(&["network", "rm", "s1", "s2"]);
+}
+
+#[test]
+fn remote_network_survives_daemon_restart() {
+    let (mut d, p) = setup_or_skip!(5);
+    d.ok(&["network", "create", "-d", P, "--ipam-driver", P, "rnet"]);
+    d.run_sleeper("c1", &["--network", "rnet"]);
+    let addr = d.exec_ok("c1", "ip -o -4 addr show eth0");
+    p.clear();
+    d.stop();
+    d.start();
+    // The network and the running container's endpoint are restored from the store:
+    // the plugin is not asked to create anything again (not even activated yet).
+    assert_eq!(p.methods(), Vec::<String>::new());
+    let ls = d.ok(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"]);
+    assert!(ls.contains(&format!("rnet {P}")), "{ls}");
+    assert_eq!(d.exec_ok("c1", "ip -o -4 addr show eth0"), addr);
+    // The next use activates it lazily and tears down in order.
+    d.ok(&["rm", "-f", "c1"]);
+    let mut want: Vec<&str> = ACTIVATE.to_vec();
+    want.extend([
+        "NetworkDriver.RevokeExternalConnectivity",
+        "NetworkDriver.Leave",
+        "NetworkDriver.DeleteEndpoint",
+        "IpamDriver.ReleaseAddress",
+    ]);
+    p.expect(&want);
+    p.clear();
+    d.ok(&["network", "rm", "rnet"]);
+    p.expect(&[
+        "NetworkDriver.DeleteNetwork",
+        "IpamDriver.ReleaseAddress",
+        "IpamDriver.ReleasePool",
+    ]);
+    assert!(
+        !p.methods()
+            .iter()
+            .any(|m| m == "NetworkDriver.CreateNetwork"),
+        "CreateNetwork sent again after restart"
+    );
+}
+
+#[test]
+fn ipv6_pools_come_from_the_ipam_plugin() {
+    let (d, p) = setup_or_skip!(5);
+    d.ok(&[
+        "network",
+        "create",
+        "-d",
+        P,
+        "--ipam-driver",
+        P,
+        "--ipv6",
+        "v6net",
+    ]);
+    let pools: Vec<Value> = p
+        .calls()
+        .into_iter()
+        .filter(|(m, _)| m == "IpamDriver.RequestPool")
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(pools.len(), 2, "{pools:?}");
+    assert_eq!(
+        (pools[0]["V6"].clone(), pools[0]["Pool"].clone()),
+        (json!(false), json!(""))
+    );
+    assert_eq!(
+        (pools[1]["V6"].clone(), pools[1]["Pool"].clone()),
+        (json!(true), json!(""))
+    );
+    let cn = p.body("NetworkDriver.CreateNetwork");
+    assert_eq!(cn["IPv6Data"][0]["Pool"], "fd00:77::/64", "{cn}");
+    assert_eq!(cn["IPv6Data"][0]["Gateway"], "fd00:77::1/64", "{cn}");
+    assert_eq!(
+        cn["Options"]["com.docker.network.enable_ipv6"], true,
+        "{cn}"
+    );
+    p.clear();
+    d.run_sleeper("c1", &["--network", "v6net"]);
+    let want_order = [
+        "IpamDriver.RequestAddress",
+        "IpamDriver.RequestAddress",
+        "NetworkDriver.CreateEndpoint",
+    ];
+    assert_eq!(&p.methods()[..3], want_order);
+    let ce = p.body("NetworkDriver.CreateEndpoint");
+    assert_eq!(ce["Interface"]["Address"], "10.77.0.2/24", "{ce}");
+    assert_eq!(ce["Interface"]["AddressIPv6"], "fd00:77::2/64", "{ce}");
+    let a = d.exec_ok("c1", "ip -o addr show eth0");
+    assert!(
+        a.contains("10.77.0.2/24") && a.contains("fd00:77::2/64"),
+        "{a}"
+    );
+    d.ok(&["rm", "-f", "c1"]);
+    p.clear();
+    d.ok(&["network", "rm", "v6net"]);
+    p.expect(&[
+        "NetworkDriver.DeleteNetwork",
+        "IpamDriver.ReleaseAddress",
+        "IpamDriver.ReleasePool",
+        "IpamDriver.ReleaseAddress",
+        "IpamDriver.ReleasePool",
+    ]);
+}
