@@ -10,6 +10,7 @@
 
 pub mod error;
 pub mod link;
+pub mod podlink;
 pub mod netns;
 pub mod nft;
 pub mod sysctl;

@@ -1,0 +1,201 @@
+//! Links born directly inside another network namespace, and routes: the requests the
+//! CNI plugin (`netloom-cni`) needs on top of [`Netlink`]'s basics.
+//!
+//! Every creation here passes the target namespace's file descriptor in the
+//! `RTM_NEWLINK` request (`IFLA_NET_NS_FD`), so the container-side device is created in
+//! place, already named and up: no move between namespaces, no RCU grace period.
+
+use std::net::IpAddr;
+use std::os::fd::AsRawFd;
+
+use ipnet::IpNet;
+use netlink_packet_route::link::{
+    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, MacVlanMode,
+};
+use rtnetlink::{LinkMacVlan, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
+
+use crate::error::KernelError;
+use crate::link::{LinkInfo, Netlink};
+
+/// macvlan operating modes (`ip link ... type macvlan mode <m>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MacvlanMode {
+    /// Sub-interfaces of one parent talk to each other directly.
+    Bridge,
+    /// No traffic between sub-interfaces of one parent.
+    Private,
+    /// Traffic between sub-interfaces goes out to the external switch.
+    Vepa,
+    /// One sub-interface takes over the parent.
+    Passthru,
+}
+
+impl MacvlanMode {
+    /// Parses the CNI / iproute2 spelling (`bridge`, `private`, `vepa`, `passthru`).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "bridge" => Some(Self::Bridge),
+            "private" => Some(Self::Private),
+            "vepa" => Some(Self::Vepa),
+            "passthru" => Some(Self::Passthru),
+            _ => None,
+        }
+    }
+
+    fn to_nl(self) -> MacVlanMode {
+        match self {
+            Self::Bridge => MacVlanMode::Bridge,
+            Self::Private => MacVlanMode::Private,
+            Self::Vepa => MacVlanMode::Vepa,
+            Self::Passthru => MacVlanMode::Passthrough,
+        }
+    }
+}
+
+impl Netlink {
+    /// Looks up a link by index.
+    pub async fn link_by_index(&self, index: u32) -> Result<Option<LinkInfo>, KernelError> {
+        use futures::TryStreamExt;
+        let mut req = self.handle().link().get().match_index(index).execute();
+        match req.try_next().await {
+            Ok(Some(msg)) => Ok(Some(crate::link::link_info(&msg))),
+            Ok(None) => Ok(None),
+            Err(e) => match KernelError::from_netlink(
+                format!("look up link #{index}"),
+                &format!("link #{index}"),
+                e,
+            ) {
+                e if e.is_not_found() => Ok(None),
+                e => Err(e),
+            },
+        }
+    }
+
+    /// Creates a veth pair: `host` in this handle's namespace, attached to the bridge
+    /// `controller` and up; its peer `peer` born inside the namespace `ns` (an open
+    /// namespace file), down (the kernel cannot open a veth before it is paired), with
+    /// `peer_mac` if given. Unlike
+    /// [`Netlink::create_veth_into`], an existing `host` link is never removed: a name
+    /// clash is [`KernelError::AlreadyExists`].
+    pub async fn create_veth_pair_in(
+        &self,
+        host: &str,
+        peer: &str,
+        ns: &std::fs::File,
+        mtu: u32,
+        peer_mac: Option<[u8; 6]>,
+        controller: u32,
+    ) -> Result<(), KernelError> {
+        let mut pb = LinkMessageBuilder::<LinkUnspec>::new()
+            .name(peer.to_string())
+            .mtu(mtu)
+            .setns_by_fd(ns.as_raw_fd());
+        if let Some(m) = peer_mac {
+            pb = pb.address(m.to_vec());
+        }
+        let msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+            .name(host.to_string())
+            .mtu(mtu)
+            .controller(controller)
+            .up()
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(pb.build())))
+            .build();
+        self.handle()
+            .link()
+            .add(msg)
+            .execute()
+            .await
+            .map_err(|e| {
+                KernelError::from_netlink(
+                    format!("create veth pair {host}/{peer}"),
+                    &format!("link {host} or {peer}"),
+                    e,
+                )
+            })
+    }
+
+    /// Turns hairpin mode of a bridge port on or off.
+    pub async fn set_hairpin(&self, index: u32, name: &str, on: bool) -> Result<(), KernelError> {
+        let msg = LinkUnspec::new_with_index(index)
+            .set_port_kind(InfoPortKind::Bridge)
+            .set_port_data(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(
+                on,
+            )]))
+            .build();
+        self.handle()
+            .link()
+            .set_port(msg)
+            .execute()
+            .await
+            .map_err(|e| {
+                KernelError::from_netlink(
+                    format!("set hairpin mode on {name}"),
+                    &format!("link {name}"),
+                    e,
+                )
+            })
+    }
+
+    /// Creates a macvlan link `name` on the parent `master` (an index in this handle's
+    /// namespace), born inside the namespace `ns` and up.
+    pub async fn create_macvlan_in(
+        &self,
+        name: &str,
+        master: u32,
+        mode: MacvlanMode,
+        ns: &std::fs::File,
+        mtu: Option<u32>,
+        mac: Option<[u8; 6]>,
+    ) -> Result<(), KernelError> {
+        let mut b = LinkMacVlan::new(name, master, mode.to_nl())
+            .up()
+            .setns_by_fd(ns.as_raw_fd());
+        if let Some(m) = mtu {
+            b = b.mtu(m);
+        }
+        if let Some(m) = mac {
+            b = b.address(m.to_vec());
+        }
+        self.handle()
+            .link()
+            .add(b.build())
+            .execute()
+            .await
+            .map_err(|e| {
+                KernelError::from_netlink(
+                    format!("create macvlan {name} on link #{master}"),
+                    &format!("link {name}"),
+                    e,
+                )
+            })
+    }
+
+    /// Adds (or replaces) a route to `dst` out of link `index`, via `gateway` if given
+    /// (otherwise on-link).
+    pub async fn replace_route(
+        &self,
+        index: u32,
+        dst: IpNet,
+        gateway: Option<IpAddr>,
+    ) -> Result<(), KernelError> {
+        fn bad(e: impl std::fmt::Debug) -> KernelError {
+            KernelError::NotSupported {
+                what: format!("this route ({e:?})"),
+            }
+        }
+        let mut b = RouteMessageBuilder::<IpAddr>::new()
+            .destination_prefix(dst.addr(), dst.prefix_len())
+            .map_err(bad)?
+            .output_interface(index);
+        if let Some(gw) = gateway {
+            b = b.gateway(gw).map_err(bad)?;
+        }
+        self.handle()
+            .route()
+            .add(b.build())
+            .replace()
+            .execute()
+            .await
+            .map_err(|e| KernelError::from_netlink(format!("add route to {dst}"), "route", e))
+    }
+}
