@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use ipnet::IpNet;
-use netloom_kernel::podlink::MacvlanMode;
+use netloom_kernel::podlink::{self, MacvlanMode};
 use netloom_kernel::{LinkInfo, Netlink, netns};
 
 use crate::config::{CniEnv, NetConf};
@@ -23,8 +23,13 @@ const DEFAULT_MTU: u32 = 1500;
 /// The driver selected by the config's `driver` field.
 #[derive(Debug, Clone, PartialEq)]
 enum Driver {
-    Bridge { name: String },
-    Macvlan { master: Option<String>, mode: MacvlanMode },
+    Bridge {
+        name: String,
+    },
+    Macvlan {
+        master: Option<String>,
+        mode: MacvlanMode,
+    },
 }
 
 fn unsupported(field: &str, details: &str) -> CniError {
@@ -102,8 +107,9 @@ fn open_ns(netns_path: &str) -> Result<std::fs::File, CniError> {
 }
 
 async fn netlink_in(netns_path: &str) -> Result<Netlink, CniError> {
-    Netlink::in_netns(Path::new(netns_path))
-        .map_err(CniError::kernel(format!("enter network namespace {netns_path}")))
+    Netlink::in_netns(Path::new(netns_path)).map_err(CniError::kernel(format!(
+        "enter network namespace {netns_path}"
+    )))
 }
 
 async fn master_index(host: &Netlink, master: &Option<String>) -> Result<LinkInfo, CniError> {
@@ -149,6 +155,25 @@ fn enable_forwarding(v4: bool) -> Result<(), CniError> {
     std::fs::write(&path, "1").map_err(CniError::io("write", &path))
 }
 
+/// True once `ifname` does not exist in `cnl`'s namespace. A DEL hands the final
+/// delete to a detached child, so an interface that a DEL just removed may linger for
+/// a few tens of milliseconds: wait up to 150 ms for it.
+async fn wait_gone(cnl: &Netlink, ifname: &str) -> Result<bool, CniError> {
+    for i in 0..30 {
+        let l = cnl
+            .link(ifname)
+            .await
+            .map_err(CniError::kernel(format!("look up {ifname}")))?;
+        if l.is_none() {
+            return Ok(true);
+        }
+        if i < 29 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+    Ok(false)
+}
+
 fn random_mac() -> [u8; 6] {
     let mut m: [u8; 6] = rand::random();
     m[0] = (m[0] & 0xfe) | 0x02;
@@ -174,16 +199,12 @@ pub async fn add(conf: &NetConf, env: &CniEnv) -> Result<CniResult, CniError> {
     let ns_file = open_ns(netns_path)?;
     let host = Netlink::current().map_err(CniError::kernel("open netlink"))?;
     let cnl = netlink_in(netns_path).await?;
-    if cnl
-        .link(ifname)
-        .await
-        .map_err(CniError::kernel(format!("look up {ifname}")))?
-        .is_some()
-    {
+    if !wait_gone(&cnl, ifname).await? {
         return Err(CniError::AlreadyExists(format!(
             "container interface {ifname} already exists in {netns_path}: DEL it first or use another CNI_IFNAME"
         )));
     }
+    tracing::debug!("container namespace open, {ifname} free");
     let master = match &drv {
         Driver::Macvlan { master, .. } => Some(master_index(&host, master).await?),
         Driver::Bridge { .. } => None,
@@ -192,6 +213,7 @@ pub async fn add(conf: &NetConf, env: &CniEnv) -> Result<CniResult, CniError> {
         Some(s) => s.allocate(id, ifname, &requested)?,
         None => Vec::new(),
     };
+    tracing::debug!(?allocs, "addresses allocated");
     let routes = store.as_ref().map(|s| s.routes.clone()).unwrap_or_default();
     let res = async {
         let (mut interfaces, peer_index) = match &drv {
@@ -199,7 +221,9 @@ pub async fn add(conf: &NetConf, env: &CniEnv) -> Result<CniResult, CniError> {
                 bridge_up(conf, &host, name, &ns_file, ifname, mac, &allocs).await?
             }
             Driver::Macvlan { mode, .. } => {
-                let m = master.as_ref().ok_or_else(|| CniError::InvalidConfig("no master".into()))?;
+                let m = master
+                    .as_ref()
+                    .ok_or_else(|| CniError::InvalidConfig("no master".into()))?;
                 host.create_macvlan_in(ifname, m.index, *mode, &ns_file, conf.mtu, mac)
                     .await
                     .map_err(CniError::kernel(format!(
@@ -209,8 +233,10 @@ pub async fn add(conf: &NetConf, env: &CniEnv) -> Result<CniResult, CniError> {
                 (Vec::new(), 0)
             }
         };
+        tracing::debug!("link created");
         let (link, routes) =
             configure(&cnl, ifname, &allocs, &routes, conf.is_default_gateway).await?;
+        tracing::debug!("container side configured");
         interfaces.push(Interface {
             name: ifname.to_string(),
             mac: mac_string(&link.mac),
@@ -274,6 +300,7 @@ async fn bridge_up(
         .ensure_bridge(name, mtu, random_mac(), BRIDGE_ALIAS)
         .await
         .map_err(CniError::kernel(format!("create bridge {name}")))?;
+    tracing::debug!("bridge {name} ready");
     if conf.is_gateway || conf.is_default_gateway {
         for a in allocs {
             let gw = IpNet::new(a.gateway, a.address.prefix_len())
@@ -294,7 +321,9 @@ async fn bridge_up(
             Ok(()) => break veth,
             Err(e) if e.is_exists() && tries < 3 => tries += 1,
             Err(e) => {
-                return Err(CniError::kernel(format!("create veth pair {veth}/{ifname}"))(e));
+                return Err(CniError::kernel(format!(
+                    "create veth pair {veth}/{ifname}"
+                ))(e));
             }
         }
     };
@@ -338,7 +367,9 @@ async fn configure(
     let l = cnl
         .require_link(ifname)
         .await
-        .map_err(CniError::kernel(format!("look up {ifname} in the container")))?;
+        .map_err(CniError::kernel(format!(
+            "look up {ifname} in the container"
+        )))?;
     if !l.up {
         cnl.set_up(l.index, ifname)
             .await
@@ -380,37 +411,55 @@ async fn configure(
         let gw = r.gw.or_else(|| gw_for(r.dst.addr().is_ipv4()));
         cnl.replace_route(l.index, r.dst, gw)
             .await
-            .map_err(CniError::kernel(format!("add route {} in the container", r.dst)))?;
+            .map_err(CniError::kernel(format!(
+                "add route {} in the container",
+                r.dst
+            )))?;
     }
     Ok((l, out))
 }
 
 /// DEL: releases the addresses and removes the container interface. Everything
 /// already gone (namespace, interface, allocation) counts as success.
+///
+/// By default the interface is deleted by a detached child ([`podlink::delete_link_detached`]):
+/// the kernel's unregistration waits ~20 ms for an RCU barrier, and nothing needs this
+/// command to wait for it. `"syncDelete": true` waits.
 pub async fn del(conf: &NetConf, env: &CniEnv) -> Result<(), CniError> {
+    let ifname = env.ifname()?;
+    let Some(netns_path) = env.netns.as_deref() else {
+        return Ok(());
+    };
+    if !netns::is_netns(Path::new(netns_path)) {
+        // No namespace (or a stale file that is no longer one): the container is gone.
+        return Ok(());
+    }
+    if conf.sync_delete {
+        let cnl = match Netlink::in_netns(Path::new(netns_path)) {
+            Ok(cnl) => cnl,
+            Err(e) => {
+                tracing::debug!(error = %e, "namespace not usable, nothing to delete");
+                return Ok(());
+            }
+        };
+        return cnl
+            .delete_link(ifname)
+            .await
+            .map_err(CniError::kernel(format!("delete {ifname} in {netns_path}")));
+    }
+    podlink::delete_link_detached(Path::new(netns_path), ifname)
+        .map_err(CniError::kernel(format!("delete {ifname} in {netns_path}")))
+}
+
+/// The IPAM part of DEL (before any netlink work).
+pub fn del_ipam(conf: &NetConf, env: &CniEnv) -> Result<(), CniError> {
     let id = env.container_id()?;
     let ifname = env.ifname()?;
     if let Some(s) = store(conf)? {
         let freed = s.release(id, ifname)?;
         tracing::debug!(?freed, "released addresses");
     }
-    let Some(netns_path) = env.netns.as_deref() else {
-        return Ok(());
-    };
-    if !Path::new(netns_path).exists() {
-        return Ok(());
-    }
-    match Netlink::in_netns(Path::new(netns_path)) {
-        Ok(cnl) => cnl
-            .delete_link(ifname)
-            .await
-            .map_err(CniError::kernel(format!("delete {ifname} in {netns_path}"))),
-        Err(e) => {
-            // A file that is no longer a namespace: the container is gone.
-            tracing::debug!(error = %e, "namespace not usable, nothing to delete");
-            Ok(())
-        }
-    }
+    Ok(())
 }
 
 /// CHECK: the interface exists with the MAC and addresses of `prevResult`, the
@@ -481,7 +530,10 @@ pub async fn check(conf: &NetConf, env: &CniEnv) -> Result<(), CniError> {
         }
         Driver::Macvlan { .. } => {
             if l.kind != "macvlan" {
-                return Err(fail(format!("{ifname} is a {} link, not a macvlan", l.kind)));
+                return Err(fail(format!(
+                    "{ifname} is a {} link, not a macvlan",
+                    l.kind
+                )));
             }
         }
     }
@@ -493,7 +545,10 @@ pub async fn check(conf: &NetConf, env: &CniEnv) -> Result<(), CniError> {
             )));
         }
         for ip in prev.ips.iter().filter(|ip| ip.interface == Some(idx)) {
-            if s.sets.iter().flatten().any(|r| r.subnet.contains(&ip.address.addr()))
+            if s.sets
+                .iter()
+                .flatten()
+                .any(|r| r.subnet.contains(&ip.address.addr()))
                 && !owned.contains(&ip.address.addr())
             {
                 return Err(fail(format!(

@@ -49,6 +49,10 @@ pub struct NetConf {
     /// bridge: VLAN tag (not implemented: refused when set).
     #[serde(default)]
     pub vlan: Option<Value>,
+    /// DEL: wait for the kernel to finish unregistering the interface (about 20 ms)
+    /// instead of handing the final delete to a detached child.
+    #[serde(default)]
+    pub sync_delete: bool,
     /// macvlan: the parent link (default: the link of the default route).
     #[serde(default)]
     pub master: Option<String>,
@@ -318,8 +322,8 @@ impl CniEnv {
 
     /// `CNI_NETNS`, required.
     pub fn netns(&self) -> Result<&str, CniError> {
-        self.netns
-            .as_deref()
-            .ok_or_else(|| CniError::InvalidEnv("required env variable CNI_NETNS is missing".into()))
+        self.netns.as_deref().ok_or_else(|| {
+            CniError::InvalidEnv("required env variable CNI_NETNS is missing".into())
+        })
     }
 }

@@ -100,7 +100,11 @@ impl Range {
         let gateway = c.gateway.unwrap_or(from_u128(net + 1, v4));
         let start = c.range_start.unwrap_or(from_u128(net + 1, v4));
         let end = c.range_end.unwrap_or(from_u128(last - 1, v4));
-        for (what, ip) in [("rangeStart", start), ("rangeEnd", end), ("gateway", gateway)] {
+        for (what, ip) in [
+            ("rangeStart", start),
+            ("rangeEnd", end),
+            ("gateway", gateway),
+        ] {
             if !subnet.contains(&ip) {
                 return Err(CniError::InvalidConfig(format!(
                     "ipam: {what} {ip} is outside subnet {subnet}"
@@ -186,7 +190,10 @@ impl HostLocal {
                 .map(Range::from_conf)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| CniError::InvalidConfig(format!("invalid range set {i}: {e}")))?;
-            if ranges.iter().any(|r| r.start.is_ipv4() != ranges[0].start.is_ipv4()) {
+            if ranges
+                .iter()
+                .any(|r| r.start.is_ipv4() != ranges[0].start.is_ipv4())
+            {
                 return Err(CniError::InvalidConfig(format!(
                     "ipam: range set {i} mixes IPv4 and IPv6: use one range set per family"
                 )));
@@ -234,8 +241,12 @@ impl HostLocal {
         Ok(StoreLock { _lock: lock })
     }
 
-    /// (address, owner file content) of every reservation.
-    fn reservations(&self) -> Result<Vec<(PathBuf, IpAddr, String)>, CniError> {
+    /// (path, address, owner) of every reservation; with `lens`, only of files of one of
+    /// those sizes (a cheap pre-filter when looking for one owner).
+    fn reservations(
+        &self,
+        lens: Option<[u64; 2]>,
+    ) -> Result<Vec<(PathBuf, IpAddr, String)>, CniError> {
         let rd = match std::fs::read_dir(&self.dir) {
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -247,6 +258,11 @@ impl HostLocal {
             let Some(ip) = name.to_str().and_then(|n| n.parse::<IpAddr>().ok()) else {
                 continue;
             };
+            if let Some(lens) = lens
+                && entry.metadata().is_ok_and(|m| !lens.contains(&m.len()))
+            {
+                continue;
+            }
             let path = entry.path();
             let content = match std::fs::read_to_string(&path) {
                 Ok(c) => c,
@@ -258,6 +274,10 @@ impl HostLocal {
         Ok(out)
     }
 
+    fn owner_lens(id: &str, ifname: &str) -> Option<[u64; 2]> {
+        Some([(id.len() + 2 + ifname.len()) as u64, id.len() as u64])
+    }
+
     fn owned_by(content: &str, id: &str, ifname: &str) -> bool {
         content == format!("{id}\r\n{ifname}") || content == id
     }
@@ -266,7 +286,7 @@ impl HostLocal {
     pub fn owned(&self, id: &str, ifname: &str) -> Result<Vec<IpAddr>, CniError> {
         let _l = self.lock()?;
         Ok(self
-            .reservations()?
+            .reservations(Self::owner_lens(id, ifname))?
             .into_iter()
             .filter(|(_, _, c)| Self::owned_by(c, id, ifname))
             .map(|(_, ip, _)| ip)
@@ -314,8 +334,11 @@ impl HostLocal {
         requested: &[IpAddr],
     ) -> Result<Vec<Allocation>, CniError> {
         let _l = self.lock()?;
-        let existing = self.reservations()?;
-        if let Some((_, ip, _)) = existing.iter().find(|(_, _, c)| Self::owned_by(c, id, ifname)) {
+        let existing = self.reservations(Self::owner_lens(id, ifname))?;
+        if let Some((_, ip, _)) = existing
+            .iter()
+            .find(|(_, _, c)| Self::owned_by(c, id, ifname))
+        {
             return Err(CniError::AlreadyExists(format!(
                 "container {id} interface {ifname} already has address {ip} in network {}: duplicate allocation is not allowed (DEL it first)",
                 self.dir.display()
@@ -421,7 +444,7 @@ impl HostLocal {
     pub fn release(&self, id: &str, ifname: &str) -> Result<Vec<IpAddr>, CniError> {
         let _l = self.lock()?;
         let mut out = Vec::new();
-        for (path, ip, content) in self.reservations()? {
+        for (path, ip, content) in self.reservations(Self::owner_lens(id, ifname))? {
             if Self::owned_by(&content, id, ifname) {
                 remove(&path)?;
                 out.push(ip);
@@ -438,7 +461,7 @@ impl HostLocal {
         }
         let _l = self.lock()?;
         let mut out = Vec::new();
-        for (path, ip, content) in self.reservations()? {
+        for (path, ip, content) in self.reservations(None)? {
             let keep = valid
                 .iter()
                 .any(|(id, ifname)| Self::owned_by(&content, id, ifname));
@@ -532,7 +555,11 @@ mod tests {
         );
         let mut got = vec![];
         for i in 2..=5 {
-            got.push(s.allocate(&format!("c{i}"), "eth0", &[]).unwrap()[0].address.addr());
+            got.push(
+                s.allocate(&format!("c{i}"), "eth0", &[]).unwrap()[0]
+                    .address
+                    .addr(),
+            );
         }
         assert_eq!(
             got.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
@@ -547,7 +574,13 @@ mod tests {
         // Release and reuse: round robin continues after the last reserved.
         assert_eq!(s.release("c3", "eth0").unwrap().len(), 1);
         assert_eq!(s.release("c3", "eth0").unwrap().len(), 0);
-        assert_eq!(s.allocate("c8", "eth0", &[]).unwrap()[0].address.addr().to_string(), "10.5.0.4");
+        assert_eq!(
+            s.allocate("c8", "eth0", &[]).unwrap()[0]
+                .address
+                .addr()
+                .to_string(),
+            "10.5.0.4"
+        );
     }
 
     #[test]
@@ -564,8 +597,13 @@ mod tests {
         assert_eq!(a[1].address.to_string(), "fd00:6::2/64");
         let e = s.allocate("b", "eth0", &[want]).unwrap_err();
         assert_eq!(e.code(), 102, "{e}");
-        assert!(s.owned("b", "eth0").unwrap().is_empty(), "failed ADD left a reservation");
-        let e = s.allocate("b", "eth0", &["10.6.0.50".parse().unwrap()]).unwrap_err();
+        assert!(
+            s.owned("b", "eth0").unwrap().is_empty(),
+            "failed ADD left a reservation"
+        );
+        let e = s
+            .allocate("b", "eth0", &["10.6.0.50".parse().unwrap()])
+            .unwrap_err();
         assert_eq!(e.code(), 102);
         s.allocate("b", "eth0", &[]).unwrap();
         s.allocate("c", "eth1", &[]).unwrap();
@@ -584,6 +622,9 @@ mod tests {
         let e = HostLocal::from_conf("n", &conf, None).unwrap_err();
         assert!(e.to_string().contains("overlap"), "{e}");
         let conf: IpamConf = serde_json::from_str(r#"{"type":"dhcp"}"#).unwrap();
-        assert_eq!(HostLocal::from_conf("n", &conf, None).unwrap_err().code(), 2);
+        assert_eq!(
+            HostLocal::from_conf("n", &conf, None).unwrap_err().code(),
+            2
+        );
     }
 }

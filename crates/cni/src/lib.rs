@@ -108,6 +108,7 @@ fn dispatch(command: &str, env: &CniEnv, stdin: &[u8]) -> Result<String, CniErro
         }
         _ => {}
     }
+    tracing::debug!(command, "start");
     let conf = NetConf::parse(stdin)?;
     if !conf.kind.is_empty() && conf.kind != PLUGIN_TYPE {
         return Err(CniError::InvalidConfig(format!(
@@ -120,21 +121,38 @@ fn dispatch(command: &str, env: &CniEnv, stdin: &[u8]) -> Result<String, CniErro
             requested: format!("{} (CNI_COMMAND={command} needs 1.1.0)", conf.cni_version),
         });
     }
+    if command == "DEL" && !conf.sync_delete {
+        // No netlink socket needed: the addresses are files, the link delete is detached.
+        attach::del_ipam(&conf, env)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .map_err(|source| CniError::Io {
+                op: "start runtime",
+                path: String::new(),
+                source,
+            })?;
+        return rt.block_on(attach::del(&conf, env)).map(|()| String::new());
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
+        .enable_time()
         .build()
         .map_err(|source| CniError::Io {
             op: "start runtime",
             path: String::new(),
             source,
         })?;
+    tracing::debug!("runtime ready");
     rt.block_on(async {
         match command {
             "ADD" => attach::add(&conf, env).await.map(|r| {
                 let v = serde_json::to_string(&r).unwrap_or_default();
                 format!("{v}\n")
             }),
-            "DEL" => attach::del(&conf, env).await.map(|()| String::new()),
+            "DEL" => {
+                attach::del_ipam(&conf, env)?;
+                attach::del(&conf, env).await.map(|()| String::new())
+            }
             "CHECK" => attach::check(&conf, env).await.map(|()| String::new()),
             "GC" => gc(&conf).map(|()| String::new()),
             _ => attach::status(&conf).await.map(|()| String::new()),

@@ -23,5 +23,6 @@ fn main() {
     };
     let _ = std::io::stdout().write_all(out.stdout.as_bytes());
     let _ = std::io::stderr().write_all(out.stderr.as_bytes());
+    tracing::debug!("exit");
     std::process::exit(out.code);
 }

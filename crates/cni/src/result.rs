@@ -129,7 +129,14 @@ impl CniResult {
         self.cni_version = version.to_string();
         let pre_1 = version.starts_with("0.");
         for ip in &mut self.ips {
-            ip.version = pre_1.then(|| if ip.address.addr().is_ipv4() { "4" } else { "6" }.into());
+            ip.version = pre_1.then(|| {
+                if ip.address.addr().is_ipv4() {
+                    "4"
+                } else {
+                    "6"
+                }
+                .into()
+            });
         }
         if version != "1.1.0" {
             for i in &mut self.interfaces {

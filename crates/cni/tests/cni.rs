@@ -107,12 +107,7 @@ impl Out {
 }
 
 /// One CNI invocation of `plugin`, inside `host` (through nsenter) when given.
-fn cni(
-    plugin: &str,
-    host: Option<&Ns>,
-    env: &[(&str, &str)],
-    stdin: &str,
-) -> Out {
+fn cni(plugin: &str, host: Option<&Ns>, env: &[(&str, &str)], stdin: &str) -> Out {
     let mut cmd = match host {
         Some(h) => {
             let mut c = Command::new("nsenter");
@@ -191,6 +186,18 @@ fn link_json(ns: &Ns, ifname: &str) -> Value {
     v[0].clone()
 }
 
+/// True once `ifname` is gone from `ns` (DEL deletes the link from a detached child,
+/// so it may linger for a few tens of milliseconds).
+fn link_gone(ns: &Ns, ifname: &str) -> bool {
+    for _ in 0..100 {
+        if !ip_ok(&["-n", &ns.name, "link", "show", ifname]) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    false
+}
+
 fn ping(from: &Ns, to: &str) -> bool {
     Command::new("ip")
         .args(["netns", "exec", &from.name, "ping", "-c1", "-W2", to])
@@ -241,7 +248,10 @@ fn bridge_add_check_del_and_traffic() {
     assert!(routes.contains("via 10.77.0.1 dev eth0"), "{routes}");
     let br = ip(&["-n", &host.name, "addr", "show", "dev", "nlcbr0"]);
     assert!(br.contains("10.77.0.1/24"), "{br}");
-    assert!(!ip_ok(&["link", "show", "dev", "nlcbr0"]), "bridge leaked into the real host");
+    assert!(
+        !ip_ok(&["link", "show", "dev", "nlcbr0"]),
+        "bridge leaked into the real host"
+    );
     assert_eq!(
         std::fs::read_to_string(store.join("10.77.0.2")).unwrap(),
         "ctr-one\r\neth0"
@@ -250,7 +260,12 @@ fn bridge_add_check_del_and_traffic() {
     // ADD twice for the same interface is refused and changes nothing.
     let again = run("ADD", &host, "ctr-one", Some(&c1), "eth0", &conf);
     assert_eq!(again.err_code(), 103, "{again:?}");
-    assert!(again.json()["msg"].as_str().unwrap().contains("already exists"));
+    assert!(
+        again.json()["msg"]
+            .as_str()
+            .unwrap()
+            .contains("already exists")
+    );
 
     // Two containers on one bridge talk.
     let r2 = ok(run("ADD", &host, "ctr-two", Some(&c2), "eth0", &conf)).json();
@@ -274,8 +289,18 @@ fn bridge_add_check_del_and_traffic() {
     let mut del = conf.clone();
     del["prevResult"] = r2.clone();
     ok(run("DEL", &host, "ctr-two", Some(&c2), "eth0", &del));
-    assert!(!ip_ok(&["-n", &c2.name, "link", "show", "eth0"]), "eth0 left in c2");
     assert!(!store.join("10.77.0.3").exists(), "IP file left after DEL");
+    // The name is usable again at once (ADD waits for the detached delete), and a
+    // synchronous DEL leaves nothing behind when it returns.
+    ok(run("ADD", &host, "ctr-two", Some(&c2), "eth0", &conf));
+    let mut sync = del.clone();
+    sync["syncDelete"] = json!(true);
+    ok(run("DEL", &host, "ctr-two", Some(&c2), "eth0", &sync));
+    assert!(
+        !ip_ok(&["-n", &c2.name, "link", "show", "eth0"]),
+        "eth0 left after sync DEL"
+    );
+    assert!(link_gone(&c2, "eth0"), "eth0 left in c2");
     ok(run("DEL", &host, "ctr-two", Some(&c2), "eth0", &del));
     ok(run("DEL", &host, "ctr-one", Some(&c1), "eth0", &conf));
     assert!(!store.join("10.77.0.2").exists());
@@ -294,13 +319,19 @@ fn bridge_add_check_del_and_traffic() {
         &conf.to_string(),
     ));
     // Host-side veths went with their peers.
+    assert!(link_gone(&c1, "eth0"));
     let links = ip(&["-n", &host.name, "-o", "link", "show", "type", "veth"]);
     assert!(links.trim().is_empty(), "veths left: {links}");
 }
 
 #[test]
 fn version_and_input_errors() {
-    let out = cni(BIN, None, &[("CNI_COMMAND", "VERSION")], r#"{"cniVersion":"1.0.0"}"#);
+    let out = cni(
+        BIN,
+        None,
+        &[("CNI_COMMAND", "VERSION")],
+        r#"{"cniVersion":"1.0.0"}"#,
+    );
     assert_eq!(out.code, 0, "{out:?}");
     let v = out.json();
     assert_eq!(v["cniVersion"], "1.0.0");
@@ -316,7 +347,10 @@ fn version_and_input_errors() {
     // No CNI_COMMAND: an "about" line, as the reference plugins.
     let out = cni(BIN, None, &[], "");
     assert_eq!(out.code, 0);
-    assert!(out.stderr.contains("CNI protocol versions supported"), "{out:?}");
+    assert!(
+        out.stderr.contains("CNI protocol versions supported"),
+        "{out:?}"
+    );
 
     let add = |stdin: &str, env: &[(&str, &str)]| {
         let mut e = vec![("CNI_COMMAND", "ADD")];
@@ -338,12 +372,12 @@ fn version_and_input_errors() {
     let out = add(good, &[full[0], full[2]]);
     assert_eq!(out.err_code(), 4);
     assert!(out.stdout.contains("CNI_NETNS"), "{out:?}");
-    let out = add(
-        good,
-        &[("CNI_CONTAINERID", "-bad id"), full[1], full[2]],
-    );
+    let out = add(good, &[("CNI_CONTAINERID", "-bad id"), full[1], full[2]]);
     assert_eq!(out.err_code(), 4, "{out:?}");
-    let out = add(r#"{"cniVersion":"9.9.9","name":"n","type":"netloom-cni"}"#, &full);
+    let out = add(
+        r#"{"cniVersion":"9.9.9","name":"n","type":"netloom-cni"}"#,
+        &full,
+    );
     assert_eq!(out.err_code(), 1, "{out:?}");
     assert!(out.stdout.contains("9.9.9"), "{out:?}");
     let out = add(
@@ -399,7 +433,10 @@ fn exhausted_range_gc_and_status() {
     let out = run("ADD", &host, "gc-c", Some(&c[2]), "eth0", &conf);
     assert_eq!(out.err_code(), 101, "{out:?}");
     assert!(out.stdout.contains("10.77.0.10-10.77.0.11"), "{out:?}");
-    assert!(!ip_ok(&["-n", &c[2].name, "link", "show", "eth0"]), "failed ADD left eth0");
+    assert!(
+        !ip_ok(&["-n", &c[2].name, "link", "show", "eth0"]),
+        "failed ADD left eth0"
+    );
 
     // GC keeps valid attachments, frees the rest.
     let mut gc = conf.clone();
@@ -407,16 +444,29 @@ fn exhausted_range_gc_and_status() {
     let out = cni(BIN, Some(&host), &[("CNI_COMMAND", "GC")], &gc.to_string());
     assert_eq!(out.code, 0, "{out:?}");
     assert!(store.join("10.77.0.10").exists());
-    assert!(!store.join("10.77.0.11").exists(), "GC kept a stale allocation");
+    assert!(
+        !store.join("10.77.0.11").exists(),
+        "GC kept a stale allocation"
+    );
     let r = ok(run("ADD", &host, "gc-c", Some(&c[2]), "eth0", &conf)).json();
     assert_eq!(r["ips"][0]["address"], "10.77.0.11/24");
 
     // STATUS: ready; a macvlan whose parent is missing is not (code 50).
-    let out = cni(BIN, Some(&host), &[("CNI_COMMAND", "STATUS")], &conf.to_string());
+    let out = cni(
+        BIN,
+        Some(&host),
+        &[("CNI_COMMAND", "STATUS")],
+        &conf.to_string(),
+    );
     assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{out:?}");
     let mv = json!({"cniVersion": "1.1.0", "name": "mv", "type": "netloom-cni",
         "driver": "macvlan", "master": "nlc-nothere"});
-    let out = cni(BIN, Some(&host), &[("CNI_COMMAND", "STATUS")], &mv.to_string());
+    let out = cni(
+        BIN,
+        Some(&host),
+        &[("CNI_COMMAND", "STATUS")],
+        &mv.to_string(),
+    );
     assert_eq!(out.err_code(), 50, "{out:?}");
 }
 
@@ -430,11 +480,19 @@ fn macvlan_on_a_veth_parent_reaches_a_peer() {
     let peer = Ns::new("p");
     let ctr = Ns::new("c");
     ip(&[
-        "-n", &host.name, "link", "add", "phys0", "type", "veth", "peer", "name", "phys1",
-        "netns", &peer.name,
+        "-n", &host.name, "link", "add", "phys0", "type", "veth", "peer", "name", "phys1", "netns",
+        &peer.name,
     ]);
     ip(&["-n", &host.name, "link", "set", "phys0", "up"]);
-    ip(&["-n", &peer.name, "addr", "add", "10.78.0.100/24", "dev", "phys1"]);
+    ip(&[
+        "-n",
+        &peer.name,
+        "addr",
+        "add",
+        "10.78.0.100/24",
+        "dev",
+        "phys1",
+    ]);
     ip(&["-n", &peer.name, "link", "set", "phys1", "up"]);
     let data = tempfile::tempdir().unwrap();
     let conf = json!({"cniVersion": "1.0.0", "name": "mvnet", "type": "netloom-cni",
@@ -449,13 +507,19 @@ fn macvlan_on_a_veth_parent_reaches_a_peer() {
     assert_eq!(r["ips"][0]["address"], "10.78.0.20/24");
     let d = ip(&["-n", &ctr.name, "-d", "link", "show", "net1"]);
     assert!(d.contains("macvlan mode bridge"), "{d}");
-    assert_eq!(link_json(&ctr, "net1")["address"], r["interfaces"][0]["mac"]);
-    assert!(ping(&ctr, "10.78.0.100"), "macvlan cannot reach the peer on the parent's L2");
+    assert_eq!(
+        link_json(&ctr, "net1")["address"],
+        r["interfaces"][0]["mac"]
+    );
+    assert!(
+        ping(&ctr, "10.78.0.100"),
+        "macvlan cannot reach the peer on the parent's L2"
+    );
     let mut check = conf.clone();
     check["prevResult"] = r;
     ok(run("CHECK", &host, "mv-one", Some(&ctr), "net1", &check));
     ok(run("DEL", &host, "mv-one", Some(&ctr), "net1", &check));
-    assert!(!ip_ok(&["-n", &ctr.name, "link", "show", "net1"]));
+    assert!(link_gone(&ctr, "net1"));
     assert!(!data.path().join("mvnet/10.78.0.20").exists());
     ok(run("DEL", &host, "mv-one", Some(&ctr), "net1", &check));
     // A missing parent is a config error naming it, and nothing is allocated.
@@ -477,7 +541,9 @@ fn chain_with_reference_tuning_plugin() {
         if std::env::var("NETLOOM_REQUIRE_PRIV").as_deref() == Ok("1") {
             panic!("{tuning} missing: install containernetworking-plugins (scripts/deps.sh)");
         }
-        println!("SKIP chain_with_reference_tuning_plugin: {tuning} missing (apt-get install containernetworking-plugins)");
+        println!(
+            "SKIP chain_with_reference_tuning_plugin: {tuning} missing (apt-get install containernetworking-plugins)"
+        );
         return;
     }
     let host = Ns::new("h");
@@ -511,7 +577,13 @@ fn chain_with_reference_tuning_plugin() {
     assert_eq!(l["address"], "c2:11:22:33:44:55");
     assert_eq!(l["mtu"], 1400);
     let sysctl = Command::new("ip")
-        .args(["netns", "exec", &ctr.name, "cat", "/proc/sys/net/ipv4/conf/eth0/arp_notify"])
+        .args([
+            "netns",
+            "exec",
+            &ctr.name,
+            "cat",
+            "/proc/sys/net/ipv4/conf/eth0/arp_notify",
+        ])
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&sysctl.stdout).trim(), "1");
@@ -526,7 +598,12 @@ fn chain_with_reference_tuning_plugin() {
     assert!(out.stdout.contains("MAC"), "{out:?}");
 
     // netloom-cni chained after another plugin merges its result into prevResult.
-    let mut second = bridge_conf("1.0.0", "nlcbr3", data.path(), json!({"subnet": "10.79.0.0/24"}));
+    let mut second = bridge_conf(
+        "1.0.0",
+        "nlcbr3",
+        data.path(),
+        json!({"subnet": "10.79.0.0/24"}),
+    );
     second["name"] = json!("nlcnet2");
     second["ipam"]["routes"] = json!([]);
     second["prevResult"] = r2.clone();
@@ -553,8 +630,8 @@ fn chain_with_reference_tuning_plugin() {
     let mut del = conf.clone();
     del["prevResult"] = r2;
     ok(call(BIN, "DEL", &del));
-    assert!(!ip_ok(&["-n", &ctr.name, "link", "show", "eth0"]));
-    assert!(!ip_ok(&["-n", &ctr.name, "link", "show", "eth1"]));
+    assert!(link_gone(&ctr, "eth0"));
+    assert!(link_gone(&ctr, "eth1"));
     assert!(!data.path().join("nlcnet/10.77.0.2").exists());
     assert!(!data.path().join("nlcnet2/10.79.0.2").exists());
 }

@@ -10,9 +10,9 @@
 
 pub mod error;
 pub mod link;
-pub mod podlink;
 pub mod netns;
 pub mod nft;
+pub mod podlink;
 pub mod sysctl;
 
 pub use error::KernelError;
