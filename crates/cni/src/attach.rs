@@ -296,10 +296,18 @@ async fn bridge_up(
     allocs: &[Allocation],
 ) -> Result<(Vec<Interface>, usize), CniError> {
     let mtu = conf.mtu.unwrap_or(DEFAULT_MTU);
-    let br = host
-        .ensure_bridge(name, mtu, random_mac(), BRIDGE_ALIAS)
+    // Fast path: an existing bridge that is up is used as it is (one lookup).
+    let existing = host
+        .link(name)
         .await
-        .map_err(CniError::kernel(format!("create bridge {name}")))?;
+        .map_err(CniError::kernel(format!("look up {name}")))?;
+    let br = match existing {
+        Some(l) if l.kind == "bridge" && l.up => l,
+        _ => host
+            .ensure_bridge(name, mtu, random_mac(), BRIDGE_ALIAS)
+            .await
+            .map_err(CniError::kernel(format!("create bridge {name}")))?,
+    };
     tracing::debug!("bridge {name} ready");
     if conf.is_gateway || conf.is_default_gateway {
         for a in allocs {
@@ -312,10 +320,11 @@ async fn bridge_up(
         }
     }
     let mut tries = 0;
+    let host_mac = random_mac();
     let veth = loop {
         let veth = format!("veth{:08x}", rand::random::<u32>());
         match host
-            .create_veth_pair_in(&veth, ifname, ns_file, mtu, mac, br.index)
+            .create_veth_pair_in(&veth, ifname, ns_file, mtu, mac, Some(host_mac), br.index)
             .await
         {
             Ok(()) => break veth,
@@ -327,12 +336,8 @@ async fn bridge_up(
             }
         }
     };
-    let hv = host
-        .require_link(&veth)
-        .await
-        .map_err(CniError::kernel(format!("look up {veth}")))?;
     if conf.hairpin_mode {
-        host.set_hairpin(hv.index, &veth, true)
+        host.set_hairpin(&veth, true)
             .await
             .map_err(CniError::kernel(format!("set hairpin mode on {veth}")))?;
     }
@@ -346,8 +351,8 @@ async fn bridge_up(
             },
             Interface {
                 name: veth,
-                mac: mac_string(&hv.mac),
-                mtu: Some(hv.mtu),
+                mac: mac_string(&host_mac),
+                mtu: Some(mtu),
                 ..Default::default()
             },
         ],

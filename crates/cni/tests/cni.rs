@@ -214,7 +214,8 @@ fn bridge_add_check_del_and_traffic() {
     let c1 = Ns::new("c1");
     let c2 = Ns::new("c2");
     let data = tempfile::tempdir().unwrap();
-    let conf = bridge_conf("1.1.0", "nlcbr0", data.path(), json!({}));
+    let mut conf = bridge_conf("1.1.0", "nlcbr0", data.path(), json!({}));
+    conf["hairpinMode"] = json!(true);
     let store = data.path().join("nlcnet");
 
     let r1 = ok(run("ADD", &host, "ctr-one", Some(&c1), "eth0", &conf)).json();
@@ -246,6 +247,13 @@ fn bridge_add_check_del_and_traffic() {
     );
     let routes = ip(&["-n", &c1.name, "route", "show", "default"]);
     assert!(routes.contains("via 10.77.0.1 dev eth0"), "{routes}");
+    let veth = ifs[1]["name"].as_str().unwrap();
+    let port = ip(&["-n", &host.name, "-d", "link", "show", "dev", veth]);
+    assert!(
+        port.contains("master nlcbr0") && port.contains("hairpin on"),
+        "{port}"
+    );
+    assert!(port.contains(ifs[1]["mac"].as_str().unwrap()), "{port}");
     let br = ip(&["-n", &host.name, "addr", "show", "dev", "nlcbr0"]);
     assert!(br.contains("10.77.0.1/24"), "{br}");
     assert!(

@@ -74,7 +74,7 @@ impl Netlink {
     /// Creates a veth pair: `host` in this handle's namespace, attached to the bridge
     /// `controller` and up; its peer `peer` born inside the namespace `ns` (an open
     /// namespace file), down (the kernel cannot open a veth before it is paired), with
-    /// `peer_mac` if given. Unlike
+    /// `peer_mac` if given; `host_mac` sets the host end's MAC. Unlike
     /// [`Netlink::create_veth_into`], an existing `host` link is never removed: a name
     /// clash is [`KernelError::AlreadyExists`].
     pub async fn create_veth_pair_in(
@@ -84,6 +84,7 @@ impl Netlink {
         ns: &std::fs::File,
         mtu: u32,
         peer_mac: Option<[u8; 6]>,
+        host_mac: Option<[u8; 6]>,
         controller: u32,
     ) -> Result<(), KernelError> {
         let mut pb = LinkMessageBuilder::<LinkUnspec>::new()
@@ -93,11 +94,15 @@ impl Netlink {
         if let Some(m) = peer_mac {
             pb = pb.address(m.to_vec());
         }
-        let msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+        let mut hb = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
             .name(host.to_string())
             .mtu(mtu)
             .controller(controller)
-            .up()
+            .up();
+        if let Some(m) = host_mac {
+            hb = hb.address(m.to_vec());
+        }
+        let msg = hb
             .set_info_data(InfoData::Veth(InfoVeth::Peer(pb.build())))
             .build();
         self.handle().link().add(msg).execute().await.map_err(|e| {
@@ -109,9 +114,9 @@ impl Netlink {
         })
     }
 
-    /// Turns hairpin mode of a bridge port on or off.
-    pub async fn set_hairpin(&self, index: u32, name: &str, on: bool) -> Result<(), KernelError> {
-        let msg = LinkUnspec::new_with_index(index)
+    /// Turns hairpin mode of the bridge port `name` on or off.
+    pub async fn set_hairpin(&self, name: &str, on: bool) -> Result<(), KernelError> {
+        let msg = LinkUnspec::new_with_name(name)
             .set_port_kind(InfoPortKind::Bridge)
             .set_port_data(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(
                 on,
@@ -192,33 +197,6 @@ impl Netlink {
             .execute()
             .await
             .map_err(|e| KernelError::from_netlink(format!("add route to {dst}"), "route", e))
-    }
-}
-
-impl Netlink {
-    /// Takes link `index` down and renames it to `new_name` (a down link can be renamed),
-    /// freeing its old name at once.
-    pub async fn down_and_rename(
-        &self,
-        index: u32,
-        name: &str,
-        new_name: &str,
-    ) -> Result<(), KernelError> {
-        for msg in [
-            LinkUnspec::new_with_index(index).down().build(),
-            LinkUnspec::new_with_index(index)
-                .name(new_name.to_string())
-                .build(),
-        ] {
-            self.handle().link().set(msg).execute().await.map_err(|e| {
-                KernelError::from_netlink(
-                    format!("take {name} down and rename it to {new_name}"),
-                    &format!("link {name}"),
-                    e,
-                )
-            })?;
-        }
-        Ok(())
     }
 }
 
