@@ -2,9 +2,9 @@
 # CNI ADD/DEL latency: netloom-cni vs the reference bridge + host-local plugins
 # (Debian containernetworking-plugins, /usr/lib/cni), with equivalent configs:
 #   bridge, isGateway, ipMasq false, host-local 10.242.0.0/16, default route.
-# For each plugin: its own throwaway "host" netns (the plugin runs there through
-# `nsenter --net=`, so the bridge never touches the real host), N container namespaces
-# created untimed, then N timed ADDs, then N timed DELs. A sample is the wall time of
+# For each plugin: its own throwaway "host" netns (the plugin runs there, so the bridge
+# never touches the real host) and N container namespaces created untimed; then, in
+# interleaved blocks of B=10 containers, timed ADDs and timed DELs. A sample is the wall time of
 # one plugin invocation as a runtime makes it (fork/exec of the plugin from a shell that
 # already lives in the host netns, env + stdin, stdout captured), taken with bash's
 # $EPOCHREALTIME.
@@ -42,12 +42,13 @@ EOF
 # The timed loops run in one bash that is itself inside the "host" netns, so each sample
 # is exactly what a runtime pays: fork/exec of the plugin (env + stdin), nothing else.
 cat > $D/loop.sh <<'EOS'
-# loop.sh CMD plugin-path first last conf outfile
-cmd=$1 bin=$2 first=$3 last=$4 conf=$5 out=$6
+# loop.sh CMD plugin-path netns-prefix first last conf outfile
+cmd=$1 bin=$2 pfx=$3 first=$4 last=$5 conf=$6 out=$7
 for i in $(seq $first $last); do
+  printf -v id '%s%059x' "$TAG" "$i"
   t0=$EPOCHREALTIME
-  res=$(CNI_COMMAND=$cmd CNI_CONTAINERID=$(printf '%s%059x' "$TAG" "$i") CNI_NETNS=/run/netns/$TAG-c$i \
-        CNI_IFNAME=eth0 CNI_PATH=$REF "$bin" <<<"$conf") || { echo "$cmd c$i failed: $res" >&2; exit 1; }
+  res=$(CNI_COMMAND=$cmd CNI_CONTAINERID=$id CNI_NETNS=/run/netns/$pfx$i \
+        CNI_IFNAME=eth0 CNI_PATH=$REF "$bin" <<<"$conf") || { echo "$cmd $pfx$i failed: $res" >&2; exit 1; }
   t1=$EPOCHREALTIME
   [ -n "$out" ] && echo "($t1 - $t0) * 1000" | bc -l >> "$out"
   [ "$cmd" = ADD ] && printf '%s\n' "$res" > "$D/last-result.json"
@@ -55,34 +56,42 @@ done
 exit 0
 EOS
 export TAG D REF
-inhost() { local host=$1; shift; nsenter --net=/run/netns/$host bash $D/loop.sh "$@"; }
 stats() { # file -> "median p90"
   sort -g "$1" | awk '{a[NR]=$1} END{m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; p=a[int(NR*0.9+0.999)]; printf "%.2f %.2f", m, p}'
 }
-declare -A MED
-run_plugin() { # label plugin-path type ipMasq
-  local label=$1 bin=$2 cfg host=$TAG-$1 i
-  cfg=$(conf "$3" "$4")
-  ip netns add $host; ip -n $host link set lo up
-  for i in $(seq 0 $N); do ip netns add $TAG-c$i; done
-  # warm-up container 0 (untimed): page cache, bridge creation
-  inhost $host ADD "$bin" 0 0 "$cfg" ""; inhost $host DEL "$bin" 0 0 "$cfg" ""
-  : > $D/$label.add; : > $D/$label.del
-  inhost $host ADD "$bin" 1 $N "$cfg" $D/$label.add
-  ip netns exec $TAG-c$N ping -c1 -W1 10.242.0.1 >/dev/null || { echo "$label: c$N cannot ping its gateway" >&2; exit 1; }
-  [ "$label" = netloom ] && echo "sample netloom-cni result: $(cat $D/last-result.json)"
-  inhost $host DEL "$bin" 1 $N "$cfg" $D/$label.del
-  left=$(ls $D/ipam-$3-$4/$TAG 2>/dev/null | grep -c '^10\.' || true)
-  [ "$left" = 0 ] || { echo "$label: $left addresses left after DEL" >&2; exit 1; }
-  paste -d' ' $D/$label.add $D/$label.del | awk '{print $1+$2}' > $D/$label.both
-  for k in add del both; do MED[$label.$k]=$(stats $D/$label.$k); done
-  for i in $(seq 0 $N); do ip netns del $TAG-c$i; done
-  ip netns del $host
-}
+declare -A BIN CFG TYPE MASQ MED
+BIN[netloom]=$D/netloom-cni;  TYPE[netloom]=netloom-cni; MASQ[netloom]=false
+BIN[reference]=$REF/bridge;   TYPE[reference]=bridge;    MASQ[reference]=false
+BIN[ref-masq]=$REF/bridge;    TYPE[ref-masq]=bridge;     MASQ[ref-masq]=true
+labels="netloom reference"; [ "${REF_MASQ:-0}" = 1 ] && labels="$labels ref-masq"
+# run LABEL CMD first last outfile: plugin LABEL, from a shell inside its host netns
+run() { nsenter --net=/run/netns/$TAG-$1 bash $D/loop.sh "$2" "${BIN[$1]}" "$TAG-$1-c" "$3" "$4" "${CFG[$1]}" "$5"; }
 
-run_plugin netloom $D/netloom-cni netloom-cni false
-run_plugin reference $REF/bridge bridge false
-[ "${REF_MASQ:-0}" = 1 ] && run_plugin ref-masq $REF/bridge bridge true
+for l in $labels; do
+  CFG[$l]=$(conf "${TYPE[$l]}" "${MASQ[$l]}")
+  ip netns add $TAG-$l; ip -n $TAG-$l link set lo up
+  for i in $(seq 0 $N); do ip netns add $TAG-$l-c$i; done
+  run $l ADD 0 0 ""; run $l DEL 0 0 ""     # warm-up (untimed): page cache, bridge creation
+  : > $D/$l.add; : > $D/$l.del
+done
+# Interleaved blocks of B containers (ADD block per plugin, then DEL block per plugin), so
+# that load changes on this shared machine hit every plugin alike.
+B=${B:-10}
+for first in $(seq 1 $B $N); do
+  last=$(( first + B - 1 )); [ $last -gt $N ] && last=$N
+  for l in $labels; do run $l ADD $first $last $D/$l.add; done
+  for l in $labels; do
+    ip netns exec $TAG-$l-c$last ping -c1 -W1 10.242.0.1 >/dev/null || { echo "$l: c$last cannot ping its gateway" >&2; exit 1; }
+  done
+  [ $first = 1 ] && echo "sample netloom-cni result: $(run netloom ADD 0 0 "" && cat $D/last-result.json; run netloom DEL 0 0 "")"
+  for l in $labels; do run $l DEL $first $last $D/$l.del; done
+done
+for l in $labels; do
+  left=$(ls $D/ipam-${TYPE[$l]}-${MASQ[$l]}/$TAG 2>/dev/null | grep -c '^10\.' || true)
+  [ "$left" = 0 ] || { echo "$l: $left addresses left after DEL" >&2; exit 1; }
+  paste -d' ' $D/$l.add $D/$l.del | awk '{print $1+$2}' > $D/$l.both
+  for k in add del both; do MED[$l.$k]=$(stats $D/$l.$k); done
+done
 
 med() { echo "${MED[$1]}" | cut -d' ' -f1; }
 p90() { echo "${MED[$1]}" | cut -d' ' -f2; }
@@ -91,7 +100,6 @@ echo "== CNI ADD/DEL, N=$N per plugin, $(nproc) CPUs, load $(cut -d' ' -f1-3 /pr
 echo "   reference: containernetworking-plugins $(dpkg-query -W -f='${Version}' containernetworking-plugins 2>/dev/null)"
 printf '| %-28s | %14s | %14s | %14s |\n' "plugin (ms, median / p90)" ADD DEL ADD+DEL
 printf '|%s|%s|%s|%s|\n' "------------------------------" "----------------" "----------------" "----------------"
-labels="netloom reference"; [ "${REF_MASQ:-0}" = 1 ] && labels="$labels ref-masq"
 for l in $labels; do
   name=$l; [ $l = netloom ] && name="netloom-cni"; [ $l = reference ] && name="bridge+host-local"
   [ $l = ref-masq ] && name="bridge+host-local, ipMasq"

@@ -77,6 +77,7 @@ impl Netlink {
     /// `peer_mac` if given; `host_mac` sets the host end's MAC. Unlike
     /// [`Netlink::create_veth_into`], an existing `host` link is never removed: a name
     /// clash is [`KernelError::AlreadyExists`].
+    #[allow(clippy::too_many_arguments)]
     pub async fn create_veth_pair_in(
         &self,
         host: &str,
