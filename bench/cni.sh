@@ -8,15 +8,16 @@
 # one plugin invocation as a runtime makes it (fork/exec of the plugin from a shell that
 # already lives in the host netns, env + stdin, stdout captured), taken with bash's
 # $EPOCHREALTIME.
-# Usage (root): bench/cni.sh      Env: N=50  CNI=<path to netloom-cni>  REF_MASQ=1 (also
+# DEL gets the ADD result as prevResult (as libcni does with its cached result).
+# Usage (root): bench/cni.sh      Env: N=50 B=10  CNI=<path to netloom-cni>  REF_MASQ=1 (also
 # time the reference with ipMasq:true, as /work/shared/lab/peers/03_cni_plugins.sh does)
 set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "cni.sh: run as root" >&2; exit 1; }
 N=${N:-50}
 HERE=$(cd "$(dirname "$0")" && pwd); REPO=$(dirname "$HERE")
 REF=/usr/lib/cni
-if [ ! -x $REF/bridge ]; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends containernetworking-plugins >/dev/null
+if [ ! -x $REF/bridge ] || ! command -v jq >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends containernetworking-plugins jq bc >/dev/null
 fi
 if [ -z "${CNI:-}" ]; then
   CNI=$REPO/target/release/netloom-cni
@@ -46,12 +47,15 @@ cat > $D/loop.sh <<'EOS'
 cmd=$1 bin=$2 pfx=$3 first=$4 last=$5 conf=$6 out=$7
 for i in $(seq $first $last); do
   printf -v id '%s%059x' "$TAG" "$i"
+  c=$conf
+  # DEL gets the ADD result as prevResult, as libcni passes its cached result.
+  [ "$cmd" = DEL ] && c=$(jq -c --slurpfile r "$D/res-$pfx$i.json" '. + {prevResult: $r[0]}' <<<"$conf")
   t0=$EPOCHREALTIME
   res=$(CNI_COMMAND=$cmd CNI_CONTAINERID=$id CNI_NETNS=/run/netns/$pfx$i \
-        CNI_IFNAME=eth0 CNI_PATH=$REF "$bin" <<<"$conf") || { echo "$cmd $pfx$i failed: $res" >&2; exit 1; }
+        CNI_IFNAME=eth0 CNI_PATH=$REF "$bin" <<<"$c") || { echo "$cmd $pfx$i failed: $res" >&2; exit 1; }
   t1=$EPOCHREALTIME
   [ -n "$out" ] && echo "($t1 - $t0) * 1000" | bc -l >> "$out"
-  [ "$cmd" = ADD ] && printf '%s\n' "$res" > "$D/last-result.json"
+  [ "$cmd" = ADD ] && printf '%s\n' "$res" > "$D/res-$pfx$i.json" && cp "$D/res-$pfx$i.json" "$D/last-result.json"
 done
 exit 0
 EOS

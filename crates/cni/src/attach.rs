@@ -460,10 +460,32 @@ pub async fn del(conf: &NetConf, env: &CniEnv) -> Result<(), CniError> {
 pub fn del_ipam(conf: &NetConf, env: &CniEnv) -> Result<(), CniError> {
     let id = env.container_id()?;
     let ifname = env.ifname()?;
-    if let Some(s) = store(conf)? {
-        let freed = s.release(id, ifname)?;
-        tracing::debug!(?freed, "released addresses");
+    let Some(s) = store(conf)? else {
+        return Ok(());
+    };
+    // The final ADD result names the addresses: release those directly; scan the
+    // store only without a (usable) prevResult.
+    let named: Vec<IpAddr> = conf
+        .prev()
+        .ok()
+        .flatten()
+        .map(|p| {
+            p.ips
+                .iter()
+                .map(|ip| ip.address.addr())
+                .filter(|ip| s.in_ranges(*ip))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut freed = if named.is_empty() {
+        Vec::new()
+    } else {
+        s.release_ips(id, ifname, &named)?
+    };
+    if freed.is_empty() {
+        freed = s.release(id, ifname)?;
     }
+    tracing::debug!(?freed, "released addresses");
     Ok(())
 }
 

@@ -327,6 +327,11 @@ impl HostLocal {
     /// Allocates one address per range set for (`id`, `ifname`): a requested address
     /// where one falls in the set, otherwise the next free one after the last
     /// reserved (round robin). All or nothing: on error nothing stays reserved.
+    ///
+    /// Unlike host-local, the store is not scanned for an earlier allocation of the same
+    /// (`id`, `ifname`) (that scan reads every file, O(containers)): the plugin refuses
+    /// a second ADD by the interface already existing, and a failed ADD releases what it
+    /// took.
     pub fn allocate(
         &self,
         id: &str,
@@ -334,16 +339,6 @@ impl HostLocal {
         requested: &[IpAddr],
     ) -> Result<Vec<Allocation>, CniError> {
         let _l = self.lock()?;
-        let existing = self.reservations(Self::owner_lens(id, ifname))?;
-        if let Some((_, ip, _)) = existing
-            .iter()
-            .find(|(_, _, c)| Self::owned_by(c, id, ifname))
-        {
-            return Err(CniError::AlreadyExists(format!(
-                "container {id} interface {ifname} already has address {ip} in network {}: duplicate allocation is not allowed (DEL it first)",
-                self.dir.display()
-            )));
-        }
         for ip in requested {
             if !self.sets.iter().flatten().any(|r| r.contains(*ip)) {
                 return Err(CniError::AddressUnavailable(format!(
@@ -440,7 +435,38 @@ impl HostLocal {
         )))
     }
 
-    /// Releases every address reserved for (`id`, `ifname`); none is fine.
+    /// Releases `ips` if they are reserved for (`id`, `ifname`) (O(1): the DEL's
+    /// `prevResult` names them); returns those released.
+    pub fn release_ips(
+        &self,
+        id: &str,
+        ifname: &str,
+        ips: &[IpAddr],
+    ) -> Result<Vec<IpAddr>, CniError> {
+        let _l = self.lock()?;
+        let mut out = Vec::new();
+        for ip in ips {
+            let path = self.dir.join(ip.to_string());
+            match std::fs::read_to_string(&path) {
+                Ok(c) if Self::owned_by(c.trim(), id, ifname) => {
+                    remove(&path)?;
+                    out.push(*ip);
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(CniError::io("read", &path)(e)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// True if `ip` lies in one of this store's ranges.
+    pub fn in_ranges(&self, ip: IpAddr) -> bool {
+        self.sets.iter().flatten().any(|r| r.contains(ip))
+    }
+
+    /// Releases every address reserved for (`id`, `ifname`) (scans the store); none is
+    /// fine.
     pub fn release(&self, id: &str, ifname: &str) -> Result<Vec<IpAddr>, CniError> {
         let _l = self.lock()?;
         let mut out = Vec::new();
@@ -547,12 +573,6 @@ mod tests {
             "10.5.0.2"
         );
         assert!(dir.join("lock").exists());
-        // Duplicate (id, ifname) refused; other containers get the next ones.
-        assert_eq!(
-            s.allocate("c1", "eth0", &[]).unwrap_err().code(),
-            103,
-            "duplicate"
-        );
         let mut got = vec![];
         for i in 2..=5 {
             got.push(
@@ -572,14 +592,20 @@ mod tests {
         assert!(e.to_string().contains("10.5.0.1-10.5.0.6"), "{e}");
         assert!(s.owned("c7", "eth0").unwrap().is_empty());
         // Release and reuse: round robin continues after the last reserved.
-        assert_eq!(s.release("c3", "eth0").unwrap().len(), 1);
+        let c3: IpAddr = "10.5.0.4".parse().unwrap();
+        assert!(
+            s.release_ips("c2", "eth0", &[c3]).unwrap().is_empty(),
+            "not c2's"
+        );
+        assert_eq!(s.release_ips("c3", "eth0", &[c3]).unwrap(), vec![c3]);
         assert_eq!(s.release("c3", "eth0").unwrap().len(), 0);
+        assert_eq!(s.release("c2", "eth0").unwrap().len(), 1);
         assert_eq!(
             s.allocate("c8", "eth0", &[]).unwrap()[0]
                 .address
                 .addr()
                 .to_string(),
-            "10.5.0.4"
+            "10.5.0.3"
         );
     }
 
