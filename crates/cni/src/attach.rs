@@ -7,7 +7,8 @@ use std::path::Path;
 
 use ipnet::IpNet;
 use netloom_kernel::podlink::{self, MacvlanMode};
-use netloom_kernel::{LinkInfo, Netlink, netns};
+use netloom_kernel::{KernelError, LinkInfo, Netlink, netns};
+use std::os::fd::OwnedFd;
 
 use crate::config::{CniEnv, NetConf};
 use crate::error::CniError;
@@ -106,10 +107,18 @@ fn open_ns(netns_path: &str) -> Result<std::fs::File, CniError> {
     })
 }
 
-async fn netlink_in(netns_path: &str) -> Result<Netlink, CniError> {
-    Netlink::in_netns(Path::new(netns_path)).map_err(CniError::kernel(format!(
-        "enter network namespace {netns_path}"
-    )))
+/// The container-namespace handle: from the socket opened before the runtime started,
+/// or (without one) through a helper thread.
+async fn netlink_in(
+    netns_path: &str,
+    sock: Option<Result<OwnedFd, KernelError>>,
+) -> Result<Netlink, CniError> {
+    let what = format!("enter network namespace {netns_path}");
+    match sock {
+        Some(Ok(fd)) => Ok(Netlink::from_socket(fd)),
+        Some(Err(e)) => Err(CniError::kernel(what)(e)),
+        None => Netlink::in_netns(Path::new(netns_path)).map_err(CniError::kernel(what)),
+    }
 }
 
 async fn master_index(host: &Netlink, master: &Option<String>) -> Result<LinkInfo, CniError> {
@@ -182,7 +191,13 @@ fn random_mac() -> [u8; 6] {
 
 /// ADD: creates the interface, assigns addresses and routes, returns the result
 /// (merged after `prevResult` when chained).
-pub async fn add(conf: &NetConf, env: &CniEnv) -> Result<CniResult, CniError> {
+///
+/// `sock` is a netlink socket already opened in the container's namespace, if any.
+pub async fn add(
+    conf: &NetConf,
+    env: &CniEnv,
+    sock: Option<Result<OwnedFd, KernelError>>,
+) -> Result<CniResult, CniError> {
     let id = env.container_id()?;
     let ifname = env.ifname()?;
     let netns_path = env.netns()?;
@@ -198,7 +213,7 @@ pub async fn add(conf: &NetConf, env: &CniEnv) -> Result<CniResult, CniError> {
     }
     let ns_file = open_ns(netns_path)?;
     let host = Netlink::current().map_err(CniError::kernel("open netlink"))?;
-    let cnl = netlink_in(netns_path).await?;
+    let cnl = netlink_in(netns_path, sock).await?;
     if !wait_gone(&cnl, ifname).await? {
         return Err(CniError::AlreadyExists(format!(
             "container interface {ifname} already exists in {netns_path}: DEL it first or use another CNI_IFNAME"
@@ -491,7 +506,11 @@ pub fn del_ipam(conf: &NetConf, env: &CniEnv) -> Result<(), CniError> {
 
 /// CHECK: the interface exists with the MAC and addresses of `prevResult`, the
 /// bridge (or macvlan kind) is right and IPAM still holds the addresses.
-pub async fn check(conf: &NetConf, env: &CniEnv) -> Result<(), CniError> {
+pub async fn check(
+    conf: &NetConf,
+    env: &CniEnv,
+    sock: Option<Result<OwnedFd, KernelError>>,
+) -> Result<(), CniError> {
     let id = env.container_id()?;
     let ifname = env.ifname()?;
     let netns_path = env.netns()?;
@@ -505,7 +524,7 @@ pub async fn check(conf: &NetConf, env: &CniEnv) -> Result<(), CniError> {
     if !netns::is_netns(Path::new(netns_path)) {
         return Err(fail(format!("network namespace {netns_path} not found")));
     }
-    let cnl = netlink_in(netns_path).await?;
+    let cnl = netlink_in(netns_path, sock).await?;
     let l = cnl
         .link(ifname)
         .await

@@ -133,6 +133,14 @@ fn dispatch(command: &str, env: &CniEnv, stdin: &[u8]) -> Result<String, CniErro
             })?;
         return rt.block_on(attach::del(&conf, env)).map(|()| String::new());
     }
+    // ADD and CHECK work inside the container's namespace: open that socket now, on
+    // this thread, before the runtime exists (no helper thread to start and join).
+    let csock = match command {
+        "ADD" | "CHECK" => Some(netloom_kernel::podlink::netlink_socket_in(
+            std::path::Path::new(env.netns()?),
+        )),
+        _ => None,
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
@@ -145,7 +153,7 @@ fn dispatch(command: &str, env: &CniEnv, stdin: &[u8]) -> Result<String, CniErro
     tracing::debug!("runtime ready");
     rt.block_on(async {
         match command {
-            "ADD" => attach::add(&conf, env).await.map(|r| {
+            "ADD" => attach::add(&conf, env, csock).await.map(|r| {
                 let v = serde_json::to_string(&r).unwrap_or_default();
                 format!("{v}\n")
             }),
@@ -153,7 +161,9 @@ fn dispatch(command: &str, env: &CniEnv, stdin: &[u8]) -> Result<String, CniErro
                 attach::del_ipam(&conf, env)?;
                 attach::del(&conf, env).await.map(|()| String::new())
             }
-            "CHECK" => attach::check(&conf, env).await.map(|()| String::new()),
+            "CHECK" => attach::check(&conf, env, csock)
+                .await
+                .map(|()| String::new()),
             "GC" => gc(&conf).map(|()| String::new()),
             _ => attach::status(&conf).await.map(|()| String::new()),
         }

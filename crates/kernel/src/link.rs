@@ -78,6 +78,11 @@ impl Netlink {
         Ok(Netlink { handle })
     }
 
+    /// Wraps a handle whose connection is already driven (for sibling modules).
+    pub(crate) fn from_handle(handle: Handle) -> Self {
+        Netlink { handle }
+    }
+
     /// The underlying rtnetlink handle (for sibling modules that add requests).
     pub(crate) fn handle(&self) -> &Handle {
         &self.handle
