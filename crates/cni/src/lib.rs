@@ -136,9 +136,27 @@ fn dispatch(command: &str, env: &CniEnv, stdin: &[u8]) -> Result<String, CniErro
     // ADD and CHECK work inside the container's namespace: open that socket now, on
     // this thread, before the runtime exists (no helper thread to start and join).
     let csock = match command {
-        "ADD" | "CHECK" => Some(netloom_kernel::podlink::netlink_socket_in(
-            std::path::Path::new(env.netns()?),
-        )),
+        "ADD" | "CHECK" => {
+            let ns_ino = || {
+                use std::os::unix::fs::MetadataExt;
+                std::fs::metadata("/proc/thread-self/ns/net")
+                    .map(|m| m.ino())
+                    .ok()
+            };
+            let before = ns_ino();
+            let sock =
+                netloom_kernel::podlink::netlink_socket_in(std::path::Path::new(env.netns()?));
+            if ns_ino() != before {
+                // Stranded in the container's namespace: do nothing more.
+                return Err(CniError::Kernel {
+                    msg: "could not return to the runtime's network namespace".into(),
+                    source: sock.err().unwrap_or(netloom_kernel::KernelError::Namespace(
+                        "network namespace changed".into(),
+                    )),
+                });
+            }
+            Some(sock)
+        }
         _ => None,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
