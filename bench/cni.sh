@@ -9,7 +9,7 @@
 # already lives in the host netns, env + stdin, stdout captured), taken with bash's
 # $EPOCHREALTIME.
 # DEL gets the ADD result as prevResult (as libcni does with its cached result).
-# Usage (root): bench/cni.sh      Env: N=50 B=10  CNI=<path to netloom-cni>  REF_MASQ=1 (also
+# Usage (root): bench/cni.sh      Env: N=50 B=10 KEEP=1 (keep the per-sample files in /tmp/nlcb<pid>)  CNI=<path to netloom-cni>  REF_MASQ=1 (also
 # time the reference with ipMasq:true, as /work/shared/lab/peers/03_cni_plugins.sh does)
 set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "cni.sh: run as root" >&2; exit 1; }
@@ -30,7 +30,7 @@ cp "$CNI" $D/netloom-cni            # the shared target dir may be rebuilt durin
 cleanup() {
   set +e
   for n in $(ip netns list | awk '{print $1}' | grep "^$TAG-"); do ip netns del "$n"; done
-  rm -rf $D
+  [ -n "${KEEP:-}" ] || rm -rf $D
 }
 trap cleanup EXIT
 
