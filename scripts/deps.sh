@@ -3,7 +3,11 @@
 # The package installs never start system services (policy-rc.d), so nothing runs
 # in the host namespace afterwards.
 set -euo pipefail
-pkgs=(nftables iproute2 busybox-static curl ca-certificates iputils-ping bind9-dnsutils python3)
+# containernetworking-plugins: the reference CNI plugins (/usr/lib/cni) that the
+# netloom-cni tests chain with (tuning) and bench/cni.sh compares against. Its
+# cni-dhcp unit is neither enabled nor started by the package (postinst only re-enables
+# it if it was enabled before), so installing it starts nothing.
+pkgs=(nftables iproute2 busybox-static curl ca-certificates iputils-ping bind9-dnsutils python3 containernetworking-plugins)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -13,5 +17,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
-command -v nft >/dev/null && command -v ip >/dev/null && [ -x /bin/busybox ]
+command -v nft >/dev/null && command -v ip >/dev/null && [ -x /bin/busybox ] && [ -x /usr/lib/cni/tuning ]
 echo "deps: ok"

@@ -59,15 +59,12 @@ impl SubConfig {
             Flavor::Macvlan => {
                 crate::check_known(name, opts, &[OPT_PARENT, OPT_MACVLAN_MODE])?;
                 let mode = match opts.get(OPT_MACVLAN_MODE).map(|s| s.as_str()) {
-                    None | Some("") | Some("bridge") => MacvlanMode::Bridge,
-                    Some("private") => MacvlanMode::Private,
-                    Some("vepa") => MacvlanMode::Vepa,
-                    Some("passthru") => MacvlanMode::Passthru,
-                    Some(other) => {
-                        return Err(DriverError::InvalidOption(format!(
-                            "invalid {OPT_MACVLAN_MODE} {other:?}: use bridge, private, vepa or passthru"
-                        )));
-                    }
+                    None | Some("") => MacvlanMode::Bridge,
+                    Some(m) => MacvlanMode::parse(m).ok_or_else(|| {
+                        DriverError::InvalidOption(format!(
+                            "invalid {OPT_MACVLAN_MODE} {m:?}: use bridge, private, vepa or passthru"
+                        ))
+                    })?,
                 };
                 SubLink::Macvlan(mode)
             }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod link;
 pub mod netns;
 pub mod nft;
+pub mod podlink;
 pub mod sublink;
 pub mod sysctl;
 

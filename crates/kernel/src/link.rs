@@ -78,6 +78,16 @@ impl Netlink {
         Ok(Netlink { handle })
     }
 
+    /// Wraps a handle whose connection is already driven (for sibling modules).
+    pub(crate) fn from_handle(handle: Handle) -> Self {
+        Netlink { handle }
+    }
+
+    /// The underlying rtnetlink handle (for sibling modules that add requests).
+    pub(crate) fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
     /// Looks up a link by name.
     pub async fn link(&self, name: &str) -> Result<Option<LinkInfo>, KernelError> {
         let mut req = self
@@ -488,7 +498,7 @@ fn kind_or(kind: &str) -> &str {
     if kind.is_empty() { "physical" } else { kind }
 }
 
-fn link_info(msg: &LinkMessage) -> LinkInfo {
+pub(crate) fn link_info(msg: &LinkMessage) -> LinkInfo {
     let mut info = LinkInfo {
         index: msg.header.index,
         name: String::new(),

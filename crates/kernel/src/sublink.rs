@@ -25,6 +25,19 @@ pub enum MacvlanMode {
     Passthru,
 }
 
+impl MacvlanMode {
+    /// Parses the iproute2 / Docker / CNI spelling (`bridge`, `private`, `vepa`, `passthru`).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "bridge" => Some(Self::Bridge),
+            "private" => Some(Self::Private),
+            "vepa" => Some(Self::Vepa),
+            "passthru" => Some(Self::Passthru),
+            _ => None,
+        }
+    }
+}
+
 /// Ipvlan modes (`ipvlan_mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IpvlanMode {
@@ -176,13 +189,7 @@ impl Netlink {
         let ns = netns::open(ns_path)?;
         let (msg, probe) = match kind {
             SubLink::Macvlan(mode) => {
-                let mode = match mode {
-                    MacvlanMode::Bridge => MacVlanMode::Bridge,
-                    MacvlanMode::Private => MacVlanMode::Private,
-                    MacvlanMode::Vepa => MacVlanMode::Vepa,
-                    MacvlanMode::Passthru => MacVlanMode::Passthrough,
-                };
-                let mut b = LinkMacVlan::new(name, parent, mode)
+                let mut b = LinkMacVlan::new(name, parent, crate::podlink::macvlan_mode_nl(mode))
                     .mtu(mtu)
                     .setns_by_fd(ns.as_raw_fd());
                 if let Some(m) = mac {
