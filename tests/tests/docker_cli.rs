@@ -847,3 +847,147 @@ fn docker_exec_it_gets_a_terminal() {
     );
     assert_eq!(o.code, 3, "exit code of the interactive shell: {o}");
 }
+
+impl Docker<'_> {
+    /// Runs `sh -c SCRIPT` with `DOCKER` replaced by the docker binary and the CLI's
+    /// environment set (45 s timeout).
+    fn shell(&self, script: &str) -> Out {
+        let script = script.replace("DOCKER", &self.bin.display().to_string());
+        let mut c = Command::new("sh");
+        c.args(["-c", &script])
+            .env("DOCKER_HOST", self.d.host_arg())
+            .env("DOCKER_CONFIG", &self.config)
+            .env("DOCKER_CLI_HINTS", "false")
+            .env_remove("DOCKER_API_VERSION");
+        run_cmd(c, Duration::from_secs(45))
+    }
+}
+
+/// True if `script` (util-linux) can give the docker CLI a terminal; prints a skip.
+fn have_script() -> bool {
+    let ok = Command::new("script").arg("--version").output().is_ok();
+    if !ok {
+        println!("SKIP: no `script` (util-linux) to give the docker CLI a terminal");
+    }
+    ok
+}
+
+#[test]
+fn docker_run_it_and_i() {
+    // `docker run -it`: the main process runs on a terminal from the container's own
+    // devpts, sized from the client's terminal (ConsoleSize + resize), typed input
+    // reaches it and its exit code is docker's; `run -i` pipes stdin without a terminal
+    // and closes it at EOF (StdinOnce).
+    setup!(d, dk);
+    if !have_script() {
+        return;
+    }
+    // The terminal `script` makes is set to 33x101 before docker starts: docker sends
+    // that size, and `stty size` inside shows it.
+    let o = dk.shell(
+        "script -qec 'stty rows 33 cols 101; DOCKER run -it --rm busybox sh -c \"tty; stty size; echo out-\\$((6*7)); exit 5\"' /dev/null",
+    );
+    assert!(
+        o.stdout.contains("/dev/pts/0"),
+        "a terminal of the container's own devpts: {o}"
+    );
+    assert!(
+        o.stdout.contains("33 101"),
+        "the client's terminal size: {o}"
+    );
+    assert!(o.stdout.contains("out-42"), "{o}");
+    assert_eq!(
+        o.code,
+        5,
+        "exit code of run -it: {o}\n{}",
+        tail(&d.log(), 20)
+    );
+    // Typed input.
+    let o = dk.shell(
+        "(sleep 1; printf 'echo typed-$((6*7))\\r'; sleep 1; printf 'exit 3\\r'; sleep 2) | script -qec 'DOCKER run -it --rm --name itc busybox sh' /dev/null",
+    );
+    assert!(
+        o.stdout.contains("typed-42"),
+        "typed input reached the shell: {o}"
+    );
+    assert_eq!(o.code, 3, "exit code of the interactive shell: {o}");
+    assert!(
+        wait_for(Duration::from_secs(5), || !dk
+            .ok(&["ps", "-a", "--format", "{{.Names}}"])
+            .contains("itc")),
+        "--rm removed the container"
+    );
+    // -i without a terminal: stdin is a pipe, EOF closes it.
+    let o = dk.shell("printf 'hi\\nthere\\n' | DOCKER run -i --rm busybox cat");
+    assert_eq!(o.stdout, "hi\nthere\n", "{o}");
+    assert_eq!(o.code, 0, "{o}");
+    let o = dk.shell("echo 'exit 9' | DOCKER run -i --rm busybox sh");
+    assert_eq!(o.code, 9, "{o}");
+    // The output is in the json-file log too.
+    let o = dk.shell("echo logged-line | DOCKER run -i --name ilog busybox cat");
+    assert_eq!(o.stdout.trim(), "logged-line", "{o}");
+    assert_eq!(dk.ok(&["logs", "ilog"]), "logged-line");
+    // Without -i stdin is /dev/null: cat ends at once.
+    let o = dk.shell("echo ignored | DOCKER run --rm busybox cat");
+    assert_eq!(o.stdout, "", "{o}");
+}
+
+#[test]
+fn docker_start_ai_resize_and_daemon_restart() {
+    // `docker start -ai` attaches before starting; `docker attach` reaches a terminal
+    // held by the shim even after netloomd restarts; resize changes `stty size`.
+    let Some(bin) = docker_bin() else {
+        println!("SKIP: no docker CLI binary (/usr/local/bin/docker or docker on PATH)");
+        return;
+    };
+    let mut d = daemon_or_skip!();
+    if !have_script() {
+        return;
+    }
+    let dk = Docker::new(&d, bin.clone());
+    dk.ok(&[
+        "create",
+        "-it",
+        "--name",
+        "sai",
+        "busybox",
+        "sh",
+        "-c",
+        "echo started-$((1+1)); exit 4",
+    ]);
+    let o = dk.shell("script -qec 'DOCKER start -ai sai' /dev/null");
+    assert!(o.stdout.contains("started-2"), "{o}");
+    assert_eq!(o.code, 4, "{o}");
+    // A detached interactive shell; the daemon restarts; attach and type.
+    dk.ok(&["run", "-dit", "--name", "keep", "busybox", "sh"]);
+    let (code, body) = d.api("POST", "/containers/keep/resize?h=40&w=120", None);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        dk.exec("keep", "stty size < /dev/pts/0").stdout.trim(),
+        "40 120",
+        "the size set by POST /containers/keep/resize"
+    );
+    let (code, body) = d.api("POST", "/containers/keep/resize?h=x&w=120", None);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("invalid value for h"), "{body}");
+    drop(dk);
+    d.stop();
+    d.start();
+    let dk = Docker::new(&d, bin);
+    let o = dk.shell(
+        "(sleep 1; printf 'stty size; echo after-$((2*3))\\r'; sleep 1; printf 'exit 7\\r'; sleep 2) | script -qec 'stty rows 41 cols 121; DOCKER attach keep' /dev/null",
+    );
+    assert!(
+        o.stdout.contains("after-6"),
+        "typed after a daemon restart: {o}\n{}",
+        tail(&d.log(), 20)
+    );
+    assert!(
+        o.stdout.contains("41 121"),
+        "docker attach resized to its terminal: {o}"
+    );
+    assert_eq!(dk.ok(&["wait", "keep"]), "7");
+    // Resizing a stopped container is refused.
+    let (code, body) = d.api("POST", "/containers/keep/resize?h=10&w=10", None);
+    assert_eq!(code, 409, "{body}");
+}

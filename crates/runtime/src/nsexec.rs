@@ -2,6 +2,7 @@
 
 use std::ffi::OsString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::process::Stdio;
 
 use nix::fcntl::OFlag;
@@ -331,4 +332,33 @@ fn enter(pid: i32) -> Result<(), String> {
     nix::unistd::chroot(".").map_err(|e| format!("chroot into root of {pid}: {e}"))?;
     nix::unistd::chdir("/").map_err(|e| format!("chdir /: {e}"))?;
     Ok(())
+}
+
+/// Sets the terminal size of a `tty` exec session whose helper is `helper_pid`:
+/// `TIOCSWINSZ` on the session process's terminal (its stdin, opened through
+/// `/proc`), which also sends it `SIGWINCH`. Waits up to a second for the helper
+/// to have forked the process.
+pub async fn resize_exec(helper_pid: i32, rows: u16, cols: u16) -> Result<(), RuntimeError> {
+    if helper_pid <= 0 {
+        return Err(RuntimeError::NoSuchProcess(helper_pid));
+    }
+    let children = format!("/proc/{helper_pid}/task/{helper_pid}/children");
+    for _ in 0..20 {
+        let child = std::fs::read_to_string(&children)
+            .ok()
+            .and_then(|s| s.split_whitespace().next().map(str::to_string));
+        if let Some(child) = child {
+            let tty = format!("/proc/{child}/fd/0");
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
+                .open(&tty)
+                .map_err(RuntimeError::io("open terminal", &tty))?;
+            return crate::attach::set_winsize(f.as_raw_fd(), rows, cols)
+                .map_err(RuntimeError::sys("set terminal size", tty));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Err(RuntimeError::NoSuchProcess(helper_pid))
 }

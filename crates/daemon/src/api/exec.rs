@@ -1,6 +1,6 @@
 //! `/containers/{id}/exec`, `/exec/{id}/start`, `/exec/{id}/json`.
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -205,8 +205,29 @@ fn tty_session(
     resp
 }
 
-/// `POST /exec/{id}/resize` and `/containers/{id}/resize`: accepted; terminals are
-/// 80x24 for now.
-pub async fn resize() -> Response {
-    StatusCode::OK.into_response()
+/// `POST /exec/{id}/resize?h=&w=`: sets the size of the exec session's terminal.
+pub async fn resize(
+    State(ctl): State<Ctl>,
+    Path(id): Path<String>,
+    Query(q): Query<std::collections::BTreeMap<String, String>>,
+) -> ApiResult<Response> {
+    let (h, w) = super::containers::size_of(&q)?;
+    let i = ctl.exec_inspect(&id).await?;
+    if !i.running {
+        return Err(CtlError::conflict(format!(
+            "exec {id} is not running: start it before resizing its terminal"
+        ))
+        .into());
+    }
+    if i.tty {
+        netloom_runtime::resize_exec(i.pid, h, w)
+            .await
+            .map_err(|e| {
+                CtlError::internal(format!(
+                    "cannot resize the terminal: {}",
+                    crate::error::chain(&e)
+                ))
+            })?;
+    }
+    Ok(StatusCode::OK.into_response())
 }

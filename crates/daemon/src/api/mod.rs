@@ -191,7 +191,7 @@ pub fn router(ctl: Ctl) -> Router {
         .route("/exec/{id}/start", post(exec::start))
         .route("/exec/{id}/json", get(exec::inspect))
         .route("/exec/{id}/resize", post(exec::resize))
-        .route("/containers/{id}/resize", post(exec::resize))
+        .route("/containers/{id}/resize", post(containers::resize))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
         .route(

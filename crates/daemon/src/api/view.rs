@@ -313,7 +313,7 @@ pub fn container_inspect(v: &ContainerView) -> Value {
         .iter()
         .find(|e| e.default_route)
         .or_else(|| v.endpoints.first());
-    json!({
+    let mut out = json!({
         "Id": c.id,
         "Created": c.created,
         "Path": argv.first().cloned().unwrap_or_default(),
@@ -357,17 +357,18 @@ pub fn container_inspect(v: &ContainerView) -> Value {
             "PublishAllPorts": c.publish_all,
             "Links": Value::Null,
         },
+        "GraphDriver": { "Name": "overlay", "Data": Value::Null },
         "Config": {
             "Hostname": c.hostname,
             "Domainname": c.domainname,
             "User": c.user,
-            "AttachStdin": false,
+            "AttachStdin": c.open_stdin,
             "AttachStdout": false,
             "AttachStderr": false,
             "ExposedPorts": if exposed.is_empty() { Value::Null } else { Value::Object(exposed) },
-            "Tty": false,
-            "OpenStdin": false,
-            "StdinOnce": false,
+            "Tty": c.tty,
+            "OpenStdin": c.open_stdin,
+            "StdinOnce": c.stdin_once,
             "Env": c.env,
             "Cmd": c.cmd,
             "Image": c.image,
@@ -398,7 +399,15 @@ pub fn container_inspect(v: &ContainerView) -> Value {
             "Networks": networks_of(v),
         },
         "Mounts": [],
-    })
+    });
+    if let Some(Value::Object(hc)) = out.get_mut("HostConfig") {
+        if let Value::Object(extra) = host_config_defaults(c) {
+            for (k, v) in extra {
+                hc.entry(k).or_insert(v);
+            }
+        }
+    }
+    out
 }
 
 /// An image, as `GET /images/json` and inspect show it.
@@ -463,4 +472,70 @@ mod tests {
         assert_eq!(human_duration(Duration::from_secs(600)), "10 minutes");
         assert_eq!(human_duration(Duration::from_secs(3 * 3600)), "3 hours");
     }
+}
+
+/// `HostConfig` fields of features netloom does not implement, with Docker's zero
+/// values, so that clients reading them find the key.
+fn host_config_defaults(c: &netloom_model::Container) -> Value {
+    let fields: [(&str, Value); 53] = [
+        ("Binds", json!(Value::Null)),
+        ("ContainerIDFile", json!("")),
+        ("VolumeDriver", json!("")),
+        ("VolumesFrom", json!(Value::Null)),
+        ("ConsoleSize", json!(c.console_size.unwrap_or([0, 0]))),
+        ("Annotations", json!(Value::Null)),
+        ("CapAdd", json!(Value::Null)),
+        ("CapDrop", json!(Value::Null)),
+        ("CgroupnsMode", json!("host")),
+        ("GroupAdd", json!(Value::Null)),
+        ("IpcMode", json!("private")),
+        ("Cgroup", json!("")),
+        ("OomScoreAdj", json!(0)),
+        ("PidMode", json!("")),
+        ("Privileged", json!(false)),
+        ("ReadonlyRootfs", json!(false)),
+        ("SecurityOpt", json!(Value::Null)),
+        ("UTSMode", json!("")),
+        ("UsernsMode", json!("")),
+        ("ShmSize", json!(67108864)),
+        ("Runtime", json!("netloom")),
+        ("Isolation", json!("")),
+        ("CpuShares", json!(0)),
+        ("Memory", json!(0)),
+        ("NanoCpus", json!(0)),
+        ("CgroupParent", json!("")),
+        ("BlkioWeight", json!(0)),
+        ("BlkioWeightDevice", json!(Value::Null)),
+        ("BlkioDeviceReadBps", json!(Value::Null)),
+        ("BlkioDeviceWriteBps", json!(Value::Null)),
+        ("BlkioDeviceReadIOps", json!(Value::Null)),
+        ("BlkioDeviceWriteIOps", json!(Value::Null)),
+        ("CpuPeriod", json!(0)),
+        ("CpuQuota", json!(0)),
+        ("CpuRealtimePeriod", json!(0)),
+        ("CpuRealtimeRuntime", json!(0)),
+        ("CpusetCpus", json!("")),
+        ("CpusetMems", json!("")),
+        ("Devices", json!(Value::Null)),
+        ("DeviceCgroupRules", json!(Value::Null)),
+        ("DeviceRequests", json!(Value::Null)),
+        ("MemoryReservation", json!(0)),
+        ("MemorySwap", json!(0)),
+        ("MemorySwappiness", json!(Value::Null)),
+        ("OomKillDisable", json!(false)),
+        ("PidsLimit", json!(Value::Null)),
+        ("Ulimits", json!(Value::Null)),
+        ("CpuCount", json!(0)),
+        ("CpuPercent", json!(0)),
+        ("IOMaximumIOps", json!(0)),
+        ("IOMaximumBandwidth", json!(0)),
+        ("MaskedPaths", json!(Value::Null)),
+        ("ReadonlyPaths", json!(Value::Null)),
+    ];
+    Value::Object(
+        fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    )
 }

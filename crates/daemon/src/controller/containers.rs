@@ -75,6 +75,12 @@ pub struct ContainerCreate {
     pub links: Vec<String>,
     /// `-t`.
     pub tty: bool,
+    /// `-i`: `OpenStdin`.
+    pub open_stdin: bool,
+    /// `StdinOnce`.
+    pub stdin_once: bool,
+    /// `HostConfig.ConsoleSize` `[rows, cols]`.
+    pub console_size: Option<[u16; 2]>,
 }
 
 /// Container list filters.
@@ -259,6 +265,10 @@ impl Controller {
             dns_search: req.dns_search.clone(),
             dns_options: req.dns_options.clone(),
             extra_hosts: req.extra_hosts.clone(),
+            tty: req.tty,
+            open_stdin: req.open_stdin,
+            stdin_once: req.stdin_once,
+            console_size: req.console_size.filter(|[h, w]| *h > 0 && *w > 0),
             state: ContainerState::default(),
         };
         if req.cmd.is_none() && req.entrypoint.is_none() {
@@ -267,11 +277,6 @@ impl Controller {
         if ctr.argv().is_empty() {
             return Err(CtlError::invalid(
                 "no command specified: give a command after the image name",
-            ));
-        }
-        if req.tty {
-            return Err(CtlError::invalid(
-                "TTY containers (-t) are not supported yet: run without -t",
             ));
         }
         // Hostname: Docker's rules.
@@ -444,6 +449,11 @@ impl Controller {
                         working_dir: ctr.working_dir.clone(),
                         bind_files: files,
                         user: ctr.user.clone(),
+                        tty: ctr.tty,
+                        open_stdin: ctr.open_stdin,
+                        stdin_once: ctr.stdin_once,
+                        console_size: ctr.console_size,
+                        wait_attach: self.attach_pending(&ctr.id),
                     };
                     tokio::task::spawn_blocking(move || netloom_runtime::start(&spec))
                         .await
