@@ -991,3 +991,122 @@ fn docker_start_ai_resize_and_daemon_restart() {
     let (code, body) = d.api("POST", "/containers/keep/resize?h=10&w=10", None);
     assert_eq!(code, 409, "{body}");
 }
+
+/// Unix time now as the docker CLI sends it (`seconds.nanos`), offset by `delta` seconds.
+fn unix_ts(delta: f64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    format!("{:.6}", now + delta)
+}
+
+#[test]
+fn docker_events_since_until_and_filters() {
+    // `docker events` replays recent events (since/until) and streams live ones, with
+    // type/event/container/network filters.
+    setup!(d, dk);
+    let t0 = unix_ts(-1.0);
+    dk.ok(&["network", "create", "evnet"]);
+    dk.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "evnet",
+        "--name",
+        "evc",
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        wait_for(Duration::from_secs(5), || !dk
+            .ok(&["ps", "-a", "--format", "{{.Names}}"])
+            .contains("evc")),
+        "--rm removed the container"
+    );
+    dk.ok(&["network", "rm", "evnet"]);
+    let t1 = unix_ts(0.5);
+    let fmt = "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}";
+    let all = dk.ok(&["events", "--since", &t0, "--until", &t1, "--format", fmt]);
+    let lines: Vec<&str> = all.lines().collect();
+    let want = [
+        "network create evnet",
+        "container create evc",
+        "network connect evnet",
+        "container start evc",
+        "container die evc",
+        "network disconnect evnet",
+        "container destroy evc",
+        "network destroy evnet",
+    ];
+    let mut at = 0;
+    for w in want {
+        let Some(i) = lines[at..].iter().position(|l| *l == w) else {
+            panic!("missing or out of order: {w:?} in\n{all}");
+        };
+        at += i + 1;
+    }
+    let nets = dk.ok(&[
+        "events",
+        "--since",
+        &t0,
+        "--until",
+        &t1,
+        "--format",
+        fmt,
+        "--filter",
+        "type=network",
+        "--filter",
+        "network=evnet",
+    ]);
+    assert!(nets.lines().all(|l| l.starts_with("network ")), "{nets}");
+    assert_eq!(
+        nets.lines().count(),
+        4,
+        "create, connect, disconnect, destroy:\n{nets}"
+    );
+    let die = dk.ok(&[
+        "events",
+        "--since",
+        &t0,
+        "--until",
+        &t1,
+        "--format",
+        fmt,
+        "--filter",
+        "container=evc",
+        "--filter",
+        "event=die",
+    ]);
+    assert_eq!(die, "container die evc");
+    // Live: a stream that ends at `until`.
+    let until = unix_ts(4.0);
+    let live = std::thread::scope(|s| {
+        let h = s.spawn(|| {
+            dk.run(&[
+                "events",
+                "--until",
+                &until,
+                "--format",
+                fmt,
+                "--filter",
+                "type=network",
+            ])
+        });
+        std::thread::sleep(Duration::from_millis(1500));
+        dk.ok(&["network", "create", "evlive"]);
+        dk.ok(&["network", "rm", "evlive"]);
+        h.join().expect("events thread")
+    });
+    assert!(live.ok(), "{live}");
+    assert_eq!(
+        live.stdout.trim(),
+        "network create evlive\nnetwork destroy evlive",
+        "{live}"
+    );
+    // Bad input.
+    let o = dk.fail(&["events", "--since", &t1, "--until", &t0]);
+    assert!(o.stderr.contains("cannot be after"), "{o}");
+    let (code, body) = d.api("GET", "/events?since=yesterday-ish", None);
+    assert_eq!(code, 400, "{body}");
+}

@@ -503,6 +503,7 @@ impl Controller {
         }
         self.publish_dns(&st);
         info!(container = %updated.name, pid = spawned.init_pid, "container started");
+        self.emit_network_events(&st, &updated, "connect");
         self.emit(
             "container",
             "start",
@@ -572,8 +573,28 @@ impl Controller {
             id,
             &[("name", ctr.name.clone()), ("exitCode", code.to_string())],
         );
+        self.emit_network_events(&st, &ctr, "disconnect");
         if ctr.auto_remove {
             self.destroy_container(&mut st, &updated);
+        }
+    }
+
+    /// `network connect`/`disconnect` events for each network of a container that
+    /// starts or stops (as Docker sends them).
+    fn emit_network_events(&self, st: &State, ctr: &Container, action: &'static str) {
+        for nid in &ctr.network_order {
+            if let Some(net) = st.networks.get(nid) {
+                self.emit(
+                    "network",
+                    action,
+                    &net.id,
+                    &[
+                        ("container", ctr.id.clone()),
+                        ("name", net.name.clone()),
+                        ("type", net.driver.clone()),
+                    ],
+                );
+            }
         }
     }
 
@@ -829,22 +850,30 @@ impl Controller {
         timeout: Option<u64>,
         signal: Option<i32>,
     ) -> CtlResult<bool> {
-        let (id, pid) = {
+        let (id, pid, name) = {
             let st = self.state.lock().await;
             let c = st.find_container(key)?;
             if !c.is_running() {
                 return Ok(false);
             }
-            (c.id.clone(), c.state.pid)
+            (c.id.clone(), c.state.pid, c.name.clone())
         };
         let mut rx = self.subscribe();
-        let _ = netloom_runtime::kill(pid, signal.unwrap_or(libc::SIGTERM));
+        let sig = signal.unwrap_or(libc::SIGTERM);
+        self.emit(
+            "container",
+            "kill",
+            &id,
+            &[("name", name.clone()), ("signal", sig.to_string())],
+        );
+        let _ = netloom_runtime::kill(pid, sig);
         let t = Duration::from_secs(timeout.unwrap_or(10));
         if !self.wait_for(&mut rx, &id, "die", t).await {
             let _ = netloom_runtime::kill(pid, libc::SIGKILL);
             self.wait_for(&mut rx, &id, "die", Duration::from_secs(10))
                 .await;
         }
+        self.emit("container", "stop", &id, &[("name", name)]);
         Ok(true)
     }
 
@@ -859,6 +888,12 @@ impl Controller {
             )));
         }
         netloom_runtime::kill(c.state.pid, signal)?;
+        self.emit(
+            "container",
+            "kill",
+            &c.id,
+            &[("name", c.name.clone()), ("signal", signal.to_string())],
+        );
         Ok(())
     }
 

@@ -390,13 +390,20 @@ impl Controller {
                 .collect(),
             time: std::time::SystemTime::now(),
         };
-        if let Ok(mut ring) = self.recent_events.lock() {
-            if ring.len() >= EVENT_RING {
-                ring.pop_front();
+        // Record and send under the ring's lock, so that `events_since` sees every
+        // event exactly once: in its snapshot or on its subscription.
+        match self.recent_events.lock() {
+            Ok(mut ring) => {
+                if ring.len() >= EVENT_RING {
+                    ring.pop_front();
+                }
+                ring.push_back(ev.clone());
+                let _ = self.events.send(ev);
             }
-            ring.push_back(ev.clone());
+            Err(_) => {
+                let _ = self.events.send(ev);
+            }
         }
-        let _ = self.events.send(ev);
     }
 
     /// The retained recent events (oldest first) and a subscription to the ones after
