@@ -1110,3 +1110,20 @@ fn docker_events_since_until_and_filters() {
     let (code, body) = d.api("GET", "/events?since=yesterday-ish", None);
     assert_eq!(code, 400, "{body}");
 }
+
+#[test]
+fn docker_logs_follow_of_rm_container_gets_every_line() {
+    // `--rm` deletes the log when the container exits; `logs -f` started before that
+    // still drains it to the last line.
+    setup!(d, dk);
+    for round in 0..3 {
+        let id = dk.ok(&[
+            "run", "-d", "--rm", "busybox", "sh", "-c",
+            "sleep 1; i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo line-$i; done",
+        ]);
+        let o = dk.run(&["logs", "-f", &id]);
+        let last = o.stdout.lines().last().unwrap_or("");
+        assert_eq!(last, "line-300", "round {round}: {} lines, last {last:?}", o.stdout.lines().count());
+        assert_eq!(o.stdout.lines().count(), 300, "round {round}");
+    }
+}

@@ -461,8 +461,16 @@ pub async fn logs(
         v.container.id.clone(),
         !follow || !v.container.is_running(),
     );
-    let lines = netloom_runtime::logs::follow(v.log_path.clone(), tail, stop);
-    Ok(stream::respond(req, forward(lines, &q, None)))
+    // `--rm` removes the log as soon as the container exits, racing the follower's
+    // last read: follow an open handle, so the last lines are drained to EOF even
+    // after the file is unlinked.
+    let keep = std::fs::File::open(&v.log_path).ok();
+    let path = keep
+        .as_ref()
+        .map(|f| PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd())))
+        .unwrap_or_else(|| v.log_path.clone());
+    let lines = netloom_runtime::logs::follow(path, tail, stop);
+    Ok(stream::respond(req, forward(lines, &q, keep)))
 }
 
 /// `POST /containers/{id}/attach?stream=&stdout=&stderr=`: output from now until the
