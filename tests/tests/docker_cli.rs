@@ -849,10 +849,10 @@ fn docker_exec_it_gets_a_terminal() {
 }
 
 impl Docker<'_> {
-    /// Runs `sh -c SCRIPT` with `DOCKER` replaced by the docker binary and the CLI's
+    /// Runs `sh -c SCRIPT` with `@docker@` replaced by the docker binary and the CLI's
     /// environment set (45 s timeout).
     fn shell(&self, script: &str) -> Out {
-        let script = script.replace("DOCKER", &self.bin.display().to_string());
+        let script = script.replace("@docker@", &self.bin.display().to_string());
         let mut c = Command::new("sh");
         c.args(["-c", &script])
             .env("DOCKER_HOST", self.d.host_arg())
@@ -885,7 +885,7 @@ fn docker_run_it_and_i() {
     // The terminal `script` makes is set to 33x101 before docker starts: docker sends
     // that size, and `stty size` inside shows it.
     let o = dk.shell(
-        "script -qec 'stty rows 33 cols 101; DOCKER run -it --rm busybox sh -c \"tty; stty size; echo out-\\$((6*7)); exit 5\"' /dev/null",
+        "script -qec 'stty rows 33 cols 101; @docker@ run -it --rm busybox sh -c \"tty; stty size; echo out-\\$((6*7)); exit 5\"' /dev/null",
     );
     assert!(
         o.stdout.contains("/dev/pts/0"),
@@ -904,7 +904,7 @@ fn docker_run_it_and_i() {
     );
     // Typed input.
     let o = dk.shell(
-        "(sleep 1; printf 'echo typed-$((6*7))\\r'; sleep 1; printf 'exit 3\\r'; sleep 2) | script -qec 'DOCKER run -it --rm --name itc busybox sh' /dev/null",
+        "(sleep 1; printf 'echo typed-$((6*7))\\r'; sleep 1; printf 'exit 3\\r'; sleep 2) | script -qec '@docker@ run -it --rm --name itc busybox sh' /dev/null",
     );
     assert!(
         o.stdout.contains("typed-42"),
@@ -918,17 +918,17 @@ fn docker_run_it_and_i() {
         "--rm removed the container"
     );
     // -i without a terminal: stdin is a pipe, EOF closes it.
-    let o = dk.shell("printf 'hi\\nthere\\n' | DOCKER run -i --rm busybox cat");
+    let o = dk.shell("printf 'hi\\nthere\\n' | @docker@ run -i --rm busybox cat");
     assert_eq!(o.stdout, "hi\nthere\n", "{o}");
     assert_eq!(o.code, 0, "{o}");
-    let o = dk.shell("echo 'exit 9' | DOCKER run -i --rm busybox sh");
+    let o = dk.shell("echo 'exit 9' | @docker@ run -i --rm busybox sh");
     assert_eq!(o.code, 9, "{o}");
     // The output is in the json-file log too.
-    let o = dk.shell("echo logged-line | DOCKER run -i --name ilog busybox cat");
+    let o = dk.shell("echo logged-line | @docker@ run -i --name ilog busybox cat");
     assert_eq!(o.stdout.trim(), "logged-line", "{o}");
     assert_eq!(dk.ok(&["logs", "ilog"]), "logged-line");
     // Without -i stdin is /dev/null: cat ends at once.
-    let o = dk.shell("echo ignored | DOCKER run --rm busybox cat");
+    let o = dk.shell("echo ignored | @docker@ run --rm busybox cat");
     assert_eq!(o.stdout, "", "{o}");
 }
 
@@ -955,7 +955,7 @@ fn docker_start_ai_resize_and_daemon_restart() {
         "-c",
         "echo started-$((1+1)); exit 4",
     ]);
-    let o = dk.shell("script -qec 'DOCKER start -ai sai' /dev/null");
+    let o = dk.shell("script -qec '@docker@ start -ai sai' /dev/null");
     assert!(o.stdout.contains("started-2"), "{o}");
     assert_eq!(o.code, 4, "{o}");
     // A detached interactive shell; the daemon restarts; attach and type.
@@ -975,7 +975,7 @@ fn docker_start_ai_resize_and_daemon_restart() {
     d.start();
     let dk = Docker::new(&d, bin);
     let o = dk.shell(
-        "(sleep 1; printf 'stty size; echo after-$((2*3))\\r'; sleep 1; printf 'exit 7\\r'; sleep 2) | script -qec 'stty rows 41 cols 121; DOCKER attach keep' /dev/null",
+        "(sleep 1; printf 'stty size; echo after-$((2*3))\\r'; sleep 1; printf 'exit 7\\r'; sleep 2) | script -qec 'stty rows 41 cols 121; @docker@ attach keep' /dev/null",
     );
     assert!(
         o.stdout.contains("after-6"),
@@ -1118,12 +1118,58 @@ fn docker_logs_follow_of_rm_container_gets_every_line() {
     setup!(d, dk);
     for round in 0..3 {
         let id = dk.ok(&[
-            "run", "-d", "--rm", "busybox", "sh", "-c",
+            "run",
+            "-d",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
             "sleep 1; i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo line-$i; done",
         ]);
         let o = dk.run(&["logs", "-f", &id]);
         let last = o.stdout.lines().last().unwrap_or("");
-        assert_eq!(last, "line-300", "round {round}: {} lines, last {last:?}", o.stdout.lines().count());
+        assert_eq!(
+            last,
+            "line-300",
+            "round {round}: {} lines, last {last:?}",
+            o.stdout.lines().count()
+        );
         assert_eq!(o.stdout.lines().count(), 300, "round {round}");
     }
+}
+
+#[test]
+fn docker_inspect_aliases_depend_on_api_version() {
+    // API < 1.45 clients get the short ID and hostname in `Aliases` on user-defined
+    // networks (moby does the same); 1.45+ clients get them only in `DNSNames`.
+    setup!(d, dk);
+    dk.ok(&["network", "create", "alnet"]);
+    let id = dk.sleeper(
+        "alc",
+        &[
+            "--network",
+            "alnet",
+            "--network-alias",
+            "web",
+            "--hostname",
+            "alhost",
+        ],
+    );
+    let short = &id[..12];
+    let f = "{{json .NetworkSettings.Networks.alnet.Aliases}} {{json .NetworkSettings.Networks.bridge}}";
+    let new = dk.ok(&["inspect", "-f", f, "alc"]);
+    assert_eq!(new, "[\"web\"] null", "API 1.47");
+    let o = dk.shell(&format!(
+        "DOCKER_API_VERSION=1.44 @docker@ inspect -f '{f}' alc"
+    ));
+    assert_eq!(
+        o.stdout.trim(),
+        format!("[\"web\",\"{short}\",\"alhost\"] null"),
+        "API 1.44: {o}"
+    );
+    // The default bridge network is not user-defined: no extra aliases there.
+    dk.sleeper("alb", &[]);
+    let o = dk.shell("DOCKER_API_VERSION=1.41 @docker@ inspect -f '{{json .NetworkSettings.Networks.bridge.Aliases}}' alb");
+    assert_eq!(o.stdout.trim(), "null", "{o}");
+    let _ = d;
 }

@@ -363,9 +363,15 @@ pub async fn list(
 }
 
 /// `GET /containers/{id}/json`.
-pub async fn inspect(State(ctl): State<Ctl>, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn inspect(
+    State(ctl): State<Ctl>,
+    Path(id): Path<String>,
+    version: Option<axum::Extension<super::ApiVersion>>,
+) -> ApiResult<Response> {
     let v = ctl.inspect_container(&id).await?;
-    Ok(axum::Json(view::container_inspect(&v)).into_response())
+    let legacy = version
+        .is_some_and(|axum::Extension(super::ApiVersion(major, minor))| (major, minor) < (1, 45));
+    Ok(axum::Json(view::container_inspect(&v, legacy)).into_response())
 }
 
 /// `POST /containers/prune`.

@@ -146,7 +146,10 @@ fn endpoint_settings(
     })
 }
 
-fn networks_of(v: &ContainerView) -> Map<String, Value> {
+/// `NetworkSettings.Networks`. With `legacy_aliases` (API < 1.45) user-defined
+/// networks also list the short ID and the hostname in `Aliases`, as moby does for
+/// older clients.
+fn networks_of(v: &ContainerView, legacy_aliases: bool) -> Map<String, Value> {
     let c = &v.container;
     let mut m = Map::new();
     for nid in &c.network_order {
@@ -154,12 +157,17 @@ fn networks_of(v: &ContainerView) -> Map<String, Value> {
         let name = net.map(|n| n.name.clone()).unwrap_or_else(|| nid.clone());
         let ep = v.endpoints.iter().find(|e| &e.network_id == nid);
         let req = c.networks.get(nid);
-        let mut s = endpoint_settings(
-            net,
-            ep,
-            req.map(|r| r.aliases.as_slice()).unwrap_or(&[]),
-            nid,
-        );
+        let mut aliases: Vec<String> = req.map(|r| r.aliases.clone()).unwrap_or_default();
+        let user_defined =
+            net.is_some_and(|n| !matches!(n.name.as_str(), "bridge" | "host" | "none"));
+        if legacy_aliases && user_defined {
+            for a in [short_id(&c.id).to_string(), c.hostname.clone()] {
+                if !a.is_empty() && !aliases.contains(&a) {
+                    aliases.push(a);
+                }
+            }
+        }
+        let mut s = endpoint_settings(net, ep, &aliases, nid);
         if let (Some(r), Some(obj)) = (req, s.as_object_mut()) {
             if r.ipv4.is_some() || r.ipv6.is_some() {
                 let mut ipam = Map::new();
@@ -279,13 +287,14 @@ pub fn container_summary(v: &ContainerView) -> Value {
         "State": c.state.status.as_str(),
         "Status": status_text(v),
         "HostConfig": { "NetworkMode": c.network_mode },
-        "NetworkSettings": { "Networks": networks_of(v) },
+        "NetworkSettings": { "Networks": networks_of(v, false) },
         "Mounts": [],
     })
 }
 
 /// `GET /containers/{id}/json`.
-pub fn container_inspect(v: &ContainerView) -> Value {
+/// `GET /containers/{id}/json`; `legacy_aliases` for API < 1.45 (see [`networks_of`]).
+pub fn container_inspect(v: &ContainerView, legacy_aliases: bool) -> Value {
     let c = &v.container;
     let s = &c.state;
     let argv = c.argv();
@@ -396,7 +405,7 @@ pub fn container_inspect(v: &ContainerView) -> Value {
             "IPPrefixLen": primary.and_then(|e| e.ipv4).map(|a| a.prefix_len()).unwrap_or(0),
             "IPv6Gateway": primary.and_then(|e| e.gateway6).map(|g| g.to_string()).unwrap_or_default(),
             "MacAddress": primary.map(|e| e.mac.clone()).unwrap_or_default(),
-            "Networks": networks_of(v),
+            "Networks": networks_of(v, legacy_aliases),
         },
         "Mounts": [],
     });
