@@ -1139,7 +1139,7 @@ fn docker_logs_follow_of_rm_container_gets_every_line() {
 }
 
 #[test]
-fn docker_inspect_aliases_depend_on_api_version() {
+fn docker_inspect_aliases_hostconfig_and_info() {
     // API < 1.45 clients get the short ID and hostname in `Aliases` on user-defined
     // networks (moby does the same); 1.45+ clients get them only in `DNSNames`.
     setup!(d, dk);
@@ -1171,5 +1171,33 @@ fn docker_inspect_aliases_depend_on_api_version() {
     dk.sleeper("alb", &[]);
     let o = dk.shell("DOCKER_API_VERSION=1.41 @docker@ inspect -f '{{json .NetworkSettings.Networks.bridge.Aliases}}' alb");
     assert_eq!(o.stdout.trim(), "null", "{o}");
-    let _ = d;
+    // HostConfig keys of unimplemented features carry Docker's zero values.
+    let hc = dk.ok(&[
+        "inspect", "-f",
+        "{{.HostConfig.Privileged}} {{json .HostConfig.Binds}} {{.HostConfig.ShmSize}} {{.HostConfig.IpcMode}} {{.GraphDriver.Name}}",
+        "alb",
+    ]);
+    assert_eq!(hc, "false null 67108864 private overlay");
+    // /info: the daemon's real state (IPv4 forwarding is on for bridges).
+    let info = dk.ok(&[
+        "info",
+        "-f",
+        "{{.LiveRestoreEnabled}} {{.IPv4Forwarding}} {{.DefaultRuntime}} {{.ExperimentalBuild}}",
+    ]);
+    assert_eq!(info, "true true netloom false");
+    let (_, body) = d.api("GET", "/info", None);
+    let v: serde_json::Value = serde_json::from_str(&body).expect("info JSON");
+    for k in [
+        "Debug",
+        "SystemTime",
+        "CgroupVersion",
+        "NFd",
+        "NGoroutines",
+        "NEventsListener",
+        "OSVersion",
+        "Runtimes",
+        "HttpProxy",
+    ] {
+        assert!(v.get(k).is_some(), "/info lacks {k}: {body}");
+    }
 }

@@ -111,7 +111,7 @@ pub async fn info(State(ctl): State<Ctl>) -> Response {
         })
         .unwrap_or(0)
         * 1024;
-    axum::Json(json!({
+    let mut v = json!({
         "ID": host,
         "Containers": total,
         "ContainersRunning": running,
@@ -134,8 +134,60 @@ pub async fn info(State(ctl): State<Ctl>) -> Response {
         "Swarm": { "NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": Value::Null },
         "SecurityOptions": [],
         "Warnings": Value::Null,
-    }))
-    .into_response()
+    });
+    let more = json!({
+        "Debug": cfg.log_level == "debug",
+        "SystemTime": humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
+        "Labels": [],
+        // Containers keep running while netloomd is stopped or restarted.
+        "LiveRestoreEnabled": true,
+        "IPv4Forwarding": std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").is_ok_and(|v| v.trim() == "1"),
+        "CgroupVersion": if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() { "2" } else { "1" },
+        "NFd": std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0),
+        // netloomd has no goroutines: its threads.
+        "NGoroutines": threads(),
+        "NEventsListener": ctl.subscriber_count(),
+        "HttpProxy": std::env::var("HTTP_PROXY").or_else(|_| std::env::var("http_proxy")).unwrap_or_default(),
+        "HttpsProxy": std::env::var("HTTPS_PROXY").or_else(|_| std::env::var("https_proxy")).unwrap_or_default(),
+        "NoProxy": std::env::var("NO_PROXY").or_else(|_| std::env::var("no_proxy")).unwrap_or_default(),
+        "OSVersion": os_release("VERSION_ID"),
+        "ExperimentalBuild": false,
+        "Isolation": "",
+        "GenericResources": Value::Null,
+        "DefaultRuntime": "netloom",
+        "Runtimes": { "netloom": { "path": std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default() } },
+        "InitBinary": "",
+    });
+    if let (Value::Object(a), Value::Object(b)) = (&mut v, more) {
+        a.extend(b);
+    }
+    axum::Json(v).into_response()
+}
+
+/// Threads of this process (`/proc/self/status`).
+fn threads() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// A field of `/etc/os-release`, unquoted ("" if absent).
+fn os_release(key: &str) -> String {
+    std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix(key)
+                    .and_then(|r| r.strip_prefix('='))
+                    .map(|v| v.trim_matches('"').to_string())
+            })
+        })
+        .unwrap_or_default()
 }
 
 use serde_json::Value;

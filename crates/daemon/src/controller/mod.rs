@@ -368,6 +368,11 @@ impl Controller {
         });
     }
 
+    /// How many event subscriptions are open (`/info` `NEventsListener`).
+    pub fn subscriber_count(&self) -> usize {
+        self.events.receiver_count()
+    }
+
     /// Subscribes to events.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
