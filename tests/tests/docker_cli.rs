@@ -967,6 +967,12 @@ fn docker_start_ai_resize_and_daemon_restart() {
         "40 120",
         "the size set by POST /containers/keep/resize"
     );
+    // exec -it follows the client's terminal size (exec resize); exec -i pipes stdin.
+    let o =
+        dk.shell("script -qec 'stty rows 29 cols 91; @docker@ exec -it keep stty size' /dev/null");
+    assert!(o.stdout.contains("29 91"), "exec resize: {o}");
+    let o = dk.shell("echo piped | @docker@ exec -i keep cat");
+    assert_eq!(o.stdout, "piped\n", "{o}");
     let (code, body) = d.api("POST", "/containers/keep/resize?h=x&w=120", None);
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("invalid value for h"), "{body}");

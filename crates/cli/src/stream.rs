@@ -120,8 +120,70 @@ pub async fn pump_body(mut resp: Resp, tty: bool) -> Result<()> {
     Ok(())
 }
 
-/// Copies the output of a hijacked (101) or plain (200) exec/attach answer.
-pub async fn pump_hijacked(resp: Resp, tty: bool) -> Result<()> {
+/// The terminal in raw mode (no echo, no line editing, no signals from keys) while
+/// alive; the previous settings come back on drop, also on error paths.
+pub struct RawTerminal {
+    saved: Option<nix::sys::termios::Termios>,
+}
+
+impl RawTerminal {
+    /// Switches stdin's terminal to raw mode; does nothing if stdin is not a terminal.
+    pub fn enable() -> Self {
+        use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
+        let stdin = std::io::stdin();
+        let Ok(saved) = tcgetattr(&stdin) else {
+            return RawTerminal { saved: None };
+        };
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        if tcsetattr(&stdin, SetArg::TCSANOW, &raw).is_err() {
+            return RawTerminal { saved: None };
+        }
+        RawTerminal { saved: Some(saved) }
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        if let Some(t) = &self.saved {
+            let _ = nix::sys::termios::tcsetattr(
+                std::io::stdin(),
+                nix::sys::termios::SetArg::TCSANOW,
+                t,
+            );
+        }
+    }
+}
+
+/// True if stdin is a terminal.
+pub fn stdin_is_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdin().is_terminal()
+}
+
+/// The size of the terminal on stdout (else stdin) as `(rows, cols)`, if any.
+pub fn terminal_size() -> Option<(u16, u16)> {
+    for fd in [1, 0] {
+        let mut ws = libc::winsize {
+            ws_row: 0,
+            ws_col: 0,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCGWINSZ writes a `winsize` through the pointer, valid for the call.
+        let r = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) };
+        if r == 0 && ws.ws_row > 0 && ws.ws_col > 0 {
+            return Some((ws.ws_row, ws.ws_col));
+        }
+    }
+    None
+}
+
+/// Copies an attach/exec session both ways: stdin to the container (if `stdin`;
+/// end of input half-closes the connection) and its output to stdout/stderr (raw
+/// with a terminal, demultiplexed otherwise) until the output ends.
+pub async fn pump_interactive(resp: Resp, tty: bool, stdin: bool) -> Result<()> {
+    use tokio::io::AsyncWriteExt;
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
         return pump_body(resp, tty).await;
     }
@@ -129,21 +191,54 @@ pub async fn pump_hijacked(resp: Resp, tty: bool) -> Result<()> {
     let upgraded = hyper::upgrade::on(inner)
         .await
         .map_err(|e| anyhow!("error upgrading connection: {e}"))?;
-    let mut io = TokioIo::new(upgraded);
+    let (mut rd, mut wr) = tokio::io::split(TokioIo::new(upgraded));
+    let input = stdin.then(|| {
+        // A plain thread: a blocking read of stdin cannot be cancelled, and the
+        // process exits when the session ends.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = vec![0u8; 16 * 1024];
+            let mut inp = std::io::stdin().lock();
+            loop {
+                match inp.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        if tx.blocking_send(buf[..n].to_vec()).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        tokio::spawn(async move {
+            while let Some(chunk) = rx.recv().await {
+                if wr.write_all(&chunk).await.is_err() {
+                    return;
+                }
+            }
+            let _ = wr.shutdown().await;
+        })
+    });
     let mut demux = Demuxer::new(tty);
     let mut buf = vec![0u8; 32 * 1024];
-    loop {
-        let n = match io.read(&mut buf).await {
-            Ok(0) => break,
+    let result = loop {
+        let n = match rd.read(&mut buf).await {
+            Ok(0) => break Ok(()),
             Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
-            Err(e) => return Err(anyhow!("error reading output stream: {e}")),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break Ok(()),
+            Err(e) => break Err(anyhow!("error reading output stream: {e}")),
         };
-        emit(demux.push(&buf[..n]))?;
+        if let Err(e) = emit(demux.push(&buf[..n])) {
+            break Err(e);
+        }
+    };
+    if let Some(t) = input {
+        t.abort();
     }
     drop(sender);
-    Ok(())
+    result
 }
 
 #[cfg(test)]

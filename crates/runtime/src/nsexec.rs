@@ -31,6 +31,8 @@ struct NsExecRequest {
     user: String,
     #[serde(default)]
     tty: bool,
+    #[serde(default)]
+    console_size: Option<[u16; 2]>,
 }
 
 /// Starts a process inside a running container (all its namespaces + root).
@@ -63,6 +65,40 @@ pub fn exec_with(
     user: &str,
     tty: bool,
 ) -> Result<tokio::process::Child, RuntimeError> {
+    let opts = ExecOptions {
+        tty,
+        stdin: tty,
+        console_size: None,
+    };
+    exec_opts(init_pid, args, env, working_dir, user, opts)
+}
+
+/// Terminal and stdin options of [`exec_opts`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExecOptions {
+    /// Run the process on a pseudo-terminal.
+    pub tty: bool,
+    /// Pipe the helper's stdin (implied by `tty`); without a terminal it becomes the
+    /// process's stdin (`docker exec -i`).
+    pub stdin: bool,
+    /// Initial terminal size `[rows, cols]` (default 24x80).
+    pub console_size: Option<[u16; 2]>,
+}
+
+/// Like [`exec_with`], with every option.
+pub fn exec_opts(
+    init_pid: i32,
+    args: &[String],
+    env: &[String],
+    working_dir: &str,
+    user: &str,
+    opts: ExecOptions,
+) -> Result<tokio::process::Child, RuntimeError> {
+    let ExecOptions {
+        tty,
+        stdin,
+        console_size,
+    } = opts;
     if args.is_empty() {
         return Err(RuntimeError::InvalidSpec(format!(
             "exec in container init {init_pid}: empty command"
@@ -78,6 +114,7 @@ pub fn exec_with(
         working_dir: working_dir.to_string(),
         user: user.to_string(),
         tty,
+        console_size: console_size.filter(|[h, w]| *h > 0 && *w > 0),
     };
     let json = serde_json::to_string(&req).map_err(|source| RuntimeError::Json {
         path: "<exec request>".into(),
@@ -88,7 +125,11 @@ pub fn exec_with(
     tokio::process::Command::new(&exe)
         .arg(NSEXEC_ARG)
         .arg(json)
-        .stdin(if tty { Stdio::piped() } else { Stdio::null() })
+        .stdin(if tty || stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -184,9 +225,10 @@ fn exec_child(req: &NsExecRequest) -> ! {
 /// its mount namespace), the child in a new session with it as controlling terminal, and
 /// the helper relaying stdin → terminal and terminal → stdout until the child is gone.
 fn run_tty(req: &NsExecRequest) -> i32 {
+    let [rows, cols] = req.console_size.unwrap_or([24, 80]);
     let ws = nix::pty::Winsize {
-        ws_row: 24,
-        ws_col: 80,
+        ws_row: rows,
+        ws_col: cols,
         ws_xpixel: 0,
         ws_ypixel: 0,
     };

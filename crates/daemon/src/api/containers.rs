@@ -78,11 +78,11 @@ fn port_bindings(v: &Value) -> Result<BTreeMap<String, Vec<PortBinding>>, CtlErr
     Ok(out)
 }
 
-/// `HostConfig.ConsoleSize`: `[rows, cols]` or null.
-fn console_size(hc: &Value) -> Result<Option<[u16; 2]>, CtlError> {
+/// `ConsoleSize` of a create body's `HostConfig` or an exec body: `[rows, cols]` or null.
+pub fn console_size(hc: &Value) -> Result<Option<[u16; 2]>, CtlError> {
     let bad = || {
         CtlError::invalid(
-            "invalid request body: HostConfig.ConsoleSize must be [height, width] (numbers 0-65535)",
+            "invalid request body: ConsoleSize must be [height, width] (numbers 0-65535)",
         )
     };
     match hc.get("ConsoleSize") {
