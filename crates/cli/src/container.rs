@@ -1325,6 +1325,57 @@ async fn prune(client: &Client, a: PruneArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// `start -a [-i]`: attach (before starting, so no output is lost), start, copy the
+/// session and return the container's exit code.
+async fn start_attached(client: &Client, name: &str, interactive: bool) -> Result<i32> {
+    let info: Value = client
+        .get_json(&format!("/containers/{}/json", seg(name)))
+        .await?;
+    let id = s(&info, "Id").to_string();
+    let cfg = info.get("Config");
+    let flag = |k: &str| {
+        cfg.and_then(|c| c.get(k))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    };
+    let tty = flag("Tty");
+    let stdin = interactive && flag("OpenStdin");
+    check_tty_input(tty, stdin)?;
+    let path = format!("/containers/{}", seg(&id));
+    let attach = client
+        .send(
+            Method::POST,
+            &format!(
+                "{path}/attach?stream=1&stdin={}&stdout=1&stderr=1",
+                u8::from(stdin)
+            ),
+            None,
+            &[("Connection", "Upgrade"), ("Upgrade", "tcp")],
+        )
+        .await?;
+    let wait = client
+        .send(
+            Method::POST,
+            &format!("{path}/wait?condition=next-exit"),
+            None,
+            &[],
+        )
+        .await?;
+    client
+        .call(Method::POST, &format!("{path}/start"), None)
+        .await
+        .map(|_| ())
+        .or_else(not_modified_ok)?;
+    {
+        let _raw = (tty && stdin).then(stream::RawTerminal::enable);
+        let _winch = tty.then(|| follow_terminal_size(client, format!("{path}/resize")));
+        if let Err(e) = stream::pump_interactive(attach, tty, stdin).await {
+            eprintln!("{e:#}");
+        }
+    }
+    exit_status(wait).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1497,55 +1548,4 @@ mod tests {
             "Error: No public port '53/udp' published for c1"
         );
     }
-}
-
-/// `start -a [-i]`: attach (before starting, so no output is lost), start, copy the
-/// session and return the container's exit code.
-async fn start_attached(client: &Client, name: &str, interactive: bool) -> Result<i32> {
-    let info: Value = client
-        .get_json(&format!("/containers/{}/json", seg(name)))
-        .await?;
-    let id = s(&info, "Id").to_string();
-    let cfg = info.get("Config");
-    let flag = |k: &str| {
-        cfg.and_then(|c| c.get(k))
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
-    };
-    let tty = flag("Tty");
-    let stdin = interactive && flag("OpenStdin");
-    check_tty_input(tty, stdin)?;
-    let path = format!("/containers/{}", seg(&id));
-    let attach = client
-        .send(
-            Method::POST,
-            &format!(
-                "{path}/attach?stream=1&stdin={}&stdout=1&stderr=1",
-                u8::from(stdin)
-            ),
-            None,
-            &[("Connection", "Upgrade"), ("Upgrade", "tcp")],
-        )
-        .await?;
-    let wait = client
-        .send(
-            Method::POST,
-            &format!("{path}/wait?condition=next-exit"),
-            None,
-            &[],
-        )
-        .await?;
-    client
-        .call(Method::POST, &format!("{path}/start"), None)
-        .await
-        .map(|_| ())
-        .or_else(not_modified_ok)?;
-    {
-        let _raw = (tty && stdin).then(stream::RawTerminal::enable);
-        let _winch = tty.then(|| follow_terminal_size(client, format!("{path}/resize")));
-        if let Err(e) = stream::pump_interactive(attach, tty, stdin).await {
-            eprintln!("{e:#}");
-        }
-    }
-    exit_status(wait).await
 }

@@ -411,6 +411,16 @@ fn spawn_init(spec: &ContainerSpec) -> Result<Running, RuntimeError> {
     // init sends 'K' when ready (with the terminal's master attached), or 'E' + message.
     let (msg, master, read) = recv_ready(&sync_r);
     if msg.first() == Some(&b'K') && (master.is_some() || !spec.tty) {
+        // The main process holds a copy of the (close-on-exec) socket until its exec:
+        // wait for EOF, so the container's command runs when `start` returns.
+        let mut rest = [0u8; 256];
+        loop {
+            match nix::unistd::read(&sync_r, &mut rest) {
+                Ok(0) => break,
+                Ok(_) | Err(nix::Error::EINTR) => {}
+                Err(_) => break,
+            }
+        }
         return Ok(Running {
             init,
             out_r,

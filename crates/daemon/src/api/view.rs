@@ -409,11 +409,11 @@ pub fn container_inspect(v: &ContainerView, legacy_aliases: bool) -> Value {
         },
         "Mounts": [],
     });
-    if let Some(Value::Object(hc)) = out.get_mut("HostConfig") {
-        if let Value::Object(extra) = host_config_defaults(c) {
-            for (k, v) in extra {
-                hc.entry(k).or_insert(v);
-            }
+    if let Some(Value::Object(hc)) = out.get_mut("HostConfig")
+        && let Value::Object(extra) = host_config_defaults(c)
+    {
+        for (k, v) in extra {
+            hc.entry(k).or_insert(v);
         }
     }
     out
@@ -464,23 +464,6 @@ pub fn image(i: &Image, detail: bool) -> Value {
         "Size": i.size,
         "RootFS": { "Type": "layers", "Layers": [i.id] },
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(
-            human_duration(Duration::from_millis(200)),
-            "Less than a second"
-        );
-        assert_eq!(human_duration(Duration::from_secs(5)), "5 seconds");
-        assert_eq!(human_duration(Duration::from_secs(70)), "About a minute");
-        assert_eq!(human_duration(Duration::from_secs(600)), "10 minutes");
-        assert_eq!(human_duration(Duration::from_secs(3 * 3600)), "3 hours");
-    }
 }
 
 /// `HostConfig` fields of features netloom does not implement, with Docker's zero
@@ -547,4 +530,21 @@ fn host_config_defaults(c: &netloom_model::Container) -> Value {
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(
+            human_duration(Duration::from_millis(200)),
+            "Less than a second"
+        );
+        assert_eq!(human_duration(Duration::from_secs(5)), "5 seconds");
+        assert_eq!(human_duration(Duration::from_secs(70)), "About a minute");
+        assert_eq!(human_duration(Duration::from_secs(600)), "10 minutes");
+        assert_eq!(human_duration(Duration::from_secs(3 * 3600)), "3 hours");
+    }
 }
