@@ -958,6 +958,8 @@ fn docker_start_ai_resize_and_daemon_restart() {
     let o = dk.shell("script -qec '@docker@ start -ai sai' /dev/null");
     assert!(o.stdout.contains("started-2"), "{o}");
     assert_eq!(o.code, 4, "{o}");
+    // A terminal's log comes back as one raw stream (no frame headers).
+    assert_eq!(dk.ok(&["logs", "sai"]), "started-2");
     // A detached interactive shell; the daemon restarts; attach and type.
     dk.ok(&["run", "-dit", "--name", "keep", "busybox", "sh"]);
     let (code, body) = d.api("POST", "/containers/keep/resize?h=40&w=120", None);

@@ -386,6 +386,7 @@ fn forward(
     mut lines: mpsc::Receiver<netloom_runtime::logs::LogLine>,
     q: &BTreeMap<String, String>,
     keep: Option<std::fs::File>,
+    raw: bool,
 ) -> mpsc::Receiver<Bytes> {
     let (tx, rx) = mpsc::channel(256);
     let want_out = body::qbool(q, "stdout");
@@ -408,7 +409,13 @@ fn forward(
             } else {
                 l.log
             };
-            if tx.send(stream::frame(id, &payload)).await.is_err() {
+            // A terminal's output is one raw stream, as Docker sends it.
+            let chunk = if raw {
+                Bytes::from(payload)
+            } else {
+                stream::frame(id, &payload)
+            };
+            if tx.send(chunk).await.is_err() {
                 return;
             }
         }
@@ -476,7 +483,10 @@ pub async fn logs(
         .map(|f| PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd())))
         .unwrap_or_else(|| v.log_path.clone());
     let lines = netloom_runtime::logs::follow(path, tail, stop);
-    Ok(stream::respond(req, forward(lines, &q, keep)))
+    Ok(stream::respond(
+        req,
+        forward(lines, &q, keep, v.container.tty),
+    ))
 }
 
 /// `POST /containers/{id}/attach?stream=&stdout=&stderr=`: output from now until the
@@ -514,8 +524,11 @@ pub async fn attach(
         netloom_runtime::logs::current_end(&path)
     };
     let lines = netloom_runtime::logs::follow_from(path, from, None, stop);
-    Ok(stream::respond(req, forward(lines, &q, keep)))
+    Ok(stream::respond(req, forward(lines, &q, keep, false)))
 }
+
+/// How long an interactive attach made before the start waits for it.
+const ATTACH_START_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Attach to a container with a terminal or an open stdin: through the shim's attach
 /// socket, which outlives daemon restarts. Answers at once (the docker CLI attaches
@@ -542,12 +555,15 @@ fn attach_interactive(
     let waiter = (!v.container.is_running()).then(|| ctl.attach_waiting(&id));
     let started = async move {
         if waiter.is_some() {
+            // Clients attach right before they start the container (docker run,
+            // start -a, docker-py): give up if that start does not come.
+            let until = tokio::time::Instant::now() + ATTACH_START_WAIT;
             loop {
-                match events.recv().await {
-                    Ok(ev) if ev.id == id && ev.action == "start" => break,
-                    Ok(ev) if ev.id == id && ev.action == "destroy" => return None,
-                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(_) => return None,
+                match tokio::time::timeout_at(until, events.recv()).await {
+                    Ok(Ok(ev)) if ev.id == id && ev.action == "start" => break,
+                    Ok(Ok(ev)) if ev.id == id && ev.action == "destroy" => return None,
+                    Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+                    Ok(Err(_)) | Err(_) => return None,
                 }
             }
         }

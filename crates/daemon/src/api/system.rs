@@ -372,3 +372,48 @@ where
     tokio::spawn(f(tx));
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|o| o.map(Ok)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    #[test]
+    fn event_times() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let p = |s: &str| parse_event_time(s, now, "since").ok();
+        assert_eq!(p("1700000000"), Some(now));
+        assert_eq!(p("1700000000.5"), Some(now + Duration::from_millis(500)));
+        assert_eq!(p("10m"), Some(now - Duration::from_secs(600)));
+        assert_eq!(p("2023-11-14T22:13:20Z"), Some(now));
+        assert!(p("yesterday").is_none());
+        assert!(p("1.2.3").is_none());
+    }
+
+    #[test]
+    fn moby_filter_rules() {
+        let ev = crate::controller::Event {
+            kind: "network",
+            action: "connect",
+            id: "abcdef0123".into(),
+            attributes: [("name".to_string(), "web".to_string())].into(),
+            time: SystemTime::now(),
+        };
+        let f = |pairs: &[(&str, &str)]| {
+            let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for (k, v) in pairs {
+                m.entry(k.to_string()).or_default().push(v.to_string());
+            }
+            event_matches(&m, &ev)
+        };
+        assert!(f(&[]));
+        assert!(f(&[("type", "network"), ("event", "connect")]));
+        assert!(!f(&[("type", "container")]));
+        assert!(!f(&[("event", "conn")]));
+        assert!(f(&[("network", "abc")]));
+        assert!(f(&[("network", "we")]));
+        assert!(!f(&[("network", "other")]));
+        assert!(f(&[("network", "other"), ("network", "web")]));
+        assert!(!f(&[("container", "zzz")]));
+    }
+}
