@@ -1209,3 +1209,26 @@ fn docker_inspect_aliases_hostconfig_and_info() {
         assert!(v.get(k).is_some(), "/info lacks {k}: {body}");
     }
 }
+
+#[test]
+fn docker_run_it_detach_keys_leave_the_container_running() {
+    // The docker CLI reads ctrl-p ctrl-q itself and hangs up; the container, whose
+    // terminal the shim holds, keeps running and can be attached to again.
+    setup!(d, dk);
+    if !have_script() {
+        return;
+    }
+    let o = dk.shell(
+        "(sleep 1; printf '\\020\\021'; sleep 3) | script -qec '@docker@ run -it --name det busybox sh' /dev/null",
+    );
+    assert_eq!(o.code, 0, "{o}\n{}", tail(&d.log(), 20));
+    assert_eq!(
+        dk.ok(&["inspect", "-f", "{{.State.Running}}", "det"]),
+        "true"
+    );
+    let o = dk.shell(
+        "(sleep 1; printf 'echo again-$((3*3))\\r'; sleep 1; printf 'exit 2\\r'; sleep 2) | script -qec '@docker@ attach det' /dev/null",
+    );
+    assert!(o.stdout.contains("again-9"), "{o}");
+    assert_eq!(dk.ok(&["wait", "det"]), "2");
+}

@@ -114,3 +114,29 @@ fn netloom_exec_it_and_start_ai() {
     assert_eq!(o.stdout, "got-abc\n", "{o}");
     assert_eq!(o.code, 2, "{o}");
 }
+
+#[test]
+fn netloom_run_it_detach_keys() {
+    // ctrl-p ctrl-q leaves the session; the container keeps running.
+    let d = daemon_or_skip!();
+    if !have_script() {
+        return;
+    }
+    let o = shell(
+        &d,
+        "(sleep 1; printf '\\020\\021'; sleep 3) | script -qec '@nl@ run -it --name det1 busybox sh' /dev/null",
+    );
+    assert_eq!(o.code, 0, "{o}");
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Running}}", "det1"]),
+        "true"
+    );
+    let o = shell(
+        &d,
+        "(sleep 1; printf 'exit 8\\r'; sleep 2) | script -qec '@nl@ start -ai det1' /dev/null",
+    );
+    assert_eq!(
+        o.code, 8,
+        "start -ai on a running container reattaches: {o}"
+    );
+}

@@ -746,10 +746,15 @@ async fn run(client: &Client, a: RunArgs) -> Result<i32> {
             .then(|| follow_terminal_size(client, format!("{path}/resize")));
         stream::pump_interactive(attach, a.tty, a.interactive).await
     } else {
-        stream::pump_body(attach, false).await
+        stream::pump_body(attach, false)
+            .await
+            .map(|()| stream::Ended::Closed)
     };
-    if let Err(e) = pumped {
-        eprintln!("{e:#}");
+    match pumped {
+        // ctrl-p ctrl-q: the container keeps running.
+        Ok(stream::Ended::Detached) => return Ok(0),
+        Ok(stream::Ended::Closed) => {}
+        Err(e) => eprintln!("{e:#}"),
     }
     exit_status(wait).await
 }
@@ -1272,7 +1277,9 @@ async fn exec(client: &Client, a: ExecArgs) -> Result<i32> {
         let _winch = a
             .tty
             .then(|| follow_terminal_size(client, format!("/exec/{}/resize", seg(&id))));
-        stream::pump_interactive(resp, a.tty, a.interactive).await?;
+        if stream::pump_interactive(resp, a.tty, a.interactive).await? == stream::Ended::Detached {
+            return Ok(0);
+        }
     }
     // The process may still be finishing when the stream closes.
     for _ in 0..40 {
@@ -1369,8 +1376,10 @@ async fn start_attached(client: &Client, name: &str, interactive: bool) -> Resul
     {
         let _raw = (tty && stdin).then(stream::RawTerminal::enable);
         let _winch = tty.then(|| follow_terminal_size(client, format!("{path}/resize")));
-        if let Err(e) = stream::pump_interactive(attach, tty, stdin).await {
-            eprintln!("{e:#}");
+        match stream::pump_interactive(attach, tty, stdin).await {
+            Ok(stream::Ended::Detached) => return Ok(0),
+            Ok(stream::Ended::Closed) => {}
+            Err(e) => eprintln!("{e:#}"),
         }
     }
     exit_status(wait).await

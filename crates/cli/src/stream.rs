@@ -179,19 +179,57 @@ pub fn terminal_size() -> Option<(u16, u16)> {
     None
 }
 
+/// How an interactive session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The container's (or process's) output ended.
+    Closed,
+    /// The user typed the detach keys (ctrl-p ctrl-q); the container keeps running.
+    Detached,
+}
+
+/// ctrl-p, ctrl-q: Docker's default detach keys.
+const DETACH: [u8; 2] = [0x10, 0x11];
+
+/// Strips the detach sequence out of typed input. `held` carries a ctrl-p seen at
+/// the end of the previous chunk. Returns the bytes to send and whether the
+/// sequence was completed (the bytes after it are dropped).
+pub fn scan_detach(held: &mut bool, chunk: &[u8]) -> (Vec<u8>, bool) {
+    let mut out = Vec::with_capacity(chunk.len() + 1);
+    for &b in chunk {
+        if *held {
+            *held = false;
+            if b == DETACH[1] {
+                return (out, true);
+            }
+            out.push(DETACH[0]);
+        }
+        if b == DETACH[0] {
+            *held = true;
+        } else {
+            out.push(b);
+        }
+    }
+    (out, false)
+}
+
 /// Copies an attach/exec session both ways: stdin to the container (if `stdin`;
 /// end of input half-closes the connection) and its output to stdout/stderr (raw
-/// with a terminal, demultiplexed otherwise) until the output ends.
-pub async fn pump_interactive(resp: Resp, tty: bool, stdin: bool) -> Result<()> {
+/// with a terminal, demultiplexed otherwise) until the output ends. With a
+/// terminal and stdin, ctrl-p ctrl-q detaches.
+pub async fn pump_interactive(resp: Resp, tty: bool, stdin: bool) -> Result<Ended> {
     use tokio::io::AsyncWriteExt;
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
-        return pump_body(resp, tty).await;
+        pump_body(resp, tty).await?;
+        return Ok(Ended::Closed);
     }
     let (inner, sender) = resp.into_parts();
     let upgraded = hyper::upgrade::on(inner)
         .await
         .map_err(|e| anyhow!("error upgrading connection: {e}"))?;
     let (mut rd, mut wr) = tokio::io::split(TokioIo::new(upgraded));
+    let (det_tx, det_rx) = tokio::sync::oneshot::channel::<()>();
+    let detect = tty && stdin;
     let input = stdin.then(|| {
         // A plain thread: a blocking read of stdin cannot be cancelled, and the
         // process exits when the session ends.
@@ -200,14 +238,23 @@ pub async fn pump_interactive(resp: Resp, tty: bool, stdin: bool) -> Result<()> 
             use std::io::Read;
             let mut buf = vec![0u8; 16 * 1024];
             let mut inp = std::io::stdin().lock();
+            let mut held = false;
             loop {
-                match inp.read(&mut buf) {
+                let n = match inp.read(&mut buf) {
                     Ok(0) | Err(_) => return,
-                    Ok(n) => {
-                        if tx.blocking_send(buf[..n].to_vec()).is_err() {
-                            return;
-                        }
-                    }
+                    Ok(n) => n,
+                };
+                let (data, detached) = if detect {
+                    scan_detach(&mut held, &buf[..n])
+                } else {
+                    (buf[..n].to_vec(), false)
+                };
+                if !data.is_empty() && tx.blocking_send(data).is_err() {
+                    return;
+                }
+                if detached {
+                    let _ = det_tx.send(());
+                    return;
                 }
             }
         });
@@ -220,15 +267,25 @@ pub async fn pump_interactive(resp: Resp, tty: bool, stdin: bool) -> Result<()> 
             let _ = wr.shutdown().await;
         })
     });
+    // Resolves only on a detach (not when the input merely ends).
+    let detached = async move {
+        if det_rx.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::pin!(detached);
     let mut demux = Demuxer::new(tty);
     let mut buf = vec![0u8; 32 * 1024];
     let result = loop {
-        let n = match rd.read(&mut buf).await {
-            Ok(0) => break Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break Ok(()),
-            Err(e) => break Err(anyhow!("error reading output stream: {e}")),
+        let n = tokio::select! {
+            r = rd.read(&mut buf) => match r {
+                Ok(0) => break Ok(Ended::Closed),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break Ok(Ended::Closed),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break Ok(Ended::Closed),
+                Err(e) => break Err(anyhow!("error reading output stream: {e}")),
+            },
+            () = &mut detached => break Ok(Ended::Detached),
         };
         if let Err(e) = emit(demux.push(&buf[..n])) {
             break Err(e);
@@ -345,5 +402,23 @@ mod tests {
             out.extend(d.push(c));
         }
         assert_eq!(out, vec![(Kind::Stderr, payload)]);
+    }
+
+    #[test]
+    fn detach_sequence() {
+        let mut held = false;
+        assert_eq!(
+            scan_detach(&mut held, b"ab\x10\x11cd"),
+            (b"ab".to_vec(), true)
+        );
+        let mut held = false;
+        assert_eq!(scan_detach(&mut held, b"a\x10"), (b"a".to_vec(), false));
+        assert!(held);
+        assert_eq!(scan_detach(&mut held, b"\x11"), (Vec::new(), true));
+        let mut held = false;
+        assert_eq!(
+            scan_detach(&mut held, b"\x10x\x11"),
+            (b"\x10x\x11".to_vec(), false)
+        );
     }
 }
