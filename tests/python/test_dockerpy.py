@@ -337,3 +337,87 @@ def test_container_lifecycle(clean, uniq):
     assert clean.containers.prune()["ContainersDeleted"] == [c.id]
     with pytest.raises(NotFound):
         c.reload()
+
+
+# --- interactive: attach sockets, resize, events ------------------------------------
+
+
+def _read_until(sock, needle, timeout=10.0):
+    """Reads from a raw socket until `needle` shows up; returns everything read."""
+    sock.settimeout(timeout)
+    data = b""
+    until = time.monotonic() + timeout
+    while needle not in data and time.monotonic() < until:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _raw(sock):
+    return getattr(sock, "_sock", sock)
+
+
+def test_attach_socket_tty_resize_and_exit_code(clean, uniq):
+    c = clean.containers.run(
+        IMAGE, ["sh"], name=f"{uniq}t", stdin_open=True, tty=True, detach=True
+    )
+    assert c.attrs["Config"]["Tty"] is True
+    s = _raw(clean.api.attach_socket(c.id, params={"stdin": 1, "stdout": 1, "stream": 1}))
+    s.sendall(b"echo $((6*7))x\n")
+    assert b"42x" in _read_until(s, b"42x")
+    clean.api.resize(c.id, height=44, width=132)
+    s.sendall(b"stty size\n")
+    assert b"44 132" in _read_until(s, b"44 132")
+    s.sendall(b"exit 3\n")
+    assert c.wait(timeout=10)["StatusCode"] == 3
+    s.close()
+
+
+def test_attach_socket_stdin_once_without_tty(clean, uniq):
+    api = clean.api
+    # docker-py sets AttachStdin and StdinOnce with stdin_open.
+    cid = api.create_container(IMAGE, ["cat"], name=f"{uniq}i", stdin_open=True)["Id"]
+    s = _raw(
+        api.attach_socket(cid, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
+    )
+    api.start(cid)
+    s.sendall(b"hello\n")
+    import socket as _socket
+
+    s.shutdown(_socket.SHUT_WR)  # closes cat's stdin (StdinOnce)
+    data = _read_until(s, b"\x00never")
+    # One multiplexed stdout frame.
+    assert data == b"\x01\x00\x00\x00\x00\x00\x00\x06hello\n", data
+    assert api.wait(cid, timeout=10)["StatusCode"] == 0
+    assert api.logs(cid) == b"hello\n"
+
+
+def test_exec_tty_resize(clean, uniq):
+    c = clean.containers.run(IMAGE, SLEEP, name=f"{uniq}e", detach=True)
+    api = clean.api
+    eid = api.exec_create(c.id, ["sh"], stdin=True, tty=True)["Id"]
+    s = _raw(api.exec_start(eid, socket=True, tty=True))
+    api.exec_resize(eid, height=37, width=111)
+    s.sendall(b"stty size\n")
+    assert b"37 111" in _read_until(s, b"37 111")
+    s.sendall(b"exit 4\n")
+    assert wait_until(lambda: api.exec_inspect(eid)["ExitCode"] == 4)
+
+
+def test_events_since_until_filters(clean, uniq):
+    t0 = time.time() - 1
+    net = clean.networks.create(f"{uniq}n")
+    net.remove()
+    t1 = time.time() + 0.5
+    evs = list(
+        clean.events(
+            since=t0, until=t1, decode=True, filters={"type": "network", "network": f"{uniq}n"}
+        )
+    )
+    assert [(e["Type"], e["Action"]) for e in evs] == [
+        ("network", "create"),
+        ("network", "destroy"),
+    ], evs
+    assert all(e["Actor"]["Attributes"]["name"] == f"{uniq}n" for e in evs)

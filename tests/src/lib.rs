@@ -123,7 +123,7 @@ pub fn sh(prog: &str, args: &[&str]) -> Out {
     run_cmd(c, Duration::from_secs(60))
 }
 
-fn bin_dir() -> PathBuf {
+pub fn bin_dir() -> PathBuf {
     match std::env::var_os("NETLOOM_BIN_DIR") {
         Some(d) => PathBuf::from(d),
         None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug"),

@@ -847,3 +847,388 @@ fn docker_exec_it_gets_a_terminal() {
     );
     assert_eq!(o.code, 3, "exit code of the interactive shell: {o}");
 }
+
+impl Docker<'_> {
+    /// Runs `sh -c SCRIPT` with `@docker@` replaced by the docker binary and the CLI's
+    /// environment set (45 s timeout).
+    fn shell(&self, script: &str) -> Out {
+        let script = script.replace("@docker@", &self.bin.display().to_string());
+        let mut c = Command::new("sh");
+        c.args(["-c", &script])
+            .env("DOCKER_HOST", self.d.host_arg())
+            .env("DOCKER_CONFIG", &self.config)
+            .env("DOCKER_CLI_HINTS", "false")
+            .env_remove("DOCKER_API_VERSION");
+        run_cmd(c, Duration::from_secs(45))
+    }
+}
+
+/// True if `script` (util-linux) can give the docker CLI a terminal; prints a skip.
+fn have_script() -> bool {
+    let ok = Command::new("script").arg("--version").output().is_ok();
+    if !ok {
+        println!("SKIP: no `script` (util-linux) to give the docker CLI a terminal");
+    }
+    ok
+}
+
+#[test]
+fn docker_run_it_and_i() {
+    // `docker run -it`: the main process runs on a terminal from the container's own
+    // devpts, sized from the client's terminal (ConsoleSize + resize), typed input
+    // reaches it and its exit code is docker's; `run -i` pipes stdin without a terminal
+    // and closes it at EOF (StdinOnce).
+    setup!(d, dk);
+    if !have_script() {
+        return;
+    }
+    // The terminal `script` makes is set to 33x101 before docker starts: docker sends
+    // that size, and `stty size` inside shows it.
+    let o = dk.shell(
+        "script -qec 'stty rows 33 cols 101; @docker@ run -it --rm busybox sh -c \"tty; stty size; echo out-\\$((6*7)); exit 5\"' /dev/null",
+    );
+    assert!(
+        o.stdout.contains("/dev/pts/0"),
+        "a terminal of the container's own devpts: {o}"
+    );
+    assert!(
+        o.stdout.contains("33 101"),
+        "the client's terminal size: {o}"
+    );
+    assert!(o.stdout.contains("out-42"), "{o}");
+    assert_eq!(
+        o.code,
+        5,
+        "exit code of run -it: {o}\n{}",
+        tail(&d.log(), 20)
+    );
+    // Typed input.
+    let o = dk.shell(
+        "(sleep 1; printf 'echo typed-$((6*7))\\r'; sleep 1; printf 'exit 3\\r'; sleep 2) | script -qec '@docker@ run -it --rm --name itc busybox sh' /dev/null",
+    );
+    assert!(
+        o.stdout.contains("typed-42"),
+        "typed input reached the shell: {o}"
+    );
+    assert_eq!(o.code, 3, "exit code of the interactive shell: {o}");
+    assert!(
+        wait_for(Duration::from_secs(5), || !dk
+            .ok(&["ps", "-a", "--format", "{{.Names}}"])
+            .contains("itc")),
+        "--rm removed the container"
+    );
+    // -i without a terminal: stdin is a pipe, EOF closes it.
+    let o = dk.shell("printf 'hi\\nthere\\n' | @docker@ run -i --rm busybox cat");
+    assert_eq!(o.stdout, "hi\nthere\n", "{o}");
+    assert_eq!(o.code, 0, "{o}");
+    let o = dk.shell("echo 'exit 9' | @docker@ run -i --rm busybox sh");
+    assert_eq!(o.code, 9, "{o}");
+    // The output is in the json-file log too.
+    let o = dk.shell("echo logged-line | @docker@ run -i --name ilog busybox cat");
+    assert_eq!(o.stdout.trim(), "logged-line", "{o}");
+    assert_eq!(dk.ok(&["logs", "ilog"]), "logged-line");
+    // Without -i stdin is /dev/null: cat ends at once.
+    let o = dk.shell("echo ignored | @docker@ run --rm busybox cat");
+    assert_eq!(o.stdout, "", "{o}");
+}
+
+#[test]
+fn docker_start_ai_resize_and_daemon_restart() {
+    // `docker start -ai` attaches before starting; `docker attach` reaches a terminal
+    // held by the shim even after netloomd restarts; resize changes `stty size`.
+    let Some(bin) = docker_bin() else {
+        println!("SKIP: no docker CLI binary (/usr/local/bin/docker or docker on PATH)");
+        return;
+    };
+    let mut d = daemon_or_skip!();
+    if !have_script() {
+        return;
+    }
+    let dk = Docker::new(&d, bin.clone());
+    dk.ok(&[
+        "create",
+        "-it",
+        "--name",
+        "sai",
+        "busybox",
+        "sh",
+        "-c",
+        "echo started-$((1+1)); exit 4",
+    ]);
+    let o = dk.shell("script -qec '@docker@ start -ai sai' /dev/null");
+    assert!(o.stdout.contains("started-2"), "{o}");
+    assert_eq!(o.code, 4, "{o}");
+    // A terminal's log comes back as one raw stream (no frame headers).
+    assert_eq!(dk.ok(&["logs", "sai"]), "started-2");
+    // A detached interactive shell; the daemon restarts; attach and type.
+    dk.ok(&["run", "-dit", "--name", "keep", "busybox", "sh"]);
+    let (code, body) = d.api("POST", "/containers/keep/resize?h=40&w=120", None);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        dk.exec("keep", "stty size < /dev/pts/0").stdout.trim(),
+        "40 120",
+        "the size set by POST /containers/keep/resize"
+    );
+    // exec -it follows the client's terminal size (exec resize); exec -i pipes stdin.
+    let o =
+        dk.shell("script -qec 'stty rows 29 cols 91; @docker@ exec -it keep stty size' /dev/null");
+    assert!(o.stdout.contains("29 91"), "exec resize: {o}");
+    let o = dk.shell("echo piped | @docker@ exec -i keep cat");
+    assert_eq!(o.stdout, "piped\n", "{o}");
+    let (code, body) = d.api("POST", "/containers/keep/resize?h=x&w=120", None);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("invalid value for h"), "{body}");
+    drop(dk);
+    d.stop();
+    d.start();
+    let dk = Docker::new(&d, bin);
+    let o = dk.shell(
+        "(sleep 1; printf 'stty size; echo after-$((2*3))\\r'; sleep 1; printf 'exit 7\\r'; sleep 2) | script -qec 'stty rows 41 cols 121; @docker@ attach keep' /dev/null",
+    );
+    assert!(
+        o.stdout.contains("after-6"),
+        "typed after a daemon restart: {o}\n{}",
+        tail(&d.log(), 20)
+    );
+    assert!(
+        o.stdout.contains("41 121"),
+        "docker attach resized to its terminal: {o}"
+    );
+    assert_eq!(dk.ok(&["wait", "keep"]), "7");
+    // Resizing a stopped container is refused.
+    let (code, body) = d.api("POST", "/containers/keep/resize?h=10&w=10", None);
+    assert_eq!(code, 409, "{body}");
+}
+
+/// Unix time now as the docker CLI sends it (`seconds.nanos`), offset by `delta` seconds.
+fn unix_ts(delta: f64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    format!("{:.6}", now + delta)
+}
+
+#[test]
+fn docker_events_since_until_and_filters() {
+    // `docker events` replays recent events (since/until) and streams live ones, with
+    // type/event/container/network filters.
+    setup!(d, dk);
+    let t0 = unix_ts(-1.0);
+    dk.ok(&["network", "create", "evnet"]);
+    dk.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "evnet",
+        "--name",
+        "evc",
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        wait_for(Duration::from_secs(5), || !dk
+            .ok(&["ps", "-a", "--format", "{{.Names}}"])
+            .contains("evc")),
+        "--rm removed the container"
+    );
+    dk.ok(&["network", "rm", "evnet"]);
+    let t1 = unix_ts(0.5);
+    let fmt = "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}";
+    let all = dk.ok(&["events", "--since", &t0, "--until", &t1, "--format", fmt]);
+    let lines: Vec<&str> = all.lines().collect();
+    let want = [
+        "network create evnet",
+        "container create evc",
+        "network connect evnet",
+        "container start evc",
+        "container die evc",
+        "network disconnect evnet",
+        "container destroy evc",
+        "network destroy evnet",
+    ];
+    let mut at = 0;
+    for w in want {
+        let Some(i) = lines[at..].iter().position(|l| *l == w) else {
+            panic!("missing or out of order: {w:?} in\n{all}");
+        };
+        at += i + 1;
+    }
+    let nets = dk.ok(&[
+        "events",
+        "--since",
+        &t0,
+        "--until",
+        &t1,
+        "--format",
+        fmt,
+        "--filter",
+        "type=network",
+        "--filter",
+        "network=evnet",
+    ]);
+    assert!(nets.lines().all(|l| l.starts_with("network ")), "{nets}");
+    assert_eq!(
+        nets.lines().count(),
+        4,
+        "create, connect, disconnect, destroy:\n{nets}"
+    );
+    let die = dk.ok(&[
+        "events",
+        "--since",
+        &t0,
+        "--until",
+        &t1,
+        "--format",
+        fmt,
+        "--filter",
+        "container=evc",
+        "--filter",
+        "event=die",
+    ]);
+    assert_eq!(die, "container die evc");
+    // Live: a stream that ends at `until`.
+    let until = unix_ts(4.0);
+    let live = std::thread::scope(|s| {
+        let h = s.spawn(|| {
+            dk.run(&[
+                "events",
+                "--until",
+                &until,
+                "--format",
+                fmt,
+                "--filter",
+                "type=network",
+            ])
+        });
+        std::thread::sleep(Duration::from_millis(1500));
+        dk.ok(&["network", "create", "evlive"]);
+        dk.ok(&["network", "rm", "evlive"]);
+        h.join().expect("events thread")
+    });
+    assert!(live.ok(), "{live}");
+    assert_eq!(
+        live.stdout.trim(),
+        "network create evlive\nnetwork destroy evlive",
+        "{live}"
+    );
+    // Bad input.
+    let o = dk.fail(&["events", "--since", &t1, "--until", &t0]);
+    assert!(o.stderr.contains("cannot be after"), "{o}");
+    let (code, body) = d.api("GET", "/events?since=yesterday-ish", None);
+    assert_eq!(code, 400, "{body}");
+}
+
+#[test]
+fn docker_logs_follow_of_rm_container_gets_every_line() {
+    // `--rm` deletes the log when the container exits; `logs -f` started before that
+    // still drains it to the last line.
+    setup!(d, dk);
+    for round in 0..3 {
+        let id = dk.ok(&[
+            "run",
+            "-d",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "sleep 1; i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo line-$i; done",
+        ]);
+        let o = dk.run(&["logs", "-f", &id]);
+        let last = o.stdout.lines().last().unwrap_or("");
+        assert_eq!(
+            last,
+            "line-300",
+            "round {round}: {} lines, last {last:?}",
+            o.stdout.lines().count()
+        );
+        assert_eq!(o.stdout.lines().count(), 300, "round {round}");
+    }
+}
+
+#[test]
+fn docker_inspect_aliases_hostconfig_and_info() {
+    // API < 1.45 clients get the short ID and hostname in `Aliases` on user-defined
+    // networks (moby does the same); 1.45+ clients get them only in `DNSNames`.
+    setup!(d, dk);
+    dk.ok(&["network", "create", "alnet"]);
+    let id = dk.sleeper(
+        "alc",
+        &[
+            "--network",
+            "alnet",
+            "--network-alias",
+            "web",
+            "--hostname",
+            "alhost",
+        ],
+    );
+    let short = &id[..12];
+    let f = "{{json .NetworkSettings.Networks.alnet.Aliases}} {{json .NetworkSettings.Networks.bridge}}";
+    let new = dk.ok(&["inspect", "-f", f, "alc"]);
+    assert_eq!(new, "[\"web\"] null", "API 1.47");
+    let o = dk.shell(&format!(
+        "DOCKER_API_VERSION=1.44 @docker@ inspect -f '{f}' alc"
+    ));
+    assert_eq!(
+        o.stdout.trim(),
+        format!("[\"web\",\"{short}\",\"alhost\"] null"),
+        "API 1.44: {o}"
+    );
+    // The default bridge network is not user-defined: no extra aliases there.
+    dk.sleeper("alb", &[]);
+    let o = dk.shell("DOCKER_API_VERSION=1.41 @docker@ inspect -f '{{json .NetworkSettings.Networks.bridge.Aliases}}' alb");
+    assert_eq!(o.stdout.trim(), "null", "{o}");
+    // HostConfig keys of unimplemented features carry Docker's zero values.
+    let hc = dk.ok(&[
+        "inspect", "-f",
+        "{{.HostConfig.Privileged}} {{json .HostConfig.Binds}} {{.HostConfig.ShmSize}} {{.HostConfig.IpcMode}} {{.GraphDriver.Name}}",
+        "alb",
+    ]);
+    assert_eq!(hc, "false null 67108864 private overlay");
+    // /info: the daemon's real state (IPv4 forwarding is on for bridges).
+    let info = dk.ok(&[
+        "info",
+        "-f",
+        "{{.LiveRestoreEnabled}} {{.IPv4Forwarding}} {{.DefaultRuntime}} {{.ExperimentalBuild}}",
+    ]);
+    assert_eq!(info, "true true netloom false");
+    let (_, body) = d.api("GET", "/info", None);
+    let v: serde_json::Value = serde_json::from_str(&body).expect("info JSON");
+    for k in [
+        "Debug",
+        "SystemTime",
+        "CgroupVersion",
+        "NFd",
+        "NGoroutines",
+        "NEventsListener",
+        "OSVersion",
+        "Runtimes",
+        "HttpProxy",
+    ] {
+        assert!(v.get(k).is_some(), "/info lacks {k}: {body}");
+    }
+}
+
+#[test]
+fn docker_run_it_detach_keys_leave_the_container_running() {
+    // The docker CLI reads ctrl-p ctrl-q itself and hangs up; the container, whose
+    // terminal the shim holds, keeps running and can be attached to again.
+    setup!(d, dk);
+    if !have_script() {
+        return;
+    }
+    let o = dk.shell(
+        "(sleep 1; printf '\\020\\021'; sleep 3) | script -qec '@docker@ run -it --name det busybox sh' /dev/null",
+    );
+    assert_eq!(o.code, 0, "{o}\n{}", tail(&d.log(), 20));
+    assert_eq!(
+        dk.ok(&["inspect", "-f", "{{.State.Running}}", "det"]),
+        "true"
+    );
+    let o = dk.shell(
+        "(sleep 1; printf 'echo again-$((3*3))\\r'; sleep 1; printf 'exit 2\\r'; sleep 2) | script -qec '@docker@ attach det' /dev/null",
+    );
+    assert!(o.stdout.contains("again-9"), "{o}");
+    assert_eq!(dk.ok(&["wait", "det"]), "2");
+}

@@ -28,7 +28,7 @@ pub enum ContainerCmd {
     #[command(disable_help_flag = true)]
     Create(RunArgs),
     /// Start one or more stopped containers
-    Start(NamesArgs),
+    Start(StartArgs),
     /// Stop one or more running containers
     Stop(StopArgs),
     /// Kill one or more running containers
@@ -60,6 +60,12 @@ pub struct RunArgs {
     /// Run container in background and print container ID
     #[arg(short = 'd', long)]
     pub detach: bool,
+    /// Keep STDIN open even if not attached
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    pub tty: bool,
     /// Automatically remove the container and its associated anonymous volumes when it exits
     #[arg(long)]
     pub rm: bool,
@@ -136,6 +142,20 @@ pub struct RunArgs {
         allow_hyphen_values = true
     )]
     pub cmd: Vec<String>,
+}
+
+/// Arguments of `start`.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Attach STDOUT/STDERR and forward signals
+    #[arg(short = 'a', long)]
+    pub attach: bool,
+    /// Attach container's STDIN
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Container names or IDs
+    #[arg(value_name = "CONTAINER", required = true)]
+    pub names: Vec<String>,
 }
 
 /// One or more container names.
@@ -268,6 +288,12 @@ pub struct ExecArgs {
     /// Detached mode: run command in the background
     #[arg(short = 'd', long)]
     pub detach: bool,
+    /// Keep STDIN open even if not attached
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    pub tty: bool,
     /// Give extended privileges to the command
     #[arg(long)]
     pub privileged: bool,
@@ -549,7 +575,7 @@ pub fn create_body(a: &RunArgs) -> Result<Value> {
         "AutoRemove": a.rm,
         "VolumeDriver": "",
         "VolumesFrom": null,
-        "ConsoleSize": [0, 0],
+        "ConsoleSize": console_size(a.tty),
         "CapAdd": null,
         "CapDrop": null,
         "CgroupnsMode": "",
@@ -579,13 +605,13 @@ pub fn create_body(a: &RunArgs) -> Result<Value> {
         "Hostname": a.hostname.clone().unwrap_or_default(),
         "Domainname": a.domainname.clone().unwrap_or_default(),
         "User": a.user.clone().unwrap_or_default(),
-        "AttachStdin": false,
+        "AttachStdin": attach && a.interactive,
         "AttachStdout": attach,
         "AttachStderr": attach,
         "ExposedPorts": exposed,
-        "Tty": false,
-        "OpenStdin": false,
-        "StdinOnce": false,
+        "Tty": a.tty,
+        "OpenStdin": a.interactive,
+        "StdinOnce": attach && a.interactive,
         "Env": env_list(&a.env),
         "Cmd": list_or_null(&a.cmd),
         "Image": a.image,
@@ -660,14 +686,32 @@ async fn run(client: &Client, a: RunArgs) -> Result<i32> {
         outln(&id);
         return Ok(0);
     }
-    let attach = client
-        .send(
-            Method::POST,
-            &format!("{path}/attach?stream=1&stdout=1&stderr=1"),
-            None,
-            &[],
-        )
-        .await;
+    let interactive = a.tty || a.interactive;
+    if interactive {
+        check_tty_input(a.tty, a.interactive)?;
+    }
+    let attach = if interactive {
+        client
+            .send(
+                Method::POST,
+                &format!(
+                    "{path}/attach?stream=1&stdin={}&stdout=1&stderr=1",
+                    u8::from(a.interactive)
+                ),
+                None,
+                &[("Connection", "Upgrade"), ("Upgrade", "tcp")],
+            )
+            .await
+    } else {
+        client
+            .send(
+                Method::POST,
+                &format!("{path}/attach?stream=1&stdout=1&stderr=1"),
+                None,
+                &[],
+            )
+            .await
+    };
     let condition = if a.rm { "removed" } else { "next-exit" };
     let wait = client
         .send(
@@ -695,9 +739,28 @@ async fn run(client: &Client, a: RunArgs) -> Result<i32> {
         }
         return Err(e);
     }
-    if let Err(e) = stream::pump_body(attach, false).await {
-        eprintln!("{e:#}");
+    let pumped = if interactive {
+        let _raw = (a.tty && a.interactive).then(stream::RawTerminal::enable);
+        let _winch = a
+            .tty
+            .then(|| follow_terminal_size(client, format!("{path}/resize")));
+        stream::pump_interactive(attach, a.tty, a.interactive).await
+    } else {
+        stream::pump_body(attach, false)
+            .await
+            .map(|()| stream::Ended::Closed)
+    };
+    match pumped {
+        // ctrl-p ctrl-q: the container keeps running.
+        Ok(stream::Ended::Detached) => return Ok(0),
+        Ok(stream::Ended::Closed) => {}
+        Err(e) => eprintln!("{e:#}"),
     }
+    exit_status(wait).await
+}
+
+/// The exit code from a `/wait` answer (printing its error message, if any).
+async fn exit_status(wait: crate::client::Resp) -> Result<i32> {
     let body = wait.bytes().await?;
     let v: Value = decode(&body)?;
     if let Some(msg) = v
@@ -742,7 +805,65 @@ fn not_modified_ok(e: anyhow::Error) -> Result<()> {
     }
 }
 
-async fn start(client: &Client, a: NamesArgs) -> Result<i32> {
+/// `HostConfig.ConsoleSize` / exec `ConsoleSize`: the local terminal's size with `-t`.
+fn console_size(tty: bool) -> Value {
+    match stream::terminal_size().filter(|_| tty) {
+        Some((h, w)) => json!([h, w]),
+        None => json!([0, 0]),
+    }
+}
+
+/// `-it` needs a terminal to read from, as in docker.
+fn check_tty_input(tty: bool, interactive: bool) -> Result<()> {
+    if tty && interactive && !stream::stdin_is_terminal() {
+        bail!("the input device is not a TTY: run without -t, or from a terminal");
+    }
+    Ok(())
+}
+
+/// Sends the local terminal's size to `resize_path` now and on every SIGWINCH,
+/// until the returned guard is dropped.
+fn follow_terminal_size(client: &Client, resize_path: String) -> AbortOnDrop {
+    let client = client.clone();
+    AbortOnDrop(tokio::spawn(async move {
+        let send = |client: Client, path: String| async move {
+            if let Some((h, w)) = stream::terminal_size() {
+                let _ = client
+                    .call(Method::POST, &format!("{path}?h={h}&w={w}"), None)
+                    .await;
+            }
+        };
+        // The process may not exist yet right after start: try the first size twice.
+        send(client.clone(), resize_path.clone()).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        send(client.clone(), resize_path.clone()).await;
+        let Ok(mut winch) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
+        else {
+            return;
+        };
+        while winch.recv().await.is_some() {
+            send(client.clone(), resize_path.clone()).await;
+        }
+    }))
+}
+
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn start(client: &Client, a: StartArgs) -> Result<i32> {
+    if a.attach || a.interactive {
+        let [name] = a.names.as_slice() else {
+            bail!("you cannot start and attach multiple containers at once: give one container");
+        };
+        return start_attached(client, name, a.interactive).await;
+    }
     each_name(&a.names, |n| async move {
         client
             .call(
@@ -1108,8 +1229,9 @@ pub fn exec_body(a: &ExecArgs) -> Value {
     json!({
         "User": a.user.clone().unwrap_or_default(),
         "Privileged": a.privileged,
-        "Tty": false,
-        "AttachStdin": false,
+        "Tty": a.tty,
+        "AttachStdin": a.interactive && !a.detach,
+        "ConsoleSize": console_size(a.tty),
         "AttachStderr": !a.detach,
         "AttachStdout": !a.detach,
         "Detach": a.detach,
@@ -1139,7 +1261,8 @@ async fn exec(client: &Client, a: ExecArgs) -> Result<i32> {
         client.call(Method::POST, &start_path, Some(&b)).await?;
         return Ok(0);
     }
-    let mut b = serde_json::to_vec(&json!({"Detach": false, "Tty": false}))?;
+    check_tty_input(a.tty, a.interactive)?;
+    let mut b = serde_json::to_vec(&json!({"Detach": false, "Tty": a.tty}))?;
     b.push(b'\n');
     let resp = client
         .send(
@@ -1149,7 +1272,15 @@ async fn exec(client: &Client, a: ExecArgs) -> Result<i32> {
             &[("Connection", "Upgrade"), ("Upgrade", "tcp")],
         )
         .await?;
-    stream::pump_hijacked(resp, false).await?;
+    {
+        let _raw = (a.tty && a.interactive).then(stream::RawTerminal::enable);
+        let _winch = a
+            .tty
+            .then(|| follow_terminal_size(client, format!("/exec/{}/resize", seg(&id))));
+        if stream::pump_interactive(resp, a.tty, a.interactive).await? == stream::Ended::Detached {
+            return Ok(0);
+        }
+    }
     // The process may still be finishing when the stream closes.
     for _ in 0..40 {
         let info: Value = client.get_json(&format!("/exec/{}/json", seg(&id))).await?;
@@ -1199,6 +1330,59 @@ async fn prune(client: &Client, a: PruneArgs) -> Result<i32> {
         .unwrap_or(0.0);
     outln(&format!("Total reclaimed space: {}", human_size(space)));
     Ok(0)
+}
+
+/// `start -a [-i]`: attach (before starting, so no output is lost), start, copy the
+/// session and return the container's exit code.
+async fn start_attached(client: &Client, name: &str, interactive: bool) -> Result<i32> {
+    let info: Value = client
+        .get_json(&format!("/containers/{}/json", seg(name)))
+        .await?;
+    let id = s(&info, "Id").to_string();
+    let cfg = info.get("Config");
+    let flag = |k: &str| {
+        cfg.and_then(|c| c.get(k))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    };
+    let tty = flag("Tty");
+    let stdin = interactive && flag("OpenStdin");
+    check_tty_input(tty, stdin)?;
+    let path = format!("/containers/{}", seg(&id));
+    let attach = client
+        .send(
+            Method::POST,
+            &format!(
+                "{path}/attach?stream=1&stdin={}&stdout=1&stderr=1",
+                u8::from(stdin)
+            ),
+            None,
+            &[("Connection", "Upgrade"), ("Upgrade", "tcp")],
+        )
+        .await?;
+    let wait = client
+        .send(
+            Method::POST,
+            &format!("{path}/wait?condition=next-exit"),
+            None,
+            &[],
+        )
+        .await?;
+    client
+        .call(Method::POST, &format!("{path}/start"), None)
+        .await
+        .map(|_| ())
+        .or_else(not_modified_ok)?;
+    {
+        let _raw = (tty && stdin).then(stream::RawTerminal::enable);
+        let _winch = tty.then(|| follow_terminal_size(client, format!("{path}/resize")));
+        match stream::pump_interactive(attach, tty, stdin).await {
+            Ok(stream::Ended::Detached) => return Ok(0),
+            Ok(stream::Ended::Closed) => {}
+            Err(e) => eprintln!("{e:#}"),
+        }
+    }
+    exit_status(wait).await
 }
 
 #[cfg(test)]

@@ -62,7 +62,7 @@ enum Command {
     /// List containers
     Ps(container::PsArgs),
     /// Start one or more stopped containers
-    Start(container::NamesArgs),
+    Start(container::StartArgs),
     /// Stop one or more running containers
     Stop(container::StopArgs),
     /// Kill one or more running containers

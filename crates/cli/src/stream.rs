@@ -120,30 +120,182 @@ pub async fn pump_body(mut resp: Resp, tty: bool) -> Result<()> {
     Ok(())
 }
 
-/// Copies the output of a hijacked (101) or plain (200) exec/attach answer.
-pub async fn pump_hijacked(resp: Resp, tty: bool) -> Result<()> {
+/// The terminal in raw mode (no echo, no line editing, no signals from keys) while
+/// alive; the previous settings come back on drop, also on error paths.
+pub struct RawTerminal {
+    saved: Option<nix::sys::termios::Termios>,
+}
+
+impl RawTerminal {
+    /// Switches stdin's terminal to raw mode; does nothing if stdin is not a terminal.
+    pub fn enable() -> Self {
+        use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
+        let stdin = std::io::stdin();
+        let Ok(saved) = tcgetattr(&stdin) else {
+            return RawTerminal { saved: None };
+        };
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        if tcsetattr(&stdin, SetArg::TCSANOW, &raw).is_err() {
+            return RawTerminal { saved: None };
+        }
+        RawTerminal { saved: Some(saved) }
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        if let Some(t) = &self.saved {
+            let _ = nix::sys::termios::tcsetattr(
+                std::io::stdin(),
+                nix::sys::termios::SetArg::TCSANOW,
+                t,
+            );
+        }
+    }
+}
+
+/// True if stdin is a terminal.
+pub fn stdin_is_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdin().is_terminal()
+}
+
+/// The size of the terminal on stdout (else stdin) as `(rows, cols)`, if any.
+pub fn terminal_size() -> Option<(u16, u16)> {
+    for fd in [1, 0] {
+        let mut ws = libc::winsize {
+            ws_row: 0,
+            ws_col: 0,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCGWINSZ writes a `winsize` through the pointer, valid for the call.
+        let r = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) };
+        if r == 0 && ws.ws_row > 0 && ws.ws_col > 0 {
+            return Some((ws.ws_row, ws.ws_col));
+        }
+    }
+    None
+}
+
+/// How an interactive session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The container's (or process's) output ended.
+    Closed,
+    /// The user typed the detach keys (ctrl-p ctrl-q); the container keeps running.
+    Detached,
+}
+
+/// ctrl-p, ctrl-q: Docker's default detach keys.
+const DETACH: [u8; 2] = [0x10, 0x11];
+
+/// Strips the detach sequence out of typed input. `held` carries a ctrl-p seen at
+/// the end of the previous chunk. Returns the bytes to send and whether the
+/// sequence was completed (the bytes after it are dropped).
+pub fn scan_detach(held: &mut bool, chunk: &[u8]) -> (Vec<u8>, bool) {
+    let mut out = Vec::with_capacity(chunk.len() + 1);
+    for &b in chunk {
+        if *held {
+            *held = false;
+            if b == DETACH[1] {
+                return (out, true);
+            }
+            out.push(DETACH[0]);
+        }
+        if b == DETACH[0] {
+            *held = true;
+        } else {
+            out.push(b);
+        }
+    }
+    (out, false)
+}
+
+/// Copies an attach/exec session both ways: stdin to the container (if `stdin`;
+/// end of input half-closes the connection) and its output to stdout/stderr (raw
+/// with a terminal, demultiplexed otherwise) until the output ends. With a
+/// terminal and stdin, ctrl-p ctrl-q detaches.
+pub async fn pump_interactive(resp: Resp, tty: bool, stdin: bool) -> Result<Ended> {
+    use tokio::io::AsyncWriteExt;
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
-        return pump_body(resp, tty).await;
+        pump_body(resp, tty).await?;
+        return Ok(Ended::Closed);
     }
     let (inner, sender) = resp.into_parts();
     let upgraded = hyper::upgrade::on(inner)
         .await
         .map_err(|e| anyhow!("error upgrading connection: {e}"))?;
-    let mut io = TokioIo::new(upgraded);
+    let (mut rd, mut wr) = tokio::io::split(TokioIo::new(upgraded));
+    let (det_tx, det_rx) = tokio::sync::oneshot::channel::<()>();
+    let detect = tty && stdin;
+    let input = stdin.then(|| {
+        // A plain thread: a blocking read of stdin cannot be cancelled, and the
+        // process exits when the session ends.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = vec![0u8; 16 * 1024];
+            let mut inp = std::io::stdin().lock();
+            let mut held = false;
+            loop {
+                let n = match inp.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                let (data, detached) = if detect {
+                    scan_detach(&mut held, &buf[..n])
+                } else {
+                    (buf[..n].to_vec(), false)
+                };
+                if !data.is_empty() && tx.blocking_send(data).is_err() {
+                    return;
+                }
+                if detached {
+                    let _ = det_tx.send(());
+                    return;
+                }
+            }
+        });
+        tokio::spawn(async move {
+            while let Some(chunk) = rx.recv().await {
+                if wr.write_all(&chunk).await.is_err() {
+                    return;
+                }
+            }
+            let _ = wr.shutdown().await;
+        })
+    });
+    // Resolves only on a detach (not when the input merely ends).
+    let detached = async move {
+        if det_rx.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::pin!(detached);
     let mut demux = Demuxer::new(tty);
     let mut buf = vec![0u8; 32 * 1024];
-    loop {
-        let n = match io.read(&mut buf).await {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
-            Err(e) => return Err(anyhow!("error reading output stream: {e}")),
+    let result = loop {
+        let n = tokio::select! {
+            r = rd.read(&mut buf) => match r {
+                Ok(0) => break Ok(Ended::Closed),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break Ok(Ended::Closed),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break Ok(Ended::Closed),
+                Err(e) => break Err(anyhow!("error reading output stream: {e}")),
+            },
+            () = &mut detached => break Ok(Ended::Detached),
         };
-        emit(demux.push(&buf[..n]))?;
+        if let Err(e) = emit(demux.push(&buf[..n])) {
+            break Err(e);
+        }
+    };
+    if let Some(t) = input {
+        t.abort();
     }
     drop(sender);
-    Ok(())
+    result
 }
 
 #[cfg(test)]
@@ -250,5 +402,23 @@ mod tests {
             out.extend(d.push(c));
         }
         assert_eq!(out, vec![(Kind::Stderr, payload)]);
+    }
+
+    #[test]
+    fn detach_sequence() {
+        let mut held = false;
+        assert_eq!(
+            scan_detach(&mut held, b"ab\x10\x11cd"),
+            (b"ab".to_vec(), true)
+        );
+        let mut held = false;
+        assert_eq!(scan_detach(&mut held, b"a\x10"), (b"a".to_vec(), false));
+        assert!(held);
+        assert_eq!(scan_detach(&mut held, b"\x11"), (Vec::new(), true));
+        let mut held = false;
+        assert_eq!(
+            scan_detach(&mut held, b"\x10x\x11"),
+            (b"\x10x\x11".to_vec(), false)
+        );
     }
 }

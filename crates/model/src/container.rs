@@ -199,6 +199,18 @@ pub struct Container {
     /// `--add-host` entries `host:ip`.
     #[serde(default)]
     pub extra_hosts: Vec<String>,
+    /// `Tty`: the main process runs on a pseudo-terminal.
+    #[serde(default)]
+    pub tty: bool,
+    /// `OpenStdin`: the main process's stdin is fed from attached clients.
+    #[serde(default)]
+    pub open_stdin: bool,
+    /// `StdinOnce`: stdin closes when the first attached client closes its input.
+    #[serde(default)]
+    pub stdin_once: bool,
+    /// `HostConfig.ConsoleSize`: initial terminal `[rows, cols]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_size: Option<[u16; 2]>,
     /// Runtime state.
     #[serde(default)]
     pub state: ContainerState,

@@ -46,6 +46,8 @@ pub(crate) struct InitFds {
     pub sync_w: OwnedFd,
     /// /dev/null for stdin.
     pub devnull: OwnedFd,
+    /// Read end of the main process's stdin pipe (`OpenStdin` without a terminal).
+    pub stdin_r: Option<OwnedFd>,
 }
 
 fn exit_now(code: i32) -> ! {
@@ -61,6 +63,7 @@ pub(crate) fn run_init(spec: &ContainerSpec, fds: InitFds) -> ! {
         err_w,
         sync_w,
         devnull,
+        stdin_r,
     } = fds;
     // stdio: stdin /dev/null, stdout/stderr the log pipes (init's own errors
     // end up in the container log too).
@@ -89,9 +92,36 @@ pub(crate) fn run_init(spec: &ContainerSpec, fds: InitFds) -> ! {
         fail(format!("block signals: {e}"));
     }
     let env = spec.full_env();
+    // With a terminal: a pair from the container's own devpts (mounted by setup).
+    let pty = if spec.tty {
+        let [rows, cols] = spec.console_size.unwrap_or([24, 80]);
+        let ws = nix::pty::Winsize {
+            ws_row: if rows == 0 { 24 } else { rows },
+            ws_col: if cols == 0 { 80 } else { cols },
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        match nix::pty::openpty(Some(&ws), None) {
+            Ok(p) => Some(p),
+            Err(e) => fail(format!("allocate a terminal: {e}")),
+        }
+    } else {
+        None
+    };
     // SAFETY: init is single-threaded; the child only execs or _exits.
     let main = match unsafe { nix::unistd::fork() } {
         Ok(ForkResult::Child) => {
+            if let Some(p) = &pty {
+                let _ = nix::unistd::setsid();
+                let slave = p.slave.as_raw_fd();
+                // SAFETY: TIOCSCTTY on a terminal fd we own: it becomes our controlling tty.
+                unsafe { libc::ioctl(slave, libc::TIOCSCTTY, 0) };
+                let _ = nix::unistd::dup2_stdin(&p.slave);
+                let _ = nix::unistd::dup2_stdout(&p.slave);
+                let _ = nix::unistd::dup2_stderr(&p.slave);
+            } else if let Some(r) = &stdin_r {
+                let _ = nix::unistd::dup2_stdin(r);
+            }
             reset_signals();
             crate::util::close_fds_except(&[]);
             let (msg, code) = match crate::util::apply_user(&spec.user) {
@@ -104,7 +134,26 @@ pub(crate) fn run_init(spec: &ContainerSpec, fds: InitFds) -> ! {
         Ok(ForkResult::Parent { child }) => child,
         Err(e) => fail(format!("fork main process: {e}")),
     };
-    let _ = write_all(sync_w.as_fd(), b"K");
+    drop(stdin_r);
+    match pty {
+        Some(p) => {
+            drop(p.slave);
+            // Hand the master to the shim with the ready message.
+            let fds = [p.master.as_raw_fd()];
+            let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
+            let iov = [std::io::IoSlice::new(b"K")];
+            let _ = nix::sys::socket::sendmsg::<()>(
+                sync_w.as_raw_fd(),
+                &iov,
+                &cmsg,
+                nix::sys::socket::MsgFlags::empty(),
+                None,
+            );
+        }
+        None => {
+            let _ = write_all(sync_w.as_fd(), b"K");
+        }
+    }
     drop(sync_w);
     exit_now(supervise(main))
 }

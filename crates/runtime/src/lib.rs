@@ -24,6 +24,7 @@
 
 #![warn(missing_docs)]
 
+pub mod attach;
 mod error;
 pub mod image;
 mod init;
@@ -35,7 +36,7 @@ mod spec;
 mod util;
 
 pub use error::RuntimeError;
-pub use nsexec::{exec, exec_with};
+pub use nsexec::{ExecOptions, exec, exec_opts, exec_with, resize_exec};
 pub use proc::{is_alive, kill, proc_start_time};
 pub use shim::{clear_exit, read_exit, start, wait_exit};
 pub use spec::{ContainerSpec, ExitInfo, Spawned};

@@ -2,6 +2,7 @@
 
 use std::ffi::OsString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::process::Stdio;
 
 use nix::fcntl::OFlag;
@@ -30,6 +31,8 @@ struct NsExecRequest {
     user: String,
     #[serde(default)]
     tty: bool,
+    #[serde(default)]
+    console_size: Option<[u16; 2]>,
 }
 
 /// Starts a process inside a running container (all its namespaces + root).
@@ -62,6 +65,40 @@ pub fn exec_with(
     user: &str,
     tty: bool,
 ) -> Result<tokio::process::Child, RuntimeError> {
+    let opts = ExecOptions {
+        tty,
+        stdin: tty,
+        console_size: None,
+    };
+    exec_opts(init_pid, args, env, working_dir, user, opts)
+}
+
+/// Terminal and stdin options of [`exec_opts`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExecOptions {
+    /// Run the process on a pseudo-terminal.
+    pub tty: bool,
+    /// Pipe the helper's stdin (implied by `tty`); without a terminal it becomes the
+    /// process's stdin (`docker exec -i`).
+    pub stdin: bool,
+    /// Initial terminal size `[rows, cols]` (default 24x80).
+    pub console_size: Option<[u16; 2]>,
+}
+
+/// Like [`exec_with`], with every option.
+pub fn exec_opts(
+    init_pid: i32,
+    args: &[String],
+    env: &[String],
+    working_dir: &str,
+    user: &str,
+    opts: ExecOptions,
+) -> Result<tokio::process::Child, RuntimeError> {
+    let ExecOptions {
+        tty,
+        stdin,
+        console_size,
+    } = opts;
     if args.is_empty() {
         return Err(RuntimeError::InvalidSpec(format!(
             "exec in container init {init_pid}: empty command"
@@ -77,6 +114,7 @@ pub fn exec_with(
         working_dir: working_dir.to_string(),
         user: user.to_string(),
         tty,
+        console_size: console_size.filter(|[h, w]| *h > 0 && *w > 0),
     };
     let json = serde_json::to_string(&req).map_err(|source| RuntimeError::Json {
         path: "<exec request>".into(),
@@ -87,7 +125,11 @@ pub fn exec_with(
     tokio::process::Command::new(&exe)
         .arg(NSEXEC_ARG)
         .arg(json)
-        .stdin(if tty { Stdio::piped() } else { Stdio::null() })
+        .stdin(if tty || stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -183,9 +225,10 @@ fn exec_child(req: &NsExecRequest) -> ! {
 /// its mount namespace), the child in a new session with it as controlling terminal, and
 /// the helper relaying stdin → terminal and terminal → stdout until the child is gone.
 fn run_tty(req: &NsExecRequest) -> i32 {
+    let [rows, cols] = req.console_size.unwrap_or([24, 80]);
     let ws = nix::pty::Winsize {
-        ws_row: 24,
-        ws_col: 80,
+        ws_row: rows,
+        ws_col: cols,
         ws_xpixel: 0,
         ws_ypixel: 0,
     };
@@ -331,4 +374,33 @@ fn enter(pid: i32) -> Result<(), String> {
     nix::unistd::chroot(".").map_err(|e| format!("chroot into root of {pid}: {e}"))?;
     nix::unistd::chdir("/").map_err(|e| format!("chdir /: {e}"))?;
     Ok(())
+}
+
+/// Sets the terminal size of a `tty` exec session whose helper is `helper_pid`:
+/// `TIOCSWINSZ` on the session process's terminal (its stdin, opened through
+/// `/proc`), which also sends it `SIGWINCH`. Waits up to a second for the helper
+/// to have forked the process.
+pub async fn resize_exec(helper_pid: i32, rows: u16, cols: u16) -> Result<(), RuntimeError> {
+    if helper_pid <= 0 {
+        return Err(RuntimeError::NoSuchProcess(helper_pid));
+    }
+    let children = format!("/proc/{helper_pid}/task/{helper_pid}/children");
+    for _ in 0..20 {
+        let child = std::fs::read_to_string(&children)
+            .ok()
+            .and_then(|s| s.split_whitespace().next().map(str::to_string));
+        if let Some(child) = child {
+            let tty = format!("/proc/{child}/fd/0");
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
+                .open(&tty)
+                .map_err(RuntimeError::io("open terminal", &tty))?;
+            return crate::attach::set_winsize(f.as_raw_fd(), rows, cols)
+                .map_err(RuntimeError::sys("set terminal size", tty));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Err(RuntimeError::NoSuchProcess(helper_pid))
 }

@@ -5,7 +5,6 @@
 //! after forking) → shim (P2, `setsid`, long-lived) → init (PID 1 of the
 //! container) → main process.
 
-use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -20,7 +19,6 @@ use nix::unistd::{ForkResult, Pid};
 use serde::{Deserialize, Serialize};
 
 use crate::error::chain;
-use crate::logs::{LineSplitter, Stream};
 use crate::proc::proc_start_time;
 use crate::util::{close_fds_except, mkdir_p, status_code, write_all, write_atomic};
 use crate::{ContainerSpec, ExitInfo, RuntimeError, SHIM_ARG, Spawned};
@@ -257,6 +255,8 @@ struct Running {
     init: Pid,
     out_r: OwnedFd,
     err_r: OwnedFd,
+    master: Option<OwnedFd>,
+    stdin_w: Option<OwnedFd>,
     log: std::fs::File,
 }
 
@@ -264,6 +264,14 @@ struct Running {
 fn shim_main(spec: &ContainerSpec) -> i32 {
     let _ = nix::unistd::setsid();
     let _ = std::env::set_current_dir("/");
+    let listener = match crate::attach::bind(&spec.state_dir) {
+        Ok(l) => Some(l),
+        Err(e) if spec.tty || spec.open_stdin => {
+            report(&ShimReport::Err(chain(&e)));
+            return 1;
+        }
+        Err(_) => None,
+    };
     let running = match spawn_init(spec) {
         Ok(r) => r,
         Err(e) => {
@@ -284,9 +292,23 @@ fn shim_main(spec: &ContainerSpec) -> i32 {
         init,
         out_r,
         err_r,
+        master,
+        stdin_w,
         log,
     } = running;
-    pump_logs(out_r, err_r, &log);
+    crate::attach::run_loop(
+        crate::attach::ShimIo {
+            out_r,
+            err_r,
+            master,
+            stdin_w,
+            listener,
+            stdin_once: spec.stdin_once,
+            wait_attach: spec.wait_attach,
+        },
+        &log,
+    );
+    let _ = std::fs::remove_file(crate::attach::socket_path(&spec.state_dir));
     let code = loop {
         match waitpid(init, None) {
             Ok(st) => {
@@ -334,7 +356,19 @@ fn spawn_init(spec: &ContainerSpec) -> Result<Running, RuntimeError> {
     let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(RuntimeError::sys("pipe", "shim"));
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
-    let (sync_r, sync_w) = pipe()?;
+    let (sync_r, sync_w) = nix::sys::socket::socketpair(
+        nix::sys::socket::AddressFamily::Unix,
+        nix::sys::socket::SockType::SeqPacket,
+        None,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(RuntimeError::sys("socketpair", "shim"))?;
+    let (stdin_r, stdin_w) = if spec.open_stdin && !spec.tty {
+        let (r, w) = pipe()?;
+        (Some(r), Some(w))
+    } else {
+        (None, None)
+    };
     let devnull = std::fs::OpenOptions::new()
         .read(true)
         .open("/dev/null")
@@ -358,7 +392,7 @@ fn spawn_init(spec: &ContainerSpec) -> Result<Running, RuntimeError> {
     let init =
         match unsafe { nix::unistd::fork() }.map_err(RuntimeError::sys("fork init", &spec.id))? {
             ForkResult::Child => {
-                drop((out_r, err_r, sync_r, log));
+                drop((out_r, err_r, sync_r, log, stdin_w));
                 crate::init::run_init(
                     spec,
                     crate::init::InitFds {
@@ -366,22 +400,33 @@ fn spawn_init(spec: &ContainerSpec) -> Result<Running, RuntimeError> {
                         err_w,
                         sync_w,
                         devnull: devnull.into(),
+                        stdin_r,
                     },
                 )
             }
             ForkResult::Parent { child } => child,
         };
-    drop((out_w, err_w, sync_w, devnull));
+    drop((out_w, err_w, sync_w, devnull, stdin_r));
 
-    // init writes 'K' when ready, or 'E' + message.
-    let mut msg = Vec::new();
-    let mut sync = std::fs::File::from(sync_r);
-    let read = sync.read_to_end(&mut msg);
-    if msg.first() == Some(&b'K') {
+    // init sends 'K' when ready (with the terminal's master attached), or 'E' + message.
+    let (msg, master, read) = recv_ready(&sync_r);
+    if msg.first() == Some(&b'K') && (master.is_some() || !spec.tty) {
+        // The main process holds a copy of the (close-on-exec) socket until its exec:
+        // wait for EOF, so the container's command runs when `start` returns.
+        let mut rest = [0u8; 256];
+        loop {
+            match nix::unistd::read(&sync_r, &mut rest) {
+                Ok(0) => break,
+                Ok(_) | Err(nix::Error::EINTR) => {}
+                Err(_) => break,
+            }
+        }
         return Ok(Running {
             init,
             out_r,
             err_r,
+            master,
+            stdin_w,
             log,
         });
     }
@@ -398,63 +443,42 @@ fn spawn_init(spec: &ContainerSpec) -> Result<Running, RuntimeError> {
     })
 }
 
-/// Copies both pipes into the json-file log until both reach EOF.
-fn pump_logs(out_r: OwnedFd, err_r: OwnedFd, log: &std::fs::File) {
-    let mut streams = [
-        (Some(out_r), LineSplitter::new(Stream::Stdout)),
-        (Some(err_r), LineSplitter::new(Stream::Stderr)),
-    ];
+/// Receives init's one message on the sync socket: its bytes, a terminal
+/// master passed along with it, and the read error if any.
+fn recv_ready(sock: &OwnedFd) -> (Vec<u8>, Option<OwnedFd>, std::io::Result<()>) {
+    use std::os::fd::{AsRawFd, FromRawFd};
     let mut buf = vec![0u8; 64 * 1024];
-    let emit = |line: Vec<u8>| {
-        // Log write errors must not stall the container: drop the line.
-        let _ = write_all(log.as_fd(), &line);
-    };
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
     loop {
-        let mut polled: Vec<(usize, PollFd<'_>)> = Vec::new();
-        for (i, (fd, _)) in streams.iter().enumerate() {
-            if let Some(fd) = fd {
-                polled.push((i, PollFd::new(fd.as_fd(), PollFlags::POLLIN)));
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        match nix::sys::socket::recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            nix::sys::socket::MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Ok(m) => {
+                let n = m.bytes;
+                let mut master = None;
+                if let Ok(cmsgs) = m.cmsgs() {
+                    for c in cmsgs {
+                        if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+                            for fd in fds {
+                                // SAFETY: the kernel just installed this fd in our table
+                                // for us; nothing else owns it.
+                                let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+                                if master.is_none() {
+                                    master = Some(owned);
+                                }
+                            }
+                        }
+                    }
+                }
+                buf.truncate(n);
+                return (buf, master, Ok(()));
             }
-        }
-        if polled.is_empty() {
-            break;
-        }
-        let mut pfds: Vec<PollFd<'_>> = polled.iter().map(|(_, p)| p.clone()).collect();
-        match nix::poll::poll(&mut pfds, PollTimeout::NONE) {
-            Ok(_) | Err(nix::Error::EINTR) => {}
-            Err(_) => break,
-        }
-        let ready: Vec<usize> = polled
-            .iter()
-            .zip(pfds.iter())
-            .filter(|(_, p)| p.revents().is_some_and(|r| !r.is_empty()))
-            .map(|((i, _), _)| *i)
-            .collect();
-        drop(pfds);
-        drop(polled);
-        for i in ready {
-            let (fd_slot, splitter) = &mut streams[i];
-            let Some(fd) = fd_slot.as_ref() else { continue };
-            match nix::unistd::read(fd.as_fd(), &mut buf) {
-                Ok(0) | Err(nix::Error::EBADF) => {
-                    for line in splitter.finish() {
-                        emit(line);
-                    }
-                    *fd_slot = None;
-                }
-                Ok(n) => {
-                    for line in splitter.push(&buf[..n]) {
-                        emit(line);
-                    }
-                }
-                Err(nix::Error::EINTR | nix::Error::EAGAIN) => {}
-                Err(_) => {
-                    for line in splitter.finish() {
-                        emit(line);
-                    }
-                    *fd_slot = None;
-                }
-            }
+            Err(nix::Error::EINTR) => {}
+            Err(e) => return (Vec::new(), None, Err(std::io::Error::from(e))),
         }
     }
 }

@@ -43,6 +43,24 @@ pub struct ContainerSpec {
     /// `uid[:gid]` or `name[:group]` to run as; empty = root.
     #[serde(default)]
     pub user: String,
+    /// Give the main process a pseudo-terminal (`Tty`), held by the shim and
+    /// reachable through the attach socket.
+    #[serde(default)]
+    pub tty: bool,
+    /// Give the main process a stdin pipe fed from the attach socket (`OpenStdin`);
+    /// otherwise its stdin is `/dev/null` (a terminal is always writable).
+    #[serde(default)]
+    pub open_stdin: bool,
+    /// Close the main process's stdin when the attached client closes its input.
+    #[serde(default)]
+    pub stdin_once: bool,
+    /// Initial terminal size `[rows, cols]` (default 24x80).
+    #[serde(default)]
+    pub console_size: Option<[u16; 2]>,
+    /// A client is about to attach: the shim holds output back until it
+    /// connects (at most 5 s), so the first bytes reach it.
+    #[serde(default)]
+    pub wait_attach: bool,
 }
 
 /// What [`crate::start`] returns once the container's init exists.

@@ -108,6 +108,7 @@ fn fixture(args: &[&str]) -> Fixture {
         working_dir: String::new(),
         bind_files: Vec::new(),
         user: String::new(),
+        ..Default::default()
     };
     Fixture { _tmp: tmp, spec }
 }
@@ -445,4 +446,108 @@ async fn container_survives_daemon_sigkill() {
     // A "restarted daemon" can still stop and wait for it.
     netloom_runtime::kill(sp.init_pid, libc::SIGTERM).expect("kill");
     assert_eq!(wait(&sp, &f.spec).await.exit_code, 143);
+}
+
+/// Reads from `s` until `needle` appears (10 s budget); returns what was read.
+async fn read_until(s: &mut tokio::net::UnixStream, needle: &str) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let until = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !String::from_utf8_lossy(&got).contains(needle) {
+        match tokio::time::timeout_at(until, s.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test]
+async fn tty_through_the_attach_socket() {
+    use netloom_runtime::attach::{self, AttachRequest};
+    use tokio::io::AsyncWriteExt;
+    if !require_privileges("tty_through_the_attach_socket") {
+        return;
+    }
+    let mut f = fixture(&["sh"]);
+    f.spec.tty = true;
+    f.spec.open_stdin = true;
+    f.spec.console_size = Some([30, 100]);
+    f.spec.wait_attach = true;
+    let sp = netloom_runtime::start(&f.spec).expect("start");
+    let req = AttachRequest {
+        stdin: true,
+        stdout: true,
+        stderr: true,
+        resize: None,
+    };
+    let mut s = attach::connect(&f.spec.state_dir, &req)
+        .await
+        .expect("connect");
+    s.write_all(b"tty; stty size; echo $((6*7))x\n")
+        .await
+        .expect("write");
+    let out = read_until(&mut s, "42x").await;
+    assert!(out.contains("/dev/pts/0"), "{out:?}");
+    assert!(out.contains("30 100"), "initial size: {out:?}");
+    attach::resize(&f.spec.state_dir, 45, 140)
+        .await
+        .expect("resize");
+    s.write_all(b"stty size\n").await.expect("write");
+    let out = read_until(&mut s, "45 140").await;
+    assert!(out.contains("45 140"), "{out:?}");
+    s.write_all(b"exit 3\n").await.expect("write");
+    let exit = wait(&sp, &f.spec).await;
+    assert_eq!(exit.exit_code, 3);
+    // The output is also in the log, and the socket is gone.
+    assert!(stdout_text(&f.spec).contains("42x"));
+    assert!(!attach::socket_path(&f.spec.state_dir).exists());
+}
+
+#[tokio::test]
+async fn stdin_pipe_closes_with_stdin_once() {
+    use netloom_runtime::attach::{self, AttachRequest};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if !require_privileges("stdin_pipe_closes_with_stdin_once") {
+        return;
+    }
+    let mut f = fixture(&["sh", "-c", "cat; echo done >&2"]);
+    f.spec.open_stdin = true;
+    f.spec.stdin_once = true;
+    f.spec.wait_attach = true;
+    let sp = netloom_runtime::start(&f.spec).expect("start");
+    let req = AttachRequest {
+        stdin: true,
+        stdout: true,
+        stderr: true,
+        resize: None,
+    };
+    let mut s = attach::connect(&f.spec.state_dir, &req)
+        .await
+        .expect("connect");
+    // A resize of a container without a terminal is refused by the shim.
+    let e = attach::resize(&f.spec.state_dir, 1, 1)
+        .await
+        .expect_err("no terminal");
+    assert!(format!("{e}").contains("no terminal"), "{e}");
+    s.write_all(b"hello\n").await.expect("write");
+    s.shutdown().await.expect("half-close");
+    let mut all = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut all))
+        .await
+        .expect("stream ends")
+        .expect("read");
+    // Multiplexed frames: stdout "hello\n", then stderr "done\n".
+    assert_eq!(
+        all,
+        [
+            &[1u8, 0, 0, 0, 0, 0, 0, 6][..],
+            b"hello\n",
+            &[2, 0, 0, 0, 0, 0, 0, 5],
+            b"done\n"
+        ]
+        .concat()
+    );
+    assert_eq!(wait(&sp, &f.spec).await.exit_code, 0);
 }

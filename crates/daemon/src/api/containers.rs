@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 use super::{ApiResult, Ctl, body, networks::endpoint_request, stream, view};
 use crate::controller::containers::StartOutcome;
 use crate::controller::{ContainerCreate, ContainerFilter, NetworkingRequest};
-use crate::error::CtlError;
+use crate::error::{CtlError, chain};
 
 /// Parses a signal name or number (`SIGTERM`, `TERM`, `15`).
 pub fn parse_signal(s: &str) -> Result<i32, CtlError> {
@@ -76,6 +76,27 @@ fn port_bindings(v: &Value) -> Result<BTreeMap<String, Vec<PortBinding>>, CtlErr
         out.insert(k.clone(), bs);
     }
     Ok(out)
+}
+
+/// `ConsoleSize` of a create body's `HostConfig` or an exec body: `[rows, cols]` or null.
+pub fn console_size(hc: &Value) -> Result<Option<[u16; 2]>, CtlError> {
+    let bad = || {
+        CtlError::invalid(
+            "invalid request body: ConsoleSize must be [height, width] (numbers 0-65535)",
+        )
+    };
+    match hc.get("ConsoleSize") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(a)) if a.len() == 2 => {
+            let n = |v: &Value| {
+                v.as_u64()
+                    .and_then(|n| u16::try_from(n).ok())
+                    .ok_or_else(bad)
+            };
+            Ok(Some([n(&a[0])?, n(&a[1])?]))
+        }
+        Some(_) => Err(bad()),
+    }
 }
 
 /// `POST /containers/create?name=`.
@@ -172,6 +193,9 @@ pub async fn create(
         extra_hosts: body::strings(hc, "ExtraHosts")?,
         links: body::strings(hc, "Links")?,
         tty: body::boolean(&v, "Tty")?.unwrap_or(false),
+        open_stdin: body::boolean(&v, "OpenStdin")?.unwrap_or(false),
+        stdin_once: body::boolean(&v, "StdinOnce")?.unwrap_or(false),
+        console_size: console_size(hc)?,
     };
     for e in &req.env {
         if e.is_empty() || e.starts_with('=') {
@@ -339,9 +363,15 @@ pub async fn list(
 }
 
 /// `GET /containers/{id}/json`.
-pub async fn inspect(State(ctl): State<Ctl>, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn inspect(
+    State(ctl): State<Ctl>,
+    Path(id): Path<String>,
+    version: Option<axum::Extension<super::ApiVersion>>,
+) -> ApiResult<Response> {
     let v = ctl.inspect_container(&id).await?;
-    Ok(axum::Json(view::container_inspect(&v)).into_response())
+    let legacy = version
+        .is_some_and(|axum::Extension(super::ApiVersion(major, minor))| (major, minor) < (1, 45));
+    Ok(axum::Json(view::container_inspect(&v, legacy)).into_response())
 }
 
 /// `POST /containers/prune`.
@@ -356,6 +386,7 @@ fn forward(
     mut lines: mpsc::Receiver<netloom_runtime::logs::LogLine>,
     q: &BTreeMap<String, String>,
     keep: Option<std::fs::File>,
+    raw: bool,
 ) -> mpsc::Receiver<Bytes> {
     let (tx, rx) = mpsc::channel(256);
     let want_out = body::qbool(q, "stdout");
@@ -378,7 +409,13 @@ fn forward(
             } else {
                 l.log
             };
-            if tx.send(stream::frame(id, &payload)).await.is_err() {
+            // A terminal's output is one raw stream, as Docker sends it.
+            let chunk = if raw {
+                Bytes::from(payload)
+            } else {
+                stream::frame(id, &payload)
+            };
+            if tx.send(chunk).await.is_err() {
                 return;
             }
         }
@@ -437,8 +474,19 @@ pub async fn logs(
         v.container.id.clone(),
         !follow || !v.container.is_running(),
     );
-    let lines = netloom_runtime::logs::follow(v.log_path.clone(), tail, stop);
-    Ok(stream::respond(req, forward(lines, &q, None)))
+    // `--rm` removes the log as soon as the container exits, racing the follower's
+    // last read: follow an open handle, so the last lines are drained to EOF even
+    // after the file is unlinked.
+    let keep = std::fs::File::open(&v.log_path).ok();
+    let path = keep
+        .as_ref()
+        .map(|f| PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd())))
+        .unwrap_or_else(|| v.log_path.clone());
+    let lines = netloom_runtime::logs::follow(path, tail, stop);
+    Ok(stream::respond(
+        req,
+        forward(lines, &q, keep, v.container.tty),
+    ))
 }
 
 /// `POST /containers/{id}/attach?stream=&stdout=&stderr=`: output from now until the
@@ -450,6 +498,9 @@ pub async fn attach(
     req: Request,
 ) -> ApiResult<Response> {
     let v = ctl.inspect_container(&id).await?;
+    if v.container.tty || v.container.open_stdin {
+        return Ok(attach_interactive(&ctl, &v, &q, req));
+    }
     let logs = body::qbool(&q, "logs");
     let streaming = body::qbool(&q, "stream");
     let stop = stop_on_exit(&ctl, v.container.id.clone(), !streaming);
@@ -473,5 +524,162 @@ pub async fn attach(
         netloom_runtime::logs::current_end(&path)
     };
     let lines = netloom_runtime::logs::follow_from(path, from, None, stop);
-    Ok(stream::respond(req, forward(lines, &q, keep)))
+    Ok(stream::respond(req, forward(lines, &q, keep, false)))
+}
+
+/// How long an interactive attach made before the start waits for it.
+const ATTACH_START_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Attach to a container with a terminal or an open stdin: through the shim's attach
+/// socket, which outlives daemon restarts. Answers at once (the docker CLI attaches
+/// before it starts the container); if the container is not running yet, the session
+/// waits for its start, and the start tells the shim to hold output back for it.
+fn attach_interactive(
+    ctl: &Ctl,
+    v: &crate::controller::ContainerView,
+    q: &BTreeMap<String, String>,
+    mut req: Request,
+) -> Response {
+    use netloom_runtime::attach::AttachRequest;
+    use tokio::io::AsyncWriteExt;
+    let want = AttachRequest {
+        stdin: body::qbool(q, "stdin") && v.container.open_stdin,
+        stdout: body::qbool(q, "stdout"),
+        stderr: body::qbool(q, "stderr"),
+        resize: None,
+    };
+    let id = v.container.id.clone();
+    let state_dir = ctl.paths.run.join(&id);
+    // Subscribe before looking at the state, so a start in between is not missed.
+    let mut events = ctl.subscribe();
+    let waiter = (!v.container.is_running()).then(|| ctl.attach_waiting(&id));
+    let started = async move {
+        if waiter.is_some() {
+            // Clients attach right before they start the container (docker run,
+            // start -a, docker-py): give up if that start does not come.
+            let until = tokio::time::Instant::now() + ATTACH_START_WAIT;
+            loop {
+                match tokio::time::timeout_at(until, events.recv()).await {
+                    Ok(Ok(ev)) if ev.id == id && ev.action == "start" => break,
+                    Ok(Ok(ev)) if ev.id == id && ev.action == "destroy" => return None,
+                    Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+                    Ok(Err(_)) | Err(_) => return None,
+                }
+            }
+        }
+        let shim = netloom_runtime::attach::connect(&state_dir, &want).await;
+        drop(waiter);
+        match shim {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::debug!(container = %id, error = %chain(&e), "attach: shim unreachable");
+                None
+            }
+        }
+    };
+    if !stream::wants_upgrade(&req) {
+        // A plain streaming response: output only.
+        let (tx, rx) = mpsc::channel::<Bytes>(64);
+        tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let Some(mut shim) = started.await else {
+                return;
+            };
+            let mut buf = vec![0u8; 32 * 1024];
+            while let Ok(n) = shim.read(&mut buf).await {
+                if n == 0 || tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let s = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv()
+                .await
+                .map(|b| (Ok::<Bytes, std::io::Error>(b), rx))
+        });
+        let mut resp = Body::from_stream(s).into_response();
+        let ct = if v.container.tty {
+            "application/vnd.docker.raw-stream"
+        } else {
+            "application/vnd.docker.multiplexed-stream"
+        };
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+        return resp;
+    }
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let io = hyper_util::rt::TokioIo::new(upgraded);
+        let (mut rd, mut wr) = tokio::io::split(io);
+        let Some(shim) = started.await else {
+            let _ = wr.shutdown().await;
+            return;
+        };
+        let (mut shim_rd, mut shim_wr) = shim.into_split();
+        let to_shim = async move {
+            let _ = tokio::io::copy(&mut rd, &mut shim_wr).await;
+            // The client closed its input: tell the shim (StdinOnce closes stdin).
+            let _ = shim_wr.shutdown().await;
+        };
+        let from_shim = async move {
+            let _ = tokio::io::copy(&mut shim_rd, &mut wr).await;
+            let _ = wr.shutdown().await;
+        };
+        // The session ends with the container's output; input stops with it.
+        tokio::select! {
+            _ = from_shim => {}
+            _ = async { to_shim.await; std::future::pending::<()>().await } => {}
+        }
+    });
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/vnd.docker.raw-stream"),
+    );
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("tcp"));
+    resp
+}
+
+/// `h` and `w` of a resize request.
+pub fn size_of(q: &BTreeMap<String, String>) -> Result<(u16, u16), CtlError> {
+    let get = |k: &str| -> Result<u16, CtlError> {
+        let raw = q.get(k).map(String::as_str).unwrap_or("");
+        raw.parse::<u16>().map_err(|_| {
+            CtlError::invalid(format!(
+                "invalid value for {k}: {raw:?}: give the terminal size as ?h=ROWS&w=COLS (0-65535)"
+            ))
+        })
+    };
+    Ok((get("h")?, get("w")?))
+}
+
+/// `POST /containers/{id}/resize?h=&w=`: sets the size of the container's terminal.
+pub async fn resize(
+    State(ctl): State<Ctl>,
+    Path(id): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> ApiResult<Response> {
+    let (h, w) = size_of(&q)?;
+    let v = ctl.inspect_container(&id).await?;
+    if !v.container.is_running() {
+        return Err(CtlError::conflict(format!(
+            "container {} is not running: start it before resizing its terminal",
+            v.container.id
+        ))
+        .into());
+    }
+    if !v.container.tty {
+        // Docker accepts this too; there is no terminal to resize.
+        return Ok(StatusCode::OK.into_response());
+    }
+    netloom_runtime::attach::resize(&ctl.paths.run.join(&v.container.id), h, w)
+        .await
+        .map_err(|e| CtlError::internal(format!("cannot resize the terminal: {}", chain(&e))))?;
+    Ok(StatusCode::OK.into_response())
 }

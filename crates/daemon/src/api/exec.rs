@@ -1,6 +1,6 @@
 //! `/containers/{id}/exec`, `/exec/{id}/start`, `/exec/{id}/json`.
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -35,6 +35,8 @@ pub async fn create(
         user,
         attach_stdout: body::boolean(&v, "AttachStdout")?.unwrap_or(true),
         attach_stderr: body::boolean(&v, "AttachStderr")?.unwrap_or(true),
+        attach_stdin: body::boolean(&v, "AttachStdin")?.unwrap_or(false),
+        console_size: super::containers::console_size(&v)?,
     };
     let exec_id = ctl.exec_create(&id, cfg).await?;
     Ok((StatusCode::CREATED, axum::Json(json!({"Id": exec_id}))).into_response())
@@ -84,6 +86,7 @@ pub async fn start(
     let (tx, rx) = mpsc::channel(256);
     let out = child.stdout.take();
     let err = child.stderr.take();
+    let input = child.stdin.take();
     let ctl2 = ctl.clone();
     let id2 = id.clone();
     tokio::spawn(async move {
@@ -106,7 +109,7 @@ pub async fn start(
         return Ok(StatusCode::OK.into_response());
     }
     let req = Request::from_parts(parts, axum::body::Body::empty());
-    Ok(stream::respond(req, rx))
+    Ok(stream::respond_io(req, rx, input))
 }
 
 /// `GET /exec/{id}/json`.
@@ -117,7 +120,7 @@ pub async fn inspect(State(ctl): State<Ctl>, Path(id): Path<String>) -> ApiResul
         "Running": i.running,
         "ExitCode": i.exit_code.map(Value::from).unwrap_or(Value::Null),
         "ProcessConfig": { "tty": i.tty, "entrypoint": i.cmd.first(), "arguments": i.cmd.iter().skip(1).collect::<Vec<_>>(), "privileged": false },
-        "OpenStdin": false,
+        "OpenStdin": i.attach_stdin,
         "OpenStderr": true,
         "OpenStdout": true,
         "CanRemove": false,
@@ -205,8 +208,29 @@ fn tty_session(
     resp
 }
 
-/// `POST /exec/{id}/resize` and `/containers/{id}/resize`: accepted; terminals are
-/// 80x24 for now.
-pub async fn resize() -> Response {
-    StatusCode::OK.into_response()
+/// `POST /exec/{id}/resize?h=&w=`: sets the size of the exec session's terminal.
+pub async fn resize(
+    State(ctl): State<Ctl>,
+    Path(id): Path<String>,
+    Query(q): Query<std::collections::BTreeMap<String, String>>,
+) -> ApiResult<Response> {
+    let (h, w) = super::containers::size_of(&q)?;
+    let i = ctl.exec_inspect(&id).await?;
+    if !i.running {
+        return Err(CtlError::conflict(format!(
+            "exec {id} is not running: start it before resizing its terminal"
+        ))
+        .into());
+    }
+    if i.tty {
+        netloom_runtime::resize_exec(i.pid, h, w)
+            .await
+            .map_err(|e| {
+                CtlError::internal(format!(
+                    "cannot resize the terminal: {}",
+                    crate::error::chain(&e)
+                ))
+            })?;
+    }
+    Ok(StatusCode::OK.into_response())
 }

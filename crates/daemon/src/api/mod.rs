@@ -73,6 +73,10 @@ pub type ApiResult<T> = Result<T, ApiError>;
 /// Shared handler state.
 pub type Ctl = Arc<Controller>;
 
+/// The API version of a request with a `/vX.Y` prefix (absent: the newest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiVersion(pub u32, pub u32);
+
 fn parse_version(v: &str) -> Option<(u32, u32)> {
     let (a, b) = v.split_once('.')?;
     Some((a.parse().ok()?, b.parse().ok()?))
@@ -101,6 +105,7 @@ async fn version_layer(mut req: Request, next: axum::middleware::Next) -> Respon
                     )))
                     .into_response();
                 }
+                req.extensions_mut().insert(ApiVersion(v.0, v.1));
                 let q = req
                     .uri()
                     .query()
@@ -191,7 +196,7 @@ pub fn router(ctl: Ctl) -> Router {
         .route("/exec/{id}/start", post(exec::start))
         .route("/exec/{id}/json", get(exec::inspect))
         .route("/exec/{id}/resize", post(exec::resize))
-        .route("/containers/{id}/resize", post(exec::resize))
+        .route("/containers/{id}/resize", post(containers::resize))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
         .route(

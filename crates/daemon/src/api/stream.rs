@@ -36,7 +36,16 @@ pub fn wants_upgrade(req: &Request) -> bool {
 
 /// Answers with the frames arriving on `rx`: `101 UPGRADED` + raw connection when the
 /// client asked for it, else `200` with a streaming body.
-pub fn respond(mut req: Request, mut rx: mpsc::Receiver<Bytes>) -> Response {
+pub fn respond(req: Request, rx: mpsc::Receiver<Bytes>) -> Response {
+    respond_io(req, rx, None::<tokio::io::Sink>)
+}
+
+/// Like [`respond`]; on a hijacked connection the client's input is also copied to
+/// `input` (closed when the client closes its side).
+pub fn respond_io<W>(mut req: Request, mut rx: mpsc::Receiver<Bytes>, input: Option<W>) -> Response
+where
+    W: tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
     const CT: &str = "application/vnd.docker.multiplexed-stream";
     if wants_upgrade(&req) {
         let on_upgrade = hyper::upgrade::on(&mut req);
@@ -44,14 +53,23 @@ pub fn respond(mut req: Request, mut rx: mpsc::Receiver<Bytes>) -> Response {
             let Ok(upgraded) = on_upgrade.await else {
                 return;
             };
-            let mut io = TokioIo::new(upgraded);
+            let (mut rd, mut io) = tokio::io::split(TokioIo::new(upgraded));
+            let feeder = input.map(|mut w| {
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut rd, &mut w).await;
+                    let _ = w.shutdown().await;
+                })
+            });
             while let Some(b) = rx.recv().await {
                 if io.write_all(&b).await.is_err() {
-                    return;
+                    break;
                 }
                 let _ = io.flush().await;
             }
             let _ = io.shutdown().await;
+            if let Some(f) = feeder {
+                f.abort();
+            }
         });
         let mut resp = Response::new(Body::empty());
         *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

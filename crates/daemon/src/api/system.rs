@@ -111,7 +111,7 @@ pub async fn info(State(ctl): State<Ctl>) -> Response {
         })
         .unwrap_or(0)
         * 1024;
-    axum::Json(json!({
+    let mut v = json!({
         "ID": host,
         "Containers": total,
         "ContainersRunning": running,
@@ -134,50 +134,223 @@ pub async fn info(State(ctl): State<Ctl>) -> Response {
         "Swarm": { "NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": Value::Null },
         "SecurityOptions": [],
         "Warnings": Value::Null,
-    }))
-    .into_response()
+    });
+    let more = json!({
+        "Debug": cfg.log_level == "debug",
+        "SystemTime": humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
+        "Labels": [],
+        // Containers keep running while netloomd is stopped or restarted.
+        "LiveRestoreEnabled": true,
+        "IPv4Forwarding": std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").is_ok_and(|v| v.trim() == "1"),
+        "CgroupVersion": if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() { "2" } else { "1" },
+        "NFd": std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0),
+        // netloomd has no goroutines: its threads.
+        "NGoroutines": threads(),
+        "NEventsListener": ctl.subscriber_count(),
+        "HttpProxy": std::env::var("HTTP_PROXY").or_else(|_| std::env::var("http_proxy")).unwrap_or_default(),
+        "HttpsProxy": std::env::var("HTTPS_PROXY").or_else(|_| std::env::var("https_proxy")).unwrap_or_default(),
+        "NoProxy": std::env::var("NO_PROXY").or_else(|_| std::env::var("no_proxy")).unwrap_or_default(),
+        "OSVersion": os_release("VERSION_ID"),
+        "ExperimentalBuild": false,
+        "Isolation": "",
+        "GenericResources": Value::Null,
+        "DefaultRuntime": "netloom",
+        "Runtimes": { "netloom": { "path": std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default() } },
+        "InitBinary": "",
+    });
+    if let (Value::Object(a), Value::Object(b)) = (&mut v, more) {
+        a.extend(b);
+    }
+    axum::Json(v).into_response()
+}
+
+/// Threads of this process (`/proc/self/status`).
+fn threads() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// A field of `/etc/os-release`, unquoted ("" if absent).
+fn os_release(key: &str) -> String {
+    std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix(key)
+                    .and_then(|r| r.strip_prefix('='))
+                    .map(|v| v.trim_matches('"').to_string())
+            })
+        })
+        .unwrap_or_default()
 }
 
 use serde_json::Value;
 
-/// `GET /events`: a stream of JSON objects, one per event.
+/// Parses `since`/`until` of `/events`: Unix seconds with an optional fraction (what
+/// the docker CLI sends), an RFC 3339 time, or a duration back from now (`10m`).
+pub fn parse_event_time(
+    raw: &str,
+    now: std::time::SystemTime,
+    key: &str,
+) -> Result<std::time::SystemTime, crate::error::CtlError> {
+    use std::time::{Duration, UNIX_EPOCH};
+    let raw = raw.trim();
+    let (secs, frac) = raw.split_once('.').unwrap_or((raw, ""));
+    if let Ok(s) = secs.parse::<u64>()
+        && frac.len() <= 9
+        && frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        let nanos = if frac.is_empty() {
+            0
+        } else {
+            format!("{frac:0<9}").parse::<u32>().unwrap_or(0)
+        };
+        return Ok(UNIX_EPOCH + Duration::new(s, nanos));
+    }
+    if let Ok(t) = humantime::parse_rfc3339_weak(raw) {
+        return Ok(t);
+    }
+    if let Ok(d) = humantime::parse_duration(raw) {
+        return Ok(now.checked_sub(d).unwrap_or(UNIX_EPOCH));
+    }
+    Err(crate::error::CtlError::invalid(format!(
+        "invalid value for {key}: {raw:?}: give Unix seconds (1700000000.5), an RFC 3339 time or a duration such as 10m"
+    )))
+}
+
+/// moby's `FuzzyMatch`: no filter for `key`, or a value that prefixes `source`.
+fn fuzzy(f: &BTreeMap<String, Vec<String>>, key: &str, source: &str) -> bool {
+    match f.get(key) {
+        None => true,
+        Some(vals) => vals.iter().any(|v| source.starts_with(v.as_str())),
+    }
+}
+
+/// Does `ev` pass the `/events` filters (moby's rules: type and event exact; container,
+/// network and image match the actor's ID or `name` attribute by prefix)?
+pub fn event_matches(f: &BTreeMap<String, Vec<String>>, ev: &crate::controller::Event) -> bool {
+    let exact = |key: &str, v: &str| f.get(key).is_none_or(|l| l.iter().any(|x| x == v));
+    let name = ev.attributes.get("name").map(String::as_str).unwrap_or("");
+    let by_name = |key: &str| fuzzy(f, key, &ev.id) || (!name.is_empty() && fuzzy(f, key, name));
+    exact("type", ev.kind)
+        && exact("event", ev.action)
+        && by_name("container")
+        && by_name("network")
+        && by_name("image")
+}
+
+fn event_json(ev: &crate::controller::Event) -> Bytes {
+    let t = ev
+        .time
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut j = json!({
+        "Type": ev.kind,
+        "Action": ev.action,
+        "Actor": { "ID": ev.id, "Attributes": ev.attributes },
+        "scope": "local",
+        "time": t.as_secs(),
+        "timeNano": t.as_nanos() as u64,
+    });
+    if ev.kind == "container" {
+        // Docker's deprecated top-level fields, still sent (and read by older clients).
+        j["status"] = json!(ev.action);
+        j["id"] = json!(ev.id);
+        if let Some(img) = ev.attributes.get("image") {
+            j["from"] = json!(img);
+        }
+    }
+    let mut b = serde_json::to_vec(&j).unwrap_or_default();
+    b.push(b'\n');
+    Bytes::from(b)
+}
+
+/// `GET /events?since=&until=&filters=`: a stream of JSON objects, one per event.
+/// With `since`, recent events (the last 1024) are replayed first; with `until`, the
+/// stream ends at that time.
 pub async fn events(
     State(ctl): State<Ctl>,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> ApiResult<Response> {
     let f = body::filters(&q, &["type", "event", "container", "network", "image"])?;
-    let mut rx = ctl.subscribe();
+    for t in f.get("type").into_iter().flatten() {
+        if !matches!(
+            t.as_str(),
+            "container"
+                | "network"
+                | "image"
+                | "volume"
+                | "daemon"
+                | "plugin"
+                | "node"
+                | "service"
+                | "secret"
+                | "config"
+        ) {
+            return Err(
+                crate::error::CtlError::invalid(format!("invalid filter 'type={t}'")).into(),
+            );
+        }
+    }
+    let now = std::time::SystemTime::now();
+    let time = |k: &str| {
+        q.get(k)
+            .filter(|s| !s.is_empty())
+            .map(|s| parse_event_time(s, now, k))
+            .transpose()
+    };
+    let (since, until) = (time("since")?, time("until")?);
+    if let (Some(s), Some(u)) = (since, until)
+        && s > u
+    {
+        return Err(crate::error::CtlError::invalid(
+            "`since` time cannot be after `until` time: swap them",
+        )
+        .into());
+    }
+    let (past, mut rx) = ctl.events_since();
     let stream = async_stream(move |tx: tokio::sync::mpsc::Sender<Bytes>| async move {
+        if let Some(since) = since {
+            for ev in past.iter().filter(|e| e.time >= since) {
+                if until.is_some_and(|u| ev.time > u) {
+                    return;
+                }
+                if event_matches(&f, ev) && tx.send(event_json(ev)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let deadline = until.map(|u| {
+            let left = u
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default();
+            tokio::time::Instant::now() + left
+        });
         loop {
-            match rx.recv().await {
-                Ok(ev) => {
-                    if f.get("type")
-                        .map(|t| t.iter().any(|x| x == ev.kind))
-                        .unwrap_or(true)
-                        && f.get("event")
-                            .map(|t| t.iter().any(|x| x == ev.action))
-                            .unwrap_or(true)
-                    {
-                        let t = std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .unwrap_or_default();
-                        let j = json!({
-                            "Type": ev.kind,
-                            "Action": ev.action,
-                            "Actor": { "ID": ev.id, "Attributes": ev.attributes },
-                            "scope": "local",
-                            "time": t.as_secs(),
-                            "timeNano": t.as_nanos() as u64,
-                        });
-                        let mut b = serde_json::to_vec(&j).unwrap_or_default();
-                        b.push(b'\n');
-                        if tx.send(Bytes::from(b)).await.is_err() {
-                            return;
-                        }
+            let next = async {
+                match deadline {
+                    Some(d) => tokio::time::timeout_at(d, rx.recv()).await.ok(),
+                    None => Some(rx.recv().await),
+                }
+            };
+            match next.await {
+                None => return,
+                Some(Ok(ev)) => {
+                    if until.is_some_and(|u| ev.time > u) {
+                        return;
+                    }
+                    if event_matches(&f, &ev) && tx.send(event_json(&ev)).await.is_err() {
+                        return;
                     }
                 }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(_) => return,
+                Some(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+                Some(Err(_)) => return,
             }
         }
     });
@@ -198,4 +371,49 @@ where
     let (tx, mut rx) = tokio::sync::mpsc::channel(64);
     tokio::spawn(f(tx));
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|o| o.map(Ok)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    #[test]
+    fn event_times() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let p = |s: &str| parse_event_time(s, now, "since").ok();
+        assert_eq!(p("1700000000"), Some(now));
+        assert_eq!(p("1700000000.5"), Some(now + Duration::from_millis(500)));
+        assert_eq!(p("10m"), Some(now - Duration::from_secs(600)));
+        assert_eq!(p("2023-11-14T22:13:20Z"), Some(now));
+        assert!(p("yesterday").is_none());
+        assert!(p("1.2.3").is_none());
+    }
+
+    #[test]
+    fn moby_filter_rules() {
+        let ev = crate::controller::Event {
+            kind: "network",
+            action: "connect",
+            id: "abcdef0123".into(),
+            attributes: [("name".to_string(), "web".to_string())].into(),
+            time: SystemTime::now(),
+        };
+        let f = |pairs: &[(&str, &str)]| {
+            let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for (k, v) in pairs {
+                m.entry(k.to_string()).or_default().push(v.to_string());
+            }
+            event_matches(&m, &ev)
+        };
+        assert!(f(&[]));
+        assert!(f(&[("type", "network"), ("event", "connect")]));
+        assert!(!f(&[("type", "container")]));
+        assert!(!f(&[("event", "conn")]));
+        assert!(f(&[("network", "abc")]));
+        assert!(f(&[("network", "we")]));
+        assert!(!f(&[("network", "other")]));
+        assert!(f(&[("network", "other"), ("network", "web")]));
+        assert!(!f(&[("container", "zzz")]));
+    }
 }

@@ -146,7 +146,10 @@ fn endpoint_settings(
     })
 }
 
-fn networks_of(v: &ContainerView) -> Map<String, Value> {
+/// `NetworkSettings.Networks`. With `legacy_aliases` (API < 1.45) user-defined
+/// networks also list the short ID and the hostname in `Aliases`, as moby does for
+/// older clients.
+fn networks_of(v: &ContainerView, legacy_aliases: bool) -> Map<String, Value> {
     let c = &v.container;
     let mut m = Map::new();
     for nid in &c.network_order {
@@ -154,12 +157,17 @@ fn networks_of(v: &ContainerView) -> Map<String, Value> {
         let name = net.map(|n| n.name.clone()).unwrap_or_else(|| nid.clone());
         let ep = v.endpoints.iter().find(|e| &e.network_id == nid);
         let req = c.networks.get(nid);
-        let mut s = endpoint_settings(
-            net,
-            ep,
-            req.map(|r| r.aliases.as_slice()).unwrap_or(&[]),
-            nid,
-        );
+        let mut aliases: Vec<String> = req.map(|r| r.aliases.clone()).unwrap_or_default();
+        let user_defined =
+            net.is_some_and(|n| !matches!(n.name.as_str(), "bridge" | "host" | "none"));
+        if legacy_aliases && user_defined {
+            for a in [short_id(&c.id).to_string(), c.hostname.clone()] {
+                if !a.is_empty() && !aliases.contains(&a) {
+                    aliases.push(a);
+                }
+            }
+        }
+        let mut s = endpoint_settings(net, ep, &aliases, nid);
         if let (Some(r), Some(obj)) = (req, s.as_object_mut()) {
             if r.ipv4.is_some() || r.ipv6.is_some() {
                 let mut ipam = Map::new();
@@ -279,13 +287,14 @@ pub fn container_summary(v: &ContainerView) -> Value {
         "State": c.state.status.as_str(),
         "Status": status_text(v),
         "HostConfig": { "NetworkMode": c.network_mode },
-        "NetworkSettings": { "Networks": networks_of(v) },
+        "NetworkSettings": { "Networks": networks_of(v, false) },
         "Mounts": [],
     })
 }
 
 /// `GET /containers/{id}/json`.
-pub fn container_inspect(v: &ContainerView) -> Value {
+/// `GET /containers/{id}/json`; `legacy_aliases` for API < 1.45 (see [`networks_of`]).
+pub fn container_inspect(v: &ContainerView, legacy_aliases: bool) -> Value {
     let c = &v.container;
     let s = &c.state;
     let argv = c.argv();
@@ -313,7 +322,7 @@ pub fn container_inspect(v: &ContainerView) -> Value {
         .iter()
         .find(|e| e.default_route)
         .or_else(|| v.endpoints.first());
-    json!({
+    let mut out = json!({
         "Id": c.id,
         "Created": c.created,
         "Path": argv.first().cloned().unwrap_or_default(),
@@ -357,17 +366,18 @@ pub fn container_inspect(v: &ContainerView) -> Value {
             "PublishAllPorts": c.publish_all,
             "Links": Value::Null,
         },
+        "GraphDriver": { "Name": "overlay", "Data": Value::Null },
         "Config": {
             "Hostname": c.hostname,
             "Domainname": c.domainname,
             "User": c.user,
-            "AttachStdin": false,
+            "AttachStdin": c.open_stdin,
             "AttachStdout": false,
             "AttachStderr": false,
             "ExposedPorts": if exposed.is_empty() { Value::Null } else { Value::Object(exposed) },
-            "Tty": false,
-            "OpenStdin": false,
-            "StdinOnce": false,
+            "Tty": c.tty,
+            "OpenStdin": c.open_stdin,
+            "StdinOnce": c.stdin_once,
             "Env": c.env,
             "Cmd": c.cmd,
             "Image": c.image,
@@ -395,10 +405,18 @@ pub fn container_inspect(v: &ContainerView) -> Value {
             "IPPrefixLen": primary.and_then(|e| e.ipv4).map(|a| a.prefix_len()).unwrap_or(0),
             "IPv6Gateway": primary.and_then(|e| e.gateway6).map(|g| g.to_string()).unwrap_or_default(),
             "MacAddress": primary.map(|e| e.mac.clone()).unwrap_or_default(),
-            "Networks": networks_of(v),
+            "Networks": networks_of(v, legacy_aliases),
         },
         "Mounts": [],
-    })
+    });
+    if let Some(Value::Object(hc)) = out.get_mut("HostConfig")
+        && let Value::Object(extra) = host_config_defaults(c)
+    {
+        for (k, v) in extra {
+            hc.entry(k).or_insert(v);
+        }
+    }
+    out
 }
 
 /// An image, as `GET /images/json` and inspect show it.
@@ -446,6 +464,72 @@ pub fn image(i: &Image, detail: bool) -> Value {
         "Size": i.size,
         "RootFS": { "Type": "layers", "Layers": [i.id] },
     })
+}
+
+/// `HostConfig` fields of features netloom does not implement, with Docker's zero
+/// values, so that clients reading them find the key.
+fn host_config_defaults(c: &netloom_model::Container) -> Value {
+    let fields: [(&str, Value); 53] = [
+        ("Binds", json!(Value::Null)),
+        ("ContainerIDFile", json!("")),
+        ("VolumeDriver", json!("")),
+        ("VolumesFrom", json!(Value::Null)),
+        ("ConsoleSize", json!(c.console_size.unwrap_or([0, 0]))),
+        ("Annotations", json!(Value::Null)),
+        ("CapAdd", json!(Value::Null)),
+        ("CapDrop", json!(Value::Null)),
+        ("CgroupnsMode", json!("host")),
+        ("GroupAdd", json!(Value::Null)),
+        ("IpcMode", json!("private")),
+        ("Cgroup", json!("")),
+        ("OomScoreAdj", json!(0)),
+        ("PidMode", json!("")),
+        ("Privileged", json!(false)),
+        ("ReadonlyRootfs", json!(false)),
+        ("SecurityOpt", json!(Value::Null)),
+        ("UTSMode", json!("")),
+        ("UsernsMode", json!("")),
+        ("ShmSize", json!(67108864)),
+        ("Runtime", json!("netloom")),
+        ("Isolation", json!("")),
+        ("CpuShares", json!(0)),
+        ("Memory", json!(0)),
+        ("NanoCpus", json!(0)),
+        ("CgroupParent", json!("")),
+        ("BlkioWeight", json!(0)),
+        ("BlkioWeightDevice", json!(Value::Null)),
+        ("BlkioDeviceReadBps", json!(Value::Null)),
+        ("BlkioDeviceWriteBps", json!(Value::Null)),
+        ("BlkioDeviceReadIOps", json!(Value::Null)),
+        ("BlkioDeviceWriteIOps", json!(Value::Null)),
+        ("CpuPeriod", json!(0)),
+        ("CpuQuota", json!(0)),
+        ("CpuRealtimePeriod", json!(0)),
+        ("CpuRealtimeRuntime", json!(0)),
+        ("CpusetCpus", json!("")),
+        ("CpusetMems", json!("")),
+        ("Devices", json!(Value::Null)),
+        ("DeviceCgroupRules", json!(Value::Null)),
+        ("DeviceRequests", json!(Value::Null)),
+        ("MemoryReservation", json!(0)),
+        ("MemorySwap", json!(0)),
+        ("MemorySwappiness", json!(Value::Null)),
+        ("OomKillDisable", json!(false)),
+        ("PidsLimit", json!(Value::Null)),
+        ("Ulimits", json!(Value::Null)),
+        ("CpuCount", json!(0)),
+        ("CpuPercent", json!(0)),
+        ("IOMaximumIOps", json!(0)),
+        ("IOMaximumBandwidth", json!(0)),
+        ("MaskedPaths", json!(Value::Null)),
+        ("ReadonlyPaths", json!(Value::Null)),
+    ];
+    Value::Object(
+        fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    )
 }
 
 #[cfg(test)]

@@ -75,6 +75,12 @@ pub struct ContainerCreate {
     pub links: Vec<String>,
     /// `-t`.
     pub tty: bool,
+    /// `-i`: `OpenStdin`.
+    pub open_stdin: bool,
+    /// `StdinOnce`.
+    pub stdin_once: bool,
+    /// `HostConfig.ConsoleSize` `[rows, cols]`.
+    pub console_size: Option<[u16; 2]>,
 }
 
 /// Container list filters.
@@ -259,6 +265,10 @@ impl Controller {
             dns_search: req.dns_search.clone(),
             dns_options: req.dns_options.clone(),
             extra_hosts: req.extra_hosts.clone(),
+            tty: req.tty,
+            open_stdin: req.open_stdin,
+            stdin_once: req.stdin_once,
+            console_size: req.console_size.filter(|[h, w]| *h > 0 && *w > 0),
             state: ContainerState::default(),
         };
         if req.cmd.is_none() && req.entrypoint.is_none() {
@@ -267,11 +277,6 @@ impl Controller {
         if ctr.argv().is_empty() {
             return Err(CtlError::invalid(
                 "no command specified: give a command after the image name",
-            ));
-        }
-        if req.tty {
-            return Err(CtlError::invalid(
-                "TTY containers (-t) are not supported yet: run without -t",
             ));
         }
         // Hostname: Docker's rules.
@@ -444,6 +449,11 @@ impl Controller {
                         working_dir: ctr.working_dir.clone(),
                         bind_files: files,
                         user: ctr.user.clone(),
+                        tty: ctr.tty,
+                        open_stdin: ctr.open_stdin,
+                        stdin_once: ctr.stdin_once,
+                        console_size: ctr.console_size,
+                        wait_attach: self.attach_pending(&ctr.id),
                     };
                     tokio::task::spawn_blocking(move || netloom_runtime::start(&spec))
                         .await
@@ -493,6 +503,7 @@ impl Controller {
         }
         self.publish_dns(&st);
         info!(container = %updated.name, pid = spawned.init_pid, "container started");
+        self.emit_network_events(&st, &updated, "connect");
         self.emit(
             "container",
             "start",
@@ -562,8 +573,28 @@ impl Controller {
             id,
             &[("name", ctr.name.clone()), ("exitCode", code.to_string())],
         );
+        self.emit_network_events(&st, &ctr, "disconnect");
         if ctr.auto_remove {
             self.destroy_container(&mut st, &updated);
+        }
+    }
+
+    /// `network connect`/`disconnect` events for each network of a container that
+    /// starts or stops (as Docker sends them).
+    fn emit_network_events(&self, st: &State, ctr: &Container, action: &'static str) {
+        for nid in &ctr.network_order {
+            if let Some(net) = st.networks.get(nid) {
+                self.emit(
+                    "network",
+                    action,
+                    &net.id,
+                    &[
+                        ("container", ctr.id.clone()),
+                        ("name", net.name.clone()),
+                        ("type", net.driver.clone()),
+                    ],
+                );
+            }
         }
     }
 
@@ -944,22 +975,30 @@ impl Controller {
         timeout: Option<u64>,
         signal: Option<i32>,
     ) -> CtlResult<bool> {
-        let (id, pid) = {
+        let (id, pid, name) = {
             let st = self.state.lock().await;
             let c = st.find_container(key)?;
             if !c.is_running() {
                 return Ok(false);
             }
-            (c.id.clone(), c.state.pid)
+            (c.id.clone(), c.state.pid, c.name.clone())
         };
         let mut rx = self.subscribe();
-        let _ = netloom_runtime::kill(pid, signal.unwrap_or(libc::SIGTERM));
+        let sig = signal.unwrap_or(libc::SIGTERM);
+        self.emit(
+            "container",
+            "kill",
+            &id,
+            &[("name", name.clone()), ("signal", sig.to_string())],
+        );
+        let _ = netloom_runtime::kill(pid, sig);
         let t = Duration::from_secs(timeout.unwrap_or(10));
         if !self.wait_for(&mut rx, &id, "die", t).await {
             let _ = netloom_runtime::kill(pid, libc::SIGKILL);
             self.wait_for(&mut rx, &id, "die", Duration::from_secs(10))
                 .await;
         }
+        self.emit("container", "stop", &id, &[("name", name)]);
         Ok(true)
     }
 
@@ -974,6 +1013,12 @@ impl Controller {
             )));
         }
         netloom_runtime::kill(c.state.pid, signal)?;
+        self.emit(
+            "container",
+            "kill",
+            &c.id,
+            &[("name", c.name.clone()), ("signal", signal.to_string())],
+        );
         Ok(())
     }
 

@@ -24,6 +24,10 @@ pub struct ExecConfig {
     pub attach_stdout: bool,
     /// Send the process's stderr to the client.
     pub attach_stderr: bool,
+    /// Copy the client's input to the process's stdin.
+    pub attach_stdin: bool,
+    /// Initial terminal size `[rows, cols]`.
+    pub console_size: Option<[u16; 2]>,
 }
 
 /// State of one exec session.
@@ -54,6 +58,8 @@ pub struct ExecInfo {
     pub pid: i32,
     /// Runs on a terminal.
     pub tty: bool,
+    /// Its stdin comes from the client.
+    pub attach_stdin: bool,
 }
 
 impl Controller {
@@ -121,7 +127,18 @@ impl Controller {
         } else {
             cfg.user.clone()
         };
-        let child = netloom_runtime::exec_with(c.state.pid, &cfg.cmd, &env, &wd, &user, cfg.tty)?;
+        let child = netloom_runtime::exec_opts(
+            c.state.pid,
+            &cfg.cmd,
+            &env,
+            &wd,
+            &user,
+            netloom_runtime::ExecOptions {
+                tty: cfg.tty,
+                stdin: cfg.attach_stdin || cfg.tty,
+                console_size: cfg.console_size,
+            },
+        )?;
         if let Some(s) = st.execs.get_mut(id) {
             s.running = true;
             s.pid = child.id().map(|p| p as i32).unwrap_or(0);
@@ -155,6 +172,7 @@ impl Controller {
             cmd: s.config.cmd.clone(),
             pid: s.pid,
             tty: s.config.tty,
+            attach_stdin: s.config.attach_stdin,
         })
     }
 }

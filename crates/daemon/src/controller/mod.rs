@@ -59,6 +59,30 @@ pub struct Event {
     pub id: String,
     /// Extra attributes (name, exit code, container).
     pub attributes: BTreeMap<String, String>,
+    /// When it happened.
+    pub time: std::time::SystemTime,
+}
+
+/// How many recent events `/events?since=` can replay.
+const EVENT_RING: usize = 1024;
+
+/// Guard of [`Controller::attach_waiting`].
+pub struct AttachWaiter {
+    ctl: Arc<Controller>,
+    id: String,
+}
+
+impl Drop for AttachWaiter {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.ctl.attach_waiters.lock()
+            && let Some(n) = m.get_mut(&self.id)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.id);
+            }
+        }
+    }
 }
 
 /// In-memory view of the store plus IPAM and exec sessions; guarded by one lock.
@@ -104,6 +128,10 @@ pub struct Controller {
     pub(crate) tag: String,
     /// The embedded DNS server (127.0.0.11 in every sandbox on a user-defined network).
     pub(crate) resolver: Arc<netloom_resolver::Resolver>,
+    /// Interactive attach sessions waiting for their container to start, per container ID.
+    pub(crate) attach_waiters: std::sync::Mutex<HashMap<String, usize>>,
+    /// The most recent events, oldest first, for `/events?since=`.
+    pub(crate) recent_events: std::sync::Mutex<std::collections::VecDeque<Event>>,
 }
 
 /// Generates a random 64-hex ID.
@@ -208,6 +236,8 @@ impl Controller {
             mtu,
             tag,
             resolver: netloom_resolver::Resolver::new(netloom_resolver::ResolverConfig::default()),
+            attach_waiters: std::sync::Mutex::new(HashMap::new()),
+            recent_events: std::sync::Mutex::new(std::collections::VecDeque::new()),
         });
         ctl.reconcile().await?;
         ctl.watch_firewall();
@@ -383,6 +413,11 @@ impl Controller {
             .map_err(|e| plugin_error(&net.ipam.driver, e, "default"))
     }
 
+    /// How many event subscriptions are open (`/info` `NEventsListener`).
+    pub fn subscriber_count(&self) -> usize {
+        self.events.receiver_count()
+    }
+
     /// Subscribes to events.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
@@ -395,7 +430,7 @@ impl Controller {
         id: &str,
         attrs: &[(&str, String)],
     ) {
-        let _ = self.events.send(Event {
+        let ev = Event {
             kind,
             action,
             id: id.to_string(),
@@ -403,7 +438,51 @@ impl Controller {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.clone()))
                 .collect(),
-        });
+            time: std::time::SystemTime::now(),
+        };
+        // Record and send under the ring's lock, so that `events_since` sees every
+        // event exactly once: in its snapshot or on its subscription.
+        match self.recent_events.lock() {
+            Ok(mut ring) => {
+                if ring.len() >= EVENT_RING {
+                    ring.pop_front();
+                }
+                ring.push_back(ev.clone());
+                let _ = self.events.send(ev);
+            }
+            Err(_) => {
+                let _ = self.events.send(ev);
+            }
+        }
+    }
+
+    /// The retained recent events (oldest first) and a subscription to the ones after
+    /// them, taken together so that none is missed or repeated.
+    pub fn events_since(&self) -> (Vec<Event>, broadcast::Receiver<Event>) {
+        match self.recent_events.lock() {
+            Ok(ring) => (ring.iter().cloned().collect(), self.events.subscribe()),
+            Err(_) => (Vec::new(), self.events.subscribe()),
+        }
+    }
+
+    /// Registers an interactive attach session waiting for container `id` to start;
+    /// the returned guard unregisters it.
+    pub fn attach_waiting(self: &Arc<Self>, id: &str) -> AttachWaiter {
+        if let Ok(mut m) = self.attach_waiters.lock() {
+            *m.entry(id.to_string()).or_default() += 1;
+        }
+        AttachWaiter {
+            ctl: Arc::clone(self),
+            id: id.to_string(),
+        }
+    }
+
+    /// True if an attach session waits for container `id` to start.
+    pub(crate) fn attach_pending(&self, id: &str) -> bool {
+        self.attach_waiters
+            .lock()
+            .map(|m| m.get(id).is_some_and(|n| *n > 0))
+            .unwrap_or(false)
     }
 
     pub(crate) fn commit(&self, ops: Vec<Op>) -> CtlResult<()> {
