@@ -181,14 +181,19 @@ fn tty_session(
             if let Some(mut o) = stdout {
                 let _ = tokio::io::copy(&mut o, &mut wr).await;
             }
-            let _ = wr.shutdown().await;
+            wr
         };
         // The session ends with the terminal's output; input stops with it.
-        tokio::select! {
-            _ = from_child => {}
-            _ = async { to_child.await; std::future::pending::<()>().await } => {}
-        }
+        let wr = tokio::select! {
+            wr = from_child => Some(wr),
+            _ = async { to_child.await; std::future::pending::<()>().await } => None,
+        };
+        // Record the exit code before the client sees the end of the stream: the docker
+        // CLI inspects the exec as soon as its connection closes.
         finish(ctl, id, child).await;
+        if let Some(mut wr) = wr {
+            let _ = wr.shutdown().await;
+        }
     });
     let mut resp = Response::new(axum::body::Body::empty());
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
