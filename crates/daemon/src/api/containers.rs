@@ -613,25 +613,26 @@ fn attach_interactive(
             return;
         };
         let io = hyper_util::rt::TokioIo::new(upgraded);
-        let (mut rd, mut wr) = tokio::io::split(io);
+        let (rd, mut wr) = tokio::io::split(io);
         let Some(shim) = started.await else {
             let _ = wr.shutdown().await;
             return;
         };
-        let (mut shim_rd, mut shim_wr) = shim.into_split();
-        let to_shim = async move {
-            let _ = tokio::io::copy(&mut rd, &mut shim_wr).await;
-            // The client closed its input: tell the shim (StdinOnce closes stdin).
-            let _ = shim_wr.shutdown().await;
-        };
-        let from_shim = async move {
+        let (mut shim_rd, shim_wr) = shim.into_split();
+        // The client's input goes to the shim; its end tells the shim (StdinOnce
+        // closes the container's stdin).
+        let mut to_shim = std::pin::pin!(stream::pump_input(rd, Some(shim_wr)));
+        let mut from_shim = std::pin::pin!(async move {
             let _ = tokio::io::copy(&mut shim_rd, &mut wr).await;
             let _ = wr.shutdown().await;
-        };
-        // The session ends with the container's output; input stops with it.
+        });
+        // The session ends with the container's output; then the client's last input
+        // is drained so that the connection closes cleanly.
         tokio::select! {
-            _ = from_shim => {}
-            _ = async { to_shim.await; std::future::pending::<()>().await } => {}
+            _ = &mut from_shim => {
+                let _ = tokio::time::timeout(stream::INPUT_DRAIN, &mut to_shim).await;
+            }
+            _ = &mut to_shim => from_shim.await,
         }
     });
     let mut resp = Response::new(Body::empty());

@@ -171,28 +171,26 @@ fn tty_session(
             return;
         };
         let io = hyper_util::rt::TokioIo::new(upgraded);
-        let (mut rd, mut wr) = tokio::io::split(io);
-        let to_child = async move {
-            if let Some(mut i) = stdin {
-                let _ = tokio::io::copy(&mut rd, &mut i).await;
-            }
-        };
-        let from_child = async move {
+        let (rd, mut wr) = tokio::io::split(io);
+        let mut to_child = std::pin::pin!(stream::pump_input(rd, stdin));
+        let mut from_child = std::pin::pin!(async move {
             if let Some(mut o) = stdout {
                 let _ = tokio::io::copy(&mut o, &mut wr).await;
             }
             wr
+        });
+        // The session ends with the terminal's output. The exit code is recorded before
+        // the client sees the end of the stream (the docker CLI inspects the exec as soon
+        // as its connection closes); then the client's last input is drained so that
+        // the connection closes cleanly.
+        let (mut wr, input_open) = tokio::select! {
+            wr = &mut from_child => (wr, true),
+            _ = &mut to_child => (from_child.await, false),
         };
-        // The session ends with the terminal's output; input stops with it.
-        let wr = tokio::select! {
-            wr = from_child => Some(wr),
-            _ = async { to_child.await; std::future::pending::<()>().await } => None,
-        };
-        // Record the exit code before the client sees the end of the stream: the docker
-        // CLI inspects the exec as soon as its connection closes.
         finish(ctl, id, child).await;
-        if let Some(mut wr) = wr {
-            let _ = wr.shutdown().await;
+        let _ = wr.shutdown().await;
+        if input_open {
+            let _ = tokio::time::timeout(stream::INPUT_DRAIN, &mut to_child).await;
         }
     });
     let mut resp = Response::new(axum::body::Body::empty());

@@ -10,6 +10,40 @@ use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
+/// How long a finished session keeps reading (and discarding) the client's input so that
+/// the connection closes cleanly.
+pub const INPUT_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Copies a hijacked client's input to `sink` until the client closes its side, then
+/// closes `sink`'s write side (`StdinOnce`). When `sink` stops accepting (the process
+/// ended) the input is still read and discarded: closing a socket with unread input
+/// makes the kernel reset the connection, and the client (e.g. a terminal answering a
+/// shell's cursor query just as it exits) would report `connection reset by peer`
+/// instead of the session's end.
+pub async fn pump_input<R, W>(mut rd: R, mut sink: Option<W>)
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match rd.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if let Some(w) = sink.as_mut()
+                    && (w.write_all(&buf[..n]).await.is_err() || w.flush().await.is_err())
+                {
+                    sink = None;
+                }
+            }
+        }
+    }
+    if let Some(mut w) = sink {
+        let _ = w.shutdown().await;
+    }
+}
+
 /// Stream IDs of the multiplexed format.
 pub const STDOUT: u8 = 1;
 /// stderr.
@@ -53,13 +87,8 @@ where
             let Ok(upgraded) = on_upgrade.await else {
                 return;
             };
-            let (mut rd, mut io) = tokio::io::split(TokioIo::new(upgraded));
-            let feeder = input.map(|mut w| {
-                tokio::spawn(async move {
-                    let _ = tokio::io::copy(&mut rd, &mut w).await;
-                    let _ = w.shutdown().await;
-                })
-            });
+            let (rd, mut io) = tokio::io::split(TokioIo::new(upgraded));
+            let feeder = tokio::spawn(pump_input(rd, input));
             while let Some(b) = rx.recv().await {
                 if io.write_all(&b).await.is_err() {
                     break;
@@ -67,8 +96,10 @@ where
                 let _ = io.flush().await;
             }
             let _ = io.shutdown().await;
-            if let Some(f) = feeder {
-                f.abort();
+            // Let the client see the end and close its side before the socket goes.
+            let abort = feeder.abort_handle();
+            if tokio::time::timeout(INPUT_DRAIN, feeder).await.is_err() {
+                abort.abort();
             }
         });
         let mut resp = Response::new(Body::empty());
