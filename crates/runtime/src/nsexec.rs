@@ -378,14 +378,14 @@ fn enter(pid: i32) -> Result<(), String> {
 
 /// Sets the terminal size of a `tty` exec session whose helper is `helper_pid`:
 /// `TIOCSWINSZ` on the session process's terminal (its stdin, opened through
-/// `/proc`), which also sends it `SIGWINCH`. Waits up to a second for the helper
-/// to have forked the process.
+/// `/proc`), which also sends it `SIGWINCH`. Waits up to two seconds for the helper
+/// to have forked the process and for that process to hold the terminal.
 pub async fn resize_exec(helper_pid: i32, rows: u16, cols: u16) -> Result<(), RuntimeError> {
     if helper_pid <= 0 {
         return Err(RuntimeError::NoSuchProcess(helper_pid));
     }
     let children = format!("/proc/{helper_pid}/task/{helper_pid}/children");
-    for _ in 0..20 {
+    for _ in 0..40 {
         let child = std::fs::read_to_string(&children)
             .ok()
             .and_then(|s| s.split_whitespace().next().map(str::to_string));
@@ -397,8 +397,11 @@ pub async fn resize_exec(helper_pid: i32, rows: u16, cols: u16) -> Result<(), Ru
                 .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
                 .open(&tty)
                 .map_err(RuntimeError::io("open terminal", &tty))?;
-            return crate::attach::set_winsize(f.as_raw_fd(), rows, cols)
-                .map_err(RuntimeError::sys("set terminal size", tty));
+            match crate::attach::set_winsize(f.as_raw_fd(), rows, cols) {
+                // Just forked: the child has not put the terminal on its stdin yet.
+                Err(nix::Error::ENOTTY) => {}
+                r => return r.map_err(RuntimeError::sys("set terminal size", tty)),
+            }
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
