@@ -12,6 +12,7 @@
 
 mod client;
 mod container;
+mod events;
 mod filters;
 mod format;
 mod image;
@@ -63,6 +64,10 @@ enum Command {
     Ps(container::PsArgs),
     /// Start one or more stopped containers
     Start(container::StartArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(container::AttachArgs),
+    /// Get real time events from the server
+    Events(events::EventsArgs),
     /// Stop one or more running containers
     Stop(container::StopArgs),
     /// Kill one or more running containers
@@ -113,6 +118,8 @@ async fn dispatch(client: &Client, cmd: Command) -> anyhow::Result<i32> {
         Command::Exec(a) => container::run_cmd(client, ContainerCmd::Exec(a)).await,
         Command::Ps(a) => container::run_cmd(client, ContainerCmd::Ls(a)).await,
         Command::Start(a) => container::run_cmd(client, ContainerCmd::Start(a)).await,
+        Command::Attach(a) => container::run_cmd(client, ContainerCmd::Attach(a)).await,
+        Command::Events(a) => events::events(client, a).await,
         Command::Stop(a) => container::run_cmd(client, ContainerCmd::Stop(a)).await,
         Command::Kill(a) => container::run_cmd(client, ContainerCmd::Kill(a)).await,
         Command::Rm(a) => container::run_cmd(client, ContainerCmd::Rm(a)).await,
