@@ -181,7 +181,12 @@ fn netloom_attach_tty_type_detach_and_exit_code() {
     );
     assert_eq!(o.code, 7, "{o}");
     assert_eq!(
-        d.ok(&["inspect", "-f", "{{.State.Running}} {{.State.ExitCode}}", "att1"]),
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Running}} {{.State.ExitCode}}",
+            "att1"
+        ]),
         "false 7"
     );
     // A stopped container, a missing one, bad detach keys: clear errors.
@@ -231,7 +236,10 @@ fn netloom_attach_without_tty_and_sig_proxy() {
         ),
     );
     assert!(o.stdout.starts_with("hello\n"), "{o}");
-    assert!(o.stdout.contains("rc=143"), "container killed by SIGTERM: {o}");
+    assert!(
+        o.stdout.contains("rc=143"),
+        "container killed by SIGTERM: {o}"
+    );
     assert_eq!(
         d.ok(&["inspect", "-f", "{{.State.Running}}", "atn2"]),
         "false"
@@ -256,4 +264,18 @@ fn netloom_attach_without_tty_and_sig_proxy() {
         "@nl@ attach --no-stdin atn3 & p=$!; sleep 1; @nl@ kill atn3 >/dev/null; wait $p; echo rc=$?",
     );
     assert!(o.stdout.contains("rc=137"), "{o}");
+    // Neither -i nor -t: output only, then the exit code.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "atn4",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 2; echo late-out; exit 4",
+    ]);
+    let o = d.cli(&["attach", "atn4"]);
+    assert_eq!(o.stdout, "late-out\n", "{o}");
+    assert_eq!(o.code, 4, "{o}");
 }

@@ -1303,7 +1303,9 @@ async fn exec(client: &Client, a: ExecArgs) -> Result<i32> {
         let _winch = a
             .tty
             .then(|| follow_terminal_size(client, format!("/exec/{}/resize", seg(&id))));
-        if stream::pump_interactive(resp, a.tty, a.interactive, stream::DEFAULT_DETACH_KEYS).await? == stream::Ended::Detached {
+        if stream::pump_interactive(resp, a.tty, a.interactive, stream::DEFAULT_DETACH_KEYS).await?
+            == stream::Ended::Detached
+        {
             return Ok(0);
         }
     }
@@ -1468,11 +1470,7 @@ fn proxy_signals(client: &Client, kill_path: String) -> AbortOnDrop {
         drop(tx);
         while let Some(name) = rx.recv().await {
             if let Err(e) = client
-                .call(
-                    Method::POST,
-                    &format!("{kill_path}?signal={name}"),
-                    None,
-                )
+                .call(Method::POST, &format!("{kill_path}?signal={name}"), None)
                 .await
             {
                 eprintln!("error forwarding {name}: {e:#}");

@@ -107,7 +107,10 @@ pub fn parse_time(raw: &str, now: SystemTime, flag: &str) -> Result<String> {
 fn as_json(ev: &Value) -> Value {
     let mut m = Map::new();
     for k in ["status", "id", "from"] {
-        if let Some(v) = ev.get(k).filter(|v| v.as_str().is_some_and(|s| !s.is_empty())) {
+        if let Some(v) = ev
+            .get(k)
+            .filter(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+        {
             m.insert(k.to_string(), v.clone());
         }
     }
@@ -276,7 +279,10 @@ mod tests {
             "1795825800.000000000"
         );
         assert_eq!(p("2026-11-28").expect("date"), "1795824000.000000000");
-        assert_eq!(p("2026-11-28T00:30").expect("no secs"), "1795825800.000000000");
+        assert_eq!(
+            p("2026-11-28T00:30").expect("no secs"),
+            "1795825800.000000000"
+        );
         for bad in ["", "yesterday", "10x", "2026-13-45", "1.2.3", "-5", "12:00"] {
             let e = p(bad).expect_err(bad);
             assert!(
@@ -317,11 +323,23 @@ mod tests {
         );
         let j = Output::parse(Some("json")).expect("json");
         let line = j.line(&ev).expect("json line");
-        assert!(line.starts_with(r#"{"Type":"network","Action":"connect","Actor":{"ID":"1f2e""#), "{line}");
-        assert!(line.ends_with(r#""scope":"local","time":1795825800,"timeNano":1795825800123456789}"#), "{line}");
+        assert!(
+            line.starts_with(r#"{"Type":"network","Action":"connect","Actor":{"ID":"1f2e""#),
+            "{line}"
+        );
+        assert!(
+            line.ends_with(r#""scope":"local","time":1795825800,"timeNano":1795825800123456789}"#),
+            "{line}"
+        );
         let c = json!({"Type":"container","Action":"start","Actor":{"ID":"c1","Attributes":{}},"scope":"local","time":1,"timeNano":1,"status":"start","id":"c1","from":"busybox"});
-        let line = Output::parse(Some("{{json .}}")).expect("json").line(&c).expect("line");
-        assert!(line.starts_with(r#"{"status":"start","id":"c1","from":"busybox","Type":"container""#), "{line}");
+        let line = Output::parse(Some("{{json .}}"))
+            .expect("json")
+            .line(&c)
+            .expect("line");
+        assert!(
+            line.starts_with(r#"{"status":"start","id":"c1","from":"busybox","Type":"container""#),
+            "{line}"
+        );
         assert!(Output::parse(Some("{{.Type")).is_err());
     }
 }

@@ -205,6 +205,37 @@ mod tests {
         assert!(p(&["netloom", "image", "import", "-", "img:1"]).is_ok());
         assert!(p(&["netloom", "stop", "-t", "3", "c1", "c2"]).is_ok());
         assert!(p(&["netloom", "run", "--help"]).is_err());
+        assert!(p(&["netloom", "attach", "--sig-proxy=false", "--no-stdin", "c1"]).is_ok());
+        assert!(
+            p(&[
+                "netloom",
+                "container",
+                "attach",
+                "--detach-keys",
+                "ctrl-a,x",
+                "c1"
+            ])
+            .is_ok()
+        );
+        assert!(p(&["netloom", "attach"]).is_err());
+        assert!(p(&["netloom", "attach", "--sig-proxy=maybe", "c1"]).is_err());
+        assert!(
+            p(&[
+                "netloom",
+                "events",
+                "--since",
+                "10m",
+                "--until",
+                "0s",
+                "-f",
+                "type=network",
+                "--filter",
+                "event=create",
+                "--format",
+                "json"
+            ])
+            .is_ok()
+        );
         let cli = Cli::try_parse_from(["netloom", "network", "create", "--ipv6", "n"]);
         match cli.map(|c| c.command) {
             Ok(Command::Network(NetworkCmd::Create(a))) => {

@@ -479,11 +479,23 @@ mod tests {
         let k = parse_detach_keys("ctrl-a,x,ctrl-Z").expect("valid keys");
         assert_eq!(k, vec![1, b'x', 26]);
         let mut held = 0;
-        assert_eq!(scan_detach(&k, &mut held, b"q\x01x"), (b"q".to_vec(), false));
+        assert_eq!(
+            scan_detach(&k, &mut held, b"q\x01x"),
+            (b"q".to_vec(), false)
+        );
         assert_eq!(held, 2);
-        assert_eq!(scan_detach(&k, &mut held, b"y"), (b"\x01xy".to_vec(), false));
-        assert_eq!(scan_detach(&k, &mut held, b"\x01x\x1azz"), (Vec::new(), true));
-        assert_eq!(parse_detach_keys("ctrl-p,ctrl-q").expect("valid"), DEFAULT_DETACH_KEYS);
+        assert_eq!(
+            scan_detach(&k, &mut held, b"y"),
+            (b"\x01xy".to_vec(), false)
+        );
+        assert_eq!(
+            scan_detach(&k, &mut held, b"\x01x\x1azz"),
+            (Vec::new(), true)
+        );
+        assert_eq!(
+            parse_detach_keys("ctrl-p,ctrl-q").expect("valid"),
+            DEFAULT_DETACH_KEYS
+        );
         assert_eq!(
             parse_detach_keys("ctrl-@,ctrl-[,ctrl-\\,ctrl-],ctrl-^,ctrl-_").expect("valid"),
             vec![0, 27, 28, 29, 30, 31]
