@@ -68,7 +68,23 @@ fn netloom_events_replay_in_docker_format() {
     let t1 = unix_ts(0.5);
     std::thread::sleep(Duration::from_millis(600));
     // --until in the past: the replayed events, then exit 0.
-    let all = d.ok(&["events", "--since", &t0, "--until", &t1]);
+    // TZ=UTC: times print in the local zone, as docker's do.
+    let utc_events = |since: &str| {
+        let mut c = Command::new(bin_dir().join("netloom"));
+        c.env("TZ", "UTC").args([
+            "-H",
+            &d.host_arg(),
+            "events",
+            "--since",
+            since,
+            "--until",
+            &t1,
+        ]);
+        let o = run_cmd(c, Duration::from_secs(30));
+        assert_eq!(o.code, 0, "{o}");
+        o.stdout.trim().to_string()
+    };
+    let all = utc_events(&t0);
     let lines: Vec<&str> = all.lines().collect();
     let actions: Vec<String> = lines
         .iter()
@@ -110,7 +126,7 @@ fn netloom_events_replay_in_docker_format() {
     assert_eq!(keys, sorted, "attributes sorted by key: {create}");
     assert!(lines[4].contains("exitCode=0"), "{}", lines[4]);
     // The same window as Unix seconds; durations back from now.
-    let again = d.ok(&["events", "--since", &t0u, "--until", &t1]);
+    let again = utc_events(&t0u);
     assert_eq!(again, all);
     let dur = d.ok(&[
         "events",

@@ -4,8 +4,10 @@
 //!
 //! `--since`/`--until` take what `docker events` takes: Unix seconds (with an
 //! optional fraction), an RFC 3339 time (`2026-11-28T00:30:00Z`, `…+01:00`, a bare
-//! date; without a zone, UTC) or a duration back from now (`10m`, `1h30m`).
+//! date; without a zone, local time) or a duration back from now (`10m`, `1h30m`).
+//! Event times print in local time, like docker (`Z` when the zone is UTC).
 
+use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Result, anyhow};
@@ -14,7 +16,7 @@ use serde_json::{Map, Value, json};
 
 use crate::client::{Client, query};
 use crate::filters;
-use crate::format::{Template, print_out};
+use crate::format::Template;
 
 /// Arguments of `events`.
 #[derive(Debug, Args)]
@@ -78,8 +80,12 @@ pub fn parse_time(raw: &str, now: SystemTime, flag: &str) -> Result<String> {
     let t = if let Ok(d) = humantime::parse_duration(v) {
         now.checked_sub(d).unwrap_or(UNIX_EPOCH)
     } else if v.contains('-') {
-        let (body, offset) = split_offset(v).unwrap_or((v, 0));
-        let body = body.strip_suffix(['Z', 'z']).unwrap_or(body);
+        let (body, offset) = match split_offset(v) {
+            Some(split) => split,
+            None if v.ends_with(['Z', 'z']) => (&v[..v.len() - 1], 0),
+            // No zone: the local one, as docker does.
+            None => (v, local_offset(now)),
+        };
         // A bare date is midnight; `HH:MM` gets `:00` seconds.
         let body = if body.len() == 10 {
             format!("{body}T00:00:00")
@@ -146,8 +152,50 @@ fn as_fields(ev: &Value) -> Value {
     })
 }
 
-/// Docker's default line: `<time> <Type> <Action> <Actor.ID> (<k=v, …>)`.
+/// The local time zone's offset from UTC (seconds east) at `t`; 0 if unknown.
+fn local_offset(t: SystemTime) -> i64 {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as libc::time_t)
+        .unwrap_or(0);
+    // SAFETY: an all-zero `tm` is a valid value (integers and a null zone pointer).
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the call; localtime_r is thread-safe.
+    let r = unsafe { libc::localtime_r(&secs, &mut tm) };
+    if r.is_null() { 0 } else { tm.tm_gmtoff }
+}
+
+/// `t` as Go's RFC3339NanoFixed in a zone `offset` seconds east of UTC:
+/// `2026-11-28T01:30:00.123456789+01:00`, or `…Z` for UTC.
+pub fn format_time(t: SystemTime, offset: i64) -> String {
+    let shift = Duration::from_secs(offset.unsigned_abs());
+    let local = if offset >= 0 {
+        t.checked_add(shift)
+    } else {
+        t.checked_sub(shift)
+    }
+    .unwrap_or(t);
+    let text = humantime::format_rfc3339_nanos(local).to_string();
+    if offset == 0 {
+        return text;
+    }
+    let (sign, abs) = (if offset < 0 { '-' } else { '+' }, offset.unsigned_abs());
+    format!(
+        "{}{sign}{:02}:{:02}",
+        text.trim_end_matches('Z'),
+        abs / 3600,
+        abs % 3600 / 60
+    )
+}
+
+/// Docker's default line: `<time> <Type> <Action> <Actor.ID> (<k=v, …>)`, the
+/// time in the local zone.
 pub fn pretty(ev: &Value) -> String {
+    pretty_in(ev, None)
+}
+
+/// [`pretty`] with the time in a zone `offset` seconds east of UTC (`None`: local).
+fn pretty_in(ev: &Value, offset: Option<i64>) -> String {
     let num = |k: &str| ev.get(k).and_then(Value::as_u64).unwrap_or(0);
     let mut out = String::new();
     let when = match (num("timeNano"), num("time")) {
@@ -156,7 +204,7 @@ pub fn pretty(ev: &Value) -> String {
         (n, _) => Some(UNIX_EPOCH + Duration::from_nanos(n)),
     };
     if let Some(t) = when {
-        out.push_str(&humantime::format_rfc3339_nanos(t).to_string());
+        out.push_str(&format_time(t, offset.unwrap_or_else(|| local_offset(t))));
         out.push(' ');
     }
     let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_string();
@@ -240,7 +288,15 @@ pub async fn events(client: &Client, a: EventsArgs) -> Result<i32> {
             }
             let ev: Value = serde_json::from_str(line)
                 .map_err(|e| anyhow!("unexpected event from daemon ({e}): {line}"))?;
-            print_out(&format!("{}\n", out.line(&ev)?));
+            let text = format!("{}\n", out.line(&ev)?);
+            let mut o = std::io::stdout().lock();
+            if o.write_all(text.as_bytes())
+                .and_then(|()| o.flush())
+                .is_err()
+            {
+                // The reader went away (`netloom events | head -1`): stop, as docker does.
+                return Ok(0);
+            }
         }
     }
     Ok(0)
@@ -278,11 +334,14 @@ mod tests {
             p("2026-11-27T23:30:00-01:00").expect("offset"),
             "1795825800.000000000"
         );
-        assert_eq!(p("2026-11-28").expect("date"), "1795824000.000000000");
+        // Without a zone: local time.
+        let local = |utc: i64| format!("{}.000000000", utc - local_offset(now));
+        assert_eq!(p("2026-11-28").expect("date"), local(1_795_824_000));
         assert_eq!(
             p("2026-11-28T00:30").expect("no secs"),
-            "1795825800.000000000"
+            local(1_795_825_800)
         );
+        assert_eq!(p("2026-11-28z").expect("date, UTC"), "1795824000.000000000");
         for bad in ["", "yesterday", "10x", "2026-13-45", "1.2.3", "-5", "12:00"] {
             let e = p(bad).expect_err(bad);
             assert!(
@@ -300,14 +359,36 @@ mod tests {
     }
 
     #[test]
+    fn times_in_a_zone() {
+        let t = at(1_795_825_800) + Duration::from_nanos(5);
+        assert_eq!(format_time(t, 0), "2026-11-28T00:30:00.000000005Z");
+        assert_eq!(format_time(t, 3600), "2026-11-28T01:30:00.000000005+01:00");
+        assert_eq!(format_time(t, -9000), "2026-11-27T22:00:00.000000005-02:30");
+    }
+
+    #[test]
+    fn local_offset_agrees_with_date() {
+        let Ok(o) = std::process::Command::new("date").arg("+%z").output() else {
+            return;
+        };
+        let z = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        let (sign, hhmm) = z.split_at(1);
+        let (Ok(h), Ok(m)) = (hhmm[..2].parse::<i64>(), hhmm[2..].parse::<i64>()) else {
+            panic!("date +%z: {z:?}");
+        };
+        let want = if sign == "-" { -1 } else { 1 } * (h * 3600 + m * 60);
+        assert_eq!(local_offset(SystemTime::now()), want, "date +%z = {z}");
+    }
+
+    #[test]
     fn default_line_matches_docker() {
         assert_eq!(
-            pretty(&sample()),
+            pretty_in(&sample(), Some(0)),
             "2026-11-28T00:30:00.123456789Z network connect 1f2e (container=abc, name=foo, type=bridge)"
         );
         let bare = json!({"Type":"container","Action":"die","Actor":{"ID":"c1","Attributes":{}},"time":1795825800});
         assert_eq!(
-            pretty(&bare),
+            pretty_in(&bare, Some(0)),
             "2026-11-28T00:30:00.000000000Z container die c1"
         );
     }
