@@ -205,6 +205,11 @@ fn netloom_attach_tty_type_detach_and_exit_code() {
     let o = shell(&d, "echo x | @nl@ attach att1");
     assert_ne!(o.code, 0, "{o}");
     assert!(o.stderr.contains("the input device is not a TTY"), "{o}");
+    let o = shell(
+        &d,
+        "echo x | @nl@ attach --no-stdin att1 & p=$!; sleep 1; @nl@ kill att1 >/dev/null; wait $p; echo rc=$?",
+    );
+    assert!(o.stdout.ends_with("rc=137\n"), "{o}");
 }
 
 #[test]
