@@ -140,3 +140,147 @@ fn netloom_run_it_detach_keys() {
         "start -ai on a running container reattaches: {o}"
     );
 }
+
+#[test]
+fn netloom_attach_tty_type_detach_and_exit_code() {
+    // `attach` to a `run -dit` shell: typed input reaches it in raw mode, ctrl-p
+    // ctrl-q (or --detach-keys) leaves it running, and its exit code comes back.
+    let d = daemon_or_skip!();
+    if !have_script() {
+        return;
+    }
+    d.ok(&["run", "-dit", "--name", "att1", "busybox", "sh"]);
+    let o = shell(
+        &d,
+        "(sleep 1; printf 'stty size; echo att-$((6*7))\\r'; sleep 1; printf '\\020\\021'; sleep 2) | script -qec 'stty rows 31 cols 97; @nl@ attach att1' /dev/null",
+    );
+    assert!(o.stdout.contains("att-42"), "{o}");
+    assert!(o.stdout.contains("31 97"), "attach resizes the TTY: {o}");
+    assert!(o.stdout.contains("read escape sequence"), "{o}");
+    assert_eq!(o.code, 0, "{o}");
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Running}}", "att1"]),
+        "true",
+        "detached, still running"
+    );
+    // Custom detach keys; ctrl-p ctrl-q is then ordinary input.
+    let o = shell(
+        &d,
+        "(sleep 1; printf 'echo second-$((2+3))\\r'; sleep 1; printf '\\001x'; sleep 2) | script -qec '@nl@ attach --detach-keys ctrl-a,x att1' /dev/null",
+    );
+    assert!(o.stdout.contains("second-5"), "{o}");
+    assert_eq!(o.code, 0, "{o}");
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Running}}", "att1"]),
+        "true"
+    );
+    // The container's exit code is attach's.
+    let o = shell(
+        &d,
+        "(sleep 1; printf 'exit 7\\r'; sleep 2) | script -qec '@nl@ attach att1' /dev/null",
+    );
+    assert_eq!(o.code, 7, "{o}");
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Running}} {{.State.ExitCode}}",
+            "att1"
+        ]),
+        "false 7"
+    );
+    // A stopped container, a missing one, bad detach keys: clear errors.
+    let o = d.fail(&["attach", "att1"]);
+    assert!(
+        o.stderr
+            .contains("You cannot attach to a stopped container, start it first"),
+        "{o}"
+    );
+    let o = d.fail(&["attach", "no-such-ctr"]);
+    assert!(o.stderr.contains("No such container: no-such-ctr"), "{o}");
+    d.ok(&["start", "att1"]);
+    let o = d.fail(&["attach", "--detach-keys", "alt-x", "att1"]);
+    assert!(o.stderr.contains("invalid detach keys"), "{o}");
+    // -t container, stdin not a terminal: refused like docker; --no-stdin is fine.
+    let o = shell(&d, "echo x | @nl@ attach att1");
+    assert_ne!(o.code, 0, "{o}");
+    assert!(o.stderr.contains("the input device is not a TTY"), "{o}");
+    let o = shell(
+        &d,
+        "echo x | @nl@ attach --no-stdin att1 & p=$!; sleep 1; @nl@ kill att1 >/dev/null; wait $p; echo rc=$?",
+    );
+    assert!(o.stdout.ends_with("rc=137\n"), "{o}");
+}
+
+#[test]
+fn netloom_attach_without_tty_and_sig_proxy() {
+    // A `run -d -i` container without a TTY: a multiplexed stream, piped stdin.
+    let d = daemon_or_skip!();
+    d.ok(&[
+        "run",
+        "-d",
+        "-i",
+        "--name",
+        "atn1",
+        "busybox",
+        "sh",
+        "-c",
+        "read x; echo got-$x; echo err-$x >&2; exit 7",
+    ]);
+    let o = shell(&d, "echo abc | @nl@ attach atn1");
+    assert_eq!(o.stdout, "got-abc\n", "{o}");
+    assert_eq!(o.stderr, "err-abc\n", "stderr demultiplexed: {o}");
+    assert_eq!(o.code, 7, "{o}");
+    let dir = d.dir.display().to_string();
+    // `cat` echoes; a SIGTERM to attach is forwarded to the container (sig-proxy).
+    d.ok(&["run", "-d", "-i", "--name", "atn2", "busybox", "cat"]);
+    let o = shell(
+        &d,
+        &format!(
+            "f={dir}/in2; mkfifo $f; @nl@ attach atn2 <$f & p=$!; (printf 'hello\\n'; exec sleep 20) >$f 2>/dev/null & w=$!; sleep 2; kill -TERM $p; wait $p; echo rc=$?; kill $w"
+        ),
+    );
+    assert!(o.stdout.starts_with("hello\n"), "{o}");
+    assert!(
+        o.stdout.contains("rc=143"),
+        "container killed by SIGTERM: {o}"
+    );
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Running}}", "atn2"]),
+        "false"
+    );
+    // --sig-proxy=false: the signal ends only the local client.
+    d.ok(&["run", "-d", "-i", "--name", "atn3", "busybox", "cat"]);
+    let o = shell(
+        &d,
+        &format!(
+            "f={dir}/in3; mkfifo $f; @nl@ attach --sig-proxy=false atn3 <$f & p=$!; (printf 'hi\\n'; exec sleep 20) >$f 2>/dev/null & w=$!; sleep 2; kill -TERM $p; wait $p; echo rc=$?; kill $w"
+        ),
+    );
+    assert!(o.stdout.starts_with("hi\n"), "{o}");
+    assert!(o.stdout.contains("rc=143"), "{o}");
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Running}}", "atn3"]),
+        "true"
+    );
+    // --no-stdin: output only; the container keeps its stdin.
+    let o = shell(
+        &d,
+        "@nl@ attach --no-stdin atn3 & p=$!; sleep 1; @nl@ kill atn3 >/dev/null; wait $p; echo rc=$?",
+    );
+    assert!(o.stdout.contains("rc=137"), "{o}");
+    // Neither -i nor -t: output only, then the exit code.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "atn4",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 2; echo late-out; exit 4",
+    ]);
+    let o = d.cli(&["attach", "atn4"]);
+    assert_eq!(o.stdout, "late-out\n", "{o}");
+    assert_eq!(o.code, 4, "{o}");
+}

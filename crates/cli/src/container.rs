@@ -29,6 +29,8 @@ pub enum ContainerCmd {
     Create(RunArgs),
     /// Start one or more stopped containers
     Start(StartArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(AttachArgs),
     /// Stop one or more running containers
     Stop(StopArgs),
     /// Kill one or more running containers
@@ -156,6 +158,29 @@ pub struct StartArgs {
     /// Container names or IDs
     #[arg(value_name = "CONTAINER", required = true)]
     pub names: Vec<String>,
+}
+
+/// Arguments of `attach`.
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// Do not attach STDIN
+    #[arg(long = "no-stdin")]
+    pub no_stdin: bool,
+    /// Proxy all received signals to the process (--sig-proxy=false to disable; not with a TTY)
+    #[arg(
+        long = "sig-proxy",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_name = "BOOL"
+    )]
+    pub sig_proxy: Option<bool>,
+    /// Override the key sequence for detaching a container (default ctrl-p,ctrl-q)
+    #[arg(long = "detach-keys", value_name = "KEYS")]
+    pub detach_keys: Option<String>,
+    /// Container name or ID
+    #[arg(value_name = "CONTAINER")]
+    pub name: String,
 }
 
 /// One or more container names.
@@ -327,6 +352,7 @@ pub async fn run_cmd(client: &Client, cmd: ContainerCmd) -> Result<i32> {
         ContainerCmd::Run(a) => run(client, a).await,
         ContainerCmd::Create(a) => create(client, a).await,
         ContainerCmd::Start(a) => start(client, a).await,
+        ContainerCmd::Attach(a) => attach(client, a).await,
         ContainerCmd::Stop(a) => stop(client, a).await,
         ContainerCmd::Kill(a) => kill(client, a).await,
         ContainerCmd::Rm(a) => rm(client, a).await,
@@ -744,7 +770,7 @@ async fn run(client: &Client, a: RunArgs) -> Result<i32> {
         let _winch = a
             .tty
             .then(|| follow_terminal_size(client, format!("{path}/resize")));
-        stream::pump_interactive(attach, a.tty, a.interactive).await
+        stream::pump_interactive(attach, a.tty, a.interactive, stream::DEFAULT_DETACH_KEYS).await
     } else {
         stream::pump_body(attach, false)
             .await
@@ -1277,7 +1303,9 @@ async fn exec(client: &Client, a: ExecArgs) -> Result<i32> {
         let _winch = a
             .tty
             .then(|| follow_terminal_size(client, format!("/exec/{}/resize", seg(&id))));
-        if stream::pump_interactive(resp, a.tty, a.interactive).await? == stream::Ended::Detached {
+        if stream::pump_interactive(resp, a.tty, a.interactive, stream::DEFAULT_DETACH_KEYS).await?
+            == stream::Ended::Detached
+        {
             return Ok(0);
         }
     }
@@ -1376,11 +1404,138 @@ async fn start_attached(client: &Client, name: &str, interactive: bool) -> Resul
     {
         let _raw = (tty && stdin).then(stream::RawTerminal::enable);
         let _winch = tty.then(|| follow_terminal_size(client, format!("{path}/resize")));
-        match stream::pump_interactive(attach, tty, stdin).await {
+        match stream::pump_interactive(attach, tty, stdin, stream::DEFAULT_DETACH_KEYS).await {
             Ok(stream::Ended::Detached) => return Ok(0),
             Ok(stream::Ended::Closed) => {}
             Err(e) => eprintln!("{e:#}"),
         }
+    }
+    exit_status(wait).await
+}
+
+/// Inspects a container for `attach`, refusing one that is not running (docker's
+/// client-side check: the daemon would otherwise wait for a start).
+async fn attachable(client: &Client, name: &str) -> Result<Value> {
+    let info: Value = client
+        .get_json(&format!("/containers/{}/json", seg(name)))
+        .await?;
+    let state = |k: &str| {
+        info.get("State")
+            .and_then(|st| st.get(k))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    };
+    if !state("Running") {
+        bail!("You cannot attach to a stopped container, start it first");
+    }
+    if state("Paused") {
+        bail!("You cannot attach to a paused container, unpause it first");
+    }
+    if state("Restarting") {
+        bail!("You cannot attach to a restarting container, wait until it is running");
+    }
+    Ok(info)
+}
+
+/// Signals `attach --sig-proxy` forwards (those a user can send to the CLI).
+const PROXIED_SIGNALS: [(i32, &str); 6] = [
+    (libc::SIGINT, "SIGINT"),
+    (libc::SIGTERM, "SIGTERM"),
+    (libc::SIGHUP, "SIGHUP"),
+    (libc::SIGQUIT, "SIGQUIT"),
+    (libc::SIGUSR1, "SIGUSR1"),
+    (libc::SIGUSR2, "SIGUSR2"),
+];
+
+/// Forwards the signals this process receives to the container (`kill_path`)
+/// until the returned guard is dropped.
+fn proxy_signals(client: &Client, kill_path: String) -> AbortOnDrop {
+    use tokio::signal::unix::{SignalKind, signal};
+    let client = client.clone();
+    AbortOnDrop(tokio::spawn(async move {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<&'static str>(16);
+        for (num, name) in PROXIED_SIGNALS {
+            let Ok(mut sig) = signal(SignalKind::from_raw(num)) else {
+                continue;
+            };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                while sig.recv().await.is_some() {
+                    if tx.send(name).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        while let Some(name) = rx.recv().await {
+            if let Err(e) = client
+                .call(Method::POST, &format!("{kill_path}?signal={name}"), None)
+                .await
+            {
+                eprintln!("error forwarding {name}: {e:#}");
+            }
+        }
+    }))
+}
+
+/// `attach`: copy a running container's stdin/stdout/stderr until it exits (then
+/// exit with its status) or the detach keys are typed (exit 0, container running).
+async fn attach(client: &Client, a: AttachArgs) -> Result<i32> {
+    let keys = match &a.detach_keys {
+        Some(k) => stream::parse_detach_keys(k)?,
+        None => stream::DEFAULT_DETACH_KEYS.to_vec(),
+    };
+    let info = attachable(client, &a.name).await?;
+    let id = s(&info, "Id").to_string();
+    let cfg = info.get("Config");
+    let flag = |k: &str| {
+        cfg.and_then(|c| c.get(k))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    };
+    let tty = flag("Tty");
+    let stdin = !a.no_stdin && flag("OpenStdin");
+    check_tty_input(tty, stdin)?;
+    let path = format!("/containers/{}", seg(&id));
+    // The wait first (as docker does): an exit right after the attach is not missed.
+    let wait = client
+        .send(
+            Method::POST,
+            &format!("{path}/wait?condition=not-running"),
+            None,
+            &[],
+        )
+        .await?;
+    let _signals = (a.sig_proxy.unwrap_or(true) && !tty)
+        .then(|| proxy_signals(client, format!("{path}/kill")));
+    let session = client
+        .send(
+            Method::POST,
+            &format!(
+                "{path}/attach?stream=1&stdin={}&stdout=1&stderr=1",
+                u8::from(stdin)
+            ),
+            None,
+            &[("Connection", "Upgrade"), ("Upgrade", "tcp")],
+        )
+        .await?;
+    // It may have stopped between the first look and the attach: the daemon would
+    // then hold the session open for a start that never comes.
+    attachable(client, &id).await?;
+    let ended = {
+        let _raw = (tty && stdin).then(stream::RawTerminal::enable);
+        let _winch = (tty && stream::terminal_size().is_some())
+            .then(|| follow_terminal_size(client, format!("{path}/resize")));
+        stream::pump_interactive(session, tty, stdin, &keys).await
+    };
+    match ended {
+        Ok(stream::Ended::Detached) => {
+            eprintln!("read escape sequence");
+            return Ok(0);
+        }
+        Ok(stream::Ended::Closed) => {}
+        Err(e) => eprintln!("{e:#}"),
     }
     exit_status(wait).await
 }

@@ -12,6 +12,7 @@
 
 mod client;
 mod container;
+mod events;
 mod filters;
 mod format;
 mod image;
@@ -63,6 +64,10 @@ enum Command {
     Ps(container::PsArgs),
     /// Start one or more stopped containers
     Start(container::StartArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(container::AttachArgs),
+    /// Get real time events from the server
+    Events(events::EventsArgs),
     /// Stop one or more running containers
     Stop(container::StopArgs),
     /// Kill one or more running containers
@@ -113,6 +118,8 @@ async fn dispatch(client: &Client, cmd: Command) -> anyhow::Result<i32> {
         Command::Exec(a) => container::run_cmd(client, ContainerCmd::Exec(a)).await,
         Command::Ps(a) => container::run_cmd(client, ContainerCmd::Ls(a)).await,
         Command::Start(a) => container::run_cmd(client, ContainerCmd::Start(a)).await,
+        Command::Attach(a) => container::run_cmd(client, ContainerCmd::Attach(a)).await,
+        Command::Events(a) => events::events(client, a).await,
         Command::Stop(a) => container::run_cmd(client, ContainerCmd::Stop(a)).await,
         Command::Kill(a) => container::run_cmd(client, ContainerCmd::Kill(a)).await,
         Command::Rm(a) => container::run_cmd(client, ContainerCmd::Rm(a)).await,
@@ -198,6 +205,37 @@ mod tests {
         assert!(p(&["netloom", "image", "import", "-", "img:1"]).is_ok());
         assert!(p(&["netloom", "stop", "-t", "3", "c1", "c2"]).is_ok());
         assert!(p(&["netloom", "run", "--help"]).is_err());
+        assert!(p(&["netloom", "attach", "--sig-proxy=false", "--no-stdin", "c1"]).is_ok());
+        assert!(
+            p(&[
+                "netloom",
+                "container",
+                "attach",
+                "--detach-keys",
+                "ctrl-a,x",
+                "c1"
+            ])
+            .is_ok()
+        );
+        assert!(p(&["netloom", "attach"]).is_err());
+        assert!(p(&["netloom", "attach", "--sig-proxy=maybe", "c1"]).is_err());
+        assert!(
+            p(&[
+                "netloom",
+                "events",
+                "--since",
+                "10m",
+                "--until",
+                "0s",
+                "-f",
+                "type=network",
+                "--filter",
+                "event=create",
+                "--format",
+                "json"
+            ])
+            .is_ok()
+        );
         let cli = Cli::try_parse_from(["netloom", "network", "create", "--ipv6", "n"]);
         match cli.map(|c| c.command) {
             Ok(Command::Network(NetworkCmd::Create(a))) => {

@@ -189,23 +189,61 @@ pub enum Ended {
 }
 
 /// ctrl-p, ctrl-q: Docker's default detach keys.
-const DETACH: [u8; 2] = [0x10, 0x11];
+pub const DEFAULT_DETACH_KEYS: &[u8] = &[0x10, 0x11];
 
-/// Strips the detach sequence out of typed input. `held` carries a ctrl-p seen at
-/// the end of the previous chunk. Returns the bytes to send and whether the
+/// Parses a `--detach-keys` value as docker does: comma-separated keys, each a
+/// single character or `ctrl-<c>` with `<c>` one of `a`-`z`, `@`, `[`, `\`, `]`,
+/// `^`, `_` (e.g. `ctrl-p,ctrl-q`, `ctrl-a,x`).
+pub fn parse_detach_keys(spec: &str) -> Result<Vec<u8>> {
+    let bad = |key: &str| {
+        anyhow!(
+            "invalid detach keys {spec:?}: unknown key {key:?}; give comma-separated keys, each a single character or ctrl-<a-z, @, [, \\, ], ^, _> (e.g. ctrl-p,ctrl-q)"
+        )
+    };
+    let mut out = Vec::new();
+    for key in spec.split(',') {
+        let b = key.as_bytes();
+        if b.len() == 1 {
+            out.push(b[0]);
+            continue;
+        }
+        let lower = key.to_ascii_lowercase();
+        let Some(c) = lower.strip_prefix("ctrl-") else {
+            return Err(bad(key));
+        };
+        let code = match c.as_bytes() {
+            [c @ b'a'..=b'z'] => c - b'a' + 1,
+            [b'@'] => 0,
+            [c @ (b'[' | b'\\' | b']' | b'^' | b'_')] => c - b'[' + 27,
+            _ => return Err(bad(key)),
+        };
+        out.push(code);
+    }
+    Ok(out)
+}
+
+/// Strips the detach sequence `keys` out of typed input. `held` counts the keys of
+/// the sequence matched at the end of the previous chunk (held back until the
+/// sequence completes or breaks). Returns the bytes to send and whether the
 /// sequence was completed (the bytes after it are dropped).
-pub fn scan_detach(held: &mut bool, chunk: &[u8]) -> (Vec<u8>, bool) {
-    let mut out = Vec::with_capacity(chunk.len() + 1);
+pub fn scan_detach(keys: &[u8], held: &mut usize, chunk: &[u8]) -> (Vec<u8>, bool) {
+    let mut out = Vec::with_capacity(chunk.len() + keys.len());
+    if keys.is_empty() {
+        out.extend_from_slice(chunk);
+        return (out, false);
+    }
     for &b in chunk {
-        if *held {
-            *held = false;
-            if b == DETACH[1] {
+        if b != keys[*held] && *held > 0 {
+            // The sequence broke: what was held back is ordinary input.
+            out.extend_from_slice(&keys[..*held]);
+            *held = 0;
+        }
+        if b == keys[*held] {
+            *held += 1;
+            if *held == keys.len() {
+                *held = 0;
                 return (out, true);
             }
-            out.push(DETACH[0]);
-        }
-        if b == DETACH[0] {
-            *held = true;
         } else {
             out.push(b);
         }
@@ -216,8 +254,14 @@ pub fn scan_detach(held: &mut bool, chunk: &[u8]) -> (Vec<u8>, bool) {
 /// Copies an attach/exec session both ways: stdin to the container (if `stdin`;
 /// end of input half-closes the connection) and its output to stdout/stderr (raw
 /// with a terminal, demultiplexed otherwise) until the output ends. With a
-/// terminal and stdin, ctrl-p ctrl-q detaches.
-pub async fn pump_interactive(resp: Resp, tty: bool, stdin: bool) -> Result<Ended> {
+/// terminal and stdin, the `detach_keys` sequence (docker's default:
+/// [`DEFAULT_DETACH_KEYS`]) detaches.
+pub async fn pump_interactive(
+    resp: Resp,
+    tty: bool,
+    stdin: bool,
+    detach_keys: &[u8],
+) -> Result<Ended> {
     use tokio::io::AsyncWriteExt;
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
         pump_body(resp, tty).await?;
@@ -230,6 +274,7 @@ pub async fn pump_interactive(resp: Resp, tty: bool, stdin: bool) -> Result<Ende
     let (mut rd, mut wr) = tokio::io::split(TokioIo::new(upgraded));
     let (det_tx, det_rx) = tokio::sync::oneshot::channel::<()>();
     let detect = tty && stdin;
+    let keys = detach_keys.to_vec();
     let input = stdin.then(|| {
         // A plain thread: a blocking read of stdin cannot be cancelled, and the
         // process exits when the session ends.
@@ -238,14 +283,14 @@ pub async fn pump_interactive(resp: Resp, tty: bool, stdin: bool) -> Result<Ende
             use std::io::Read;
             let mut buf = vec![0u8; 16 * 1024];
             let mut inp = std::io::stdin().lock();
-            let mut held = false;
+            let mut held = 0usize;
             loop {
                 let n = match inp.read(&mut buf) {
                     Ok(0) | Err(_) => return,
                     Ok(n) => n,
                 };
                 let (data, detached) = if detect {
-                    scan_detach(&mut held, &buf[..n])
+                    scan_detach(&keys, &mut held, &buf[..n])
                 } else {
                     (buf[..n].to_vec(), false)
                 };
@@ -406,19 +451,58 @@ mod tests {
 
     #[test]
     fn detach_sequence() {
-        let mut held = false;
+        let k = DEFAULT_DETACH_KEYS;
+        let mut held = 0;
         assert_eq!(
-            scan_detach(&mut held, b"ab\x10\x11cd"),
+            scan_detach(k, &mut held, b"ab\x10\x11cd"),
             (b"ab".to_vec(), true)
         );
-        let mut held = false;
-        assert_eq!(scan_detach(&mut held, b"a\x10"), (b"a".to_vec(), false));
-        assert!(held);
-        assert_eq!(scan_detach(&mut held, b"\x11"), (Vec::new(), true));
-        let mut held = false;
+        let mut held = 0;
+        assert_eq!(scan_detach(k, &mut held, b"a\x10"), (b"a".to_vec(), false));
+        assert_eq!(held, 1);
+        assert_eq!(scan_detach(k, &mut held, b"\x11"), (Vec::new(), true));
+        let mut held = 0;
         assert_eq!(
-            scan_detach(&mut held, b"\x10x\x11"),
+            scan_detach(k, &mut held, b"\x10x\x11"),
             (b"\x10x\x11".to_vec(), false)
         );
+        // A broken sequence that restarts: ctrl-p ctrl-p ctrl-q detaches after one ctrl-p.
+        let mut held = 0;
+        assert_eq!(
+            scan_detach(k, &mut held, b"\x10\x10\x11"),
+            (b"\x10".to_vec(), true)
+        );
+    }
+
+    #[test]
+    fn custom_detach_keys() {
+        let k = parse_detach_keys("ctrl-a,x,ctrl-Z").expect("valid keys");
+        assert_eq!(k, vec![1, b'x', 26]);
+        let mut held = 0;
+        assert_eq!(
+            scan_detach(&k, &mut held, b"q\x01x"),
+            (b"q".to_vec(), false)
+        );
+        assert_eq!(held, 2);
+        assert_eq!(
+            scan_detach(&k, &mut held, b"y"),
+            (b"\x01xy".to_vec(), false)
+        );
+        assert_eq!(
+            scan_detach(&k, &mut held, b"\x01x\x1azz"),
+            (Vec::new(), true)
+        );
+        assert_eq!(
+            parse_detach_keys("ctrl-p,ctrl-q").expect("valid"),
+            DEFAULT_DETACH_KEYS
+        );
+        assert_eq!(
+            parse_detach_keys("ctrl-@,ctrl-[,ctrl-\\,ctrl-],ctrl-^,ctrl-_").expect("valid"),
+            vec![0, 27, 28, 29, 30, 31]
+        );
+        for bad in ["", "ctrl-", "ctrl-1", "alt-x", "ab", "ctrl-p,,ctrl-q"] {
+            let e = parse_detach_keys(bad).expect_err(bad);
+            assert!(e.to_string().contains("invalid detach keys"), "{e}");
+        }
     }
 }
