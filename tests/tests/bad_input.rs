@@ -525,6 +525,32 @@ fn cases() -> Vec<Case> {
             125,
             "invalid hostPort",
         ),
+        cli(
+            "pin",
+            &[
+                "run",
+                "-d",
+                "--mac-address",
+                "01:00:5e:00:00:01",
+                "busybox",
+                "true",
+            ],
+            125,
+            "is a multicast address",
+        ),
+        cli(
+            "pin",
+            &[
+                "run",
+                "-d",
+                "--mac-address",
+                "02:42:zz:00:00:01",
+                "busybox",
+                "true",
+            ],
+            125,
+            "is not a MAC address",
+        ),
         // ---- unknown objects, protected objects ----
         cli("unknown", &["network", "inspect", "nosuch"], 1, "not found"),
         cli("unknown", &["network", "rm", "nosuch"], 1, "not found"),

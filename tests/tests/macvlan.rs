@@ -142,7 +142,17 @@ fn macvlan_containers_reach_l2_peer_and_each_other() {
         "mvnet",
     ]);
     d.run_sleeper("mv1", &["--network", "mvnet"]);
-    d.run_sleeper("mv2", &["--network", "mvnet", "--ip", "192.0.2.10"]);
+    d.run_sleeper(
+        "mv2",
+        &[
+            "--network",
+            "mvnet",
+            "--ip",
+            "192.0.2.10",
+            "--mac-address",
+            "02:00:00:AA:BB:CC",
+        ],
+    );
     let ip1 = d.ip("mv1", "mvnet").trim().to_string();
     assert!(ip1.starts_with("192.0.2."), "mv1 address {ip1:?}");
     let last: u8 = ip1.rsplit('.').next().unwrap().parse().unwrap();
@@ -172,6 +182,14 @@ fn macvlan_containers_reach_l2_peer_and_each_other() {
     assert!(
         neigh.to_lowercase().contains(&mac1.to_lowercase()),
         "peer's neighbour entry for {ip1} = {neigh:?}, want MAC {mac1}"
+    );
+    // --mac-address: the wire sees the requested MAC.
+    assert_eq!(mac_of(&d, "mv2", "mvnet"), "02:00:00:aa:bb:cc");
+    assert!(peer.ping("192.0.2.10"), "peer cannot ping mv2");
+    let neigh = peer.ip(&["neigh", "show", "192.0.2.10"]).stdout;
+    assert!(
+        neigh.contains("02:00:00:aa:bb:cc"),
+        "mv2 neighbour: {neigh:?}"
     );
     // The container reaches the peer and the other container (by address and by name).
     assert!(d.exec("mv1", "ping -c 1 -W 2 192.0.2.254").ok());

@@ -53,6 +53,10 @@ pub struct EndpointRequest {
     /// Legacy links (`name:alias`).
     #[serde(default)]
     pub links: Vec<String>,
+    /// Requested MAC address (`--mac-address`), `aa:bb:cc:dd:ee:ff`; derived from the
+    /// IPv4 address when empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mac: String,
 }
 
 /// Lifecycle state of a container.

@@ -145,12 +145,9 @@ pub async fn create(
             .into());
         }
     };
-    if !body::string(&v, "MacAddress")?.is_empty() {
-        return Err(CtlError::invalid(
-            "--mac-address is not supported by netloom: MACs are derived from the address",
-        )
-        .into());
-    }
+    // API < 1.44 carries `--mac-address` at the top level; moby applies it to the
+    // endpoint of the network the container starts on.
+    let top_mac = super::networks::check_mac(&body::string(&v, "MacAddress")?)?;
     let user = body::string(&v, "User")?;
     if user.contains(char::is_whitespace) || user.matches(':').count() > 1 {
         return Err(CtlError::invalid(format!(
@@ -168,6 +165,23 @@ pub async fn create(
         ))
         .into());
     }
+    let mode = body::string(hc, "NetworkMode")?;
+    if !top_mac.is_empty() {
+        let net = match mode.as_str() {
+            "" | "default" => "bridge".to_string(),
+            m if m == "host" || m == "none" || m.starts_with("container:") => {
+                return Err(CtlError::invalid(
+                    "conflicting options: mac-address and the network mode (host, none and container: networking have no MAC of their own)",
+                )
+                .into());
+            }
+            m => m.to_string(),
+        };
+        let ep: &mut netloom_model::EndpointRequest = endpoints.entry(net).or_default();
+        if ep.mac.is_empty() {
+            ep.mac = top_mac;
+        }
+    }
     let req = ContainerCreate {
         name: q.get("name").filter(|n| !n.is_empty()).cloned(),
         image,
@@ -180,10 +194,7 @@ pub async fn create(
         user,
         labels: body::string_map(&v, "Labels")?,
         exposed_ports: exposed,
-        networking: NetworkingRequest {
-            mode: body::string(hc, "NetworkMode")?,
-            endpoints,
-        },
+        networking: NetworkingRequest { mode, endpoints },
         port_bindings: port_bindings(hc)?,
         publish_all: body::boolean(hc, "PublishAllPorts")?.unwrap_or(false),
         auto_remove: body::boolean(hc, "AutoRemove")?.unwrap_or(false),

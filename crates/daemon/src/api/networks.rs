@@ -183,6 +183,33 @@ pub async fn remove(State(ctl): State<Ctl>, Path(id): Path<String>) -> ApiResult
 }
 
 /// Parses an `EndpointSettings` object.
+/// Validates a requested MAC address (`--mac-address`): six hex bytes, unicast, not
+/// all zero. Returns it in canonical lower-case form; empty stays empty.
+pub fn check_mac(mac: &str) -> Result<String, CtlError> {
+    if mac.is_empty() {
+        return Ok(String::new());
+    }
+    let bad = |why: &str| {
+        CtlError::invalid(format!(
+            "invalid MAC address {mac:?}: {why}; use six hex bytes like 02:42:ac:11:00:05"
+        ))
+    };
+    let m = netloom_model::network::parse_mac(mac)
+        .filter(|_| mac.split(':').all(|p| p.len() == 2))
+        .ok_or_else(|| bad("it is not a MAC address"))?;
+    if m[0] & 1 == 1 {
+        return Err(bad("it is a multicast address"));
+    }
+    if m == [0; 6] {
+        return Err(bad("it is all zero"));
+    }
+    Ok(m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":"))
+}
+
+/// Parses Docker's endpoint settings (`EndpointSettings`) of a connect or create request.
 pub fn endpoint_request(v: Option<&Value>) -> Result<EndpointRequest, CtlError> {
     let Some(v) = v else {
         return Ok(EndpointRequest::default());
@@ -220,12 +247,7 @@ pub fn endpoint_request(v: Option<&Value>) -> Result<EndpointRequest, CtlError> 
             r.ipv6 = Some(a.into());
         }
     }
-    let mac = body::string(v, "MacAddress")?;
-    if !mac.is_empty() {
-        return Err(CtlError::invalid(
-            "--mac-address is not supported by netloom: MACs are derived from the address",
-        ));
-    }
+    r.mac = check_mac(&body::string(v, "MacAddress")?)?;
     for a in &r.aliases {
         if !netloom_model::is_valid_name(a) && !a.contains('.') {
             return Err(CtlError::invalid(format!("invalid alias {a:?}")));

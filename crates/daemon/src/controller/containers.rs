@@ -744,6 +744,7 @@ impl Controller {
             ifname,
             host_ifname: String::new(),
             mac: match ipv4 {
+                _ if has_if && !req.mac.is_empty() => req.mac.clone(),
                 // Docker sends a plugin no MAC unless the user asked for one.
                 _ if remote => String::new(),
                 Some(a) => mac_from_ipv4(a.addr()),
