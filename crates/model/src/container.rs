@@ -53,6 +53,10 @@ pub struct EndpointRequest {
     /// Legacy links (`name:alias`).
     #[serde(default)]
     pub links: Vec<String>,
+    /// `--driver-opt k=v` (`EndpointSettings.DriverOpts`): passed to a remote driver's
+    /// `CreateEndpoint`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_opts: BTreeMap<String, String>,
 }
 
 /// Lifecycle state of a container.

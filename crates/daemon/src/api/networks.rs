@@ -220,6 +220,24 @@ pub fn endpoint_request(v: Option<&Value>) -> Result<EndpointRequest, CtlError> 
             r.ipv6 = Some(a.into());
         }
     }
+    match v.get("DriverOpts") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) => {
+            for (k, val) in m {
+                let Some(val) = val.as_str() else {
+                    return Err(CtlError::invalid(format!(
+                        "invalid request body: DriverOpts {k:?} must be a string (--driver-opt {k}=VALUE)"
+                    )));
+                };
+                r.driver_opts.insert(k.clone(), val.to_string());
+            }
+        }
+        Some(_) => {
+            return Err(CtlError::invalid(
+                "invalid request body: DriverOpts must be an object of strings",
+            ));
+        }
+    }
     let mac = body::string(v, "MacAddress")?;
     if !mac.is_empty() {
         return Err(CtlError::invalid(

@@ -449,8 +449,30 @@ impl Controller {
                 (IpNet::V4(Default::default()), None, None, BTreeMap::new()),
             );
         }
+        // moby ≥ 28: a plugin with the GwAllocChecker capability may say the network needs
+        // no gateway address (asked before any address is reserved, with CreateNetwork's
+        // options). A gateway the user gave is reserved anyway, as Docker does.
+        let (skip4, skip6) = if self.is_remote(&driver_name) {
+            self.plugins
+                .driver(&driver_name)
+                .await
+                .map_err(|e| plugin_error(&driver_name, e, ""))?
+                .gw_alloc_check(&net)
+                .await
+                .map_err(|e| plugin_error(&driver_name, e, ""))?
+        } else {
+            (false, false)
+        };
+        let skip_gw = |subnet: &IpNet| {
+            if subnet.addr().is_ipv6() {
+                skip6
+            } else {
+                skip4
+            }
+        };
         if let Some(ipam) = &remote_ipam {
-            self.remote_ipam_allocate(ipam, &mut net, parsed).await?;
+            self.remote_ipam_allocate(ipam, &mut net, parsed, (skip4, skip6))
+                .await?;
             return Ok(net);
         }
         // Reserve: pools, then gateway and aux addresses. Undo all on error.
@@ -469,16 +491,19 @@ impl Controller {
                     .map_err(map_ipam)?;
                 reserved.push(subnet);
                 let gw = match gateway {
-                    Some(g) => g,
-                    None => netloom_ipam::first_host(&subnet).ok_or_else(|| {
+                    Some(g) => Some(g),
+                    None if skip_gw(&subnet) => None,
+                    None => Some(netloom_ipam::first_host(&subnet).ok_or_else(|| {
                         CtlError::invalid(format!("subnet {subnet} has no host address"))
-                    })?,
+                    })?),
                 };
-                st.ipam
-                    .request_address(&subnet, Some(gw))
-                    .map_err(|e| CtlError::invalid(format!("invalid gateway {gw}: {e}")))?;
+                if let Some(gw) = gw {
+                    st.ipam
+                        .request_address(&subnet, Some(gw))
+                        .map_err(|e| CtlError::invalid(format!("invalid gateway {gw}: {e}")))?;
+                }
                 for (k, a) in &aux {
-                    if *a == gw {
+                    if Some(*a) == gw {
                         continue;
                     }
                     st.ipam.request_address(&subnet, Some(*a)).map_err(|e| {
@@ -488,7 +513,7 @@ impl Controller {
                 net.ipam.configs.push(IpamPoolConfig {
                     subnet,
                     ip_range,
-                    gateway: Some(gw),
+                    gateway: gw,
                     aux,
                     pool_id: String::new(),
                 });
@@ -512,6 +537,7 @@ impl Controller {
         ipam: &netloom_drivers::remote::RemoteIpam,
         net: &mut Network,
         mut parsed: Vec<ParsedPool>,
+        (skip4, skip6): (bool, bool),
     ) -> CtlResult<()> {
         use netloom_drivers::remote::{GATEWAY_LABEL, REQUEST_ADDRESS_TYPE};
         let name = net.ipam.driver.clone();
@@ -554,16 +580,18 @@ impl Controller {
                 .get(GATEWAY_LABEL)
                 .and_then(|g| g.parse::<IpNet>().ok())
                 .map(|g| g.addr());
+            let skip = if v6 { skip6 } else { skip4 };
             let gw = match (gateway, proposed) {
-                (None, Some(g)) => Ok(g),
+                (None, _) if skip => Ok(None),
+                (None, Some(g)) => Ok(Some(g)),
                 (want, _) => ipam
                     .request_address(&id, want, Some(&gw_opts))
                     .await
-                    .map(|a| a.addr())
+                    .map(|a| Some(a.addr()))
                     .map_err(perr),
             };
             match gw {
-                Ok(g) => cfg.gateway = Some(g),
+                Ok(g) => cfg.gateway = g,
                 Err(e) => {
                     res = Err(e);
                     break;
