@@ -1103,3 +1103,72 @@ fn gw_alloc_check_skips_the_gateway() {
     p.expect(&["NetworkDriver.GwAllocCheck"]);
     d.ok(&["network", "rm", "s1", "s3"]);
 }
+
+/// While a plugin hangs in `CreateNetwork`, requests that do not involve it answer at once
+/// (the call runs without the controller's state lock); the hung network's name is taken
+/// meanwhile, and everything is given back when the call times out.
+#[test]
+fn hanging_plugin_does_not_stall_other_requests() {
+    let (d, p) = setup_or_skip!(8);
+    let before = snapshot(&d);
+    p.set(json!({"hang": ["NetworkDriver.CreateNetwork"]}));
+    std::thread::scope(|s| {
+        let hung = s.spawn(|| {
+            let t = Instant::now();
+            let o = d.cli_t(
+                &[
+                    "network",
+                    "create",
+                    "-d",
+                    P,
+                    "--subnet",
+                    "10.89.0.0/24",
+                    "hung",
+                ],
+                Duration::from_secs(30),
+            );
+            (o, t.elapsed())
+        });
+        assert!(
+            wait_for(Duration::from_secs(5), || p
+                .methods()
+                .iter()
+                .any(|m| m == "NetworkDriver.CreateNetwork")),
+            "CreateNetwork not sent: {:?}",
+            p.methods()
+        );
+        let t = Instant::now();
+        let ls = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
+        assert!(
+            !ls.contains("hung"),
+            "a network still being created is listed: {ls}"
+        );
+        d.ok(&["network", "create", "--subnet", "10.90.0.0/24", "quick"]);
+        // Its pool is reserved: a bridge network cannot take it meanwhile.
+        let o = d.fail(&["network", "create", "--subnet", "10.89.0.0/24", "clash"]);
+        assert!(o.stderr.to_lowercase().contains("overlap"), "{o}");
+        // Its name is taken.
+        let o = d.fail(&["network", "create", "hung"]);
+        assert!(o.stderr.contains("already exists"), "{o}");
+        d.run_sleeper("q1", &["--network", "quick"]);
+        let took = t.elapsed();
+        assert!(
+            took < Duration::from_secs(5),
+            "requests waited for the hanging plugin: {took:?}"
+        );
+        let (o, took) = hung.join().expect("create thread");
+        assert!(
+            o.stderr
+                .contains("NetworkDriver.CreateNetwork: plugin \"tplug\" did not answer within 8s"),
+            "{o}"
+        );
+        assert!(took >= Duration::from_secs(7), "{took:?}");
+    });
+    // Nothing of the hung network is left: name and pool are free again.
+    d.ok(&["rm", "-f", "q1"]);
+    d.ok(&["network", "rm", "quick"]);
+    assert_eq!(snapshot(&d), before, "a timed-out create left state behind");
+    p.set(json!({}));
+    d.ok(&["network", "create", "--subnet", "10.89.0.0/24", "hung"]);
+    d.ok(&["network", "rm", "hung"]);
+}

@@ -175,6 +175,24 @@ pub fn created_unix(s: &str) -> i64 {
         .unwrap_or(0)
 }
 
+/// A new network's name must be valid and free (also of networks still being created).
+fn check_new_name(st: &State, name: &str) -> CtlResult<()> {
+    if name.is_empty() {
+        return Err(CtlError::invalid("invalid name: a network needs a name"));
+    }
+    if !is_valid_name(name) {
+        return Err(CtlError::invalid(format!(
+            "invalid name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        )));
+    }
+    if st.networks.values().any(|n| n.name == name) || st.pending_networks.contains_key(name) {
+        return Err(CtlError::conflict(format!(
+            "network with name {name} already exists"
+        )));
+    }
+    Ok(())
+}
+
 impl Controller {
     /// Host networks to avoid when choosing a default subnet: every address already on
     /// a link in the daemon's namespace that is not one of our bridges.
@@ -195,11 +213,69 @@ impl Controller {
     }
 
     /// Creates a network; returns its ID.
+    ///
+    /// On a remote driver the plugin calls that can take long (activation, `GwAllocCheck`,
+    /// `CreateNetwork`) run without the state lock, so that a slow or hanging plugin does
+    /// not stall other requests: the name is taken and the pools are reserved under the
+    /// lock, the network becomes visible once the plugin has answered.
     pub async fn create_network(&self, req: NetworkCreate) -> CtlResult<String> {
+        let driver_name = if req.driver.is_empty() {
+            "bridge".to_string()
+        } else {
+            req.driver.clone()
+        };
+        if !self.is_remote(&driver_name) {
+            let mut st = self.state.lock().await;
+            let id = new_id();
+            let net = self
+                .build_network(&mut st, id, req, false, (false, false))
+                .await?;
+            return self.install_network(&mut st, net).await;
+        }
+        // A request refused for its name sends the plugin nothing.
+        check_new_name(&*self.state.lock().await, &req.name)?;
+        let perr = |e| plugin_error(&driver_name, e, &self.drivers.names().join(", "));
+        let rd = self.plugins.driver(&driver_name).await.map_err(perr)?;
+        let opts = netloom_drivers::remote::RemoteDriver::network_options(
+            &req.options,
+            req.enable_ipv4.unwrap_or(true),
+            req.enable_ipv6.unwrap_or(false),
+            req.internal,
+        );
+        let skip = rd.gw_alloc_check(&opts).await.map_err(perr)?;
+        let net = {
+            let mut st = self.state.lock().await;
+            let net = self
+                .build_network(&mut st, new_id(), req, false, skip)
+                .await?;
+            // Intent first: a daemon that dies during the call finds the record.
+            if let Err(e) = self.commit(vec![put(format!("{}{}", keys::NETWORK, net.id), &net)?]) {
+                self.release_network_ipam(&mut st, &net).await;
+                return Err(e);
+            }
+            st.pending_networks.insert(net.name.clone(), net.id.clone());
+            net
+        };
+        let res = netloom_model::Driver::create_network(&*rd, &net).await;
         let mut st = self.state.lock().await;
-        let id = new_id();
-        let net = self.build_network(&mut st, id, req, false).await?;
-        self.install_network(&mut st, net).await
+        st.pending_networks.remove(&net.name);
+        if let Err(e) = res {
+            // A plugin that refused the network has nothing to delete (Docker does not
+            // call DeleteNetwork then).
+            let _ = self.commit(vec![del(format!("{}{}", keys::NETWORK, net.id))]);
+            self.release_network_ipam(&mut st, &net).await;
+            return Err(e.into());
+        }
+        let id = net.id.clone();
+        st.networks.insert(id.clone(), net.clone());
+        info!(network = %net.name, id = %netloom_model::short_id(&net.id), driver = %net.driver, "network created");
+        self.emit(
+            "network",
+            "create",
+            &net.id,
+            &[("name", net.name.clone()), ("type", net.driver.clone())],
+        );
+        Ok(id)
     }
 
     /// Validates a request and reserves its IPAM pools; returns the network record (not yet
@@ -210,22 +286,9 @@ impl Controller {
         id: String,
         req: NetworkCreate,
         predefined: bool,
+        (skip4, skip6): (bool, bool),
     ) -> CtlResult<Network> {
-        if req.name.is_empty() {
-            return Err(CtlError::invalid("invalid name: a network needs a name"));
-        }
-        if !is_valid_name(&req.name) {
-            return Err(CtlError::invalid(format!(
-                "invalid name {:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
-                req.name
-            )));
-        }
-        if st.networks.values().any(|n| n.name == req.name) {
-            return Err(CtlError::conflict(format!(
-                "network with name {} already exists",
-                req.name
-            )));
-        }
+        check_new_name(st, &req.name)?;
         let driver_name = if req.driver.is_empty() {
             "bridge".to_string()
         } else {
@@ -450,19 +513,8 @@ impl Controller {
             );
         }
         // moby ≥ 28: a plugin with the GwAllocChecker capability may say the network needs
-        // no gateway address (asked before any address is reserved, with CreateNetwork's
-        // options). A gateway the user gave is reserved anyway, as Docker does.
-        let (skip4, skip6) = if self.is_remote(&driver_name) {
-            self.plugins
-                .driver(&driver_name)
-                .await
-                .map_err(|e| plugin_error(&driver_name, e, ""))?
-                .gw_alloc_check(&net)
-                .await
-                .map_err(|e| plugin_error(&driver_name, e, ""))?
-        } else {
-            (false, false)
-        };
+        // no gateway address (`skip4`/`skip6`, asked by the caller before anything is
+        // reserved). A gateway the user gave is reserved anyway, as Docker does.
         let skip_gw = |subnet: &IpNet| {
             if subnet.addr().is_ipv6() {
                 skip6

@@ -181,28 +181,31 @@ impl RemoteDriver {
     }
 
     /// The `Options` of `CreateNetwork` (and `GwAllocCheck`): libnetwork's network generic
-    /// map.
-    fn network_options(net: &Network) -> Map<String, Value> {
+    /// map (`-o` options, IPv4/IPv6 enabled, internal).
+    pub fn network_options(
+        generic: &BTreeMap<String, String>,
+        enable_ipv4: bool,
+        enable_ipv6: bool,
+        internal: bool,
+    ) -> Map<String, Value> {
         let mut opts = Map::new();
-        opts.insert(GENERIC.into(), json!(net.options));
-        opts.insert(
-            "com.docker.network.enable_ipv4".into(),
-            json!(net.enable_ipv4),
-        );
-        opts.insert(
-            "com.docker.network.enable_ipv6".into(),
-            json!(net.enable_ipv6),
-        );
-        if net.internal {
+        opts.insert(GENERIC.into(), json!(generic));
+        opts.insert("com.docker.network.enable_ipv4".into(), json!(enable_ipv4));
+        opts.insert("com.docker.network.enable_ipv6".into(), json!(enable_ipv6));
+        if internal {
             opts.insert("com.docker.network.internal".into(), json!(true));
         }
         opts
     }
 
     /// `NetworkDriver.GwAllocCheck` (moby ≥ 28), only for a plugin whose capabilities say
-    /// `GwAllocChecker`: whether the network needs no IPv4 / IPv6 gateway address
-    /// (`(SkipIPv4, SkipIPv6)`; `(false, false)` for other plugins).
-    pub async fn gw_alloc_check(&self, net: &Network) -> Result<(bool, bool), PluginError> {
+    /// `GwAllocChecker`, with `CreateNetwork`'s options: whether the network needs no
+    /// IPv4 / IPv6 gateway address (`(SkipIPv4, SkipIPv6)`; `(false, false)` for other
+    /// plugins).
+    pub async fn gw_alloc_check(
+        &self,
+        options: &Map<String, Value>,
+    ) -> Result<(bool, bool), PluginError> {
         if !self.gw_alloc_checker {
             return Ok((false, false));
         }
@@ -210,7 +213,7 @@ impl RemoteDriver {
             .client
             .call(
                 "NetworkDriver.GwAllocCheck",
-                Some(&json!({ "Options": Self::network_options(net) })),
+                Some(&json!({ "Options": options })),
             )
             .await?;
         Ok((
@@ -478,7 +481,8 @@ impl Driver for RemoteDriver {
     }
 
     async fn create_network(&self, net: &Network) -> Result<(), DriverError> {
-        let opts = Self::network_options(net);
+        let opts =
+            Self::network_options(&net.options, net.enable_ipv4, net.enable_ipv6, net.internal);
         self.client
             .call(
                 "NetworkDriver.CreateNetwork",
