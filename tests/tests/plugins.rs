@@ -888,6 +888,18 @@ fn endpoint_and_sandbox_options_reach_the_plugin() {
         ce2["Options"]["com.docker.network.endpoint.exposedports"], exposed,
         "{ce2}"
     );
+    // inspect shows them, as Docker's EndpointSettings.DriverOpts.
+    let opts = d.ok(&[
+        "inspect",
+        "-f",
+        "{{json .NetworkSettings.Networks.onet2.DriverOpts}}",
+        "o1",
+    ]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&opts).ok(),
+        Some(json!({"vlan": "42", "com.example.x": "y"})),
+        "{opts}"
+    );
     // A bad DriverOpts is refused before the plugin hears of it.
     p.clear();
     let id = d.ok(&["inspect", "-f", "{{.Id}}", "o1"]);
