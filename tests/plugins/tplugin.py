@@ -9,7 +9,9 @@ usage: tplugin.py SOCKET LOG CONTROL
     {"fail": {"Method": "text" | {"msg": "text", "status": 500}},
      "hang": ["Method", ...],
      "prefix": "eth",          (Join's DstPrefix)
-     "nogw": false}            (true: Join answers no Gateway)
+     "nogw": false,            (true: Join answers no Gateway)
+     "gwalloc": {"SkipIPv4": true, "SkipIPv6": false}}
+                               (GetCapabilities says GwAllocChecker; GwAllocCheck answers it)
   A failing driver method answers {"Err": text}, an IPAM method {"Error": text}
   (HTTP 200 unless "status" is given). A hanging method never answers.
 - Leave appends "<endpoint id> back|missing" to LOG.leave: whether the interface was
@@ -54,7 +56,14 @@ def handle(method, req):
     if method == "Plugin.Activate":
         return 200, {"Implements": ["NetworkDriver", "IpamDriver"]}
     if method == "NetworkDriver.GetCapabilities":
-        return 200, {"Scope": "local", "ConnectivityScope": "local"}
+        caps = {"Scope": "local", "ConnectivityScope": "local"}
+        if "gwalloc" in c:
+            caps["GwAllocChecker"] = True
+        return 200, caps
+    if method == "NetworkDriver.GwAllocCheck":
+        return 200, c.get("gwalloc", {})
+    if method == "NetworkDriver.EndpointOperInfo":
+        return 200, {"Value": {"plugin": "tplug", "endpoint": req.get("EndpointID")}}
     if method == "NetworkDriver.CreateNetwork":
         v4 = req.get("IPv4Data") or []
         NETS[req["NetworkID"]] = (v4[0].get("Gateway") or "").split("/")[0] if v4 else ""
@@ -77,7 +86,7 @@ def handle(method, req):
         if r.returncode != 0:
             return 200, {"Err": "cannot create veth: " + r.stderr.strip()}
         ip("link", "set", peer, "up")
-        gw = "" if c.get("nogw") else NETS.get(req["NetworkID"], "")
+        gw = "" if c.get("nogw") else (c.get("gw") or NETS.get(req["NetworkID"], ""))
         routes = [{"Destination": "10.98.0.0/16", "RouteType": 1}]
         if gw:
             routes.append({"Destination": "10.99.0.0/16", "RouteType": 0, "NextHop": gw})

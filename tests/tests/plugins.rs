@@ -225,6 +225,7 @@ fn lifecycle_calls_in_dockers_order() {
         "NetworkDriver.CreateEndpoint",
         "NetworkDriver.Join",
         "NetworkDriver.ProgramExternalConnectivity",
+        "NetworkDriver.EndpointOperInfo",
     ]);
     let ce = p.body("NetworkDriver.CreateEndpoint");
     assert_eq!(ce["Interface"]["Address"], "10.77.0.2/24", "{ce}");
@@ -282,6 +283,7 @@ fn lifecycle_calls_in_dockers_order() {
         "IpamDriver.RequestAddress",
         "NetworkDriver.CreateEndpoint",
         "NetworkDriver.Join",
+        "NetworkDriver.EndpointOperInfo",
     ]);
     let a2 = d.exec_ok("c2", "ip -o -4 addr show eth1");
     assert!(a2.contains("10.77.0.3/24"), "{a2}");
@@ -363,6 +365,7 @@ fn remote_driver_with_default_ipam() {
         "NetworkDriver.CreateEndpoint",
         "NetworkDriver.Join",
         "NetworkDriver.ProgramExternalConnectivity",
+        "NetworkDriver.EndpointOperInfo",
     ]);
     let addr = d.exec_ok("c1", "ip -o -4 addr show net0");
     assert!(addr.contains("10.78.0.42/24"), "{addr}");
@@ -385,7 +388,11 @@ fn remote_driver_with_default_ipam() {
     p.set(json!({"nogw": true}));
     p.clear();
     d.run_sleeper("c2", &["--network", "dnet"]);
-    p.expect(&["NetworkDriver.CreateEndpoint", "NetworkDriver.Join"]);
+    p.expect(&[
+        "NetworkDriver.CreateEndpoint",
+        "NetworkDriver.Join",
+        "NetworkDriver.EndpointOperInfo",
+    ]);
     let routes = d.exec_ok("c2", "ip route");
     assert!(!routes.contains("default"), "{routes}");
     p.clear();
@@ -770,4 +777,431 @@ fn ipv6_pools_come_from_the_ipam_plugin() {
         "IpamDriver.ReleaseAddress",
         "IpamDriver.ReleasePool",
     ]);
+}
+
+/// The options Docker sends with an endpoint: `CreateEndpoint` carries the endpoint's
+/// generic options (driver opts, exposed ports, port mappings, DNS servers), `Join` and
+/// `ProgramExternalConnectivity` the sandbox's (exposed ports, port mappings);
+/// `EndpointOperInfo` follows a successful join, and its failure breaks nothing.
+#[test]
+fn endpoint_and_sandbox_options_reach_the_plugin() {
+    let (d, p) = setup_or_skip!(5);
+    d.ok(&[
+        "network",
+        "create",
+        "-d",
+        P,
+        "--subnet",
+        "10.81.0.0/24",
+        "onet",
+    ]);
+    d.ok(&[
+        "network",
+        "create",
+        "-d",
+        P,
+        "--subnet",
+        "10.83.0.0/24",
+        "onet2",
+    ]);
+    p.clear();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "o1",
+        "--network",
+        "onet",
+        "--expose",
+        "90/udp",
+        "-p",
+        "8080:80",
+        "-p",
+        "127.0.0.1::443",
+        "--dns",
+        "10.1.2.3",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    p.expect(&[
+        "NetworkDriver.CreateEndpoint",
+        "NetworkDriver.Join",
+        "NetworkDriver.ProgramExternalConnectivity",
+        "NetworkDriver.EndpointOperInfo",
+    ]);
+    let exposed = json!([
+        {"Proto": 6, "Port": 80},
+        {"Proto": 17, "Port": 90},
+        {"Proto": 6, "Port": 443},
+    ]);
+    let portmap = json!([
+        {"Proto": 6, "IP": "", "Port": 80, "HostIP": "", "HostPort": 8080, "HostPortEnd": 8080},
+        {"Proto": 6, "IP": "", "Port": 443, "HostIP": "127.0.0.1", "HostPort": 0, "HostPortEnd": 0},
+    ]);
+    let ce = p.body("NetworkDriver.CreateEndpoint");
+    assert_eq!(
+        ce["Options"],
+        json!({
+            "com.docker.network.endpoint.exposedports": exposed,
+            "com.docker.network.portmap": portmap,
+            "com.docker.network.endpoint.dnsservers": ["10.1.2.3"],
+        }),
+        "{ce}"
+    );
+    let sandbox = json!({
+        "com.docker.network.endpoint.exposedports": exposed,
+        "com.docker.network.portmap": portmap,
+    });
+    let join = p.body("NetworkDriver.Join");
+    assert_eq!(join["Options"], sandbox, "{join}");
+    let pec = p.body("NetworkDriver.ProgramExternalConnectivity");
+    assert_eq!(pec["Options"], sandbox, "{pec}");
+    assert_eq!(pec["EndpointID"], ce["EndpointID"]);
+    let eoi = p.body("NetworkDriver.EndpointOperInfo");
+    assert_eq!(
+        eoi,
+        json!({"NetworkID": ce["NetworkID"], "EndpointID": ce["EndpointID"]})
+    );
+
+    // network connect --driver-opt: the user's options, as strings, at the top level.
+    p.clear();
+    d.ok(&[
+        "network",
+        "connect",
+        "--driver-opt",
+        "vlan=42",
+        "--driver-opt",
+        "com.example.x=y",
+        "onet2",
+        "o1",
+    ]);
+    p.expect(&[
+        "NetworkDriver.CreateEndpoint",
+        "NetworkDriver.Join",
+        "NetworkDriver.EndpointOperInfo",
+    ]);
+    let ce2 = p.body("NetworkDriver.CreateEndpoint");
+    assert_eq!(ce2["Options"]["vlan"], "42", "{ce2}");
+    assert_eq!(ce2["Options"]["com.example.x"], "y", "{ce2}");
+    assert_eq!(
+        ce2["Options"]["com.docker.network.endpoint.exposedports"], exposed,
+        "{ce2}"
+    );
+    // inspect shows them, as Docker's EndpointSettings.DriverOpts.
+    let opts = d.ok(&[
+        "inspect",
+        "-f",
+        "{{json .NetworkSettings.Networks.onet2.DriverOpts}}",
+        "o1",
+    ]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&opts).ok(),
+        Some(json!({"vlan": "42", "com.example.x": "y"})),
+        "{opts}"
+    );
+    // A bad DriverOpts is refused before the plugin hears of it.
+    p.clear();
+    let id = d.ok(&["inspect", "-f", "{{.Id}}", "o1"]);
+    let (code, body) = d.api(
+        "POST",
+        "/networks/onet2/connect",
+        Some(&json!({"Container": id, "EndpointConfig": {"DriverOpts": {"vlan": 42}}}).to_string()),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.contains("DriverOpts") && body.contains("must be a string"),
+        "{body}"
+    );
+    assert_eq!(p.methods(), Vec::<String>::new());
+
+    // A failing EndpointOperInfo is logged and ignored: run and inspect work.
+    p.set(json!({"fail": {"NetworkDriver.EndpointOperInfo": "no info today"}}));
+    p.clear();
+    d.run_sleeper("o2", &["--network", "onet"]);
+    p.expect(&[
+        "NetworkDriver.CreateEndpoint",
+        "NetworkDriver.Join",
+        "NetworkDriver.ProgramExternalConnectivity",
+        "NetworkDriver.EndpointOperInfo",
+    ]);
+    let insp = d.ok(&["inspect", "-f", "{{json .NetworkSettings.Networks}}", "o2"]);
+    assert!(insp.contains("10.81.0."), "{insp}");
+    // A container with nothing exposed: empty lists, as Docker.
+    let ce3 = p.body("NetworkDriver.CreateEndpoint");
+    assert_eq!(
+        ce3["Options"],
+        json!({
+            "com.docker.network.endpoint.exposedports": [],
+            "com.docker.network.portmap": [],
+        }),
+        "{ce3}"
+    );
+    p.set(json!({}));
+    // --mac-address: in the Interface and as the endpoint option, as Docker sends it.
+    p.clear();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "o3",
+        "--network",
+        "onet2",
+        "--mac-address",
+        "02:00:00:00:0a:0b",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    let ce4 = p.body("NetworkDriver.CreateEndpoint");
+    assert_eq!(ce4["Interface"]["MacAddress"], "02:00:00:00:0a:0b", "{ce4}");
+    assert_eq!(
+        ce4["Options"]["com.docker.network.endpoint.macaddress"], "02:00:00:00:0a:0b",
+        "{ce4}"
+    );
+    d.ok(&["rm", "-f", "o1", "o2", "o3"]);
+    d.ok(&["network", "rm", "onet", "onet2"]);
+}
+
+/// When the endpoint carrying the default route leaves, the next one takes the role and
+/// its plugin gets `ProgramExternalConnectivity` (the old one got
+/// `RevokeExternalConnectivity`), as libnetwork does.
+#[test]
+fn gateway_handover_programs_the_new_endpoint() {
+    let (d, p) = setup_or_skip!(5);
+    d.ok(&[
+        "network",
+        "create",
+        "-d",
+        P,
+        "--subnet",
+        "10.84.0.0/24",
+        "h1",
+    ]);
+    d.ok(&[
+        "network",
+        "create",
+        "-d",
+        P,
+        "--subnet",
+        "10.85.0.0/24",
+        "h2",
+    ]);
+    d.run_sleeper("hc", &["--network", "h1"]);
+    let ep1 = p.body("NetworkDriver.CreateEndpoint")["EndpointID"].clone();
+    p.clear();
+    d.ok(&["network", "connect", "h2", "hc"]);
+    // Not the gateway endpoint: no external connectivity.
+    p.expect(&[
+        "NetworkDriver.CreateEndpoint",
+        "NetworkDriver.Join",
+        "NetworkDriver.EndpointOperInfo",
+    ]);
+    let ep2 = p.body("NetworkDriver.CreateEndpoint")["EndpointID"].clone();
+    p.clear();
+    d.ok(&["network", "disconnect", "h1", "hc"]);
+    p.expect(&[
+        "NetworkDriver.RevokeExternalConnectivity",
+        "NetworkDriver.Leave",
+        "NetworkDriver.DeleteEndpoint",
+        "NetworkDriver.ProgramExternalConnectivity",
+    ]);
+    assert_eq!(
+        p.body("NetworkDriver.RevokeExternalConnectivity")["EndpointID"],
+        ep1
+    );
+    let pec = p.body("NetworkDriver.ProgramExternalConnectivity");
+    assert_eq!(pec["EndpointID"], ep2, "{pec}");
+    assert_eq!(
+        pec["Options"]["com.docker.network.endpoint.exposedports"],
+        json!([]),
+        "{pec}"
+    );
+    let routes = d.exec_ok("hc", "ip route");
+    assert!(
+        routes.contains("default via 10.85.0.1 dev eth1"),
+        "{routes}"
+    );
+    // The new gateway endpoint is revoked when it leaves in turn.
+    p.clear();
+    d.ok(&["rm", "-f", "hc"]);
+    p.expect(&[
+        "NetworkDriver.RevokeExternalConnectivity",
+        "NetworkDriver.Leave",
+        "NetworkDriver.DeleteEndpoint",
+    ]);
+    assert_eq!(
+        p.body("NetworkDriver.RevokeExternalConnectivity")["EndpointID"],
+        ep2
+    );
+    d.ok(&["network", "rm", "h1", "h2"]);
+}
+
+/// A plugin with the `GwAllocChecker` capability (moby ≥ 28) is asked, before anything is
+/// reserved, whether the network needs gateway addresses; with `SkipIPv4` no IPv4 gateway
+/// is reserved (unless the user gave one).
+#[test]
+fn gw_alloc_check_skips_the_gateway() {
+    let (d, p) = setup_or_skip!(5);
+    p.set(json!({"gwalloc": {"SkipIPv4": true, "SkipIPv6": false}}));
+    d.ok(&[
+        "network",
+        "create",
+        "-d",
+        P,
+        "--subnet",
+        "10.86.0.0/24",
+        "-o",
+        "mode=l3",
+        "s1",
+    ]);
+    let mut want: Vec<&str> = ACTIVATE.to_vec();
+    want.extend(["NetworkDriver.GwAllocCheck", "NetworkDriver.CreateNetwork"]);
+    p.expect(&want);
+    let check = p.body("NetworkDriver.GwAllocCheck");
+    let cn = p.body("NetworkDriver.CreateNetwork");
+    assert_eq!(check["Options"], cn["Options"], "{check} vs {cn}");
+    assert_eq!(check["Options"]["com.docker.network.generic"]["mode"], "l3");
+    assert_eq!(cn["IPv4Data"][0]["Pool"], "10.86.0.0/24", "{cn}");
+    assert!(cn["IPv4Data"][0].get("Gateway").is_none(), "{cn}");
+    let cfg: Value =
+        serde_json::from_str(&d.ok(&["network", "inspect", "-f", "{{json .IPAM.Config}}", "s1"]))
+            .expect("IPAM config JSON");
+    assert_eq!(cfg[0]["Subnet"], "10.86.0.0/24", "{cfg}");
+    assert!(
+        cfg[0]["Gateway"].as_str().unwrap_or_default().is_empty(),
+        "{cfg}"
+    );
+    // The first address is free for a container.
+    d.run_sleeper("sc", &["--network", "s1"]);
+    let addr = d.exec_ok("sc", "ip -o -4 addr show eth0");
+    assert!(addr.contains("10.86.0.1/24"), "{addr}");
+    d.ok(&["rm", "-f", "sc"]);
+
+    // With the IPAM plugin: no gateway RequestAddress at all.
+    p.clear();
+    d.ok(&[
+        "network",
+        "create",
+        "-d",
+        P,
+        "--ipam-driver",
+        P,
+        "--subnet",
+        "10.87.0.0/24",
+        "s2",
+    ]);
+    p.expect(&[
+        "NetworkDriver.GwAllocCheck",
+        "IpamDriver.GetDefaultAddressSpaces",
+        "IpamDriver.RequestPool",
+        "NetworkDriver.CreateNetwork",
+    ]);
+    p.clear();
+    d.ok(&["network", "rm", "s2"]);
+    p.expect(&["NetworkDriver.DeleteNetwork", "IpamDriver.ReleasePool"]);
+
+    // A gateway the user asked for is reserved anyway.
+    p.clear();
+    d.ok(&[
+        "network",
+        "create",
+        "-d",
+        P,
+        "--ipam-driver",
+        P,
+        "--subnet",
+        "10.88.0.0/24",
+        "--gateway",
+        "10.88.0.254",
+        "s3",
+    ]);
+    p.expect(&[
+        "NetworkDriver.GwAllocCheck",
+        "IpamDriver.GetDefaultAddressSpaces",
+        "IpamDriver.RequestPool",
+        "IpamDriver.RequestAddress",
+        "NetworkDriver.CreateNetwork",
+    ]);
+    assert_eq!(
+        p.body("NetworkDriver.CreateNetwork")["IPv4Data"][0]["Gateway"],
+        "10.88.0.254/24"
+    );
+
+    // A GwAllocCheck error fails the create and nothing is reserved.
+    p.set(json!({"gwalloc": {}, "fail": {"NetworkDriver.GwAllocCheck": "mode unknown"}}));
+    p.clear();
+    let o = d.fail(&["network", "create", "-d", P, "--ipam-driver", P, "s4"]);
+    assert!(o.stderr.contains("remote: mode unknown"), "{o}");
+    p.expect(&["NetworkDriver.GwAllocCheck"]);
+    d.ok(&["network", "rm", "s1", "s3"]);
+}
+
+/// While a plugin hangs in `CreateNetwork`, requests that do not involve it answer at once
+/// (the call runs without the controller's state lock); the hung network's name is taken
+/// meanwhile, and everything is given back when the call times out.
+#[test]
+fn hanging_plugin_does_not_stall_other_requests() {
+    let (d, p) = setup_or_skip!(8);
+    let before = snapshot(&d);
+    p.set(json!({"hang": ["NetworkDriver.CreateNetwork"]}));
+    std::thread::scope(|s| {
+        let hung = s.spawn(|| {
+            let t = Instant::now();
+            let o = d.cli_t(
+                &[
+                    "network",
+                    "create",
+                    "-d",
+                    P,
+                    "--subnet",
+                    "10.89.0.0/24",
+                    "hung",
+                ],
+                Duration::from_secs(30),
+            );
+            (o, t.elapsed())
+        });
+        assert!(
+            wait_for(Duration::from_secs(5), || p
+                .methods()
+                .iter()
+                .any(|m| m == "NetworkDriver.CreateNetwork")),
+            "CreateNetwork not sent: {:?}",
+            p.methods()
+        );
+        let t = Instant::now();
+        let ls = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
+        assert!(
+            !ls.contains("hung"),
+            "a network still being created is listed: {ls}"
+        );
+        d.ok(&["network", "create", "--subnet", "10.90.0.0/24", "quick"]);
+        // Its pool is reserved: a bridge network cannot take it meanwhile.
+        let o = d.fail(&["network", "create", "--subnet", "10.89.0.0/24", "clash"]);
+        assert!(o.stderr.to_lowercase().contains("overlap"), "{o}");
+        // Its name is taken.
+        let o = d.fail(&["network", "create", "hung"]);
+        assert!(o.stderr.contains("already exists"), "{o}");
+        d.run_sleeper("q1", &["--network", "quick"]);
+        let took = t.elapsed();
+        assert!(
+            took < Duration::from_secs(5),
+            "requests waited for the hanging plugin: {took:?}"
+        );
+        let (o, took) = hung.join().expect("create thread");
+        assert!(
+            o.stderr
+                .contains("NetworkDriver.CreateNetwork: plugin \"tplug\" did not answer within 8s"),
+            "{o}"
+        );
+        assert!(took >= Duration::from_secs(7), "{took:?}");
+    });
+    // Nothing of the hung network is left: name and pool are free again.
+    d.ok(&["rm", "-f", "q1"]);
+    d.ok(&["network", "rm", "quick"]);
+    assert_eq!(snapshot(&d), before, "a timed-out create left state behind");
+    p.set(json!({}));
+    d.ok(&["network", "create", "--subnet", "10.89.0.0/24", "hung"]);
+    d.ok(&["network", "rm", "hung"]);
 }

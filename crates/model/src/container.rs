@@ -57,6 +57,10 @@ pub struct EndpointRequest {
     /// IPv4 address when empty.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub mac: String,
+    /// `--driver-opt k=v` (`EndpointSettings.DriverOpts`): passed to a remote driver's
+    /// `CreateEndpoint`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_opts: BTreeMap<String, String>,
 }
 
 /// Lifecycle state of a container.

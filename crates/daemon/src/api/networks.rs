@@ -248,6 +248,24 @@ pub fn endpoint_request(v: Option<&Value>) -> Result<EndpointRequest, CtlError> 
         }
     }
     r.mac = check_mac(&body::string(v, "MacAddress")?)?;
+    match v.get("DriverOpts") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) => {
+            for (k, val) in m {
+                let Some(val) = val.as_str() else {
+                    return Err(CtlError::invalid(format!(
+                        "invalid request body: DriverOpts {k:?} must be a string (--driver-opt {k}=VALUE)"
+                    )));
+                };
+                r.driver_opts.insert(k.clone(), val.to_string());
+            }
+        }
+        Some(_) => {
+            return Err(CtlError::invalid(
+                "invalid request body: DriverOpts must be an object of strings",
+            ));
+        }
+    }
     for a in &r.aliases {
         if !netloom_model::is_valid_name(a) && !a.contains('.') {
             return Err(CtlError::invalid(format!("invalid alias {a:?}")));

@@ -169,6 +169,9 @@ fn networks_of(v: &ContainerView, legacy_aliases: bool) -> Map<String, Value> {
         }
         let mut s = endpoint_settings(net, ep, &aliases, nid);
         if let (Some(r), Some(obj)) = (req, s.as_object_mut()) {
+            if !r.driver_opts.is_empty() {
+                obj.insert("DriverOpts".into(), json!(r.driver_opts));
+            }
             if r.ipv4.is_some() || r.ipv6.is_some() {
                 let mut ipam = Map::new();
                 if let Some(a) = r.ipv4 {

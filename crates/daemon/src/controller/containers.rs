@@ -732,9 +732,11 @@ impl Controller {
             Some(IpAddr::V6(g)) => Some(g),
             _ => None,
         });
+        // A plugin's gateway comes from its Join answer (its network may have no gateway
+        // address when GwAllocCheck said so).
         let default_route = has_if
             && !net.internal
-            && (gateway4.is_some() || gateway6.is_some())
+            && (remote || gateway4.is_some() || gateway6.is_some())
             && !existing.iter().any(|e| e.default_route);
         let ep = Endpoint {
             id: new_id(),
@@ -789,6 +791,9 @@ impl Controller {
             key: sandbox.clone().unwrap_or_default(),
             container_id: ctr.id.clone(),
         };
+        if remote && let Ok(rd) = self.plugins.driver(&net.driver).await {
+            rd.set_options(&ep.id, self.plugin_endpoint_options(st, ctr, &req));
+        }
         let mut created = false;
         let res = match driver.create_endpoint(net, &ep).await {
             Ok(()) if has_if => {
@@ -966,7 +971,111 @@ impl Controller {
         if let Ok(op) = put(format!("{}{}", keys::ENDPOINT, ep.id), &ep) {
             let _ = self.commit(vec![op]);
         }
+        // As libnetwork: the new gateway endpoint of a plugin gets
+        // ProgramExternalConnectivity (the old one got RevokeExternalConnectivity on leave).
+        if let Some(net) = st.networks.get(&ep.network_id).cloned()
+            && self.is_remote(&net.driver)
+        {
+            let req = ctr.networks.get(&net.id).cloned().unwrap_or_default();
+            let opts = self.plugin_endpoint_options(st, ctr, &req).sandbox;
+            match self.plugins.driver(&net.driver).await {
+                Ok(rd) => {
+                    if let Err(e) = rd.program_external_connectivity(&net, &ep, &opts).await {
+                        warn!(container = %ctr.name, network = %net.name, error = %e, "ProgramExternalConnectivity for the new gateway endpoint failed");
+                    }
+                }
+                Err(e) => {
+                    warn!(container = %ctr.name, network = %net.name, error = %e, "cannot reach the plugin of the new gateway endpoint")
+                }
+            }
+        }
         st.endpoints.insert(ep.id.clone(), ep);
+    }
+
+    /// The `Options` Docker sends a remote driver for a container's endpoint: the endpoint
+    /// generic options (`--driver-opt`s, exposed ports, port mappings, DNS servers) and the
+    /// sandbox labels (exposed ports, port mappings, and the legacy-link endpoints when the
+    /// container is on the default bridge network).
+    pub(crate) fn plugin_endpoint_options(
+        &self,
+        st: &State,
+        ctr: &Container,
+        req: &EndpointRequest,
+    ) -> netloom_drivers::remote::EndpointOptions {
+        use netloom_drivers::remote::{DNS_SERVERS, EXPOSED_PORTS, PORT_MAP, port_options};
+        let (exposed, portmap) =
+            port_options(&ctr.exposed_ports, &ctr.port_bindings, ctr.publish_all);
+        let mut endpoint = serde_json::Map::new();
+        for (k, v) in &req.driver_opts {
+            endpoint.insert(k.clone(), serde_json::Value::String(v.clone()));
+        }
+        let dns: Vec<String> = if !ctr.dns.is_empty() {
+            ctr.dns.clone()
+        } else {
+            self.cfg.dns.iter().map(|a| a.to_string()).collect()
+        };
+        if !dns.is_empty() {
+            endpoint.insert(DNS_SERVERS.into(), serde_json::json!(dns));
+        }
+        if !req.mac.is_empty() {
+            endpoint.insert(
+                "com.docker.network.endpoint.macaddress".into(),
+                serde_json::Value::String(req.mac.clone()),
+            );
+        }
+        endpoint.insert(PORT_MAP.into(), portmap.clone());
+        endpoint.insert(EXPOSED_PORTS.into(), exposed.clone());
+        let mut sandbox = serde_json::Map::new();
+        sandbox.insert(PORT_MAP.into(), portmap);
+        sandbox.insert(EXPOSED_PORTS.into(), exposed);
+        // Docker adds the legacy-link endpoints only for containers on the default bridge.
+        let bridge_ep = |cid: &str| {
+            st.endpoints
+                .values()
+                .find(|e| {
+                    e.container_id == cid
+                        && st
+                            .networks
+                            .get(&e.network_id)
+                            .is_some_and(|n| n.name == "bridge" && n.predefined)
+                })
+                .map(|e| e.id.clone())
+        };
+        let on_bridge = st
+            .networks
+            .values()
+            .any(|n| n.name == "bridge" && n.predefined && ctr.networks.contains_key(&n.id));
+        if on_bridge {
+            let link_target = |l: &str| {
+                l.split(':')
+                    .next()
+                    .unwrap_or_default()
+                    .trim_start_matches('/')
+                    .to_string()
+            };
+            let links_of = |c: &Container| -> Vec<String> {
+                c.networks
+                    .values()
+                    .flat_map(|r| r.links.iter().map(|l| link_target(l)))
+                    .collect()
+            };
+            let children: Vec<String> = links_of(ctr)
+                .iter()
+                .filter_map(|name| st.containers.values().find(|c| &c.name == name))
+                .filter_map(|c| bridge_ep(&c.id))
+                .collect();
+            let parents: Vec<String> = st
+                .containers
+                .values()
+                .filter(|c| c.id != ctr.id && links_of(c).contains(&ctr.name))
+                .filter_map(|c| bridge_ep(&c.id))
+                .collect();
+            sandbox.insert(
+                netloom_drivers::remote::GENERIC.into(),
+                serde_json::json!({ "ParentEndpoints": parents, "ChildEndpoints": children }),
+            );
+        }
+        netloom_drivers::remote::EndpointOptions { endpoint, sandbox }
     }
 
     /// Stops a container: the stop signal, then SIGKILL after `timeout`.

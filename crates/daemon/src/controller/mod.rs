@@ -94,6 +94,9 @@ pub(crate) struct State {
     pub ipam: Ipam,
     pub execs: HashMap<String, exec::ExecSession>,
     pub firewall: netloom_drivers::firewall::Firewall,
+    /// Networks whose creation waits for a plugin (`CreateNetwork` runs without the state
+    /// lock): name → ID. Their names are taken, their pools reserved.
+    pub pending_networks: BTreeMap<String, String>,
 }
 
 /// Paths the controller works with.
@@ -225,6 +228,7 @@ impl Controller {
                 execs: HashMap::new(),
                 firewall: netloom_drivers::firewall::Firewall::new(&table_name(&cfg.data_root))
                     .map_err(|e| anyhow::anyhow!("{e}"))?,
+                pending_networks: BTreeMap::new(),
             }),
             plugins: netloom_drivers::remote::Plugins::new(cfg.plugins.clone(), nl.clone()),
             cfg,

@@ -175,6 +175,24 @@ pub fn created_unix(s: &str) -> i64 {
         .unwrap_or(0)
 }
 
+/// A new network's name must be valid and free (also of networks still being created).
+fn check_new_name(st: &State, name: &str) -> CtlResult<()> {
+    if name.is_empty() {
+        return Err(CtlError::invalid("invalid name: a network needs a name"));
+    }
+    if !is_valid_name(name) {
+        return Err(CtlError::invalid(format!(
+            "invalid name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        )));
+    }
+    if st.networks.values().any(|n| n.name == name) || st.pending_networks.contains_key(name) {
+        return Err(CtlError::conflict(format!(
+            "network with name {name} already exists"
+        )));
+    }
+    Ok(())
+}
+
 impl Controller {
     /// Host networks to avoid when choosing a default subnet: every address already on
     /// a link in the daemon's namespace that is not one of our bridges.
@@ -195,11 +213,69 @@ impl Controller {
     }
 
     /// Creates a network; returns its ID.
+    ///
+    /// On a remote driver the plugin calls that can take long (activation, `GwAllocCheck`,
+    /// `CreateNetwork`) run without the state lock, so that a slow or hanging plugin does
+    /// not stall other requests: the name is taken and the pools are reserved under the
+    /// lock, the network becomes visible once the plugin has answered.
     pub async fn create_network(&self, req: NetworkCreate) -> CtlResult<String> {
+        let driver_name = if req.driver.is_empty() {
+            "bridge".to_string()
+        } else {
+            req.driver.clone()
+        };
+        if !self.is_remote(&driver_name) {
+            let mut st = self.state.lock().await;
+            let id = new_id();
+            let net = self
+                .build_network(&mut st, id, req, false, (false, false))
+                .await?;
+            return self.install_network(&mut st, net).await;
+        }
+        // A request refused for its name sends the plugin nothing.
+        check_new_name(&*self.state.lock().await, &req.name)?;
+        let perr = |e| plugin_error(&driver_name, e, &self.drivers.names().join(", "));
+        let rd = self.plugins.driver(&driver_name).await.map_err(perr)?;
+        let opts = netloom_drivers::remote::RemoteDriver::network_options(
+            &req.options,
+            req.enable_ipv4.unwrap_or(true),
+            req.enable_ipv6.unwrap_or(false),
+            req.internal,
+        );
+        let skip = rd.gw_alloc_check(&opts).await.map_err(perr)?;
+        let net = {
+            let mut st = self.state.lock().await;
+            let net = self
+                .build_network(&mut st, new_id(), req, false, skip)
+                .await?;
+            // Intent first: a daemon that dies during the call finds the record.
+            if let Err(e) = self.commit(vec![put(format!("{}{}", keys::NETWORK, net.id), &net)?]) {
+                self.release_network_ipam(&mut st, &net).await;
+                return Err(e);
+            }
+            st.pending_networks.insert(net.name.clone(), net.id.clone());
+            net
+        };
+        let res = netloom_model::Driver::create_network(&*rd, &net).await;
         let mut st = self.state.lock().await;
-        let id = new_id();
-        let net = self.build_network(&mut st, id, req, false).await?;
-        self.install_network(&mut st, net).await
+        st.pending_networks.remove(&net.name);
+        if let Err(e) = res {
+            // A plugin that refused the network has nothing to delete (Docker does not
+            // call DeleteNetwork then).
+            let _ = self.commit(vec![del(format!("{}{}", keys::NETWORK, net.id))]);
+            self.release_network_ipam(&mut st, &net).await;
+            return Err(e.into());
+        }
+        let id = net.id.clone();
+        st.networks.insert(id.clone(), net.clone());
+        info!(network = %net.name, id = %netloom_model::short_id(&net.id), driver = %net.driver, "network created");
+        self.emit(
+            "network",
+            "create",
+            &net.id,
+            &[("name", net.name.clone()), ("type", net.driver.clone())],
+        );
+        Ok(id)
     }
 
     /// Validates a request and reserves its IPAM pools; returns the network record (not yet
@@ -210,22 +286,9 @@ impl Controller {
         id: String,
         req: NetworkCreate,
         predefined: bool,
+        (skip4, skip6): (bool, bool),
     ) -> CtlResult<Network> {
-        if req.name.is_empty() {
-            return Err(CtlError::invalid("invalid name: a network needs a name"));
-        }
-        if !is_valid_name(&req.name) {
-            return Err(CtlError::invalid(format!(
-                "invalid name {:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
-                req.name
-            )));
-        }
-        if st.networks.values().any(|n| n.name == req.name) {
-            return Err(CtlError::conflict(format!(
-                "network with name {} already exists",
-                req.name
-            )));
-        }
+        check_new_name(st, &req.name)?;
         let driver_name = if req.driver.is_empty() {
             "bridge".to_string()
         } else {
@@ -449,8 +512,19 @@ impl Controller {
                 (IpNet::V4(Default::default()), None, None, BTreeMap::new()),
             );
         }
+        // moby ≥ 28: a plugin with the GwAllocChecker capability may say the network needs
+        // no gateway address (`skip4`/`skip6`, asked by the caller before anything is
+        // reserved). A gateway the user gave is reserved anyway, as Docker does.
+        let skip_gw = |subnet: &IpNet| {
+            if subnet.addr().is_ipv6() {
+                skip6
+            } else {
+                skip4
+            }
+        };
         if let Some(ipam) = &remote_ipam {
-            self.remote_ipam_allocate(ipam, &mut net, parsed).await?;
+            self.remote_ipam_allocate(ipam, &mut net, parsed, (skip4, skip6))
+                .await?;
             return Ok(net);
         }
         // Reserve: pools, then gateway and aux addresses. Undo all on error.
@@ -469,16 +543,19 @@ impl Controller {
                     .map_err(map_ipam)?;
                 reserved.push(subnet);
                 let gw = match gateway {
-                    Some(g) => g,
-                    None => netloom_ipam::first_host(&subnet).ok_or_else(|| {
+                    Some(g) => Some(g),
+                    None if skip_gw(&subnet) => None,
+                    None => Some(netloom_ipam::first_host(&subnet).ok_or_else(|| {
                         CtlError::invalid(format!("subnet {subnet} has no host address"))
-                    })?,
+                    })?),
                 };
-                st.ipam
-                    .request_address(&subnet, Some(gw))
-                    .map_err(|e| CtlError::invalid(format!("invalid gateway {gw}: {e}")))?;
+                if let Some(gw) = gw {
+                    st.ipam
+                        .request_address(&subnet, Some(gw))
+                        .map_err(|e| CtlError::invalid(format!("invalid gateway {gw}: {e}")))?;
+                }
                 for (k, a) in &aux {
-                    if *a == gw {
+                    if Some(*a) == gw {
                         continue;
                     }
                     st.ipam.request_address(&subnet, Some(*a)).map_err(|e| {
@@ -488,7 +565,7 @@ impl Controller {
                 net.ipam.configs.push(IpamPoolConfig {
                     subnet,
                     ip_range,
-                    gateway: Some(gw),
+                    gateway: gw,
                     aux,
                     pool_id: String::new(),
                 });
@@ -512,6 +589,7 @@ impl Controller {
         ipam: &netloom_drivers::remote::RemoteIpam,
         net: &mut Network,
         mut parsed: Vec<ParsedPool>,
+        (skip4, skip6): (bool, bool),
     ) -> CtlResult<()> {
         use netloom_drivers::remote::{GATEWAY_LABEL, REQUEST_ADDRESS_TYPE};
         let name = net.ipam.driver.clone();
@@ -554,16 +632,18 @@ impl Controller {
                 .get(GATEWAY_LABEL)
                 .and_then(|g| g.parse::<IpNet>().ok())
                 .map(|g| g.addr());
+            let skip = if v6 { skip6 } else { skip4 };
             let gw = match (gateway, proposed) {
-                (None, Some(g)) => Ok(g),
+                (None, _) if skip => Ok(None),
+                (None, Some(g)) => Ok(Some(g)),
                 (want, _) => ipam
                     .request_address(&id, want, Some(&gw_opts))
                     .await
-                    .map(|a| a.addr())
+                    .map(|a| Some(a.addr()))
                     .map_err(perr),
             };
             match gw {
-                Ok(g) => cfg.gateway = Some(g),
+                Ok(g) => cfg.gateway = g,
                 Err(e) => {
                     res = Err(e);
                     break;

@@ -414,7 +414,9 @@ impl Controller {
         ];
         for r in reqs {
             let name = r.name.clone();
-            let net = self.build_network(st, new_id(), r, true).await?;
+            let net = self
+                .build_network(st, new_id(), r, true, (false, false))
+                .await?;
             self.install_network(st, net).await?;
             info!(network = %name, "predefined network created");
         }

@@ -1,6 +1,6 @@
 //! The remote network-driver protocol (`NetworkDriver.*`) behind the [`Driver`] trait.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Mutex;
@@ -9,8 +9,9 @@ use async_trait::async_trait;
 use ipnet::IpNet;
 use netloom_kernel::Netlink;
 use netloom_model::network::parse_mac;
+use netloom_model::ports::{Proto, parse_host_port, parse_port_key};
 use netloom_model::{
-    Capabilities, Driver, DriverError, Endpoint, JoinInfo, Network, SandboxInfo, Scope,
+    Capabilities, Driver, DriverError, Endpoint, JoinInfo, Network, PortBinding, SandboxInfo, Scope,
 };
 use serde_json::{Map, Value, json};
 
@@ -18,6 +19,76 @@ use super::{Client, PluginError};
 
 /// Option key carrying the user's `-o k=v` driver options (Docker's `netlabel.GenericData`).
 pub const GENERIC: &str = "com.docker.network.generic";
+/// Option key of the exposed ports list (`[{"Proto":6,"Port":80}]`, libnetwork's
+/// `netlabel.ExposedPorts`).
+pub const EXPOSED_PORTS: &str = "com.docker.network.endpoint.exposedports";
+/// Option key of the port mapping list (libnetwork's `netlabel.PortMap`).
+pub const PORT_MAP: &str = "com.docker.network.portmap";
+/// Option key of the container's DNS servers (libnetwork's `netlabel.DNSServers`).
+pub const DNS_SERVERS: &str = "com.docker.network.endpoint.dnsservers";
+
+/// The `Options` Docker sends with an endpoint's calls: the endpoint's generic options
+/// (`CreateEndpoint`) and the sandbox's labels (`Join`, `ProgramExternalConnectivity`).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct EndpointOptions {
+    /// `CreateEndpoint` `Options`.
+    pub endpoint: Map<String, Value>,
+    /// `Join` / `ProgramExternalConnectivity` `Options`.
+    pub sandbox: Map<String, Value>,
+}
+
+/// IANA protocol number of a protocol, as libnetwork's `types.Protocol`.
+fn proto_number(p: Proto) -> u8 {
+    match p {
+        Proto::Tcp => 6,
+        Proto::Udp => 17,
+        Proto::Sctp => 132,
+    }
+}
+
+/// The exposed-ports and port-mapping lists Docker builds for a container
+/// (`buildPortsRelatedCreateEndpointOptions`): every exposed port (`80/tcp`), sorted, and
+/// one mapping per host binding (host port range as asked, 0 for an ephemeral port; with
+/// `-P` an unbound exposed port gets a mapping with no host side). Keys that do not parse
+/// are skipped (they were validated when the container was created).
+pub fn port_options(
+    exposed: &[String],
+    bindings: &BTreeMap<String, Vec<PortBinding>>,
+    publish_all: bool,
+) -> (Value, Value) {
+    let mut ports: Vec<(u16, Proto, &str)> = exposed
+        .iter()
+        .map(String::as_str)
+        .chain(bindings.keys().map(String::as_str))
+        .filter_map(|k| parse_port_key(k).ok().map(|(n, p)| (n, p, k)))
+        .collect();
+    ports.sort_by_key(|(n, p, _)| (*n, proto_number(*p)));
+    ports.dedup_by_key(|(n, p, _)| (*n, *p));
+    let mut exp = Vec::new();
+    let mut map = Vec::new();
+    for (port, proto, key) in ports {
+        let proto = proto_number(proto);
+        exp.push(json!({ "Proto": proto, "Port": port }));
+        let bound = bindings.get(key).map(Vec::as_slice).unwrap_or_default();
+        for b in bound {
+            let (start, end) = parse_host_port(&b.host_port)
+                .ok()
+                .flatten()
+                .unwrap_or((0, 0));
+            map.push(json!({
+                "Proto": proto, "IP": "", "Port": port,
+                "HostIP": b.host_ip, "HostPort": start, "HostPortEnd": end,
+            }));
+        }
+        if publish_all && bound.is_empty() {
+            map.push(json!({
+                "Proto": proto, "IP": "", "Port": port,
+                "HostIP": "", "HostPort": 0, "HostPortEnd": 0,
+            }));
+        }
+    }
+    (Value::Array(exp), Value::Array(map))
+}
 
 /// What the driver remembers about an endpoint between calls (lost on restart; only
 /// used to hand the interface back to the plugin on leave).
@@ -29,6 +100,8 @@ struct EpState {
     src_name: Option<String>,
     /// The interface's name in the sandbox (`DstPrefix<n>`).
     dst_name: Option<String>,
+    /// Options of the endpoint's calls, set by the controller before `CreateEndpoint`.
+    options: EndpointOptions,
 }
 
 /// A network driver served by a plugin.
@@ -36,6 +109,7 @@ pub struct RemoteDriver {
     name: &'static str,
     client: Client,
     caps: Capabilities,
+    gw_alloc_checker: bool,
     nl: Netlink,
     eps: Mutex<HashMap<String, EpState>>,
 }
@@ -100,9 +174,100 @@ impl RemoteDriver {
                 data_scope,
                 has_sandbox_interfaces: true,
             },
+            gw_alloc_checker: v["GwAllocChecker"].as_bool().unwrap_or(false),
             nl,
             eps: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The `Options` of `CreateNetwork` (and `GwAllocCheck`): libnetwork's network generic
+    /// map (`-o` options, IPv4/IPv6 enabled, internal).
+    pub fn network_options(
+        generic: &BTreeMap<String, String>,
+        enable_ipv4: bool,
+        enable_ipv6: bool,
+        internal: bool,
+    ) -> Map<String, Value> {
+        let mut opts = Map::new();
+        opts.insert(GENERIC.into(), json!(generic));
+        opts.insert("com.docker.network.enable_ipv4".into(), json!(enable_ipv4));
+        opts.insert("com.docker.network.enable_ipv6".into(), json!(enable_ipv6));
+        if internal {
+            opts.insert("com.docker.network.internal".into(), json!(true));
+        }
+        opts
+    }
+
+    /// `NetworkDriver.GwAllocCheck` (moby ≥ 28), only for a plugin whose capabilities say
+    /// `GwAllocChecker`, with `CreateNetwork`'s options: whether the network needs no
+    /// IPv4 / IPv6 gateway address (`(SkipIPv4, SkipIPv6)`; `(false, false)` for other
+    /// plugins).
+    pub async fn gw_alloc_check(
+        &self,
+        options: &Map<String, Value>,
+    ) -> Result<(bool, bool), PluginError> {
+        if !self.gw_alloc_checker {
+            return Ok((false, false));
+        }
+        let v = self
+            .client
+            .call(
+                "NetworkDriver.GwAllocCheck",
+                Some(&json!({ "Options": options })),
+            )
+            .await?;
+        Ok((
+            v["SkipIPv4"].as_bool().unwrap_or(false),
+            v["SkipIPv6"].as_bool().unwrap_or(false),
+        ))
+    }
+
+    /// Records the options sent with an endpoint's calls (before `create_endpoint`).
+    pub fn set_options(&self, endpoint_id: &str, options: EndpointOptions) {
+        self.set_ep_state(endpoint_id, |s| s.options = options);
+    }
+
+    /// `NetworkDriver.ProgramExternalConnectivity` for the sandbox's (new) gateway
+    /// endpoint, with the sandbox options; a plugin without the method (404) is fine.
+    pub async fn program_external_connectivity(
+        &self,
+        net: &Network,
+        ep: &Endpoint,
+        sandbox_options: &Map<String, Value>,
+    ) -> Result<(), PluginError> {
+        match self
+            .client
+            .call(
+                "NetworkDriver.ProgramExternalConnectivity",
+                Some(&json!({ "NetworkID": net.id, "EndpointID": ep.id, "Options": sandbox_options })),
+            )
+            .await
+        {
+            Ok(_) | Err(PluginError::MethodNotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `NetworkDriver.EndpointOperInfo`, made where Docker makes it (right after a
+    /// successful join, to build `NetworkSettings.Ports`). Docker cannot use a remote
+    /// driver's answer there (its JSON does not decode to libnetwork's port types), so the
+    /// `Value` is only logged; a failure is logged and changes nothing.
+    async fn endpoint_oper_info(&self, net: &Network, ep: &Endpoint) {
+        match self
+            .client
+            .call(
+                "NetworkDriver.EndpointOperInfo",
+                Some(&json!({ "NetworkID": net.id, "EndpointID": ep.id })),
+            )
+            .await
+        {
+            Ok(v) => {
+                tracing::debug!(network = %net.name, endpoint = %ep.ifname, value = %v["Value"], "EndpointOperInfo")
+            }
+            Err(e) => {
+                tracing::warn!(network = %net.name, endpoint = %ep.ifname, error = %e, "EndpointOperInfo failed (ignored, as Docker does)")
+            }
+        }
     }
 
     fn ep_state(&self, id: &str) -> EpState {
@@ -316,19 +481,8 @@ impl Driver for RemoteDriver {
     }
 
     async fn create_network(&self, net: &Network) -> Result<(), DriverError> {
-        let mut opts = Map::new();
-        opts.insert(GENERIC.into(), json!(net.options));
-        opts.insert(
-            "com.docker.network.enable_ipv4".into(),
-            json!(net.enable_ipv4),
-        );
-        opts.insert(
-            "com.docker.network.enable_ipv6".into(),
-            json!(net.enable_ipv6),
-        );
-        if net.internal {
-            opts.insert("com.docker.network.internal".into(), json!(true));
-        }
+        let opts =
+            Self::network_options(&net.options, net.enable_ipv4, net.enable_ipv6, net.internal);
         self.client
             .call(
                 "NetworkDriver.CreateNetwork",
@@ -368,10 +522,15 @@ impl Driver for RemoteDriver {
                         "AddressIPv6": sent_addr6,
                         "MacAddress": ep.mac,
                     },
-                    "Options": {},
+                    "Options": self.ep_state(&ep.id).options.endpoint,
                 })),
             )
-            .await?;
+            .await
+            .inspect_err(|_| {
+                if let Ok(mut m) = self.eps.lock() {
+                    m.remove(&ep.id);
+                }
+            })?;
         let iface = &v["Interface"];
         let field = |k: &str| {
             iface[k]
@@ -439,7 +598,7 @@ impl Driver for RemoteDriver {
                     "NetworkID": net.id,
                     "EndpointID": ep.id,
                     "SandboxKey": sb.key,
-                    "Options": {},
+                    "Options": self.ep_state(&ep.id).options.sandbox,
                 })),
             )
             .await?;
@@ -450,17 +609,13 @@ impl Driver for RemoteDriver {
             .as_ref()
             .is_ok_and(|j| j.gateway4.is_some() || j.gateway6.is_some());
         if has_gw && ep.default_route && !net.internal {
-            match self
-                .client
-                .call(
-                    "NetworkDriver.ProgramExternalConnectivity",
-                    Some(&json!({ "NetworkID": net.id, "EndpointID": ep.id, "Options": {} })),
-                )
-                .await
-            {
-                Ok(_) | Err(PluginError::MethodNotFound { .. }) => {}
-                Err(e) => res = Err(e.into()),
+            let opts = self.ep_state(&ep.id).options.sandbox;
+            if let Err(e) = self.program_external_connectivity(net, ep, &opts).await {
+                res = Err(e.into());
             }
+        }
+        if res.is_ok() {
+            self.endpoint_oper_info(net, ep).await;
         }
         if res.is_err() {
             // Undo the join: interface back to the plugin, then Leave (Docker's rollback).
@@ -492,5 +647,51 @@ impl Driver for RemoteDriver {
         self.unplumb(ep, sb).await;
         self.ids_call("NetworkDriver.Leave", net, ep).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_options_follow_dockers_shapes() {
+        let bindings: BTreeMap<String, Vec<PortBinding>> = [
+            (
+                "80/tcp".to_string(),
+                vec![PortBinding {
+                    host_ip: String::new(),
+                    host_port: "8080".into(),
+                }],
+            ),
+            (
+                "53/udp".to_string(),
+                vec![PortBinding {
+                    host_ip: "127.0.0.1".into(),
+                    host_port: "5300-5301".into(),
+                }],
+            ),
+        ]
+        .into();
+        let exposed = vec!["80/tcp".to_string(), "9000/sctp".to_string()];
+        let (exp, map) = port_options(&exposed, &bindings, true);
+        assert_eq!(
+            exp,
+            json!([
+                {"Proto": 17, "Port": 53},
+                {"Proto": 6, "Port": 80},
+                {"Proto": 132, "Port": 9000},
+            ])
+        );
+        assert_eq!(
+            map,
+            json!([
+                {"Proto": 17, "IP": "", "Port": 53, "HostIP": "127.0.0.1", "HostPort": 5300, "HostPortEnd": 5301},
+                {"Proto": 6, "IP": "", "Port": 80, "HostIP": "", "HostPort": 8080, "HostPortEnd": 8080},
+                {"Proto": 132, "IP": "", "Port": 9000, "HostIP": "", "HostPort": 0, "HostPortEnd": 0},
+            ])
+        );
+        let (exp, map) = port_options(&[], &BTreeMap::new(), false);
+        assert_eq!((exp, map), (json!([]), json!([])));
     }
 }

@@ -20,7 +20,9 @@ use netloom_kernel::Netlink;
 use tokio::sync::Mutex;
 
 pub use client::{Addr, Client};
-pub use driver::RemoteDriver;
+pub use driver::{
+    DNS_SERVERS, EXPOSED_PORTS, EndpointOptions, GENERIC, PORT_MAP, RemoteDriver, port_options,
+};
 pub use ipam::{GATEWAY_LABEL, IpamCapabilities, REQUEST_ADDRESS_TYPE, RemoteIpam};
 
 /// Docker's default plugin directories: sockets first, then spec files.
