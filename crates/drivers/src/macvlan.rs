@@ -353,11 +353,17 @@ impl Driver for MacvlanDriver {
                 net.iface,
                 sb.key.display()
             )))?;
-        let route = match cfg.link {
+        let default = match cfg.link {
             SubLink::Ipvlan(IpvlanMode::L3 | IpvlanMode::L3s, _) => DefaultRoute::Device,
-            _ => DefaultRoute::Gateway,
+            _ => DefaultRoute::of(ep),
         };
-        sandbox::configure(sb, ep, &ctx, route, kerr).await?;
+        let setup = sandbox::Setup {
+            ifname: &ep.ifname,
+            mac: None,
+            routes: Vec::new(),
+            default,
+        };
+        sandbox::configure(sb, ep, &ctx, setup, kerr).await?;
         Ok(JoinInfo {
             ifname: ep.ifname.clone(),
             ..Default::default()

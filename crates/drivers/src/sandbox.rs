@@ -1,35 +1,65 @@
 //! Configuration of an endpoint's interface once it exists inside its sandbox: shared
-//! by every driver whose endpoints are real interfaces (bridge, macvlan, ipvlan).
+//! by every driver whose endpoints are real interfaces (bridge, macvlan, ipvlan, remote).
 
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use netloom_kernel::{KernelError, Netlink};
+use netloom_kernel::{KernelError, LinkInfo, Netlink};
 use netloom_model::{DriverError, Endpoint, SandboxInfo};
 
 /// How an endpoint's default route is set when it carries the default route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum DefaultRoute {
-    /// Through the network's gateway(s).
-    Gateway,
+    /// Through these gateways (IPv4, IPv6).
+    Gateways([Option<IpAddr>; 2]),
     /// Out of the interface itself (layer-3 links without a gateway).
     Device,
 }
 
-/// Opens the sandbox, finds the endpoint's interface, adds its addresses, brings it up
-/// and sets the default route. `ctx` names the endpoint in errors.
+impl DefaultRoute {
+    /// Through the endpoint's own gateways (from the network's IPAM).
+    pub(crate) fn of(ep: &Endpoint) -> Self {
+        DefaultRoute::Gateways([ep.gateway4.map(IpAddr::V4), ep.gateway6.map(IpAddr::V6)])
+    }
+}
+
+/// What to set on the interface `ifname` inside the sandbox.
+pub(crate) struct Setup<'a> {
+    /// The interface's name inside the sandbox.
+    pub ifname: &'a str,
+    /// A MAC address to set (drivers that cannot choose it at creation).
+    pub mac: Option<[u8; 6]>,
+    /// Extra routes (destination, next hop or on-link), added before the default route.
+    pub routes: Vec<(IpNet, Option<IpAddr>)>,
+    /// The default route, when the endpoint carries it.
+    pub default: DefaultRoute,
+}
+
+/// Converts a kernel error into a driver error for the operation it names.
+pub(crate) type Kerr = fn(String) -> Box<dyn FnOnce(KernelError) -> DriverError>;
+
+/// Opens the sandbox, finds the interface, sets its MAC, adds the endpoint's addresses,
+/// brings it up, adds the extra routes and the default route. `ctx` names the endpoint
+/// in errors. Returns the sandbox handle and the configured link.
 pub(crate) async fn configure(
     sb: &SandboxInfo,
     ep: &Endpoint,
     ctx: &str,
-    route: DefaultRoute,
-    kerr: impl Fn(String) -> Box<dyn FnOnce(KernelError) -> DriverError>,
-) -> Result<(), DriverError> {
+    setup: Setup<'_>,
+    kerr: Kerr,
+) -> Result<(Netlink, LinkInfo), DriverError> {
+    let ifname = setup.ifname;
     let inner = Netlink::in_netns(&sb.key).map_err(kerr(format!("open sandbox of {ctx}")))?;
     let link = inner
-        .require_link(&ep.ifname)
+        .require_link(ifname)
         .await
         .map_err(kerr(format!("find {ctx}")))?;
+    if let Some(m) = setup.mac {
+        inner
+            .set_mac(link.index, ifname, m)
+            .await
+            .map_err(kerr(format!("set MAC of {ctx}")))?;
+    }
     for addr in ep
         .ipv4
         .map(IpNet::V4)
@@ -37,38 +67,41 @@ pub(crate) async fn configure(
         .chain(ep.ipv6.map(IpNet::V6))
     {
         inner
-            .add_address(link.index, &ep.ifname, addr)
+            .add_address(link.index, ifname, addr)
             .await
             .map_err(kerr(format!("add {addr} to {ctx}")))?;
     }
     inner
-        .set_up(link.index, &ep.ifname)
+        .set_up(link.index, ifname)
         .await
         .map_err(kerr(format!("bring up {ctx}")))?;
-    if !ep.default_route {
-        return Ok(());
+    for (dest, hop) in &setup.routes {
+        inner
+            .add_route(link.index, *dest, *hop)
+            .await
+            .map_err(kerr(format!("add route to {dest} on {ctx}")))?;
     }
-    match route {
-        DefaultRoute::Gateway => {
-            let gws: [Option<IpAddr>; 2] =
-                [ep.gateway4.map(IpAddr::V4), ep.gateway6.map(IpAddr::V6)];
-            for gw in gws.into_iter().flatten() {
-                inner
-                    .set_default_route(link.index, gw)
-                    .await
-                    .map_err(kerr(format!("set default route of {ctx}")))?;
-            }
-        }
-        DefaultRoute::Device => {
-            for (present, v6) in [(ep.ipv4.is_some(), false), (ep.ipv6.is_some(), true)] {
-                if present {
+    if ep.default_route {
+        match setup.default {
+            DefaultRoute::Gateways(gws) => {
+                for gw in gws.into_iter().flatten() {
                     inner
-                        .set_default_dev_route(link.index, v6)
+                        .set_default_route(link.index, gw)
                         .await
-                        .map_err(kerr(format!("set default route of {ctx}")))?;
+                        .map_err(kerr(format!("set default route via {gw} on {ctx}")))?;
+                }
+            }
+            DefaultRoute::Device => {
+                for (present, v6) in [(ep.ipv4.is_some(), false), (ep.ipv6.is_some(), true)] {
+                    if present {
+                        inner
+                            .set_default_dev_route(link.index, v6)
+                            .await
+                            .map_err(kerr(format!("set default route of {ctx}")))?;
+                    }
                 }
             }
         }
     }
-    Ok(())
+    Ok((inner, link))
 }

@@ -61,25 +61,17 @@ impl Netlink {
     /// A handle inside the network namespace bound at `path`: the socket is opened on a
     /// thread that joined that namespace, then driven from tokio. Must run inside tokio.
     pub fn in_netns(path: &Path) -> Result<Self, KernelError> {
-        let fd: OwnedFd = netns::run_in(path, || {
-            let sock = netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_ROUTE).map_err(
-                |source| KernelError::Netlink {
-                    op: "open netlink socket in namespace".into(),
-                    source,
-                },
-            )?;
-            // SAFETY: into_raw_fd hands over ownership of a valid, open socket fd.
-            Ok(unsafe { OwnedFd::from_raw_fd(sock.into_raw_fd()) })
-        })?;
+        let fd = netns::run_in(path, route_socket)?;
+        Ok(Self::from_socket(fd))
+    }
+
+    /// A handle on an open `NETLINK_ROUTE` socket (which stays in the namespace it was
+    /// opened in), driven from tokio. Must run inside tokio.
+    pub fn from_socket(fd: OwnedFd) -> Netlink {
         // SAFETY: `fd` is a valid netlink socket we own; ownership moves into TokioSocket.
         let sock = unsafe { netlink_sys::TokioSocket::from_raw_fd(fd.into_raw_fd()) };
         let (conn, handle, _) = rtnetlink::from_socket(sock);
         tokio::spawn(conn);
-        Ok(Netlink { handle })
-    }
-
-    /// Wraps a handle whose connection is already driven (for sibling modules).
-    pub(crate) fn from_handle(handle: Handle) -> Self {
         Netlink { handle }
     }
 
@@ -537,4 +529,17 @@ pub(crate) fn link_info(msg: &LinkMessage) -> LinkInfo {
         }
     }
     info
+}
+
+/// Opens a `NETLINK_ROUTE` socket in the calling thread's network namespace.
+pub(crate) fn route_socket() -> Result<OwnedFd, KernelError> {
+    let sock =
+        netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_ROUTE).map_err(|source| {
+            KernelError::Netlink {
+                op: "open netlink socket".into(),
+                source,
+            }
+        })?;
+    // SAFETY: into_raw_fd hands over ownership of a valid, open socket fd.
+    Ok(unsafe { OwnedFd::from_raw_fd(sock.into_raw_fd()) })
 }

@@ -253,7 +253,6 @@ pub fn delete_link_detached(ns_path: &std::path::Path, name: &str) -> Result<(),
 /// must exit.
 pub fn netlink_socket_in(ns_path: &std::path::Path) -> Result<OwnedFd, KernelError> {
     use nix::sched::{CloneFlags, setns};
-    use std::os::fd::{FromRawFd, IntoRawFd};
 
     let target = crate::netns::open(ns_path)?;
     let home_path = std::path::Path::new("/proc/thread-self/ns/net");
@@ -264,30 +263,12 @@ pub fn netlink_socket_in(ns_path: &std::path::Path) -> Result<OwnedFd, KernelErr
             ns_path.display()
         ))
     })?;
-    let sock = netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_ROUTE);
+    let sock = crate::link::route_socket();
     setns(&home, CloneFlags::CLONE_NEWNET).map_err(|e| {
         KernelError::Namespace(format!(
             "return to the original network namespace after opening a socket in {}: {e}",
             ns_path.display()
         ))
     })?;
-    let sock = sock.map_err(|source| KernelError::Netlink {
-        op: "open netlink socket in namespace".into(),
-        source,
-    })?;
-    // SAFETY: into_raw_fd hands over ownership of a valid, open socket fd.
-    Ok(unsafe { OwnedFd::from_raw_fd(sock.into_raw_fd()) })
-}
-
-impl Netlink {
-    /// A handle over a netlink socket opened elsewhere (e.g. by [`netlink_socket_in`]);
-    /// it works in the namespace the socket was opened in. Must run inside tokio.
-    pub fn from_socket(fd: OwnedFd) -> Netlink {
-        use std::os::fd::{FromRawFd, IntoRawFd};
-        // SAFETY: `fd` is a valid netlink socket we own; ownership moves into TokioSocket.
-        let sock = unsafe { netlink_sys::TokioSocket::from_raw_fd(fd.into_raw_fd()) };
-        let (conn, handle, _) = rtnetlink::from_socket(sock);
-        tokio::spawn(conn);
-        Netlink::from_handle(handle)
-    }
+    sock
 }

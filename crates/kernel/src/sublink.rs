@@ -2,7 +2,7 @@
 //! links that stand in for a missing parent; plus a side-effect-free probe that tells
 //! whether the running kernel can create a link kind at all.
 
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
 use netlink_packet_route::link::{IpVlanFlags, IpVlanMode, MacVlanMode};
@@ -112,26 +112,14 @@ impl Netlink {
         let fd: OwnedFd = std::thread::spawn(|| -> Result<OwnedFd, KernelError> {
             nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
                 .map_err(|e| KernelError::Namespace(format!("create probe namespace: {e}")))?;
-            let sock = netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_ROUTE).map_err(
-                |source| KernelError::Netlink {
-                    op: "open netlink socket in probe namespace".into(),
-                    source,
-                },
-            )?;
-            // SAFETY: into_raw_fd hands over ownership of a valid, open socket fd.
-            Ok(unsafe { OwnedFd::from_raw_fd(sock.into_raw_fd()) })
+            crate::link::route_socket()
         })
         .join()
         .map_err(|_| KernelError::Namespace("probe thread panicked".into()))??;
-        // SAFETY: `fd` is a valid netlink socket we own; ownership moves into TokioSocket.
-        let sock = unsafe { netlink_sys::TokioSocket::from_raw_fd(fd.into_raw_fd()) };
-        let (conn, handle, _) = rtnetlink::from_socket(sock);
-        let task = tokio::spawn(conn);
-        let nl = Netlink { handle };
-        let res = nl.probe_here(kind).await;
-        drop(nl);
-        task.abort();
-        res
+        let nl = Netlink::from_socket(fd);
+        // Dropping the handle ends its connection task and closes the socket: the
+        // namespace (and everything made in it) goes with it.
+        nl.probe_here(kind).await
     }
 
     async fn probe_here(&self, kind: LinkKind) -> Result<(), KernelError> {

@@ -207,10 +207,13 @@ impl Driver for BridgeDriver {
                 "create {ctx} in sandbox {}",
                 sb.key.display()
             )))?;
-        crate::sandbox::configure(sb, ep, &ctx, crate::sandbox::DefaultRoute::Gateway, |op| {
-            Box::new(kerr(op))
-        })
-        .await?;
+        let setup = crate::sandbox::Setup {
+            ifname: &ep.ifname,
+            mac: None,
+            routes: Vec::new(),
+            default: crate::sandbox::DefaultRoute::of(ep),
+        };
+        crate::sandbox::configure(sb, ep, &ctx, setup, |op| Box::new(kerr(op))).await?;
         Ok(JoinInfo {
             ifname: ep.ifname.clone(),
             ..Default::default()

@@ -353,38 +353,9 @@ impl RemoteDriver {
             s.src_name = Some(src.clone());
             s.dst_name = Some(ifname.clone());
         });
-        let inner = Netlink::in_netns(&sb.key).map_err(kerr(format!("open sandbox of {ctx}")))?;
-        let link = inner
-            .require_link(&ifname)
-            .await
-            .map_err(kerr(format!("find {ctx}")))?;
-        let mac = self
-            .ep_state(&ep.id)
-            .mac
-            .or_else(|| (!ep.mac.is_empty()).then(|| ep.mac.clone()));
-        if let Some(m) = mac.as_deref().and_then(parse_mac) {
-            inner
-                .set_mac(link.index, &ifname, m)
-                .await
-                .map_err(kerr(format!("set MAC of {ctx}")))?;
-        }
-        for addr in ep
-            .ipv4
-            .map(IpNet::V4)
-            .into_iter()
-            .chain(ep.ipv6.map(IpNet::V6))
-        {
-            inner
-                .add_address(link.index, &ifname, addr)
-                .await
-                .map_err(kerr(format!("add {addr} to {ctx}")))?;
-        }
-        inner
-            .set_up(link.index, &ifname)
-            .await
-            .map_err(kerr(format!("bring up {ctx}")))?;
-        if let Some(routes) = answer["StaticRoutes"].as_array() {
-            for r in routes {
+        let mut routes = Vec::new();
+        if let Some(rs) = answer["StaticRoutes"].as_array() {
+            for r in rs {
                 let dest = r["Destination"].as_str().unwrap_or_default();
                 let dest: IpNet = dest.parse().map_err(|_| {
                     remote(format!(
@@ -402,20 +373,21 @@ impl RemoteDriver {
                     }
                     _ => None,
                 };
-                inner
-                    .add_route(link.index, dest, hop)
-                    .await
-                    .map_err(kerr(format!("add route to {dest} on {ctx}")))?;
+                routes.push((dest, hop));
             }
         }
-        if ep.default_route {
-            for gw in [gw4, gw6].into_iter().flatten() {
-                inner
-                    .set_default_route(link.index, gw)
-                    .await
-                    .map_err(kerr(format!("set default route via {gw} on {ctx}")))?;
-            }
-        }
+        let mac = self
+            .ep_state(&ep.id)
+            .mac
+            .or_else(|| (!ep.mac.is_empty()).then(|| ep.mac.clone()));
+        let setup = crate::sandbox::Setup {
+            ifname: &ifname,
+            mac: mac.as_deref().and_then(parse_mac),
+            routes,
+            default: crate::sandbox::DefaultRoute::Gateways([gw4, gw6]),
+        };
+        let (inner, _) =
+            crate::sandbox::configure(sb, ep, &ctx, setup, |op| Box::new(kerr(op))).await?;
         let got = inner.require_link(&ifname).await.ok();
         Ok(JoinInfo {
             ifname,
