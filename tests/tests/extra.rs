@@ -330,3 +330,50 @@ fn lifecycle_leaves_no_kernel_residue() {
         .collect();
     assert!(ours.is_empty(), "mounts left: {ours:#?}");
 }
+
+/// `--mac-address`: the endpoint gets the requested MAC (bridge), in inspect and in the
+/// kernel; API < 1.44 clients send it at the top level and read it back from
+/// `Config.MacAddress`, newer ones from the endpoint settings only.
+#[test]
+fn requested_mac_address_is_applied_and_reported() {
+    let d = daemon_or_skip!();
+    d.ok(&["network", "create", "--subnet", "10.61.0.0/24", "macnet"]);
+    d.run_sleeper(
+        "macc",
+        &["--network", "macnet", "--mac-address", "02:00:00:61:00:07"],
+    );
+    let link = d.exec_ok("macc", "ip -o link show eth0");
+    assert!(link.contains("02:00:00:61:00:07"), "{link}");
+    let mac = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.macnet.MacAddress}}",
+        "macc",
+    ]);
+    assert_eq!(mac.trim(), "02:00:00:61:00:07");
+
+    let body = r#"{"Image":"busybox","Cmd":["sleep","1000"],"MacAddress":"02:00:00:61:00:09","HostConfig":{"NetworkMode":"macnet"}}"#;
+    let (code, out) = d.api("POST", "/v1.43/containers/create?name=oldmac", Some(body));
+    assert_eq!(code, 201, "{out}");
+    let (code, out) = d.api("GET", "/v1.43/containers/oldmac/json", None);
+    assert_eq!(code, 200, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["Config"]["MacAddress"], "02:00:00:61:00:09", "{out}");
+    let (_, out) = d.api("GET", "/v1.47/containers/oldmac/json", None);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["Config"].get("MacAddress").is_none(), "{out}");
+    d.ok(&["start", "oldmac"]);
+    let mac = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.macnet.MacAddress}}",
+        "oldmac",
+    ]);
+    assert_eq!(mac.trim(), "02:00:00:61:00:09");
+
+    // With host networking there is no MAC to set.
+    let body = r#"{"Image":"busybox","Cmd":["true"],"MacAddress":"02:00:00:61:00:0a","HostConfig":{"NetworkMode":"host"}}"#;
+    let (code, out) = d.api("POST", "/v1.43/containers/create?name=hostmac", Some(body));
+    assert_eq!(code, 400, "{out}");
+    assert!(out.contains("conflicting options: mac-address"), "{out}");
+}

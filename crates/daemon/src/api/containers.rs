@@ -380,9 +380,11 @@ pub async fn inspect(
     version: Option<axum::Extension<super::ApiVersion>>,
 ) -> ApiResult<Response> {
     let v = ctl.inspect_container(&id).await?;
-    let legacy = version
-        .is_some_and(|axum::Extension(super::ApiVersion(major, minor))| (major, minor) < (1, 45));
-    Ok(axum::Json(view::container_inspect(&v, legacy)).into_response())
+    let api = version.map_or(
+        (1, 47),
+        |axum::Extension(super::ApiVersion(major, minor))| (major, minor),
+    );
+    Ok(axum::Json(view::container_inspect(&v, api)).into_response())
 }
 
 /// `POST /containers/prune`.

@@ -296,8 +296,12 @@ pub fn container_summary(v: &ContainerView) -> Value {
 }
 
 /// `GET /containers/{id}/json`.
-/// `GET /containers/{id}/json`; `legacy_aliases` for API < 1.45 (see [`networks_of`]).
-pub fn container_inspect(v: &ContainerView, legacy_aliases: bool) -> Value {
+/// `GET /containers/{id}/json` at API version `api` (`(1, 47)` when unversioned):
+/// below 1.45 user-defined networks list legacy aliases (see [`networks_of`]); below
+/// 1.44 `Config.MacAddress` carries the MAC requested for the network the container
+/// started on, as moby reports it.
+pub fn container_inspect(v: &ContainerView, api: (u32, u32)) -> Value {
+    let legacy_aliases = api < (1, 45);
     let c = &v.container;
     let s = &c.state;
     let argv = c.argv();
@@ -417,6 +421,26 @@ pub fn container_inspect(v: &ContainerView, legacy_aliases: bool) -> Value {
     {
         for (k, v) in extra {
             hc.entry(k).or_insert(v);
+        }
+    }
+    if api < (1, 44)
+        && let Some(Value::Object(cfg)) = out.get_mut("Config")
+    {
+        // The MAC requested for the network the container started on (its first one).
+        let mac = c
+            .network_order
+            .first()
+            .and_then(|n| c.networks.get(n))
+            .map(|r| r.mac.clone())
+            .filter(|m| !m.is_empty())
+            .or_else(|| {
+                c.networks
+                    .values()
+                    .find(|r| !r.mac.is_empty())
+                    .map(|r| r.mac.clone())
+            });
+        if let Some(m) = mac {
+            cfg.insert("MacAddress".into(), Value::String(m));
         }
     }
     out
