@@ -10,7 +10,8 @@
 # $EPOCHREALTIME.
 # DEL gets the ADD result as prevResult (as libcni does with its cached result).
 # Usage (root): bench/cni.sh      Env: N=50 B=10 KEEP=1 (keep the per-sample files in /tmp/nlcb<pid>)  CNI=<path to netloom-cni>  REF_MASQ=1 (also
-# time the reference with ipMasq:true, as /work/shared/lab/peers/03_cni_plugins.sh does)
+# time the reference with ipMasq:true, as /work/shared/lab/peers/03_cni_plugins.sh does)  SYNC=1 (also
+# time netloom-cni with "syncDelete":true, whose DEL waits for the kernel like the reference's)
 set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "cni.sh: run as root" >&2; exit 1; }
 N=${N:-50}
@@ -34,10 +35,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-conf() { # type ipMasq
+conf() { # type ipMasq label [extra fields]
   cat <<EOF
-{"cniVersion":"1.0.0","name":"$TAG","type":"$1","bridge":"nlcb0","isGateway":true,"ipMasq":$2,
- "ipam":{"type":"host-local","subnet":"10.242.0.0/16","dataDir":"$D/ipam-$1-$2","routes":[{"dst":"0.0.0.0/0"}]}}
+{"cniVersion":"1.0.0","name":"$TAG","type":"$1","bridge":"nlcb0","isGateway":true,"ipMasq":$2,$4
+ "ipam":{"type":"host-local","subnet":"10.242.0.0/16","dataDir":"$D/ipam-$3","routes":[{"dst":"0.0.0.0/0"}]}}
 EOF
 }
 # The timed loops run in one bash that is itself inside the "host" netns, so each sample
@@ -63,16 +64,18 @@ export TAG D REF
 stats() { # file -> "median p90"
   sort -g "$1" | awk '{a[NR]=$1} END{m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; p=a[int(NR*0.9+0.999)]; printf "%.2f %.2f", m, p}'
 }
-declare -A BIN CFG TYPE MASQ MED
+declare -A BIN CFG TYPE MASQ MED EXTRA
 BIN[netloom]=$D/netloom-cni;  TYPE[netloom]=netloom-cni; MASQ[netloom]=false
+BIN[nl-sync]=$D/netloom-cni;  TYPE[nl-sync]=netloom-cni; MASQ[nl-sync]=false; EXTRA[nl-sync]='"syncDelete":true,'
 BIN[reference]=$REF/bridge;   TYPE[reference]=bridge;    MASQ[reference]=false
 BIN[ref-masq]=$REF/bridge;    TYPE[ref-masq]=bridge;     MASQ[ref-masq]=true
 labels="netloom reference"; [ "${REF_MASQ:-0}" = 1 ] && labels="$labels ref-masq"
+[ "${SYNC:-0}" = 1 ] && labels="$labels nl-sync"
 # run LABEL CMD first last outfile: plugin LABEL, from a shell inside its host netns
 run() { nsenter --net=/run/netns/$TAG-$1 bash $D/loop.sh "$2" "${BIN[$1]}" "$TAG-$1-c" "$3" "$4" "${CFG[$1]}" "$5"; }
 
 for l in $labels; do
-  CFG[$l]=$(conf "${TYPE[$l]}" "${MASQ[$l]}")
+  CFG[$l]=$(conf "${TYPE[$l]}" "${MASQ[$l]}" "$l" "${EXTRA[$l]:-}")
   ip netns add $TAG-$l; ip -n $TAG-$l link set lo up
   for i in $(seq 0 $N); do ip netns add $TAG-$l-c$i; done
   run $l ADD 0 0 ""; run $l DEL 0 0 ""     # warm-up (untimed): page cache, bridge creation
@@ -107,6 +110,7 @@ printf '|%s|%s|%s|%s|\n' "------------------------------" "----------------" "--
 for l in $labels; do
   name=$l; [ $l = netloom ] && name="netloom-cni"; [ $l = reference ] && name="bridge+host-local"
   [ $l = ref-masq ] && name="bridge+host-local, ipMasq"
+  [ $l = nl-sync ] && name="netloom-cni, syncDelete"
   printf '| %-28s | %6s / %5s | %6s / %5s | %6s / %5s |\n' "$name" \
     "$(med $l.add)" "$(p90 $l.add)" "$(med $l.del)" "$(p90 $l.del)" "$(med $l.both)" "$(p90 $l.both)"
 done
@@ -114,5 +118,9 @@ for k in add del both; do
   r=$(echo "$(med reference.$k) / $(med netloom.$k)" | bc -l)
   printf 'ratio reference/netloom-cni %-5s %.1fx\n' "$k" "$r"
 done
+if [ "${SYNC:-0}" = 1 ]; then
+  r=$(echo "$(med reference.both) / $(med nl-sync.both)" | bc -l)
+  printf 'ratio reference/netloom-cni(syncDelete) both %.1fx\n' "$r"
+fi
 r=$(echo "$(med reference.both) / $(med netloom.both)" | bc -l)
 if (( $(echo "$r >= 5" | bc -l) )); then echo "ADD+DEL target >= 5x: PASS"; else echo "ADD+DEL target >= 5x: MISS"; fi
