@@ -124,7 +124,7 @@ fn mac_of(d: &Daemon, c: &str, net: &str) -> String {
 
 #[test]
 fn macvlan_containers_reach_l2_peer_and_each_other() {
-    let d = daemon_or_skip!();
+    let mut d = daemon_or_skip!();
     let peer = Peer::new(&d, "phys0", "192.0.2.254/24", "1400");
     d.ok(&[
         "network",
@@ -208,8 +208,22 @@ fn macvlan_containers_reach_l2_peer_and_each_other() {
         "reconnected mv2 unreachable"
     );
 
+    // A daemon restart keeps the running containers on the wire and the network usable.
+    d.stop();
+    d.start();
+    assert!(peer.ping(&ip1), "mv1 unreachable after a daemon restart");
+    d.run_sleeper("mv3", &["--network", "mvnet", "--ip", "192.0.2.12"]);
+    assert!(
+        wait_for(Duration::from_secs(5), || peer.ping("192.0.2.12")),
+        "mv3 (started after the restart) unreachable"
+    );
+    assert!(
+        d.exec("mv3", "ping -c 1 -W 2 mv1").ok(),
+        "mv3 -> mv1 by name"
+    );
+
     // Removal cleans up: no container link answers, the parent stays.
-    d.ok(&["rm", "-f", "mv1", "mv2"]);
+    d.ok(&["rm", "-f", "mv1", "mv2", "mv3"]);
     // The kernel tears a namespace down off the caller's path: allow it a moment.
     assert!(
         wait_for(Duration::from_secs(3), || !peer.ping(&ip1)),
