@@ -428,3 +428,38 @@ fn macvlan_without_parent_uses_dummy_or_is_refused() {
     d.ok(&["network", "rm", "lonely"]);
     assert!(!daemon_links(&d).iter().any(|l| l.starts_with("dm-")));
 }
+
+/// A macvlan network on a parent it did not create — here a netloom bridge — never
+/// deletes that parent when it goes.
+#[test]
+fn removing_a_macvlan_network_keeps_a_parent_it_did_not_create() {
+    let d = daemon_or_skip!();
+    d.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.71.0.0/24",
+        "-o",
+        "com.docker.network.bridge.name=brmv0",
+        "under",
+    ]);
+    d.ok(&[
+        "network",
+        "create",
+        "-d",
+        "macvlan",
+        "--subnet",
+        "10.72.0.0/24",
+        "-o",
+        "parent=brmv0",
+        "over",
+    ]);
+    d.ok(&["network", "rm", "over"]);
+    assert!(
+        daemon_links(&d).iter().any(|l| l == "brmv0"),
+        "the bridge of network 'under' was deleted with the macvlan network on it"
+    );
+    d.run_sleeper("un1", &["--network", "under"]);
+    d.ok(&["rm", "-f", "un1"]);
+    d.ok(&["network", "rm", "under"]);
+}

@@ -22,6 +22,24 @@ pub fn link_alias(tag: &str) -> String {
     format!("netloom:{tag}")
 }
 
+/// The alias of a parent link (VLAN sub-interface, dummy) a macvlan/ipvlan network
+/// created for itself: distinct per network, so that removing the network deletes only
+/// the parent it made — never a bridge or another network's link.
+pub fn parent_alias(tag: &str, net_id: &str) -> String {
+    format!(
+        "{}:parent:{}",
+        link_alias(tag),
+        netloom_model::short_id(net_id)
+    )
+}
+
+/// True if `alias` marks a link made by the daemon tagged `tag` (its own links and the
+/// parents its networks created).
+pub fn is_own_alias(alias: &str, tag: &str) -> bool {
+    let mark = link_alias(tag);
+    alias == mark || alias.starts_with(&format!("{mark}:parent:"))
+}
+
 /// Drivers by name.
 #[derive(Clone, Default)]
 pub struct Registry {

@@ -142,7 +142,7 @@ impl Flavor {
 pub struct MacvlanDriver {
     nl: Netlink,
     flavor: Flavor,
-    alias: String,
+    tag: String,
     supported: AtomicBool,
 }
 
@@ -153,7 +153,7 @@ impl MacvlanDriver {
         MacvlanDriver {
             nl,
             flavor,
-            alias: crate::link_alias(tag),
+            tag: tag.to_string(),
             supported: AtomicBool::new(false),
         }
     }
@@ -251,7 +251,7 @@ impl Driver for MacvlanDriver {
                 )
                 .await?;
                 self.nl
-                    .ensure_dummy(&net.iface, &self.alias)
+                    .ensure_dummy(&net.iface, &crate::parent_alias(&self.tag, &net.id))
                     .await
                     .map_err(kerr(format!(
                         "create dummy parent {} of network {}",
@@ -282,7 +282,7 @@ impl Driver for MacvlanDriver {
                     )
                     .await?;
                     self.nl
-                        .ensure_vlan(p, b.index, *id, &self.alias)
+                        .ensure_vlan(p, b.index, *id, &crate::parent_alias(&self.tag, &net.id))
                         .await
                         .map_err(kerr(format!("create VLAN {id} link {p} on {base}")))?;
                 }
@@ -304,10 +304,11 @@ impl Driver for MacvlanDriver {
     }
 
     async fn delete_network(&self, net: &Network) -> Result<(), DriverError> {
-        // Only a parent this daemon created (a VLAN sub-interface or a dummy, tagged
-        // with our alias) goes; a parent the host had before stays.
+        // Only a parent this network created (a VLAN sub-interface or a dummy, tagged
+        // with the network's own parent alias) goes; a parent the host had before — or
+        // a bridge or link of another network — stays.
         match self.nl.link(&net.iface).await {
-            Ok(Some(l)) if l.alias == self.alias => self
+            Ok(Some(l)) if l.alias == crate::parent_alias(&self.tag, &net.id) => self
                 .nl
                 .delete_link(&net.iface)
                 .await
@@ -363,7 +364,14 @@ impl Driver for MacvlanDriver {
             routes: Vec::new(),
             default,
         };
-        sandbox::configure(sb, ep, &ctx, setup, kerr).await?;
+        if let Err(e) = sandbox::configure(sb, ep, &ctx, setup, kerr).await {
+            // Leave nothing behind: a retry would find the name taken (and passthru
+            // mode the parent).
+            if let Ok(inner) = Netlink::in_netns(&sb.key) {
+                let _ = inner.delete_link(&ep.ifname).await;
+            }
+            return Err(e);
+        }
         Ok(JoinInfo {
             ifname: ep.ifname.clone(),
             ..Default::default()

@@ -224,8 +224,7 @@ impl Netlink {
         self.add(msg, &format!("vlan link {name}"))
             .await
             .map_err(unsupported(LinkKind::Vlan))?;
-        let msg = LinkUnspec::new_with_name(name).alias(alias).build();
-        self.set(msg, name).await?;
+        self.tag_new_link(name, alias).await?;
         Ok((self.require_link(name).await?, true))
     }
 
@@ -236,10 +235,21 @@ impl Netlink {
             self.add(msg, &format!("dummy link {name}"))
                 .await
                 .map_err(unsupported(LinkKind::Dummy))?;
-            let msg = LinkUnspec::new_with_name(name).alias(alias).build();
-            self.set(msg, name).await?;
+            self.tag_new_link(name, alias).await?;
         }
         self.require_link(name).await
+    }
+
+    /// Sets `alias` on a link just created; if that fails the link is deleted again, so
+    /// that no untagged link (which nobody would ever remove) is left behind.
+    async fn tag_new_link(&self, name: &str, alias: &str) -> Result<(), KernelError> {
+        // The kernel ignores IFLA_IFALIAS in RTM_NEWLINK: set it with a change request.
+        let msg = LinkUnspec::new_with_name(name).alias(alias).build();
+        if let Err(e) = self.set(msg, name).await {
+            let _ = self.delete_link(name).await;
+            return Err(e);
+        }
+        Ok(())
     }
 }
 

@@ -391,14 +391,31 @@ pub async fn resize_exec(helper_pid: i32, rows: u16, cols: u16) -> Result<(), Ru
             .and_then(|s| s.split_whitespace().next().map(str::to_string));
         if let Some(child) = child {
             let tty = format!("/proc/{child}/fd/0");
+            // The container process decides what its stdin is: pin it with O_PATH (no
+            // open side effects), and open it for real only if it is a pty slave.
+            let pinned = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+                .open(&tty)
+                .map_err(RuntimeError::io("look at terminal", &tty))?;
+            let md = pinned
+                .metadata()
+                .map_err(RuntimeError::io("look at terminal", &tty))?;
+            use std::os::unix::fs::{FileTypeExt, MetadataExt};
+            // UNIX98 pty slaves: majors 136-143. Anything else is either a child just
+            // forked that has not put the terminal on its stdin yet (wait), or not ours.
+            let major = libc::major(md.rdev());
+            if !md.file_type().is_char_device() || !(136..=143).contains(&major) {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
             let f = std::fs::OpenOptions::new()
                 .read(true)
                 .write(true)
-                .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
-                .open(&tty)
+                .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK | libc::O_CLOEXEC)
+                .open(format!("/proc/self/fd/{}", pinned.as_raw_fd()))
                 .map_err(RuntimeError::io("open terminal", &tty))?;
             match crate::attach::set_winsize(f.as_raw_fd(), rows, cols) {
-                // Just forked: the child has not put the terminal on its stdin yet.
                 Err(nix::Error::ENOTTY) => {}
                 r => return r.map_err(RuntimeError::sys("set terminal size", tty)),
             }

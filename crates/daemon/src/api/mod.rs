@@ -161,7 +161,25 @@ pub fn service(
     + Send,
 > {
     let svc = tower::Layer::layer(&axum::middleware::from_fn(version_layer), router(ctl));
+    let svc = tower::Layer::layer(&axum::middleware::from_fn(run_to_completion), svc);
     axum::ServiceExt::<Request>::into_make_service(svc)
+}
+
+/// Runs each request's handler in a task of its own, so that a client that hangs up
+/// (Ctrl-C, a client-side timeout) cannot cancel it half-way: a handler dropped at an
+/// `.await` would skip its rollback (e.g. between storing a network and a plugin's
+/// `CreateNetwork`). The work finishes, or rolls back, either way; a panic becomes a 500.
+async fn run_to_completion(req: Request, next: axum::middleware::Next) -> Response {
+    match tokio::spawn(next.run(req)).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            tracing::error!(error = %e, "request handler failed");
+            ApiError(CtlError::internal(
+                "internal error while handling the request",
+            ))
+            .into_response()
+        }
+    }
 }
 
 /// Builds the router.

@@ -211,7 +211,10 @@ pub fn parse_event_time(
         } else {
             format!("{frac:0<9}").parse::<u32>().unwrap_or(0)
         };
-        return Ok(UNIX_EPOCH + Duration::new(s, nanos));
+        // Far-future values would overflow SystemTime: refuse them like any bad value.
+        if let Some(t) = UNIX_EPOCH.checked_add(Duration::new(s, nanos)) {
+            return Ok(t);
+        }
     }
     if let Ok(t) = humantime::parse_rfc3339_weak(raw) {
         return Ok(t);
@@ -385,6 +388,11 @@ mod tests {
         assert_eq!(p("1700000000"), Some(now));
         assert_eq!(p("1700000000.5"), Some(now + Duration::from_millis(500)));
         assert_eq!(p("10m"), Some(now - Duration::from_secs(600)));
+        assert_eq!(
+            p("18446744073709551615"),
+            None,
+            "overflow is a bad value, not a panic"
+        );
         assert_eq!(p("2023-11-14T22:13:20Z"), Some(now));
         assert!(p("yesterday").is_none());
         assert!(p("1.2.3").is_none());

@@ -654,6 +654,12 @@ impl Controller {
         sandbox: &Option<PathBuf>,
     ) -> CtlResult<()> {
         let req = ctr.networks.get(&net.id).cloned().unwrap_or_default();
+        if net.driver == "ipvlan" && !req.mac.is_empty() {
+            return Err(CtlError::invalid(format!(
+                "ipvlan interfaces do not support custom mac address assignment (network {}): they carry their parent's MAC; drop --mac-address or use macvlan",
+                net.name
+            )));
+        }
         let driver = self.driver(&net.driver).await?;
         let remote = self.is_remote(&net.driver);
         let remote_ipam = self.remote_ipam(net).await?;

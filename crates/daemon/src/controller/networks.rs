@@ -793,11 +793,21 @@ impl Controller {
                 net.name, net.id
             )));
         }
-        // A plugin may refuse: ask it first (Docker's order: DeleteNetwork, then IPAM), and
-        // keep the network if it says no.
+        // Docker's order: DeleteNetwork, then IPAM. As in moby, a driver error does not
+        // keep the network (only a permission error would, which the remote protocol
+        // cannot express): it is logged and the removal goes on, so a plugin that lost
+        // its state can never pin a network forever.
         if self.is_remote(&net.driver) {
-            let d = self.driver(&net.driver).await?;
-            d.delete_network(net).await?;
+            match self.driver(&net.driver).await {
+                Ok(d) => {
+                    if let Err(e) = d.delete_network(net).await {
+                        warn!(network = %net.name, driver = %net.driver, error = %e, "plugin failed to delete the network; removing it anyway");
+                    }
+                }
+                Err(e) => {
+                    warn!(network = %net.name, driver = %net.driver, error = %e, "plugin unavailable; removing the network anyway");
+                }
+            }
         }
         let mut ops = vec![del(format!("{}{}", keys::NETWORK, net.id))];
         for c in &net.ipam.configs {

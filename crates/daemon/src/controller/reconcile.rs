@@ -222,10 +222,9 @@ impl Controller {
                 owned.extend(d.owned_links(n, &eps));
             }
         }
-        let mark = netloom_drivers::link_alias(&self.tag);
         if let Ok(links) = self.nl.links().await {
             for l in links {
-                if l.alias == mark && !owned.contains(&l.name) {
+                if netloom_drivers::is_own_alias(&l.alias, &self.tag) && !owned.contains(&l.name) {
                     info!(link = %l.name, "removing orphan link");
                     if let Err(e) = self.nl.delete_link(&l.name).await {
                         warn!(link = %l.name, error = %e, "cannot remove orphan link");
