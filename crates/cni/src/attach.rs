@@ -479,7 +479,7 @@ pub fn del_ipam(conf: &NetConf, env: &CniEnv) -> Result<(), CniError> {
         return Ok(());
     };
     // The final ADD result names the addresses: release those directly; scan the
-    // store only without a (usable) prevResult.
+    // store only when it did not name them all.
     let named: Vec<IpAddr> = conf
         .prev()
         .ok()
@@ -497,8 +497,10 @@ pub fn del_ipam(conf: &NetConf, env: &CniEnv) -> Result<(), CniError> {
     } else {
         s.release_ips(id, ifname, &named)?
     };
-    if freed.is_empty() {
-        freed = s.release(id, ifname)?;
+    // One address per range set: if prevResult named fewer (a chained plugin rewrote
+    // it, or there was none), scan for the rest.
+    if freed.len() < s.set_count() {
+        freed.extend(s.release(id, ifname)?);
     }
     tracing::debug!(?freed, "released addresses");
     Ok(())

@@ -302,8 +302,12 @@ impl HostLocal {
             .open(&path)
         {
             Ok(mut f) => {
-                f.write_all(format!("{id}\r\n{ifname}").as_bytes())
-                    .map_err(CniError::io("write", &path))?;
+                if let Err(e) = f.write_all(format!("{id}\r\n{ifname}").as_bytes()) {
+                    // An empty reservation would belong to nobody and never be released.
+                    drop(f);
+                    let _ = std::fs::remove_file(&path);
+                    return Err(CniError::io("write", &path)(e));
+                }
                 Ok(true)
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
@@ -458,6 +462,11 @@ impl HostLocal {
             }
         }
         Ok(out)
+    }
+
+    /// How many range sets this store allocates from (one address each per ADD).
+    pub fn set_count(&self) -> usize {
+        self.sets.len()
     }
 
     /// True if `ip` lies in one of this store's ranges.

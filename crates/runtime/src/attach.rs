@@ -221,18 +221,38 @@ fn read_request(stream: &mut UnixStream) -> Option<AttachRequest> {
     serde_json::from_slice(&line).ok()
 }
 
-/// Sends `data` to a client; false if the client is gone.
+/// How long one client may stall the output before it is dropped: the shim's loop
+/// serves the container's output, its log and every other client, so a client that
+/// stops reading must not hold it for long.
+const SEND_STALL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Sends `data` to a client; false if the client is gone or stalled longer than
+/// [`SEND_STALL`] (it is then dropped; the container and other clients go on).
 fn send(stream: &UnixStream, data: &[u8]) -> bool {
+    let deadline = std::time::Instant::now() + SEND_STALL;
     let mut data = data;
     while !data.is_empty() {
         match nix::sys::socket::send(
             stream.as_raw_fd(),
             data,
-            nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+            nix::sys::socket::MsgFlags::MSG_NOSIGNAL | nix::sys::socket::MsgFlags::MSG_DONTWAIT,
         ) {
             Ok(0) => return false,
             Ok(n) => data = &data[n..],
-            Err(nix::Error::EINTR | nix::Error::EAGAIN) => {}
+            Err(nix::Error::EINTR) => {}
+            Err(nix::Error::EAGAIN) => {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    return false;
+                }
+                let mut pfd = libc::pollfd {
+                    fd: stream.as_raw_fd(),
+                    events: libc::POLLOUT,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd for the duration of the call.
+                unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(i32::MAX as u128) as i32) };
+            }
             Err(_) => return false,
         }
     }

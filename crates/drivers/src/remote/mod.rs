@@ -120,11 +120,12 @@ pub struct Plugin {
     pub ipam: Option<Arc<RemoteIpam>>,
 }
 
-/// The plugins activated so far, by name.
+/// The plugins activated so far, by name (each behind its own once-cell, so that one
+/// plugin's activation never waits for another's).
 pub struct Plugins {
     cfg: PluginConfig,
     nl: Netlink,
-    active: Mutex<HashMap<String, Arc<Plugin>>>,
+    active: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Arc<Plugin>>>>>,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -209,12 +210,20 @@ impl Plugins {
         &self.cfg
     }
 
-    /// The plugin `name`, discovered and activated now if it was not yet.
+    /// The plugin `name`, discovered and activated now if it was not yet. Only callers
+    /// of the same plugin wait for its activation: a plugin that hangs while activating
+    /// holds up no other plugin (and a failed activation is retried by the next caller).
     pub async fn get(&self, name: &str) -> Result<Arc<Plugin>, PluginError> {
-        let mut active = self.active.lock().await;
-        if let Some(p) = active.get(name) {
-            return Ok(Arc::clone(p));
-        }
+        let cell = {
+            let mut active = self.active.lock().await;
+            Arc::clone(active.entry(name.to_string()).or_default())
+        };
+        cell.get_or_try_init(|| self.activate(name))
+            .await
+            .map(Arc::clone)
+    }
+
+    async fn activate(&self, name: &str) -> Result<Arc<Plugin>, PluginError> {
         let addr = discover(&self.cfg, name)?;
         let client = Client::new(name, addr, self.cfg.timeout);
         let resp = client.call("Plugin.Activate", None).await?;
@@ -244,14 +253,12 @@ impl Plugins {
                 _ => {}
             }
         }
-        let p = Arc::new(Plugin {
+        Ok(Arc::new(Plugin {
             name: name.to_string(),
             implements,
             driver,
             ipam,
-        });
-        active.insert(name.to_string(), Arc::clone(&p));
-        Ok(p)
+        }))
     }
 
     fn not_impl(p: &Plugin, what: &str) -> PluginError {
@@ -285,6 +292,7 @@ impl Plugins {
             .lock()
             .await
             .values()
+            .filter_map(|c| c.get())
             .map(|p| (p.name.clone(), p.implements.clone()))
             .collect();
         v.sort();
