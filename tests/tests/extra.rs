@@ -371,6 +371,22 @@ fn requested_mac_address_is_applied_and_reported() {
     ]);
     assert_eq!(mac.trim(), "02:00:00:61:00:09");
 
+    // The top-level MAC and endpoint settings keyed by the network's ID are one
+    // network's settings: both apply.
+    let id = d.ok(&["network", "inspect", "-f", "{{.Id}}", "macnet"]);
+    let body = format!(
+        r#"{{"Image":"busybox","Cmd":["sleep","1000"],"MacAddress":"02:00:00:61:00:0b","HostConfig":{{"NetworkMode":"macnet"}},"NetworkingConfig":{{"EndpointsConfig":{{"{}":{{"IPAMConfig":{{"IPv4Address":"10.61.0.77"}}}}}}}}}}"#,
+        id.trim()
+    );
+    let (code, out) = d.api("POST", "/v1.43/containers/create?name=both", Some(&body));
+    assert_eq!(code, 201, "{out}");
+    d.ok(&["start", "both"]);
+    let link = d.exec_ok("both", "ip -o link show eth0; ip -o addr show eth0");
+    assert!(
+        link.contains("02:00:00:61:00:0b") && link.contains("10.61.0.77"),
+        "MAC and pinned address both applied: {link}"
+    );
+
     // With host networking there is no MAC to set.
     let body = r#"{"Image":"busybox","Cmd":["true"],"MacAddress":"02:00:00:61:00:0a","HostConfig":{"NetworkMode":"host"}}"#;
     let (code, out) = d.api("POST", "/v1.43/containers/create?name=hostmac", Some(body));

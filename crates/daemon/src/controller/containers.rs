@@ -209,15 +209,19 @@ impl Controller {
         let mut networks = BTreeMap::new();
         let mut order = Vec::new();
         let mut primary_req = EndpointRequest::default();
-        let mut extra = Vec::new();
+        let mut extra: Vec<(Network, EndpointRequest)> = Vec::new();
         for (key, r) in &req.networking.endpoints {
             let n = if key == "default" {
                 st.find_network("bridge")?
             } else {
                 st.find_network(key)?
             };
+            // Two keys may name one network (its name and its ID, or the top-level
+            // `MacAddress` of API < 1.44 next to `EndpointsConfig`): merge them.
             if n.id == primary.id {
-                primary_req = r.clone();
+                merge_request(&mut primary_req, r);
+            } else if let Some((_, e)) = extra.iter_mut().find(|(x, _)| x.id == n.id) {
+                merge_request(e, r);
             } else {
                 extra.push((n.clone(), r.clone()));
             }
@@ -670,11 +674,11 @@ impl Controller {
             .cloned()
             .collect();
         let ifname = if has_if {
-            // The index is unique whatever the prefix (a plugin may name it `net1`).
+            // The index (the name's trailing digits) is unique whatever the prefix: a
+            // plugin may name it `net1`, or even `eth0_1`.
             let index = |n: &str| -> Option<u32> {
-                n.trim_start_matches(|c: char| !c.is_ascii_digit())
-                    .parse()
-                    .ok()
+                let digits = n.len() - n.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+                n[n.len() - digits..].parse().ok()
             };
             (0..)
                 .find(|i| !existing.iter().any(|e| index(&e.ifname) == Some(*i)))
@@ -1382,4 +1386,24 @@ fn generate_name(st: &State, id: &str) -> String {
         return base;
     }
     format!("{base}_{}", &id[..6.min(id.len())])
+}
+
+/// Adds to `into` what `from` sets (endpoint settings given twice for one network).
+fn merge_request(into: &mut EndpointRequest, from: &EndpointRequest) {
+    into.ipv4 = into.ipv4.or(from.ipv4);
+    into.ipv6 = into.ipv6.or(from.ipv6);
+    for a in &from.aliases {
+        if !into.aliases.contains(a) {
+            into.aliases.push(a.clone());
+        }
+    }
+    into.links.extend(from.links.iter().cloned());
+    if into.mac.is_empty() {
+        into.mac = from.mac.clone();
+    }
+    for (k, v) in &from.driver_opts {
+        into.driver_opts
+            .entry(k.clone())
+            .or_insert_with(|| v.clone());
+    }
 }
