@@ -25,13 +25,23 @@ struct Plugin {
 
 impl Plugin {
     fn start(d: &Daemon) -> Plugin {
+        Self::start_named(d, P)
+    }
+
+    /// A plugin answering as `name` (its own socket, log and control file).
+    fn start_named(d: &Daemon, name: &str) -> Plugin {
         let dir = d.dir.join("plugins");
         std::fs::create_dir_all(&dir).expect("plugin dir");
+        let suffix = if name == P {
+            String::new()
+        } else {
+            format!("-{name}")
+        };
         let mut p = Plugin {
             child: None,
-            sock: dir.join(format!("{P}.sock")),
-            log: d.dir.join("plugin-calls.jsonl"),
-            control: d.dir.join("plugin-control.json"),
+            sock: dir.join(format!("{name}.sock")),
+            log: d.dir.join(format!("plugin-calls{suffix}.jsonl")),
+            control: d.dir.join(format!("plugin-control{suffix}.json")),
             netns: d.name.clone(),
         };
         p.spawn();
@@ -1257,4 +1267,44 @@ fn client_hanging_up_mid_call_leaves_nothing_half_made() {
     p.set(json!({}));
     d.ok(&["network", "create", "-d", P, "--ipam-driver", P, "gone"]);
     d.ok(&["network", "rm", "gone"]);
+}
+
+/// A plugin that hangs while being activated holds up only its own users: another
+/// plugin activates and serves a network create meanwhile.
+#[test]
+fn one_plugins_activation_does_not_wait_for_another() {
+    let (d, p) = setup_or_skip!(4);
+    let q = Plugin::start_named(&d, "tplug2");
+    p.set(json!({"hang": ["Plugin.Activate"]}));
+    let host = d.host_arg();
+    let bin = netloom_e2e::bin_dir().join("netloom");
+    let slow = std::thread::spawn(move || {
+        Command::new(bin)
+            .args(["-H", &host, "network", "create", "-d", P, "hangnet"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    });
+    // Let the first activation start hanging.
+    assert!(wait_for(Duration::from_secs(5), || p
+        .methods()
+        .iter()
+        .any(|m| m == "Plugin.Activate")));
+    let t = Instant::now();
+    d.ok(&["network", "create", "-d", "tplug2", "quick"]);
+    let took = t.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "tplug2 waited {took:?} for tplug's hanging activation"
+    );
+    assert!(
+        q.methods()
+            .iter()
+            .any(|m| m == "NetworkDriver.CreateNetwork")
+    );
+    assert!(
+        !slow.join().unwrap_or(true),
+        "the hanging activation should time out"
+    );
+    d.ok(&["network", "rm", "quick"]);
 }
