@@ -57,23 +57,9 @@ NETLOOM=${NETLOOM:-$(dirname "$NETLOOMD")/netloom}; NL_BUILD=${NL_BUILD:-custom}
 
 # ---------------- cleanup ----------------
 NSLIST=(); SRV_PIDS=(); NETLOOMD_PID=""; DOCKERD_PID=""
-RUNDIRS=(/run/docker/plugins /run/docker /run/containerd/s /run/containerd/runc /run/containerd)
-NEWDIRS=(); for m in "${RUNDIRS[@]}"; do [ -e "$m" ] || NEWDIRS+=("$m"); done
-kill_wait() { # pid: SIGTERM, up to 30 s, then SIGKILL
-  local p=$1; kill -0 "$p" 2>/dev/null || return 0
-  kill "$p" 2>/dev/null
-  for _ in $(seq 60); do kill -0 "$p" 2>/dev/null || break; sleep 0.5; done
-  kill -0 "$p" 2>/dev/null && kill -9 "$p" 2>/dev/null
-  wait "$p" 2>/dev/null || true
-}
-children() { # pids whose parent is this shell (own children and orphans re-parented here)
-  local f l me=$$; KIDS=()
-  for f in /proc/[0-9]*/stat; do
-    read -r l 2>/dev/null < "$f" || continue
-    l=${l##*) }; set -- $l
-    [ "$2" = "$me" ] && KIDS+=("${f//[^0-9]/}")
-  done
-}
+# kill_wait, children, stop_docker, stop_netloom, note_new_rundirs
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
+note_new_rundirs
 NL() { "$D/bin/netloom" -H "unix://$D/nl/exec/netloom.sock" "$@"; }
 DKC() { "$DK" -H "unix://$D/dk/docker.sock" "$@"; }
 cleanup() {

@@ -71,39 +71,9 @@ NETLOOM=${NETLOOM:-$(dirname "$NETLOOMD")/netloom}
 
 # ---------------- cleanup (from bench/core.sh) ----------------
 DOCKERD_PID=""; NETLOOMD_PID=""; NL_BIN=""
-RUNDIRS=(/run/docker/plugins /run/docker /run/containerd/s /run/containerd/runc /run/containerd)
-NEWDIRS=(); for m in "${RUNDIRS[@]}"; do [ -e "$m" ] || NEWDIRS+=("$m"); done
-kill_wait() {
-  local p=$1; kill -0 "$p" 2>/dev/null || return 0
-  kill "$p" 2>/dev/null
-  for _ in $(seq 60); do kill -0 "$p" 2>/dev/null || break; sleep 0.5; done
-  kill -0 "$p" 2>/dev/null && kill -9 "$p" 2>/dev/null
-  wait "$p" 2>/dev/null || true
-}
-children() {
-  local f l me=$$; KIDS=()
-  for f in /proc/[0-9]*/stat; do
-    read -r l 2>/dev/null < "$f" || continue
-    l=${l##*) }; set -- $l
-    [ "$2" = "$me" ] && KIDS+=("${f//[^0-9]/}")
-  done
-}
-stop_docker() {
-  [ -n "$DOCKERD_PID" ] || return 0
-  if kill -0 "$DOCKERD_PID" 2>/dev/null; then
-    local c; for c in $($DK -H unix://$DK_SOCK ps -aq 2>/dev/null); do $DK -H unix://$DK_SOCK rm -f "$c" >/dev/null 2>&1; done
-    kill_wait "$DOCKERD_PID"
-  fi
-  DOCKERD_PID=""
-}
-stop_netloom() {
-  [ -n "$NETLOOMD_PID" ] || return 0
-  if kill -0 "$NETLOOMD_PID" 2>/dev/null; then
-    local c; for c in $($NL_BIN -H unix://$NL_SOCK ps -aq 2>/dev/null); do $NL_BIN -H unix://$NL_SOCK rm -f "$c" >/dev/null 2>&1; done
-    kill_wait "$NETLOOMD_PID"
-  fi
-  NETLOOMD_PID=""
-}
+# kill_wait, children, stop_docker, stop_netloom, note_new_rundirs
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../bench/lib.sh"
+note_new_rundirs
 cleanup() {
   local rc=$?
   set +e; trap - EXIT INT TERM

@@ -234,7 +234,6 @@ impl Driver for MacvlanDriver {
                 )));
             }
         };
-        net.mtu = 0;
         Ok(())
     }
 
