@@ -46,11 +46,27 @@ impl std::fmt::Display for Out {
 
 /// Runs `cmd` with a timeout, capturing stdout/stderr.  On timeout the
 /// process is killed and the exit code is -999.
-pub fn run_cmd(mut cmd: Command, timeout: Duration) -> Out {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .env("RUST_BACKTRACE", "0");
+pub fn run_cmd(cmd: Command, timeout: Duration) -> Out {
+    run_cmd_inner(cmd, timeout, false)
+}
+
+/// Like [`run_cmd`], but stdin is a pipe that stays open (and empty) until the process
+/// exits. For programs that act on their input's end: util-linux `script` types the
+/// terminal's EOF character into the session when its stdin ends, which a program on
+/// that terminal would see (and echo) as input.
+pub fn run_cmd_open_stdin(cmd: Command, timeout: Duration) -> Out {
+    run_cmd_inner(cmd, timeout, true)
+}
+
+fn run_cmd_inner(mut cmd: Command, timeout: Duration, open_stdin: bool) -> Out {
+    cmd.stdin(if open_stdin {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .env("RUST_BACKTRACE", "0");
     let desc = format!("{cmd:?}");
     let mut child = match cmd.spawn() {
         Ok(c) => c,
@@ -62,6 +78,8 @@ pub fn run_cmd(mut cmd: Command, timeout: Duration) -> Out {
             };
         }
     };
+    // Held (never written) until the child is gone.
+    let stdin = child.stdin.take();
     let mut so = child.stdout.take().unwrap();
     let mut se = child.stderr.take().unwrap();
     let t1 = std::thread::spawn(move || {
@@ -89,6 +107,7 @@ pub fn run_cmd(mut cmd: Command, timeout: Duration) -> Out {
         }
         std::thread::sleep(Duration::from_millis(10));
     };
+    drop(stdin);
     // A grandchild may hold the pipes open; do not wait forever for it.
     let join = |t: std::thread::JoinHandle<Vec<u8>>| -> String {
         let until = Instant::now() + Duration::from_secs(5);

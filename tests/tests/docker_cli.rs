@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use netloom_e2e::{Daemon, Out, busybox_tar, daemon_or_skip, run_cmd, wait_for};
+use netloom_e2e::{
+    Daemon, Out, busybox_tar, daemon_or_skip, run_cmd, run_cmd_open_stdin, wait_for,
+};
 
 /// The docker client binary, if installed.
 fn docker_bin() -> Option<PathBuf> {
@@ -861,6 +863,20 @@ impl Docker<'_> {
             .env_remove("DOCKER_API_VERSION");
         run_cmd(c, Duration::from_secs(45))
     }
+
+    /// Like [`Docker::shell`], for `script` sessions that type nothing: stdin stays open,
+    /// so `script` never types an EOF character into the session (the container's
+    /// terminal would echo it, e.g. `^@`, into the output and the log).
+    fn tty_shell(&self, script: &str) -> Out {
+        let script = script.replace("@docker@", &self.bin.display().to_string());
+        let mut c = Command::new("sh");
+        c.args(["-c", &script])
+            .env("DOCKER_HOST", self.d.host_arg())
+            .env("DOCKER_CONFIG", &self.config)
+            .env("DOCKER_CLI_HINTS", "false")
+            .env_remove("DOCKER_API_VERSION");
+        run_cmd_open_stdin(c, Duration::from_secs(45))
+    }
 }
 
 /// True if `script` (util-linux) can give the docker CLI a terminal; prints a skip.
@@ -884,7 +900,7 @@ fn docker_run_it_and_i() {
     }
     // The terminal `script` makes is set to 33x101 before docker starts: docker sends
     // that size, and `stty size` inside shows it.
-    let o = dk.shell(
+    let o = dk.tty_shell(
         "script -qec 'stty rows 33 cols 101; @docker@ run -it --rm busybox sh -c \"tty; stty size; echo out-\\$((6*7)); exit 5\"' /dev/null",
     );
     assert!(
@@ -955,7 +971,7 @@ fn docker_start_ai_resize_and_daemon_restart() {
         "-c",
         "echo started-$((1+1)); exit 4",
     ]);
-    let o = dk.shell("script -qec '@docker@ start -ai sai' /dev/null");
+    let o = dk.tty_shell("script -qec '@docker@ start -ai sai' /dev/null");
     assert!(o.stdout.contains("started-2"), "{o}");
     assert_eq!(o.code, 4, "{o}");
     // A terminal's log comes back as one raw stream (no frame headers).
@@ -970,8 +986,9 @@ fn docker_start_ai_resize_and_daemon_restart() {
         "the size set by POST /containers/keep/resize"
     );
     // exec -it follows the client's terminal size (exec resize); exec -i pipes stdin.
-    let o =
-        dk.shell("script -qec 'stty rows 29 cols 91; @docker@ exec -it keep stty size' /dev/null");
+    let o = dk.tty_shell(
+        "script -qec 'stty rows 29 cols 91; @docker@ exec -it keep stty size' /dev/null",
+    );
     assert!(o.stdout.contains("29 91"), "exec resize: {o}");
     let o = dk.shell("echo piped | @docker@ exec -i keep cat");
     assert_eq!(o.stdout, "piped\n", "{o}");
