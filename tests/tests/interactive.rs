@@ -284,3 +284,87 @@ fn netloom_attach_without_tty_and_sig_proxy() {
     assert_eq!(o.stdout, "late-out\n", "{o}");
     assert_eq!(o.code, 4, "{o}");
 }
+
+#[test]
+fn attach_logs_replays_the_log_of_interactive_containers() {
+    // `attach?logs=1` first replays what the container wrote: one raw stream for a
+    // terminal, frames for an open stdin; `stream=0` ends after the replay; with a live
+    // session the replay and the live output meet without loss or repeat.
+    let d = daemon_or_skip!();
+    d.ok(&[
+        "run",
+        "-t",
+        "--name",
+        "rt",
+        "busybox",
+        "sh",
+        "-c",
+        "echo replay-$((2*4))",
+    ]);
+    let (code, body) = d.api(
+        "POST",
+        "/containers/rt/attach?logs=1&stream=0&stdout=1&stderr=1",
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body, "replay-8\r\n", "the terminal's raw output, unframed");
+    // Without logs=1 a stopped container's attach has nothing to say.
+    let (code, body) = d.api("POST", "/containers/rt/attach?stream=0&stdout=1", None);
+    assert_eq!((code, body.as_str()), (200, ""));
+
+    d.ok(&[
+        "run",
+        "-i",
+        "--name",
+        "ri",
+        "busybox",
+        "sh",
+        "-c",
+        "echo to-out; echo to-err >&2",
+    ]);
+    let (code, body) = d.api(
+        "POST",
+        "/containers/ri/attach?logs=1&stream=0&stdout=1&stderr=1",
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("\u{1}\0\0\0\0\0\0\u{7}to-out\n"),
+        "a stdout frame: {body:?}"
+    );
+    assert!(
+        body.contains("\u{2}\0\0\0\0\0\0\u{7}to-err\n"),
+        "a stderr frame: {body:?}"
+    );
+    let (_, body) = d.api(
+        "POST",
+        "/containers/ri/attach?logs=1&stream=0&stdout=1&stderr=0",
+        None,
+    );
+    assert!(!body.contains("to-err"), "stderr not asked for: {body:?}");
+
+    // A running terminal: the replay, then the live output until the exit.
+    d.ok(&[
+        "run",
+        "-dt",
+        "--name",
+        "rl",
+        "busybox",
+        "sh",
+        "-c",
+        "echo before; sleep 2; echo after",
+    ]);
+    assert!(
+        netloom_e2e::wait_for(Duration::from_secs(10), || d
+            .ok(&["logs", "rl"])
+            .contains("before")),
+        "the first line is logged"
+    );
+    let (code, body) = d.api(
+        "POST",
+        "/containers/rl/attach?logs=1&stream=1&stdout=1",
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body, "before\r\nafter\r\n", "replay + live, each line once");
+}

@@ -502,8 +502,9 @@ pub async fn logs(
     ))
 }
 
-/// `POST /containers/{id}/attach?stream=&stdout=&stderr=`: output from now until the
-/// container exits; may be called before start.
+/// `POST /containers/{id}/attach?logs=&stream=&stdout=&stderr=&stdin=`: the log so far
+/// (`logs=1`), then output from now until the container exits (`stream=1`); may be
+/// called before start.
 pub async fn attach(
     State(ctl): State<Ctl>,
     Path(id): Path<String>,
@@ -563,10 +564,23 @@ fn attach_interactive(
     };
     let id = v.container.id.clone();
     let state_dir = ctl.paths.run.join(&id);
+    // `logs=1` replays the log first (read once the live session is connected, so the
+    // replay and the live output meet); `stream=0` ends after the replay.
+    let replay = body::qbool(q, "logs").then(|| Replay {
+        path: v.log_path.clone(),
+        tty: v.container.tty,
+        stdout: want.stdout,
+        stderr: want.stderr,
+    });
+    let live = body::qbool(q, "stream");
+    let replay_after_connect = live && v.container.is_running();
     // Subscribe before looking at the state, so a start in between is not missed.
     let mut events = ctl.subscribe();
-    let waiter = (!v.container.is_running()).then(|| ctl.attach_waiting(&id));
+    let waiter = (live && !v.container.is_running()).then(|| ctl.attach_waiting(&id));
     let started = async move {
+        if !live {
+            return None;
+        }
         if waiter.is_some() {
             // Clients attach right before they start the container (docker run,
             // start -a, docker-py): give up if that start does not come.
@@ -595,7 +609,22 @@ fn attach_interactive(
         let (tx, rx) = mpsc::channel::<Bytes>(64);
         tokio::spawn(async move {
             use tokio::io::AsyncReadExt;
-            let Some(mut shim) = started.await else {
+            // A running container's log is read once the session is connected, so
+            // that nothing falls between the replay and the live output; otherwise the
+            // replay comes at once.
+            let mut replay = replay;
+            if !replay_after_connect {
+                let b = Replay::take(&mut replay).await;
+                if !b.is_empty() && tx.send(Bytes::from(b)).await.is_err() {
+                    return;
+                }
+            }
+            let shim = started.await;
+            let b = Replay::take(&mut replay).await;
+            if !b.is_empty() && tx.send(Bytes::from(b)).await.is_err() {
+                return;
+            }
+            let Some(mut shim) = shim else {
                 return;
             };
             let mut buf = vec![0u8; 32 * 1024];
@@ -627,8 +656,20 @@ fn attach_interactive(
         };
         let io = hyper_util::rt::TokioIo::new(upgraded);
         let (rd, mut wr) = tokio::io::split(io);
-        let Some(shim) = started.await else {
+        let mut replay = replay;
+        if !replay_after_connect {
+            let _ = wr.write_all(&Replay::take(&mut replay).await).await;
+        }
+        let shim = started.await;
+        let _ = wr.write_all(&Replay::take(&mut replay).await).await;
+        let Some(shim) = shim else {
             let _ = wr.shutdown().await;
+            // Read what the client still sends, so the close is clean (not a reset).
+            let _ = tokio::time::timeout(
+                stream::INPUT_DRAIN,
+                stream::pump_input(rd, None::<tokio::io::Sink>),
+            )
+            .await;
             return;
         };
         let (mut shim_rd, shim_wr) = shim.into_split();
@@ -658,6 +699,47 @@ fn attach_interactive(
     h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     h.insert(header::UPGRADE, HeaderValue::from_static("tcp"));
     resp
+}
+
+/// What `attach?logs=1` replays: the log so far, as the session would have sent it.
+struct Replay {
+    path: PathBuf,
+    tty: bool,
+    stdout: bool,
+    stderr: bool,
+}
+
+impl Replay {
+    /// The replay's bytes (empty if there is none or it was taken already).
+    async fn take(r: &mut Option<Replay>) -> Vec<u8> {
+        match r.take() {
+            Some(r) => tokio::task::spawn_blocking(move || r.bytes())
+                .await
+                .unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The log's lines: one raw stream for a terminal, frames otherwise.
+    fn bytes(&self) -> Vec<u8> {
+        let lines = netloom_runtime::logs::read_all(&self.path).unwrap_or_default();
+        let mut out = Vec::new();
+        for l in lines {
+            let (id, want) = match l.stream {
+                Stream::Stdout => (stream::STDOUT, self.stdout),
+                Stream::Stderr => (stream::STDERR, self.stderr),
+            };
+            if !want {
+                continue;
+            }
+            if self.tty {
+                out.extend_from_slice(&l.log);
+            } else {
+                out.extend_from_slice(&stream::frame(id, &l.log));
+            }
+        }
+        out
+    }
 }
 
 /// `h` and `w` of a resize request.
