@@ -10,7 +10,7 @@
 # $EPOCHREALTIME.
 # DEL gets the ADD result as prevResult (as libcni does with its cached result).
 # Usage (root): bench/cni.sh      Env: N=50 B=10 KEEP=1 (keep the per-sample files in /tmp/nlcb<pid>)  CNI=<path to netloom-cni>  REF_MASQ=1 (also
-# time the reference with ipMasq:true, as /work/shared/lab/peers/03_cni_plugins.sh does)  SYNC=1 (also
+# time both with ipMasq:true, as /work/shared/lab/peers/03_cni_plugins.sh configures the reference)  SYNC=1 (also
 # time netloom-cni with "syncDelete":true, whose DEL waits for the kernel like the reference's)
 set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "cni.sh: run as root" >&2; exit 1; }
@@ -69,7 +69,8 @@ BIN[netloom]=$D/netloom-cni;  TYPE[netloom]=netloom-cni; MASQ[netloom]=false
 BIN[nl-sync]=$D/netloom-cni;  TYPE[nl-sync]=netloom-cni; MASQ[nl-sync]=false; EXTRA[nl-sync]='"syncDelete":true,'
 BIN[reference]=$REF/bridge;   TYPE[reference]=bridge;    MASQ[reference]=false
 BIN[ref-masq]=$REF/bridge;    TYPE[ref-masq]=bridge;     MASQ[ref-masq]=true
-labels="netloom reference"; [ "${REF_MASQ:-0}" = 1 ] && labels="$labels ref-masq"
+BIN[nl-masq]=$D/netloom-cni;  TYPE[nl-masq]=netloom-cni; MASQ[nl-masq]=true
+labels="netloom reference"; [ "${REF_MASQ:-0}" = 1 ] && labels="$labels ref-masq nl-masq"
 [ "${SYNC:-0}" = 1 ] && labels="$labels nl-sync"
 # run LABEL CMD first last outfile: plugin LABEL, from a shell inside its host netns
 run() { nsenter --net=/run/netns/$TAG-$1 bash $D/loop.sh "$2" "${BIN[$1]}" "$TAG-$1-c" "$3" "$4" "${CFG[$1]}" "$5"; }
@@ -94,7 +95,7 @@ for first in $(seq 1 $B $N); do
   for l in $labels; do run $l DEL $first $last $D/$l.del; done
 done
 for l in $labels; do
-  left=$(ls $D/ipam-${TYPE[$l]}-${MASQ[$l]}/$TAG 2>/dev/null | grep -c '^10\.' || true)
+  left=$(ls $D/ipam-$l/$TAG 2>/dev/null | grep -c '^10\.' || true)
   [ "$left" = 0 ] || { echo "$l: $left addresses left after DEL" >&2; exit 1; }
   paste -d' ' $D/$l.add $D/$l.del | awk '{print $1+$2}' > $D/$l.both
   for k in add del both; do MED[$l.$k]=$(stats $D/$l.$k); done
@@ -111,6 +112,7 @@ for l in $labels; do
   name=$l; [ $l = netloom ] && name="netloom-cni"; [ $l = reference ] && name="bridge+host-local"
   [ $l = ref-masq ] && name="bridge+host-local, ipMasq"
   [ $l = nl-sync ] && name="netloom-cni, syncDelete"
+  [ $l = nl-masq ] && name="netloom-cni, ipMasq"
   printf '| %-28s | %6s / %5s | %6s / %5s | %6s / %5s |\n' "$name" \
     "$(med $l.add)" "$(p90 $l.add)" "$(med $l.del)" "$(p90 $l.del)" "$(med $l.both)" "$(p90 $l.both)"
 done
@@ -118,6 +120,10 @@ for k in add del both; do
   r=$(echo "$(med reference.$k) / $(med netloom.$k)" | bc -l)
   printf 'ratio reference/netloom-cni %-5s %.1fx\n' "$k" "$r"
 done
+if [ "${REF_MASQ:-0}" = 1 ]; then
+  r=$(echo "$(med ref-masq.both) / $(med nl-masq.both)" | bc -l)
+  printf 'ratio with ipMasq, both %.1fx\n' "$r"
+fi
 if [ "${SYNC:-0}" = 1 ]; then
   r=$(echo "$(med reference.both) / $(med nl-sync.both)" | bc -l)
   printf 'ratio reference/netloom-cni(syncDelete) both %.1fx\n' "$r"

@@ -13,6 +13,7 @@ use std::os::fd::OwnedFd;
 use crate::config::{CniEnv, NetConf};
 use crate::error::CniError;
 use crate::ipam::{Allocation, HostLocal};
+use crate::masq;
 use crate::result::{CniResult, Interface, IpConfig, Route, mac_string};
 
 /// The alias put on bridges this plugin creates (not `netloom:`, so netloomd's
@@ -50,12 +51,6 @@ fn driver(conf: &NetConf) -> Result<Driver, CniError> {
                     "bridge name {name:?} is not a valid interface name: at most 15 characters, no '/', ':' or spaces"
                 )));
             }
-            if conf.ip_masq {
-                return Err(unsupported(
-                    "ipMasq=true",
-                    "netloom-cni does not masquerade: set \"ipMasq\": false and chain the reference \"portmap\"/\"firewall\" plugins or add a masquerade rule yourself",
-                ));
-            }
             if conf.promisc_mode {
                 return Err(unsupported(
                     "promiscMode=true",
@@ -71,6 +66,12 @@ fn driver(conf: &NetConf) -> Result<Driver, CniError> {
             Ok(Driver::Bridge { name })
         }
         "macvlan" => {
+            if conf.ip_masq {
+                return Err(unsupported(
+                    "ipMasq=true",
+                    "masquerading is implemented for the bridge driver only (macvlan traffic does not pass the runtime's namespace): remove \"ipMasq\" or masquerade on the macvlan parent's router",
+                ));
+            }
             let m = conf.mode.as_deref().unwrap_or("bridge");
             let mode = MacvlanMode::parse(m).ok_or_else(|| {
                 CniError::InvalidConfig(format!(
@@ -259,6 +260,15 @@ pub async fn add(
             sandbox: netns_path.to_string(),
             extra: Default::default(),
         });
+        if conf.ip_masq && !allocs.is_empty() {
+            let subnets: Vec<IpNet> = store
+                .iter()
+                .flat_map(|s| s.sets.iter().flatten().map(|r| r.subnet))
+                .collect();
+            let addrs: Vec<IpAddr> = allocs.iter().map(|a| a.address.addr()).collect();
+            masq::add(conf.net_name()?, &subnets, &addrs)?;
+            tracing::debug!("masquerading set up");
+        }
         let ips = allocs
             .iter()
             .map(|a| IpConfig {
@@ -492,6 +502,17 @@ pub fn del_ipam(conf: &NetConf, env: &CniEnv) -> Result<(), CniError> {
                 .collect()
         })
         .unwrap_or_default();
+    if conf.ip_masq {
+        // Before the release, so that a DEL retried after a failure here still knows
+        // the addresses.
+        let mut addrs = named.clone();
+        for a in s.owned(id, ifname)? {
+            if !addrs.contains(&a) {
+                addrs.push(a);
+            }
+        }
+        masq::remove(conf.net_name()?, &addrs)?;
+    }
     let mut freed = if named.is_empty() {
         Vec::new()
     } else {

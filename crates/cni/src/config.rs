@@ -34,7 +34,7 @@ pub struct NetConf {
     /// bridge: also install a default route via the gateway (implies `isGateway`).
     #[serde(default)]
     pub is_default_gateway: bool,
-    /// bridge: masquerade traffic leaving the subnet (not implemented: refused).
+    /// bridge: masquerade traffic leaving the subnets (nftables table `inet netloom_cni`).
     #[serde(default)]
     pub ip_masq: bool,
     /// MTU of the created links.

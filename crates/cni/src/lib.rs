@@ -10,6 +10,7 @@ pub mod attach;
 pub mod config;
 pub mod error;
 pub mod ipam;
+pub mod masq;
 pub mod result;
 
 use serde_json::json;
@@ -201,6 +202,9 @@ fn gc(conf: &NetConf) -> Result<(), CniError> {
         .collect();
     let freed = store.gc(&valid)?;
     tracing::debug!(?freed, "gc released addresses");
+    if conf.ip_masq {
+        masq::remove(conf.net_name()?, &freed)?;
+    }
     Ok(())
 }
 

@@ -389,7 +389,7 @@ fn version_and_input_errors() {
     assert_eq!(out.err_code(), 1, "{out:?}");
     assert!(out.stdout.contains("9.9.9"), "{out:?}");
     let out = add(
-        r#"{"cniVersion":"1.1.0","name":"n","type":"netloom-cni","ipMasq":true}"#,
+        r#"{"cniVersion":"1.1.0","name":"n","type":"netloom-cni","driver":"macvlan","ipMasq":true}"#,
         &full,
     );
     assert_eq!(out.err_code(), 2, "{out:?}");
@@ -642,4 +642,141 @@ fn chain_with_reference_tuning_plugin() {
     assert!(link_gone(&ctr, "eth1"));
     assert!(!data.path().join("nlcnet/10.77.0.2").exists());
     assert!(!data.path().join("nlcnet2/10.79.0.2").exists());
+}
+
+/// The elements of netloom-cni's masquerade map in `ns` (empty if there is no table).
+fn masq_elements(ns: &Ns) -> String {
+    let o = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.name,
+            "nft",
+            "list",
+            "map",
+            "inet",
+            "netloom_cni",
+            "masq4",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn ip_masq_lets_containers_reach_beyond_their_subnet() {
+    // A "peer" outside the container subnet, with no route back to it: only masqueraded
+    // traffic gets answers. ipMasq adds the container to netloom-cni's nftables table in
+    // the runtime's namespace; DEL and GC take it out again.
+    if !privileged("ip_masq_lets_containers_reach_beyond_their_subnet") {
+        return;
+    }
+    let host = Ns::new("mh");
+    let peer = Ns::new("mp");
+    let c1 = Ns::new("mc1");
+    let up = format!("nlm{}u", std::process::id() % 100_000);
+    ip(&[
+        "-n", &host.name, "link", "add", &up, "type", "veth", "peer", "name", "pp0", "netns",
+        &peer.name,
+    ]);
+    ip(&["-n", &host.name, "addr", "add", "192.0.2.1/24", "dev", &up]);
+    ip(&["-n", &host.name, "link", "set", &up, "up"]);
+    ip(&[
+        "-n",
+        &peer.name,
+        "addr",
+        "add",
+        "192.0.2.2/24",
+        "dev",
+        "pp0",
+    ]);
+    ip(&["-n", &peer.name, "link", "set", "pp0", "up"]);
+    let data = tempfile::tempdir().unwrap();
+    let plain = bridge_conf("1.1.0", "nlcbrm", data.path(), json!({}));
+    let mut masq = plain.clone();
+    masq["ipMasq"] = json!(true);
+
+    // Without ipMasq the peer's answers have no way back.
+    let r = ok(run("ADD", &host, "ctr-plain", Some(&c1), "eth0", &plain)).json();
+    assert!(
+        !ping(&c1, "192.0.2.2"),
+        "the peer answered without masquerading: the test proves nothing"
+    );
+    let mut del = plain.clone();
+    del["prevResult"] = r;
+    ok(run("DEL", &host, "ctr-plain", Some(&c1), "eth0", &del));
+    assert!(link_gone(&c1, "eth0"));
+
+    // With ipMasq it reaches the peer; the container is in the map, not in the real host.
+    let r = ok(run("ADD", &host, "ctr-masq", Some(&c1), "eth0", &masq)).json();
+    let addr = r["ips"][0]["address"].as_str().unwrap().to_string();
+    let addr = addr.split('/').next().unwrap().to_string();
+    assert!(
+        ping(&c1, "192.0.2.2"),
+        "masqueraded ping to the peer failed"
+    );
+    assert!(
+        masq_elements(&host).contains(&format!("{addr} : jump masq-")),
+        "{}",
+        masq_elements(&host)
+    );
+    assert!(
+        !Command::new("nft")
+            .args(["list", "table", "inet", "netloom_cni"])
+            .output()
+            .unwrap()
+            .status
+            .success(),
+        "the table leaked into the real host"
+    );
+    // Traffic inside the subnet is not masqueraded: the gateway sees the container.
+    assert!(ping(&c1, "10.77.0.1"));
+    // ADD again (another container) keeps one copy of the fixed rules.
+    let c2 = Ns::new("mc2");
+    let r2 = ok(run("ADD", &host, "ctr-masq2", Some(&c2), "eth0", &masq)).json();
+    let o = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &host.name,
+            "nft",
+            "list",
+            "chain",
+            "inet",
+            "netloom_cni",
+            "postrouting",
+        ])
+        .output()
+        .unwrap();
+    let rules = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(rules.matches("vmap @masq4").count(), 1, "{rules}");
+
+    // DEL removes the element (and twice is fine); GC removes a leftover one.
+    let mut del = masq.clone();
+    del["prevResult"] = r;
+    ok(run("DEL", &host, "ctr-masq", Some(&c1), "eth0", &del));
+    ok(run("DEL", &host, "ctr-masq", Some(&c1), "eth0", &del));
+    let left = masq_elements(&host);
+    assert!(!left.contains(&format!("{addr} :")), "{left}");
+    let addr2 = r2["ips"][0]["address"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(left.contains(&format!("{addr2} :")), "{left}");
+    let mut gc = masq.clone();
+    gc["cni.dev/valid-attachments"] = json!([]);
+    ok(cni(
+        BIN,
+        Some(&host),
+        &[("CNI_COMMAND", "GC")],
+        &gc.to_string(),
+    ));
+    assert!(
+        !masq_elements(&host).contains(&format!("{addr2} :")),
+        "{}",
+        masq_elements(&host)
+    );
 }
