@@ -780,3 +780,139 @@ fn ip_masq_lets_containers_reach_beyond_their_subnet() {
         masq_elements(&host)
     );
 }
+
+#[test]
+fn chain_with_reference_portmap_plugin() {
+    // netloom-cni → Debian's reference `portmap` (iptables DNAT in the runtime's
+    // namespace): a peer outside reaches the container through the host port; the
+    // chain's DEL removes the mapping again.
+    if !privileged("chain_with_reference_portmap_plugin") {
+        return;
+    }
+    let portmap = "/usr/lib/cni/portmap";
+    let have_iptables = Command::new("iptables").arg("-V").output().is_ok();
+    if !Path::new(portmap).exists() || !have_iptables {
+        if std::env::var("NETLOOM_REQUIRE_PRIV").as_deref() == Ok("1") {
+            panic!(
+                "{portmap} or iptables missing: install containernetworking-plugins (scripts/deps.sh)"
+            );
+        }
+        println!(
+            "SKIP chain_with_reference_portmap_plugin: {portmap} or iptables missing (apt-get install containernetworking-plugins)"
+        );
+        return;
+    }
+    let host = Ns::new("ph");
+    let peer = Ns::new("pp");
+    let ctr = Ns::new("pc");
+    let up = format!("nlp{}u", std::process::id() % 100_000);
+    ip(&[
+        "-n", &host.name, "link", "add", &up, "type", "veth", "peer", "name", "pp0", "netns",
+        &peer.name,
+    ]);
+    ip(&["-n", &host.name, "addr", "add", "192.0.2.1/24", "dev", &up]);
+    ip(&["-n", &host.name, "link", "set", &up, "up"]);
+    ip(&[
+        "-n",
+        &peer.name,
+        "addr",
+        "add",
+        "192.0.2.2/24",
+        "dev",
+        "pp0",
+    ]);
+    ip(&["-n", &peer.name, "link", "set", "pp0", "up"]);
+    let data = tempfile::tempdir().unwrap();
+    let conf = bridge_conf("1.0.0", "nlcbr4", data.path(), json!({}));
+    let netns = ctr.path();
+    let env = |cmd: &'static str| {
+        vec![
+            ("CNI_COMMAND", cmd),
+            ("CNI_CONTAINERID", "pm-one"),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_NETNS", netns.as_str()),
+        ]
+    };
+    let r1 = ok(cni(BIN, Some(&host), &env("ADD"), &conf.to_string())).json();
+    let pconf = |prev: &Value| {
+        json!({"cniVersion": "1.0.0", "name": "nlcnet", "type": "portmap",
+            "capabilities": {"portMappings": true},
+            "runtimeConfig": {"portMappings": [
+                {"hostPort": 18080, "containerPort": 80, "protocol": "tcp"}]},
+            "prevResult": prev})
+    };
+    let r2 = ok(cni(
+        portmap,
+        Some(&host),
+        &env("ADD"),
+        &pconf(&r1).to_string(),
+    ))
+    .json();
+    assert_eq!(r2["ips"], r1["ips"], "portmap passes the result on: {r2}");
+
+    // A one-shot listener in the container; the peer connects to the host's port.
+    let got = tempfile::NamedTempFile::new().unwrap();
+    let got_path = got.path().display().to_string();
+    // `exec`: the spawned process is nc itself, so the guard's kill ends it.
+    let server = Command::new("ip")
+        .args(["netns", "exec", &ctr.name, "sh", "-c"])
+        .arg(format!("exec busybox nc -l -p 80 > {got_path}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = KillOnDrop(server);
+    let mut delivered = false;
+    for _ in 0..50 {
+        let o = Command::new("ip")
+            .args(["netns", "exec", &peer.name, "sh", "-c"])
+            .arg("echo through-portmap | busybox nc -w 2 192.0.2.1 18080")
+            .output()
+            .unwrap();
+        if o.status.success()
+            && std::fs::read_to_string(got.path()).is_ok_and(|s| s.contains("through-portmap"))
+        {
+            delivered = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    drop(server);
+    assert!(
+        delivered,
+        "the peer did not reach the container through host port 18080"
+    );
+    let nat = |h: &Ns| {
+        let o = Command::new("ip")
+            .args(["netns", "exec", &h.name, "iptables", "-t", "nat", "-S"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert!(nat(&host).contains("18080"), "{}", nat(&host));
+
+    // DEL in reverse order with the final result: the mapping and the interface go.
+    ok(cni(
+        portmap,
+        Some(&host),
+        &env("DEL"),
+        &pconf(&r2).to_string(),
+    ));
+    let mut del = conf.clone();
+    del["prevResult"] = r2;
+    ok(cni(BIN, Some(&host), &env("DEL"), &del.to_string()));
+    assert!(!nat(&host).contains("18080"), "{}", nat(&host));
+    assert!(link_gone(&ctr, "eth0"));
+    assert!(!data.path().join("nlcnet/10.77.0.2").exists());
+}
+
+/// A child process killed (and reaped) when dropped, also on panic.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
