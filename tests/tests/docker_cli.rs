@@ -854,6 +854,11 @@ impl Docker<'_> {
     /// Runs `sh -c SCRIPT` with `@docker@` replaced by the docker binary and the CLI's
     /// environment set (45 s timeout).
     fn shell(&self, script: &str) -> Out {
+        run_cmd(self.sh(script), Duration::from_secs(45))
+    }
+
+    /// `sh -c SCRIPT` with `@docker@` replaced and the CLI's environment set.
+    fn sh(&self, script: &str) -> Command {
         let script = script.replace("@docker@", &self.bin.display().to_string());
         let mut c = Command::new("sh");
         c.args(["-c", &script])
@@ -861,21 +866,14 @@ impl Docker<'_> {
             .env("DOCKER_CONFIG", &self.config)
             .env("DOCKER_CLI_HINTS", "false")
             .env_remove("DOCKER_API_VERSION");
-        run_cmd(c, Duration::from_secs(45))
+        c
     }
 
     /// Like [`Docker::shell`], for `script` sessions that type nothing: stdin stays open,
     /// so `script` never types an EOF character into the session (the container's
     /// terminal would echo it, e.g. `^@`, into the output and the log).
     fn tty_shell(&self, script: &str) -> Out {
-        let script = script.replace("@docker@", &self.bin.display().to_string());
-        let mut c = Command::new("sh");
-        c.args(["-c", &script])
-            .env("DOCKER_HOST", self.d.host_arg())
-            .env("DOCKER_CONFIG", &self.config)
-            .env("DOCKER_CLI_HINTS", "false")
-            .env_remove("DOCKER_API_VERSION");
-        run_cmd_open_stdin(c, Duration::from_secs(45))
+        run_cmd_open_stdin(self.sh(script), Duration::from_secs(45))
     }
 }
 

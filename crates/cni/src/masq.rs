@@ -22,9 +22,7 @@
 //! rules are flushed and rewritten by every ADD, which keeps ADD idempotent without a
 //! read of the ruleset first. Nothing outside this table is touched.
 
-use std::io::Write;
 use std::net::IpAddr;
-use std::process::{Command, Stdio};
 
 use ipnet::IpNet;
 use netloom_kernel::KernelError;
@@ -127,33 +125,9 @@ fn list(addrs: &[IpAddr]) -> String {
         .join(", ")
 }
 
-/// Runs `nft -f -` with `script` (synchronous: DEL has no async runtime with I/O).
+/// Runs `nft -f -` with `script` (blocking: DEL has no async runtime with I/O).
 fn apply(script: &str) -> Result<(), KernelError> {
-    let io = |op: &'static str| {
-        move |source| KernelError::Io {
-            op,
-            path: "nft".into(),
-            source,
-        }
-    };
-    let mut child = Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(io("run"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(script.as_bytes()).map_err(io("write to"))?;
-    }
-    let out = child.wait_with_output().map_err(io("wait for"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(KernelError::Nft(
-            String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        ))
-    }
+    netloom_kernel::nft::apply_blocking(script)
 }
 
 #[cfg(test)]

@@ -674,23 +674,7 @@ fn ip_masq_lets_containers_reach_beyond_their_subnet() {
     let host = Ns::new("mh");
     let peer = Ns::new("mp");
     let c1 = Ns::new("mc1");
-    let up = format!("nlm{}u", std::process::id() % 100_000);
-    ip(&[
-        "-n", &host.name, "link", "add", &up, "type", "veth", "peer", "name", "pp0", "netns",
-        &peer.name,
-    ]);
-    ip(&["-n", &host.name, "addr", "add", "192.0.2.1/24", "dev", &up]);
-    ip(&["-n", &host.name, "link", "set", &up, "up"]);
-    ip(&[
-        "-n",
-        &peer.name,
-        "addr",
-        "add",
-        "192.0.2.2/24",
-        "dev",
-        "pp0",
-    ]);
-    ip(&["-n", &peer.name, "link", "set", "pp0", "up"]);
+    outside_link(&host, &peer);
     let data = tempfile::tempdir().unwrap();
     let plain = bridge_conf("1.1.0", "nlcbrm", data.path(), json!({}));
     let mut masq = plain.clone();
@@ -805,23 +789,7 @@ fn chain_with_reference_portmap_plugin() {
     let host = Ns::new("ph");
     let peer = Ns::new("pp");
     let ctr = Ns::new("pc");
-    let up = format!("nlp{}u", std::process::id() % 100_000);
-    ip(&[
-        "-n", &host.name, "link", "add", &up, "type", "veth", "peer", "name", "pp0", "netns",
-        &peer.name,
-    ]);
-    ip(&["-n", &host.name, "addr", "add", "192.0.2.1/24", "dev", &up]);
-    ip(&["-n", &host.name, "link", "set", &up, "up"]);
-    ip(&[
-        "-n",
-        &peer.name,
-        "addr",
-        "add",
-        "192.0.2.2/24",
-        "dev",
-        "pp0",
-    ]);
-    ip(&["-n", &peer.name, "link", "set", "pp0", "up"]);
+    outside_link(&host, &peer);
     let data = tempfile::tempdir().unwrap();
     let conf = bridge_conf("1.0.0", "nlcbr4", data.path(), json!({}));
     let netns = ctr.path();
@@ -915,4 +883,27 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// A veth between `host` (192.0.2.1/24) and `peer` (192.0.2.2/24, `pp0`): a machine
+/// outside every container subnet, with no route back to them.
+fn outside_link(host: &Ns, peer: &Ns) {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let up = format!("nlo{}-{n}", std::process::id() % 100_000);
+    ip(&[
+        "-n", &host.name, "link", "add", &up, "type", "veth", "peer", "name", "pp0", "netns",
+        &peer.name,
+    ]);
+    ip(&["-n", &host.name, "addr", "add", "192.0.2.1/24", "dev", &up]);
+    ip(&["-n", &host.name, "link", "set", &up, "up"]);
+    ip(&[
+        "-n",
+        &peer.name,
+        "addr",
+        "add",
+        "192.0.2.2/24",
+        "dev",
+        "pp0",
+    ]);
+    ip(&["-n", &peer.name, "link", "set", "pp0", "up"]);
 }

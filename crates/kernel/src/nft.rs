@@ -40,11 +40,41 @@ pub async fn apply(script: &str) -> Result<(), KernelError> {
             path: "nft".into(),
             source,
         })?;
-    if out.status.success() {
+    status(out.status.success(), &out.stderr)
+}
+
+/// Like [`apply`], blocking: for short-lived callers without an async runtime that
+/// does I/O (netloom-cni's DEL).
+pub fn apply_blocking(script: &str) -> Result<(), KernelError> {
+    use std::io::Write;
+    let io = |op: &'static str| {
+        move |source| KernelError::Io {
+            op,
+            path: "nft".into(),
+            source,
+        }
+    };
+    let mut child = std::process::Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(io("run"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(script.as_bytes()).map_err(io("write to"))?;
+    }
+    let out = child.wait_with_output().map_err(io("wait for"))?;
+    status(out.status.success(), &out.stderr)
+}
+
+/// `Ok` for a successful `nft` run, else its stderr as the error.
+fn status(success: bool, stderr: &[u8]) -> Result<(), KernelError> {
+    if success {
         Ok(())
     } else {
         Err(KernelError::Nft(
-            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            String::from_utf8_lossy(stderr).trim().to_string(),
         ))
     }
 }
