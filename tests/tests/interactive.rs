@@ -343,7 +343,9 @@ fn attach_logs_replays_the_log_of_interactive_containers() {
     );
     assert!(!body.contains("to-err"), "stderr not asked for: {body:?}");
 
-    // A running terminal: the replay, then the live output until the exit.
+    // A running terminal, attached while it writes: the replay (done by the shim, in
+    // its output loop) and the live output meet with no line lost or repeated,
+    // wherever the junction falls.
     d.ok(&[
         "run",
         "-dt",
@@ -352,19 +354,46 @@ fn attach_logs_replays_the_log_of_interactive_containers() {
         "busybox",
         "sh",
         "-c",
-        "echo before; sleep 2; echo after",
+        "i=0; while [ $i -lt 3000 ]; do echo $i; i=$((i+1)); [ $((i % 50)) = 0 ] && usleep 10000; done; echo counted; exec sleep 600",
     ]);
     assert!(
-        netloom_e2e::wait_for(Duration::from_secs(10), || d
+        netloom_e2e::wait_for(Duration::from_secs(10), || !d
             .ok(&["logs", "rl"])
-            .contains("before")),
+            .is_empty()),
         "the first line is logged"
     );
-    let (code, body) = d.api(
-        "POST",
-        "/containers/rl/attach?logs=1&stream=1&stdout=1",
-        None,
-    );
+    let (code, body) = std::thread::scope(|sc| {
+        let attach = sc.spawn(|| {
+            d.api(
+                "POST",
+                "/containers/rl/attach?logs=1&stream=1&stdout=1",
+                None,
+            )
+        });
+        assert!(
+            netloom_e2e::wait_for(Duration::from_secs(30), || d
+                .ok(&["logs", "rl"])
+                .contains("counted")),
+            "the container finished counting"
+        );
+        // Let the attach session see the last line, then end it.
+        std::thread::sleep(Duration::from_secs(1));
+        d.ok(&["kill", "rl"]);
+        attach.join().unwrap()
+    });
     assert_eq!(code, 200, "{body}");
-    assert_eq!(body, "before\r\nafter\r\n", "replay + live, each line once");
+    let mut want: String = (0..3000).map(|i| format!("{i}\r\n")).collect();
+    want.push_str("counted\r\n");
+    if body != want {
+        let got: Vec<&str> = body.split("\r\n").collect();
+        let first_bad = got
+            .iter()
+            .enumerate()
+            .find(|(i, l)| **l != i.to_string())
+            .map(|(i, l)| format!("line {i} is {l:?}"));
+        panic!(
+            "replay + live output is not the exact sequence ({} lines; first difference: {first_bad:?})",
+            got.len()
+        );
+    }
 }

@@ -13,6 +13,8 @@
 //!   client writes into the container's stdin. Half-closing the client's write
 //!   side closes the container's stdin when the container has `StdinOnce`.
 //!   The connection ends (EOF) when the container's output ends.
+//!   With `"logs":true` the shim first sends what the container wrote so far
+//!   (in the same form), then the live output.
 //! * `{"resize":[rows,cols]}`: sets the terminal's window size
 //!   (`TIOCSWINSZ`, the foreground process group gets `SIGWINCH`); the shim
 //!   answers `ok\n` or `error: ...\n` and closes.
@@ -48,6 +50,10 @@ pub struct AttachRequest {
     /// Send the container's stderr (no effect with a terminal).
     #[serde(default)]
     pub stderr: bool,
+    /// First replay what the container wrote so far (its log and the line it is in
+    /// the middle of), then go on live: nothing is lost or sent twice in between.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub logs: bool,
     /// Instead of attaching: set the terminal size to `[rows, cols]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resize: Option<[u16; 2]>,
@@ -259,6 +265,64 @@ fn send(stream: &UnixStream, data: &[u8]) -> bool {
     true
 }
 
+/// Sends a new client what the container wrote before it came: the log, then the
+/// partial lines not logged yet. Runs inside the shim's loop, so no output can fall
+/// between the replay and the live stream. False if the client is gone.
+fn replay(
+    stream: &UnixStream,
+    log: &std::fs::File,
+    sources: &[Source],
+    tty: bool,
+    req: &AttachRequest,
+) -> bool {
+    use std::io::BufRead;
+    const CHUNK: usize = 64 * 1024;
+    let wanted = |kind: Kind| match kind {
+        Kind::Err if !tty => req.stderr,
+        _ => req.stdout,
+    };
+    let mut out: Vec<u8> = Vec::new();
+    let add = |kind: Kind, data: &[u8], out: &mut Vec<u8>| {
+        if !data.is_empty() && wanted(kind) {
+            if tty {
+                out.extend_from_slice(data);
+            } else {
+                out.extend_from_slice(&frame(kind, data));
+            }
+        }
+    };
+    // The log is opened for appending only: read it through a second handle.
+    if let Ok(f) = std::fs::File::open(format!("/proc/self/fd/{}", log.as_raw_fd())) {
+        let mut rd = std::io::BufReader::new(f);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match rd.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            if let Some(l) = crate::logs::LogLine::parse(&line) {
+                let kind = match (tty, l.stream) {
+                    (true, _) => Kind::Tty,
+                    (false, Stream::Stdout) => Kind::Out,
+                    (false, Stream::Stderr) => Kind::Err,
+                };
+                add(kind, &l.log, &mut out);
+            }
+            if out.len() >= CHUNK {
+                if !send(stream, &out) {
+                    return false;
+                }
+                out.clear();
+            }
+        }
+    }
+    for s in sources {
+        add(s.kind, s.splitter.pending(), &mut out);
+    }
+    out.is_empty() || send(stream, &out)
+}
+
 /// Copies the container's output into the json-file log and to attached
 /// clients, and clients' input into the container, until every output source
 /// reaches EOF (the container and everything holding its stdio is gone).
@@ -390,6 +454,9 @@ pub(crate) fn run_loop(io: ShimIo, log: &std::fs::File) {
                                 _ => "error: the container has no terminal\n".to_string(),
                             };
                             let _ = send(&stream, answer.as_bytes());
+                            continue;
+                        }
+                        if req.logs && !replay(&stream, log, &sources, tty, &req) {
                             continue;
                         }
                         gate = None;

@@ -112,6 +112,11 @@ impl LineSplitter {
         out
     }
 
+    /// The partial line not yet logged (no newline seen yet).
+    pub(crate) fn pending(&self) -> &[u8] {
+        &self.buf
+    }
+
     /// Flushes a partial last line at EOF.
     pub(crate) fn finish(&mut self) -> Vec<Vec<u8>> {
         if self.buf.is_empty() {

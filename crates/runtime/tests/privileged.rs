@@ -480,6 +480,7 @@ async fn tty_through_the_attach_socket() {
         stdin: true,
         stdout: true,
         stderr: true,
+        logs: false,
         resize: None,
     };
     let mut s = attach::connect(&f.spec.state_dir, &req)
@@ -521,6 +522,7 @@ async fn stdin_pipe_closes_with_stdin_once() {
         stdin: true,
         stdout: true,
         stderr: true,
+        logs: false,
         resize: None,
     };
     let mut s = attach::connect(&f.spec.state_dir, &req)

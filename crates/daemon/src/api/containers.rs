@@ -556,24 +556,28 @@ fn attach_interactive(
 ) -> Response {
     use netloom_runtime::attach::AttachRequest;
     use tokio::io::AsyncWriteExt;
+    let logs = body::qbool(q, "logs");
+    let live = body::qbool(q, "stream");
+    // A running container's shim replays its log itself, inside its output loop, so
+    // that nothing falls between the replay and the live output. Otherwise (not
+    // running yet, `stream=0`, or the shim is gone) the daemon replays the log file.
+    let shim_replays = logs && live && v.container.is_running();
     let want = AttachRequest {
         stdin: body::qbool(q, "stdin") && v.container.open_stdin,
         stdout: body::qbool(q, "stdout"),
         stderr: body::qbool(q, "stderr"),
+        logs: shim_replays,
         resize: None,
     };
     let id = v.container.id.clone();
     let state_dir = ctl.paths.run.join(&id);
-    // `logs=1` replays the log first (read once the live session is connected, so the
-    // replay and the live output meet); `stream=0` ends after the replay.
-    let replay = body::qbool(q, "logs").then(|| Replay {
+    // `logs=1` replays the log first; `stream=0` ends after the replay.
+    let replay = logs.then(|| Replay {
         path: v.log_path.clone(),
         tty: v.container.tty,
         stdout: want.stdout,
         stderr: want.stderr,
     });
-    let live = body::qbool(q, "stream");
-    let replay_after_connect = live && v.container.is_running();
     // Subscribe before looking at the state, so a start in between is not missed.
     let mut events = ctl.subscribe();
     let waiter = (live && !v.container.is_running()).then(|| ctl.attach_waiting(&id));
@@ -609,22 +613,19 @@ fn attach_interactive(
         let (tx, rx) = mpsc::channel::<Bytes>(64);
         tokio::spawn(async move {
             use tokio::io::AsyncReadExt;
-            // A running container's log is read once the session is connected, so
-            // that nothing falls between the replay and the live output; otherwise the
-            // replay comes at once.
             let mut replay = replay;
-            if !replay_after_connect {
+            if !shim_replays {
                 let b = Replay::take(&mut replay).await;
                 if !b.is_empty() && tx.send(Bytes::from(b)).await.is_err() {
                     return;
                 }
             }
-            let shim = started.await;
-            let b = Replay::take(&mut replay).await;
-            if !b.is_empty() && tx.send(Bytes::from(b)).await.is_err() {
-                return;
-            }
-            let Some(mut shim) = shim else {
+            let Some(mut shim) = started.await else {
+                // The container stopped before the shim was reached: the log is all.
+                let b = Replay::take(&mut replay).await;
+                if !b.is_empty() {
+                    let _ = tx.send(Bytes::from(b)).await;
+                }
                 return;
             };
             let mut buf = vec![0u8; 32 * 1024];
@@ -657,12 +658,12 @@ fn attach_interactive(
         let io = hyper_util::rt::TokioIo::new(upgraded);
         let (rd, mut wr) = tokio::io::split(io);
         let mut replay = replay;
-        if !replay_after_connect {
+        if !shim_replays {
             let _ = wr.write_all(&Replay::take(&mut replay).await).await;
         }
-        let shim = started.await;
-        let _ = wr.write_all(&Replay::take(&mut replay).await).await;
-        let Some(shim) = shim else {
+        let Some(shim) = started.await else {
+            // The container stopped before the shim was reached: the log is all.
+            let _ = wr.write_all(&Replay::take(&mut replay).await).await;
             let _ = wr.shutdown().await;
             // Read what the client still sends, so the close is clean (not a reset).
             let _ = tokio::time::timeout(
