@@ -46,10 +46,23 @@ fn driver(conf: &NetConf) -> Result<Driver, CniError> {
     match conf.driver.as_deref().unwrap_or("bridge") {
         "bridge" => {
             let name = conf.bridge.clone().unwrap_or_else(|| DEFAULT_BRIDGE.into());
-            if name.is_empty() || name.len() > 15 || name.contains(['/', ':', ' ']) {
+            if name.is_empty()
+                || name.len() > 15
+                || name.contains(['/', ':', ' ', '"', '\\'])
+                || name.chars().any(char::is_control)
+            {
                 return Err(CniError::InvalidConfig(format!(
-                    "bridge name {name:?} is not a valid interface name: at most 15 characters, no '/', ':' or spaces"
+                    "bridge name {name:?} is not a valid interface name: at most 15 characters, no '/', ':', quotes, backslashes or spaces"
                 )));
+            }
+            match conf.ip_masq_backend.as_deref() {
+                None | Some("nftables") => {}
+                Some(other) => {
+                    return Err(unsupported(
+                        &format!("ipMasqBackend={other}"),
+                        "netloom-cni masquerades with nftables only: remove \"ipMasqBackend\" or set it to \"nftables\"",
+                    ));
+                }
             }
             if conf.promisc_mode {
                 return Err(unsupported(
@@ -260,13 +273,16 @@ pub async fn add(
             sandbox: netns_path.to_string(),
             extra: Default::default(),
         });
-        if conf.ip_masq && !allocs.is_empty() {
+        if let Driver::Bridge { name } = &drv
+            && conf.ip_masq
+            && !allocs.is_empty()
+        {
             let subnets: Vec<IpNet> = store
                 .iter()
                 .flat_map(|s| s.sets.iter().flatten().map(|r| r.subnet))
                 .collect();
             let addrs: Vec<IpAddr> = allocs.iter().map(|a| a.address.addr()).collect();
-            masq::add(conf.net_name()?, &subnets, &addrs)?;
+            masq::add(conf.net_name()?, name, &subnets, &addrs)?;
             tracing::debug!("masquerading set up");
         }
         let ips = allocs
@@ -481,6 +497,12 @@ pub async fn del(conf: &NetConf, env: &CniEnv) -> Result<(), CniError> {
         .map_err(CniError::kernel(format!("delete {ifname} in {netns_path}")))
 }
 
+/// The bridge a config names (without validating the rest of it: DEL must work for a
+/// config that ADD refused).
+pub fn bridge_name(conf: &NetConf) -> String {
+    conf.bridge.clone().unwrap_or_else(|| DEFAULT_BRIDGE.into())
+}
+
 /// The IPAM part of DEL (before any netlink work).
 pub fn del_ipam(conf: &NetConf, env: &CniEnv) -> Result<(), CniError> {
     let id = env.container_id()?;
@@ -503,15 +525,18 @@ pub fn del_ipam(conf: &NetConf, env: &CniEnv) -> Result<(), CniError> {
         })
         .unwrap_or_default();
     if conf.ip_masq {
-        // Before the release, so that a DEL retried after a failure here still knows
-        // the addresses.
-        let mut addrs = named.clone();
-        for a in s.owned(id, ifname)? {
-            if !addrs.contains(&a) {
-                addrs.push(a);
-            }
+        // Only addresses this container still holds: a repeated DEL must not touch an
+        // address another container has been given since. Before the release, so no
+        // ADD can take them in between. A failure here must not make DEL fail forever
+        // (the addresses would never be released): it is logged.
+        let held = if named.len() >= s.set_count() {
+            s.owned_of(id, ifname, &named)?
+        } else {
+            s.owned(id, ifname)?
+        };
+        if let Err(e) = masq::remove(&bridge_name(conf), &held) {
+            tracing::warn!(error = %e, "could not remove masquerading; releasing the addresses anyway");
         }
-        masq::remove(conf.net_name()?, &addrs)?;
     }
     let mut freed = if named.is_empty() {
         Vec::new()

@@ -37,6 +37,9 @@ pub struct NetConf {
     /// bridge: masquerade traffic leaving the subnets (nftables table `inet netloom_cni`).
     #[serde(default)]
     pub ip_masq: bool,
+    /// bridge: how to masquerade; only `nftables` (the default) is accepted.
+    #[serde(default)]
+    pub ip_masq_backend: Option<String>,
     /// MTU of the created links.
     #[serde(default)]
     pub mtu: Option<u32>,

@@ -489,20 +489,51 @@ impl HostLocal {
     }
 
     /// Releases every reservation whose owner is not among `valid` (container ID,
-    /// ifname); returns the addresses released.
-    pub fn gc(&self, valid: &[(String, String)]) -> Result<Vec<IpAddr>, CniError> {
+    /// ifname); returns the addresses released. `before_release` sees them first, with
+    /// the store still locked (no ADD can take them in between).
+    pub fn gc(
+        &self,
+        valid: &[(String, String)],
+        before_release: impl FnOnce(&[IpAddr]),
+    ) -> Result<Vec<IpAddr>, CniError> {
         if !self.dir.exists() {
             return Ok(Vec::new());
         }
         let _l = self.lock()?;
+        let stale: Vec<(PathBuf, IpAddr)> = self
+            .reservations(None)?
+            .into_iter()
+            .filter(|(_, _, content)| {
+                !valid
+                    .iter()
+                    .any(|(id, ifname)| Self::owned_by(content, id, ifname))
+            })
+            .map(|(path, ip, _)| (path, ip))
+            .collect();
+        let ips: Vec<IpAddr> = stale.iter().map(|(_, ip)| *ip).collect();
+        before_release(&ips);
+        for (path, _) in &stale {
+            remove(path)?;
+        }
+        Ok(ips)
+    }
+
+    /// Those of `ips` reserved for (`id`, `ifname`) (O(1) each).
+    pub fn owned_of(
+        &self,
+        id: &str,
+        ifname: &str,
+        ips: &[IpAddr],
+    ) -> Result<Vec<IpAddr>, CniError> {
+        let _l = self.lock()?;
         let mut out = Vec::new();
-        for (path, ip, content) in self.reservations(None)? {
-            let keep = valid
-                .iter()
-                .any(|(id, ifname)| Self::owned_by(&content, id, ifname));
-            if !keep {
-                remove(&path)?;
-                out.push(ip);
+        for ip in ips {
+            let path = self.dir.join(ip.to_string());
+            match std::fs::read_to_string(&path) {
+                Ok(c) if Self::owned_by(c.trim(), id, ifname) => out.push(*ip),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(CniError::io("read", &path)(e)),
             }
         }
         Ok(out)
@@ -642,7 +673,7 @@ mod tests {
         assert_eq!(e.code(), 102);
         s.allocate("b", "eth0", &[]).unwrap();
         s.allocate("c", "eth1", &[]).unwrap();
-        let freed = s.gc(&[("a".into(), "eth0".into())]).unwrap();
+        let freed = s.gc(&[("a".into(), "eth0".into())], |_| {}).unwrap();
         assert_eq!(freed.len(), 4);
         assert_eq!(s.owned("a", "eth0").unwrap().len(), 2);
         assert!(s.owned("b", "eth0").unwrap().is_empty());

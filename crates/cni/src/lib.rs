@@ -200,11 +200,15 @@ fn gc(conf: &NetConf) -> Result<(), CniError> {
         .iter()
         .map(|a| (a.container_id.clone(), a.ifname.clone()))
         .collect();
-    let freed = store.gc(&valid)?;
+    let bridge = attach::bridge_name(conf);
+    let freed = store.gc(&valid, |stale| {
+        if conf.ip_masq
+            && let Err(e) = masq::remove(&bridge, stale)
+        {
+            tracing::warn!(error = %e, "gc could not remove masquerading");
+        }
+    })?;
     tracing::debug!(?freed, "gc released addresses");
-    if conf.ip_masq {
-        masq::remove(conf.net_name()?, &freed)?;
-    }
     Ok(())
 }
 

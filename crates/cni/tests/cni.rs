@@ -395,6 +395,12 @@ fn version_and_input_errors() {
     assert_eq!(out.err_code(), 2, "{out:?}");
     assert!(out.stdout.contains("ipMasq"), "{out:?}");
     let out = add(
+        r#"{"cniVersion":"1.1.0","name":"n","type":"netloom-cni","ipMasq":true,"ipMasqBackend":"iptables"}"#,
+        &full,
+    );
+    assert_eq!(out.err_code(), 2, "{out:?}");
+    assert!(out.stdout.contains("nftables"), "{out:?}");
+    let out = add(
         r#"{"cniVersion":"1.1.0","name":"n","type":"netloom-cni","ipam":{"type":"host-local","subnet":"10.9.9.0/31"}}"#,
         &full,
     );
@@ -671,6 +677,13 @@ fn ip_masq_lets_containers_reach_beyond_their_subnet() {
     if !privileged("ip_masq_lets_containers_reach_beyond_their_subnet") {
         return;
     }
+    if Command::new("nft").arg("--version").output().is_err() {
+        if std::env::var("NETLOOM_REQUIRE_PRIV").as_deref() == Ok("1") {
+            panic!("nft missing: install nftables (scripts/deps.sh)");
+        }
+        println!("SKIP ip_masq_lets_containers_reach_beyond_their_subnet: nft (nftables) missing");
+        return;
+    }
     let host = Ns::new("mh");
     let peer = Ns::new("mp");
     let c1 = Ns::new("mc1");
@@ -742,6 +755,27 @@ fn ip_masq_lets_containers_reach_beyond_their_subnet() {
     ok(run("DEL", &host, "ctr-masq", Some(&c1), "eth0", &del));
     let left = masq_elements(&host);
     assert!(!left.contains(&format!("{addr} :")), "{left}");
+    // The address goes to another container; a DEL repeated for the first one (with its
+    // old result, as runtimes do) leaves the new owner's masquerading alone.
+    let c3 = Ns::new("mc3");
+    let mut again = masq.clone();
+    again["args"] = json!({"cni": {"ips": [addr.clone()]}});
+    ok(run("ADD", &host, "ctr-masq3", Some(&c3), "eth0", &again));
+    ok(run("DEL", &host, "ctr-masq", Some(&c1), "eth0", &del));
+    assert!(
+        masq_elements(&host).contains(&format!("{addr} :")),
+        "a stale DEL removed another container's element: {}",
+        masq_elements(&host)
+    );
+    assert!(
+        ping(&c3, "192.0.2.2"),
+        "the new owner still reaches the peer"
+    );
+    let mut del3 = again.clone();
+    del3["prevResult"] = del["prevResult"].clone();
+    ok(run("DEL", &host, "ctr-masq3", Some(&c3), "eth0", &del3));
+    let left = masq_elements(&host);
+    assert!(!left.contains(&format!("{addr} :")), "{left}");
     let addr2 = r2["ips"][0]["address"]
         .as_str()
         .unwrap()
@@ -758,6 +792,27 @@ fn ip_masq_lets_containers_reach_beyond_their_subnet() {
         &[("CNI_COMMAND", "GC")],
         &gc.to_string(),
     ));
+    // A DEL with ipMasq where there never was a table creates none.
+    let bare = Ns::new("mb");
+    ok(run("DEL", &bare, "ctr-none", None, "eth0", &masq));
+    assert!(
+        !Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &bare.name,
+                "nft",
+                "list",
+                "table",
+                "inet",
+                "netloom_cni"
+            ])
+            .output()
+            .unwrap()
+            .status
+            .success(),
+        "DEL created the masquerade table"
+    );
     assert!(
         !masq_elements(&host).contains(&format!("{addr2} :")),
         "{}",
