@@ -10,7 +10,9 @@ use netloom_model::{
 };
 use tracing::{info, warn};
 
-use super::{Controller, State, del, is_default_ipam, keys, new_id, now, plugin_error, put};
+use super::{
+    Controller, Locked, State, del, is_default_ipam, keys, new_id, now, plugin_error, put,
+};
 use crate::error::{CtlError, CtlResult};
 
 /// One parsed IPAM config: subnet (`0.0.0.0/0` / `::/0`: any), IP range, gateway, aux.
@@ -686,6 +688,18 @@ impl Controller {
         }
     }
 
+    /// Gives back a network's pools at its IPAM plugin (no state needed: callers may run
+    /// it without the state lock).
+    pub(crate) async fn release_network_ipam_remote(&self, net: &Network) {
+        match self.remote_ipam(net).await {
+            Ok(Some(ipam)) => Self::remote_ipam_release(&ipam, net).await,
+            Ok(None) => {}
+            Err(e) => {
+                warn!(network = %net.name, error = %e, "cannot release the network's pools at its IPAM plugin")
+            }
+        }
+    }
+
     /// Gives back a network's pools: to netloom's IPAM, or to its IPAM plugin.
     pub(crate) async fn release_network_ipam(&self, st: &mut State, net: &Network) {
         if is_default_ipam(&net.ipam.driver) {
@@ -774,16 +788,27 @@ impl Controller {
     }
 
     /// Removes a network.
+    ///
+    /// On a plugin network (remote driver or IPAM plugin) the plugin calls
+    /// (`DeleteNetwork`, `ReleaseAddress`, `ReleasePool`) run without the state lock:
+    /// the network is marked as being removed first, so nothing attaches to it and a
+    /// second removal is refused meanwhile.
     pub async fn remove_network(&self, key: &str) -> CtlResult<()> {
-        let mut st = self.state.lock().await;
+        let mut st = self.lock_state().await;
         let net = st.find_network(key)?.clone();
         self.remove_network_locked(&mut st, &net).await
     }
 
-    async fn remove_network_locked(&self, st: &mut State, net: &Network) -> CtlResult<()> {
+    async fn remove_network_locked(&self, st: &mut Locked<'_>, net: &Network) -> CtlResult<()> {
         if net.predefined {
             return Err(CtlError::forbidden(format!(
                 "{} is a pre-defined network and cannot be removed",
+                net.name
+            )));
+        }
+        if st.removing_networks.contains(&net.id) {
+            return Err(CtlError::conflict(format!(
+                "network {} is already being removed (its plugin has not answered yet): wait for that removal to finish",
                 net.name
             )));
         }
@@ -793,21 +818,39 @@ impl Controller {
                 net.name, net.id
             )));
         }
+        if st.busy_networks.contains_key(&net.id) {
+            return Err(CtlError::forbidden(format!(
+                "error while removing network: network {} id {} has active endpoints (a container is being connected to or disconnected from it): try again once that is done",
+                net.name, net.id
+            )));
+        }
+        let remote = self.is_remote(&net.driver);
+        let plugin_ipam = !is_default_ipam(&net.ipam.driver);
         // Docker's order: DeleteNetwork, then IPAM. As in moby, a driver error does not
         // keep the network (only a permission error would, which the remote protocol
         // cannot express): it is logged and the removal goes on, so a plugin that lost
         // its state can never pin a network forever.
-        if self.is_remote(&net.driver) {
-            match self.driver(&net.driver).await {
-                Ok(d) => {
-                    if let Err(e) = d.delete_network(net).await {
-                        warn!(network = %net.name, driver = %net.driver, error = %e, "plugin failed to delete the network; removing it anyway");
+        if remote || plugin_ipam {
+            st.removing_networks.insert(net.id.clone());
+            st.without(async {
+                if remote {
+                    match self.driver(&net.driver).await {
+                        Ok(d) => {
+                            if let Err(e) = d.delete_network(net).await {
+                                warn!(network = %net.name, driver = %net.driver, error = %e, "plugin failed to delete the network; removing it anyway");
+                            }
+                        }
+                        Err(e) => {
+                            warn!(network = %net.name, driver = %net.driver, error = %e, "plugin unavailable; removing the network anyway");
+                        }
                     }
                 }
-                Err(e) => {
-                    warn!(network = %net.name, driver = %net.driver, error = %e, "plugin unavailable; removing the network anyway");
+                if plugin_ipam {
+                    self.release_network_ipam_remote(net).await;
                 }
-            }
+            })
+            .await;
+            st.removing_networks.remove(&net.id);
         }
         let mut ops = vec![del(format!("{}{}", keys::NETWORK, net.id))];
         for c in &net.ipam.configs {
@@ -815,7 +858,9 @@ impl Controller {
         }
         self.commit(ops)?;
         st.networks.remove(&net.id);
-        self.release_network_ipam(st, net).await;
+        if !plugin_ipam {
+            self.release_network_ipam(st, net).await;
+        }
         if let Err(e) = self.sync_firewall(st, false).await {
             warn!(network = %net.name, error = %e, "firewall elements of the removed network remain until the next update");
         }
@@ -837,7 +882,7 @@ impl Controller {
 
     /// Removes unused user networks; returns their names.
     pub async fn prune_networks(&self, f: &NetworkFilter) -> CtlResult<Vec<String>> {
-        let mut st = self.state.lock().await;
+        let mut st = self.lock_state().await;
         let victims: Vec<Network> = st
             .networks
             .values()
@@ -846,6 +891,14 @@ impl Controller {
             .collect();
         let mut names = Vec::new();
         for n in victims {
+            // A plugin call of an earlier removal let go of the lock: look again.
+            if !st.networks.contains_key(&n.id)
+                || st.removing_networks.contains(&n.id)
+                || st.busy_networks.contains_key(&n.id)
+                || !st.network_endpoints(&n.id).is_empty()
+            {
+                continue;
+            }
             self.remove_network_locked(&mut st, &n).await?;
             names.push(n.name);
         }
@@ -855,10 +908,14 @@ impl Controller {
 
     /// Connects a container to a network (live if it runs).
     pub async fn connect(&self, net_key: &str, req: ConnectRequest) -> CtlResult<()> {
-        let mut st = self.state.lock().await;
+        let (_ctr_lock, mut st, id) = self.lock_container(&req.container, Some(net_key)).await?;
         let net = st.find_network(net_key)?.clone();
-        let ctr = st.find_container(&req.container)?.clone();
+        let ctr =
+            st.containers.get(&id).cloned().ok_or_else(|| {
+                CtlError::not_found(format!("No such container: {}", req.container))
+            })?;
         check_attach(&net, &ctr, &req.endpoint)?;
+        st.check_not_removing(&net)?;
         if ctr.networks.contains_key(&net.id) {
             return Err(CtlError::forbidden(format!(
                 "endpoint with name {} already exists in network {}",
@@ -902,9 +959,13 @@ impl Controller {
 
     /// Disconnects a container from a network.
     pub async fn disconnect(&self, net_key: &str, container: &str, _force: bool) -> CtlResult<()> {
-        let mut st = self.state.lock().await;
+        let (_ctr_lock, mut st, id) = self.lock_container(container, Some(net_key)).await?;
         let net = st.find_network(net_key)?.clone();
-        let ctr = st.find_container(container)?.clone();
+        let ctr = st
+            .containers
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| CtlError::not_found(format!("No such container: {container}")))?;
         if !ctr.networks.contains_key(&net.id) {
             return Err(CtlError::invalid(format!(
                 "container {} is not connected to network {}",
