@@ -1562,3 +1562,88 @@ fn operations_on_one_container_wait_for_each_other() {
     p.set(json!({}));
     d.ok(&["network", "rm", "sn"]);
 }
+
+/// IPAM plugin calls run without the state lock too: while `RequestPool` hangs during
+/// `network create` (bridge driver, IPAM plugin) or `RequestAddress` during `run`, other
+/// requests answer at once, the pending network's name is taken, and the timed-out
+/// request leaves nothing behind.
+#[test]
+fn hanging_ipam_call_does_not_stall_other_requests() {
+    let (d, p) = setup_or_skip!(5);
+    let before = snapshot(&d);
+    p.set(json!({"hang": ["IpamDriver.RequestPool"]}));
+    std::thread::scope(|s| {
+        let hung = s.spawn(|| {
+            d.cli_t(
+                &[
+                    "network",
+                    "create",
+                    "--ipam-driver",
+                    P,
+                    "--subnet",
+                    "10.66.0.0/24",
+                    "ipn",
+                ],
+                Duration::from_secs(30),
+            )
+        });
+        wait_called(&p, "IpamDriver.RequestPool");
+        others_answer_at_once(&d, "request-pool");
+        let o = d.fail(&["network", "create", "ipn"]);
+        assert!(o.stderr.contains("already exists"), "{o}");
+        let o = hung.join().expect("create thread");
+        assert!(
+            o.stderr
+                .contains("IpamDriver.RequestPool: plugin \"tplug\" did not answer within 5s"),
+            "{o}"
+        );
+    });
+    assert_eq!(snapshot(&d), before, "a timed-out create left state behind");
+
+    p.set(json!({}));
+    d.ok(&[
+        "network",
+        "create",
+        "--ipam-driver",
+        P,
+        "--subnet",
+        "10.66.0.0/24",
+        "ipn",
+    ]);
+    let before = snapshot(&d);
+    p.clear();
+    p.set(json!({"hang": ["IpamDriver.RequestAddress"]}));
+    std::thread::scope(|s| {
+        let hung = s.spawn(|| {
+            d.cli_t(
+                &[
+                    "run",
+                    "-d",
+                    "--name",
+                    "r3",
+                    "--network",
+                    "ipn",
+                    "busybox",
+                    "sleep",
+                    "100000",
+                ],
+                Duration::from_secs(30),
+            )
+        });
+        wait_called(&p, "IpamDriver.RequestAddress");
+        others_answer_at_once(&d, "request-address");
+        let o = d.fail(&["network", "rm", "ipn"]);
+        assert!(o.stderr.contains("has active endpoints"), "{o}");
+        let o = hung.join().expect("run thread");
+        assert!(
+            o.stderr
+                .contains("IpamDriver.RequestAddress: plugin \"tplug\" did not answer within 5s"),
+            "{o}"
+        );
+    });
+    p.expect(&["IpamDriver.RequestAddress"]);
+    d.ok(&["rm", "r3"]);
+    assert_eq!(snapshot(&d), before, "a timed-out run left state behind");
+    p.set(json!({}));
+    d.ok(&["network", "rm", "ipn"]);
+}

@@ -227,7 +227,7 @@ impl Controller {
             req.driver.clone()
         };
         if !self.is_remote(&driver_name) {
-            let mut st = self.state.lock().await;
+            let mut st = self.lock_state().await;
             let id = new_id();
             let net = self
                 .build_network(&mut st, id, req, false, (false, false))
@@ -246,7 +246,7 @@ impl Controller {
         );
         let skip = rd.gw_alloc_check(&opts).await.map_err(perr)?;
         let net = {
-            let mut st = self.state.lock().await;
+            let mut st = self.lock_state().await;
             let net = self
                 .build_network(&mut st, new_id(), req, false, skip)
                 .await?;
@@ -259,7 +259,7 @@ impl Controller {
             net
         };
         let res = netloom_model::Driver::create_network(&*rd, &net).await;
-        let mut st = self.state.lock().await;
+        let mut st = self.lock_state().await;
         st.pending_networks.remove(&net.name);
         if let Err(e) = res {
             // A plugin that refused the network has nothing to delete (Docker does not
@@ -282,15 +282,40 @@ impl Controller {
 
     /// Validates a request and reserves its IPAM pools; returns the network record (not yet
     /// persisted). On error nothing stays reserved.
+    ///
+    /// An IPAM plugin's calls run without the state lock; the name stays taken meanwhile
+    /// (as a pending network).
     pub(crate) async fn build_network(
         &self,
-        st: &mut State,
+        st: &mut Locked<'_>,
+        id: String,
+        req: NetworkCreate,
+        predefined: bool,
+        skip: (bool, bool),
+    ) -> CtlResult<Network> {
+        check_new_name(st, &req.name)?;
+        if is_default_ipam(&req.ipam_driver) {
+            return self
+                .build_network_inner(st, id, req, predefined, skip)
+                .await;
+        }
+        let name = req.name.clone();
+        st.pending_networks.insert(name.clone(), id.clone());
+        let res = self
+            .build_network_inner(st, id, req, predefined, skip)
+            .await;
+        st.pending_networks.remove(&name);
+        res
+    }
+
+    async fn build_network_inner(
+        &self,
+        st: &mut Locked<'_>,
         id: String,
         req: NetworkCreate,
         predefined: bool,
         (skip4, skip6): (bool, bool),
     ) -> CtlResult<Network> {
-        check_new_name(st, &req.name)?;
         let driver_name = if req.driver.is_empty() {
             "bridge".to_string()
         } else {
@@ -336,8 +361,7 @@ impl Controller {
             None
         } else {
             Some(
-                self.plugins
-                    .ipam(&req.ipam_driver)
+                st.without(self.plugins.ipam(&req.ipam_driver))
                     .await
                     .map_err(|e| plugin_error(&req.ipam_driver, e, "default"))?,
             )
@@ -473,28 +497,7 @@ impl Controller {
             mtu: 0,
         };
         driver.validate(&mut net)?;
-        if driver_name == "bridge"
-            && let Some(other) = st
-                .networks
-                .values()
-                .find(|n| n.driver == "bridge" && n.iface == net.iface)
-        {
-            return Err(CtlError::conflict(format!(
-                "bridge name {} is already used by network {}",
-                net.iface, other.name
-            )));
-        }
-        if matches!(driver_name.as_str(), "macvlan" | "ipvlan")
-            && let Some(other) = st
-                .networks
-                .values()
-                .find(|n| matches!(n.driver.as_str(), "macvlan" | "ipvlan") && n.iface == net.iface)
-        {
-            return Err(CtlError::conflict(format!(
-                "network {} is already using parent interface {}; give each {driver_name} network its own parent or VLAN (-o parent=IFACE.VLAN)",
-                other.name, net.iface
-            )));
-        }
+        check_kernel_names(st, &net)?;
         if !has_addresses {
             return Ok(net);
         }
@@ -525,8 +528,13 @@ impl Controller {
             }
         };
         if let Some(ipam) = &remote_ipam {
-            self.remote_ipam_allocate(ipam, &mut net, parsed, (skip4, skip6))
+            st.without(self.remote_ipam_allocate(ipam, &mut net, parsed, (skip4, skip6)))
                 .await?;
+            // Another network may have taken the bridge or parent meanwhile.
+            if let Err(e) = check_kernel_names(st, &net) {
+                st.without(Self::remote_ipam_release(ipam, &net)).await;
+                return Err(e);
+            }
             return Ok(net);
         }
         // Reserve: pools, then gateway and aux addresses. Undo all on error.
@@ -700,25 +708,24 @@ impl Controller {
         }
     }
 
-    /// Gives back a network's pools: to netloom's IPAM, or to its IPAM plugin.
-    pub(crate) async fn release_network_ipam(&self, st: &mut State, net: &Network) {
+    /// Gives back a network's pools: to netloom's IPAM, or to its IPAM plugin (without
+    /// the state lock).
+    pub(crate) async fn release_network_ipam(&self, st: &mut Locked<'_>, net: &Network) {
         if is_default_ipam(&net.ipam.driver) {
             for c in &net.ipam.configs {
                 st.ipam.release_pool(&c.subnet);
             }
             return;
         }
-        match self.remote_ipam(net).await {
-            Ok(Some(ipam)) => Self::remote_ipam_release(&ipam, net).await,
-            Ok(None) => {}
-            Err(e) => {
-                warn!(network = %net.name, error = %e, "cannot release the network's pools at its IPAM plugin")
-            }
-        }
+        st.without(self.release_network_ipam_remote(net)).await;
     }
 
     /// Persists a built network and creates its kernel objects; rolls back on failure.
-    pub(crate) async fn install_network(&self, st: &mut State, net: Network) -> CtlResult<String> {
+    pub(crate) async fn install_network(
+        &self,
+        st: &mut Locked<'_>,
+        net: Network,
+    ) -> CtlResult<String> {
         if let Err(e) = self.commit(vec![put(format!("{}{}", keys::NETWORK, net.id), &net)?]) {
             self.release_network_ipam(st, &net).await;
             return Err(e);
@@ -1021,6 +1028,33 @@ impl Controller {
         );
         Ok(())
     }
+}
+
+/// Refuses a network whose bridge or macvlan/ipvlan parent another network uses.
+fn check_kernel_names(st: &State, net: &Network) -> CtlResult<()> {
+    if net.driver == "bridge"
+        && let Some(other) = st
+            .networks
+            .values()
+            .find(|n| n.driver == "bridge" && n.iface == net.iface)
+    {
+        return Err(CtlError::conflict(format!(
+            "bridge name {} is already used by network {}",
+            net.iface, other.name
+        )));
+    }
+    if matches!(net.driver.as_str(), "macvlan" | "ipvlan")
+        && let Some(other) = st
+            .networks
+            .values()
+            .find(|n| matches!(n.driver.as_str(), "macvlan" | "ipvlan") && n.iface == net.iface)
+    {
+        return Err(CtlError::conflict(format!(
+            "network {} is already using parent interface {}; give each {} network its own parent or VLAN (-o parent=IFACE.VLAN)",
+            other.name, net.iface, net.driver
+        )));
+    }
+    Ok(())
 }
 
 /// Key of an IPAM cursor record.

@@ -359,7 +359,7 @@ impl Controller {
         let _ = self.write_container_files(st, c);
     }
 
-    async fn create_predefined(&self, st: &mut super::State) -> Result<(), CtlError> {
+    async fn create_predefined(&self, st: &mut super::Locked<'_>) -> Result<(), CtlError> {
         let mut opts = BTreeMap::new();
         opts.insert(
             "com.docker.network.bridge.default_bridge".to_string(),
