@@ -549,6 +549,7 @@ impl Controller {
         let _ctr_lock = self.container_lock(id).await;
         let mut st = self.lock_state().await;
         let Some(ctr) = st.containers.get(id).cloned() else {
+            self.forget_container_lock(id);
             return;
         };
         if ctr.state.shim_pid != shim_pid
@@ -1281,6 +1282,7 @@ impl Controller {
         let _ctr_lock = self.container_lock(&id).await;
         let mut st = self.state.lock().await;
         let Some(c) = st.containers.get(&id).cloned() else {
+            self.forget_container_lock(&id);
             return Ok(()); // removed meanwhile (--rm)
         };
         if c.is_running() {
