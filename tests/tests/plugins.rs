@@ -1559,6 +1559,45 @@ fn operations_on_one_container_wait_for_each_other() {
         base,
         "rm -f during a connect left state behind"
     );
+
+    // `rm -f` while a start waits for the plugin: the start finishes, then the container
+    // is killed and removed.
+    p.clear();
+    p.set(json!({"delay": {"NetworkDriver.Join": 3}}));
+    std::thread::scope(|s| {
+        let run = s.spawn(|| {
+            d.cli_t(
+                &[
+                    "run",
+                    "-d",
+                    "--name",
+                    "r4",
+                    "--network",
+                    "sn",
+                    "busybox",
+                    "sleep",
+                    "100000",
+                ],
+                Duration::from_secs(30),
+            )
+        });
+        wait_called(&p, "NetworkDriver.Join");
+        let o = d.cli_t(&["rm", "-f", "r4"], Duration::from_secs(30));
+        assert!(o.ok(), "rm -f during a start: {o}");
+        let r = run.join().expect("run thread");
+        assert!(r.ok(), "run: {r}");
+    });
+    assert!(!d.cli(&["inspect", "r4"]).ok(), "r4 kept");
+    let calls = p.methods();
+    assert!(
+        calls.ends_with(&[
+            "NetworkDriver.Leave".to_string(),
+            "NetworkDriver.DeleteEndpoint".to_string(),
+            "IpamDriver.ReleaseAddress".to_string(),
+        ]),
+        "{calls:?}"
+    );
+    assert_eq!(snapshot(&d), base, "rm -f during a start left state behind");
     p.set(json!({}));
     d.ok(&["network", "rm", "sn"]);
 }

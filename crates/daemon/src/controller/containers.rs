@@ -1256,42 +1256,51 @@ impl Controller {
 
     /// Removes a container (`force` kills it first).
     pub async fn remove_container(&self, key: &str, force: bool) -> CtlResult<()> {
-        let (id, running, pid, name) = {
+        let (id, mut running, mut pid, name) = {
             let st = self.state.lock().await;
             let c = st.find_container(key)?;
             (c.id.clone(), c.is_running(), c.state.pid, c.name.clone())
         };
-        if running {
-            if !force {
-                return Err(CtlError::conflict(format!(
-                    "cannot remove container \"/{name}\": container is running: stop the container before removing or force remove"
-                )));
+        // A start in progress (waiting for a plugin) may make the container run by the
+        // time its lock is free: `-f` kills it again, once.
+        for attempt in 0..2 {
+            if running {
+                if !force {
+                    return Err(CtlError::conflict(format!(
+                        "cannot remove container \"/{name}\": container is running: stop the container before removing or force remove"
+                    )));
+                }
+                // Without the container's lock: the exit handling needs it.
+                let mut rx = self.subscribe();
+                let _ = netloom_runtime::kill(pid, libc::SIGKILL);
+                if !self
+                    .wait_for(&mut rx, &id, "die", Duration::from_secs(15))
+                    .await
+                {
+                    return Err(CtlError::internal(format!(
+                        "container {name} did not stop after SIGKILL"
+                    )));
+                }
             }
-            let mut rx = self.subscribe();
-            let _ = netloom_runtime::kill(pid, libc::SIGKILL);
-            if !self
-                .wait_for(&mut rx, &id, "die", Duration::from_secs(15))
-                .await
-            {
-                return Err(CtlError::internal(format!(
-                    "container {name} did not stop after SIGKILL"
-                )));
+            // Waits for a start, connect or disconnect of this container in progress.
+            let _ctr_lock = self.container_lock(&id).await;
+            let mut st = self.state.lock().await;
+            let Some(c) = st.containers.get(&id).cloned() else {
+                self.forget_container_lock(&id);
+                return Ok(()); // removed meanwhile (--rm)
+            };
+            if !c.is_running() {
+                self.destroy_container(&mut st, &c);
+                return Ok(());
             }
+            if !force || attempt > 0 {
+                break;
+            }
+            (running, pid) = (true, c.state.pid);
         }
-        // Waits for a start, connect or disconnect of this container in progress.
-        let _ctr_lock = self.container_lock(&id).await;
-        let mut st = self.state.lock().await;
-        let Some(c) = st.containers.get(&id).cloned() else {
-            self.forget_container_lock(&id);
-            return Ok(()); // removed meanwhile (--rm)
-        };
-        if c.is_running() {
-            return Err(CtlError::conflict(format!(
-                "container {name} was started again during removal"
-            )));
-        }
-        self.destroy_container(&mut st, &c);
-        Ok(())
+        Err(CtlError::conflict(format!(
+            "container {name} was started again during removal: remove it again"
+        )))
     }
 
     /// Waits for a condition (`not-running`, `next-exit`, `removed`); returns the exit code.
