@@ -8,6 +8,7 @@ usage: tplugin.py SOCKET LOG CONTROL
 - CONTROL is a JSON file read on every call:
     {"fail": {"Method": "text" | {"msg": "text", "status": 500}},
      "hang": ["Method", ...],
+     "delay": {"Method": seconds, ...},   (answers normally after that long)
      "prefix": "eth",          (Join's DstPrefix)
      "nogw": false,            (true: Join answers no Gateway)
      "gwalloc": {"SkipIPv4": true, "SkipIPv6": false}}
@@ -49,6 +50,8 @@ def handle(method, req):
     c = control()
     if method in c.get("hang", []):
         time.sleep(3600)
+    if method in c.get("delay", {}):
+        time.sleep(float(c["delay"][method]))
     f = c.get("fail", {}).get(method)
     if f is not None:
         msg, status = (f, 200) if isinstance(f, str) else (f["msg"], f.get("status", 200))

@@ -1308,3 +1308,381 @@ fn one_plugins_activation_does_not_wait_for_another() {
     );
     d.ok(&["network", "rm", "quick"]);
 }
+
+/// Waits until the plugin has been sent `method` (it may hang in it).
+#[track_caller]
+fn wait_called(p: &Plugin, method: &str) {
+    assert!(
+        wait_for(Duration::from_secs(10), || p
+            .methods()
+            .iter()
+            .any(|m| m == method)),
+        "{method} not sent: {:?}",
+        p.methods()
+    );
+}
+
+/// Requests that do not involve the plugin answer at once while one of its calls is in
+/// flight (the controller's state lock is not held across plugin calls): listing,
+/// and running and removing a container on the default bridge network.
+#[track_caller]
+fn others_answer_at_once(d: &Daemon, tag: &str) {
+    let t = Instant::now();
+    d.ok(&["network", "ls"]);
+    d.ok(&["ps", "-a"]);
+    let name = format!("other-{tag}");
+    d.run_sleeper(&name, &[]);
+    d.ok(&["rm", "-f", &name]);
+    let took = t.elapsed();
+    assert!(
+        took < Duration::from_secs(4),
+        "requests waited for the plugin call in flight: {took:?}"
+    );
+}
+
+/// While a plugin hangs in an endpoint call (`Join` during `network connect`,
+/// `CreateEndpoint` during `run`), other requests answer at once; the endpoint is
+/// recorded before the plugin is asked (the network cannot be removed meanwhile), and the
+/// timed-out request leaves nothing half-made. Fails when endpoint calls hold the lock.
+#[test]
+fn hanging_endpoint_call_does_not_stall_other_requests() {
+    let (d, p) = setup_or_skip!(6);
+    d.run_sleeper("c1", &[]);
+    d.ok(&["network", "create", "-d", P, "--ipam-driver", P, "jn"]);
+    let before = snapshot(&d);
+
+    p.clear();
+    p.set(json!({"hang": ["NetworkDriver.Join"]}));
+    std::thread::scope(|s| {
+        let hung =
+            s.spawn(|| d.cli_t(&["network", "connect", "jn", "c1"], Duration::from_secs(30)));
+        wait_called(&p, "NetworkDriver.Join");
+        others_answer_at_once(&d, "join");
+        let o = d.fail(&["network", "rm", "jn"]);
+        assert!(o.stderr.contains("has active endpoints"), "{o}");
+        let o = hung.join().expect("connect thread");
+        assert!(!o.ok(), "{o}");
+        assert!(
+            o.stderr
+                .contains("NetworkDriver.Join: plugin \"tplug\" did not answer within 6s"),
+            "{o}"
+        );
+    });
+    p.expect(&[
+        "IpamDriver.RequestAddress",
+        "NetworkDriver.CreateEndpoint",
+        "NetworkDriver.Join",
+        "NetworkDriver.DeleteEndpoint",
+        "IpamDriver.ReleaseAddress",
+    ]);
+    assert!(!d.exec("c1", "ip link show eth1").ok(), "eth1 left in c1");
+    assert_eq!(
+        snapshot(&d),
+        before,
+        "a timed-out connect left state behind"
+    );
+
+    p.clear();
+    p.set(json!({"hang": ["NetworkDriver.CreateEndpoint"]}));
+    std::thread::scope(|s| {
+        let hung = s.spawn(|| {
+            d.cli_t(
+                &[
+                    "run",
+                    "-d",
+                    "--name",
+                    "r1",
+                    "--network",
+                    "jn",
+                    "busybox",
+                    "sleep",
+                    "100000",
+                ],
+                Duration::from_secs(30),
+            )
+        });
+        wait_called(&p, "NetworkDriver.CreateEndpoint");
+        others_answer_at_once(&d, "create-endpoint");
+        let o = hung.join().expect("run thread");
+        assert!(!o.ok(), "{o}");
+        assert!(
+            o.stderr.contains(
+                "NetworkDriver.CreateEndpoint: plugin \"tplug\" did not answer within 6s"
+            ),
+            "{o}"
+        );
+    });
+    // A plugin whose CreateEndpoint failed has no endpoint to delete.
+    p.expect(&[
+        "IpamDriver.RequestAddress",
+        "NetworkDriver.CreateEndpoint",
+        "IpamDriver.ReleaseAddress",
+    ]);
+    // As Docker, the container of a failed `run` stays, created.
+    let st = d.ok(&["inspect", "-f", "{{.State.Status}}", "r1"]);
+    assert_eq!(st.trim(), "created");
+    d.ok(&["rm", "r1"]);
+    assert_eq!(snapshot(&d), before, "a timed-out run left state behind");
+    p.set(json!({}));
+    d.ok(&["network", "rm", "jn"]);
+}
+
+/// While a plugin hangs in `DeleteNetwork`, other requests answer at once; the network is
+/// being removed: nothing may join it and a second removal is refused, clearly. When the
+/// call times out the network is removed anyway (as moby) and its pool given back.
+#[test]
+fn hanging_delete_network_does_not_stall_other_requests() {
+    let (d, p) = setup_or_skip!(6);
+    d.run_sleeper("c1", &[]);
+    let before = snapshot(&d);
+    d.ok(&["network", "create", "-d", P, "--ipam-driver", P, "dn"]);
+    p.clear();
+    p.set(json!({"hang": ["NetworkDriver.DeleteNetwork"]}));
+    std::thread::scope(|s| {
+        let hung = s.spawn(|| d.cli_t(&["network", "rm", "dn"], Duration::from_secs(30)));
+        wait_called(&p, "NetworkDriver.DeleteNetwork");
+        others_answer_at_once(&d, "delete-network");
+        let t = Instant::now();
+        let o = d.fail(&[
+            "run",
+            "-d",
+            "--name",
+            "r2",
+            "--network",
+            "dn",
+            "busybox",
+            "sleep",
+            "100000",
+        ]);
+        assert!(o.stderr.contains("network dn is being removed"), "{o}");
+        assert!(
+            !d.cli(&["inspect", "r2"]).ok(),
+            "a refused run left a container"
+        );
+        let o = d.fail(&["network", "connect", "dn", "c1"]);
+        assert!(o.stderr.contains("network dn is being removed"), "{o}");
+        let o = d.fail(&["network", "rm", "dn"]);
+        assert!(
+            o.stderr.contains("network dn is already being removed"),
+            "{o}"
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "refusals waited for the plugin: {:?}",
+            t.elapsed()
+        );
+        let o = hung.join().expect("rm thread");
+        assert!(
+            o.ok(),
+            "a plugin's failing DeleteNetwork must not keep the network: {o}"
+        );
+    });
+    p.expect(&[
+        "NetworkDriver.DeleteNetwork",
+        "IpamDriver.ReleaseAddress",
+        "IpamDriver.ReleasePool",
+    ]);
+    assert!(!d.cli(&["network", "inspect", "dn"]).ok(), "network kept");
+    assert_eq!(snapshot(&d), before, "the removal left state behind");
+}
+
+/// Operations on one container run one at a time: a `disconnect` (or `rm -f`) issued
+/// while a `connect` of the same container is inside a plugin call waits for it, then
+/// runs on a consistent state: no orphan endpoint, every address given back. Other
+/// containers are not held up meanwhile.
+#[test]
+fn operations_on_one_container_wait_for_each_other() {
+    let (d, p) = setup_or_skip!(6);
+    d.ok(&["network", "create", "-d", P, "--ipam-driver", P, "sn"]);
+    let base = snapshot(&d);
+    d.run_sleeper("c1", &[]);
+    let before = snapshot(&d);
+
+    // A slow Join: the disconnect waits for the connect to finish, then undoes it.
+    p.clear();
+    p.set(json!({"delay": {"NetworkDriver.Join": 5}}));
+    std::thread::scope(|s| {
+        let conn =
+            s.spawn(|| d.cli_t(&["network", "connect", "sn", "c1"], Duration::from_secs(30)));
+        wait_called(&p, "NetworkDriver.Join");
+        others_answer_at_once(&d, "slow-join");
+        let o = d.cli_t(
+            &["network", "disconnect", "sn", "c1"],
+            Duration::from_secs(30),
+        );
+        assert!(o.ok(), "disconnect during a connect: {o}");
+        let c = conn.join().expect("connect thread");
+        assert!(c.ok(), "connect: {c}");
+    });
+    p.expect(&[
+        "IpamDriver.RequestAddress",
+        "NetworkDriver.CreateEndpoint",
+        "NetworkDriver.Join",
+        "NetworkDriver.EndpointOperInfo",
+        "NetworkDriver.Leave",
+        "NetworkDriver.DeleteEndpoint",
+        "IpamDriver.ReleaseAddress",
+    ]);
+    assert!(!d.exec("c1", "ip link show eth1").ok(), "eth1 left in c1");
+    assert_eq!(
+        snapshot(&d),
+        before,
+        "connect + disconnect left state behind"
+    );
+
+    // A hanging Join: `rm -f` waits for the connect to time out and roll back, then
+    // removes the container.
+    p.clear();
+    p.set(json!({"hang": ["NetworkDriver.Join"]}));
+    std::thread::scope(|s| {
+        let conn =
+            s.spawn(|| d.cli_t(&["network", "connect", "sn", "c1"], Duration::from_secs(30)));
+        wait_called(&p, "NetworkDriver.Join");
+        let o = d.cli_t(&["rm", "-f", "c1"], Duration::from_secs(30));
+        assert!(o.ok(), "rm -f during a connect: {o}");
+        let c = conn.join().expect("connect thread");
+        assert!(
+            c.stderr
+                .contains("NetworkDriver.Join: plugin \"tplug\" did not answer within 6s"),
+            "{c}"
+        );
+    });
+    p.expect(&[
+        "IpamDriver.RequestAddress",
+        "NetworkDriver.CreateEndpoint",
+        "NetworkDriver.Join",
+        "NetworkDriver.DeleteEndpoint",
+        "IpamDriver.ReleaseAddress",
+    ]);
+    assert_eq!(
+        snapshot(&d),
+        base,
+        "rm -f during a connect left state behind"
+    );
+
+    // `rm -f` while a start waits for the plugin: the start finishes, then the container
+    // is killed and removed.
+    p.clear();
+    p.set(json!({"delay": {"NetworkDriver.Join": 3}}));
+    std::thread::scope(|s| {
+        let run = s.spawn(|| {
+            d.cli_t(
+                &[
+                    "run",
+                    "-d",
+                    "--name",
+                    "r4",
+                    "--network",
+                    "sn",
+                    "busybox",
+                    "sleep",
+                    "100000",
+                ],
+                Duration::from_secs(30),
+            )
+        });
+        wait_called(&p, "NetworkDriver.Join");
+        let o = d.cli_t(&["rm", "-f", "r4"], Duration::from_secs(30));
+        assert!(o.ok(), "rm -f during a start: {o}");
+        let r = run.join().expect("run thread");
+        assert!(r.ok(), "run: {r}");
+    });
+    assert!(!d.cli(&["inspect", "r4"]).ok(), "r4 kept");
+    let calls = p.methods();
+    assert!(
+        calls.ends_with(&[
+            "NetworkDriver.Leave".to_string(),
+            "NetworkDriver.DeleteEndpoint".to_string(),
+            "IpamDriver.ReleaseAddress".to_string(),
+        ]),
+        "{calls:?}"
+    );
+    assert_eq!(snapshot(&d), base, "rm -f during a start left state behind");
+    p.set(json!({}));
+    d.ok(&["network", "rm", "sn"]);
+}
+
+/// IPAM plugin calls run without the state lock too: while `RequestPool` hangs during
+/// `network create` (bridge driver, IPAM plugin) or `RequestAddress` during `run`, other
+/// requests answer at once, the pending network's name is taken, and the timed-out
+/// request leaves nothing behind.
+#[test]
+fn hanging_ipam_call_does_not_stall_other_requests() {
+    let (d, p) = setup_or_skip!(5);
+    let before = snapshot(&d);
+    p.set(json!({"hang": ["IpamDriver.RequestPool"]}));
+    std::thread::scope(|s| {
+        let hung = s.spawn(|| {
+            d.cli_t(
+                &[
+                    "network",
+                    "create",
+                    "--ipam-driver",
+                    P,
+                    "--subnet",
+                    "10.66.0.0/24",
+                    "ipn",
+                ],
+                Duration::from_secs(30),
+            )
+        });
+        wait_called(&p, "IpamDriver.RequestPool");
+        others_answer_at_once(&d, "request-pool");
+        let o = d.fail(&["network", "create", "ipn"]);
+        assert!(o.stderr.contains("already exists"), "{o}");
+        let o = hung.join().expect("create thread");
+        assert!(
+            o.stderr
+                .contains("IpamDriver.RequestPool: plugin \"tplug\" did not answer within 5s"),
+            "{o}"
+        );
+    });
+    assert_eq!(snapshot(&d), before, "a timed-out create left state behind");
+
+    p.set(json!({}));
+    d.ok(&[
+        "network",
+        "create",
+        "--ipam-driver",
+        P,
+        "--subnet",
+        "10.66.0.0/24",
+        "ipn",
+    ]);
+    let before = snapshot(&d);
+    p.clear();
+    p.set(json!({"hang": ["IpamDriver.RequestAddress"]}));
+    std::thread::scope(|s| {
+        let hung = s.spawn(|| {
+            d.cli_t(
+                &[
+                    "run",
+                    "-d",
+                    "--name",
+                    "r3",
+                    "--network",
+                    "ipn",
+                    "busybox",
+                    "sleep",
+                    "100000",
+                ],
+                Duration::from_secs(30),
+            )
+        });
+        wait_called(&p, "IpamDriver.RequestAddress");
+        others_answer_at_once(&d, "request-address");
+        let o = d.fail(&["network", "rm", "ipn"]);
+        assert!(o.stderr.contains("has active endpoints"), "{o}");
+        let o = hung.join().expect("run thread");
+        assert!(
+            o.stderr
+                .contains("IpamDriver.RequestAddress: plugin \"tplug\" did not answer within 5s"),
+            "{o}"
+        );
+    });
+    p.expect(&["IpamDriver.RequestAddress"]);
+    d.ok(&["rm", "r3"]);
+    assert_eq!(snapshot(&d), before, "a timed-out run left state behind");
+    p.set(json!({}));
+    d.ok(&["network", "rm", "ipn"]);
+}

@@ -18,7 +18,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tracing::{info, warn};
 
 use super::networks::{check_attach, cursor_key, map_ipam};
-use super::{Controller, State, del, keys, new_id, now, put};
+use super::{Controller, Locked, State, del, keys, new_id, now, put};
 use crate::error::{CtlError, CtlResult, chain};
 
 /// The networking part of a create request.
@@ -206,6 +206,7 @@ impl Controller {
             m => m.to_string(),
         };
         let primary = st.find_network(&mode)?.clone();
+        st.check_not_removing(&primary)?;
         let mut networks = BTreeMap::new();
         let mut order = Vec::new();
         let mut primary_req = EndpointRequest::default();
@@ -216,6 +217,7 @@ impl Controller {
             } else {
                 st.find_network(key)?
             };
+            st.check_not_removing(n)?;
             // Two keys may name one network (its name and its ID, or the top-level
             // `MacAddress` of API < 1.44 next to `EndpointsConfig`): merge them.
             if n.id == primary.id {
@@ -364,8 +366,12 @@ impl Controller {
 
     /// Starts a container: sandbox, endpoints, files, process.
     pub async fn start_container(self: &Arc<Self>, key: &str) -> CtlResult<StartOutcome> {
-        let mut st = self.state.lock().await;
-        let ctr = st.find_container(key)?.clone();
+        let (_ctr_lock, mut st, id) = self.lock_container(key, None).await?;
+        let ctr = st
+            .containers
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| CtlError::not_found(format!("No such container: {key}")))?;
         if ctr.is_running() {
             return Ok(StartOutcome::AlreadyRunning);
         }
@@ -397,8 +403,13 @@ impl Controller {
         }
         let mut failure = None;
         for nid in ctr.network_order.clone() {
+            // A plugin call of an earlier endpoint let go of the lock: the network may
+            // have been removed meanwhile.
             let Some(net) = st.networks.get(&nid).cloned() else {
-                continue;
+                failure = Some(CtlError::not_found(format!(
+                    "network {nid} not found: it was removed; disconnect the container from it"
+                )));
+                break;
             };
             if let Err(e) = self.attach_endpoint(&mut st, &ctr, &net, &sandbox).await {
                 failure = Some(e);
@@ -535,8 +546,10 @@ impl Controller {
     /// The container's process ended: tear down its networking, record the exit, and
     /// remove it if it was started with `--rm`.
     pub(crate) async fn on_exit(&self, id: &str, shim_pid: i32, code: i32, finished_at: String) {
-        let mut st = self.state.lock().await;
+        let _ctr_lock = self.container_lock(id).await;
+        let mut st = self.lock_state().await;
         let Some(ctr) = st.containers.get(id).cloned() else {
+            self.forget_container_lock(id);
             return;
         };
         if ctr.state.shim_pid != shim_pid
@@ -610,6 +623,7 @@ impl Controller {
         }
         st.containers.remove(&ctr.id);
         st.execs.retain(|_, e| e.container_id != ctr.id);
+        self.forget_container_lock(&ctr.id);
         let dir = self.container_dir(&ctr.id);
         let run = self.paths.run.join(&ctr.id);
         // The layer directory may hold a large tree: remove it off the lock's thread.
@@ -627,7 +641,7 @@ impl Controller {
     }
 
     /// Detaches every endpoint of the container and removes its sandbox.
-    pub(crate) async fn teardown_networking(&self, st: &mut State, ctr: &Container) {
+    pub(crate) async fn teardown_networking(&self, st: &mut Locked<'_>, ctr: &Container) {
         self.resolver.detach(&ctr.id);
         let sandbox = self.sandbox_path(ctr);
         let eps: Vec<Endpoint> = st
@@ -650,9 +664,34 @@ impl Controller {
     }
 
     /// Allocates, persists, creates and joins one endpoint. Rolls back on failure.
+    ///
+    /// On a plugin network (remote driver or IPAM plugin) every plugin call runs without
+    /// the state lock; the network counts as busy meanwhile, so it cannot be removed.
     pub(crate) async fn attach_endpoint(
         &self,
-        st: &mut State,
+        st: &mut Locked<'_>,
+        ctr: &Container,
+        net: &Network,
+        sandbox: &Option<PathBuf>,
+    ) -> CtlResult<()> {
+        st.check_not_removing(net)?;
+        if !self.is_plugin_network(net) {
+            return self.attach_endpoint_inner(st, ctr, net, sandbox).await;
+        }
+        st.busy(&net.id);
+        let res = self.attach_endpoint_inner(st, ctr, net, sandbox).await;
+        st.unbusy(&net.id);
+        res
+    }
+
+    /// Whether a network's endpoints involve a plugin (remote driver or IPAM plugin).
+    pub(crate) fn is_plugin_network(&self, net: &Network) -> bool {
+        self.is_remote(&net.driver) || !super::is_default_ipam(&net.ipam.driver)
+    }
+
+    async fn attach_endpoint_inner(
+        &self,
+        st: &mut Locked<'_>,
         ctr: &Container,
         net: &Network,
         sandbox: &Option<PathBuf>,
@@ -664,9 +703,11 @@ impl Controller {
                 net.name
             )));
         }
-        let driver = self.driver(&net.driver).await?;
         let remote = self.is_remote(&net.driver);
-        let remote_ipam = self.remote_ipam(net).await?;
+        let plugin_ipam = !super::is_default_ipam(&net.ipam.driver);
+        // Activation (first use) is a plugin call too.
+        let driver = st.without_if(remote, self.driver(&net.driver)).await?;
+        let remote_ipam = st.without_if(plugin_ipam, self.remote_ipam(net)).await?;
         let has_if = driver.capabilities().has_sandbox_interfaces;
         let existing: Vec<Endpoint> = st
             .container_endpoints(&ctr.id)
@@ -702,8 +743,8 @@ impl Controller {
         for (pool, want) in [(&v4pool, req.ipv4), (&v6pool, req.ipv6)] {
             let Some(pool) = pool else { continue };
             if let Some(ipam) = &remote_ipam {
-                match ipam
-                    .request_address(&pool.pool_id, want, Some(&BTreeMap::new()))
+                match st
+                    .without(ipam.request_address(&pool.pool_id, want, Some(&BTreeMap::new())))
                     .await
                 {
                     Ok(a) => {
@@ -715,7 +756,7 @@ impl Controller {
                         continue;
                     }
                     Err(e) => {
-                        release_remote(ipam, &got_remote).await;
+                        st.without(release_remote(ipam, &got_remote)).await;
                         return Err(super::plugin_error(&net.ipam.driver, e, "default"));
                     }
                 }
@@ -786,29 +827,32 @@ impl Controller {
                 )?);
             }
         }
-        let release_all = async |st: &mut State| {
+        if let Err(e) = self.commit(ops) {
             release(st, &got);
             if let Some(ipam) = &remote_ipam {
-                release_remote(ipam, &got_remote).await;
+                st.without(release_remote(ipam, &got_remote)).await;
             }
-        };
-        if let Err(e) = self.commit(ops) {
-            release_all(st).await;
             return Err(e);
         }
+        // Intent first: the endpoint is recorded before the driver hears of it.
         st.endpoints.insert(ep.id.clone(), ep.clone());
         let sb = SandboxInfo {
             key: sandbox.clone().unwrap_or_default(),
             container_id: ctr.id.clone(),
         };
-        if remote && let Ok(rd) = self.plugins.driver(&net.driver).await {
+        if remote && let Ok(rd) = st.without(self.plugins.driver(&net.driver)).await {
             rd.set_options(&ep.id, self.plugin_endpoint_options(st, ctr, &req));
         }
         let mut created = false;
-        let res = match driver.create_endpoint(net, &ep).await {
+        let res = match st
+            .without_if(remote, driver.create_endpoint(net, &ep))
+            .await
+        {
             Ok(()) if has_if => {
                 created = true;
-                driver.join(net, &ep, &sb).await.map(Some)
+                st.without_if(remote, driver.join(net, &ep, &sb))
+                    .await
+                    .map(Some)
             }
             Ok(()) => {
                 created = true;
@@ -821,13 +865,18 @@ impl Controller {
             Err(e) => {
                 // A plugin whose CreateEndpoint failed has no endpoint to delete.
                 if (created || !remote)
-                    && let Err(de) = driver.delete_endpoint(net, &ep).await
+                    && let Err(de) = st
+                        .without_if(remote, driver.delete_endpoint(net, &ep))
+                        .await
                     && remote
                 {
                     warn!(endpoint = %short_id(&ep.id), error = %de, "plugin could not delete the endpoint during rollback");
                 }
                 st.endpoints.remove(&ep.id);
-                release_all(st).await;
+                release(st, &got);
+                if let Some(ipam) = &remote_ipam {
+                    st.without(release_remote(ipam, &got_remote)).await;
+                }
                 let _ = self.commit(vec![del(format!("{}{}", keys::ENDPOINT, ep.id))]);
                 return Err(CtlError::from(e));
             }
@@ -858,32 +907,55 @@ impl Controller {
     }
 
     /// Releases and removes one endpoint (intent first, then the kernel).
+    ///
+    /// On a plugin network the plugin calls run without the state lock; the network
+    /// counts as busy meanwhile, so it cannot be removed before they are done.
     pub(crate) async fn detach_endpoint(
         &self,
-        st: &mut State,
+        st: &mut Locked<'_>,
         ep: &Endpoint,
         sandbox: &Option<PathBuf>,
     ) -> CtlResult<()> {
         self.commit(vec![del(format!("{}{}", keys::ENDPOINT, ep.id))])?;
         st.endpoints.remove(&ep.id);
-        let net = st.networks.get(&ep.network_id).cloned();
-        if let Some(net) = &net {
-            if self.is_remote(&net.driver) {
-                // Docker's order: [RevokeExternalConnectivity] → Leave → DeleteEndpoint →
-                // ReleaseAddress. The intent is gone already: a plugin error is logged.
-                // As Docker, the interface goes back to the plugin before Leave, also
-                // when the whole sandbox is being torn down.
-                let key = sandbox.clone().or_else(|| {
-                    st.containers
-                        .get(&ep.container_id)
-                        .and_then(|c| self.sandbox_path(c))
-                });
+        let Some(net) = st.networks.get(&ep.network_id).cloned() else {
+            return Ok(());
+        };
+        let plugin = self.is_plugin_network(&net);
+        if plugin {
+            st.busy(&net.id);
+        }
+        let res = self.detach_endpoint_inner(st, ep, &net, sandbox).await;
+        if plugin {
+            st.unbusy(&net.id);
+        }
+        res
+    }
+
+    async fn detach_endpoint_inner(
+        &self,
+        st: &mut Locked<'_>,
+        ep: &Endpoint,
+        net: &Network,
+        sandbox: &Option<PathBuf>,
+    ) -> CtlResult<()> {
+        if self.is_remote(&net.driver) {
+            // Docker's order: [RevokeExternalConnectivity] → Leave → DeleteEndpoint →
+            // ReleaseAddress. The intent is gone already: a plugin error is logged.
+            // As Docker, the interface goes back to the plugin before Leave, also
+            // when the whole sandbox is being torn down.
+            let key = sandbox.clone().or_else(|| {
+                st.containers
+                    .get(&ep.container_id)
+                    .and_then(|c| self.sandbox_path(c))
+            });
+            let sb = SandboxInfo {
+                key: key.unwrap_or_default(),
+                container_id: ep.container_id.clone(),
+            };
+            st.without(async {
                 match self.driver(&net.driver).await {
                     Ok(d) => {
-                        let sb = SandboxInfo {
-                            key: key.unwrap_or_default(),
-                            container_id: ep.container_id.clone(),
-                        };
                         if let Err(e) = d.leave(net, ep, &sb).await {
                             warn!(endpoint = %short_id(&ep.id), network = %net.name, error = %e, "plugin Leave failed");
                         }
@@ -895,47 +967,53 @@ impl Controller {
                         warn!(endpoint = %short_id(&ep.id), network = %net.name, error = %e, "cannot reach the network's plugin to remove the endpoint")
                     }
                 }
-            }
-            let addrs: Vec<IpAddr> = ep
-                .ipv4
-                .map(|a| IpAddr::V4(a.addr()))
-                .into_iter()
-                .chain(ep.ipv6.map(|a| IpAddr::V6(a.addr())))
-                .collect();
-            match self.remote_ipam(net).await {
-                Ok(Some(ipam)) => {
-                    let got: Vec<(String, IpAddr)> = addrs
-                        .iter()
-                        .filter_map(|a| {
-                            net.ipam
-                                .configs
-                                .iter()
-                                .find(|c| c.subnet.contains(a))
-                                .map(|c| (c.pool_id.clone(), *a))
-                        })
-                        .collect();
-                    release_remote(&ipam, &got).await;
+            })
+            .await;
+        }
+        let addrs: Vec<IpAddr> = ep
+            .ipv4
+            .map(|a| IpAddr::V4(a.addr()))
+            .into_iter()
+            .chain(ep.ipv6.map(|a| IpAddr::V6(a.addr())))
+            .collect();
+        if super::is_default_ipam(&net.ipam.driver) {
+            for a in addrs {
+                if let Some(s) = State::pool_of(net, a) {
+                    st.ipam.release_address(&s, a);
                 }
-                Ok(None) => {
-                    for a in addrs {
-                        if let Some(s) = State::pool_of(net, a) {
-                            st.ipam.release_address(&s, a);
-                        }
+            }
+        } else {
+            st.without(async {
+                match self.remote_ipam(net).await {
+                    Ok(Some(ipam)) => {
+                        let got: Vec<(String, IpAddr)> = addrs
+                            .iter()
+                            .filter_map(|a| {
+                                net.ipam
+                                    .configs
+                                    .iter()
+                                    .find(|c| c.subnet.contains(a))
+                                    .map(|c| (c.pool_id.clone(), *a))
+                            })
+                            .collect();
+                        release_remote(&ipam, &got).await;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        warn!(endpoint = %short_id(&ep.id), error = %e, "cannot release the endpoint's addresses at the IPAM plugin")
                     }
                 }
-                Err(e) => {
-                    warn!(endpoint = %short_id(&ep.id), error = %e, "cannot release the endpoint's addresses at the IPAM plugin")
-                }
-            }
-            if !self.is_remote(&net.driver)
-                && let (Some(d), Some(key)) = (self.drivers.get(&net.driver), sandbox)
-            {
-                let sb = SandboxInfo {
-                    key: key.clone(),
-                    container_id: ep.container_id.clone(),
-                };
-                d.leave(net, ep, &sb).await?;
-            }
+            })
+            .await;
+        }
+        if !self.is_remote(&net.driver)
+            && let (Some(d), Some(key)) = (self.drivers.get(&net.driver), sandbox)
+        {
+            let sb = SandboxInfo {
+                key: key.clone(),
+                container_id: ep.container_id.clone(),
+            };
+            d.leave(net, ep, &sb).await?;
         }
         Ok(())
     }
@@ -943,7 +1021,7 @@ impl Controller {
     /// After the default-route endpoint left, gives the role to another endpoint.
     pub(crate) async fn move_default_route(
         &self,
-        st: &mut State,
+        st: &mut Locked<'_>,
         ctr: &Container,
         sandbox: &Option<PathBuf>,
     ) {
@@ -981,6 +1059,7 @@ impl Controller {
         if let Ok(op) = put(format!("{}{}", keys::ENDPOINT, ep.id), &ep) {
             let _ = self.commit(vec![op]);
         }
+        st.endpoints.insert(ep.id.clone(), ep.clone());
         // As libnetwork: the new gateway endpoint of a plugin gets
         // ProgramExternalConnectivity (the old one got RevokeExternalConnectivity on leave).
         if let Some(net) = st.networks.get(&ep.network_id).cloned()
@@ -988,18 +1067,22 @@ impl Controller {
         {
             let req = ctr.networks.get(&net.id).cloned().unwrap_or_default();
             let opts = self.plugin_endpoint_options(st, ctr, &req).sandbox;
-            match self.plugins.driver(&net.driver).await {
-                Ok(rd) => {
-                    if let Err(e) = rd.program_external_connectivity(&net, &ep, &opts).await {
-                        warn!(container = %ctr.name, network = %net.name, error = %e, "ProgramExternalConnectivity for the new gateway endpoint failed");
+            st.busy(&net.id);
+            st.without(async {
+                match self.plugins.driver(&net.driver).await {
+                    Ok(rd) => {
+                        if let Err(e) = rd.program_external_connectivity(&net, &ep, &opts).await {
+                            warn!(container = %ctr.name, network = %net.name, error = %e, "ProgramExternalConnectivity for the new gateway endpoint failed");
+                        }
+                    }
+                    Err(e) => {
+                        warn!(container = %ctr.name, network = %net.name, error = %e, "cannot reach the plugin of the new gateway endpoint")
                     }
                 }
-                Err(e) => {
-                    warn!(container = %ctr.name, network = %net.name, error = %e, "cannot reach the plugin of the new gateway endpoint")
-                }
-            }
+            })
+            .await;
+            st.unbusy(&net.id);
         }
-        st.endpoints.insert(ep.id.clone(), ep);
     }
 
     /// The `Options` Docker sends a remote driver for a container's endpoint: the endpoint
@@ -1173,39 +1256,51 @@ impl Controller {
 
     /// Removes a container (`force` kills it first).
     pub async fn remove_container(&self, key: &str, force: bool) -> CtlResult<()> {
-        let (id, running, pid, name) = {
+        let (id, mut running, mut pid, name) = {
             let st = self.state.lock().await;
             let c = st.find_container(key)?;
             (c.id.clone(), c.is_running(), c.state.pid, c.name.clone())
         };
-        if running {
-            if !force {
-                return Err(CtlError::conflict(format!(
-                    "cannot remove container \"/{name}\": container is running: stop the container before removing or force remove"
-                )));
+        // A start in progress (waiting for a plugin) may make the container run by the
+        // time its lock is free: `-f` kills it again, once.
+        for attempt in 0..2 {
+            if running {
+                if !force {
+                    return Err(CtlError::conflict(format!(
+                        "cannot remove container \"/{name}\": container is running: stop the container before removing or force remove"
+                    )));
+                }
+                // Without the container's lock: the exit handling needs it.
+                let mut rx = self.subscribe();
+                let _ = netloom_runtime::kill(pid, libc::SIGKILL);
+                if !self
+                    .wait_for(&mut rx, &id, "die", Duration::from_secs(15))
+                    .await
+                {
+                    return Err(CtlError::internal(format!(
+                        "container {name} did not stop after SIGKILL"
+                    )));
+                }
             }
-            let mut rx = self.subscribe();
-            let _ = netloom_runtime::kill(pid, libc::SIGKILL);
-            if !self
-                .wait_for(&mut rx, &id, "die", Duration::from_secs(15))
-                .await
-            {
-                return Err(CtlError::internal(format!(
-                    "container {name} did not stop after SIGKILL"
-                )));
+            // Waits for a start, connect or disconnect of this container in progress.
+            let _ctr_lock = self.container_lock(&id).await;
+            let mut st = self.state.lock().await;
+            let Some(c) = st.containers.get(&id).cloned() else {
+                self.forget_container_lock(&id);
+                return Ok(()); // removed meanwhile (--rm)
+            };
+            if !c.is_running() {
+                self.destroy_container(&mut st, &c);
+                return Ok(());
             }
+            if !force || attempt > 0 {
+                break;
+            }
+            (running, pid) = (true, c.state.pid);
         }
-        let mut st = self.state.lock().await;
-        let Some(c) = st.containers.get(&id).cloned() else {
-            return Ok(()); // removed meanwhile (--rm)
-        };
-        if c.is_running() {
-            return Err(CtlError::conflict(format!(
-                "container {name} was started again during removal"
-            )));
-        }
-        self.destroy_container(&mut st, &c);
-        Ok(())
+        Err(CtlError::conflict(format!(
+            "container {name} was started again during removal: remove it again"
+        )))
     }
 
     /// Waits for a condition (`not-running`, `next-exit`, `removed`); returns the exit code.
@@ -1341,6 +1436,11 @@ impl Controller {
             .collect();
         let mut ids = Vec::new();
         for c in victims {
+            // A container being started (or otherwise worked on) is not pruned; only
+            // try its lock: waiting for it while holding the state lock could deadlock.
+            let Some(_ctr_lock) = self.try_container_lock(&c.id) else {
+                continue;
+            };
             self.destroy_container(&mut st, &c);
             ids.push(c.id);
         }

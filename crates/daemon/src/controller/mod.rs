@@ -2,6 +2,30 @@
 //! completely, writes intent to the store, then calls drivers and the runtime; a
 //! failure part-way rolls back what was done, and a crash part-way is repaired by
 //! reconciliation at start-up (store = intent, kernel = fact).
+//!
+//! # Locks
+//!
+//! All state sits behind one async lock, [`Controller::state`]. Plugin calls (remote
+//! network drivers, IPAM plugins) can take up to `plugin-timeout`, so the controller
+//! never holds that lock across one: a request works through a [`Locked`] handle and
+//! runs each plugin call inside [`Locked::without`], which lets go of the lock for the
+//! call and takes it back afterwards. Local drivers (bridge, macvlan, host, null) are
+//! fast and keep the lock.
+//!
+//! While the lock is let go, what the request is in the middle of stays visible in the
+//! state, so no other request can undercut it:
+//! - an endpoint being attached or detached counts in [`State::busy_networks`]:
+//!   `network rm` refuses its network meanwhile;
+//! - a network being removed is in [`State::removing_networks`]: nothing attaches to
+//!   it, a second `network rm` is refused;
+//! - operations on one container (start, exit handling, connect, disconnect, remove)
+//!   run one at a time under that container's lock ([`Controller::container_lock`]).
+//!
+//! Lock order, everywhere: a container's lock first, then the state lock. A request
+//! never waits for a container's lock while it holds the state lock (it resolves the
+//! container's ID, lets go of the state lock, takes the container's lock, then the
+//! state lock again); `prune` only *tries* container locks. At most one container lock
+//! is held at a time.
 
 pub mod containers;
 mod dns;
@@ -24,7 +48,7 @@ use netloom_kernel::Netlink;
 use netloom_model::{Container, Endpoint, Image, Network};
 use netloom_store::{Expect, KvStore, Op};
 use serde::Serialize;
-use tokio::sync::{Mutex, broadcast};
+use tokio::sync::{Mutex, MutexGuard, OwnedMutexGuard, broadcast};
 
 use crate::config::Config;
 use crate::error::{CtlError, CtlResult};
@@ -97,6 +121,68 @@ pub(crate) struct State {
     /// Networks whose creation waits for a plugin (`CreateNetwork` runs without the state
     /// lock): name → ID. Their names are taken, their pools reserved.
     pub pending_networks: BTreeMap<String, String>,
+    /// Networks with endpoints being attached or detached through a plugin call made
+    /// without the lock: network ID → how many. `network rm` refuses them meanwhile.
+    pub busy_networks: BTreeMap<String, usize>,
+    /// Networks whose removal waits for a plugin (`DeleteNetwork`, IPAM releases run
+    /// without the lock): nothing may attach to them, a second removal is refused.
+    pub removing_networks: std::collections::BTreeSet<String>,
+}
+
+/// The state lock as held by one request, which may let go of it around plugin calls
+/// (see the module doc).
+pub(crate) struct Locked<'a> {
+    mutex: &'a Mutex<State>,
+    /// Always `Some` except inside [`Locked::without`], which borrows `self` mutably
+    /// for that time, so no one can look at the state then.
+    guard: Option<MutexGuard<'a, State>>,
+    /// Never let go (start-up reconciliation, before the API serves anyone).
+    pinned: bool,
+}
+
+impl Locked<'_> {
+    /// Runs `f` (a plugin call) without the state lock and takes the lock back after.
+    /// Whatever was read from the state before may have changed when this returns.
+    pub(crate) async fn without<F: std::future::Future>(&mut self, f: F) -> F::Output {
+        if self.pinned {
+            return f.await;
+        }
+        self.guard = None;
+        let out = f.await;
+        self.guard = Some(self.mutex.lock().await);
+        out
+    }
+
+    /// [`Locked::without`] if `release`, else `f` with the lock held (local drivers).
+    pub(crate) async fn without_if<F: std::future::Future>(
+        &mut self,
+        release: bool,
+        f: F,
+    ) -> F::Output {
+        if release {
+            self.without(f).await
+        } else {
+            f.await
+        }
+    }
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        // Invariant: `guard` is `None` only while `without` runs (see the field).
+        self.guard
+            .as_deref()
+            .expect("state lock held outside Locked::without")
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        self.guard
+            .as_deref_mut()
+            .expect("state lock held outside Locked::without")
+    }
 }
 
 /// Paths the controller works with.
@@ -135,6 +221,9 @@ pub struct Controller {
     pub(crate) attach_waiters: std::sync::Mutex<HashMap<String, usize>>,
     /// The most recent events, oldest first, for `/events?since=`.
     pub(crate) recent_events: std::sync::Mutex<std::collections::VecDeque<Event>>,
+    /// One lock per container (ID → lock): its start, exit handling, connect,
+    /// disconnect and removal never interleave. Taken before the state lock.
+    pub(crate) container_locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
 /// Generates a random 64-hex ID.
@@ -229,6 +318,8 @@ impl Controller {
                 firewall: netloom_drivers::firewall::Firewall::new(&table_name(&cfg.data_root))
                     .map_err(|e| anyhow::anyhow!("{e}"))?,
                 pending_networks: BTreeMap::new(),
+                busy_networks: BTreeMap::new(),
+                removing_networks: Default::default(),
             }),
             plugins: netloom_drivers::remote::Plugins::new(cfg.plugins.clone(), nl.clone()),
             cfg,
@@ -242,6 +333,7 @@ impl Controller {
             resolver: netloom_resolver::Resolver::new(netloom_resolver::ResolverConfig::default()),
             attach_waiters: std::sync::Mutex::new(HashMap::new()),
             recent_events: std::sync::Mutex::new(std::collections::VecDeque::new()),
+            container_locks: std::sync::Mutex::new(HashMap::new()),
         });
         ctl.reconcile().await?;
         ctl.watch_firewall();
@@ -383,6 +475,73 @@ impl Controller {
                 });
             }
         });
+    }
+
+    /// Takes the state lock as a [`Locked`] handle.
+    pub(crate) async fn lock_state(&self) -> Locked<'_> {
+        Locked {
+            mutex: &self.state,
+            guard: Some(self.state.lock().await),
+            pinned: false,
+        }
+    }
+
+    /// Takes the state lock for good: [`Locked::without`] keeps it (reconciliation).
+    pub(crate) async fn lock_state_pinned(&self) -> Locked<'_> {
+        Locked {
+            pinned: true,
+            ..self.lock_state().await
+        }
+    }
+
+    /// The lock of container `id` (see the module doc for the lock order: never call
+    /// this while holding the state lock).
+    pub(crate) async fn container_lock(&self, id: &str) -> OwnedMutexGuard<()> {
+        self.container_mutex(id).lock_owned().await
+    }
+
+    /// The lock of container `id` if nobody holds it now.
+    pub(crate) fn try_container_lock(&self, id: &str) -> Option<OwnedMutexGuard<()>> {
+        self.container_mutex(id).try_lock_owned().ok()
+    }
+
+    fn container_mutex(&self, id: &str) -> Arc<Mutex<()>> {
+        let mut m = self
+            .container_locks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(m.entry(id.to_string()).or_default())
+    }
+
+    /// Forgets the lock of a removed container.
+    pub(crate) fn forget_container_lock(&self, id: &str) {
+        self.container_locks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(id);
+    }
+
+    /// Resolves a container (and first, if given, a network, so errors come in the
+    /// usual order), then takes the container's lock and the state lock, in that order.
+    /// Returns both and the container's ID; the container may be gone by then.
+    pub(crate) async fn lock_container(
+        &self,
+        key: &str,
+        net_key: Option<&str>,
+    ) -> CtlResult<(OwnedMutexGuard<()>, Locked<'_>, String)> {
+        let id = {
+            let st = self.state.lock().await;
+            if let Some(n) = net_key {
+                st.find_network(n)?;
+            }
+            st.find_container(key)?.id.clone()
+        };
+        let guard = self.container_lock(&id).await;
+        let lk = self.lock_state().await;
+        if !lk.containers.contains_key(&id) {
+            return Err(CtlError::not_found(format!("No such container: {key}")));
+        }
+        Ok((guard, lk, id))
     }
 
     /// The driver called `name`: a built-in one, else a remote plugin (discovered and
@@ -616,6 +775,32 @@ impl State {
                 "multiple IDs found with provided prefix: {key}"
             ))),
         }
+    }
+
+    /// Counts an attach or detach of an endpoint of network `id` made without the lock.
+    pub(crate) fn busy(&mut self, id: &str) {
+        *self.busy_networks.entry(id.to_string()).or_default() += 1;
+    }
+
+    /// Ends what [`State::busy`] started.
+    pub(crate) fn unbusy(&mut self, id: &str) {
+        if let Some(n) = self.busy_networks.get_mut(id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.busy_networks.remove(id);
+            }
+        }
+    }
+
+    /// Refuses a network being removed (nothing may attach to it).
+    pub(crate) fn check_not_removing(&self, net: &Network) -> CtlResult<()> {
+        if self.removing_networks.contains(&net.id) {
+            return Err(CtlError::conflict(format!(
+                "network {} is being removed: wait for the removal to finish, or use another network",
+                net.name
+            )));
+        }
+        Ok(())
     }
 
     /// Endpoints of a network.

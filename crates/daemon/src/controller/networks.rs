@@ -10,7 +10,9 @@ use netloom_model::{
 };
 use tracing::{info, warn};
 
-use super::{Controller, State, del, is_default_ipam, keys, new_id, now, plugin_error, put};
+use super::{
+    Controller, Locked, State, del, is_default_ipam, keys, new_id, now, plugin_error, put,
+};
 use crate::error::{CtlError, CtlResult};
 
 /// One parsed IPAM config: subnet (`0.0.0.0/0` / `::/0`: any), IP range, gateway, aux.
@@ -225,7 +227,7 @@ impl Controller {
             req.driver.clone()
         };
         if !self.is_remote(&driver_name) {
-            let mut st = self.state.lock().await;
+            let mut st = self.lock_state().await;
             let id = new_id();
             let net = self
                 .build_network(&mut st, id, req, false, (false, false))
@@ -244,7 +246,7 @@ impl Controller {
         );
         let skip = rd.gw_alloc_check(&opts).await.map_err(perr)?;
         let net = {
-            let mut st = self.state.lock().await;
+            let mut st = self.lock_state().await;
             let net = self
                 .build_network(&mut st, new_id(), req, false, skip)
                 .await?;
@@ -257,7 +259,7 @@ impl Controller {
             net
         };
         let res = netloom_model::Driver::create_network(&*rd, &net).await;
-        let mut st = self.state.lock().await;
+        let mut st = self.lock_state().await;
         st.pending_networks.remove(&net.name);
         if let Err(e) = res {
             // A plugin that refused the network has nothing to delete (Docker does not
@@ -280,15 +282,40 @@ impl Controller {
 
     /// Validates a request and reserves its IPAM pools; returns the network record (not yet
     /// persisted). On error nothing stays reserved.
+    ///
+    /// An IPAM plugin's calls run without the state lock; the name stays taken meanwhile
+    /// (as a pending network).
     pub(crate) async fn build_network(
         &self,
-        st: &mut State,
+        st: &mut Locked<'_>,
+        id: String,
+        req: NetworkCreate,
+        predefined: bool,
+        skip: (bool, bool),
+    ) -> CtlResult<Network> {
+        check_new_name(st, &req.name)?;
+        if is_default_ipam(&req.ipam_driver) {
+            return self
+                .build_network_inner(st, id, req, predefined, skip)
+                .await;
+        }
+        let name = req.name.clone();
+        st.pending_networks.insert(name.clone(), id.clone());
+        let res = self
+            .build_network_inner(st, id, req, predefined, skip)
+            .await;
+        st.pending_networks.remove(&name);
+        res
+    }
+
+    async fn build_network_inner(
+        &self,
+        st: &mut Locked<'_>,
         id: String,
         req: NetworkCreate,
         predefined: bool,
         (skip4, skip6): (bool, bool),
     ) -> CtlResult<Network> {
-        check_new_name(st, &req.name)?;
         let driver_name = if req.driver.is_empty() {
             "bridge".to_string()
         } else {
@@ -334,8 +361,7 @@ impl Controller {
             None
         } else {
             Some(
-                self.plugins
-                    .ipam(&req.ipam_driver)
+                st.without(self.plugins.ipam(&req.ipam_driver))
                     .await
                     .map_err(|e| plugin_error(&req.ipam_driver, e, "default"))?,
             )
@@ -471,28 +497,7 @@ impl Controller {
             mtu: 0,
         };
         driver.validate(&mut net)?;
-        if driver_name == "bridge"
-            && let Some(other) = st
-                .networks
-                .values()
-                .find(|n| n.driver == "bridge" && n.iface == net.iface)
-        {
-            return Err(CtlError::conflict(format!(
-                "bridge name {} is already used by network {}",
-                net.iface, other.name
-            )));
-        }
-        if matches!(driver_name.as_str(), "macvlan" | "ipvlan")
-            && let Some(other) = st
-                .networks
-                .values()
-                .find(|n| matches!(n.driver.as_str(), "macvlan" | "ipvlan") && n.iface == net.iface)
-        {
-            return Err(CtlError::conflict(format!(
-                "network {} is already using parent interface {}; give each {driver_name} network its own parent or VLAN (-o parent=IFACE.VLAN)",
-                other.name, net.iface
-            )));
-        }
+        check_kernel_names(st, &net)?;
         if !has_addresses {
             return Ok(net);
         }
@@ -523,8 +528,13 @@ impl Controller {
             }
         };
         if let Some(ipam) = &remote_ipam {
-            self.remote_ipam_allocate(ipam, &mut net, parsed, (skip4, skip6))
+            st.without(self.remote_ipam_allocate(ipam, &mut net, parsed, (skip4, skip6)))
                 .await?;
+            // Another network may have taken the bridge or parent meanwhile.
+            if let Err(e) = check_kernel_names(st, &net) {
+                st.without(Self::remote_ipam_release(ipam, &net)).await;
+                return Err(e);
+            }
             return Ok(net);
         }
         // Reserve: pools, then gateway and aux addresses. Undo all on error.
@@ -686,14 +696,9 @@ impl Controller {
         }
     }
 
-    /// Gives back a network's pools: to netloom's IPAM, or to its IPAM plugin.
-    pub(crate) async fn release_network_ipam(&self, st: &mut State, net: &Network) {
-        if is_default_ipam(&net.ipam.driver) {
-            for c in &net.ipam.configs {
-                st.ipam.release_pool(&c.subnet);
-            }
-            return;
-        }
+    /// Gives back a network's pools at its IPAM plugin (no state needed: callers may run
+    /// it without the state lock).
+    pub(crate) async fn release_network_ipam_remote(&self, net: &Network) {
         match self.remote_ipam(net).await {
             Ok(Some(ipam)) => Self::remote_ipam_release(&ipam, net).await,
             Ok(None) => {}
@@ -703,8 +708,24 @@ impl Controller {
         }
     }
 
+    /// Gives back a network's pools: to netloom's IPAM, or to its IPAM plugin (without
+    /// the state lock).
+    pub(crate) async fn release_network_ipam(&self, st: &mut Locked<'_>, net: &Network) {
+        if is_default_ipam(&net.ipam.driver) {
+            for c in &net.ipam.configs {
+                st.ipam.release_pool(&c.subnet);
+            }
+            return;
+        }
+        st.without(self.release_network_ipam_remote(net)).await;
+    }
+
     /// Persists a built network and creates its kernel objects; rolls back on failure.
-    pub(crate) async fn install_network(&self, st: &mut State, net: Network) -> CtlResult<String> {
+    pub(crate) async fn install_network(
+        &self,
+        st: &mut Locked<'_>,
+        net: Network,
+    ) -> CtlResult<String> {
         if let Err(e) = self.commit(vec![put(format!("{}{}", keys::NETWORK, net.id), &net)?]) {
             self.release_network_ipam(st, &net).await;
             return Err(e);
@@ -774,16 +795,27 @@ impl Controller {
     }
 
     /// Removes a network.
+    ///
+    /// On a plugin network (remote driver or IPAM plugin) the plugin calls
+    /// (`DeleteNetwork`, `ReleaseAddress`, `ReleasePool`) run without the state lock:
+    /// the network is marked as being removed first, so nothing attaches to it and a
+    /// second removal is refused meanwhile.
     pub async fn remove_network(&self, key: &str) -> CtlResult<()> {
-        let mut st = self.state.lock().await;
+        let mut st = self.lock_state().await;
         let net = st.find_network(key)?.clone();
         self.remove_network_locked(&mut st, &net).await
     }
 
-    async fn remove_network_locked(&self, st: &mut State, net: &Network) -> CtlResult<()> {
+    async fn remove_network_locked(&self, st: &mut Locked<'_>, net: &Network) -> CtlResult<()> {
         if net.predefined {
             return Err(CtlError::forbidden(format!(
                 "{} is a pre-defined network and cannot be removed",
+                net.name
+            )));
+        }
+        if st.removing_networks.contains(&net.id) {
+            return Err(CtlError::conflict(format!(
+                "network {} is already being removed (its plugin has not answered yet): wait for that removal to finish",
                 net.name
             )));
         }
@@ -793,21 +825,39 @@ impl Controller {
                 net.name, net.id
             )));
         }
+        if st.busy_networks.contains_key(&net.id) {
+            return Err(CtlError::forbidden(format!(
+                "error while removing network: network {} id {} has active endpoints (a container is being connected to or disconnected from it): try again once that is done",
+                net.name, net.id
+            )));
+        }
+        let remote = self.is_remote(&net.driver);
+        let plugin_ipam = !is_default_ipam(&net.ipam.driver);
         // Docker's order: DeleteNetwork, then IPAM. As in moby, a driver error does not
         // keep the network (only a permission error would, which the remote protocol
         // cannot express): it is logged and the removal goes on, so a plugin that lost
         // its state can never pin a network forever.
-        if self.is_remote(&net.driver) {
-            match self.driver(&net.driver).await {
-                Ok(d) => {
-                    if let Err(e) = d.delete_network(net).await {
-                        warn!(network = %net.name, driver = %net.driver, error = %e, "plugin failed to delete the network; removing it anyway");
+        if remote || plugin_ipam {
+            st.removing_networks.insert(net.id.clone());
+            st.without(async {
+                if remote {
+                    match self.driver(&net.driver).await {
+                        Ok(d) => {
+                            if let Err(e) = d.delete_network(net).await {
+                                warn!(network = %net.name, driver = %net.driver, error = %e, "plugin failed to delete the network; removing it anyway");
+                            }
+                        }
+                        Err(e) => {
+                            warn!(network = %net.name, driver = %net.driver, error = %e, "plugin unavailable; removing the network anyway");
+                        }
                     }
                 }
-                Err(e) => {
-                    warn!(network = %net.name, driver = %net.driver, error = %e, "plugin unavailable; removing the network anyway");
+                if plugin_ipam {
+                    self.release_network_ipam_remote(net).await;
                 }
-            }
+            })
+            .await;
+            st.removing_networks.remove(&net.id);
         }
         let mut ops = vec![del(format!("{}{}", keys::NETWORK, net.id))];
         for c in &net.ipam.configs {
@@ -815,7 +865,9 @@ impl Controller {
         }
         self.commit(ops)?;
         st.networks.remove(&net.id);
-        self.release_network_ipam(st, net).await;
+        if !plugin_ipam {
+            self.release_network_ipam(st, net).await;
+        }
         if let Err(e) = self.sync_firewall(st, false).await {
             warn!(network = %net.name, error = %e, "firewall elements of the removed network remain until the next update");
         }
@@ -837,7 +889,7 @@ impl Controller {
 
     /// Removes unused user networks; returns their names.
     pub async fn prune_networks(&self, f: &NetworkFilter) -> CtlResult<Vec<String>> {
-        let mut st = self.state.lock().await;
+        let mut st = self.lock_state().await;
         let victims: Vec<Network> = st
             .networks
             .values()
@@ -846,6 +898,14 @@ impl Controller {
             .collect();
         let mut names = Vec::new();
         for n in victims {
+            // A plugin call of an earlier removal let go of the lock: look again.
+            if !st.networks.contains_key(&n.id)
+                || st.removing_networks.contains(&n.id)
+                || st.busy_networks.contains_key(&n.id)
+                || !st.network_endpoints(&n.id).is_empty()
+            {
+                continue;
+            }
             self.remove_network_locked(&mut st, &n).await?;
             names.push(n.name);
         }
@@ -855,10 +915,14 @@ impl Controller {
 
     /// Connects a container to a network (live if it runs).
     pub async fn connect(&self, net_key: &str, req: ConnectRequest) -> CtlResult<()> {
-        let mut st = self.state.lock().await;
+        let (_ctr_lock, mut st, id) = self.lock_container(&req.container, Some(net_key)).await?;
         let net = st.find_network(net_key)?.clone();
-        let ctr = st.find_container(&req.container)?.clone();
+        let ctr =
+            st.containers.get(&id).cloned().ok_or_else(|| {
+                CtlError::not_found(format!("No such container: {}", req.container))
+            })?;
         check_attach(&net, &ctr, &req.endpoint)?;
+        st.check_not_removing(&net)?;
         if ctr.networks.contains_key(&net.id) {
             return Err(CtlError::forbidden(format!(
                 "endpoint with name {} already exists in network {}",
@@ -902,9 +966,13 @@ impl Controller {
 
     /// Disconnects a container from a network.
     pub async fn disconnect(&self, net_key: &str, container: &str, _force: bool) -> CtlResult<()> {
-        let mut st = self.state.lock().await;
+        let (_ctr_lock, mut st, id) = self.lock_container(container, Some(net_key)).await?;
         let net = st.find_network(net_key)?.clone();
-        let ctr = st.find_container(container)?.clone();
+        let ctr = st
+            .containers
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| CtlError::not_found(format!("No such container: {container}")))?;
         if !ctr.networks.contains_key(&net.id) {
             return Err(CtlError::invalid(format!(
                 "container {} is not connected to network {}",
@@ -960,6 +1028,33 @@ impl Controller {
         );
         Ok(())
     }
+}
+
+/// Refuses a network whose bridge or macvlan/ipvlan parent another network uses.
+fn check_kernel_names(st: &State, net: &Network) -> CtlResult<()> {
+    if net.driver == "bridge"
+        && let Some(other) = st
+            .networks
+            .values()
+            .find(|n| n.driver == "bridge" && n.iface == net.iface)
+    {
+        return Err(CtlError::conflict(format!(
+            "bridge name {} is already used by network {}",
+            net.iface, other.name
+        )));
+    }
+    if matches!(net.driver.as_str(), "macvlan" | "ipvlan")
+        && let Some(other) = st
+            .networks
+            .values()
+            .find(|n| matches!(n.driver.as_str(), "macvlan" | "ipvlan") && n.iface == net.iface)
+    {
+        return Err(CtlError::conflict(format!(
+            "network {} is already using parent interface {}; give each {} network its own parent or VLAN (-o parent=IFACE.VLAN)",
+            other.name, net.iface, net.driver
+        )));
+    }
+    Ok(())
 }
 
 /// Key of an IPAM cursor record.

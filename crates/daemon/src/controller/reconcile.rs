@@ -29,7 +29,8 @@ fn load<T: DeserializeOwned>(ctl: &Controller, prefix: &str) -> anyhow::Result<V
 impl Controller {
     /// Runs the reconciliation described in the module doc.
     pub(crate) async fn reconcile(self: &Arc<Self>) -> anyhow::Result<()> {
-        let mut st = self.state.lock().await;
+        // Held throughout, also across plugin calls: the API does not serve yet.
+        let mut st = self.lock_state_pinned().await;
         let mut networks: Vec<Network> = load::<Network>(self, keys::NETWORK)?
             .into_iter()
             .map(|(_, n)| n)
@@ -319,7 +320,7 @@ impl Controller {
     }
 
     /// Makes sure a running container still has every endpoint its record asks for.
-    async fn reattach(&self, st: &mut super::State, c: &Container) {
+    async fn reattach(&self, st: &mut super::Locked<'_>, c: &Container) {
         let sandbox = self.sandbox_path(c);
         for nid in c.network_order.clone() {
             let Some(net) = st.networks.get(&nid).cloned() else {
@@ -358,7 +359,7 @@ impl Controller {
         let _ = self.write_container_files(st, c);
     }
 
-    async fn create_predefined(&self, st: &mut super::State) -> Result<(), CtlError> {
+    async fn create_predefined(&self, st: &mut super::Locked<'_>) -> Result<(), CtlError> {
         let mut opts = BTreeMap::new();
         opts.insert(
             "com.docker.network.bridge.default_bridge".to_string(),
