@@ -394,6 +394,26 @@ def test_attach_socket_stdin_once_without_tty(clean, uniq):
     assert api.logs(cid) == b"hello\n"
 
 
+def test_attach_logs_replays_interactive_containers(clean, uniq):
+    # container.attach(logs=True): the log so far, raw for a terminal, demultiplexed
+    # by docker-py otherwise.
+    t = clean.containers.run(
+        IMAGE, ["sh", "-c", "echo tty-$((3*4))"], name=f"{uniq}lt", tty=True, detach=True
+    )
+    assert t.wait(timeout=10)["StatusCode"] == 0
+    assert t.attach(stdout=True, stderr=True, stream=False, logs=True) == b"tty-12\r\n"
+    i = clean.containers.run(
+        IMAGE,
+        ["sh", "-c", "echo out-1; echo err-2 >&2"],
+        name=f"{uniq}li",
+        stdin_open=True,
+        detach=True,
+    )
+    assert i.wait(timeout=10)["StatusCode"] == 0
+    assert i.attach(stdout=True, stderr=False, stream=False, logs=True) == b"out-1\n"
+    assert i.attach(stdout=False, stderr=True, stream=False, logs=True) == b"err-2\n"
+
+
 def test_exec_tty_resize(clean, uniq):
     c = clean.containers.run(IMAGE, SLEEP, name=f"{uniq}e", detach=True)
     api = clean.api

@@ -575,8 +575,7 @@ fn attach_interactive(
     let replay = logs.then(|| Replay {
         path: v.log_path.clone(),
         tty: v.container.tty,
-        stdout: want.stdout,
-        stderr: want.stderr,
+        query: q.clone(),
     });
     // Subscribe before looking at the state, so a start in between is not missed.
     let mut events = ctl.subscribe();
@@ -615,16 +614,20 @@ fn attach_interactive(
             use tokio::io::AsyncReadExt;
             let mut replay = replay;
             if !shim_replays {
-                let b = Replay::take(&mut replay).await;
-                if !b.is_empty() && tx.send(Bytes::from(b)).await.is_err() {
-                    return;
+                let mut rx = Replay::stream(&mut replay);
+                while let Some(b) = rx.recv().await {
+                    if tx.send(b).await.is_err() {
+                        return;
+                    }
                 }
             }
             let Some(mut shim) = started.await else {
                 // The container stopped before the shim was reached: the log is all.
-                let b = Replay::take(&mut replay).await;
-                if !b.is_empty() {
-                    let _ = tx.send(Bytes::from(b)).await;
+                let mut rx = Replay::stream(&mut replay);
+                while let Some(b) = rx.recv().await {
+                    if tx.send(b).await.is_err() {
+                        return;
+                    }
                 }
                 return;
             };
@@ -659,11 +662,21 @@ fn attach_interactive(
         let (rd, mut wr) = tokio::io::split(io);
         let mut replay = replay;
         if !shim_replays {
-            let _ = wr.write_all(&Replay::take(&mut replay).await).await;
+            let mut rx = Replay::stream(&mut replay);
+            while let Some(b) = rx.recv().await {
+                if wr.write_all(&b).await.is_err() {
+                    break;
+                }
+            }
         }
         let Some(shim) = started.await else {
             // The container stopped before the shim was reached: the log is all.
-            let _ = wr.write_all(&Replay::take(&mut replay).await).await;
+            let mut rx = Replay::stream(&mut replay);
+            while let Some(b) = rx.recv().await {
+                if wr.write_all(&b).await.is_err() {
+                    break;
+                }
+            }
             let _ = wr.shutdown().await;
             // Read what the client still sends, so the close is clean (not a reset).
             let _ = tokio::time::timeout(
@@ -706,40 +719,25 @@ fn attach_interactive(
 struct Replay {
     path: PathBuf,
     tty: bool,
-    stdout: bool,
-    stderr: bool,
+    /// The attach request's query (`stdout`, `stderr`).
+    query: BTreeMap<String, String>,
 }
 
 impl Replay {
-    /// The replay's bytes (empty if there is none or it was taken already).
-    async fn take(r: &mut Option<Replay>) -> Vec<u8> {
+    /// The replay as a stream of chunks (the log is never held in memory whole): one
+    /// raw stream for a terminal, frames otherwise. Empty if there is no replay or it
+    /// was taken already.
+    fn stream(r: &mut Option<Replay>) -> mpsc::Receiver<Bytes> {
         match r.take() {
-            Some(r) => tokio::task::spawn_blocking(move || r.bytes())
-                .await
-                .unwrap_or_default(),
-            None => Vec::new(),
-        }
-    }
-
-    /// The log's lines: one raw stream for a terminal, frames otherwise.
-    fn bytes(&self) -> Vec<u8> {
-        let lines = netloom_runtime::logs::read_all(&self.path).unwrap_or_default();
-        let mut out = Vec::new();
-        for l in lines {
-            let (id, want) = match l.stream {
-                Stream::Stdout => (stream::STDOUT, self.stdout),
-                Stream::Stderr => (stream::STDERR, self.stderr),
-            };
-            if !want {
-                continue;
+            Some(r) => {
+                // Already stopped: the follower reads the file to its end once, then
+                // closes.
+                let (_done, stop) = watch::channel(true);
+                let lines = netloom_runtime::logs::follow_from(r.path, 0, None, stop);
+                forward(lines, &r.query, None, r.tty)
             }
-            if self.tty {
-                out.extend_from_slice(&l.log);
-            } else {
-                out.extend_from_slice(&stream::frame(id, &l.log));
-            }
+            None => mpsc::channel(1).1,
         }
-        out
     }
 }
 
