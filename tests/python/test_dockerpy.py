@@ -375,6 +375,33 @@ def test_attach_socket_tty_resize_and_exit_code(clean, uniq):
     s.close()
 
 
+def test_attach_tty_session_ends_when_client_closes_input(clean, uniq):
+    # As moby: with a terminal, closing the attached input ends the session (EOF to the
+    # client) while the container and its terminal go on.
+    import socket as _socket
+    import time
+
+    c = clean.containers.run(
+        IMAGE, ["sh"], name=f"{uniq}h", stdin_open=True, tty=True, detach=True
+    )
+    s = _raw(clean.api.attach_socket(c.id, params={"stdin": 1, "stdout": 1, "stream": 1}))
+    s.sendall(b"echo hi-$((2*3))\n")
+    assert b"hi-6" in _read_until(s, b"hi-6")
+    s.shutdown(_socket.SHUT_WR)
+    s.settimeout(10)
+    start = time.monotonic()
+    while s.recv(4096):
+        pass
+    assert time.monotonic() - start < 8, "the session did not end with the client's input"
+    s.close()
+    c.reload()
+    assert c.status == "running"
+    s = _raw(clean.api.attach_socket(c.id, params={"stdin": 1, "stdout": 1, "stream": 1}))
+    s.sendall(b"exit 4\n")
+    assert c.wait(timeout=10)["StatusCode"] == 4
+    s.close()
+
+
 def test_attach_socket_stdin_once_without_tty(clean, uniq):
     api = clean.api
     # docker-py sets AttachStdin and StdinOnce with stdin_open.

@@ -569,6 +569,7 @@ fn attach_interactive(
         logs: shim_replays,
         resize: None,
     };
+    let tty_input = v.container.tty && want.stdin;
     let id = v.container.id.clone();
     let state_dir = ctl.paths.run.join(&id);
     // `logs=1` replays the log first; `stream=0` ends after the replay.
@@ -690,17 +691,28 @@ fn attach_interactive(
         // The client's input goes to the shim; its end tells the shim (StdinOnce
         // closes the container's stdin).
         let mut to_shim = std::pin::pin!(stream::pump_input(rd, Some(shim_wr)));
+        let (end_tx, end_rx) = tokio::sync::oneshot::channel::<()>();
         let mut from_shim = std::pin::pin!(async move {
-            let _ = tokio::io::copy(&mut shim_rd, &mut wr).await;
+            tokio::select! {
+                _ = tokio::io::copy(&mut shim_rd, &mut wr) => {}
+                _ = end_rx => {}
+            }
             let _ = wr.shutdown().await;
         });
         // The session ends with the container's output; then the client's last input
-        // is drained so that the connection closes cleanly.
+        // is drained so that the connection closes cleanly. With a terminal, a client
+        // that attached its input and closes it ends the session, as in Docker (the
+        // terminal stays open; the container goes on).
         tokio::select! {
             _ = &mut from_shim => {
                 let _ = tokio::time::timeout(stream::INPUT_DRAIN, &mut to_shim).await;
             }
-            _ = &mut to_shim => from_shim.await,
+            _ = &mut to_shim => {
+                if tty_input {
+                    let _ = end_tx.send(());
+                }
+                from_shim.await
+            }
         }
     });
     let mut resp = Response::new(Body::empty());
