@@ -1355,7 +1355,10 @@ fn wait_called_n(p: &Plugin, method: &str, n: usize) {
 #[track_caller]
 fn still_waiting<T>(h: &std::thread::ScopedJoinHandle<'_, T>, what: &str) {
     std::thread::sleep(Duration::from_secs(1));
-    assert!(!h.is_finished(), "{what} answered while the plugin call was held");
+    assert!(
+        !h.is_finished(),
+        "{what} answered while the plugin call was held"
+    );
 }
 
 /// Requests that do not involve the plugin answer while one of its calls is held
@@ -1397,7 +1400,10 @@ fn hanging_endpoint_call_does_not_stall_other_requests() {
         others_answer_at_once(&d, "join");
         let o = d.fail(&["network", "rm", "jn"]);
         assert!(o.stderr.contains("has active endpoints"), "{o}");
-        assert!(!held.is_finished(), "connect answered while its Join was held");
+        assert!(
+            !held.is_finished(),
+            "connect answered while its Join was held"
+        );
         p.set(json!({"fail": {"NetworkDriver.Join": "join refused by the test"}}));
         let o = held.join().expect("connect thread");
         assert!(!o.ok(), "{o}");
@@ -1434,7 +1440,10 @@ fn hanging_endpoint_call_does_not_stall_other_requests() {
         });
         wait_called(&p, "NetworkDriver.CreateEndpoint");
         others_answer_at_once(&d, "create-endpoint");
-        assert!(!held.is_finished(), "run answered while CreateEndpoint was held");
+        assert!(
+            !held.is_finished(),
+            "run answered while CreateEndpoint was held"
+        );
         p.set(json!({"fail": {"NetworkDriver.CreateEndpoint": "no endpoint today"}}));
         let o = held.join().expect("run thread");
         assert!(!o.ok(), "{o}");
@@ -1501,19 +1510,28 @@ fn hanging_delete_network_does_not_stall_other_requests() {
             "refusals waited for the plugin: {:?}",
             t.elapsed()
         );
-        assert!(!held.is_finished(), "rm answered while DeleteNetwork was held");
+        assert!(
+            !held.is_finished(),
+            "rm answered while DeleteNetwork was held"
+        );
         p.set(json!({
             "fail": {"NetworkDriver.DeleteNetwork": "lost it"},
             "hold": ["IpamDriver.ReleasePool"],
         }));
         wait_called(&p, "IpamDriver.ReleasePool");
         let o = d.cli(&["network", "inspect", "dn"]);
-        assert!(!o.ok(), "network still there while its pool is released: {o}");
+        assert!(
+            !o.ok(),
+            "network still there while its pool is released: {o}"
+        );
         let ls = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
         assert!(!ls.lines().any(|l| l == "dn"), "{ls}");
         let o = d.fail(&["network", "create", "dn"]);
         assert!(o.stderr.contains("already exists"), "{o}");
-        assert!(!held.is_finished(), "rm answered while ReleasePool was held");
+        assert!(
+            !held.is_finished(),
+            "rm answered while ReleasePool was held"
+        );
         p.set(json!({}));
         let o = held.join().expect("rm thread");
         assert!(
@@ -1555,7 +1573,10 @@ fn operations_on_one_container_wait_for_each_other() {
         others_answer_at_once(&d, "held-join");
         let disc = s.spawn(|| d.cli_t(&["network", "disconnect", "sn", "c1"], HELD));
         still_waiting(&disc, "disconnect");
-        assert!(!conn.is_finished(), "connect answered while its Join was held");
+        assert!(
+            !conn.is_finished(),
+            "connect answered while its Join was held"
+        );
         p.set(json!({}));
         let c = conn.join().expect("connect thread");
         assert!(c.ok(), "connect: {c}");
@@ -1593,8 +1614,14 @@ fn operations_on_one_container_wait_for_each_other() {
         let rm = s.spawn(|| d.cli_t(&["rm", "-f", "c1"], HELD));
         let stop = s.spawn(|| d.cli_t(&["stop", "-t", "1", "c2"], HELD));
         std::thread::sleep(Duration::from_secs(17));
-        assert!(!rm.is_finished(), "rm -f answered while the connect was held");
-        assert!(!stop.is_finished(), "stop answered while the connect was held");
+        assert!(
+            !rm.is_finished(),
+            "rm -f answered while the connect was held"
+        );
+        assert!(
+            !stop.is_finished(),
+            "stop answered while the connect was held"
+        );
         p.set(json!({}));
         // The connects end either way (their containers died meanwhile).
         let _ = conn1.join().expect("connect thread");
@@ -1688,7 +1715,14 @@ fn operations_on_one_container_wait_for_each_other() {
     // `stop` while a start waits: the stop applies to the started container (it does
     // not answer "not running" and leave it running).
     d.ok(&[
-        "create", "--name", "r6", "--network", "sn", "busybox", "sleep", "100000",
+        "create",
+        "--name",
+        "r6",
+        "--network",
+        "sn",
+        "busybox",
+        "sleep",
+        "100000",
     ]);
     p.clear();
     p.set(json!({"hold": ["NetworkDriver.Join"]}));
@@ -1715,7 +1749,10 @@ fn operations_on_one_container_wait_for_each_other() {
     d.ok(&["kill", "r6"]);
     wait_called(&p, "NetworkDriver.Leave");
     let st = d.ok(&["inspect", "-f", "{{.State.Status}} {{.State.Pid}}", "r6"]);
-    assert_eq!(st, "exited 0", "a dead container shows running during its teardown");
+    assert_eq!(
+        st, "exited 0",
+        "a dead container shows running during its teardown"
+    );
     let ps = d.ok(&["ps", "--format", "{{.Names}}"]);
     assert!(!ps.lines().any(|l| l == "r6"), "{ps}");
     let o = d.fail(&["kill", "r6"]);
@@ -1761,7 +1798,10 @@ fn hanging_ipam_call_does_not_stall_other_requests() {
         others_answer_at_once(&d, "request-pool");
         let o = d.fail(&["network", "create", "ipn"]);
         assert!(o.stderr.contains("already exists"), "{o}");
-        assert!(!held.is_finished(), "create answered while RequestPool was held");
+        assert!(
+            !held.is_finished(),
+            "create answered while RequestPool was held"
+        );
         p.set(json!({"fail": {"IpamDriver.RequestPool": "no pool today"}}));
         let o = held.join().expect("create thread");
         assert!(!o.ok(), "{o}");
@@ -1803,7 +1843,10 @@ fn hanging_ipam_call_does_not_stall_other_requests() {
         others_answer_at_once(&d, "request-address");
         let o = d.fail(&["network", "rm", "ipn"]);
         assert!(o.stderr.contains("has active endpoints"), "{o}");
-        assert!(!held.is_finished(), "run answered while RequestAddress was held");
+        assert!(
+            !held.is_finished(),
+            "run answered while RequestAddress was held"
+        );
         p.set(json!({"fail": {"IpamDriver.RequestAddress": "no address today"}}));
         let o = held.join().expect("run thread");
         assert!(!o.ok(), "{o}");

@@ -1292,9 +1292,10 @@ impl Controller {
                 )));
             }
             // The exit handling is about to take the lock: give it a moment.
-            match tokio::time::timeout(Duration::from_millis(100), rx.recv()).await {
-                Ok(Err(RecvError::Closed)) => tokio::time::sleep(Duration::from_millis(100)).await,
-                _ => {}
+            if let Ok(Err(RecvError::Closed)) =
+                tokio::time::timeout(Duration::from_millis(100), rx.recv()).await
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }

@@ -864,8 +864,7 @@ impl Controller {
             // Intent first: the record is gone before the plugin is asked to release.
             // The name stays taken until the releases are done, so that a create of
             // the same name cannot race them.
-            st.pending_networks
-                .insert(net.name.clone(), net.id.clone());
+            st.pending_networks.insert(net.name.clone(), net.id.clone());
             st.without(self.release_network_ipam_remote(net)).await;
             if st.pending_networks.get(&net.name) == Some(&net.id) {
                 st.pending_networks.remove(&net.name);
