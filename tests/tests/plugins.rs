@@ -1766,6 +1766,42 @@ fn operations_on_one_container_wait_for_each_other() {
     });
     assert!(!d.cli(&["inspect", "r6"]).ok(), "r6 kept");
     assert_eq!(snapshot(&d), base, "kill + rm left state behind");
+
+    // A network removed while a start waits for the plugin (on an earlier network):
+    // the start fails, naming the network by its name, and leaves nothing behind.
+    d.ok(&[
+        "create",
+        "--name",
+        "r7",
+        "--network",
+        "sn",
+        "busybox",
+        "sleep",
+        "100000",
+    ]);
+    d.ok(&["network", "create", "gone-net"]);
+    d.ok(&["network", "connect", "gone-net", "r7"]);
+    p.clear();
+    p.set(json!({"hold": ["NetworkDriver.Join"]}));
+    std::thread::scope(|s| {
+        let start = s.spawn(|| d.cli_t(&["start", "r7"], HELD));
+        wait_called(&p, "NetworkDriver.Join");
+        d.ok(&["network", "rm", "gone-net"]);
+        p.set(json!({}));
+        let o = start.join().expect("start thread");
+        assert!(!o.ok(), "{o}");
+        assert!(
+            o.stderr
+                .contains("network gone-net was removed while container r7 was starting"),
+            "{o}"
+        );
+    });
+    d.ok(&["rm", "r7"]);
+    assert_eq!(
+        snapshot(&d),
+        base,
+        "a start that lost a network left state behind"
+    );
     p.set(json!({}));
     d.ok(&["network", "rm", "sn"]);
 }

@@ -389,12 +389,15 @@ impl Controller {
             .get(&ctr.image_id)
             .cloned()
             .ok_or_else(|| CtlError::not_found(format!("No such image: {}", ctr.image)))?;
+        // Names now: a network removed during the start is named by its name.
+        let mut net_names = BTreeMap::new();
         for nid in &ctr.network_order {
-            if !st.networks.contains_key(nid) {
+            let Some(net) = st.networks.get(nid) else {
                 return Err(CtlError::not_found(format!(
                     "network {nid} not found: it was removed; disconnect the container from it"
                 )));
-            }
+            };
+            net_names.insert(nid.clone(), net.name.clone());
         }
         let sandbox = self.sandbox_path(&ctr);
         if let Some(sb) = &sandbox {
@@ -409,8 +412,10 @@ impl Controller {
             // A plugin call of an earlier endpoint let go of the lock: the network may
             // have been removed meanwhile.
             let Some(net) = st.networks.get(&nid).cloned() else {
+                let name = net_names.get(&nid).map_or(nid.as_str(), String::as_str);
                 failure = Some(CtlError::not_found(format!(
-                    "network {nid} not found: it was removed; disconnect the container from it"
+                    "network {name} was removed while container {} was starting: disconnect the container from it (network disconnect {name} {}) or connect it to another network",
+                    ctr.name, ctr.name
                 )));
                 break;
             };
