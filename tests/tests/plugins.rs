@@ -1729,6 +1729,9 @@ fn operations_on_one_container_wait_for_each_other() {
     std::thread::scope(|s| {
         let start = s.spawn(|| d.cli_t(&["start", "r6"], HELD));
         wait_called(&p, "NetworkDriver.Join");
+        // The image of a container being started is in use: even `rmi -f` refuses it.
+        let o = d.fail(&["rmi", "-f", "busybox"]);
+        assert!(o.stderr.contains("is using its referenced image"), "{o}");
         let stop = s.spawn(|| d.cli_t(&["stop", "-t", "1", "r6"], HELD));
         still_waiting(&stop, "stop");
         p.set(json!({}));
