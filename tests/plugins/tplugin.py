@@ -8,6 +8,9 @@ usage: tplugin.py SOCKET LOG CONTROL
 - CONTROL is a JSON file read on every call:
     {"fail": {"Method": "text" | {"msg": "text", "status": 500}},
      "hang": ["Method", ...],
+     "hold": ["Method", ...],   (waits while the method is listed here: the test lets the
+                                 call go on by rewriting the file; then answers as the
+                                 file says by then, e.g. with a "fail")
      "delay": {"Method": seconds, ...},   (answers normally after that long)
      "prefix": "eth",          (Join's DstPrefix)
      "nogw": false,            (true: Join answers no Gateway)
@@ -34,12 +37,12 @@ def log(method, body):
         f.write(json.dumps({"method": method, "body": body}) + "\n")
 
 
-def control():
+def control(default=None):
     try:
         with open(CONTROL) as f:
             return json.load(f)
     except (OSError, ValueError):
-        return {}
+        return {} if default is None else default
 
 
 def ip(*args):
@@ -48,6 +51,9 @@ def ip(*args):
 
 def handle(method, req):
     c = control()
+    while method in c.get("hold", []):
+        time.sleep(0.05)
+        c = control(c)
     if method in c.get("hang", []):
         time.sleep(3600)
     if method in c.get("delay", {}):

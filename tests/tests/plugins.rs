@@ -121,8 +121,13 @@ impl Plugin {
         let _ = std::fs::write(&self.log, "");
     }
 
+    /// Replaces the control file at once (write + rename: the plugin, which re-reads it
+    /// while holding a call, never sees it half-written).
     fn set(&self, control: Value) {
-        std::fs::write(&self.control, control.to_string()).expect("write plugin control");
+        let mut tmp = self.control.clone().into_os_string();
+        tmp.push(".tmp");
+        std::fs::write(&tmp, control.to_string()).expect("write plugin control");
+        std::fs::rename(&tmp, &self.control).expect("replace plugin control");
     }
 
     /// Waits until the call log ends with `want` (teardown after `rm -f` may finish just
@@ -1322,9 +1327,44 @@ fn wait_called(p: &Plugin, method: &str) {
     );
 }
 
-/// Requests that do not involve the plugin answer at once while one of its calls is in
-/// flight (the controller's state lock is not held across plugin calls): listing,
-/// and running and removing a container on the default bridge network.
+/// Plugin timeout of the tests that hold a plugin call until they let it go: long, so
+/// that only the test decides when the call ends (a loaded machine cannot make the
+/// call time out first).
+const LONG: u32 = 60;
+
+/// Client-side timeout of a request whose plugin call is held.
+const HELD: Duration = Duration::from_secs(120);
+
+/// Waits until the plugin has been sent `method` `n` times (it may hold them).
+#[track_caller]
+fn wait_called_n(p: &Plugin, method: &str, n: usize) {
+    assert!(
+        wait_for(Duration::from_secs(20), || p
+            .methods()
+            .iter()
+            .filter(|m| *m == method)
+            .count()
+            >= n),
+        "{method} not sent {n} times: {:?}",
+        p.methods()
+    );
+}
+
+/// Gives a request sent from another thread time to reach the daemon, then asserts
+/// that it is still waiting (for a plugin call the test holds).
+#[track_caller]
+fn still_waiting<T>(h: &std::thread::ScopedJoinHandle<'_, T>, what: &str) {
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        !h.is_finished(),
+        "{what} answered while the plugin call was held"
+    );
+}
+
+/// Requests that do not involve the plugin answer while one of its calls is held
+/// (indefinitely, by the test): listing, and running and removing a container on the
+/// default bridge network. The bound is generous (a loaded CI machine); the plugin call
+/// does not end before the test lets it, so any answer proves nothing waits for it.
 #[track_caller]
 fn others_answer_at_once(d: &Daemon, tag: &str) {
     let t = Instant::now();
@@ -1335,38 +1375,39 @@ fn others_answer_at_once(d: &Daemon, tag: &str) {
     d.ok(&["rm", "-f", &name]);
     let took = t.elapsed();
     assert!(
-        took < Duration::from_secs(4),
+        took < Duration::from_secs(10),
         "requests waited for the plugin call in flight: {took:?}"
     );
 }
 
-/// While a plugin hangs in an endpoint call (`Join` during `network connect`,
-/// `CreateEndpoint` during `run`), other requests answer at once; the endpoint is
-/// recorded before the plugin is asked (the network cannot be removed meanwhile), and the
-/// timed-out request leaves nothing half-made. Fails when endpoint calls hold the lock.
+/// While a plugin holds an endpoint call (`Join` during `network connect`,
+/// `CreateEndpoint` during `run`), other requests answer; the endpoint is recorded
+/// before the plugin is asked (the network cannot be removed meanwhile), and the request
+/// that fails when the call ends leaves nothing half-made. Fails when endpoint calls
+/// hold the lock.
 #[test]
 fn hanging_endpoint_call_does_not_stall_other_requests() {
-    let (d, p) = setup_or_skip!(6);
+    let (d, p) = setup_or_skip!(LONG);
     d.run_sleeper("c1", &[]);
     d.ok(&["network", "create", "-d", P, "--ipam-driver", P, "jn"]);
     let before = snapshot(&d);
 
     p.clear();
-    p.set(json!({"hang": ["NetworkDriver.Join"]}));
+    p.set(json!({"hold": ["NetworkDriver.Join"]}));
     std::thread::scope(|s| {
-        let hung =
-            s.spawn(|| d.cli_t(&["network", "connect", "jn", "c1"], Duration::from_secs(30)));
+        let held = s.spawn(|| d.cli_t(&["network", "connect", "jn", "c1"], HELD));
         wait_called(&p, "NetworkDriver.Join");
         others_answer_at_once(&d, "join");
         let o = d.fail(&["network", "rm", "jn"]);
         assert!(o.stderr.contains("has active endpoints"), "{o}");
-        let o = hung.join().expect("connect thread");
-        assert!(!o.ok(), "{o}");
         assert!(
-            o.stderr
-                .contains("NetworkDriver.Join: plugin \"tplug\" did not answer within 6s"),
-            "{o}"
+            !held.is_finished(),
+            "connect answered while its Join was held"
         );
+        p.set(json!({"fail": {"NetworkDriver.Join": "join refused by the test"}}));
+        let o = held.join().expect("connect thread");
+        assert!(!o.ok(), "{o}");
+        assert!(o.stderr.contains("join refused by the test"), "{o}");
     });
     p.expect(&[
         "IpamDriver.RequestAddress",
@@ -1376,16 +1417,12 @@ fn hanging_endpoint_call_does_not_stall_other_requests() {
         "IpamDriver.ReleaseAddress",
     ]);
     assert!(!d.exec("c1", "ip link show eth1").ok(), "eth1 left in c1");
-    assert_eq!(
-        snapshot(&d),
-        before,
-        "a timed-out connect left state behind"
-    );
+    assert_eq!(snapshot(&d), before, "a failed connect left state behind");
 
     p.clear();
-    p.set(json!({"hang": ["NetworkDriver.CreateEndpoint"]}));
+    p.set(json!({"hold": ["NetworkDriver.CreateEndpoint"]}));
     std::thread::scope(|s| {
-        let hung = s.spawn(|| {
+        let held = s.spawn(|| {
             d.cli_t(
                 &[
                     "run",
@@ -1398,19 +1435,19 @@ fn hanging_endpoint_call_does_not_stall_other_requests() {
                     "sleep",
                     "100000",
                 ],
-                Duration::from_secs(30),
+                HELD,
             )
         });
         wait_called(&p, "NetworkDriver.CreateEndpoint");
         others_answer_at_once(&d, "create-endpoint");
-        let o = hung.join().expect("run thread");
-        assert!(!o.ok(), "{o}");
         assert!(
-            o.stderr.contains(
-                "NetworkDriver.CreateEndpoint: plugin \"tplug\" did not answer within 6s"
-            ),
-            "{o}"
+            !held.is_finished(),
+            "run answered while CreateEndpoint was held"
         );
+        p.set(json!({"fail": {"NetworkDriver.CreateEndpoint": "no endpoint today"}}));
+        let o = held.join().expect("run thread");
+        assert!(!o.ok(), "{o}");
+        assert!(o.stderr.contains("no endpoint today"), "{o}");
     });
     // A plugin whose CreateEndpoint failed has no endpoint to delete.
     p.expect(&[
@@ -1422,24 +1459,26 @@ fn hanging_endpoint_call_does_not_stall_other_requests() {
     let st = d.ok(&["inspect", "-f", "{{.State.Status}}", "r1"]);
     assert_eq!(st.trim(), "created");
     d.ok(&["rm", "r1"]);
-    assert_eq!(snapshot(&d), before, "a timed-out run left state behind");
+    assert_eq!(snapshot(&d), before, "a failed run left state behind");
     p.set(json!({}));
     d.ok(&["network", "rm", "jn"]);
 }
 
-/// While a plugin hangs in `DeleteNetwork`, other requests answer at once; the network is
-/// being removed: nothing may join it and a second removal is refused, clearly. When the
-/// call times out the network is removed anyway (as moby) and its pool given back.
+/// While a plugin holds `DeleteNetwork`, other requests answer; the network is being
+/// removed: nothing may join it and a second removal is refused, clearly. A failing
+/// `DeleteNetwork` does not keep the network (as moby). The IPAM releases come after
+/// the record is gone (intent first): while the plugin holds `ReleasePool` the network
+/// is no longer listed, and its name stays taken until the release is done.
 #[test]
 fn hanging_delete_network_does_not_stall_other_requests() {
-    let (d, p) = setup_or_skip!(6);
+    let (d, p) = setup_or_skip!(LONG);
     d.run_sleeper("c1", &[]);
     let before = snapshot(&d);
     d.ok(&["network", "create", "-d", P, "--ipam-driver", P, "dn"]);
     p.clear();
-    p.set(json!({"hang": ["NetworkDriver.DeleteNetwork"]}));
+    p.set(json!({"hold": ["NetworkDriver.DeleteNetwork"]}));
     std::thread::scope(|s| {
-        let hung = s.spawn(|| d.cli_t(&["network", "rm", "dn"], Duration::from_secs(30)));
+        let held = s.spawn(|| d.cli_t(&["network", "rm", "dn"], HELD));
         wait_called(&p, "NetworkDriver.DeleteNetwork");
         others_answer_at_once(&d, "delete-network");
         let t = Instant::now();
@@ -1467,11 +1506,34 @@ fn hanging_delete_network_does_not_stall_other_requests() {
             "{o}"
         );
         assert!(
-            t.elapsed() < Duration::from_secs(3),
+            t.elapsed() < Duration::from_secs(10),
             "refusals waited for the plugin: {:?}",
             t.elapsed()
         );
-        let o = hung.join().expect("rm thread");
+        assert!(
+            !held.is_finished(),
+            "rm answered while DeleteNetwork was held"
+        );
+        p.set(json!({
+            "fail": {"NetworkDriver.DeleteNetwork": "lost it"},
+            "hold": ["IpamDriver.ReleasePool"],
+        }));
+        wait_called(&p, "IpamDriver.ReleasePool");
+        let o = d.cli(&["network", "inspect", "dn"]);
+        assert!(
+            !o.ok(),
+            "network still there while its pool is released: {o}"
+        );
+        let ls = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
+        assert!(!ls.lines().any(|l| l == "dn"), "{ls}");
+        let o = d.fail(&["network", "create", "dn"]);
+        assert!(o.stderr.contains("already exists"), "{o}");
+        assert!(
+            !held.is_finished(),
+            "rm answered while ReleasePool was held"
+        );
+        p.set(json!({}));
+        let o = held.join().expect("rm thread");
         assert!(
             o.ok(),
             "a plugin's failing DeleteNetwork must not keep the network: {o}"
@@ -1484,35 +1546,42 @@ fn hanging_delete_network_does_not_stall_other_requests() {
     ]);
     assert!(!d.cli(&["network", "inspect", "dn"]).ok(), "network kept");
     assert_eq!(snapshot(&d), before, "the removal left state behind");
+    // The name is free once the release is done.
+    d.ok(&["network", "create", "dn"]);
+    d.ok(&["network", "rm", "dn"]);
 }
 
-/// Operations on one container run one at a time: a `disconnect` (or `rm -f`) issued
-/// while a `connect` of the same container is inside a plugin call waits for it, then
-/// runs on a consistent state: no orphan endpoint, every address given back. Other
+/// Operations on one container run one at a time: a `disconnect` (or `rm -f`, `stop`)
+/// issued while a `connect` of the same container is inside a plugin call waits for it,
+/// then runs on a consistent state: no orphan endpoint, every address given back. Other
 /// containers are not held up meanwhile.
 #[test]
 fn operations_on_one_container_wait_for_each_other() {
-    let (d, p) = setup_or_skip!(6);
+    let (d, p) = setup_or_skip!(LONG);
     d.ok(&["network", "create", "-d", P, "--ipam-driver", P, "sn"]);
     let base = snapshot(&d);
     d.run_sleeper("c1", &[]);
     let before = snapshot(&d);
 
-    // A slow Join: the disconnect waits for the connect to finish, then undoes it.
+    // A held Join: the disconnect, sent while the connect is inside it, waits for the
+    // connect to finish, then undoes it.
     p.clear();
-    p.set(json!({"delay": {"NetworkDriver.Join": 5}}));
+    p.set(json!({"hold": ["NetworkDriver.Join"]}));
     std::thread::scope(|s| {
-        let conn =
-            s.spawn(|| d.cli_t(&["network", "connect", "sn", "c1"], Duration::from_secs(30)));
+        let conn = s.spawn(|| d.cli_t(&["network", "connect", "sn", "c1"], HELD));
         wait_called(&p, "NetworkDriver.Join");
-        others_answer_at_once(&d, "slow-join");
-        let o = d.cli_t(
-            &["network", "disconnect", "sn", "c1"],
-            Duration::from_secs(30),
+        others_answer_at_once(&d, "held-join");
+        let disc = s.spawn(|| d.cli_t(&["network", "disconnect", "sn", "c1"], HELD));
+        still_waiting(&disc, "disconnect");
+        assert!(
+            !conn.is_finished(),
+            "connect answered while its Join was held"
         );
-        assert!(o.ok(), "disconnect during a connect: {o}");
+        p.set(json!({}));
         let c = conn.join().expect("connect thread");
         assert!(c.ok(), "connect: {c}");
+        let o = disc.join().expect("disconnect thread");
+        assert!(o.ok(), "disconnect during a connect: {o}");
     });
     p.expect(&[
         "IpamDriver.RequestAddress",
@@ -1530,62 +1599,81 @@ fn operations_on_one_container_wait_for_each_other() {
         "connect + disconnect left state behind"
     );
 
-    // A hanging Join: `rm -f` waits for the connect to time out and roll back, then
-    // removes the container.
+    // `rm -f` and `stop` while a connect of the same container waits in Join: the
+    // process is killed at once, but the exit handling needs the container's lock, so
+    // both wait for the connect, however long the plugin takes (held here longer than
+    // the 15 s a removal once waited for the exit), then finish: the container removed,
+    // or stopped for real.
+    d.run_sleeper("c2", &[]);
     p.clear();
-    p.set(json!({"hang": ["NetworkDriver.Join"]}));
+    p.set(json!({"hold": ["NetworkDriver.Join"]}));
     std::thread::scope(|s| {
-        let conn =
-            s.spawn(|| d.cli_t(&["network", "connect", "sn", "c1"], Duration::from_secs(30)));
-        wait_called(&p, "NetworkDriver.Join");
-        let o = d.cli_t(&["rm", "-f", "c1"], Duration::from_secs(30));
-        assert!(o.ok(), "rm -f during a connect: {o}");
-        let c = conn.join().expect("connect thread");
+        let conn1 = s.spawn(|| d.cli_t(&["network", "connect", "sn", "c1"], HELD));
+        let conn2 = s.spawn(|| d.cli_t(&["network", "connect", "sn", "c2"], HELD));
+        wait_called_n(&p, "NetworkDriver.Join", 2);
+        let rm = s.spawn(|| d.cli_t(&["rm", "-f", "c1"], HELD));
+        let stop = s.spawn(|| d.cli_t(&["stop", "-t", "1", "c2"], HELD));
+        std::thread::sleep(Duration::from_secs(17));
         assert!(
-            c.stderr
-                .contains("NetworkDriver.Join: plugin \"tplug\" did not answer within 6s"),
-            "{c}"
+            !rm.is_finished(),
+            "rm -f answered while the connect was held"
         );
+        assert!(
+            !stop.is_finished(),
+            "stop answered while the connect was held"
+        );
+        p.set(json!({}));
+        // The connects end either way (their containers died meanwhile).
+        let _ = conn1.join().expect("connect thread");
+        let _ = conn2.join().expect("connect thread");
+        let o = rm.join().expect("rm thread");
+        assert!(o.ok(), "rm -f during a connect: {o}");
+        let o = stop.join().expect("stop thread");
+        assert!(o.ok(), "stop during a connect: {o}");
     });
-    p.expect(&[
-        "IpamDriver.RequestAddress",
-        "NetworkDriver.CreateEndpoint",
-        "NetworkDriver.Join",
-        "NetworkDriver.DeleteEndpoint",
-        "IpamDriver.ReleaseAddress",
-    ]);
+    assert!(!d.cli(&["inspect", "c1"]).ok(), "c1 kept");
+    let st = d.ok(&["inspect", "-f", "{{.State.Status}} {{.State.Pid}}", "c2"]);
+    assert_eq!(st, "exited 0", "stop returned before c2 stopped");
+    d.ok(&["rm", "c2"]);
     assert_eq!(
         snapshot(&d),
         base,
-        "rm -f during a connect left state behind"
+        "rm -f / stop during a connect left state behind"
     );
 
     // `rm -f` while a start waits for the plugin: the start finishes, then the container
     // is killed and removed.
     p.clear();
-    p.set(json!({"delay": {"NetworkDriver.Join": 3}}));
-    std::thread::scope(|s| {
-        let run = s.spawn(|| {
+    p.set(json!({"hold": ["NetworkDriver.Join"]}));
+    let run = |name: &'static str| {
+        let d = &d;
+        move || {
             d.cli_t(
                 &[
                     "run",
                     "-d",
                     "--name",
-                    "r4",
+                    name,
                     "--network",
                     "sn",
                     "busybox",
                     "sleep",
                     "100000",
                 ],
-                Duration::from_secs(30),
+                HELD,
             )
-        });
+        }
+    };
+    std::thread::scope(|s| {
+        let run = s.spawn(run("r4"));
         wait_called(&p, "NetworkDriver.Join");
-        let o = d.cli_t(&["rm", "-f", "r4"], Duration::from_secs(30));
-        assert!(o.ok(), "rm -f during a start: {o}");
+        let rm = s.spawn(|| d.cli_t(&["rm", "-f", "r4"], HELD));
+        still_waiting(&rm, "rm -f");
+        p.set(json!({}));
         let r = run.join().expect("run thread");
         assert!(r.ok(), "run: {r}");
+        let o = rm.join().expect("rm thread");
+        assert!(o.ok(), "rm -f during a start: {o}");
     });
     assert!(!d.cli(&["inspect", "r4"]).ok(), "r4 kept");
     let calls = p.methods();
@@ -1598,21 +1686,140 @@ fn operations_on_one_container_wait_for_each_other() {
         "{calls:?}"
     );
     assert_eq!(snapshot(&d), base, "rm -f during a start left state behind");
+
+    // A plain `rm` while a start waits: refused as for any running container once the
+    // start is done (and again on a retry), not with a note about the race.
+    p.clear();
+    p.set(json!({"hold": ["NetworkDriver.Join"]}));
+    std::thread::scope(|s| {
+        let run = s.spawn(run("r5"));
+        wait_called(&p, "NetworkDriver.Join");
+        let rm = s.spawn(|| d.cli_t(&["rm", "r5"], HELD));
+        still_waiting(&rm, "rm");
+        p.set(json!({}));
+        let r = run.join().expect("run thread");
+        assert!(r.ok(), "run: {r}");
+        let o = rm.join().expect("rm thread");
+        assert!(!o.ok(), "rm of a running container: {o}");
+        assert!(
+            o.stderr.contains(
+                "cannot remove container \"/r5\": container is running: stop the container before removing or force remove"
+            ),
+            "{o}"
+        );
+    });
+    let o = d.fail(&["rm", "r5"]);
+    assert!(o.stderr.contains("container is running"), "{o}");
+    d.ok(&["rm", "-f", "r5"]);
+
+    // `stop` while a start waits: the stop applies to the started container (it does
+    // not answer "not running" and leave it running).
+    d.ok(&[
+        "create",
+        "--name",
+        "r6",
+        "--network",
+        "sn",
+        "busybox",
+        "sleep",
+        "100000",
+    ]);
+    p.clear();
+    p.set(json!({"hold": ["NetworkDriver.Join"]}));
+    std::thread::scope(|s| {
+        let start = s.spawn(|| d.cli_t(&["start", "r6"], HELD));
+        wait_called(&p, "NetworkDriver.Join");
+        // The image of a container being started is in use: even `rmi -f` refuses it.
+        let o = d.fail(&["rmi", "-f", "busybox"]);
+        assert!(o.stderr.contains("is using its referenced image"), "{o}");
+        let stop = s.spawn(|| d.cli_t(&["stop", "-t", "1", "r6"], HELD));
+        still_waiting(&stop, "stop");
+        p.set(json!({}));
+        let o = start.join().expect("start thread");
+        assert!(o.ok(), "start: {o}");
+        let o = stop.join().expect("stop thread");
+        assert!(o.ok(), "stop during a start: {o}");
+    });
+    let st = d.ok(&["inspect", "-f", "{{.State.Status}}", "r6"]);
+    assert_eq!(st, "exited", "stop during a start left r6 running");
+
+    // The exit is recorded before the network teardown (which waits for the plugin):
+    // meanwhile the container shows exited with no PID, `kill` refuses it at once (no
+    // dead or reused PID signalled), and `rm` waits for the teardown, then removes it.
+    d.ok(&["start", "r6"]);
+    p.clear();
+    p.set(json!({"hold": ["NetworkDriver.Leave"]}));
+    d.ok(&["kill", "r6"]);
+    wait_called(&p, "NetworkDriver.Leave");
+    let st = d.ok(&["inspect", "-f", "{{.State.Status}} {{.State.Pid}}", "r6"]);
+    assert_eq!(
+        st, "exited 0",
+        "a dead container shows running during its teardown"
+    );
+    let ps = d.ok(&["ps", "--format", "{{.Names}}"]);
+    assert!(!ps.lines().any(|l| l == "r6"), "{ps}");
+    let o = d.fail(&["kill", "r6"]);
+    assert!(o.stderr.contains("is not running"), "{o}");
+    std::thread::scope(|s| {
+        let rm = s.spawn(|| d.cli_t(&["rm", "r6"], HELD));
+        still_waiting(&rm, "rm during the teardown");
+        p.set(json!({}));
+        let o = rm.join().expect("rm thread");
+        assert!(o.ok(), "rm after the exit: {o}");
+    });
+    assert!(!d.cli(&["inspect", "r6"]).ok(), "r6 kept");
+    assert_eq!(snapshot(&d), base, "kill + rm left state behind");
+
+    // A network removed while a start waits for the plugin (on an earlier network):
+    // the start fails, naming the network by its name, and leaves nothing behind.
+    d.ok(&[
+        "create",
+        "--name",
+        "r7",
+        "--network",
+        "sn",
+        "busybox",
+        "sleep",
+        "100000",
+    ]);
+    d.ok(&["network", "create", "gone-net"]);
+    d.ok(&["network", "connect", "gone-net", "r7"]);
+    p.clear();
+    p.set(json!({"hold": ["NetworkDriver.Join"]}));
+    std::thread::scope(|s| {
+        let start = s.spawn(|| d.cli_t(&["start", "r7"], HELD));
+        wait_called(&p, "NetworkDriver.Join");
+        d.ok(&["network", "rm", "gone-net"]);
+        p.set(json!({}));
+        let o = start.join().expect("start thread");
+        assert!(!o.ok(), "{o}");
+        assert!(
+            o.stderr
+                .contains("network gone-net was removed while container r7 was starting"),
+            "{o}"
+        );
+    });
+    d.ok(&["rm", "r7"]);
+    assert_eq!(
+        snapshot(&d),
+        base,
+        "a start that lost a network left state behind"
+    );
     p.set(json!({}));
     d.ok(&["network", "rm", "sn"]);
 }
 
-/// IPAM plugin calls run without the state lock too: while `RequestPool` hangs during
-/// `network create` (bridge driver, IPAM plugin) or `RequestAddress` during `run`, other
-/// requests answer at once, the pending network's name is taken, and the timed-out
-/// request leaves nothing behind.
+/// IPAM plugin calls run without the state lock too: while the plugin holds
+/// `RequestPool` during `network create` (bridge driver, IPAM plugin) or
+/// `RequestAddress` during `run`, other requests answer, the pending network's name is
+/// taken, and the request that fails when the call ends leaves nothing behind.
 #[test]
 fn hanging_ipam_call_does_not_stall_other_requests() {
-    let (d, p) = setup_or_skip!(5);
+    let (d, p) = setup_or_skip!(LONG);
     let before = snapshot(&d);
-    p.set(json!({"hang": ["IpamDriver.RequestPool"]}));
+    p.set(json!({"hold": ["IpamDriver.RequestPool"]}));
     std::thread::scope(|s| {
-        let hung = s.spawn(|| {
+        let held = s.spawn(|| {
             d.cli_t(
                 &[
                     "network",
@@ -1623,21 +1830,23 @@ fn hanging_ipam_call_does_not_stall_other_requests() {
                     "10.66.0.0/24",
                     "ipn",
                 ],
-                Duration::from_secs(30),
+                HELD,
             )
         });
         wait_called(&p, "IpamDriver.RequestPool");
         others_answer_at_once(&d, "request-pool");
         let o = d.fail(&["network", "create", "ipn"]);
         assert!(o.stderr.contains("already exists"), "{o}");
-        let o = hung.join().expect("create thread");
         assert!(
-            o.stderr
-                .contains("IpamDriver.RequestPool: plugin \"tplug\" did not answer within 5s"),
-            "{o}"
+            !held.is_finished(),
+            "create answered while RequestPool was held"
         );
+        p.set(json!({"fail": {"IpamDriver.RequestPool": "no pool today"}}));
+        let o = held.join().expect("create thread");
+        assert!(!o.ok(), "{o}");
+        assert!(o.stderr.contains("no pool today"), "{o}");
     });
-    assert_eq!(snapshot(&d), before, "a timed-out create left state behind");
+    assert_eq!(snapshot(&d), before, "a failed create left state behind");
 
     p.set(json!({}));
     d.ok(&[
@@ -1651,9 +1860,9 @@ fn hanging_ipam_call_does_not_stall_other_requests() {
     ]);
     let before = snapshot(&d);
     p.clear();
-    p.set(json!({"hang": ["IpamDriver.RequestAddress"]}));
+    p.set(json!({"hold": ["IpamDriver.RequestAddress"]}));
     std::thread::scope(|s| {
-        let hung = s.spawn(|| {
+        let held = s.spawn(|| {
             d.cli_t(
                 &[
                     "run",
@@ -1666,23 +1875,25 @@ fn hanging_ipam_call_does_not_stall_other_requests() {
                     "sleep",
                     "100000",
                 ],
-                Duration::from_secs(30),
+                HELD,
             )
         });
         wait_called(&p, "IpamDriver.RequestAddress");
         others_answer_at_once(&d, "request-address");
         let o = d.fail(&["network", "rm", "ipn"]);
         assert!(o.stderr.contains("has active endpoints"), "{o}");
-        let o = hung.join().expect("run thread");
         assert!(
-            o.stderr
-                .contains("IpamDriver.RequestAddress: plugin \"tplug\" did not answer within 5s"),
-            "{o}"
+            !held.is_finished(),
+            "run answered while RequestAddress was held"
         );
+        p.set(json!({"fail": {"IpamDriver.RequestAddress": "no address today"}}));
+        let o = held.join().expect("run thread");
+        assert!(!o.ok(), "{o}");
+        assert!(o.stderr.contains("no address today"), "{o}");
     });
     p.expect(&["IpamDriver.RequestAddress"]);
     d.ok(&["rm", "r3"]);
-    assert_eq!(snapshot(&d), before, "a timed-out run left state behind");
+    assert_eq!(snapshot(&d), before, "a failed run left state behind");
     p.set(json!({}));
     d.ok(&["network", "rm", "ipn"]);
 }

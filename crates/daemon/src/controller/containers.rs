@@ -367,6 +367,9 @@ impl Controller {
     /// Starts a container: sandbox, endpoints, files, process.
     pub async fn start_container(self: &Arc<Self>, key: &str) -> CtlResult<StartOutcome> {
         let (_ctr_lock, mut st, id) = self.lock_container(key, None).await?;
+        // Dropped before `st`: the mark goes while the state lock is held, so whoever
+        // reads the state sees either the mark or the start's outcome.
+        let _starting = self.mark_starting(&id);
         let ctr = st
             .containers
             .get(&id)
@@ -386,12 +389,15 @@ impl Controller {
             .get(&ctr.image_id)
             .cloned()
             .ok_or_else(|| CtlError::not_found(format!("No such image: {}", ctr.image)))?;
+        // Names now: a network removed during the start is named by its name.
+        let mut net_names = BTreeMap::new();
         for nid in &ctr.network_order {
-            if !st.networks.contains_key(nid) {
+            let Some(net) = st.networks.get(nid) else {
                 return Err(CtlError::not_found(format!(
                     "network {nid} not found: it was removed; disconnect the container from it"
                 )));
-            }
+            };
+            net_names.insert(nid.clone(), net.name.clone());
         }
         let sandbox = self.sandbox_path(&ctr);
         if let Some(sb) = &sandbox {
@@ -406,8 +412,10 @@ impl Controller {
             // A plugin call of an earlier endpoint let go of the lock: the network may
             // have been removed meanwhile.
             let Some(net) = st.networks.get(&nid).cloned() else {
+                let name = net_names.get(&nid).map_or(nid.as_str(), String::as_str);
                 failure = Some(CtlError::not_found(format!(
-                    "network {nid} not found: it was removed; disconnect the container from it"
+                    "network {name} was removed while container {} was starting: disconnect the container from it (network disconnect {name} {}) or connect it to another network",
+                    ctr.name, ctr.name
                 )));
                 break;
             };
@@ -543,8 +551,15 @@ impl Controller {
         });
     }
 
-    /// The container's process ended: tear down its networking, record the exit, and
+    /// The container's process ended: record the exit, tear down its networking, and
     /// remove it if it was started with `--rm`.
+    ///
+    /// The exit is recorded first, under the state lock: the teardown may wait for
+    /// plugins (without the state lock), and meanwhile the container must not look
+    /// running (a `kill` would signal a dead, maybe reused PID; `stop` + `rm` would be
+    /// refused). The container's lock stays held until the teardown is done, so a new
+    /// start, a `rm` or a `stop` waits for it. The events keep Docker's order: `die`,
+    /// then the network `disconnect`s, once the teardown is done.
     pub(crate) async fn on_exit(&self, id: &str, shim_pid: i32, code: i32, finished_at: String) {
         let _ctr_lock = self.container_lock(id).await;
         let mut st = self.lock_state().await;
@@ -560,7 +575,6 @@ impl Controller {
         {
             return;
         }
-        self.teardown_networking(&mut st, &ctr).await;
         let mut updated = ctr.clone();
         updated.state.status = ContainerStatus::Exited;
         updated.state.pid = 0;
@@ -583,6 +597,7 @@ impl Controller {
         if had_ports && let Err(e) = self.sync_firewall(&mut st, false).await {
             warn!(container = %ctr.name, error = %e, "cannot remove published ports");
         }
+        self.teardown_networking(&mut st, &ctr).await;
         self.publish_dns(&st);
         self.emit(
             "container",
@@ -1171,118 +1186,168 @@ impl Controller {
         netloom_drivers::remote::EndpointOptions { endpoint, sandbox }
     }
 
-    /// Stops a container: the stop signal, then SIGKILL after `timeout`.
+    /// Stops a container: the stop signal, then SIGKILL after `timeout`. Returns once
+    /// the container is stopped and its exit handled (networking torn down).
+    ///
+    /// A start in progress finishes first (see [`Controller::settled_container`]); no
+    /// lock is held while signalling and waiting: the exit handling needs them.
     pub async fn stop_container(
         &self,
         key: &str,
         timeout: Option<u64>,
         signal: Option<i32>,
     ) -> CtlResult<bool> {
-        let (id, pid, name) = {
-            let st = self.state.lock().await;
-            let c = st.find_container(key)?;
-            if !c.is_running() {
-                return Ok(false);
-            }
-            (c.id.clone(), c.state.pid, c.name.clone())
-        };
-        let mut rx = self.subscribe();
-        let sig = signal.unwrap_or(libc::SIGTERM);
-        self.emit(
-            "container",
-            "kill",
-            &id,
-            &[("name", name.clone()), ("signal", sig.to_string())],
-        );
-        let _ = netloom_runtime::kill(pid, sig);
-        let t = Duration::from_secs(timeout.unwrap_or(10));
-        if !self.wait_for(&mut rx, &id, "die", t).await {
-            let _ = netloom_runtime::kill(pid, libc::SIGKILL);
-            self.wait_for(&mut rx, &id, "die", Duration::from_secs(10))
-                .await;
-        }
-        self.emit("container", "stop", &id, &[("name", name)]);
-        Ok(true)
-    }
-
-    /// Sends a signal to a running container.
-    pub async fn kill_container(&self, key: &str, signal: i32) -> CtlResult<()> {
-        let st = self.state.lock().await;
-        let c = st.find_container(key)?;
+        let c = self.settled_container(key).await?;
         if !c.is_running() {
-            return Err(CtlError::conflict(format!(
-                "cannot kill container: {}: container {} is not running",
-                key, c.id
-            )));
+            return Ok(false);
         }
-        netloom_runtime::kill(c.state.pid, signal)?;
-        self.emit(
-            "container",
-            "kill",
-            &c.id,
-            &[("name", c.name.clone()), ("signal", signal.to_string())],
-        );
-        Ok(())
-    }
-
-    async fn wait_for(
-        &self,
-        rx: &mut tokio::sync::broadcast::Receiver<super::Event>,
-        id: &str,
-        action: &str,
-        t: Duration,
-    ) -> bool {
-        let deadline = tokio::time::Instant::now() + t;
-        loop {
-            // The event may have happened before we subscribed: check the state too.
-            {
-                let st = self.state.lock().await;
-                match st.containers.get(id) {
-                    None => return true,
-                    Some(c) if action == "die" && !c.is_running() => return true,
-                    _ => {}
+        let (id, pid, start_time, name) = (c.id, c.state.pid, c.state.pid_start_time, c.name);
+        if process_alive(pid, start_time) {
+            let sig = signal.unwrap_or(libc::SIGTERM);
+            self.emit(
+                "container",
+                "kill",
+                &id,
+                &[("name", name.clone()), ("signal", sig.to_string())],
+            );
+            let _ = netloom_runtime::kill(pid, sig);
+            let t = Duration::from_secs(timeout.unwrap_or(10));
+            if !wait_process_exit(pid, start_time, t).await {
+                if process_alive(pid, start_time) {
+                    let _ = netloom_runtime::kill(pid, libc::SIGKILL);
                 }
-            }
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Err(_) => return false,
-                Ok(Ok(ev)) if ev.id == id && (ev.action == action || ev.action == "destroy") => {
-                    return true;
-                }
-                Ok(Ok(_)) | Ok(Err(RecvError::Lagged(_))) => {}
-                Ok(Err(RecvError::Closed)) => return false,
-            }
-        }
-    }
-
-    /// Removes a container (`force` kills it first).
-    pub async fn remove_container(&self, key: &str, force: bool) -> CtlResult<()> {
-        let (id, mut running, mut pid, name) = {
-            let st = self.state.lock().await;
-            let c = st.find_container(key)?;
-            (c.id.clone(), c.is_running(), c.state.pid, c.name.clone())
-        };
-        // A start in progress (waiting for a plugin) may make the container run by the
-        // time its lock is free: `-f` kills it again, once.
-        for attempt in 0..2 {
-            if running {
-                if !force {
-                    return Err(CtlError::conflict(format!(
-                        "cannot remove container \"/{name}\": container is running: stop the container before removing or force remove"
-                    )));
-                }
-                // Without the container's lock: the exit handling needs it.
-                let mut rx = self.subscribe();
-                let _ = netloom_runtime::kill(pid, libc::SIGKILL);
-                if !self
-                    .wait_for(&mut rx, &id, "die", Duration::from_secs(15))
-                    .await
-                {
+                if !wait_process_exit(pid, start_time, KILL_WAIT).await {
                     return Err(CtlError::internal(format!(
                         "container {name} did not stop after SIGKILL"
                     )));
                 }
             }
-            // Waits for a start, connect or disconnect of this container in progress.
+        }
+        self.wait_exit_recorded(&id, &name, pid).await?;
+        self.emit("container", "stop", &id, &[("name", name)]);
+        Ok(true)
+    }
+
+    /// Sends a signal to a running container.
+    ///
+    /// A start in progress finishes first (see [`Controller::settled_container`]); a process that has died (its exit not handled yet) is not signalled: its
+    /// PID may already belong to someone else.
+    pub async fn kill_container(&self, key: &str, signal: i32) -> CtlResult<()> {
+        let c = self.settled_container(key).await?;
+        if !c.is_running() || !process_alive(c.state.pid, c.state.pid_start_time) {
+            return Err(CtlError::conflict(format!(
+                "cannot kill container: {}: container {} is not running",
+                key, c.id
+            )));
+        }
+        let (id, pid, name) = (c.id, c.state.pid, c.name);
+        netloom_runtime::kill(pid, signal)?;
+        self.emit(
+            "container",
+            "kill",
+            &id,
+            &[("name", name), ("signal", signal.to_string())],
+        );
+        Ok(())
+    }
+
+    /// A container as it is once a start of it in progress (which may wait for a plugin)
+    /// is done: `stop`/`kill` of a container being started apply to the started one.
+    /// Only a start is waited for (its container's lock, taken and let go at once), not
+    /// a connect, disconnect or exit handling.
+    async fn settled_container(&self, key: &str) -> CtlResult<Container> {
+        let c = {
+            let st = self.state.lock().await;
+            let c = st.find_container(key)?;
+            if c.is_running() || !self.is_starting(&c.id) {
+                return Ok(c.clone());
+            }
+            c.id.clone()
+        };
+        let (_ctr_lock, st, id) = self.lock_container(&c, None).await?;
+        st.containers
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| CtlError::not_found(format!("No such container: {key}")))
+    }
+
+    /// Waits until the exit of container `id`'s process `pid` (dead by now) has been
+    /// handled. Its exit handling needs the container's lock, which a start, connect or
+    /// disconnect waiting for a plugin may hold: that wait has no fixed limit (the
+    /// plugin timeout bounds it). Once the lock was had, the exit must be recorded
+    /// within [`KILL_WAIT`].
+    async fn wait_exit_recorded(&self, id: &str, name: &str, pid: i32) -> CtlResult<()> {
+        let mut rx = self.subscribe();
+        let mut deadline = None;
+        loop {
+            {
+                let _ctr_lock = self.container_lock(id).await;
+                let st = self.state.lock().await;
+                match st.containers.get(id) {
+                    None => return Ok(()),
+                    Some(c) if !c.is_running() || c.state.pid != pid => return Ok(()),
+                    Some(_) => {}
+                }
+            }
+            let deadline = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + KILL_WAIT);
+            if tokio::time::Instant::now() >= deadline {
+                return Err(CtlError::internal(format!(
+                    "container {name} stopped but its exit was not recorded within {}s: see the daemon log",
+                    KILL_WAIT.as_secs()
+                )));
+            }
+            // The exit handling is about to take the lock: give it a moment.
+            if let Ok(Err(RecvError::Closed)) =
+                tokio::time::timeout(Duration::from_millis(100), rx.recv()).await
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+
+    /// Removes a container (`force` kills it first).
+    ///
+    /// `-f` kills without the container's lock (a connect or disconnect waiting for a
+    /// plugin may hold it), waits for the process to die, then for its exit handling
+    /// (which needs that lock), then removes the container under its lock. A start in
+    /// progress may make the container run meanwhile: `-f` kills it again, a plain `rm`
+    /// is refused as for any running container.
+    pub async fn remove_container(&self, key: &str, force: bool) -> CtlResult<()> {
+        let (id, name) = {
+            let st = self.state.lock().await;
+            let c = st.find_container(key)?;
+            (c.id.clone(), c.name.clone())
+        };
+        let running = || {
+            CtlError::conflict(format!(
+                "cannot remove container \"/{name}\": container is running: stop the container before removing or force remove"
+            ))
+        };
+        for _ in 0..REMOVE_ATTEMPTS {
+            let target = {
+                let st = self.state.lock().await;
+                match st.containers.get(&id) {
+                    None => return Ok(()), // removed meanwhile (--rm)
+                    Some(c) => c
+                        .is_running()
+                        .then_some((c.state.pid, c.state.pid_start_time)),
+                }
+            };
+            if let Some((pid, start_time)) = target {
+                if !force {
+                    return Err(running());
+                }
+                if process_alive(pid, start_time) {
+                    let _ = netloom_runtime::kill(pid, libc::SIGKILL);
+                    if !wait_process_exit(pid, start_time, KILL_WAIT).await {
+                        return Err(CtlError::internal(format!(
+                            "container {name} did not stop after SIGKILL"
+                        )));
+                    }
+                }
+                self.wait_exit_recorded(&id, &name, pid).await?;
+            }
+            // Waits for a start, connect, disconnect or exit handling in progress.
             let _ctr_lock = self.container_lock(&id).await;
             let mut st = self.state.lock().await;
             let Some(c) = st.containers.get(&id).cloned() else {
@@ -1293,13 +1358,13 @@ impl Controller {
                 self.destroy_container(&mut st, &c);
                 return Ok(());
             }
-            if !force || attempt > 0 {
-                break;
+            // A start that was in progress made it run.
+            if !force {
+                return Err(running());
             }
-            (running, pid) = (true, c.state.pid);
         }
         Err(CtlError::conflict(format!(
-            "container {name} was started again during removal: remove it again"
+            "cannot remove container \"/{name}\": it was started again {REMOVE_ATTEMPTS} times during removal: stop whatever starts it, then remove it again"
         )))
     }
 
@@ -1455,6 +1520,37 @@ async fn release_remote(ipam: &netloom_drivers::remote::RemoteIpam, got: &[(Stri
             warn!(address = %a, error = %e, "IPAM plugin could not release an address");
         }
     }
+}
+
+/// How long a process may take to die after SIGKILL, and its exit to be recorded
+/// once nothing else holds its container's lock.
+const KILL_WAIT: Duration = Duration::from_secs(15);
+
+/// How many times `rm -f` kills a container that a start in progress made run again.
+const REMOVE_ATTEMPTS: usize = 3;
+
+/// Whether a container's process still runs: exists, is no zombie, and is the one that
+/// was started (its PID not reused). A start time of 0 (unknown) only checks the PID.
+fn process_alive(pid: i32, start_time: u64) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    if start_time == 0 {
+        return netloom_runtime::proc_start_time(pid).is_some();
+    }
+    netloom_runtime::is_alive(pid, start_time)
+}
+
+/// Waits up to `t` for a process to die; true if it did.
+async fn wait_process_exit(pid: i32, start_time: u64, t: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + t;
+    while process_alive(pid, start_time) {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
 }
 
 fn random_mac() -> String {

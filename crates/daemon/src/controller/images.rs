@@ -218,8 +218,12 @@ impl Controller {
             out.push(("Untagged".into(), t));
             return Ok(out);
         }
-        if let Some(c) = st.containers.values().find(|c| c.image_id == img.id)
-            && (!force || c.is_running())
+        // A container being started (maybe waiting for a plugin) uses its image as a
+        // running one does: even `-f` does not pull the image from under its start.
+        if let Some(c) = st
+            .containers
+            .values()
+            .find(|c| c.image_id == img.id && (!force || c.is_running() || self.is_starting(&c.id)))
         {
             return Err(CtlError::conflict(format!(
                 "conflict: unable to remove repository reference \"{r}\" (must force) - container {} is using its referenced image {}",

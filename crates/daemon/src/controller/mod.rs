@@ -224,6 +224,25 @@ pub struct Controller {
     /// One lock per container (ID → lock): its start, exit handling, connect,
     /// disconnect and removal never interleave. Taken before the state lock.
     pub(crate) container_locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Containers with a start in progress (see [`Controller::mark_starting`]).
+    pub(crate) starting: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+/// Marks a container's start in progress while alive (a drop guard, so that no early
+/// return or panic can leave the mark behind).
+pub(crate) struct StartingMark<'a> {
+    ctl: &'a Controller,
+    id: String,
+}
+
+impl Drop for StartingMark<'_> {
+    fn drop(&mut self) {
+        self.ctl
+            .starting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.id);
+    }
 }
 
 /// Generates a random 64-hex ID.
@@ -334,6 +353,7 @@ impl Controller {
             attach_waiters: std::sync::Mutex::new(HashMap::new()),
             recent_events: std::sync::Mutex::new(std::collections::VecDeque::new()),
             container_locks: std::sync::Mutex::new(HashMap::new()),
+            starting: Default::default(),
         });
         ctl.reconcile().await?;
         ctl.watch_firewall();
@@ -511,6 +531,27 @@ impl Controller {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         Arc::clone(m.entry(id.to_string()).or_default())
+    }
+
+    /// Marks a start of container `id` in progress until the mark is dropped: `stop` and
+    /// `kill` of a container that is not running wait for that start.
+    pub(crate) fn mark_starting(&self, id: &str) -> StartingMark<'_> {
+        self.starting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id.to_string());
+        StartingMark {
+            ctl: self,
+            id: id.to_string(),
+        }
+    }
+
+    /// Whether a start of container `id` is in progress.
+    pub(crate) fn is_starting(&self, id: &str) -> bool {
+        self.starting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(id)
     }
 
     /// Forgets the lock of a removed container.

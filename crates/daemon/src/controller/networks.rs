@@ -837,23 +837,18 @@ impl Controller {
         // keep the network (only a permission error would, which the remote protocol
         // cannot express): it is logged and the removal goes on, so a plugin that lost
         // its state can never pin a network forever.
-        if remote || plugin_ipam {
+        if remote {
             st.removing_networks.insert(net.id.clone());
             st.without(async {
-                if remote {
-                    match self.driver(&net.driver).await {
-                        Ok(d) => {
-                            if let Err(e) = d.delete_network(net).await {
-                                warn!(network = %net.name, driver = %net.driver, error = %e, "plugin failed to delete the network; removing it anyway");
-                            }
-                        }
-                        Err(e) => {
-                            warn!(network = %net.name, driver = %net.driver, error = %e, "plugin unavailable; removing the network anyway");
+                match self.driver(&net.driver).await {
+                    Ok(d) => {
+                        if let Err(e) = d.delete_network(net).await {
+                            warn!(network = %net.name, driver = %net.driver, error = %e, "plugin failed to delete the network; removing it anyway");
                         }
                     }
-                }
-                if plugin_ipam {
-                    self.release_network_ipam_remote(net).await;
+                    Err(e) => {
+                        warn!(network = %net.name, driver = %net.driver, error = %e, "plugin unavailable; removing the network anyway");
+                    }
                 }
             })
             .await;
@@ -865,7 +860,16 @@ impl Controller {
         }
         self.commit(ops)?;
         st.networks.remove(&net.id);
-        if !plugin_ipam {
+        if plugin_ipam {
+            // Intent first: the record is gone before the plugin is asked to release.
+            // The name stays taken until the releases are done, so that a create of
+            // the same name cannot race them.
+            st.pending_networks.insert(net.name.clone(), net.id.clone());
+            st.without(self.release_network_ipam_remote(net)).await;
+            if st.pending_networks.get(&net.name) == Some(&net.id) {
+                st.pending_networks.remove(&net.name);
+            }
+        } else {
             self.release_network_ipam(st, net).await;
         }
         if let Err(e) = self.sync_firewall(st, false).await {
