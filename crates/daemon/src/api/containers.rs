@@ -736,8 +736,8 @@ struct Replay {
 }
 
 impl Replay {
-    /// The replay as a stream of chunks (the log is never held in memory whole): one
-    /// raw stream for a terminal, frames otherwise. Empty if there is no replay or it
+    /// The replay as a stream of chunks, through the logs follower (as `docker logs`):
+    /// one raw stream for a terminal, frames otherwise. Empty if there is no replay or it
     /// was taken already.
     fn stream(r: &mut Option<Replay>) -> mpsc::Receiver<Bytes> {
         match r.take() {

@@ -1284,7 +1284,13 @@ impl Controller {
                 let _ctr_lock = self.container_lock(id).await;
                 let st = self.state.lock().await;
                 match st.containers.get(id) {
-                    None => return Ok(()),
+                    None => {
+                        // Removed (`--rm`): the lock entry made just now is not needed.
+                        drop(st);
+                        drop(_ctr_lock);
+                        self.forget_container_lock(id);
+                        return Ok(());
+                    }
                     Some(c) if !c.is_running() || c.state.pid != pid => return Ok(()),
                     Some(_) => {}
                 }

@@ -580,6 +580,9 @@ impl Controller {
         let guard = self.container_lock(&id).await;
         let lk = self.lock_state().await;
         if !lk.containers.contains_key(&id) {
+            drop(lk);
+            drop(guard);
+            self.forget_container_lock(&id);
             return Err(CtlError::not_found(format!("No such container: {key}")));
         }
         Ok((guard, lk, id))

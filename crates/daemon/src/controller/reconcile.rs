@@ -188,6 +188,11 @@ impl Controller {
                 if u.auto_remove || c.state.status == ContainerStatus::Removing {
                     self.destroy_container(&mut st, &u);
                 }
+            } else if c.auto_remove && c.state.status == ContainerStatus::Exited {
+                // `--rm`: the exit was recorded, then the daemon stopped before the
+                // removal (its network teardown may wait for plugins). Finish it.
+                info!(container = %c.name, "removing an exited --rm container");
+                self.destroy_container(&mut st, &c);
             }
         }
 
