@@ -1897,3 +1897,41 @@ fn hanging_ipam_call_does_not_stall_other_requests() {
     p.set(json!({}));
     d.ok(&["network", "rm", "ipn"]);
 }
+
+/// `--rm`: the exit is recorded before the network teardown, which may wait for a
+/// plugin. A daemon that dies in between (here while the plugin holds `Leave`) finishes
+/// the removal when it starts again, and the network is left with no endpoint.
+#[test]
+fn rm_container_whose_removal_a_crash_interrupted_is_removed_at_restart() {
+    let (mut d, p) = setup_or_skip!(LONG);
+    d.ok(&["network", "create", "-d", P, "--ipam-driver", P, "cn"]);
+    p.clear();
+    p.set(json!({"hold": ["NetworkDriver.Leave"]}));
+    d.ok(&[
+        "run",
+        "-d",
+        "--rm",
+        "--name",
+        "rmc",
+        "--network",
+        "cn",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1",
+    ]);
+    wait_called(&p, "NetworkDriver.Leave");
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Status}}", "rmc"]),
+        "exited"
+    );
+    d.kill9();
+    p.set(json!({}));
+    d.start();
+    assert!(
+        !d.cli(&["inspect", "rmc"]).ok(),
+        "the --rm container survived the restart: {}",
+        d.ok(&["ps", "-a"])
+    );
+    d.ok(&["network", "rm", "cn"]);
+}

@@ -192,6 +192,9 @@ impl Controller {
                 // `--rm`: the exit was recorded, then the daemon stopped before the
                 // removal (its network teardown may wait for plugins). Finish it.
                 info!(container = %c.name, "removing an exited --rm container");
+                if self.sandbox_path(&c).is_some_and(|p| p.exists()) {
+                    self.teardown_networking(&mut st, &c).await;
+                }
                 self.destroy_container(&mut st, &c);
             }
         }
