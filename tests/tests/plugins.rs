@@ -1380,6 +1380,36 @@ fn others_answer_at_once(d: &Daemon, tag: &str) {
     );
 }
 
+/// Sends `args` while the plugin holds `method` (indefinitely, until the test says):
+/// meanwhile other requests answer and `during` runs (the request is still waiting
+/// after it); then the held call fails with `msg`, and the request must fail with it.
+#[track_caller]
+fn fails_while_held(
+    d: &Daemon,
+    p: &Plugin,
+    method: &str,
+    args: &[&str],
+    tag: &str,
+    during: impl FnOnce(),
+    msg: &str,
+) {
+    p.set(json!({"hold": [method]}));
+    std::thread::scope(|s| {
+        let held = s.spawn(|| d.cli_t(args, HELD));
+        wait_called(p, method);
+        others_answer_at_once(d, tag);
+        during();
+        assert!(
+            !held.is_finished(),
+            "{args:?} answered while {method} was held"
+        );
+        p.set(json!({"fail": {method: msg}}));
+        let o = held.join().expect("request thread");
+        assert!(!o.ok(), "{o}");
+        assert!(o.stderr.contains(msg), "{o}");
+    });
+}
+
 /// While a plugin holds an endpoint call (`Join` during `network connect`,
 /// `CreateEndpoint` during `run`), other requests answer; the endpoint is recorded
 /// before the plugin is asked (the network cannot be removed meanwhile), and the request
@@ -1393,22 +1423,18 @@ fn hanging_endpoint_call_does_not_stall_other_requests() {
     let before = snapshot(&d);
 
     p.clear();
-    p.set(json!({"hold": ["NetworkDriver.Join"]}));
-    std::thread::scope(|s| {
-        let held = s.spawn(|| d.cli_t(&["network", "connect", "jn", "c1"], HELD));
-        wait_called(&p, "NetworkDriver.Join");
-        others_answer_at_once(&d, "join");
-        let o = d.fail(&["network", "rm", "jn"]);
-        assert!(o.stderr.contains("has active endpoints"), "{o}");
-        assert!(
-            !held.is_finished(),
-            "connect answered while its Join was held"
-        );
-        p.set(json!({"fail": {"NetworkDriver.Join": "join refused by the test"}}));
-        let o = held.join().expect("connect thread");
-        assert!(!o.ok(), "{o}");
-        assert!(o.stderr.contains("join refused by the test"), "{o}");
-    });
+    fails_while_held(
+        &d,
+        &p,
+        "NetworkDriver.Join",
+        &["network", "connect", "jn", "c1"],
+        "join",
+        || {
+            let o = d.fail(&["network", "rm", "jn"]);
+            assert!(o.stderr.contains("has active endpoints"), "{o}");
+        },
+        "join refused by the test",
+    );
     p.expect(&[
         "IpamDriver.RequestAddress",
         "NetworkDriver.CreateEndpoint",
@@ -1420,35 +1446,25 @@ fn hanging_endpoint_call_does_not_stall_other_requests() {
     assert_eq!(snapshot(&d), before, "a failed connect left state behind");
 
     p.clear();
-    p.set(json!({"hold": ["NetworkDriver.CreateEndpoint"]}));
-    std::thread::scope(|s| {
-        let held = s.spawn(|| {
-            d.cli_t(
-                &[
-                    "run",
-                    "-d",
-                    "--name",
-                    "r1",
-                    "--network",
-                    "jn",
-                    "busybox",
-                    "sleep",
-                    "100000",
-                ],
-                HELD,
-            )
-        });
-        wait_called(&p, "NetworkDriver.CreateEndpoint");
-        others_answer_at_once(&d, "create-endpoint");
-        assert!(
-            !held.is_finished(),
-            "run answered while CreateEndpoint was held"
-        );
-        p.set(json!({"fail": {"NetworkDriver.CreateEndpoint": "no endpoint today"}}));
-        let o = held.join().expect("run thread");
-        assert!(!o.ok(), "{o}");
-        assert!(o.stderr.contains("no endpoint today"), "{o}");
-    });
+    fails_while_held(
+        &d,
+        &p,
+        "NetworkDriver.CreateEndpoint",
+        &[
+            "run",
+            "-d",
+            "--name",
+            "r1",
+            "--network",
+            "jn",
+            "busybox",
+            "sleep",
+            "100000",
+        ],
+        "create-endpoint",
+        || {},
+        "no endpoint today",
+    );
     // A plugin whose CreateEndpoint failed has no endpoint to delete.
     p.expect(&[
         "IpamDriver.RequestAddress",
@@ -1817,35 +1833,26 @@ fn operations_on_one_container_wait_for_each_other() {
 fn hanging_ipam_call_does_not_stall_other_requests() {
     let (d, p) = setup_or_skip!(LONG);
     let before = snapshot(&d);
-    p.set(json!({"hold": ["IpamDriver.RequestPool"]}));
-    std::thread::scope(|s| {
-        let held = s.spawn(|| {
-            d.cli_t(
-                &[
-                    "network",
-                    "create",
-                    "--ipam-driver",
-                    P,
-                    "--subnet",
-                    "10.66.0.0/24",
-                    "ipn",
-                ],
-                HELD,
-            )
-        });
-        wait_called(&p, "IpamDriver.RequestPool");
-        others_answer_at_once(&d, "request-pool");
-        let o = d.fail(&["network", "create", "ipn"]);
-        assert!(o.stderr.contains("already exists"), "{o}");
-        assert!(
-            !held.is_finished(),
-            "create answered while RequestPool was held"
-        );
-        p.set(json!({"fail": {"IpamDriver.RequestPool": "no pool today"}}));
-        let o = held.join().expect("create thread");
-        assert!(!o.ok(), "{o}");
-        assert!(o.stderr.contains("no pool today"), "{o}");
-    });
+    fails_while_held(
+        &d,
+        &p,
+        "IpamDriver.RequestPool",
+        &[
+            "network",
+            "create",
+            "--ipam-driver",
+            P,
+            "--subnet",
+            "10.66.0.0/24",
+            "ipn",
+        ],
+        "request-pool",
+        || {
+            let o = d.fail(&["network", "create", "ipn"]);
+            assert!(o.stderr.contains("already exists"), "{o}");
+        },
+        "no pool today",
+    );
     assert_eq!(snapshot(&d), before, "a failed create left state behind");
 
     p.set(json!({}));
@@ -1860,37 +1867,28 @@ fn hanging_ipam_call_does_not_stall_other_requests() {
     ]);
     let before = snapshot(&d);
     p.clear();
-    p.set(json!({"hold": ["IpamDriver.RequestAddress"]}));
-    std::thread::scope(|s| {
-        let held = s.spawn(|| {
-            d.cli_t(
-                &[
-                    "run",
-                    "-d",
-                    "--name",
-                    "r3",
-                    "--network",
-                    "ipn",
-                    "busybox",
-                    "sleep",
-                    "100000",
-                ],
-                HELD,
-            )
-        });
-        wait_called(&p, "IpamDriver.RequestAddress");
-        others_answer_at_once(&d, "request-address");
-        let o = d.fail(&["network", "rm", "ipn"]);
-        assert!(o.stderr.contains("has active endpoints"), "{o}");
-        assert!(
-            !held.is_finished(),
-            "run answered while RequestAddress was held"
-        );
-        p.set(json!({"fail": {"IpamDriver.RequestAddress": "no address today"}}));
-        let o = held.join().expect("run thread");
-        assert!(!o.ok(), "{o}");
-        assert!(o.stderr.contains("no address today"), "{o}");
-    });
+    fails_while_held(
+        &d,
+        &p,
+        "IpamDriver.RequestAddress",
+        &[
+            "run",
+            "-d",
+            "--name",
+            "r3",
+            "--network",
+            "ipn",
+            "busybox",
+            "sleep",
+            "100000",
+        ],
+        "request-address",
+        || {
+            let o = d.fail(&["network", "rm", "ipn"]);
+            assert!(o.stderr.contains("has active endpoints"), "{o}");
+        },
+        "no address today",
+    );
     p.expect(&["IpamDriver.RequestAddress"]);
     d.ok(&["rm", "r3"]);
     assert_eq!(snapshot(&d), before, "a failed run left state behind");

@@ -717,17 +717,7 @@ async fn run(client: &Client, a: RunArgs) -> Result<i32> {
         check_tty_input(a.tty, a.interactive)?;
     }
     let attach = if interactive {
-        client
-            .send(
-                Method::POST,
-                &format!(
-                    "{path}/attach?stream=1&stdin={}&stdout=1&stderr=1",
-                    u8::from(a.interactive)
-                ),
-                None,
-                &[("Connection", "Upgrade"), ("Upgrade", "tcp")],
-            )
-            .await
+        attach_session(client, &path, a.interactive).await
     } else {
         client
             .send(
@@ -1360,6 +1350,22 @@ async fn prune(client: &Client, a: PruneArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// Opens a hijacked attach session (output, and input when `stdin`) to the container
+/// at `path` (`/containers/<id>`).
+async fn attach_session(client: &Client, path: &str, stdin: bool) -> Result<crate::client::Resp> {
+    client
+        .send(
+            Method::POST,
+            &format!(
+                "{path}/attach?stream=1&stdin={}&stdout=1&stderr=1",
+                u8::from(stdin)
+            ),
+            None,
+            &[("Connection", "Upgrade"), ("Upgrade", "tcp")],
+        )
+        .await
+}
+
 /// `start -a [-i]`: attach (before starting, so no output is lost), start, copy the
 /// session and return the container's exit code.
 async fn start_attached(client: &Client, name: &str, interactive: bool) -> Result<i32> {
@@ -1377,17 +1383,7 @@ async fn start_attached(client: &Client, name: &str, interactive: bool) -> Resul
     let stdin = interactive && flag("OpenStdin");
     check_tty_input(tty, stdin)?;
     let path = format!("/containers/{}", seg(&id));
-    let attach = client
-        .send(
-            Method::POST,
-            &format!(
-                "{path}/attach?stream=1&stdin={}&stdout=1&stderr=1",
-                u8::from(stdin)
-            ),
-            None,
-            &[("Connection", "Upgrade"), ("Upgrade", "tcp")],
-        )
-        .await?;
+    let attach = attach_session(client, &path, stdin).await?;
     let wait = client
         .send(
             Method::POST,
@@ -1509,17 +1505,7 @@ async fn attach(client: &Client, a: AttachArgs) -> Result<i32> {
         .await?;
     let _signals = (a.sig_proxy.unwrap_or(true) && !tty)
         .then(|| proxy_signals(client, format!("{path}/kill")));
-    let session = client
-        .send(
-            Method::POST,
-            &format!(
-                "{path}/attach?stream=1&stdin={}&stdout=1&stderr=1",
-                u8::from(stdin)
-            ),
-            None,
-            &[("Connection", "Upgrade"), ("Upgrade", "tcp")],
-        )
-        .await?;
+    let session = attach_session(client, &path, stdin).await?;
     // It may have stopped between the first look and the attach: the daemon would
     // then hold the session open for a start that never comes.
     attachable(client, &id).await?;

@@ -614,22 +614,12 @@ fn attach_interactive(
         tokio::spawn(async move {
             use tokio::io::AsyncReadExt;
             let mut replay = replay;
-            if !shim_replays {
-                let mut rx = Replay::stream(&mut replay);
-                while let Some(b) = rx.recv().await {
-                    if tx.send(b).await.is_err() {
-                        return;
-                    }
-                }
+            if !shim_replays && !Replay::to_channel(&mut replay, &tx).await {
+                return;
             }
             let Some(mut shim) = started.await else {
                 // The container stopped before the shim was reached: the log is all.
-                let mut rx = Replay::stream(&mut replay);
-                while let Some(b) = rx.recv().await {
-                    if tx.send(b).await.is_err() {
-                        return;
-                    }
-                }
+                Replay::to_channel(&mut replay, &tx).await;
                 return;
             };
             let mut buf = vec![0u8; 32 * 1024];
@@ -663,21 +653,11 @@ fn attach_interactive(
         let (rd, mut wr) = tokio::io::split(io);
         let mut replay = replay;
         if !shim_replays {
-            let mut rx = Replay::stream(&mut replay);
-            while let Some(b) = rx.recv().await {
-                if wr.write_all(&b).await.is_err() {
-                    break;
-                }
-            }
+            Replay::to_writer(&mut replay, &mut wr).await;
         }
         let Some(shim) = started.await else {
             // The container stopped before the shim was reached: the log is all.
-            let mut rx = Replay::stream(&mut replay);
-            while let Some(b) = rx.recv().await {
-                if wr.write_all(&b).await.is_err() {
-                    break;
-                }
-            }
+            Replay::to_writer(&mut replay, &mut wr).await;
             let _ = wr.shutdown().await;
             // Read what the client still sends, so the close is clean (not a reset).
             let _ = tokio::time::timeout(
@@ -749,6 +729,28 @@ impl Replay {
                 forward(lines, &r.query, None, r.tty)
             }
             None => mpsc::channel(1).1,
+        }
+    }
+
+    /// Sends the replay (if not sent yet) into `tx`; false once the receiver is gone.
+    async fn to_channel(r: &mut Option<Replay>, tx: &mpsc::Sender<Bytes>) -> bool {
+        let mut rx = Replay::stream(r);
+        while let Some(b) = rx.recv().await {
+            if tx.send(b).await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Writes the replay (if not written yet) to `wr`, until the client is gone.
+    async fn to_writer<W: tokio::io::AsyncWrite + Unpin>(r: &mut Option<Replay>, wr: &mut W) {
+        use tokio::io::AsyncWriteExt;
+        let mut rx = Replay::stream(r);
+        while let Some(b) = rx.recv().await {
+            if wr.write_all(&b).await.is_err() {
+                return;
+            }
         }
     }
 }

@@ -1213,14 +1213,7 @@ impl Controller {
             let _ = netloom_runtime::kill(pid, sig);
             let t = Duration::from_secs(timeout.unwrap_or(10));
             if !wait_process_exit(pid, start_time, t).await {
-                if process_alive(pid, start_time) {
-                    let _ = netloom_runtime::kill(pid, libc::SIGKILL);
-                }
-                if !wait_process_exit(pid, start_time, KILL_WAIT).await {
-                    return Err(CtlError::internal(format!(
-                        "container {name} did not stop after SIGKILL"
-                    )));
-                }
+                sigkill_and_wait(&name, pid, start_time).await?;
             }
         }
         self.wait_exit_recorded(&id, &name, pid).await?;
@@ -1343,14 +1336,7 @@ impl Controller {
                 if !force {
                     return Err(running());
                 }
-                if process_alive(pid, start_time) {
-                    let _ = netloom_runtime::kill(pid, libc::SIGKILL);
-                    if !wait_process_exit(pid, start_time, KILL_WAIT).await {
-                        return Err(CtlError::internal(format!(
-                            "container {name} did not stop after SIGKILL"
-                        )));
-                    }
-                }
+                sigkill_and_wait(&name, pid, start_time).await?;
                 self.wait_exit_recorded(&id, &name, pid).await?;
             }
             // Waits for a start, connect, disconnect or exit handling in progress.
@@ -1548,6 +1534,21 @@ fn process_alive(pid: i32, start_time: u64) -> bool {
 }
 
 /// Waits up to `t` for a process to die; true if it did.
+/// SIGKILLs the container's process if it still lives (never a dead PID: it may be
+/// someone else's by now) and waits up to [`KILL_WAIT`] for it to be gone.
+async fn sigkill_and_wait(name: &str, pid: i32, start_time: u64) -> CtlResult<()> {
+    if process_alive(pid, start_time) {
+        let _ = netloom_runtime::kill(pid, libc::SIGKILL);
+    }
+    if wait_process_exit(pid, start_time, KILL_WAIT).await {
+        Ok(())
+    } else {
+        Err(CtlError::internal(format!(
+            "container {name} did not stop after SIGKILL"
+        )))
+    }
+}
+
 async fn wait_process_exit(pid: i32, start_time: u64, t: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + t;
     while process_alive(pid, start_time) {
