@@ -400,6 +400,13 @@ fn version_and_input_errors() {
     );
     assert_eq!(out.err_code(), 2, "{out:?}");
     assert!(out.stdout.contains("nftables"), "{out:?}");
+    // A bridge name that cannot be an interface name (or stand in an nft element).
+    let out = add(
+        r#"{"cniVersion":"1.1.0","name":"n","type":"netloom-cni","bridge":"br\"x","ipMasq":true}"#,
+        &full,
+    );
+    assert_eq!(out.err_code(), 7, "{out:?}");
+    assert!(out.stdout.contains("quotes"), "{out:?}");
     let out = add(
         r#"{"cniVersion":"1.1.0","name":"n","type":"netloom-cni","ipam":{"type":"host-local","subnet":"10.9.9.0/31"}}"#,
         &full,
