@@ -290,6 +290,54 @@ pub trait KvStore: Send + Sync {
     fn revision(&self) -> Result<u64, StoreError>;
 }
 
+/// The asynchronous store interface the daemon uses. Every backend implements it;
+/// the controller never holds a lock of its own across one of these calls longer
+/// than the call itself.
+///
+/// This trait grows with the control-plane work (watch from a revision, leases);
+/// see `ARCHITECTURE.md`.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// What the store is, for error messages and `/info` (`embedded /path`, `etcd ...`).
+    fn describe(&self) -> String;
+
+    /// Reads one key.
+    async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError>;
+
+    /// Reads every key under `prefix`, in key order.
+    async fn list(&self, prefix: &str) -> Result<Vec<(String, Versioned)>, StoreError>;
+
+    /// Checks every expectation of the batch, then writes it atomically; returns the
+    /// new revision. A failed expectation is [`StoreError::Conflict`] and writes nothing.
+    async fn apply(&self, ops: Vec<Op>) -> Result<u64, StoreError>;
+
+    /// The current revision.
+    async fn revision(&self) -> Result<u64, StoreError>;
+}
+
+#[async_trait::async_trait]
+impl Store for EmbeddedStore {
+    fn describe(&self) -> String {
+        format!("embedded store {}", self.path.display())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
+        KvStore::get(self, key)
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<(String, Versioned)>, StoreError> {
+        KvStore::list(self, prefix)
+    }
+
+    async fn apply(&self, ops: Vec<Op>) -> Result<u64, StoreError> {
+        KvStore::apply(self, ops)
+    }
+
+    async fn revision(&self) -> Result<u64, StoreError> {
+        KvStore::revision(self)
+    }
+}
+
 /// JSON helpers over any [`KvStore`].
 pub trait KvStoreExt: KvStore {
     /// Writes `value` as JSON under `key` if `expect` holds; returns the new
@@ -539,7 +587,7 @@ impl KvStore for EmbeddedStore {
 
     fn apply(&self, ops: Vec<Op>) -> Result<u64, StoreError> {
         if ops.is_empty() {
-            return self.revision();
+            return KvStore::revision(self);
         }
         let mut seen = std::collections::HashSet::new();
         for op in &ops {

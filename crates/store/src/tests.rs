@@ -1,5 +1,9 @@
-use super::*;
+use super::{
+    EmbeddedStore, Event, Expect, KvStore, KvStoreExt, Op, StoreError, Versioned, WATCH_CAPACITY,
+};
 use serde::Deserialize;
+use serde::Serialize;
+use tokio::sync::broadcast;
 
 fn put(key: &str, value: &str, expect: Expect) -> Op {
     Op::Put {

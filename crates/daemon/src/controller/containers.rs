@@ -346,9 +346,12 @@ impl Controller {
         }
         ctr.networks = networks;
         ctr.network_order = order;
-        self.commit(vec![put(format!("{}{}", keys::CONTAINER, id), &ctr)?])?;
+        self.commit(vec![put(format!("{}{}", keys::CONTAINER, id), &ctr)?])
+            .await?;
         if let Err(e) = std::fs::create_dir_all(self.container_dir(&id)) {
-            let _ = self.commit(vec![del(format!("{}{}", keys::CONTAINER, id))]);
+            let _ = self
+                .commit(vec![del(format!("{}{}", keys::CONTAINER, id))])
+                .await;
             return Err(CtlError::internal(format!(
                 "create container directory: {e}"
             )));
@@ -517,7 +520,8 @@ impl Controller {
         self.commit(vec![put(
             format!("{}{}", keys::CONTAINER, updated.id),
             &updated,
-        )?])?;
+        )?])
+        .await?;
         st.containers.insert(updated.id.clone(), updated.clone());
         if !updated.state.ports.is_empty()
             && let Err(e) = self.sync_firewall(&mut st, false).await
@@ -587,9 +591,11 @@ impl Controller {
             finished_at
         };
         info!(container = %ctr.name, exit_code = code, "container exited");
-        match put(format!("{}{}", keys::CONTAINER, id), &updated)
-            .and_then(|op| self.commit(vec![op]))
-        {
+        let recorded = match put(format!("{}{}", keys::CONTAINER, id), &updated) {
+            Ok(op) => self.commit(vec![op]).await,
+            Err(e) => Err(e),
+        };
+        match recorded {
             Ok(()) => {}
             Err(e) => warn!(container = %ctr.name, error = %e, "cannot record exit"),
         }
@@ -607,7 +613,7 @@ impl Controller {
         );
         self.emit_network_events(&st, &ctr, "disconnect");
         if ctr.auto_remove {
-            self.destroy_container(&mut st, &updated);
+            self.destroy_container(&mut st, &updated).await;
         }
     }
 
@@ -631,8 +637,11 @@ impl Controller {
     }
 
     /// Removes a stopped container's record and files.
-    pub(crate) fn destroy_container(&self, st: &mut State, ctr: &Container) {
-        if let Err(e) = self.commit(vec![del(format!("{}{}", keys::CONTAINER, ctr.id))]) {
+    pub(crate) async fn destroy_container(&self, st: &mut State, ctr: &Container) {
+        if let Err(e) = self
+            .commit(vec![del(format!("{}{}", keys::CONTAINER, ctr.id))])
+            .await
+        {
             warn!(container = %ctr.name, error = %e, "cannot remove container record");
             return;
         }
@@ -842,7 +851,7 @@ impl Controller {
                 )?);
             }
         }
-        if let Err(e) = self.commit(ops) {
+        if let Err(e) = self.commit(ops).await {
             release(st, &got);
             if let Some(ipam) = &remote_ipam {
                 st.without(release_remote(ipam, &got_remote)).await;
@@ -892,7 +901,9 @@ impl Controller {
                 if let Some(ipam) = &remote_ipam {
                     st.without(release_remote(ipam, &got_remote)).await;
                 }
-                let _ = self.commit(vec![del(format!("{}{}", keys::ENDPOINT, ep.id))]);
+                let _ = self
+                    .commit(vec![del(format!("{}{}", keys::ENDPOINT, ep.id))])
+                    .await;
                 return Err(CtlError::from(e));
             }
         };
@@ -909,8 +920,9 @@ impl Controller {
             updated.default_route =
                 ep.default_route && (j.gateway4.is_some() || j.gateway6.is_some());
             if updated != ep {
-                if let Err(e) =
-                    self.commit(vec![put(format!("{}{}", keys::ENDPOINT, ep.id), &updated)?])
+                if let Err(e) = self
+                    .commit(vec![put(format!("{}{}", keys::ENDPOINT, ep.id), &updated)?])
+                    .await
                 {
                     warn!(endpoint = %short_id(&ep.id), error = %e, "cannot record the plugin's interface details");
                 }
@@ -931,7 +943,8 @@ impl Controller {
         ep: &Endpoint,
         sandbox: &Option<PathBuf>,
     ) -> CtlResult<()> {
-        self.commit(vec![del(format!("{}{}", keys::ENDPOINT, ep.id))])?;
+        self.commit(vec![del(format!("{}{}", keys::ENDPOINT, ep.id))])
+            .await?;
         st.endpoints.remove(&ep.id);
         let Some(net) = st.networks.get(&ep.network_id).cloned() else {
             return Ok(());
@@ -1072,7 +1085,7 @@ impl Controller {
         }
         ep.default_route = true;
         if let Ok(op) = put(format!("{}{}", keys::ENDPOINT, ep.id), &ep) {
-            let _ = self.commit(vec![op]);
+            let _ = self.commit(vec![op]).await;
         }
         st.endpoints.insert(ep.id.clone(), ep.clone());
         // As libnetwork: the new gateway endpoint of a plugin gets
@@ -1347,7 +1360,7 @@ impl Controller {
                 return Ok(()); // removed meanwhile (--rm)
             };
             if !c.is_running() {
-                self.destroy_container(&mut st, &c);
+                self.destroy_container(&mut st, &c).await;
                 return Ok(());
             }
             // A start that was in progress made it run.
@@ -1498,7 +1511,7 @@ impl Controller {
             let Some(_ctr_lock) = self.try_container_lock(&c.id) else {
                 continue;
             };
-            self.destroy_container(&mut st, &c);
+            self.destroy_container(&mut st, &c).await;
             ids.push(c.id);
         }
         Ok(ids)

@@ -182,7 +182,7 @@ impl Controller {
             }
         }
         ops.push(put(format!("{}{}", keys::IMAGE, img.id), &img)?);
-        self.commit(ops)?;
+        self.commit(ops).await?;
         st.images.insert(img.id.clone(), img.clone());
         info!(image = %img.id, tags = ?img.tags, "image imported");
         self.emit("image", "import", &img.id, &[]);
@@ -213,7 +213,8 @@ impl Controller {
         if by_tag && img.tags.len() > 1 {
             let t = normalize_ref(r);
             updated.tags.retain(|x| x != &t);
-            self.commit(vec![put(format!("{}{}", keys::IMAGE, img.id), &updated)?])?;
+            self.commit(vec![put(format!("{}{}", keys::IMAGE, img.id), &updated)?])
+                .await?;
             st.images.insert(img.id.clone(), updated);
             out.push(("Untagged".into(), t));
             return Ok(out);
@@ -231,7 +232,8 @@ impl Controller {
                 netloom_model::short_id(img.id.trim_start_matches("sha256:"))
             )));
         }
-        self.commit(vec![del(format!("{}{}", keys::IMAGE, img.id))])?;
+        self.commit(vec![del(format!("{}{}", keys::IMAGE, img.id))])
+            .await?;
         st.images.remove(&img.id);
         let dir = self.paths.images.join(img.id.trim_start_matches("sha256:"));
         tokio::task::spawn_blocking(move || {

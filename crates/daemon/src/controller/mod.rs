@@ -46,7 +46,7 @@ use netloom_drivers::Registry;
 use netloom_ipam::Ipam;
 use netloom_kernel::Netlink;
 use netloom_model::{Container, Endpoint, Image, Network};
-use netloom_store::{Expect, KvStore, Op};
+use netloom_store::{Expect, Op, Store};
 use serde::Serialize;
 use tokio::sync::{Mutex, MutexGuard, OwnedMutexGuard, broadcast};
 
@@ -204,7 +204,7 @@ pub struct Paths {
 pub struct Controller {
     pub(crate) cfg: Config,
     pub(crate) paths: Paths,
-    pub(crate) store: Arc<dyn KvStore>,
+    pub(crate) store: Arc<dyn Store>,
     pub(crate) drivers: Registry,
     /// Remote driver and IPAM plugins, activated on first use.
     pub(crate) plugins: netloom_drivers::remote::Plugins,
@@ -277,7 +277,7 @@ pub(crate) fn del(key: String) -> Op {
 
 impl Controller {
     /// Opens the store, sets up drivers, and reconciles the kernel with the store.
-    pub async fn start(cfg: Config, store: Arc<dyn KvStore>) -> anyhow::Result<Arc<Controller>> {
+    pub async fn start(cfg: Config, store: Arc<dyn Store>) -> anyhow::Result<Arc<Controller>> {
         let paths = Paths {
             netns: cfg.exec_root.join("netns"),
             run: cfg.exec_root.join("containers"),
@@ -692,11 +692,11 @@ impl Controller {
             .unwrap_or(false)
     }
 
-    pub(crate) fn commit(&self, ops: Vec<Op>) -> CtlResult<()> {
+    pub(crate) async fn commit(&self, ops: Vec<Op>) -> CtlResult<()> {
         if ops.is_empty() {
             return Ok(());
         }
-        self.store.apply(ops)?;
+        self.store.apply(ops).await?;
         Ok(())
     }
 

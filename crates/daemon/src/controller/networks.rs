@@ -251,7 +251,10 @@ impl Controller {
                 .build_network(&mut st, new_id(), req, false, skip)
                 .await?;
             // Intent first: a daemon that dies during the call finds the record.
-            if let Err(e) = self.commit(vec![put(format!("{}{}", keys::NETWORK, net.id), &net)?]) {
+            if let Err(e) = self
+                .commit(vec![put(format!("{}{}", keys::NETWORK, net.id), &net)?])
+                .await
+            {
                 self.release_network_ipam(&mut st, &net).await;
                 return Err(e);
             }
@@ -264,7 +267,9 @@ impl Controller {
         if let Err(e) = res {
             // A plugin that refused the network has nothing to delete (Docker does not
             // call DeleteNetwork then).
-            let _ = self.commit(vec![del(format!("{}{}", keys::NETWORK, net.id))]);
+            let _ = self
+                .commit(vec![del(format!("{}{}", keys::NETWORK, net.id))])
+                .await;
             self.release_network_ipam(&mut st, &net).await;
             return Err(e.into());
         }
@@ -726,7 +731,10 @@ impl Controller {
         st: &mut Locked<'_>,
         net: Network,
     ) -> CtlResult<String> {
-        if let Err(e) = self.commit(vec![put(format!("{}{}", keys::NETWORK, net.id), &net)?]) {
+        if let Err(e) = self
+            .commit(vec![put(format!("{}{}", keys::NETWORK, net.id), &net)?])
+            .await
+        {
             self.release_network_ipam(st, &net).await;
             return Err(e);
         }
@@ -734,7 +742,9 @@ impl Controller {
         let driver = match self.driver(&net.driver).await {
             Ok(d) => d,
             Err(e) => {
-                let _ = self.commit(vec![del(format!("{}{}", keys::NETWORK, net.id))]);
+                let _ = self
+                    .commit(vec![del(format!("{}{}", keys::NETWORK, net.id))])
+                    .await;
                 self.release_network_ipam(st, &net).await;
                 return Err(e);
             }
@@ -745,7 +755,9 @@ impl Controller {
             if !remote {
                 let _ = driver.delete_network(&net).await;
             }
-            let _ = self.commit(vec![del(format!("{}{}", keys::NETWORK, net.id))]);
+            let _ = self
+                .commit(vec![del(format!("{}{}", keys::NETWORK, net.id))])
+                .await;
             self.release_network_ipam(st, &net).await;
             return Err(e.into());
         }
@@ -754,7 +766,9 @@ impl Controller {
         if let Err(e) = self.sync_firewall(st, false).await {
             st.networks.remove(&id);
             let _ = driver.delete_network(&net).await;
-            let _ = self.commit(vec![del(format!("{}{}", keys::NETWORK, net.id))]);
+            let _ = self
+                .commit(vec![del(format!("{}{}", keys::NETWORK, net.id))])
+                .await;
             self.release_network_ipam(st, &net).await;
             return Err(e);
         }
@@ -858,7 +872,7 @@ impl Controller {
         for c in &net.ipam.configs {
             ops.push(del(format!("{}{}", keys::CURSOR, cursor_key(&c.subnet))));
         }
-        self.commit(ops)?;
+        self.commit(ops).await?;
         st.networks.remove(&net.id);
         if plugin_ipam {
             // Intent first: the record is gone before the plugin is asked to release.
@@ -947,7 +961,8 @@ impl Controller {
         self.commit(vec![put(
             format!("{}{}", keys::CONTAINER, updated.id),
             &updated,
-        )?])?;
+        )?])
+        .await?;
         st.containers.insert(updated.id.clone(), updated.clone());
         if updated.is_running() {
             if Self::uses_embedded_dns(&st, &updated) {
@@ -1012,7 +1027,8 @@ impl Controller {
         self.commit(vec![put(
             format!("{}{}", keys::CONTAINER, updated.id),
             &updated,
-        )?])?;
+        )?])
+        .await?;
         st.containers.insert(updated.id.clone(), updated.clone());
         if updated.is_running() {
             if Self::uses_embedded_dns(&st, &updated) {

@@ -15,9 +15,12 @@ use super::networks::{IpamConfigRequest, NetworkCreate};
 use super::{Controller, del, keys, new_id, put};
 use crate::error::CtlError;
 
-fn load<T: DeserializeOwned>(ctl: &Controller, prefix: &str) -> anyhow::Result<Vec<(String, T)>> {
+async fn load<T: DeserializeOwned>(
+    ctl: &Controller,
+    prefix: &str,
+) -> anyhow::Result<Vec<(String, T)>> {
     let mut out = Vec::new();
-    for (k, v) in ctl.store.list(prefix)? {
+    for (k, v) in ctl.store.list(prefix).await? {
         match serde_json::from_slice::<T>(&v.value) {
             Ok(t) => out.push((k[prefix.len()..].to_string(), t)),
             Err(e) => warn!(key = %k, error = %e, "skipping unreadable store record"),
@@ -31,25 +34,31 @@ impl Controller {
     pub(crate) async fn reconcile(self: &Arc<Self>) -> anyhow::Result<()> {
         // Held throughout, also across plugin calls: the API does not serve yet.
         let mut st = self.lock_state_pinned().await;
-        let mut networks: Vec<Network> = load::<Network>(self, keys::NETWORK)?
+        let mut networks: Vec<Network> = load::<Network>(self, keys::NETWORK)
+            .await?
             .into_iter()
             .map(|(_, n)| n)
             .collect();
         networks.sort_by(|a, b| a.created.cmp(&b.created));
-        let endpoints: Vec<Endpoint> = load::<Endpoint>(self, keys::ENDPOINT)?
+        let endpoints: Vec<Endpoint> = load::<Endpoint>(self, keys::ENDPOINT)
+            .await?
             .into_iter()
             .map(|(_, e)| e)
             .collect();
-        let containers: Vec<Container> = load::<Container>(self, keys::CONTAINER)?
+        let containers: Vec<Container> = load::<Container>(self, keys::CONTAINER)
+            .await?
             .into_iter()
             .map(|(_, c)| c)
             .collect();
-        let images: Vec<Image> = load::<Image>(self, keys::IMAGE)?
+        let images: Vec<Image> = load::<Image>(self, keys::IMAGE)
+            .await?
             .into_iter()
             .map(|(_, i)| i)
             .collect();
-        let cursors: BTreeMap<String, String> =
-            load::<String>(self, keys::CURSOR)?.into_iter().collect();
+        let cursors: BTreeMap<String, String> = load::<String>(self, keys::CURSOR)
+            .await?
+            .into_iter()
+            .collect();
 
         // IPAM: pools, gateways, aux addresses, cursors, then every live address.
         // Networks on an IPAM plugin keep their pools there (Docker replays nothing unless
@@ -115,7 +124,7 @@ impl Controller {
                 .iter()
                 .map(|e| del(format!("{}{}", keys::ENDPOINT, e.id)))
                 .collect();
-            self.commit(ops)?;
+            self.commit(ops).await?;
         }
 
         // Predefined networks at first start.
@@ -183,10 +192,11 @@ impl Controller {
                 self.commit(vec![
                     put(format!("{}{}", keys::CONTAINER, u.id), &u)
                         .map_err(|e| anyhow::anyhow!(e))?,
-                ])?;
+                ])
+                .await?;
                 st.containers.insert(u.id.clone(), u.clone());
                 if u.auto_remove || c.state.status == ContainerStatus::Removing {
-                    self.destroy_container(&mut st, &u);
+                    self.destroy_container(&mut st, &u).await;
                 }
             } else if c.auto_remove && c.state.status == ContainerStatus::Exited {
                 // `--rm`: the exit was recorded, then the daemon stopped before the
@@ -195,7 +205,7 @@ impl Controller {
                 if self.sandbox_path(&c).is_some_and(|p| p.exists()) {
                     self.teardown_networking(&mut st, &c).await;
                 }
-                self.destroy_container(&mut st, &c);
+                self.destroy_container(&mut st, &c).await;
             }
         }
 
