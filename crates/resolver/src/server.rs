@@ -2,12 +2,13 @@
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use arc_swap::ArcSwap;
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
@@ -19,7 +20,10 @@ use crate::cache::{Cache, CacheKey};
 use crate::forward::{Forwarder, patch_response};
 use crate::netns::bind_in_netns;
 use crate::ratelimit::LogLimiter;
-use crate::{ResolverConfig, ResolverError, Snapshot};
+use crate::udp::{self, Batch};
+use crate::view::{NetworkSlot, NetworkView, SandboxSlot, SandboxView};
+use crate::wire::{self, FastQuery};
+use crate::{Record, ResolverConfig, ResolverError, Snapshot};
 
 /// Docker's embedded DNS address inside every sandbox.
 const LISTEN_ADDR: SocketAddr =
@@ -27,24 +31,81 @@ const LISTEN_ADDR: SocketAddr =
 
 /// The embedded DNS server shared by all sandboxes of the daemon.
 ///
-/// Cheap to query concurrently: local answers read the current [`Snapshot`] through an
-/// `ArcSwap` without locking.
+/// Names are published per network ([`Resolver::set_records`]) and each sandbox sees the
+/// ordered list of its networks' views ([`Resolver::set_sandbox`]). Queries read the views
+/// through `ArcSwap`s without locking; changes take the registry lock, which queries never do.
 pub struct Resolver {
     cfg: ResolverConfig,
-    snapshot: ArcSwap<Snapshot>,
+    registry: Mutex<Registry>,
     forwarder: Forwarder,
     cache: Cache,
     global_inflight: Arc<Semaphore>,
     sandbox_inflight: Mutex<HashMap<String, Arc<Semaphore>>>,
-    attachments: Mutex<HashMap<String, Attachment>>,
     malformed_log: LogLimiter,
+    /// Name and reverse entries (re)built by updates since start (for tests and metrics).
+    entries_built: AtomicU64,
+}
+
+/// What the control path changes: networks, owners, sandboxes and their listeners.
+#[derive(Default)]
+struct Registry {
+    networks: HashMap<Arc<str>, Arc<NetworkSlot>>,
+    /// Owner (container) → the networks it has a record on.
+    owners: HashMap<String, Vec<Arc<str>>>,
+    /// Sandbox → its view slot; a listener keeps the slot it was started with, so a slot
+    /// stays here as long as it is attached or has a view.
+    sandboxes: HashMap<String, Arc<SandboxSlot>>,
+    attachments: HashMap<String, Attachment>,
+    /// Sandboxes published through [`Resolver::publish`] (whole-snapshot mode).
+    flat: Vec<String>,
+}
+
+impl Registry {
+    fn network(&mut self, id: &str) -> (Arc<str>, Arc<NetworkSlot>) {
+        if let Some((key, slot)) = self.networks.get_key_value(id) {
+            return (Arc::clone(key), Arc::clone(slot));
+        }
+        let key: Arc<str> = id.into();
+        let slot = Arc::new(NetworkSlot::from_pointee(NetworkView::default()));
+        self.networks.insert(Arc::clone(&key), Arc::clone(&slot));
+        (key, slot)
+    }
+
+    fn sandbox(&mut self, id: &str) -> Arc<SandboxSlot> {
+        Arc::clone(
+            self.sandboxes
+                .entry(id.to_owned())
+                .or_insert_with(|| Arc::new(SandboxSlot::empty())),
+        )
+    }
+
+    /// Forget a network nothing is published on and no sandbox view refers to.
+    fn maybe_drop_network(&mut self, id: &str) {
+        if let Some(slot) = self.networks.get(id)
+            && Arc::strong_count(slot) == 1
+            && slot.load().is_empty()
+        {
+            self.networks.remove(id);
+        }
+    }
+
+    /// Forget a sandbox slot that has no view and no listener.
+    fn maybe_drop_sandbox(&mut self, id: &str) {
+        if !self.attachments.contains_key(id)
+            && self.sandboxes.get(id).is_some_and(|s| s.load().is_none())
+        {
+            self.sandboxes.remove(id);
+        }
+    }
 }
 
 impl std::fmt::Debug for Resolver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let reg = self.registry();
         f.debug_struct("Resolver")
             .field("cfg", &self.cfg)
-            .field("sandboxes", &self.snapshot.load().sandboxes.len())
+            .field("networks", &reg.networks.len())
+            .field("sandboxes", &reg.sandboxes.len())
             .finish_non_exhaustive()
     }
 }
@@ -85,33 +146,171 @@ struct ForwardJob {
 }
 
 impl Resolver {
-    /// A resolver with an empty snapshot and nothing attached.
+    /// A resolver with nothing published and nothing attached.
     pub fn new(cfg: ResolverConfig) -> Arc<Resolver> {
         Arc::new(Resolver {
             forwarder: Forwarder::new(cfg.upstream_timeout, cfg.upstream_backoff),
             cache: Cache::new(cfg.cache_capacity),
             global_inflight: Arc::new(Semaphore::new(cfg.max_inflight)),
             sandbox_inflight: Mutex::new(HashMap::new()),
-            attachments: Mutex::new(HashMap::new()),
-            snapshot: ArcSwap::from_pointee(Snapshot::default()),
+            registry: Mutex::new(Registry::default()),
             malformed_log: LogLimiter::new(1000),
+            entries_built: AtomicU64::new(0),
             cfg,
         })
     }
 
-    /// Swap in a new snapshot (ArcSwap): the query path takes no lock for local names.
-    /// Queries already running finish against the snapshot they started with.
-    pub fn publish(&self, snap: Snapshot) {
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Replace everything `owner` (a container) publishes: its record on each network
+    /// given, and nothing on the networks it had a record on before and is not given now
+    /// (an empty list withdraws it everywhere). Only those networks' views change; each
+    /// is swapped atomically, queries already running finish against the old one.
+    pub fn set_records(&self, owner: &str, records: Vec<(String, Record)>) {
+        let ttl = self.cfg.ttl;
+        let mut reg = self.registry();
+        let old = reg.owners.remove(owner).unwrap_or_default();
+        let mut built = 0usize;
+        for net in &old {
+            if records.iter().any(|(n, _)| n.as_str() == net.as_ref()) {
+                continue;
+            }
+            if let Some(slot) = reg.networks.get(net.as_ref()) {
+                built += update(slot, |v| v.remove(owner, ttl));
+            }
+            reg.maybe_drop_network(net);
+        }
+        let mut now = Vec::with_capacity(records.len());
+        for (net, rec) in &records {
+            let (key, slot) = reg.network(net);
+            built += update(&slot, |v| v.upsert(owner, rec, ttl));
+            drop(slot);
+            reg.maybe_drop_network(&key);
+            now.push(key);
+        }
+        if !now.is_empty() {
+            reg.owners.insert(owner.to_owned(), now);
+        }
+        self.entries_built
+            .fetch_add(u64::try_from(built).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Set what a sandbox resolves: the names of `networks`, looked up in that order, and
+    /// where the rest goes (`forward == false`, internal networks, or no upstream: NXDOMAIN).
+    pub fn set_sandbox(
+        &self,
+        sandbox_id: &str,
+        networks: &[String],
+        upstreams: Vec<SocketAddr>,
+        forward: bool,
+    ) {
+        let mut reg = self.registry();
+        let nets: Vec<(Arc<str>, Arc<NetworkSlot>)> =
+            networks.iter().map(|n| reg.network(n)).collect();
+        let view = SandboxView::new(nets, upstreams, forward);
+        let old = reg.sandbox(sandbox_id).swap(Some(Arc::new(view)));
+        if let Some(old) = old {
+            let ids: Vec<Arc<str>> = old.network_ids.clone();
+            drop(old);
+            for id in ids {
+                reg.maybe_drop_network(&id);
+            }
+        }
+    }
+
+    /// Stop answering for a sandbox (its queries are refused until it is set again).
+    pub fn remove_sandbox(&self, sandbox_id: &str) {
+        let mut reg = self.registry();
+        let old = reg.sandboxes.get(sandbox_id).and_then(|s| s.swap(None));
+        reg.maybe_drop_sandbox(sandbox_id);
+        if let Some(old) = old {
+            let ids: Vec<Arc<str>> = old.network_ids.clone();
+            drop(old);
+            for id in ids {
+                reg.maybe_drop_network(&id);
+            }
+        }
+        drop(reg);
         self.sandbox_inflight
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .retain(|id, _| snap.sandboxes.contains_key(id));
-        self.snapshot.store(Arc::new(snap));
+            .remove(sandbox_id);
     }
 
-    /// The current snapshot.
-    pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.snapshot.load_full()
+    /// Withdraw every owner and sandbox for which `keep` is false (a full resync).
+    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
+        let (owners, sandboxes): (Vec<String>, Vec<String>) = {
+            let reg = self.registry();
+            (
+                reg.owners.keys().filter(|o| !keep(o)).cloned().collect(),
+                reg.sandboxes.keys().filter(|s| !keep(s)).cloned().collect(),
+            )
+        };
+        for o in owners {
+            self.set_records(&o, Vec::new());
+        }
+        for s in sandboxes {
+            self.remove_sandbox(&s);
+        }
+    }
+
+    /// Replace everything with flat per-sandbox record lists: each sandbox gets a private
+    /// network holding its records. Meant for tests and simple embedders (it costs the
+    /// size of the snapshot); the daemon publishes per network.
+    pub fn publish(&self, snap: Snapshot) {
+        let previous = std::mem::take(&mut self.registry().flat);
+        for id in previous
+            .iter()
+            .filter(|id| !snap.sandboxes.contains_key(*id))
+        {
+            self.remove_sandbox(id);
+            self.clear_flat(id, 0);
+        }
+        let mut flat = Vec::with_capacity(snap.sandboxes.len());
+        for (id, sb) in snap.sandboxes {
+            let net = format!("\0flat/{id}");
+            // One owner per record: records with the same name merge, as in one network.
+            let n = sb.records.len();
+            for (i, rec) in sb.records.into_iter().enumerate() {
+                self.set_records(&flat_owner(&id, i), vec![(net.clone(), rec)]);
+            }
+            self.clear_flat(&id, n);
+            self.set_sandbox(&id, &[net], sb.upstreams, sb.forward);
+            flat.push(id);
+        }
+        self.registry().flat = flat;
+    }
+
+    /// Withdraw the flat-mode owners of sandbox `id` from index `from` on.
+    fn clear_flat(&self, id: &str, from: usize) {
+        let mut i = from;
+        while self.registry().owners.contains_key(&flat_owner(id, i)) {
+            self.set_records(&flat_owner(id, i), Vec::new());
+            i += 1;
+        }
+    }
+
+    /// The current view of a sandbox, if one is set.
+    pub fn sandbox_view(&self, sandbox_id: &str) -> Option<Arc<SandboxView>> {
+        self.registry()
+            .sandboxes
+            .get(sandbox_id)
+            .and_then(|s| s.load_full())
+    }
+
+    /// The current view of a network, if anything is published on it or refers to it.
+    pub fn network_view(&self, network_id: &str) -> Option<Arc<NetworkView>> {
+        self.registry()
+            .networks
+            .get(network_id)
+            .map(|s| s.load_full())
+    }
+
+    /// Name and reverse entries (re)built by updates since the resolver started.
+    pub fn entries_built(&self) -> u64 {
+        self.entries_built.load(Ordering::Relaxed)
     }
 
     /// Serve DNS for a sandbox at 127.0.0.11:53 UDP and TCP inside the network namespace
@@ -124,16 +323,13 @@ impl Resolver {
         let rt = tokio::runtime::Handle::try_current().map_err(|_| ResolverError::NoRuntime {
             sandbox_id: sandbox_id.to_owned(),
         })?;
-        let mut attachments = self
-            .attachments
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(existing) = attachments.get(sandbox_id) {
+        let mut reg = self.registry();
+        if let Some(existing) = reg.attachments.get(sandbox_id) {
             if existing.netns == netns && existing.tasks.iter().all(|t| !t.is_finished()) {
                 return Ok(());
             }
             existing.stop();
-            attachments.remove(sandbox_id);
+            reg.attachments.remove(sandbox_id);
         }
 
         let (udp, tcp) = bind_in_netns(netns, LISTEN_ADDR)?;
@@ -145,20 +341,21 @@ impl Resolver {
         };
         let udp = UdpSocket::from_std(udp).map_err(|e| register("udp", e))?;
         let tcp = TcpListener::from_std(tcp).map_err(|e| register("tcp", e))?;
+        let slot = reg.sandbox(sandbox_id);
 
         let span = tracing::info_span!("dns", sandbox_id);
         let udp_task = rt.spawn(
             Arc::clone(self)
-                .serve_udp(sandbox_id.to_owned(), udp)
+                .serve_udp(sandbox_id.to_owned(), Arc::clone(&slot), udp)
                 .instrument(span.clone()),
         );
         let tcp_task = rt.spawn(
             Arc::clone(self)
-                .serve_tcp(sandbox_id.to_owned(), tcp)
+                .serve_tcp(sandbox_id.to_owned(), slot, tcp)
                 .instrument(span),
         );
         tracing::info!(sandbox_id, netns = %netns.display(), "embedded DNS attached");
-        attachments.insert(
+        reg.attachments.insert(
             sandbox_id.to_owned(),
             Attachment {
                 netns: netns.to_path_buf(),
@@ -170,11 +367,10 @@ impl Resolver {
 
     /// Stop serving a sandbox: its tasks end and its sockets close. No-op if not attached.
     pub fn detach(&self, sandbox_id: &str) {
-        let removed = self
-            .attachments
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(sandbox_id);
+        let mut reg = self.registry();
+        let removed = reg.attachments.remove(sandbox_id);
+        reg.maybe_drop_sandbox(sandbox_id);
+        drop(reg);
         if let Some(att) = removed {
             att.stop();
             tracing::info!(sandbox_id, "embedded DNS detached");
@@ -183,9 +379,8 @@ impl Resolver {
 
     /// Whether listeners are running for `sandbox_id`.
     pub fn is_attached(&self, sandbox_id: &str) -> bool {
-        self.attachments
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.registry()
+            .attachments
             .get(sandbox_id)
             .is_some_and(|a| a.tasks.iter().all(|t| !t.is_finished()))
     }
@@ -196,7 +391,41 @@ impl Resolver {
     /// `tcp` selects the size limit: 65535 bytes, else 512 or the client's EDNS size, beyond
     /// which the answer is trimmed and TC=1 is set.
     pub async fn handle(&self, sandbox_id: &str, query: &[u8], tcp: bool) -> Option<Vec<u8>> {
-        match self.prepare(sandbox_id, query, tcp) {
+        let view = self.sandbox_view(sandbox_id);
+        self.handle_view(view.as_deref(), sandbox_id, query, tcp)
+            .await
+    }
+
+    /// Like [`Resolver::handle`], through the general (hickory) path only: the reference
+    /// the fast path is checked against.
+    #[doc(hidden)]
+    pub async fn handle_general(
+        &self,
+        sandbox_id: &str,
+        query: &[u8],
+        tcp: bool,
+    ) -> Option<Vec<u8>> {
+        let view = self.sandbox_view(sandbox_id);
+        match self.prepare(view.as_deref(), sandbox_id, query, tcp) {
+            Step::Done(out) => out,
+            Step::Forward(job) => self.finish(job).await,
+        }
+    }
+
+    async fn handle_view(
+        &self,
+        view: Option<&SandboxView>,
+        sandbox_id: &str,
+        query: &[u8],
+        tcp: bool,
+    ) -> Option<Vec<u8>> {
+        if let (Some(view), Some(q)) = (view, FastQuery::parse(query)) {
+            let mut out = [0u8; udp::BUF];
+            if let Some(n) = wire::answer(view, &q, tcp, &mut out) {
+                return Some(out[..n].to_vec());
+            }
+        }
+        match self.prepare(view, sandbox_id, query, tcp) {
             Step::Done(out) => out,
             Step::Forward(job) => self.finish(job).await,
         }
@@ -208,8 +437,9 @@ impl Resolver {
         }
     }
 
-    /// Everything that needs no I/O: parsing, local answers, cache hits, admission.
-    fn prepare(&self, sandbox_id: &str, raw: &[u8], tcp: bool) -> Step {
+    /// Everything that needs no I/O, through hickory: parsing, local answers, cache hits,
+    /// admission.
+    fn prepare(&self, view: Option<&SandboxView>, sandbox_id: &str, raw: &[u8], tcp: bool) -> Step {
         let req = match Message::from_vec(raw) {
             Ok(req) => req,
             Err(err) => {
@@ -230,8 +460,7 @@ impl Resolver {
             return reply(ResponseCode::FormErr);
         }
 
-        let snap = self.snapshot.load();
-        let Some(view) = snap.sandboxes.get(sandbox_id) else {
+        let Some(view) = view else {
             return reply(ResponseCode::Refused);
         };
         if let Some(msg) = local_answer(view, &req, self.cfg.ttl) {
@@ -300,37 +529,120 @@ impl Resolver {
         fit(bytes, job.limit).or_else(servfail)
     }
 
-    async fn serve_udp(self: Arc<Self>, sandbox_id: String, sock: UdpSocket) {
+    /// One batch: receive up to [`udp::BATCH`] queries, answer them (local names straight
+    /// into the send buffers), send the answers in one call. Forwards and answers that do
+    /// not fit a buffer are handed back to the caller.
+    fn udp_round(
+        &self,
+        sandbox_id: &str,
+        slot: &SandboxSlot,
+        fd: std::os::fd::RawFd,
+        b: &mut Batch,
+        jobs: &mut Vec<(Box<ForwardJob>, SocketAddr)>,
+        spill: &mut Vec<(Vec<u8>, SocketAddr)>,
+        errors: &LogLimiter,
+    ) -> std::io::Result<usize> {
+        let n = b.recv(fd)?;
+        let guard = slot.load();
+        let view = guard.as_deref();
+        for i in 0..n {
+            if let Some(view) = view
+                && let Some((raw, out)) = b.datagram_and_answer(i)
+                && let Some(q) = FastQuery::parse(raw)
+                && let Some(len) = wire::answer(view, &q, false, out)
+            {
+                b.commit_answer(i, len);
+                continue;
+            }
+            let Some(raw) = b.datagram(i) else {
+                self.log_malformed(sandbox_id, udp::BUF, &"datagram larger than any query");
+                continue;
+            };
+            match self.prepare(view, sandbox_id, raw, false) {
+                Step::Done(None) => {}
+                Step::Done(Some(resp)) => {
+                    if !b.queue_answer(i, &resp)
+                        && let Some(peer) = b.peer(i)
+                    {
+                        spill.push((resp, peer));
+                    }
+                }
+                Step::Forward(job) => {
+                    if let Some(peer) = b.peer(i) {
+                        jobs.push((job, peer));
+                    }
+                }
+            }
+        }
+        b.send(
+            fd,
+            |err| {
+                if let Some(suppressed) = errors.check() {
+                    tracing::debug!(error = %err, suppressed, "DNS UDP send failed");
+                }
+            },
+            |resp, peer| spill.push((resp, peer)),
+        );
+        Ok(n)
+    }
+
+    async fn serve_udp(
+        self: Arc<Self>,
+        sandbox_id: String,
+        slot: Arc<SandboxSlot>,
+        sock: UdpSocket,
+    ) {
         let sock = Arc::new(sock);
+        let fd = sock.as_raw_fd();
         let mut inflight = JoinSet::new();
-        let mut buf = vec![0u8; 65535];
         let errors = LogLimiter::new(1000);
+        let mut jobs = Vec::new();
+        let mut spill = Vec::new();
         loop {
             tokio::select! {
-                received = sock.recv_from(&mut buf) => {
-                    let (n, peer) = match received {
-                        Ok(r) => r,
-                        Err(err) => {
-                            if let Some(suppressed) = errors.check() {
-                                tracing::warn!(error = %err, suppressed, "DNS UDP receive failed");
-                            }
-                            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                            continue;
+                ready = sock.readable() => {
+                    if let Err(err) = ready {
+                        if let Some(suppressed) = errors.check() {
+                            tracing::warn!(error = %err, suppressed, "DNS UDP receive failed");
                         }
-                    };
-                    match self.prepare(&sandbox_id, &buf[..n], false) {
-                        Step::Done(Some(resp)) => send_udp(&sock, &resp, peer, &errors).await,
-                        Step::Done(None) => {}
-                        Step::Forward(job) => {
-                            let me = Arc::clone(&self);
-                            let sock = Arc::clone(&sock);
-                            inflight.spawn(async move {
-                                if let Some(resp) = me.finish(job).await {
-                                    let errors = LogLimiter::new(1000);
-                                    send_udp(&sock, &resp, peer, &errors).await;
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        continue;
+                    }
+                    // Drain the socket in batches, a bounded number per wake-up so other
+                    // sandboxes' tasks get their turn.
+                    let mut rounds = 0;
+                    while rounds < MAX_ROUNDS {
+                        let done = sock.try_io(Interest::READABLE, || {
+                            udp::with_batch(|b| {
+                                self.udp_round(&sandbox_id, &slot, fd, b, &mut jobs, &mut spill, &errors)
+                            })
+                        });
+                        match done {
+                            Ok(_) => rounds += 1,
+                            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
+                            Err(err) => {
+                                if let Some(suppressed) = errors.check() {
+                                    tracing::warn!(error = %err, suppressed, "DNS UDP receive failed");
                                 }
-                            }.in_current_span());
+                                break;
+                            }
                         }
+                    }
+                    for (resp, peer) in spill.drain(..) {
+                        send_udp(&sock, &resp, peer, &errors).await;
+                    }
+                    for (job, peer) in jobs.drain(..) {
+                        let me = Arc::clone(&self);
+                        let sock = Arc::clone(&sock);
+                        inflight.spawn(async move {
+                            if let Some(resp) = me.finish(job).await {
+                                let errors = LogLimiter::new(1000);
+                                send_udp(&sock, &resp, peer, &errors).await;
+                            }
+                        }.in_current_span());
+                    }
+                    if rounds == MAX_ROUNDS {
+                        tokio::task::yield_now().await;
                     }
                 }
                 Some(_) = inflight.join_next(), if !inflight.is_empty() => {}
@@ -338,7 +650,12 @@ impl Resolver {
         }
     }
 
-    async fn serve_tcp(self: Arc<Self>, sandbox_id: String, listener: TcpListener) {
+    async fn serve_tcp(
+        self: Arc<Self>,
+        sandbox_id: String,
+        slot: Arc<SandboxSlot>,
+        listener: TcpListener,
+    ) {
         let conns_limit = Arc::new(Semaphore::new(self.cfg.max_tcp_connections));
         let mut conns = JoinSet::new();
         let errors = LogLimiter::new(1000);
@@ -361,8 +678,9 @@ impl Resolver {
                     };
                     let me = Arc::clone(&self);
                     let id = sandbox_id.clone();
+                    let slot = Arc::clone(&slot);
                     conns.spawn(async move {
-                        me.serve_tcp_conn(&id, stream).await;
+                        me.serve_tcp_conn(&id, &slot, stream).await;
                         drop(permit);
                     }.in_current_span());
                 }
@@ -372,7 +690,7 @@ impl Resolver {
     }
 
     /// Length-prefixed queries, answered in order, until EOF, an error or `tcp_idle` of silence.
-    async fn serve_tcp_conn(&self, sandbox_id: &str, mut stream: TcpStream) {
+    async fn serve_tcp_conn(&self, sandbox_id: &str, slot: &SandboxSlot, mut stream: TcpStream) {
         let idle = self.cfg.tcp_idle;
         loop {
             let mut len = [0u8; 2];
@@ -386,7 +704,11 @@ impl Resolver {
                 Ok(Ok(_)) => {}
                 _ => return,
             }
-            let Some(resp) = self.handle(sandbox_id, &msg, true).await else {
+            let view = slot.load_full();
+            let Some(resp) = self
+                .handle_view(view.as_deref(), sandbox_id, &msg, true)
+                .await
+            else {
                 continue;
             };
             let Ok(rlen) = u16::try_from(resp.len()) else {
@@ -401,6 +723,25 @@ impl Resolver {
             }
         }
     }
+}
+
+/// Batches handled per wake-up of one sandbox's UDP task before it yields.
+const MAX_ROUNDS: usize = 16;
+
+/// Apply `f` to a copy of the network's current view (O(1): persistent maps) and swap it
+/// in if anything changed; returns the number of entries `f` rebuilt.
+fn update(slot: &NetworkSlot, f: impl FnOnce(&mut NetworkView) -> usize) -> usize {
+    let mut next = NetworkView::clone(&slot.load());
+    let built = f(&mut next);
+    if built > 0 {
+        slot.store(Arc::new(next));
+    }
+    built
+}
+
+/// The owner name of the `i`-th record of a flat-mode sandbox.
+fn flat_owner(sandbox_id: &str, i: usize) -> String {
+    format!("\0flat/{sandbox_id}/{i}")
 }
 
 async fn send_udp(sock: &UdpSocket, resp: &[u8], peer: SocketAddr, errors: &LogLimiter) {

@@ -7,11 +7,10 @@ mod common;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{Mode, fake_upstream};
-use netloom_resolver::{Record, Resolver, ResolverConfig, SandboxView, Snapshot};
+use netloom_resolver::{FlatSandbox, Record, Resolver, ResolverConfig, Snapshot};
 
 /// `Some(reason)` when the test cannot run here.
 fn missing_privileges() -> Option<String> {
@@ -112,7 +111,7 @@ async fn serves_inside_netns() {
     let mut sandboxes = HashMap::new();
     sandboxes.insert(
         "sb".to_owned(),
-        Arc::new(SandboxView::new(
+        FlatSandbox::new(
             vec![Record {
                 names: vec!["c1".into(), "c1.localnet".into()],
                 addrs: vec!["172.18.0.2".parse().unwrap()],
@@ -120,7 +119,7 @@ async fn serves_inside_netns() {
             }],
             vec![up.addr],
             true,
-        )),
+        ),
     );
     r.publish(Snapshot { sandboxes });
 
