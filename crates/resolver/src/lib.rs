@@ -38,6 +38,8 @@ mod forward;
 mod netns;
 mod ratelimit;
 mod server;
+#[cfg(test)]
+mod tests;
 mod udp;
 mod view;
 mod wire;

@@ -127,7 +127,7 @@ impl Attachment {
 }
 
 /// The outcome of the synchronous part of a query.
-enum Step {
+pub(crate) enum Step {
     /// Answered (or dropped) without I/O.
     Done(Option<Vec<u8>>),
     /// Needs an upstream round trip.
@@ -135,7 +135,7 @@ enum Step {
 }
 
 /// An admitted forward: holds its in-flight permits until it completes.
-struct ForwardJob {
+pub(crate) struct ForwardJob {
     sandbox_id: String,
     raw: Vec<u8>,
     req: Message,
@@ -439,7 +439,13 @@ impl Resolver {
 
     /// Everything that needs no I/O, through hickory: parsing, local answers, cache hits,
     /// admission.
-    fn prepare(&self, view: Option<&SandboxView>, sandbox_id: &str, raw: &[u8], tcp: bool) -> Step {
+    pub(crate) fn prepare(
+        &self,
+        view: Option<&SandboxView>,
+        sandbox_id: &str,
+        raw: &[u8],
+        tcp: bool,
+    ) -> Step {
         let req = match Message::from_vec(raw) {
             Ok(req) => req,
             Err(err) => {

@@ -122,14 +122,14 @@ impl NetworkView {
         self.ptrs.get(addr).and_then(|p| p.target())
     }
 
-    /// Publish `rec` for `owner`, replacing what it had; returns how many name and
-    /// reverse entries were rebuilt (0 when nothing changed).
+    /// Publish `rec` for `owner`, replacing what it had; returns how many entries (the
+    /// record, names, reverse entries) were built or dropped (0 when nothing changed).
     pub(crate) fn upsert(&mut self, owner: &str, rec: &Record, ttl: u32) -> usize {
         let norm = normalize_record(rec, ttl);
         if self.records.get(owner).is_some_and(|old| **old == norm) {
             return 0;
         }
-        let mut built = self.remove(owner, ttl);
+        let mut built = self.remove(owner, ttl) + 1;
         let owner: Arc<str> = owner.into();
         let norm = Arc::new(norm);
         self.records.insert(Arc::clone(&owner), Arc::clone(&norm));
@@ -160,12 +160,14 @@ impl NetworkView {
         built
     }
 
-    /// Withdraw everything `owner` published; returns how many entries were rebuilt.
+    /// Withdraw everything `owner` published; returns how many entries were rebuilt or
+    /// dropped, counting the record itself (0 when the owner had nothing here).
     pub(crate) fn remove(&mut self, owner: &str, ttl: u32) -> usize {
         let Some(old) = self.records.remove(owner) else {
             return 0;
         };
-        let mut built = 0;
+        // The record itself, then each entry rebuilt or dropped.
+        let mut built = 1;
         for key in &old.names {
             let Some(entry) = self.names.get(key.as_ref()) else {
                 continue;
@@ -176,13 +178,13 @@ impl NetworkView {
                 .filter(|o| o.as_ref() != owner)
                 .cloned()
                 .collect();
+            built += 1;
             if owners.is_empty() {
                 self.names.remove(key.as_ref());
             } else {
                 let rr = Some(Arc::clone(&entry.rr));
                 let entry = self.build_entry(owners, rr, ttl);
                 self.names.insert(key.clone(), Arc::new(entry));
-                built += 1;
             }
         }
         for addr in &old.addrs {
@@ -195,11 +197,11 @@ impl NetworkView {
                 .filter(|(o, _)| o.as_ref() != owner)
                 .cloned()
                 .collect();
+            built += 1;
             if owners.is_empty() {
                 self.ptrs.remove(addr);
             } else {
                 self.ptrs.insert(*addr, Arc::new(PtrEntry { owners }));
-                built += 1;
             }
         }
         built
@@ -537,7 +539,7 @@ mod tests {
     fn same_record_again_rebuilds_nothing() {
         let mut v = NetworkView::default();
         let r = rec(&["c1", "c1.net"], &["10.0.0.2"], "c1.net");
-        assert_eq!(v.upsert("c1", &r, 600), 3);
+        assert_eq!(v.upsert("c1", &r, 600), 4);
         assert_eq!(v.upsert("c1", &r, 600), 0);
         let moved = rec(&["c1", "c1.net"], &["10.0.0.9"], "c1.net");
         assert!(v.upsert("c1", &moved, 600) > 0);
