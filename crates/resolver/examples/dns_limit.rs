@@ -17,9 +17,7 @@ use std::os::fd::AsRawFd;
 const BATCH: usize = 32;
 const BUF: usize = 2048;
 /// The canned answer record: pointer to the question, A, IN, TTL 600, 10.0.0.1.
-const ANSWER: [u8; 16] = [
-    0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0x02, 0x58, 0, 4, 10, 0, 0, 1,
-];
+const ANSWER: [u8; 16] = [0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0x02, 0x58, 0, 4, 10, 0, 0, 1];
 
 fn question_end(q: &[u8]) -> Option<usize> {
     let mut pos = 12;
