@@ -224,6 +224,11 @@ bench_cli_engine() { # engine cli...
   measure $e 127.0.0.11 nsenter --net="$key"
 }
 
+rm -rf "$D"; mkdir -p "$D/dk" "$D/nl" "$D/av/cfg" "$D/bin"; : > "$D/err.log"; : > "$D/dnsperf.log"
+echo "{\"deprecated-key-path\": \"$D/dk/key.json\"}" > "$D/dk/daemon.json"   # else /etc/docker/key.json
+echo '{"dns": ["127.0.0.1"]}' > "$D/nl/daemon.json"   # same as dockerd --dns 127.0.0.1 below
+for i in $(seq 0 $((NSRV - 1))); do for j in $(seq 0 $((PER - 1))); do echo "n$i-$j A"; done; done > $D/q.txt
+
 # ---------------- image: busybox-static rootfs ----------------
 RF=$D/rootfs; mkdir -p $RF/bin $RF/etc $RF/tmp $RF/proc $RF/sys $RF/dev
 cp /bin/busybox $RF/bin/busybox
