@@ -40,6 +40,7 @@ mod ratelimit;
 mod server;
 #[cfg(test)]
 mod tests;
+mod threads;
 mod udp;
 mod view;
 mod wire;

@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
@@ -20,6 +20,7 @@ use crate::cache::{Cache, CacheKey};
 use crate::forward::{Forwarder, patch_response};
 use crate::netns::bind_in_netns;
 use crate::ratelimit::LogLimiter;
+use crate::threads::DnsThreads;
 use crate::udp::{self, Batch};
 use crate::view::{NetworkSlot, NetworkView, SandboxSlot, SandboxView};
 use crate::wire::{self, FastQuery};
@@ -44,6 +45,7 @@ pub struct Resolver {
     malformed_log: LogLimiter,
     /// Name and reverse entries (re)built by updates since start (for tests and metrics).
     entries_built: AtomicU64,
+    threads: OnceLock<Option<DnsThreads>>,
 }
 
 /// What the control path changes: networks, owners, sandboxes and their listeners.
@@ -156,8 +158,23 @@ impl Resolver {
             registry: Mutex::new(Registry::default()),
             malformed_log: LogLimiter::new(1000),
             entries_built: AtomicU64::new(0),
+            threads: OnceLock::new(),
             cfg,
         })
+    }
+
+    /// The DNS threads, started at the first attach; `None` if they cannot be started
+    /// (the listeners then run on the caller's runtime).
+    fn threads(&self) -> Option<&DnsThreads> {
+        self.threads
+            .get_or_init(|| {
+                DnsThreads::start()
+                    .inspect_err(|e| {
+                        tracing::warn!(error = %e, "cannot start the DNS threads, serving from the daemon's runtime");
+                    })
+                    .ok()
+            })
+            .as_ref()
     }
 
     fn registry(&self) -> MutexGuard<'_, Registry> {
@@ -315,14 +332,21 @@ impl Resolver {
 
     /// Serve DNS for a sandbox at 127.0.0.11:53 UDP and TCP inside the network namespace
     /// bound at `netns` (lo is up there). Idempotent per sandbox id (attaching again with
-    /// another path moves the listeners). Tasks are tokio tasks on the caller's runtime.
+    /// another path moves the listeners). The listeners run on the resolver's own DNS
+    /// threads (single-threaded runtimes, one per CPU up to 4; the caller's runtime if
+    /// they cannot be started).
     ///
     /// Blocks the calling thread for the short time a helper thread needs to enter the
     /// namespace and bind; it never changes the namespace of the calling thread.
     pub fn attach(self: &Arc<Self>, sandbox_id: &str, netns: &Path) -> Result<(), ResolverError> {
-        let rt = tokio::runtime::Handle::try_current().map_err(|_| ResolverError::NoRuntime {
-            sandbox_id: sandbox_id.to_owned(),
-        })?;
+        let rt = match self.threads() {
+            Some(threads) => threads.pick().clone(),
+            None => {
+                tokio::runtime::Handle::try_current().map_err(|_| ResolverError::NoRuntime {
+                    sandbox_id: sandbox_id.to_owned(),
+                })?
+            }
+        };
         let mut reg = self.registry();
         if let Some(existing) = reg.attachments.get(sandbox_id) {
             if existing.netns == netns && existing.tasks.iter().all(|t| !t.is_finished()) {

@@ -93,11 +93,7 @@ impl Controller {
     /// (withdrawn when it does not run, unless `starting`) and its sandbox's view. Costs
     /// the container's endpoints, never the other containers.
     pub(crate) fn publish_dns_for(&self, st: &State, id: &str, starting: bool) {
-        let Some(c) = st
-            .containers
-            .get(id)
-            .filter(|c| starting || c.is_running())
-        else {
+        let Some(c) = st.containers.get(id).filter(|c| starting || c.is_running()) else {
             self.resolver.set_records(id, Vec::new());
             self.resolver.remove_sandbox(id);
             return;
