@@ -568,10 +568,13 @@ impl Resolver {
         slot: &SandboxSlot,
         fd: std::os::fd::RawFd,
         b: &mut Batch,
-        jobs: &mut Vec<(Box<ForwardJob>, SocketAddr)>,
-        spill: &mut Vec<(Vec<u8>, SocketAddr)>,
-        errors: &LogLimiter,
+        later: &mut Later,
     ) -> std::io::Result<usize> {
+        let Later {
+            jobs,
+            spill,
+            errors,
+        } = later;
         let n = b.recv(fd)?;
         let guard = slot.load();
         let view = guard.as_deref();
@@ -626,8 +629,11 @@ impl Resolver {
         let fd = sock.as_raw_fd();
         let mut inflight = JoinSet::new();
         let errors = LogLimiter::new(1000);
-        let mut jobs = Vec::new();
-        let mut spill = Vec::new();
+        let mut later = Later {
+            jobs: Vec::new(),
+            spill: Vec::new(),
+            errors: LogLimiter::new(1000),
+        };
         loop {
             tokio::select! {
                 ready = sock.readable() => {
@@ -644,7 +650,7 @@ impl Resolver {
                     while rounds < MAX_ROUNDS {
                         let done = sock.try_io(Interest::READABLE, || {
                             udp::with_batch(|b| {
-                                self.udp_round(&sandbox_id, &slot, fd, b, &mut jobs, &mut spill, &errors)
+                                self.udp_round(&sandbox_id, &slot, fd, b, &mut later)
                             })
                         });
                         match done {
@@ -658,10 +664,10 @@ impl Resolver {
                             }
                         }
                     }
-                    for (resp, peer) in spill.drain(..) {
-                        send_udp(&sock, &resp, peer, &errors).await;
+                    for (resp, peer) in later.spill.drain(..) {
+                        send_udp(&sock, &resp, peer, &later.errors).await;
                     }
-                    for (job, peer) in jobs.drain(..) {
+                    for (job, peer) in later.jobs.drain(..) {
                         let me = Arc::clone(&self);
                         let sock = Arc::clone(&sock);
                         inflight.spawn(async move {
@@ -753,6 +759,14 @@ impl Resolver {
             }
         }
     }
+}
+
+/// What a UDP round leaves to its task: forwards to spawn, answers the socket could not
+/// take at once, and the send-error log limiter.
+struct Later {
+    jobs: Vec<(Box<ForwardJob>, SocketAddr)>,
+    spill: Vec<(Vec<u8>, SocketAddr)>,
+    errors: LogLimiter,
 }
 
 /// Batches handled per wake-up of one sandbox's UDP task before it yields.

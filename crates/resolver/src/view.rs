@@ -423,7 +423,7 @@ pub(crate) fn query_key(name: &Name) -> Option<String> {
 
 /// The address of a full reverse name (`d.c.b.a.in-addr.arpa`, 32 nibbles + `ip6.arpa`),
 /// given as its labels.
-pub(crate) fn reverse_addr_labels<'a>(labels: &[&'a [u8]]) -> Option<IpAddr> {
+pub(crate) fn reverse_addr_labels(labels: &[&[u8]]) -> Option<IpAddr> {
     let (suffix, body) = match labels.len() {
         6 => (&labels[4..], &labels[..4]),
         34 => (&labels[32..], &labels[..32]),
