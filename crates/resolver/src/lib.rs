@@ -36,6 +36,7 @@ mod cache;
 mod error;
 mod forward;
 mod netns;
+mod publish;
 mod ratelimit;
 mod server;
 #[cfg(test)]
