@@ -7,9 +7,10 @@
 //! only — its records and its sandbox — so its cost follows the container's networks, not
 //! the number of containers on the host. A full resync runs only at daemon start.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
-use netloom_model::{Container, short_id};
+use netloom_model::{Container, Endpoint, short_id};
 use netloom_resolver::Record;
 
 use super::{Controller, State};
@@ -82,8 +83,13 @@ impl Controller {
             self.publish_dns_for(st, id, true);
             return;
         }
-        for id in st.containers.keys() {
-            self.publish_dns_for(st, id, false);
+        let mut eps: HashMap<&str, Vec<&Endpoint>> = HashMap::new();
+        for ep in st.endpoints.values() {
+            eps.entry(ep.container_id.as_str()).or_default().push(ep);
+        }
+        for c in st.containers.values() {
+            let mine = eps.get(c.id.as_str()).map_or(&[][..], Vec::as_slice);
+            self.publish_container(st, c, c.is_running(), mine);
         }
         self.resolver
             .retain(|id| st.containers.get(id).is_some_and(Container::is_running));
@@ -93,16 +99,30 @@ impl Controller {
     /// (withdrawn when it does not run, unless `starting`) and its sandbox's view. Costs
     /// the container's endpoints, never the other containers.
     pub(crate) fn publish_dns_for(&self, st: &State, id: &str, starting: bool) {
-        let Some(c) = st.containers.get(id).filter(|c| starting || c.is_running()) else {
-            self.resolver.set_records(id, Vec::new());
-            self.resolver.remove_sandbox(id);
+        match st.containers.get(id) {
+            Some(c) => {
+                let live = starting || c.is_running();
+                self.publish_container(st, c, live, &st.container_endpoints(id));
+            }
+            None => {
+                self.resolver.set_records(id, Vec::new());
+                self.resolver.remove_sandbox(id);
+            }
+        }
+    }
+
+    /// Publishes container `c` with its endpoints `eps` (withdraws it unless `live`).
+    fn publish_container(&self, st: &State, c: &Container, live: bool, eps: &[&Endpoint]) {
+        if !live {
+            self.resolver.set_records(&c.id, Vec::new());
+            self.resolver.remove_sandbox(&c.id);
             return;
-        };
+        }
         let mut records = Vec::new();
         let mut networks = Vec::new();
         let mut forward = false;
         let dns_nets = || c.networks.keys().filter(|n| has_dns(st, n));
-        for ep in st.container_endpoints(&c.id) {
+        for ep in eps {
             let Some(net) = st.networks.get(&ep.network_id) else {
                 continue;
             };
