@@ -45,7 +45,10 @@ pub(crate) fn response_to(req: &Message, rcode: ResponseCode) -> Message {
 /// The authoritative local answer to the (single) question of `req`, or `None` when the
 /// name is not local to the sandbox (the caller then forwards or returns NXDOMAIN).
 ///
-/// A local name asked for a type it has no data for gets NOERROR with no answers
+/// The sandbox's networks are looked up in order: a reverse name takes the first network
+/// that knows the address; a name found on several networks resolves to all its
+/// addresses there (deduplicated, in network order), rotating with the first one's
+/// counter. A local name asked for a type it has no data for gets NOERROR with no answers
 /// (NODATA), never a forward: the name exists here and only here.
 pub(crate) fn local_answer(view: &SandboxView, req: &Message, ttl: u32) -> Option<Message> {
     let query = req.queries.first()?;
@@ -55,31 +58,49 @@ pub(crate) fn local_answer(view: &SandboxView, req: &Message, ttl: u32) -> Optio
     let qname = query.name();
     let qtype = query.query_type();
     let mut answers = Vec::new();
+    let nets: Vec<_> = view.networks.iter().map(|s| s.load_full()).collect();
 
     if let Some(addr) = reverse_addr(qname) {
         // Unknown reverse names fall through (and are usually forwarded).
-        let ptr = view.ptr(&addr)?;
+        let ptr = nets.iter().find_map(|n| n.ptr(&addr))?;
         if matches!(qtype, RecordType::PTR | RecordType::ANY) {
             answers.push(Record::from_rdata(
                 qname.clone(),
                 ttl,
-                RData::PTR(PTR(ptr.clone())),
+                RData::PTR(PTR(ptr.name.clone())),
             ));
         }
     } else {
         let key = query_key(qname)?;
-        let entry = view.lookup(&key)?;
+        let entries: Vec<_> = nets.iter().filter_map(|n| n.lookup(&key)).collect();
+        let first = entries.first()?;
         let want_a = matches!(qtype, RecordType::A | RecordType::ANY);
         let want_aaaa = matches!(qtype, RecordType::AAAA | RecordType::ANY);
         if want_a || want_aaaa {
-            let rot = entry.next_rotation();
+            let rot = first.next_rotation();
+            let mut v4 = Vec::new();
+            let mut v6 = Vec::new();
+            for e in &entries {
+                v4.extend(
+                    e.v4.iter()
+                        .filter(|a| !v4.contains(*a))
+                        .copied()
+                        .collect::<Vec<_>>(),
+                );
+                v6.extend(
+                    e.v6.iter()
+                        .filter(|a| !v6.contains(*a))
+                        .copied()
+                        .collect::<Vec<_>>(),
+                );
+            }
             if want_a {
-                for a in rotated(&entry.v4, rot) {
+                for a in rotated(&v4, rot) {
                     answers.push(Record::from_rdata(qname.clone(), ttl, RData::A(A(*a))));
                 }
             }
             if want_aaaa {
-                for a in rotated(&entry.v6, rot) {
+                for a in rotated(&v6, rot) {
                     answers.push(Record::from_rdata(
                         qname.clone(),
                         ttl,

@@ -1,8 +1,18 @@
 //! netloom's embedded DNS server: the in-process equivalent of Docker's `127.0.0.11` resolver.
 //!
-//! Role: answer A/AAAA/PTR queries for container names of one sandbox from an immutable
-//! [`Snapshot`] published by the controller (an `ArcSwap`, so the query path takes no lock
-//! for local names), and relay everything else to the sandbox's upstream servers.
+//! Role: answer A/AAAA/PTR queries for container names of one sandbox, and relay
+//! everything else to the sandbox's upstream servers.
+//!
+//! * Names are published per network: one immutable [`NetworkView`] per network, shared by
+//!   reference by every sandbox on it; a sandbox's [`SandboxView`] is the ordered list of
+//!   its networks' views, looked up in order. A change ([`Resolver::set_records`]) rebuilds
+//!   only the entries it touches (persistent maps) and swaps the networks' views
+//!   atomically (`ArcSwap`): its cost follows the change, not the host, and queries take
+//!   no lock.
+//! * Answers for local names are encoded when a view changes; a query is answered by
+//!   copying its question and the pre-encoded records into a thread-local buffer, with
+//!   batched `recvmmsg`/`sendmmsg` and no allocation. Anything unusual takes the general
+//!   path through hickory (which the fast path is tested against).
 //!
 //! * One listener pair (UDP + TCP on `127.0.0.11:53`) per sandbox, created inside the
 //!   sandbox's network namespace by a dedicated `std::thread` that calls `setns` (never a
@@ -14,7 +24,8 @@
 //! * Anything a container can trigger (malformed packets, upstream failures) is logged
 //!   through a rate limiter (at most about one line per second per kind).
 //!
-//! This crate depends only on `hickory-proto` (wire format), tokio, `arc-swap` and `nix`;
+//! This crate depends only on `hickory-proto` (wire format), tokio, `arc-swap`, `imbl`,
+//! `libc` and `nix`;
 //! it must not depend on the controller, the store or the drivers: the daemon converts its
 //! model into [`Record`]s.
 
@@ -25,13 +36,19 @@ mod cache;
 mod error;
 mod forward;
 mod netns;
+mod publish;
 mod ratelimit;
 mod server;
+#[cfg(test)]
+mod tests;
+mod threads;
+mod udp;
 mod view;
+mod wire;
 
 pub use error::ResolverError;
 pub use server::Resolver;
-pub use view::{Record, SandboxView, Snapshot};
+pub use view::{FlatSandbox, NetworkView, Record, SandboxView, Snapshot};
 
 use std::time::Duration;
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::{Mode, addrs, fake_upstream, parse, query};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
-use netloom_resolver::{Record, Resolver, ResolverConfig, SandboxView, Snapshot};
+use netloom_resolver::{FlatSandbox, Record, Resolver, ResolverConfig, Snapshot};
 
 fn resolver_with(cfg: ResolverConfig, sandboxes: &[(&str, Vec<SocketAddr>)]) -> Arc<Resolver> {
     let r = Resolver::new(cfg);
@@ -23,7 +23,7 @@ fn resolver_with(cfg: ResolverConfig, sandboxes: &[(&str, Vec<SocketAddr>)]) -> 
         };
         map.insert(
             (*id).to_owned(),
-            Arc::new(SandboxView::new(vec![rec], ups.clone(), true)),
+            FlatSandbox::new(vec![rec], ups.clone(), true),
         );
     }
     r.publish(Snapshot { sandboxes: map });

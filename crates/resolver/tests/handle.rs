@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::{addrs, parse, query};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
-use netloom_resolver::{Record, Resolver, ResolverConfig, SandboxView, Snapshot};
+use netloom_resolver::{FlatSandbox, Record, Resolver, ResolverConfig, Snapshot};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -46,18 +46,11 @@ fn resolver() -> Arc<Resolver> {
     let r = Resolver::new(ResolverConfig::default());
     let mut sandboxes = HashMap::new();
     // forward enabled but no upstream: non-local names get NXDOMAIN.
-    sandboxes.insert(
-        "sb1".to_owned(),
-        Arc::new(SandboxView::new(records(), vec![], true)),
-    );
+    sandboxes.insert("sb1".to_owned(), FlatSandbox::new(records(), vec![], true));
     // internal network: an upstream is configured but must never be used.
     sandboxes.insert(
         "internal".to_owned(),
-        Arc::new(SandboxView::new(
-            records(),
-            vec!["192.0.2.1:53".parse().unwrap()],
-            false,
-        )),
+        FlatSandbox::new(records(), vec!["192.0.2.1:53".parse().unwrap()], false),
     );
     r.publish(Snapshot { sandboxes });
     r
@@ -180,7 +173,7 @@ async fn publish_replaces_view() {
     let mut sandboxes = HashMap::new();
     sandboxes.insert(
         "sb1".to_owned(),
-        Arc::new(SandboxView::new(
+        FlatSandbox::new(
             vec![Record {
                 names: vec!["c9".into()],
                 addrs: vec![ip("172.18.0.9")],
@@ -188,7 +181,7 @@ async fn publish_replaces_view() {
             }],
             vec![],
             false,
-        )),
+        ),
     );
     r.publish(Snapshot { sandboxes });
     let m = ask(&r, "sb1", "c9", RecordType::A).await;

@@ -7,11 +7,10 @@ mod common;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{Mode, fake_upstream};
-use netloom_resolver::{Record, Resolver, ResolverConfig, SandboxView, Snapshot};
+use netloom_resolver::{FlatSandbox, Record, Resolver, ResolverConfig, Snapshot};
 
 /// `Some(reason)` when the test cannot run here.
 fn missing_privileges() -> Option<String> {
@@ -112,7 +111,7 @@ async fn serves_inside_netns() {
     let mut sandboxes = HashMap::new();
     sandboxes.insert(
         "sb".to_owned(),
-        Arc::new(SandboxView::new(
+        FlatSandbox::new(
             vec![Record {
                 names: vec!["c1".into(), "c1.localnet".into()],
                 addrs: vec!["172.18.0.2".parse().unwrap()],
@@ -120,7 +119,7 @@ async fn serves_inside_netns() {
             }],
             vec![up.addr],
             true,
-        )),
+        ),
     );
     r.publish(Snapshot { sandboxes });
 
@@ -154,4 +153,124 @@ async fn serves_inside_netns() {
         !ok || out.is_empty(),
         "TCP still answering after detach: {out}"
     );
+}
+
+/// Blast `rounds` windows of `window` queries for `names` at 127.0.0.11 from inside `ns`,
+/// over `socks` sockets (so one batch holds several peers); returns (sent, answers, wrong).
+fn blast(
+    ns: std::path::PathBuf,
+    names: Vec<(String, std::net::IpAddr)>,
+    socks: usize,
+    rounds: usize,
+    window: usize,
+) -> std::thread::JoinHandle<(usize, usize, Vec<String>)> {
+    std::thread::spawn(move || {
+        let f = std::fs::File::open(&ns).unwrap();
+        nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let socks: Vec<std::net::UdpSocket> = (0..socks)
+            .map(|_| {
+                let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+                s.set_read_timeout(Some(Duration::from_millis(500)))
+                    .unwrap();
+                s
+            })
+            .collect();
+        let (mut sent, mut got, mut wrong) = (0usize, 0usize, Vec::new());
+        let mut buf = [0u8; 4096];
+        for round in 0..rounds {
+            for k in 0..window {
+                let id = u16::try_from((round * window + k) % 65536).unwrap();
+                let (name, _) = &names[usize::from(id) % names.len()];
+                // Mixed case, and EDNS on every other query.
+                let spelled: String = name
+                    .chars()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        if (i + k) % 2 == 0 {
+                            c.to_ascii_uppercase()
+                        } else {
+                            c
+                        }
+                    })
+                    .collect();
+                let edns = (k % 2 == 0).then_some(1232);
+                let q = common::query(&spelled, hickory_proto::rr::RecordType::A, id, edns);
+                socks[k % socks.len()].send_to(&q, "127.0.0.11:53").unwrap();
+                sent += 1;
+            }
+            for k in 0..window {
+                let Ok((n, _)) = socks[k % socks.len()].recv_from(&mut buf) else {
+                    break; // the rest of this window is lost too
+                };
+                got += 1;
+                let m = common::parse(&buf[..n]);
+                let (name, want) = &names[usize::from(m.metadata.id) % names.len()];
+                let asked = m.queries[0].name().to_ascii();
+                let answer = common::addrs(&m);
+                if !asked.eq_ignore_ascii_case(&format!("{name}.")) || answer != vec![*want] {
+                    wrong.push(format!(
+                        "id {} asked {asked} got {answer:?}, want {name} {want}",
+                        m.metadata.id
+                    ));
+                }
+            }
+        }
+        (sent, got, wrong)
+    })
+}
+
+/// Batched receive and send, pre-encoded answers: two sandboxes asking the same names at
+/// the same time over several sockets each get their own network's answers, every answer
+/// to the socket that asked, with its ID and spelling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_keep_sandboxes_and_peers_apart() {
+    if skip_unless_privileged() {
+        return;
+    }
+    let (ns1, ns2) = (Netns::new(), Netns::new());
+    let r = Resolver::new(ResolverConfig::default());
+    let mut names = [Vec::new(), Vec::new()];
+    for (n, net) in ["n1", "n2"].iter().enumerate() {
+        for i in 0..300usize {
+            let addr =
+                std::net::IpAddr::from([10, n as u8 + 1, (i / 250) as u8, (i % 250 + 1) as u8]);
+            let name = format!("svc{i}");
+            r.set_records(
+                &format!("{net}-{i}"),
+                vec![(
+                    net.to_string(),
+                    Record {
+                        names: vec![name.clone(), format!("{name}.{net}")],
+                        addrs: vec![addr],
+                        ptr_name: format!("{name}.{net}"),
+                    },
+                )],
+            );
+            names[n].push((name, addr));
+        }
+    }
+    r.set_sandbox("sb1", &["n1".into()], vec![], true);
+    r.set_sandbox("sb2", &["n2".into()], vec![], true);
+    r.attach("sb1", &ns1.path()).unwrap();
+    r.attach("sb2", &ns2.path()).unwrap();
+    let [names1, names2] = names;
+    let t1 = blast(ns1.path(), names1, 4, 40, 64);
+    let t2 = blast(ns2.path(), names2, 4, 40, 64);
+    for (sb, t) in [("sb1", t1), ("sb2", t2)] {
+        let (sent, got, wrong) = tokio::task::spawn_blocking(move || t.join().unwrap())
+            .await
+            .unwrap();
+        assert!(
+            wrong.is_empty(),
+            "{sb}: {} wrong answers, e.g. {:?}",
+            wrong.len(),
+            &wrong[..wrong.len().min(5)]
+        );
+        assert!(
+            got * 100 >= sent * 95,
+            "{sb}: {got} answers to {sent} queries"
+        );
+    }
+    r.detach("sb1");
+    r.detach("sb2");
 }

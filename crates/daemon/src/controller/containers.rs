@@ -500,7 +500,7 @@ impl Controller {
             Ok(s) => s,
             Err(e) => {
                 self.teardown_networking(&mut st, &ctr).await;
-                self.publish_dns(&st);
+                self.publish_dns_for(&st, &ctr.id, false);
                 return Err(e);
             }
         };
@@ -528,7 +528,7 @@ impl Controller {
         {
             warn!(container = %updated.name, error = %e, "cannot program published ports");
         }
-        self.publish_dns(&st);
+        self.publish_dns_for(&st, &updated.id, false);
         info!(container = %updated.name, pid = spawned.init_pid, "container started");
         self.emit_network_events(&st, &updated, "connect");
         self.emit(
@@ -604,7 +604,7 @@ impl Controller {
             warn!(container = %ctr.name, error = %e, "cannot remove published ports");
         }
         self.teardown_networking(&mut st, &ctr).await;
-        self.publish_dns(&st);
+        self.publish_dns_for(&st, id, false);
         self.emit(
             "container",
             "die",

@@ -1,13 +1,17 @@
 //! Service discovery: which names each sandbox may resolve through the embedded DNS
-//! server at 127.0.0.11 (netloom-resolver), computed from the controller's state and
-//! published to the resolver as one immutable snapshot after every change.
+//! server at 127.0.0.11 (netloom-resolver).
+//!
+//! Names are published per network: a running container has one [`Record`] on each of
+//! its DNS networks, and its sandbox sees the ordered list of those networks' views. A
+//! change to one container (start, stop, connect, disconnect) republishes that container
+//! only — its records and its sandbox — so its cost follows the container's networks, not
+//! the number of containers on the host. A full resync runs only at daemon start.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 
-use netloom_model::{Container, short_id};
-use netloom_resolver::{Record, SandboxView, Snapshot};
+use netloom_model::{Container, Endpoint, short_id};
+use netloom_resolver::Record;
 
 use super::{Controller, State};
 
@@ -48,7 +52,7 @@ impl Controller {
 
     /// Serves DNS in a started container's sandbox (after publishing its view).
     pub(crate) fn dns_attach(&self, st: &State, c: &Container) {
-        self.publish_dns(st);
+        self.publish_dns_for(st, &c.id, false);
         if !Self::uses_embedded_dns(st, c) {
             return;
         }
@@ -59,76 +63,116 @@ impl Controller {
         }
     }
 
-    /// Stops serving a container's sandbox and republishes.
+    /// Stops serving a container's sandbox and republishes it.
     pub(crate) fn dns_detach(&self, st: &State, c: &Container) {
         self.resolver.detach(&c.id);
-        self.publish_dns(st);
+        self.publish_dns_for(st, &c.id, false);
     }
 
-    /// Computes every sandbox's view and hands it to the resolver.
+    /// Republishes every container and drops what belongs to no live container (a full
+    /// resync, O(containers): daemon start only).
     pub(crate) fn publish_dns(&self, st: &State) {
         self.publish_dns_with(st, None);
     }
 
-    /// Like `publish_dns`, also giving a view to `starting`, a container whose endpoints
-    /// exist but whose process is about to start (so its first query is answered).
+    /// With `starting = Some(id)`: publishes container `id`, whose endpoints exist but
+    /// whose process is about to start (so its first query is answered). With `None`:
+    /// the full resync of [`Controller::publish_dns`].
     pub(crate) fn publish_dns_with(&self, st: &State, starting: Option<&str>) {
-        let mut sandboxes = HashMap::new();
-        let live = |c: &Container| c.is_running() || Some(c.id.as_str()) == starting;
-        for c in st
-            .containers
-            .values()
-            .filter(|c| live(c) && Self::uses_embedded_dns(st, c))
-        {
-            let mut records = Vec::new();
-            let mut forward = false;
-            for nid in c.networks.keys().filter(|n| has_dns(st, n)) {
-                let Some(net) = st.networks.get(nid) else {
-                    continue;
-                };
-                forward |= !net.internal;
-                for ep in st.network_endpoints(nid) {
-                    let Some(owner) = st.containers.get(&ep.container_id) else {
-                        continue;
-                    };
-                    if !live(owner) {
-                        continue;
-                    }
-                    let mut addrs = Vec::new();
-                    addrs.extend(ep.ipv4.map(|a| IpAddr::V4(a.addr())));
-                    addrs.extend(ep.ipv6.map(|a| IpAddr::V6(a.addr())));
-                    if addrs.is_empty() {
-                        continue;
-                    }
-                    let mut names = vec![
-                        owner.name.clone(),
-                        format!("{}.{}", owner.name, net.name),
-                        short_id(&owner.id).to_string(),
-                    ];
-                    if !owner.hostname.is_empty() && !names.contains(&owner.hostname) {
-                        names.push(owner.hostname.clone());
-                    }
-                    for a in &ep.aliases {
-                        names.push(a.clone());
-                        names.push(format!("{a}.{}", net.name));
-                    }
-                    records.push(Record {
-                        names: names.into_iter().map(|n| n.to_ascii_lowercase()).collect(),
-                        addrs,
-                        ptr_name: format!("{}.{}", owner.name, net.name),
-                    });
-                }
-            }
-            let upstreams = if forward {
-                self.upstreams_for(c)
-            } else {
-                Vec::new()
-            };
-            sandboxes.insert(
-                c.id.clone(),
-                Arc::new(SandboxView::new(records, upstreams, forward)),
-            );
+        if let Some(id) = starting {
+            self.publish_dns_for(st, id, true);
+            return;
         }
-        self.resolver.publish(Snapshot { sandboxes });
+        let mut eps: HashMap<&str, Vec<&Endpoint>> = HashMap::new();
+        for ep in st.endpoints.values() {
+            eps.entry(ep.container_id.as_str()).or_default().push(ep);
+        }
+        for c in st.containers.values() {
+            let mine = eps.get(c.id.as_str()).map_or(&[][..], Vec::as_slice);
+            self.publish_container(st, c, c.is_running(), mine);
+        }
+        self.resolver
+            .retain(|id| st.containers.get(id).is_some_and(Container::is_running));
+    }
+
+    /// Republishes one container after a change to it: its records on its DNS networks
+    /// (withdrawn when it does not run, unless `starting`) and its sandbox's view. Costs
+    /// the container's endpoints, never the other containers.
+    pub(crate) fn publish_dns_for(&self, st: &State, id: &str, starting: bool) {
+        match st.containers.get(id) {
+            Some(c) => {
+                let live = starting || c.is_running();
+                self.publish_container(st, c, live, &st.container_endpoints(id));
+            }
+            None => {
+                self.resolver.set_records(id, Vec::new());
+                self.resolver.remove_sandbox(id);
+            }
+        }
+    }
+
+    /// Publishes container `c` with its endpoints `eps` (withdraws it unless `live`).
+    fn publish_container(&self, st: &State, c: &Container, live: bool, eps: &[&Endpoint]) {
+        if !live {
+            self.resolver.set_records(&c.id, Vec::new());
+            self.resolver.remove_sandbox(&c.id);
+            return;
+        }
+        let mut records = Vec::new();
+        let mut networks = Vec::new();
+        let mut forward = false;
+        let dns_nets = || c.networks.keys().filter(|n| has_dns(st, n));
+        for ep in eps {
+            let Some(net) = st.networks.get(&ep.network_id) else {
+                continue;
+            };
+            if !has_dns(st, &net.id) || !c.networks.contains_key(&net.id) {
+                continue;
+            }
+            let mut addrs = Vec::new();
+            addrs.extend(ep.ipv4.map(|a| IpAddr::V4(a.addr())));
+            addrs.extend(ep.ipv6.map(|a| IpAddr::V6(a.addr())));
+            if addrs.is_empty() {
+                continue;
+            }
+            let mut names = vec![
+                c.name.clone(),
+                format!("{}.{}", c.name, net.name),
+                short_id(&c.id).to_string(),
+            ];
+            if !c.hostname.is_empty() && !names.contains(&c.hostname) {
+                names.push(c.hostname.clone());
+            }
+            for a in &ep.aliases {
+                names.push(a.clone());
+                names.push(format!("{a}.{}", net.name));
+            }
+            records.push((
+                net.id.clone(),
+                Record {
+                    names: names.into_iter().map(|n| n.to_ascii_lowercase()).collect(),
+                    addrs,
+                    ptr_name: format!("{}.{}", c.name, net.name),
+                },
+            ));
+        }
+        self.resolver.set_records(&c.id, records);
+        if !Self::uses_embedded_dns(st, c) {
+            self.resolver.remove_sandbox(&c.id);
+            return;
+        }
+        for nid in dns_nets() {
+            if let Some(net) = st.networks.get(nid) {
+                forward |= !net.internal;
+                networks.push(nid.clone());
+            }
+        }
+        let upstreams = if forward {
+            self.upstreams_for(c)
+        } else {
+            Vec::new()
+        };
+        self.resolver
+            .set_sandbox(&c.id, &networks, upstreams, forward);
     }
 }
