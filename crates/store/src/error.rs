@@ -154,8 +154,8 @@ pub enum Unreachable {
     #[error("no answer within {}", seconds(*.0))]
     Timeout(Duration),
     /// The connection failed or the backend said it cannot serve now.
-    #[error(transparent)]
-    Transport(Box<etcd_client::Error>),
+    #[error("{0}")]
+    Transport(EtcdFailure),
     /// A watch could not be resumed within its resume window.
     #[error("watch could not be resumed within {}", seconds(*.window))]
     Resume {
@@ -177,3 +177,44 @@ pub(crate) fn seconds(d: Duration) -> String {
         format!("{:.1}s", d.as_secs_f64())
     }
 }
+
+/// An etcd client error, shown by its root cause (`Connection refused (os error
+/// 111)`, `etcdserver: no leader`) rather than by tonic's debug dump; the whole
+/// error is kept in [`EtcdFailure::error`].
+#[derive(Debug)]
+pub struct EtcdFailure(pub Box<etcd_client::Error>);
+
+impl EtcdFailure {
+    /// The etcd client's error.
+    pub fn error(&self) -> &etcd_client::Error {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for EtcdFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (what, mut cause): (String, Option<&(dyn std::error::Error + 'static)>) =
+            match self.0.as_ref() {
+                etcd_client::Error::GRpcStatus(s) => {
+                    (s.message().to_string(), std::error::Error::source(s))
+                }
+                etcd_client::Error::TransportError(e) => {
+                    ("transport error".to_string(), std::error::Error::source(e))
+                }
+                other => (other.to_string(), None),
+            };
+        // the deepest cause says what happened (refused, reset, timed out)
+        let mut deepest = None;
+        while let Some(c) = cause {
+            deepest = Some(c);
+            cause = c.source();
+        }
+        match deepest {
+            Some(d) if !what.is_empty() => write!(f, "{what}: {d}"),
+            Some(d) => write!(f, "{d}"),
+            None => write!(f, "{what}"),
+        }
+    }
+}
+
+impl std::error::Error for EtcdFailure {}

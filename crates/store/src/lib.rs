@@ -86,7 +86,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use error::{StoreError, Unreachable};
+pub use error::{EtcdFailure, StoreError, Unreachable};
 pub use etcd::{EtcdConfig, EtcdStore};
 pub use local::{EmbeddedStore, LocalOptions, MemoryStore};
 pub use watch::Watch;

@@ -24,7 +24,7 @@ use tonic_code::is_unreachable;
 
 pub use config::EtcdConfig;
 
-use crate::error::Unreachable;
+use crate::error::{EtcdFailure, Unreachable};
 use crate::{Expect, LeaseId, Listing, Op, Revision, Store, StoreError, Versioned, Watch};
 
 /// Keys per page of a listing (each page read at the first page's revision).
@@ -59,7 +59,7 @@ impl Names {
     /// Sorts an etcd error: unreachable, or a failed request.
     pub(crate) fn error(&self, e: etcd_client::Error) -> StoreError {
         if is_unreachable(&e) {
-            self.unavailable(Unreachable::Transport(Box::new(e)))
+            self.unavailable(Unreachable::Transport(EtcdFailure(Box::new(e))))
         } else {
             StoreError::Etcd {
                 store: self.name.clone(),

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use etcd_client::{Client, EventType, WatchOptions, WatchStream};
 
 use super::Names;
-use crate::error::Unreachable;
+use crate::error::{EtcdFailure, Unreachable};
 use crate::watch::WatchSource;
 use crate::{Event, StoreError};
 
@@ -64,8 +64,10 @@ impl EtcdWatch {
             Some(_) => Err(self.canceled("etcd did not confirm the watch")),
             None => Err(self
                 .names
-                .unavailable(Unreachable::Transport(Box::new(etcd_client::Error::WatchError(
-                    "the watch stream closed before it was confirmed".into(),
+                .unavailable(Unreachable::Transport(EtcdFailure(Box::new(
+                    etcd_client::Error::WatchError(
+                        "the watch stream closed before it was confirmed".into(),
+                    ),
                 ))))),
         }
     }
