@@ -176,9 +176,6 @@ fn skip_reason() -> Option<String> {
             return Some(format!("{p} not found in PATH"));
         }
     }
-    if test_store_is_etcd() && !which("etcd") {
-        return Some("etcd not installed (NETLOOM_TEST_STORE=etcd)".into());
-    }
     None
 }
 
@@ -282,13 +279,28 @@ pub struct Daemon {
     host_before: BTreeSet<String>,
     /// The daemon's own etcd (with `NETLOOM_TEST_STORE=etcd`).
     pub etcd: Option<netloom_store::testing::Etcd>,
+    /// Environment variables set for netloomd.
+    pub env: Vec<(String, String)>,
 }
 
 /// Starts a daemon for a test, or returns `None` (after printing `SKIP:`)
 /// when the environment cannot run it.  With `NETLOOM_REQUIRE_PRIV=1` a
 /// missing prerequisite panics instead.
 pub fn daemon() -> Option<Daemon> {
-    if let Some(r) = skip_reason() {
+    daemon_with(test_store_is_etcd(), &[])
+}
+
+/// Like [`daemon`], but always on an etcd of its own (whatever
+/// `NETLOOM_TEST_STORE` says), with `env` set for netloomd.
+pub fn daemon_on_etcd(env: &[(&str, &str)]) -> Option<Daemon> {
+    daemon_with(true, env)
+}
+
+fn daemon_with(on_etcd: bool, env: &[(&str, &str)]) -> Option<Daemon> {
+    let missing = skip_reason().or_else(|| {
+        (on_etcd && !which("etcd")).then(|| "etcd not installed (install etcd-server)".into())
+    });
+    if let Some(r) = missing {
         if std::env::var("NETLOOM_REQUIRE_PRIV").as_deref() == Ok("1") {
             panic!("e2e prerequisites missing (NETLOOM_REQUIRE_PRIV=1): {r}");
         }
@@ -314,7 +326,7 @@ pub fn daemon() -> Option<Daemon> {
     assert!(o.ok(), "ip netns add: {o}");
     let o = sh("ip", &["-n", &name, "link", "set", "lo", "up"]);
     assert!(o.ok(), "lo up: {o}");
-    let etcd = test_store_is_etcd().then(|| {
+    let etcd = on_etcd.then(|| {
         netloom_store::testing::Etcd::start_with(netloom_store::testing::EtcdSpec {
             dir: dir.join("etcd"),
             client_port: 2379,
@@ -329,6 +341,10 @@ pub fn daemon() -> Option<Daemon> {
         child: None,
         host_before,
         etcd,
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
     };
     d.start();
     let tar = busybox_tar();
@@ -366,6 +382,7 @@ impl Daemon {
         if let Some(etcd) = &self.etcd {
             cmd.arg("--cluster-store").arg(etcd.url());
         }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         let child = cmd
             .env("RUST_BACKTRACE", "0")
             .stdin(Stdio::null())

@@ -45,6 +45,13 @@
 //!   `recv`); a watcher that falls so far behind that history moves past it gets the
 //!   same error from `recv` — events are never dropped silently. The caller then
 //!   lists again and watches from the listing's revision.
+//! - **Unavailable.** A remote backend that cannot be reached, or does not answer
+//!   within its deadline, gives [`StoreError::Unavailable`] naming the store, never
+//!   a hang. When that happens to an `apply` that was already sent, its outcome is
+//!   unknown: etcd may still commit it once it answers again. Callers that must
+//!   know write with expectations ([`Expect::Absent`], [`Expect::Version`]) and,
+//!   after an `Unavailable`, read back or retry the same batch: a retry of a
+//!   committed create-if-absent fails with [`StoreError::Conflict`].
 //! - **Leases.** [`Store::grant_lease`] returns a lease with a time to live; a put
 //!   may attach a key to a lease ([`Op::Put::lease`]); [`Store::keep_alive`] renews
 //!   it; when a lease expires or is revoked ([`Store::revoke_lease`]), its keys are
@@ -317,7 +324,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// revision of the write (the current revision when nothing changed). A failed
     /// expectation is [`StoreError::Conflict`] and writes nothing; a key named twice
     /// is [`StoreError::DuplicateKey`]; a put under a lease that does not exist (any
-    /// more) is [`StoreError::LeaseNotFound`].
+    /// more) is [`StoreError::LeaseNotFound`]. After [`StoreError::Unavailable`] the
+    /// batch may or may not have been applied (see the crate docs).
     async fn apply(&self, ops: Vec<Op>) -> Result<Revision, StoreError>;
 
     /// The current revision.

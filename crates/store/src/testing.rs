@@ -186,6 +186,27 @@ impl Etcd {
         }
     }
 
+    /// Freezes etcd (SIGSTOP): connections stay open but nothing answers.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws a paused etcd (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            let ok = Command::new("kill")
+                .arg(sig)
+                .arg(c.id().to_string())
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "kill {sig} etcd failed");
+        }
+    }
+
     /// True while the process runs.
     pub fn running(&mut self) -> bool {
         self.child
@@ -196,6 +217,7 @@ impl Etcd {
 
 impl Drop for Etcd {
     fn drop(&mut self) {
+        // a stopped process dies of SIGKILL too
         self.kill();
     }
 }

@@ -70,6 +70,14 @@ impl conformance::Fixture for EtcdFixture {
         self.etcd().restart();
     }
 
+    fn pause(&self) {
+        self.etcd().pause();
+    }
+
+    fn resume(&self) {
+        self.etcd().resume();
+    }
+
     fn deadlines(&self) -> (Duration, Duration) {
         (DEADLINE, RESUME)
     }

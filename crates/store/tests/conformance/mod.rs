@@ -34,6 +34,10 @@ pub trait Fixture: Send + Sync {
     fn kill(&self) {}
     /// Starts a killed backend again on the same data.
     fn restart(&self) {}
+    /// Freezes the backend: connections stay open, nothing answers.
+    fn pause(&self) {}
+    /// Thaws a paused backend.
+    fn resume(&self) {}
     /// The request deadline and the watch resume window of the store.
     fn deadlines(&self) -> (Duration, Duration) {
         (Duration::from_secs(3), Duration::from_secs(10))

@@ -141,4 +141,23 @@ pub async fn unavailable_within_the_deadline_then_working_again(f: &dyn Fixture)
     assert_eq!(keys, ["u/after", "u/before"], "the failed write left nothing");
     assert_eq!(listing.revision, r);
     s.keep_alive(lease).await.unwrap();
+
+    // a frozen backend (connection open, no answer) is caught by the deadline
+    f.pause();
+    unavailable!("get (frozen)", s.get("u/before"));
+    unavailable!("apply (frozen)", s.apply(vec![put("u/frozen", "1", Expect::Absent)]));
+    match s.get("u/before").await {
+        Err(e) => assert!(
+            netloom_store_chain(&e).contains("no answer within"),
+            "{}",
+            netloom_store_chain(&e)
+        ),
+        Ok(v) => panic!("answered while frozen: {v:?}"),
+    }
+    f.resume();
+    let until = Instant::now() + Duration::from_secs(20);
+    while let Err(e) = s.get("u/before").await {
+        assert!(e.is_unavailable() && Instant::now() < until, "{e:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
