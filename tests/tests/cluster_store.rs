@@ -24,7 +24,10 @@ fn state_lives_in_etcd_and_survives_a_new_data_root() {
     let id = d.ok(&["network", "create", "--subnet", "10.77.0.0/24", "inetcd"]);
     let keys = etcdctl(&d, &["get", "--prefix", "--keys-only", "/netloom/network/"]);
     assert!(keys.ok(), "{keys}");
-    assert!(keys.stdout.contains(&format!("/netloom/network/{id}")), "{keys}");
+    assert!(
+        keys.stdout.contains(&format!("/netloom/network/{id}")),
+        "{keys}"
+    );
     assert!(!d.dir.join("data/netloom.db").exists());
     // a daemon with an empty data root but the same etcd finds the network again
     d.stop();
@@ -42,7 +45,11 @@ fn unreachable_etcd_is_a_503_naming_it_then_works_again() {
         return;
     };
     d.ok(&["network", "create", "before"]);
-    let links_before = d.netns(&["ip", "-o", "link", "show"]).stdout.lines().count();
+    let links_before = d
+        .netns(&["ip", "-o", "link", "show"])
+        .stdout
+        .lines()
+        .count();
     d.etcd.as_mut().unwrap().kill();
 
     let started = Instant::now();
@@ -68,7 +75,11 @@ fn unreachable_etcd_is_a_503_naming_it_then_works_again() {
     // nothing half-made: no network, no new link
     let ls = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
     assert!(!ls.lines().any(|l| l == "during"), "{ls}");
-    let links = d.netns(&["ip", "-o", "link", "show"]).stdout.lines().count();
+    let links = d
+        .netns(&["ip", "-o", "link", "show"])
+        .stdout
+        .lines()
+        .count();
     assert_eq!(links, links_before, "a link was left behind");
 
     d.etcd.as_mut().unwrap().restart();
@@ -85,7 +96,10 @@ fn unreachable_etcd_is_a_503_naming_it_then_works_again() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let ls = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
-    assert!(ls.lines().any(|l| l == "during") && ls.lines().any(|l| l == "before"), "{ls}");
+    assert!(
+        ls.lines().any(|l| l == "during") && ls.lines().any(|l| l == "before"),
+        "{ls}"
+    );
 }
 
 #[test]
@@ -112,8 +126,10 @@ fn daemon_refuses_to_start_without_its_etcd() {
     let o = run(&["--cluster-store", "etcd://127.0.0.1:2379"]);
     assert_eq!(o.code, 1, "{o}");
     assert!(
-        o.stderr.contains("etcd store http://127.0.0.1:2379 is unavailable")
-            && o.stderr.contains("check that etcd at http://127.0.0.1:2379 runs"),
+        o.stderr
+            .contains("etcd store http://127.0.0.1:2379 is unavailable")
+            && o.stderr
+                .contains("check that etcd at http://127.0.0.1:2379 runs"),
         "{o}"
     );
     let o = run(&["--cluster-store", "zk://127.0.0.1:2181"]);

@@ -374,7 +374,9 @@ mod tests {
         assert!(c.cluster_store.is_none());
         let c = load_json(r#"{"cluster-store": "etcd://10.0.0.1:2379/a"}"#, &[])
             .unwrap_or_else(|e| panic!("{e}"));
-        let etcd = c.cluster_store.unwrap_or_else(|| panic!("no cluster store"));
+        let etcd = c
+            .cluster_store
+            .unwrap_or_else(|| panic!("no cluster store"));
         assert_eq!(etcd.endpoints, ["http://10.0.0.1:2379"]);
         assert_eq!(etcd.prefix, "/a/");
         // the flag wins over the file
@@ -383,7 +385,9 @@ mod tests {
             &["--cluster-store", "etcd://127.0.0.1:1,127.0.0.1:2"],
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        let etcd = c.cluster_store.unwrap_or_else(|| panic!("no cluster store"));
+        let etcd = c
+            .cluster_store
+            .unwrap_or_else(|| panic!("no cluster store"));
         assert_eq!(etcd.endpoints.len(), 2);
         let e = load_json("{}", &["--cluster-store", "consul://h:8500"]).err();
         assert!(

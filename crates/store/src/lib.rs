@@ -94,8 +94,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use error::{EtcdFailure, StoreError, Unreachable};
-pub use etcd::{EtcdConfig, EtcdStore};
-pub use local::{EmbeddedStore, LocalOptions, MemoryStore};
+pub use etcd::{DEFAULT_DEADLINE, DEFAULT_PREFIX, DEFAULT_WATCH_RESUME, EtcdConfig, EtcdStore};
+pub use local::{DEFAULT_HISTORY, EmbeddedStore, LocalOptions, MemoryStore};
 pub use watch::Watch;
 
 /// A revision of the store (see the crate docs): 0 for a new store.

@@ -83,7 +83,11 @@ fn check(path: &Path, reported: u64) -> u64 {
             ),
         }
     }
-    assert_eq!(block(store.revision()).unwrap(), last, "revision out of step");
+    assert_eq!(
+        block(store.revision()).unwrap(),
+        last,
+        "revision out of step"
+    );
     last
 }
 

@@ -36,7 +36,10 @@ async fn reopen_keeps_data_revision_and_history() {
         );
         let r1 = store.apply(vec![put("a", "1", Expect::Any)]).await.unwrap();
         let r2 = store
-            .apply(vec![put("b", "2", Expect::Any), put("a", "3", Expect::Version(r1))])
+            .apply(vec![
+                put("b", "2", Expect::Any),
+                put("a", "3", Expect::Version(r1)),
+            ])
             .await
             .unwrap();
         (r1, r2)
@@ -50,7 +53,10 @@ async fn reopen_keeps_data_revision_and_history() {
     assert_eq!(next(&mut w).await.revision(), r2);
     assert_eq!(next(&mut w).await.revision(), r2);
     assert!(quiet(&mut w, 100).await);
-    let r3 = store.apply(vec![put("c", "", Expect::Absent)]).await.unwrap();
+    let r3 = store
+        .apply(vec![put("c", "", Expect::Absent)])
+        .await
+        .unwrap();
     assert_eq!(r3, r2 + 1);
     assert_eq!(next(&mut w).await.key(), "c");
 }
@@ -86,7 +92,12 @@ async fn reopen_deletes_keys_of_leases_of_the_previous_process() {
     // and leases of the new process get ids of their own
     let lease = store.grant_lease(Duration::from_secs(60)).await.unwrap();
     store
-        .apply(vec![Op::put_leased("node/me", "again", Expect::Absent, lease)])
+        .apply(vec![Op::put_leased(
+            "node/me",
+            "again",
+            Expect::Absent,
+            lease,
+        )])
         .await
         .unwrap();
     drop(w);

@@ -54,7 +54,9 @@ impl conformance::Fixture for EtcdFixture {
 
     async fn compact(&self, upto: Revision) {
         let endpoint = self.etcd().endpoint();
-        let mut c = etcd_client::Client::connect([endpoint], None).await.unwrap();
+        let mut c = etcd_client::Client::connect([endpoint], None)
+            .await
+            .unwrap();
         c.compact(i64::try_from(upto).unwrap(), None).await.unwrap();
     }
 
@@ -93,7 +95,11 @@ async fn prefixes_keep_stores_apart() {
     let other = EtcdStore::connect(f.cfg.clone().with_prefix("other/place"))
         .await
         .unwrap();
-    assert!(other.describe().ends_with("(keys under /other/place/)"), "{}", other.describe());
+    assert!(
+        other.describe().ends_with("(keys under /other/place/)"),
+        "{}",
+        other.describe()
+    );
     f.store
         .apply(vec![Op::put("network/a", "A", Expect::Absent)])
         .await
@@ -106,13 +112,24 @@ async fn prefixes_keep_stores_apart() {
     assert_eq!(mine.items.len(), 1);
     assert_eq!(mine.items[0].0, "network/a");
     assert_eq!(mine.items[0].1.value, b"A");
-    assert_eq!(other.get("network/a").await.unwrap().unwrap().value, b"other");
+    assert_eq!(
+        other.get("network/a").await.unwrap().unwrap().value,
+        b"other"
+    );
     // and the raw etcd keys are where the docs say
-    let mut c = etcd_client::Client::connect([f.etcd().endpoint()], None)
+    let endpoint = f.etcd().endpoint();
+    let mut c = etcd_client::Client::connect([endpoint], None)
         .await
         .unwrap();
     let raw = c
-        .get("/", Some(etcd_client::GetOptions::new().with_prefix().with_keys_only()))
+        .get(
+            "/",
+            Some(
+                etcd_client::GetOptions::new()
+                    .with_prefix()
+                    .with_keys_only(),
+            ),
+        )
         .await
         .unwrap();
     let keys: Vec<String> = raw
@@ -137,13 +154,19 @@ async fn connect_to_a_missing_etcd_is_unavailable() {
         .with_deadline(Duration::from_millis(800));
     let started = Instant::now();
     let err = EtcdStore::connect(cfg).await.unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     match &err {
         StoreError::Unavailable { store, hint, .. } => {
             assert_eq!(store, &format!("etcd store http://127.0.0.1:{port}"));
             assert_eq!(
                 hint,
-                &format!("check that etcd at http://127.0.0.1:{port} runs and can be reached, then retry")
+                &format!(
+                    "check that etcd at http://127.0.0.1:{port} runs and can be reached, then retry"
+                )
             );
         }
         other => panic!("expected unavailable, got {other:?}"),

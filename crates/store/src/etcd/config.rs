@@ -241,7 +241,10 @@ mod tests {
             let msg = e.to_string();
             assert!(matches!(e, StoreError::InvalidUrl { .. }), "{url}: {e:?}");
             assert!(msg.contains(want), "{url}: {msg}");
-            assert!(msg.starts_with(&format!("invalid cluster store {url:?}")), "{msg}");
+            assert!(
+                msg.starts_with(&format!("invalid cluster store {url:?}")),
+                "{msg}"
+            );
         }
     }
 

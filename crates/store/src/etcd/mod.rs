@@ -22,7 +22,7 @@ use etcd_client::{
 };
 use tonic_code::is_unreachable;
 
-pub use config::EtcdConfig;
+pub use config::{DEFAULT_DEADLINE, DEFAULT_PREFIX, DEFAULT_WATCH_RESUME, EtcdConfig};
 
 use crate::error::{EtcdFailure, Unreachable};
 use crate::{Expect, LeaseId, Listing, Op, Revision, Store, StoreError, Versioned, Watch};
@@ -86,13 +86,22 @@ mod tonic_code {
     /// True for errors that mean "cannot reach a working etcd now": transport
     /// failures, and gRPC `Unavailable`/`DeadlineExceeded` (etcd 3.4 answers
     /// `Unavailable` for "no leader" and "request timed out").
+    ///
+    /// A status that carries a source error was made on this side of the wire from
+    /// a failed connection (tonic reports a request cut by a dying connection as
+    /// code `Unknown`, "transport error", with the broken pipe as its source);
+    /// statuses from the server never carry one.
     pub(super) fn is_unreachable(e: &etcd_client::Error) -> bool {
         match e {
             etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
-            etcd_client::Error::GRpcStatus(s) => matches!(
-                s.code(),
-                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
-            ),
+            etcd_client::Error::GRpcStatus(s) => {
+                matches!(
+                    s.code(),
+                    tonic::Code::Unavailable
+                        | tonic::Code::DeadlineExceeded
+                        | tonic::Code::Cancelled
+                ) || std::error::Error::source(s).is_some()
+            }
             _ => false,
         }
     }
@@ -286,7 +295,10 @@ impl Store for EtcdStore {
                 }
             }
             if op.expect() != Expect::Any {
-                reads.push(TxnOp::get(key.clone(), Some(GetOptions::new().with_keys_only())));
+                reads.push(TxnOp::get(
+                    key.clone(),
+                    Some(GetOptions::new().with_keys_only()),
+                ));
                 expected.push((op.key(), op.expect()));
             }
             match op {
@@ -369,7 +381,11 @@ impl Store for EtcdStore {
             broken_since: None,
         };
         source.open_once().await?;
-        Ok(Watch::new(prefix, self.names.name.clone(), Box::new(source)))
+        Ok(Watch::new(
+            prefix,
+            self.names.name.clone(),
+            Box::new(source),
+        ))
     }
 
     async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, StoreError> {

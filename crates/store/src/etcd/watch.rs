@@ -54,7 +54,9 @@ impl EtcdWatch {
             .await;
         let (stream, first) = stream?;
         match first {
-            Some(resp) if resp.compact_revision() > 0 => Err(self.compacted(resp.compact_revision())),
+            Some(resp) if resp.compact_revision() > 0 => {
+                Err(self.compacted(resp.compact_revision()))
+            }
             Some(resp) if resp.canceled() => Err(self.canceled(resp.cancel_reason())),
             Some(resp) if resp.created() => {
                 self.stream = Some(stream);
@@ -121,7 +123,10 @@ impl EtcdWatch {
         let key = std::str::from_utf8(raw).map_err(|_| StoreError::CorruptValue {
             key: String::from_utf8_lossy(raw).into_owned(),
         })?;
-        let key = key.strip_prefix(self.base.as_str()).unwrap_or(key).to_string();
+        let key = key
+            .strip_prefix(self.base.as_str())
+            .unwrap_or(key)
+            .to_string();
         let revision = u64::try_from(kv.mod_revision()).unwrap_or(0);
         Ok(Some(match ev.event_type() {
             EventType::Put => Event::Put {

@@ -151,7 +151,11 @@ impl Engine {
                 t.lease_keys
                     .remove(key.as_str())
                     .map_err(|e| self.backend(e))?;
-                if t.kv.remove(key.as_str()).map_err(|e| self.backend(e))?.is_some() {
+                if t.kv
+                    .remove(key.as_str())
+                    .map_err(|e| self.backend(e))?
+                    .is_some()
+                {
                     events.push(Event::Delete {
                         key,
                         revision: next,
@@ -184,7 +188,11 @@ impl Engine {
         })
     }
 
-    fn meta(&self, meta: &impl ReadableTable<&'static str, u64>, key: &str) -> Result<u64, StoreError> {
+    fn meta(
+        &self,
+        meta: &impl ReadableTable<&'static str, u64>,
+        key: &str,
+    ) -> Result<u64, StoreError> {
         Ok(meta
             .get(key)
             .map_err(|e| self.backend(e))?
@@ -192,7 +200,12 @@ impl Engine {
     }
 
     /// Writes `events` as revision `revision`: history entry, trimming, counter.
-    fn record(&self, t: &mut Tables<'_>, revision: Revision, events: &[Event]) -> Result<(), StoreError> {
+    fn record(
+        &self,
+        t: &mut Tables<'_>,
+        revision: Revision,
+        events: &[Event],
+    ) -> Result<(), StoreError> {
         t.history
             .insert(revision, encode_events(events).as_slice())
             .map_err(|e| self.backend(e))?;
@@ -318,7 +331,11 @@ impl Engine {
                         });
                     }
                     Op::Delete { key, .. } => {
-                        if t.kv.remove(key.as_str()).map_err(|e| self.backend(e))?.is_some() {
+                        if t.kv
+                            .remove(key.as_str())
+                            .map_err(|e| self.backend(e))?
+                            .is_some()
+                        {
                             if let Some(old) = self.move_lease(&mut t, &key, None)? {
                                 moves.push((key.clone(), Some(old), None));
                             }
@@ -442,14 +459,21 @@ impl Engine {
             let revision = self.meta(&t.meta, REVISION)?.saturating_add(1);
             let mut events = Vec::new();
             for key in keys {
-                let attached = t.lease_keys.get(key.as_str()).map_err(|e| self.backend(e))?;
+                let attached = t
+                    .lease_keys
+                    .get(key.as_str())
+                    .map_err(|e| self.backend(e))?;
                 if attached.map(|v| v.value()) != Some(lease.0) {
                     continue;
                 }
                 t.lease_keys
                     .remove(key.as_str())
                     .map_err(|e| self.backend(e))?;
-                if t.kv.remove(key.as_str()).map_err(|e| self.backend(e))?.is_some() {
+                if t.kv
+                    .remove(key.as_str())
+                    .map_err(|e| self.backend(e))?
+                    .is_some()
+                {
                     events.push(Event::Delete {
                         key: key.clone(),
                         revision,

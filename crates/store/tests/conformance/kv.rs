@@ -12,7 +12,10 @@ pub async fn crud_and_revisions(f: &dyn Fixture) {
     let r0 = s.revision().await.unwrap();
     assert_eq!(s.get("network/a").await.unwrap(), None);
 
-    let r1 = s.apply(vec![put("network/a", "A", Expect::Any)]).await.unwrap();
+    let r1 = s
+        .apply(vec![put("network/a", "A", Expect::Any)])
+        .await
+        .unwrap();
     assert!(r1 > r0);
     assert_eq!(
         s.get("network/a").await.unwrap(),
@@ -55,7 +58,10 @@ pub async fn crud_and_revisions(f: &dyn Fixture) {
     assert_eq!(r4, r3 + 1);
     assert_eq!(value(s, "network/a").await, None);
     // deleting an absent key is allowed and changes nothing: no new revision
-    assert_eq!(s.apply(vec![del("network/a", Expect::Any)]).await.unwrap(), r4);
+    assert_eq!(
+        s.apply(vec![del("network/a", Expect::Any)]).await.unwrap(),
+        r4
+    );
     // a check alone writes nothing
     let check = Op::Check {
         key: "network/b".into(),
@@ -98,18 +104,27 @@ pub async fn cas_conflict_writes_nothing(f: &dyn Fixture) {
     let before = s.list("").await.unwrap().items;
     let cases = vec![
         (
-            vec![put("c", "new", Expect::Absent), put("a", "2", Expect::Version(r1 + 7))],
+            vec![
+                put("c", "new", Expect::Absent),
+                put("a", "2", Expect::Version(r1 + 7)),
+            ],
             "a",
         ),
         (
-            vec![put("a", "2", Expect::Version(r1)), put("b", "2", Expect::Absent)],
+            vec![
+                put("a", "2", Expect::Version(r1)),
+                put("b", "2", Expect::Absent),
+            ],
             "b",
         ),
         (
             vec![put("a", "2", Expect::Any), del("d", Expect::Version(r1))],
             "d",
         ),
-        (vec![del("a", Expect::Absent), put("c", "x", Expect::Any)], "a"),
+        (
+            vec![del("a", Expect::Absent), put("c", "x", Expect::Any)],
+            "a",
+        ),
         (
             vec![
                 put("c", "x", Expect::Any),
@@ -166,7 +181,9 @@ pub async fn create_if_absent_race_has_one_winner(f: &dyn Fixture) {
                 let s = clients[t % 2].clone();
                 let key = key.clone();
                 tokio::spawn(async move {
-                    let r = s.apply(vec![put(&key, &format!("t{t}"), Expect::Absent)]).await;
+                    let r = s
+                        .apply(vec![put(&key, &format!("t{t}"), Expect::Absent)])
+                        .await;
                     (t, r)
                 })
             })
@@ -196,8 +213,12 @@ pub async fn update_and_delete_if_version_race_has_one_winner(f: &dyn Fixture) {
             .map(|t| {
                 let s = clients[t % 2].clone();
                 tokio::spawn(async move {
-                    s.apply(vec![put("ver", &format!("{round}-{t}"), Expect::Version(version))])
-                        .await
+                    s.apply(vec![put(
+                        "ver",
+                        &format!("{round}-{t}"),
+                        Expect::Version(version),
+                    )])
+                    .await
                 })
             })
             .collect();
@@ -211,7 +232,10 @@ pub async fn update_and_delete_if_version_race_has_one_winner(f: &dyn Fixture) {
         }
         assert_eq!(won.len(), 1, "round {round}");
         version = won[0];
-        assert_eq!(clients[0].get("ver").await.unwrap().unwrap().version, version);
+        assert_eq!(
+            clients[0].get("ver").await.unwrap().unwrap().version,
+            version
+        );
     }
     let tasks: Vec<_> = (0..6)
         .map(|t| {
@@ -234,7 +258,9 @@ pub async fn update_and_delete_if_version_race_has_one_winner(f: &dyn Fixture) {
 pub async fn counter_under_contention(f: &dyn Fixture) {
     let clients = clients(f).await;
     clients[0]
-        .apply(vec![Op::put_json("counter", &0u64, Expect::Absent).unwrap()])
+        .apply(vec![
+            Op::put_json("counter", &0u64, Expect::Absent).unwrap(),
+        ])
         .await
         .unwrap();
     let tasks: Vec<_> = (0..4)
@@ -291,8 +317,13 @@ pub async fn multi_key_transfers_keep_the_sum(f: &dyn Fixture) {
                     let from = accounts[(t + i) % 3];
                     let to = accounts[(t + i + 1) % 3];
                     loop {
-                        let a: Versioned<i64> =
-                            s.get(from).await.unwrap().unwrap().decode_json(from).unwrap();
+                        let a: Versioned<i64> = s
+                            .get(from)
+                            .await
+                            .unwrap()
+                            .unwrap()
+                            .decode_json(from)
+                            .unwrap();
                         let b: Versioned<i64> =
                             s.get(to).await.unwrap().unwrap().decode_json(to).unwrap();
                         let ops = vec![
@@ -331,9 +362,12 @@ pub async fn listing_pages_and_prefixes(f: &dyn Fixture) {
             .collect();
         s.apply(ops).await.unwrap();
     }
-    s.apply(vec![put("many0", "not under many/", Expect::Any), put("man", "no", Expect::Any)])
-        .await
-        .unwrap();
+    s.apply(vec![
+        put("many0", "not under many/", Expect::Any),
+        put("man", "no", Expect::Any),
+    ])
+    .await
+    .unwrap();
     let listing = s.list("many/").await.unwrap();
     assert_eq!(listing.items.len(), 1250);
     let keys: Vec<&str> = listing.items.iter().map(|(k, _)| k.as_str()).collect();

@@ -36,7 +36,16 @@ pub async fn lease_expiry_deletes_keys(f: &dyn Fixture) {
     let mut deleted = vec![next(&mut w).await, next(&mut w).await];
     deleted.sort_by(|a, b| a.key().cmp(b.key()));
     match deleted.as_slice() {
-        [Event::Delete { key: a, revision: ra }, Event::Delete { key: b, revision: rb }] => {
+        [
+            Event::Delete {
+                key: a,
+                revision: ra,
+            },
+            Event::Delete {
+                key: b,
+                revision: rb,
+            },
+        ] => {
             assert_eq!((a.as_str(), b.as_str()), ("node/a", "node/b"));
             assert_eq!(ra, rb, "a lease's keys go in one revision");
             assert!(*ra > r);
@@ -124,8 +133,13 @@ pub async fn election_recipe(f: &dyn Fixture) {
     let la = a.grant_lease(Duration::from_secs(30)).await.unwrap();
     let lb = b.grant_lease(Duration::from_secs(30)).await.unwrap();
     let campaign = |s: std::sync::Arc<dyn netloom_store::Store>, who: &'static str, l| async move {
-        s.apply(vec![Op::put_leased("election/leader", who, Expect::Absent, l)])
-            .await
+        s.apply(vec![Op::put_leased(
+            "election/leader",
+            who,
+            Expect::Absent,
+            l,
+        )])
+        .await
     };
     let ra = campaign(a.clone(), "a", la).await.unwrap();
     match campaign(b.clone(), "b", lb).await {
@@ -153,7 +167,10 @@ pub async fn election_recipe(f: &dyn Fixture) {
         }
     }
     let rb = campaign(b.clone(), "b", lb).await.unwrap();
-    assert_eq!(value(b.as_ref(), "election/leader").await.as_deref(), Some("b"));
+    assert_eq!(
+        value(b.as_ref(), "election/leader").await.as_deref(),
+        Some("b")
+    );
     // the deposed leader's fenced write fails and writes nothing
     match a
         .apply(vec![put("election/work", "late a", Expect::Any), fence(ra)])
@@ -165,6 +182,9 @@ pub async fn election_recipe(f: &dyn Fixture) {
     b.apply(vec![put("election/work", "by b", Expect::Any), fence(rb)])
         .await
         .unwrap();
-    assert_eq!(value(a.as_ref(), "election/work").await.as_deref(), Some("by b"));
+    assert_eq!(
+        value(a.as_ref(), "election/work").await.as_deref(),
+        Some("by b")
+    );
     b.revoke_lease(lb).await.unwrap();
 }

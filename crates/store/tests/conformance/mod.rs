@@ -5,8 +5,8 @@
 #![allow(dead_code)]
 
 pub mod kv;
-pub mod local;
 pub mod lease;
+pub mod local;
 pub mod outage;
 pub mod watch;
 

@@ -45,7 +45,10 @@ pub async fn watch_survives_a_backend_restart(f: &dyn Fixture) {
     }
     let want: Vec<String> = (10..n).map(|s| format!("d/{s:03}")).collect();
     assert_eq!(keys, want);
-    assert!(quiet(&mut w, 500).await, "repeated events after the restart");
+    assert!(
+        quiet(&mut w, 500).await,
+        "repeated events after the restart"
+    );
     let listing = watcher.list("d/").await.unwrap();
     assert_eq!(listing.items.len(), n);
     assert_eq!(listing.items.last().map(|(_, v)| v.version), Some(last));
@@ -67,7 +70,10 @@ pub async fn watch_reports_when_it_cannot_resume(f: &dyn Fixture) {
             let msg = netloom_store_chain(&e);
             assert!(msg.contains(&s.describe()), "{msg}");
             assert!(msg.contains("resumed"), "{msg}");
-            assert!(took >= window, "gave up after {took:?}, before the window {window:?}");
+            assert!(
+                took >= window,
+                "gave up after {took:?}, before the window {window:?}"
+            );
         }
         Ok(other) => panic!("expected unavailable, got {other:?}"),
         Err(_) => panic!("watch went silent for {limit:?}"),
@@ -92,7 +98,9 @@ fn netloom_store_chain(e: &dyn std::error::Error) -> String {
 pub async fn unavailable_within_the_deadline_then_working_again(f: &dyn Fixture) {
     let (deadline, _) = f.deadlines();
     let s = f.store();
-    s.apply(vec![put("u/before", "1", Expect::Absent)]).await.unwrap();
+    s.apply(vec![put("u/before", "1", Expect::Absent)])
+        .await
+        .unwrap();
     let lease = s.grant_lease(Duration::from_secs(30)).await.unwrap();
     f.kill();
     let limit = deadline + Duration::from_secs(2);
@@ -103,7 +111,12 @@ pub async fn unavailable_within_the_deadline_then_working_again(f: &dyn Fixture)
             let took = started.elapsed();
             match r {
                 Ok(Err(e @ StoreError::Unavailable { .. })) => {
-                    let StoreError::Unavailable { ref store, ref hint, .. } = e else {
+                    let StoreError::Unavailable {
+                        ref store,
+                        ref hint,
+                        ..
+                    } = e
+                    else {
                         unreachable!()
                     };
                     assert_eq!(store, &s.describe());
@@ -114,7 +127,11 @@ pub async fn unavailable_within_the_deadline_then_working_again(f: &dyn Fixture)
                 Ok(Ok(_)) => panic!("{}: succeeded with the backend down", $what),
                 Err(_) => panic!("{}: hung for {:?}", $what, limit * 2),
             }
-            assert!(took < limit, "{} took {took:?} (deadline {deadline:?})", $what);
+            assert!(
+                took < limit,
+                "{} took {took:?} (deadline {deadline:?})",
+                $what
+            );
         }};
     }
     unavailable!("get", s.get("u/before"));
@@ -138,14 +155,21 @@ pub async fn unavailable_within_the_deadline_then_working_again(f: &dyn Fixture)
     };
     let listing = s.list("u/").await.unwrap();
     let keys: Vec<&str> = listing.items.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(keys, ["u/after", "u/before"], "the failed write left nothing");
+    assert_eq!(
+        keys,
+        ["u/after", "u/before"],
+        "the failed write left nothing"
+    );
     assert_eq!(listing.revision, r);
     s.keep_alive(lease).await.unwrap();
 
     // a frozen backend (connection open, no answer) is caught by the deadline
     f.pause();
     unavailable!("get (frozen)", s.get("u/before"));
-    unavailable!("apply (frozen)", s.apply(vec![put("u/frozen", "1", Expect::Absent)]));
+    unavailable!(
+        "apply (frozen)",
+        s.apply(vec![put("u/frozen", "1", Expect::Absent)])
+    );
     match s.get("u/before").await {
         Err(e) => assert!(
             netloom_store_chain(&e).contains("no answer within"),

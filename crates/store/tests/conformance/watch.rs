@@ -9,16 +9,28 @@ use super::{Fixture, del, expect_compacted, next, put, quiet, state};
 pub async fn watch_from_revision_replays_history(f: &dyn Fixture) {
     let store = f.store();
     let s = store.as_ref();
-    let r0 = s.apply(vec![put("network/old", "o", Expect::Any)]).await.unwrap();
+    let r0 = s
+        .apply(vec![put("network/old", "o", Expect::Any)])
+        .await
+        .unwrap();
     let r1 = s
-        .apply(vec![put("endpoint/e1", "E", Expect::Any), put("network/n1", "N", Expect::Any)])
+        .apply(vec![
+            put("endpoint/e1", "E", Expect::Any),
+            put("network/n1", "N", Expect::Any),
+        ])
         .await
         .unwrap();
     let r2 = s
-        .apply(vec![del("network/old", Expect::Any), del("network/never", Expect::Any)])
+        .apply(vec![
+            del("network/old", Expect::Any),
+            del("network/never", Expect::Any),
+        ])
         .await
         .unwrap();
-    let r3 = s.apply(vec![put("endpoint/e2", "E", Expect::Any)]).await.unwrap();
+    let r3 = s
+        .apply(vec![put("endpoint/e2", "E", Expect::Any)])
+        .await
+        .unwrap();
 
     let mut networks = s.watch("network/", r0).await.unwrap();
     assert_eq!(networks.prefix(), "network/");
@@ -57,14 +69,24 @@ pub async fn watch_from_revision_replays_history(f: &dyn Fixture) {
         ]
     );
     // then live changes; a failed batch sends nothing
-    assert!(s.apply(vec![put("network/n1", "x", Expect::Absent)]).await.is_err());
-    let r4 = s.apply(vec![put("network/n2", "2", Expect::Absent)]).await.unwrap();
+    assert!(
+        s.apply(vec![put("network/n1", "x", Expect::Absent)])
+            .await
+            .is_err()
+    );
+    let r4 = s
+        .apply(vec![put("network/n2", "2", Expect::Absent)])
+        .await
+        .unwrap();
     assert_eq!(next(&mut networks).await.revision(), r4);
     assert_eq!(next(&mut all).await.revision(), r4);
     // a watch from the current revision sees only what comes later
     let mut later = s.watch("network/", r4).await.unwrap();
     assert!(quiet(&mut later, 200).await);
-    let r5 = s.apply(vec![del("network/n2", Expect::Version(r4))]).await.unwrap();
+    let r5 = s
+        .apply(vec![del("network/n2", Expect::Version(r4))])
+        .await
+        .unwrap();
     assert_eq!(
         next(&mut later).await,
         Event::Delete {
@@ -120,9 +142,15 @@ pub async fn list_then_watch_under_concurrent_writes(f: &dyn Fixture) {
     let mut last = listing.revision;
     while last < fin.revision {
         let e = next(&mut w).await;
-        assert!(e.revision() > listing.revision, "event older than the listing: {e:?}");
+        assert!(
+            e.revision() > listing.revision,
+            "event older than the listing: {e:?}"
+        );
         assert!(e.revision() >= last, "out of order: {e:?} after {last}");
-        assert!(seen.insert((e.revision(), e.key().to_string())), "repeated: {e:?}");
+        assert!(
+            seen.insert((e.revision(), e.key().to_string())),
+            "repeated: {e:?}"
+        );
         last = e.revision();
         match e {
             Event::Put {
@@ -137,7 +165,10 @@ pub async fn list_then_watch_under_concurrent_writes(f: &dyn Fixture) {
             }
         }
     }
-    assert!(!seen.is_empty(), "no write after the listing: the test proves nothing");
+    assert!(
+        !seen.is_empty(),
+        "no write after the listing: the test proves nothing"
+    );
     let want: BTreeMap<_, _> = fin
         .items
         .into_iter()
@@ -152,7 +183,9 @@ pub async fn resume_from_last_delivered_revision(f: &dyn Fixture) {
     let s = store.as_ref();
     let start = s.revision().await.unwrap();
     for i in 0..10 {
-        s.apply(vec![put(&format!("r/{i}"), "v", Expect::Absent)]).await.unwrap();
+        s.apply(vec![put(&format!("r/{i}"), "v", Expect::Absent)])
+            .await
+            .unwrap();
     }
     let mut w = s.watch("r/", start).await.unwrap();
     let mut got = Vec::new();
@@ -162,7 +195,9 @@ pub async fn resume_from_last_delivered_revision(f: &dyn Fixture) {
     drop(w);
     // more changes while nobody watches
     for i in 10..15 {
-        s.apply(vec![put(&format!("r/{i}"), "v", Expect::Absent)]).await.unwrap();
+        s.apply(vec![put(&format!("r/{i}"), "v", Expect::Absent)])
+            .await
+            .unwrap();
     }
     let last = got.last().map(Event::revision).unwrap();
     let mut w = s.watch("r/", last).await.unwrap();
@@ -204,9 +239,13 @@ pub async fn slow_consumer_loses_nothing(f: &dyn Fixture) {
     // within a bounded history (local backends), else enough to fill buffers
     let n = f.bounded_history().map_or(600, |h| h.min(600) as usize - 6);
     for i in 0..n {
-        s.apply(vec![put(&format!("slow/{}", i % 50), &format!("{i}"), Expect::Any)])
-            .await
-            .unwrap();
+        s.apply(vec![put(
+            &format!("slow/{}", i % 50),
+            &format!("{i}"),
+            Expect::Any,
+        )])
+        .await
+        .unwrap();
     }
     let mut last = start;
     for i in 0..n {
@@ -232,7 +271,9 @@ pub async fn slow_consumer_loses_nothing(f: &dyn Fixture) {
     let at = s.revision().await.unwrap();
     let mut behind = s.watch("slow/", at).await.unwrap();
     for i in 0..history + 3 {
-        s.apply(vec![put("slow/x", &format!("{i}"), Expect::Any)]).await.unwrap();
+        s.apply(vec![put("slow/x", &format!("{i}"), Expect::Any)])
+            .await
+            .unwrap();
     }
     match behind.recv().await {
         Err(StoreError::Compacted { requested, oldest }) => {
@@ -241,7 +282,10 @@ pub async fn slow_consumer_loses_nothing(f: &dyn Fixture) {
         }
         other => panic!("expected compacted, got {other:?}"),
     }
-    assert!(matches!(behind.recv().await, Err(StoreError::WatchEnded { .. })));
+    assert!(matches!(
+        behind.recv().await,
+        Err(StoreError::WatchEnded { .. })
+    ));
 }
 
 pub async fn compaction_is_reported(f: &dyn Fixture) {
@@ -249,7 +293,11 @@ pub async fn compaction_is_reported(f: &dyn Fixture) {
     let s = store.as_ref();
     let mut revs = Vec::new();
     for i in 0..5 {
-        revs.push(s.apply(vec![put(&format!("c/{i}"), "v", Expect::Absent)]).await.unwrap());
+        revs.push(
+            s.apply(vec![put(&format!("c/{i}"), "v", Expect::Absent)])
+                .await
+                .unwrap(),
+        );
     }
     f.compact(revs[3]).await;
     let (requested, oldest) = expect_compacted(s, "c/", revs[0]).await;
@@ -265,7 +313,10 @@ pub async fn compaction_is_reported(f: &dyn Fixture) {
             assert_eq!((e.key(), e.revision()), (format!("c/{i}").as_str(), *r));
         }
     }
-    let r = s.apply(vec![put("c/new", "v", Expect::Absent)]).await.unwrap();
+    let r = s
+        .apply(vec![put("c/new", "v", Expect::Absent)])
+        .await
+        .unwrap();
     let e = next(&mut w).await;
     assert_eq!((e.key(), e.revision()), ("c/new", r));
     // the listing is the way back: list, then watch from its revision
