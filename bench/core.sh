@@ -12,9 +12,11 @@
 # under a temp dir; the image is the same busybox-static rootfs tarball for both.
 # Approach (dockerd flags, subreaper, cleanup) follows /work/shared/lab/peers/04_docker_libnetwork.sh.
 #
-# Usage (root): bench/core.sh
+# Usage (root): bench/core.sh            (netloomd on its embedded store file)
+#               STORE=etcd bench/core.sh  (netloomd on an etcd it starts in its netns,
+#                                          --cluster-store etcd://127.0.0.1:2379)
 # Env: N=20 NRUN=10 TIMER=epoch|date NETLOOMD=<path> NETLOOM=<path> DOCKERD=<path>
-#      SKIP_DOCKER=1 SKIP_NETLOOM=1
+#      STORE=embedded|etcd SKIP_DOCKER=1 SKIP_NETLOOM=1
 #      RESULTS=<file>  (also write the markdown table there)
 set -euo pipefail
 # containerd-shims (and netloom shims) daemonize: be a subreaper so orphans are reaped here
@@ -25,7 +27,8 @@ if [ -z "${NLB_SUBREAPER:-}" ] && command -v python3 >/dev/null; then
 fi
 [ "$(id -u)" = 0 ] || { echo "core.sh: run as root" >&2; exit 1; }
 
-N=${N:-20}; NRUN=${NRUN:-10}; TIMER=${TIMER:-epoch}
+N=${N:-20}; NRUN=${NRUN:-10}; TIMER=${TIMER:-epoch}; STORE=${STORE:-embedded}
+case $STORE in embedded|etcd) ;; *) echo "core.sh: STORE=$STORE: use embedded or etcd" >&2; exit 2;; esac
 HERE=$(cd "$(dirname "$0")" && pwd); REPO=$(dirname "$HERE")
 TAG=nlb$$                       # unique per run: netns names, cgroup parent, temp dir
 D=/tmp/nlbench.$$
@@ -45,6 +48,7 @@ command -v runc >/dev/null || need+=(runc)
 [ -x /bin/busybox ] || need+=(busybox-static)
 command -v jq >/dev/null || need+=(jq)
 command -v bc >/dev/null || need+=(bc)
+[ "$STORE" = etcd ] && { command -v etcd >/dev/null || need+=(etcd-server); }
 # /usr/sbin/policy-rc.d exits 101 here: installing docker.io does not start a system dockerd
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
@@ -64,7 +68,7 @@ fi
 NETLOOM=${NETLOOM:-$(dirname "$NETLOOMD")/netloom}; NL_BUILD=${NL_BUILD:-custom}
 
 # ---------------- cleanup ----------------
-DOCKERD_PID=""; NETLOOMD_PID=""
+DOCKERD_PID=""; NETLOOMD_PID=""; ETCD_PID=""
 # dockerd/containerd create these fixed paths regardless of --exec-root; remove them afterwards
 # (only if empty and absent when we started)
 # kill_wait, children, stop_docker, stop_netloom, note_new_rundirs
@@ -74,6 +78,7 @@ cleanup() {
   local rc=$?
   set +e; trap - EXIT INT TERM
   stop_docker; stop_netloom
+  [ -n "$ETCD_PID" ] && kill_wait "$ETCD_PID"
   # leftover shims / container processes were re-parented to us (subreaper): kill them by pid
   local i p m
   for i in 1 2 3 4 5; do
@@ -163,7 +168,7 @@ tar -C $RF -cf $D/rootfs.tar .
 
 NL_STATUS=skipped; DK_STATUS=skipped
 NL_VER=-; DK_VER=-
-echo "== netloom vs dockerd core latency: N=$N NRUN=$NRUN timer=$TIMER, $(nproc) vCPU, kernel $(uname -r)"
+echo "== netloom vs dockerd core latency: N=$N NRUN=$NRUN timer=$TIMER store=$STORE, $(nproc) vCPU, kernel $(uname -r)"
 
 # ---------------- netloom ----------------
 if [ -z "${SKIP_NETLOOM:-}" ]; then
@@ -172,9 +177,22 @@ if [ -z "${SKIP_NETLOOM:-}" ]; then
     cp "$NETLOOMD" "$D/bin/netloomd"; cp "$NETLOOM" "$D/bin/netloom"
     NL_BIN=$D/bin/netloom
     ip netns add $NS_NL && ip -n $NS_NL link set lo up
+    STORE_ARGS=()
+    if [ "$STORE" = etcd ]; then
+      # etcd inside netloomd's netns: 127.0.0.1:2379 there, nothing listens on the host
+      nsenter --net=/run/netns/$NS_NL etcd --name nlb --data-dir $D/nl/etcd \
+        --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
+        --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+        --initial-cluster nlb=http://127.0.0.1:2380 > $D/nl/etcd.log 2>&1 &
+      ETCD_PID=$!
+      for _ in $(seq 200); do grep -q "ready to serve client requests" $D/nl/etcd.log && break; sleep 0.1; done
+      grep -q "ready to serve client requests" $D/nl/etcd.log || echo "WARNING: etcd not ready: $(tail -3 $D/nl/etcd.log)"
+      echo "etcd $(etcd --version | awk 'NR==1{print $3}') up in netloomd's netns"
+      STORE_ARGS=(--cluster-store etcd://127.0.0.1:2379)
+    fi
     now_us; t0=$NOW
     nsenter --net=/run/netns/$NS_NL "$D/bin/netloomd" --data-root $D/nl/data --exec-root $D/nl/exec \
-      --config-file $D/nl/daemon.json > $D/nl/netloomd.log 2>&1 &
+      --config-file $D/nl/daemon.json "${STORE_ARGS[@]}" > $D/nl/netloomd.log 2>&1 &
     NETLOOMD_PID=$!
     for _ in $(seq 120); do $NL_BIN -H unix://$NL_SOCK version >/dev/null 2>&1 && break; kill -0 $NETLOOMD_PID 2>/dev/null || break; sleep 0.1; done
     if $NL_BIN -H unix://$NL_SOCK version >/dev/null 2>&1; then
@@ -187,6 +205,7 @@ if [ -z "${SKIP_NETLOOM:-}" ]; then
       NL_STATUS="netloomd did not start: $(tail -3 $D/nl/netloomd.log | tr '\n' ' ')"
     fi
     stop_netloom
+    [ -n "$ETCD_PID" ] && { kill_wait "$ETCD_PID"; ETCD_PID=""; }
   else
     NL_STATUS="no netloom binaries at $NETLOOMD / $NETLOOM (cargo build --release -p netloom-daemon -p netloom-cli)"
   fi
@@ -259,7 +278,7 @@ done
 
 echo
 echo "== results (ms per CLI invocation; median / p90 nearest-rank) =="
-echo "netloom $NL_VER ($NL_BUILD build: $NETLOOMD) — $NL_STATUS"
+echo "netloom $NL_VER ($NL_BUILD build: $NETLOOMD, store: $STORE) — $NL_STATUS"
 echo "docker  $DK_VER (client $($DK --version 2>/dev/null | awk '{print $3}' | tr -d ,), containerd $(containerd --version 2>/dev/null | awk '{print $3}'), runc $(runc --version 2>/dev/null | awk 'NR==1{print $3}')) — $DK_STATUS"
 echo "timer: $TIMER ($( [ "$TIMER" = date ] && echo 'date +%s%N, includes ~1 ms fork of date' || echo 'bash $EPOCHREALTIME, no fork'))"
 echo

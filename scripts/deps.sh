@@ -7,15 +7,38 @@ set -euo pipefail
 # netloom-cni tests chain with (tuning) and bench/cni.sh compares against. Its
 # cni-dhcp unit is neither enabled nor started by the package (postinst only re-enables
 # it if it was enabled before), so installing it starts nothing.
-pkgs=(nftables iproute2 busybox-static curl ca-certificates iputils-ping bind9-dnsutils python3 containernetworking-plugins)
+# etcd-server: the cluster-store backend's tests start their own etcd (never a system
+# one); protobuf-compiler + libprotobuf-dev: etcd-client's build runs protoc and needs the
+# well-known .proto files.
+pkgs=(nftables iproute2 busybox-static curl ca-certificates iputils-ping bind9-dnsutils python3 containernetworking-plugins
+  etcd-server protobuf-compiler libprotobuf-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
+  # No package may start a service (etcd-server's postinst would start a system etcd on
+  # 2379): invoke-rc.d and deb-systemd-invoke obey a policy-rc.d that exits 101.
+  policy=/usr/sbin/policy-rc.d; own_policy=
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod 755 "$policy"; own_policy=1
+  fi
+  trap '[ -n "$own_policy" ] && rm -f "$policy"' EXIT
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+# nothing of ours listens on etcd's port: tests run their own etcd on other ports
+if ss -Hltn 'sport = :2379' | grep -q .; then
+  echo "deps: something listens on :2379 after the install:" >&2
+  ss -ltnp 'sport = :2379' >&2
+  if pgrep -x etcd >/dev/null && command -v systemctl >/dev/null; then
+    systemctl stop etcd 2>/dev/null || true; systemctl disable etcd 2>/dev/null || true
+  fi
+  if ss -Hltn 'sport = :2379' | grep -q .; then
+    echo "deps: stop it (a system etcd is not needed and must not run)" >&2; exit 1
+  fi
+fi
 command -v nft >/dev/null && command -v ip >/dev/null && [ -x /bin/busybox ] && [ -x /usr/lib/cni/tuning ]
+command -v etcd >/dev/null && command -v protoc >/dev/null && [ -f /usr/include/google/protobuf/descriptor.proto ]
 echo "deps: ok"

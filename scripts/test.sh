@@ -9,6 +9,11 @@ export NETLOOM_REQUIRE_PRIV="${NETLOOM_REQUIRE_PRIV:-1}"
 cargo build --workspace --locked
 cargo test --workspace --locked -- --test-threads="${NETLOOM_TEST_THREADS:-4}"
 
+# The core end-to-end suite and the short crash/concurrency run again, with every test
+# daemon keeping its state in an etcd of its own (--cluster-store; tests/src/lib.rs).
+NETLOOM_TEST_STORE=etcd cargo test --locked -p netloom-e2e --test core --test reliability \
+  -- --test-threads="${NETLOOM_TEST_THREADS:-4}"
+
 # docs/api.yaml must describe exactly the routes netloomd serves.
 python3 scripts/check-openapi.py
 

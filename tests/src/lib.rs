@@ -6,6 +6,12 @@
 //! containers, the daemon, stray shim processes, mounts, the namespace and
 //! the temp dir.  It also checks that nothing leaked into the host
 //! namespace (links, nft tables, network namespaces).
+//!
+//! With `NETLOOM_TEST_STORE=etcd` every daemon keeps its state in an etcd of its
+//! own instead of the embedded file: the harness starts `etcd` inside the
+//! daemon's namespace (127.0.0.1:2379 there, so nothing listens on the host) with
+//! a data dir under the test's dir, passes `--cluster-store`, and keeps etcd
+//! running across daemon restarts ([`Daemon::etcd`] can stop and start it).
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -252,6 +258,16 @@ fn looks_like_veth(name: &str) -> bool {
     name.len() == 14 && name.starts_with("nl") && name[2..].chars().all(|c| c.is_ascii_hexdigit())
 }
 
+/// The store a test daemon uses, from `NETLOOM_TEST_STORE` (`embedded`, the
+/// default, or `etcd`).
+pub fn test_store_is_etcd() -> bool {
+    match std::env::var("NETLOOM_TEST_STORE").as_deref() {
+        Ok("etcd") => true,
+        Ok("") | Ok("embedded") | Err(_) => false,
+        Ok(other) => panic!("NETLOOM_TEST_STORE={other:?}: use embedded or etcd"),
+    }
+}
+
 /// A netloomd instance in its own network namespace.
 pub struct Daemon {
     /// Network namespace name (`/run/netns/<name>`).
@@ -261,13 +277,30 @@ pub struct Daemon {
     bin: PathBuf,
     child: Option<Child>,
     host_before: BTreeSet<String>,
+    /// The daemon's own etcd (with `NETLOOM_TEST_STORE=etcd`).
+    pub etcd: Option<netloom_store::testing::Etcd>,
+    /// Environment variables set for netloomd.
+    pub env: Vec<(String, String)>,
 }
 
 /// Starts a daemon for a test, or returns `None` (after printing `SKIP:`)
 /// when the environment cannot run it.  With `NETLOOM_REQUIRE_PRIV=1` a
 /// missing prerequisite panics instead.
 pub fn daemon() -> Option<Daemon> {
-    if let Some(r) = skip_reason() {
+    daemon_with(test_store_is_etcd(), &[])
+}
+
+/// Like [`daemon`], but always on an etcd of its own (whatever
+/// `NETLOOM_TEST_STORE` says), with `env` set for netloomd.
+pub fn daemon_on_etcd(env: &[(&str, &str)]) -> Option<Daemon> {
+    daemon_with(true, env)
+}
+
+fn daemon_with(on_etcd: bool, env: &[(&str, &str)]) -> Option<Daemon> {
+    let missing = skip_reason().or_else(|| {
+        (on_etcd && !which("etcd")).then(|| "etcd not installed (install etcd-server)".into())
+    });
+    if let Some(r) = missing {
         if std::env::var("NETLOOM_REQUIRE_PRIV").as_deref() == Ok("1") {
             panic!("e2e prerequisites missing (NETLOOM_REQUIRE_PRIV=1): {r}");
         }
@@ -293,12 +326,25 @@ pub fn daemon() -> Option<Daemon> {
     assert!(o.ok(), "ip netns add: {o}");
     let o = sh("ip", &["-n", &name, "link", "set", "lo", "up"]);
     assert!(o.ok(), "lo up: {o}");
+    let etcd = on_etcd.then(|| {
+        netloom_store::testing::Etcd::start_with(netloom_store::testing::EtcdSpec {
+            dir: dir.join("etcd"),
+            client_port: 2379,
+            peer_port: 2380,
+            netns: Some(PathBuf::from(format!("/run/netns/{name}"))),
+        })
+    });
     let mut d = Daemon {
         name,
         dir,
         bin,
         child: None,
         host_before,
+        etcd,
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
     };
     d.start();
     let tar = busybox_tar();
@@ -324,15 +370,20 @@ impl Daemon {
             .open(self.dir.join("daemon.log"))
             .unwrap();
         let d = &self.dir;
-        let child = Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{}", self.name))
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net=/run/netns/{}", self.name))
             .arg(self.bin.join("netloomd"))
             .arg("--data-root")
             .arg(d.join("data"))
             .arg("--exec-root")
             .arg(d.join("exec"))
             .arg("--config-file")
-            .arg(d.join("none.json"))
+            .arg(d.join("none.json"));
+        if let Some(etcd) = &self.etcd {
+            cmd.arg("--cluster-store").arg(etcd.url());
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        let child = cmd
             .env("RUST_BACKTRACE", "0")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -345,6 +396,12 @@ impl Daemon {
             if self.sock().exists() {
                 let o = self.cli_t(&["version"], Duration::from_secs(5));
                 if o.ok() {
+                    let file = self.dir.join("data/netloom.db");
+                    assert!(
+                        self.etcd.is_none() || !file.exists(),
+                        "daemon on etcd wrote {}",
+                        file.display()
+                    );
                     return;
                 }
             }

@@ -43,12 +43,20 @@ pub struct Flags {
     /// Timeout of one plugin call, in seconds (default 30, as Docker).
     #[arg(long, value_name = "SECONDS")]
     pub plugin_timeout: Option<f64>,
+    /// Keep all state in etcd instead of the embedded store file:
+    /// `etcd://HOST:PORT[,HOST:PORT...][/PREFIX]` (keys under `/PREFIX/`, default
+    /// `/netloom/`; one prefix per daemon). A request that cannot reach etcd within
+    /// NETLOOM_STORE_TIMEOUT seconds (default 3) fails with 503.
+    #[arg(long = "cluster-store", value_name = "etcd://HOST:PORT")]
+    pub cluster_store: Option<String>,
 }
 
 /// Environment variable overriding the plugin directories (colon-separated).
 pub const ENV_PLUGIN_DIRS: &str = "NETLOOM_PLUGIN_DIRS";
 /// Environment variable overriding the plugin call timeout (seconds).
 pub const ENV_PLUGIN_TIMEOUT: &str = "NETLOOM_PLUGIN_TIMEOUT";
+/// Environment variable setting the cluster store's request deadline (seconds).
+pub const ENV_STORE_TIMEOUT: &str = "NETLOOM_STORE_TIMEOUT";
 
 /// Keys accepted in `daemon.json`.
 #[derive(Debug, Default, Deserialize)]
@@ -68,6 +76,7 @@ struct FileConfig {
     group: Option<String>,
     plugin_dirs: Option<Vec<PathBuf>>,
     plugin_timeout: Option<f64>,
+    cluster_store: Option<String>,
 }
 
 /// The effective configuration.
@@ -97,6 +106,8 @@ pub struct Config {
     pub group: Option<String>,
     /// Remote plugin discovery and call timeout.
     pub plugins: netloom_drivers::remote::PluginConfig,
+    /// The etcd cluster holding all state (`None`: the embedded store file).
+    pub cluster_store: Option<netloom_store::EtcdConfig>,
 }
 
 fn plugin_timeout(secs: f64, key: &str) -> Result<std::time::Duration, String> {
@@ -106,6 +117,30 @@ fn plugin_timeout(secs: f64, key: &str) -> Result<std::time::Duration, String> {
         ));
     }
     Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+/// Parses a cluster-store URL; the deadline comes from [`ENV_STORE_TIMEOUT`].
+fn cluster_store(url: &str, key: &str) -> Result<netloom_store::EtcdConfig, String> {
+    let mut cfg = netloom_store::EtcdConfig::parse(url).map_err(|e| match e {
+        netloom_store::StoreError::InvalidUrl { reason, .. } => {
+            format!("invalid {key} {url:?}: {reason}")
+        }
+        other => format!("invalid {key} {url:?}: {other}"),
+    })?;
+    if let Ok(v) = std::env::var(ENV_STORE_TIMEOUT)
+        && !v.is_empty()
+    {
+        let secs = v.trim().parse::<f64>().map_err(|_| {
+            format!("invalid {ENV_STORE_TIMEOUT} {v:?}: give a number of seconds, e.g. 3")
+        })?;
+        if !(secs.is_finite() && secs > 0.0 && secs <= 300.0) {
+            return Err(format!(
+                "invalid {ENV_STORE_TIMEOUT} {v:?}: give a number of seconds between 0 and 300, e.g. 3"
+            ));
+        }
+        cfg = cfg.with_deadline(std::time::Duration::from_secs_f64(secs));
+    }
+    Ok(cfg)
 }
 
 fn level(s: &str, key: &str) -> Result<String, String> {
@@ -218,7 +253,13 @@ impl Config {
         } else if let Some(t) = file.plugin_timeout {
             plugins.timeout = plugin_timeout(t, "plugin-timeout")?;
         }
+        let cluster_store = match (&flags.cluster_store, &file.cluster_store) {
+            (Some(url), _) => Some(cluster_store(url, "--cluster-store")?),
+            (None, Some(url)) => Some(cluster_store(url, "cluster-store")?),
+            (None, None) => None,
+        };
         Ok(Config {
+            cluster_store,
             plugins,
             data_root,
             exec_root,
@@ -325,5 +366,44 @@ mod tests {
         assert!(e.is_some_and(|e| e.contains("plugin-dirs") && e.contains("absolute")));
         let e = load_json(r#"{"plugin-timeout": 0}"#, &[]).err();
         assert!(e.is_some_and(|e| e.contains("invalid plugin-timeout")));
+    }
+
+    #[test]
+    fn cluster_store() {
+        let c = load_json("{}", &[]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.cluster_store.is_none());
+        let c = load_json(r#"{"cluster-store": "etcd://10.0.0.1:2379/a"}"#, &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let etcd = c
+            .cluster_store
+            .unwrap_or_else(|| panic!("no cluster store"));
+        assert_eq!(etcd.endpoints, ["http://10.0.0.1:2379"]);
+        assert_eq!(etcd.prefix, "/a/");
+        // the flag wins over the file
+        let c = load_json(
+            r#"{"cluster-store": "etcd://10.0.0.1:2379"}"#,
+            &["--cluster-store", "etcd://127.0.0.1:1,127.0.0.1:2"],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let etcd = c
+            .cluster_store
+            .unwrap_or_else(|| panic!("no cluster store"));
+        assert_eq!(etcd.endpoints.len(), 2);
+        let e = load_json("{}", &["--cluster-store", "consul://h:8500"]).err();
+        assert!(
+            e.as_deref().is_some_and(|e| e.starts_with(
+                r#"invalid --cluster-store "consul://h:8500": consul:// stores are not supported"#
+            )),
+            "{e:?}"
+        );
+        let e = load_json(r#"{"cluster-store": "etcd://h:0"}"#, &[]).err();
+        assert!(
+            e.as_deref()
+                .is_some_and(|e| e.starts_with(r#"invalid cluster-store "etcd://h:0""#)),
+            "{e:?}"
+        );
+        // Docker's other cluster keys are refused, not ignored
+        let e = load_json(r#"{"cluster-advertise": "eth0:2376"}"#, &[]).err();
+        assert!(e.is_some_and(|e| e.contains("unknown field `cluster-advertise`")));
     }
 }

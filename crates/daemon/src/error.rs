@@ -92,7 +92,16 @@ impl From<DriverError> for CtlError {
 
 impl From<netloom_store::StoreError> for CtlError {
     fn from(e: netloom_store::StoreError) -> Self {
-        CtlError::internal(format!("store: {}", chain(&e)))
+        use netloom_store::StoreError;
+        match &e {
+            // 503, naming the store and what to do (`... is unavailable: no answer
+            // within 3s; check that etcd at http://... runs and can be reached, then retry`)
+            StoreError::Unavailable { hint, .. } => {
+                CtlError::unavailable(format!("{}; {hint}", chain(&e)))
+            }
+            StoreError::Conflict { .. } => CtlError::conflict(chain(&e)),
+            _ => CtlError::internal(format!("store: {}", chain(&e))),
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 //! `netloomd`: the netloom daemon. Parses flags and `daemon.json`, opens the
-//! embedded store, reconciles the kernel with it, and serves the Docker Engine API
+//! store (the embedded file, or etcd with `--cluster-store`), reconciles the kernel with it, and serves the Docker Engine API
 //! subset on a Unix socket. SIGTERM stops accepting requests and exits 0, leaving
 //! running containers and their networking in place. The API's resource limits
 //! (connections, slow clients, shutdown grace) are in `limits`.
@@ -55,18 +55,41 @@ fn main() {
     }
 }
 
+/// The embedded store file under the data root, or the etcd cluster of
+/// `--cluster-store` (which must answer now).
+async fn open_store(cfg: &config::Config) -> anyhow::Result<Arc<dyn netloom_store::Store>> {
+    let describe = |e: &netloom_store::StoreError| match e {
+        netloom_store::StoreError::Unavailable { hint, .. } => {
+            anyhow::anyhow!("{}; {hint}", error::chain(e))
+        }
+        e => anyhow::anyhow!("{}", error::chain(e)),
+    };
+    match &cfg.cluster_store {
+        Some(etcd) => {
+            let store = netloom_store::EtcdStore::connect(etcd.clone())
+                .await
+                .map_err(|e| describe(&e))?;
+            info!(store = %etcd.describe(), "keeping state in the cluster store");
+            Ok(Arc::new(store))
+        }
+        None => {
+            let path = cfg.data_root.join("netloom.db");
+            let store = netloom_store::EmbeddedStore::open(&path).map_err(|e| describe(&e))?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
 async fn run(cfg: config::Config) -> anyhow::Result<()> {
     for d in [&cfg.data_root, &cfg.exec_root] {
         std::fs::create_dir_all(d).with_context(|| format!("create {}", d.display()))?;
         std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o711))
             .with_context(|| format!("chmod {}", d.display()))?;
     }
-    let store_path = cfg.data_root.join("netloom.db");
-    let store = netloom_store::EmbeddedStore::open(&store_path)
-        .map_err(|e| anyhow::anyhow!("{}", error::chain(&e)))?;
+    let store = open_store(&cfg).await?;
     let socket = cfg.socket.clone();
     let group = cfg.group.clone();
-    let ctl = controller::Controller::start(cfg, Arc::new(store)).await?;
+    let ctl = controller::Controller::start(cfg, store).await?;
 
     if let Some(dir) = socket.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;

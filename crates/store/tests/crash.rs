@@ -11,9 +11,18 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use netloom_store::{EmbeddedStore, Expect, KvStore, Op, StoreError};
+use netloom_store::{EmbeddedStore, Expect, Op, Store, StoreError};
 
 const CHILD_ENV: &str = "NETLOOM_STORE_CRASH_CHILD";
+
+/// Runs a store call to completion (the tests here are synchronous).
+fn block<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
 
 fn batch_key(i: u64, part: &str) -> String {
     format!("batch/{i:08}/{part}")
@@ -27,32 +36,19 @@ fn crash_child_writer() {
         return; // only meaningful as a child of `killed_writer_leaves_whole_batches`
     };
     let store = EmbeddedStore::open(Path::new(&path)).unwrap();
-    let mut i = match store.get("last").unwrap() {
+    let mut i = match block(store.get("last")).unwrap() {
         Some(v) => String::from_utf8(v.value).unwrap().parse::<u64>().unwrap(),
         None => 0,
     };
     let payload = vec![0xabu8; 3000];
     loop {
         i += 1;
-        store
-            .apply(vec![
-                Op::Put {
-                    key: batch_key(i, "a"),
-                    value: payload.clone(),
-                    expect: Expect::Absent,
-                },
-                Op::Put {
-                    key: batch_key(i, "b"),
-                    value: payload.clone(),
-                    expect: Expect::Absent,
-                },
-                Op::Put {
-                    key: "last".into(),
-                    value: i.to_string().into_bytes(),
-                    expect: Expect::Any,
-                },
-            ])
-            .unwrap();
+        block(store.apply(vec![
+            Op::put(batch_key(i, "a"), payload.clone(), Expect::Absent),
+            Op::put(batch_key(i, "b"), payload.clone(), Expect::Absent),
+            Op::put("last", i.to_string(), Expect::Any),
+        ]))
+        .unwrap();
         println!("committed {i}");
     }
 }
@@ -61,7 +57,7 @@ fn crash_child_writer() {
 /// and at least `reported` batches there.
 fn check(path: &Path, reported: u64) -> u64 {
     let store = EmbeddedStore::open(path).unwrap();
-    let last = match store.get("last").unwrap() {
+    let last = match block(store.get("last")).unwrap() {
         Some(v) => String::from_utf8(v.value).unwrap().parse::<u64>().unwrap(),
         None => 0,
     };
@@ -69,11 +65,11 @@ fn check(path: &Path, reported: u64) -> u64 {
         last >= reported,
         "batch {reported} reported committed but store ends at {last}"
     );
-    let keys = store.list("batch/").unwrap();
+    let keys = block(store.list("batch/")).unwrap().items;
     assert_eq!(keys.len() as u64, 2 * last, "torn or extra batches");
     for i in 1..=last {
-        let a = store.get(&batch_key(i, "a")).unwrap();
-        let b = store.get(&batch_key(i, "b")).unwrap();
+        let a = block(store.get(&batch_key(i, "a"))).unwrap();
+        let b = block(store.get(&batch_key(i, "b"))).unwrap();
         match (a, b) {
             (Some(a), Some(b)) => {
                 assert_eq!(a.version, b.version, "batch {i} split across revisions");
@@ -87,7 +83,11 @@ fn check(path: &Path, reported: u64) -> u64 {
             ),
         }
     }
-    assert_eq!(store.revision().unwrap(), last, "revision out of step");
+    assert_eq!(
+        block(store.revision()).unwrap(),
+        last,
+        "revision out of step"
+    );
     last
 }
 

@@ -261,11 +261,7 @@ pub fn now() -> String {
 pub(crate) fn put<T: Serialize>(key: String, v: &T) -> CtlResult<Op> {
     let value =
         serde_json::to_vec(v).map_err(|e| CtlError::internal(format!("encode {key}: {e}")))?;
-    Ok(Op::Put {
-        key,
-        value,
-        expect: Expect::Any,
-    })
+    Ok(Op::put(key, value, Expect::Any))
 }
 
 pub(crate) fn del(key: String) -> Op {

@@ -20,7 +20,7 @@ async fn load<T: DeserializeOwned>(
     prefix: &str,
 ) -> anyhow::Result<Vec<(String, T)>> {
     let mut out = Vec::new();
-    for (k, v) in ctl.store.list(prefix).await? {
+    for (k, v) in ctl.store.list(prefix).await?.items {
         match serde_json::from_slice::<T>(&v.value) {
             Ok(t) => out.push((k[prefix.len()..].to_string(), t)),
             Err(e) => warn!(key = %k, error = %e, "skipping unreadable store record"),
