@@ -16,6 +16,8 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod multihost;
+
 /// Result of running a command.
 #[derive(Debug, Clone)]
 pub struct Out {
@@ -261,12 +263,30 @@ pub struct Daemon {
     bin: PathBuf,
     child: Option<Child>,
     host_before: BTreeSet<String>,
+    /// Extra netloomd flags, passed on every (re)start.
+    pub extra_args: Vec<String>,
 }
 
 /// Starts a daemon for a test, or returns `None` (after printing `SKIP:`)
 /// when the environment cannot run it.  With `NETLOOM_REQUIRE_PRIV=1` a
 /// missing prerequisite panics instead.
 pub fn daemon() -> Option<Daemon> {
+    let d = bare_daemon()?;
+    let tar = busybox_tar();
+    d.ok(&["image", "import", tar.to_str().unwrap(), "busybox"]);
+    Some(d)
+}
+
+/// Like [`daemon`], but imports no image (for tests that run no container).
+pub fn bare_daemon() -> Option<Daemon> {
+    let mut d = unstarted_daemon()?;
+    d.start();
+    Some(d)
+}
+
+/// A daemon's namespace and directories, with the daemon not started yet (the
+/// caller may add links or `extra_args` first, then call [`Daemon::start`]).
+pub fn unstarted_daemon() -> Option<Daemon> {
     if let Some(r) = skip_reason() {
         if std::env::var("NETLOOM_REQUIRE_PRIV").as_deref() == Ok("1") {
             panic!("e2e prerequisites missing (NETLOOM_REQUIRE_PRIV=1): {r}");
@@ -293,17 +313,14 @@ pub fn daemon() -> Option<Daemon> {
     assert!(o.ok(), "ip netns add: {o}");
     let o = sh("ip", &["-n", &name, "link", "set", "lo", "up"]);
     assert!(o.ok(), "lo up: {o}");
-    let mut d = Daemon {
+    Some(Daemon {
         name,
         dir,
         bin,
         child: None,
         host_before,
-    };
-    d.start();
-    let tar = busybox_tar();
-    d.ok(&["image", "import", tar.to_str().unwrap(), "busybox"]);
-    Some(d)
+        extra_args: Vec::new(),
+    })
 }
 
 impl Daemon {
@@ -333,6 +350,7 @@ impl Daemon {
             .arg(d.join("exec"))
             .arg("--config-file")
             .arg(d.join("none.json"))
+            .args(&self.extra_args)
             .env("RUST_BACKTRACE", "0")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -379,6 +397,11 @@ impl Daemon {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
+    }
+
+    /// The daemon's pid, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Graceful stop (SIGTERM).
