@@ -284,6 +284,15 @@ pub fn renew_at(not_before: SystemTime, not_after: SystemTime) -> SystemTime {
     not_before + life.mul_f64(frac)
 }
 
+/// The subject (DER) and public key (DER `SubjectPublicKeyInfo`) of a certificate.
+pub fn subject_and_key(der: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let (_, c) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some((
+        c.tbs_certificate.subject.as_raw().to_vec(),
+        c.tbs_certificate.subject_pki.raw.to_vec(),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -228,7 +228,7 @@ impl Membership {
     }
 
     /// Tells the others that this node leaves, then stops.
-    pub async fn leave(self) {
+    pub async fn leave(&self) {
         let (tx, rx) = tokio::sync::oneshot::channel();
         if self.cmd.send(Cmd::Leave(tx)).is_ok() {
             let _ = tokio::time::timeout(Duration::from_secs(1), rx).await;
