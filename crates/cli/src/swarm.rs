@@ -54,7 +54,11 @@ pub struct InitArgs {
     #[arg(long = "advertise-addr", value_name = "ADDR")]
     pub advertise_addr: Option<String>,
     /// Listen address (format: "<ip|interface>[:port]")
-    #[arg(long = "listen-addr", default_value = "0.0.0.0:2377", value_name = "ADDR")]
+    #[arg(
+        long = "listen-addr",
+        default_value = "0.0.0.0:2377",
+        value_name = "ADDR"
+    )]
     pub listen_addr: String,
     /// Address or interface to use for data path traffic (format: "<ip|interface>")
     #[arg(long = "data-path-addr", value_name = "ADDR")]
@@ -91,7 +95,11 @@ pub struct JoinArgs {
     #[arg(long = "advertise-addr", value_name = "ADDR")]
     pub advertise_addr: Option<String>,
     /// Listen address (format: "<ip|interface>[:port]")
-    #[arg(long = "listen-addr", default_value = "0.0.0.0:2377", value_name = "ADDR")]
+    #[arg(
+        long = "listen-addr",
+        default_value = "0.0.0.0:2377",
+        value_name = "ADDR"
+    )]
     pub listen_addr: String,
     /// Address or interface to use for data path traffic (format: "<ip|interface>")
     #[arg(long = "data-path-addr", value_name = "ADDR")]
@@ -150,7 +158,9 @@ pub struct CaArgs {
 fn nanos(flag: &str, s: &str) -> Result<u64> {
     match humantime::parse_duration(s) {
         Ok(d) => Ok(d.as_nanos() as u64),
-        Err(_) => bail!("invalid argument {s:?} for \"--{flag}\" flag: give a duration such as 2160h or 90m"),
+        Err(_) => bail!(
+            "invalid argument {s:?} for \"--{flag}\" flag: give a duration such as 2160h or 90m"
+        ),
     }
 }
 
@@ -183,7 +193,9 @@ pub async fn run(client: &Client, cmd: SwarmCmd) -> Result<i32> {
                 "JoinToken": a.token,
                 "Availability": a.availability,
             });
-            client.call(Method::POST, "/swarm/join", Some(&body)).await?;
+            client
+                .call(Method::POST, "/swarm/join", Some(&body))
+                .await?;
             let info: Value = client.get_json("/info").await?;
             let manager = info["Swarm"]["ControlAvailable"].as_bool() == Some(true);
             outln(&format!(
@@ -195,7 +207,9 @@ pub async fn run(client: &Client, cmd: SwarmCmd) -> Result<i32> {
         SwarmCmd::JoinToken(a) => join_token(client, a).await,
         SwarmCmd::Leave(a) => {
             let q = if a.force { "?force=1" } else { "" };
-            client.call(Method::POST, &format!("/swarm/leave{q}"), None).await?;
+            client
+                .call(Method::POST, &format!("/swarm/leave{q}"), None)
+                .await?;
             outln("Node left the swarm.");
             Ok(0)
         }
@@ -205,7 +219,11 @@ pub async fn run(client: &Client, cmd: SwarmCmd) -> Result<i32> {
             apply_spec(&mut spec, &a.spec)?;
             let v = sw["Version"]["Index"].as_u64().unwrap_or(0);
             client
-                .call(Method::POST, &format!("/swarm/update?version={v}"), Some(&spec))
+                .call(
+                    Method::POST,
+                    &format!("/swarm/update?version={v}"),
+                    Some(&spec),
+                )
                 .await?;
             outln("Swarm updated.");
             Ok(0)
@@ -235,16 +253,26 @@ async fn init(client: &Client, a: InitArgs) -> Result<i32> {
         "AutoLockManagers": a.spec.autolock.unwrap_or(false),
         "Spec": spec,
     });
-    let id: String = client.call_json(Method::POST, "/swarm/init", Some(&body)).await?;
-    outln(&format!("Swarm initialized: current node ({id}) is now a manager.\n"));
+    let id: String = client
+        .call_json(Method::POST, "/swarm/init", Some(&body))
+        .await?;
+    outln(&format!(
+        "Swarm initialized: current node ({id}) is now a manager.\n"
+    ));
     join_command(client, &id, "worker", false).await?;
-    outln("To add a manager to this swarm, run 'netloom swarm join-token manager' and follow the instructions.\n");
+    outln(
+        "To add a manager to this swarm, run 'netloom swarm join-token manager' and follow the instructions.\n",
+    );
     Ok(0)
 }
 
 async fn join_command(client: &Client, node_id: &str, role: &str, quiet: bool) -> Result<()> {
     let sw: Value = client.get_json("/swarm").await?;
-    let key = if role == "manager" { "Manager" } else { "Worker" };
+    let key = if role == "manager" {
+        "Manager"
+    } else {
+        "Worker"
+    };
     let token = s(&sw["JoinTokens"], key).to_string();
     if quiet {
         outln(&token);
@@ -265,7 +293,11 @@ async fn join_token(client: &Client, a: JoinTokenArgs) -> Result<i32> {
     if a.rotate {
         let sw: Value = client.get_json("/swarm").await?;
         let v = sw["Version"]["Index"].as_u64().unwrap_or(0);
-        let flag = if a.role == "worker" { "rotateWorkerToken" } else { "rotateManagerToken" };
+        let flag = if a.role == "worker" {
+            "rotateWorkerToken"
+        } else {
+            "rotateManagerToken"
+        };
         client
             .call(
                 Method::POST,
@@ -291,7 +323,11 @@ async fn ca(client: &Client, a: CaArgs) -> Result<i32> {
         spec["CAConfig"]["ForceRotate"] = json!(n);
         let v = sw["Version"]["Index"].as_u64().unwrap_or(0);
         client
-            .call(Method::POST, &format!("/swarm/update?version={v}"), Some(&spec))
+            .call(
+                Method::POST,
+                &format!("/swarm/update?version={v}"),
+                Some(&spec),
+            )
             .await?;
         if a.detach {
             return Ok(0);
@@ -303,7 +339,9 @@ async fn ca(client: &Client, a: CaArgs) -> Result<i32> {
                 break;
             }
             if std::time::Instant::now() > until {
-                bail!("the root rotation has not finished after 2 minutes: a node that is up has not renewed its certificate (see netloom node ls)");
+                bail!(
+                    "the root rotation has not finished after 2 minutes: a node that is up has not renewed its certificate (see netloom node ls)"
+                );
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
@@ -418,8 +456,7 @@ fn title(s: &str) -> String {
         .unwrap_or_default()
 }
 
-const NODE_TABLE: &str =
-    "{{.ID}} {{if .Self}}*{{else}} {{end}}\t{{.Hostname}}\t{{.Status}}\t{{.Availability}}\t{{.ManagerStatus}}\t{{.EngineVersion}}";
+const NODE_TABLE: &str = "{{.ID}} {{if .Self}}*{{else}} {{end}}\t{{.Hostname}}\t{{.Status}}\t{{.Availability}}\t{{.ManagerStatus}}\t{{.EngineVersion}}";
 const NODE_HEADERS: &[(&str, &str)] = &[
     ("ID", "ID"),
     ("Self", ""),
@@ -481,9 +518,15 @@ pub async fn node(client: &Client, cmd: NodeCmd) -> Result<i32> {
                     r.insert("Self".into(), json!(s(n, "ID") == me));
                     r.insert("Hostname".into(), json!(s(&n["Description"], "Hostname")));
                     r.insert("Status".into(), json!(title(s(&n["Status"], "State"))));
-                    r.insert("Availability".into(), json!(title(s(&n["Spec"], "Availability"))));
+                    r.insert(
+                        "Availability".into(),
+                        json!(title(s(&n["Spec"], "Availability"))),
+                    );
                     r.insert("ManagerStatus".into(), json!(manager_status(n)));
-                    r.insert("EngineVersion".into(), json!(s(&n["Description"]["Engine"], "EngineVersion")));
+                    r.insert(
+                        "EngineVersion".into(),
+                        json!(s(&n["Description"]["Engine"], "EngineVersion")),
+                    );
                     r
                 })
                 .collect();
@@ -532,7 +575,10 @@ pub async fn node(client: &Client, cmd: NodeCmd) -> Result<i32> {
             let mut failed = false;
             for n in &a.nodes {
                 let q = if a.force { "?force=1" } else { "" };
-                match client.call(Method::DELETE, &format!("/nodes/{}{q}", seg(n)), None).await {
+                match client
+                    .call(Method::DELETE, &format!("/nodes/{}{q}", seg(n)), None)
+                    .await
+                {
                     Ok(_) => outln(n),
                     Err(e) => {
                         eprintln!("{e:#}");
@@ -594,7 +640,11 @@ fn pretty(n: &Value) -> String {
         o.push(format!(" Raft Status:\t\t{}", title(s(m, "Reachability"))));
         o.push(format!(
             " Leader:\t\t{}",
-            if m["Leader"].as_bool() == Some(true) { "Yes" } else { "No" }
+            if m["Leader"].as_bool() == Some(true) {
+                "Yes"
+            } else {
+                "No"
+            }
         ));
     }
     if let Some(l) = n["Spec"]["Labels"].as_object().filter(|l| !l.is_empty()) {
@@ -606,10 +656,16 @@ fn pretty(n: &Value) -> String {
     let d = &n["Description"];
     o.push("Platform:".into());
     o.push(format!(" Operating System:\t{}", s(&d["Platform"], "OS")));
-    o.push(format!(" Architecture:\t\t{}", s(&d["Platform"], "Architecture")));
+    o.push(format!(
+        " Architecture:\t\t{}",
+        s(&d["Platform"], "Architecture")
+    ));
     o.push("Engine Version:\t\t".to_string() + s(&d["Engine"], "EngineVersion"));
     o.push("TLS Info:".into());
-    o.push(format!(" TrustRoot:\n{}", s(&d["TLSInfo"], "TrustRoot").trim_end()));
+    o.push(format!(
+        " TrustRoot:\n{}",
+        s(&d["TLSInfo"], "TrustRoot").trim_end()
+    ));
     o.join("\n")
 }
 
@@ -624,14 +680,29 @@ pub fn info_lines(sw: &Value) -> Vec<String> {
     o.push(format!("  Is Manager: {mgr}"));
     if mgr {
         o.push(format!("  ClusterID: {}", s(&sw["Cluster"], "ID")));
-        o.push(format!("  Managers: {}", sw["Managers"].as_u64().unwrap_or(0)));
+        o.push(format!(
+            "  Managers: {}",
+            sw["Managers"].as_u64().unwrap_or(0)
+        ));
         o.push(format!("  Nodes: {}", sw["Nodes"].as_u64().unwrap_or(0)));
         if let Some(p) = sw["Cluster"]["DefaultAddrPool"].as_array() {
-            o.push("  Default Address Pool: ".to_string() + &p.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "));
+            o.push(
+                "  Default Address Pool: ".to_string()
+                    + &p.iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(" "),
+            );
         }
         o.push(format!("  SubnetSize: {}", sw["Cluster"]["SubnetSize"]));
-        o.push(format!("  Data Path Port: {}", sw["Cluster"]["DataPathPort"]));
-        o.push("  Root Rotation In Progress: ".to_string() + &sw["Cluster"]["RootRotationInProgress"].to_string());
+        o.push(format!(
+            "  Data Path Port: {}",
+            sw["Cluster"]["DataPathPort"]
+        ));
+        o.push(
+            "  Root Rotation In Progress: ".to_string()
+                + &sw["Cluster"]["RootRotationInProgress"].to_string(),
+        );
     }
     o.push(format!("  Node Address: {}", s(sw, "NodeAddr")));
     if let Some(ms) = sw["RemoteManagers"].as_array() {

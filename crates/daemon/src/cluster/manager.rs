@@ -174,8 +174,7 @@ fn merge_spec(base: &Value, given: &Value, init: bool) -> Result<Value, CtlError
             "netloom does not implement autolock (--autolock): managers' keys are not encrypted at rest",
         ));
     }
-    if g
-        .get("TaskDefaults")
+    if g.get("TaskDefaults")
         .and_then(|t| t.get("LogDriver"))
         .is_some_and(|l| !l.is_null())
     {
