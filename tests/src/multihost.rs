@@ -127,6 +127,12 @@ pub fn segment_of(i: usize) -> u8 {
 /// Builds an `n`-host cluster whose daemons get `extra_args`, or `None` (after
 /// printing `SKIP:`) where the e2e suite cannot run (see [`crate::daemon`]).
 pub fn cluster(n: usize, extra_args: &[&str]) -> Option<Cluster> {
+    cluster_with(n, extra_args, true)
+}
+
+/// Like [`cluster`]; with `start` false the hosts' netloomd is not started (the
+/// namespaces and underlay only, e.g. for running another engine there).
+pub fn cluster_with(n: usize, extra_args: &[&str], start: bool) -> Option<Cluster> {
     assert!((1..=200).contains(&n), "1..=200 hosts");
     let k = COUNTER.fetch_add(1, Ordering::SeqCst);
     let prefix = format!("nlm-{}-{k}", std::process::id());
@@ -184,7 +190,9 @@ pub fn cluster(n: usize, extra_args: &[&str]) -> Option<Cluster> {
         };
         c.hosts.push(h);
         c.link_up(i);
-        c.host_mut(i).daemon.start();
+        if start {
+            c.host_mut(i).daemon.start();
+        }
     }
     Some(c)
 }

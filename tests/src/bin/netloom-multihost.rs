@@ -1,11 +1,12 @@
-//! `netloom-multihost N [-- NETLOOMD-FLAGS…]`: the multi-host harness for scripts
+//! `netloom-multihost N [--bare] [-- NETLOOMD-FLAGS…]`: the multi-host harness for scripts
 //! (`bench/swarm.sh`). Builds N simulated hosts (see `netloom_e2e::multihost`), prints
 //! one line per host — `host I NETNS SOCKET ADDRESS` — then `ready`, and then reads
 //! commands on stdin, one per line, answering `ok` or `error: …`:
 //!
 //! `crash I`, `restart I`, `link-down I`, `link-up I`, `partition S`, `heal S`.
 //!
-//! At the end of stdin (or `quit`) everything is removed.
+//! With `--bare` no netloomd is started (namespaces and underlay only). At the end of
+//! stdin (or `quit`) everything is removed.
 
 use std::io::{BufRead, Write};
 
@@ -18,15 +19,16 @@ fn main() {
         None => (None, &[][..]),
     };
     let Some(n) = n.filter(|n| (1..=200).contains(n)) else {
-        eprintln!("usage: netloom-multihost N [-- NETLOOMD-FLAGS...]   (N from 1 to 200)");
+        eprintln!("usage: netloom-multihost N [--bare] [-- NETLOOMD-FLAGS...]   (N from 1 to 200)");
         std::process::exit(2);
     };
+    let bare = extra.first().is_some_and(|a| a == "--bare");
     let extra: Vec<&str> = extra
         .iter()
         .map(String::as_str)
-        .filter(|a| *a != "--")
+        .filter(|a| *a != "--" && *a != "--bare")
         .collect();
-    let Some(mut c) = multihost::cluster(n, &extra) else {
+    let Some(mut c) = multihost::cluster_with(n, &extra, !bare) else {
         std::process::exit(3);
     };
     let out = std::io::stdout();
