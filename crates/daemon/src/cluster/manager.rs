@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use netloom_cluster::ca::{MIN_NODE_CERT_EXPIRY, parse_cert};
+use netloom_cluster::ca::MIN_NODE_CERT_EXPIRY;
 use netloom_cluster::proto::{
     CaResponse, Heartbeat, JoinRequest as WireJoin, JoinResponse, Peer, RenewRequest,
     RenewResponse, SessionUpdate,
@@ -54,33 +54,7 @@ pub struct SwarmUpdateFlags {
     pub rotate_manager_token: bool,
 }
 
-/// `POST /nodes/{id}/update` body.
-#[derive(Debug)]
-pub struct NodeSpecUpdate {
-    /// `Role`.
-    pub role: String,
-    /// `Availability`.
-    pub availability: String,
-    /// `Labels`.
-    pub labels: BTreeMap<String, String>,
-}
-
-/// `GET /nodes` filters.
-#[derive(Debug, Default)]
-pub struct NodeFilter {
-    /// `id` (prefixes).
-    pub id: Vec<String>,
-    /// `name` (hostname substrings).
-    pub name: Vec<String>,
-    /// `role`.
-    pub role: Vec<String>,
-    /// `membership` (`accepted`).
-    pub membership: Vec<String>,
-    /// `node.label` (`k` or `k=v`).
-    pub label: Vec<String>,
-}
-
-fn availability(s: &str) -> Result<String, CtlError> {
+pub(super) fn availability(s: &str) -> Result<String, CtlError> {
     match s {
         "" => Ok("active".into()),
         "active" | "pause" | "drain" => Ok(s.into()),
@@ -344,11 +318,11 @@ impl Swarm {
             self.weak(),
             Arc::downgrade(node),
         ));
-        node.spawn(maintenance(self.weak(), Arc::downgrade(node)));
+        node.spawn(super::certs::maintenance(self.weak(), Arc::downgrade(node)));
         Ok(())
     }
 
-    async fn cluster(&self) -> Result<Versioned<ClusterRecord>, CtlError> {
+    pub(super) async fn cluster(&self) -> Result<Versioned<ClusterRecord>, CtlError> {
         self.store
             .cluster()
             .await
@@ -420,7 +394,7 @@ impl Swarm {
         Ok(())
     }
 
-    fn rebuild_server_tls(
+    pub(super) fn rebuild_server_tls(
         &self,
         node: &Node,
         trusted: &[String],
@@ -657,261 +631,5 @@ impl Swarm {
             role: n.value.role,
             trusted_cas: c.value.trusted_cas.clone(),
         })
-    }
-
-    fn node_json(&self, node: &Node, n: &Versioned<NodeRecord>, c: &ClusterRecord) -> Value {
-        let me = node.local().node_id;
-        let up = n.value.id == me || node.membership.is_up(&n.value.id);
-        view::node(&n.value, n.version, c, up, n.value.id == me)
-    }
-
-    /// Finds a node by ID, hostname or unique ID prefix (Docker's lookup).
-    async fn resolve(&self, key: &str) -> Result<Versioned<NodeRecord>, CtlError> {
-        let nodes = self.store.nodes().await.map_err(store_err)?;
-        if let Some(n) = nodes.iter().find(|n| n.value.id == key) {
-            return Ok(n.clone());
-        }
-        let by_name: Vec<_> = nodes.iter().filter(|n| n.value.hostname == key).collect();
-        if by_name.len() == 1 {
-            return Ok(by_name[0].clone());
-        }
-        let by_prefix: Vec<_> = nodes
-            .iter()
-            .filter(|n| !key.is_empty() && n.value.id.starts_with(key))
-            .collect();
-        match (by_name.len(), by_prefix.len()) {
-            (0, 1) => Ok(by_prefix[0].clone()),
-            (0, 0) => Err(CtlError::not_found(format!("node {key} not found"))),
-            (a, b) => Err(CtlError::invalid(format!(
-                "node {key} is ambiguous ({} matches found)",
-                a.max(b)
-            ))),
-        }
-    }
-
-    /// `GET /nodes`.
-    pub async fn nodes(&self, f: NodeFilter) -> Result<Vec<Value>, CtlError> {
-        let node = self.manager()?;
-        let c = self.cluster().await?;
-        for r in &f.role {
-            if r != "worker" && r != "manager" {
-                return Err(CtlError::invalid(format!("invalid filter 'role={r}'")));
-            }
-        }
-        for m in &f.membership {
-            if m != "accepted" && m != "pending" {
-                return Err(CtlError::invalid(format!(
-                    "invalid filter 'membership={m}'"
-                )));
-            }
-        }
-        let mut out = Vec::new();
-        for n in self.store.nodes().await.map_err(store_err)? {
-            let v = &n.value;
-            let ok = (f.id.is_empty() || f.id.iter().any(|i| v.id.starts_with(i.as_str())))
-                && (f.name.is_empty() || f.name.iter().any(|s| v.hostname.contains(s.as_str())))
-                && (f.role.is_empty() || f.role.iter().any(|r| r == v.role.as_str()))
-                && (f.membership.is_empty() || f.membership.iter().any(|m| m == "accepted"))
-                && f.label.iter().all(|l| match l.split_once('=') {
-                    Some((k, val)) => v.labels.get(k).is_some_and(|x| x == val),
-                    None => v.labels.contains_key(l.as_str()),
-                });
-            if ok {
-                out.push(self.node_json(&node, &n, &c.value));
-            }
-        }
-        Ok(out)
-    }
-
-    /// `GET /nodes/{id}`.
-    pub async fn node_inspect(&self, key: &str) -> Result<Value, CtlError> {
-        let node = self.manager()?;
-        let c = self.cluster().await?;
-        let n = self.resolve(key).await?;
-        Ok(self.node_json(&node, &n, &c.value))
-    }
-
-    /// `POST /nodes/{id}/update`.
-    pub async fn node_update(
-        &self,
-        key: &str,
-        version: u64,
-        spec: NodeSpecUpdate,
-    ) -> Result<(), CtlError> {
-        let node = self.manager()?;
-        let _g = self.control.lock().await;
-        let n = self.resolve(key).await?;
-        if n.version != version {
-            return Err(CtlError::conflict("update out of sequence"));
-        }
-        let role = match spec.role.as_str() {
-            "worker" => Role::Worker,
-            "manager" => Role::Manager,
-            r => {
-                return Err(CtlError::invalid(format!(
-                    "invalid Role: {r:?} (use worker or manager)"
-                )));
-            }
-        };
-        let mut next = n.value.clone();
-        next.availability = availability(&spec.availability)?;
-        next.labels = spec.labels;
-        if role != n.value.role {
-            if role == Role::Manager {
-                return Err(CtlError::invalid(format!(
-                    "cannot promote node {}: {ERR_EMBEDDED_ONE_MANAGER}",
-                    n.value.id
-                )));
-            }
-            let managers = self
-                .store
-                .nodes()
-                .await
-                .map_err(store_err)?
-                .iter()
-                .filter(|x| x.value.role == Role::Manager)
-                .count();
-            if managers <= 1 {
-                return Err(CtlError::invalid(format!(
-                    "rpc error: code = FailedPrecondition desc = attempting to demote the last manager of the swarm (node {})",
-                    n.value.id
-                )));
-            }
-            next.role = role;
-        }
-        next.updated_at = SystemTime::now();
-        let _ = node;
-        self.store
-            .write(None, &[(&next, Some(n.version))])
-            .await
-            .map_err(store_err)?;
-        Ok(())
-    }
-
-    /// `DELETE /nodes/{id}`.
-    pub async fn node_remove(&self, key: &str, force: bool) -> Result<(), CtlError> {
-        let node = self.manager()?;
-        let _g = self.control.lock().await;
-        let n = self.resolve(key).await?;
-        let id = n.value.id.clone();
-        if n.value.role == Role::Manager {
-            return Err(CtlError::invalid(format!(
-                "rpc error: code = FailedPrecondition desc = node {id} is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal"
-            )));
-        }
-        if !force && node.membership.is_up(&id) {
-            return Err(CtlError::invalid(format!(
-                "rpc error: code = FailedPrecondition desc = node {id} is not down and can't be removed"
-            )));
-        }
-        let c = self.cluster().await?;
-        let mut next = c.value.clone();
-        if !next.removed.contains(&id) {
-            next.removed.push(id.clone());
-        }
-        next.updated_at = SystemTime::now();
-        self.store
-            .remove_node(&id, n.version, (&next, c.version))
-            .await
-            .map_err(store_err)?;
-        node.revoked.revoke(&id);
-        tracing::info!(node = %id, "node removed from the swarm; its certificate is refused from now on");
-        Ok(())
-    }
-}
-
-/// The manager's periodic work: re-announce to members that are not up (restarts,
-/// healed partitions), finish a root rotation once every node has renewed, and renew
-/// its own certificate.
-async fn maintenance(swarm: std::sync::Weak<Swarm>, node: std::sync::Weak<Node>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(2));
-    loop {
-        tick.tick().await;
-        let (Some(s), Some(n)) = (swarm.upgrade(), node.upgrade()) else {
-            return;
-        };
-        let me = n.local().node_id;
-        let Ok(nodes) = s.store.nodes().await else {
-            continue;
-        };
-        for x in &nodes {
-            if x.value.id != me
-                && !n.membership.is_up(&x.value.id)
-                && let Ok(a) = x.value.gossip_addr.parse()
-            {
-                n.membership.announce(a);
-            }
-        }
-        if let Err(e) = s.manager_certs(&n, &nodes).await {
-            tracing::warn!(error = %e.message, "certificate maintenance failed");
-            n.set_error(e.message);
-        }
-    }
-}
-
-impl Swarm {
-    async fn manager_certs(
-        &self,
-        n: &Node,
-        nodes: &[Versioned<NodeRecord>],
-    ) -> Result<(), CtlError> {
-        let _g = self.control.lock().await;
-        let c = self.cluster().await?;
-        let l = n.local();
-        let signing = hex(&c.value.signing_ca.digest());
-        let info = parse_cert(&l.cert.cert_pem)
-            .map_err(|e| internal("read this node's certificate")(&e))?;
-        let renew_due =
-            SystemTime::now() >= netloom_cluster::ca::renew_at(info.not_before, info.not_after);
-        // Rotation: the manager switches last, once every other node that is up
-        // holds a certificate of the new root (and so trusts both).
-        let others_done = nodes.iter().all(|x| {
-            x.value.id == l.node_id
-                || x.value.cert_root == signing
-                || !n.membership.is_up(&x.value.id)
-        });
-        let rotate_self = c.value.rotation_in_progress && others_done;
-        if !(renew_due || rotate_self || (l.cert_root != signing && !c.value.rotation_in_progress))
-        {
-            return Ok(());
-        }
-        let exp = SystemTime::now() + c.value.cert_expiry();
-        let cert = c
-            .value
-            .signing_ca
-            .issue_new(&l.node_id, Role::Manager, &c.value.id, exp)
-            .map_err(|e| internal("renew this node's certificate")(&e))?;
-        let mut next = c.value.clone();
-        if rotate_self {
-            next.trusted_cas = vec![next.signing_ca.cert_pem.clone()];
-            next.rotation_in_progress = false;
-        }
-        let mine = nodes.iter().find(|x| x.value.id == l.node_id);
-        let mut rec = mine.map(|m| m.value.clone());
-        if let Some(r) = rec.as_mut() {
-            r.cert_root = signing.clone();
-            r.cert_not_after = exp;
-            r.updated_at = SystemTime::now();
-        }
-        let node_writes: Vec<(&NodeRecord, Option<u64>)> = match (&rec, mine) {
-            (Some(r), Some(m)) => vec![(r, Some(m.version))],
-            _ => vec![],
-        };
-        self.store
-            .write(Some((&next, Some(c.version))), &node_writes)
-            .await
-            .map_err(store_err)?;
-        self.save_local(n, |st| {
-            st.cert = cert.clone();
-            st.cert_root = signing.clone();
-            st.trusted_cas = next.trusted_cas.clone();
-        })?;
-        self.rebuild_server_tls(n, &next.trusted_cas, Some(&cert))?;
-        if rotate_self {
-            tracing::info!("root CA rotation complete: the old root is no longer trusted");
-        } else {
-            tracing::info!("renewed this manager's certificate");
-        }
-        Ok(())
     }
 }

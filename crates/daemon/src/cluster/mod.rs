@@ -8,8 +8,10 @@
 //! protocol between nodes.
 
 mod addr;
+mod certs;
 mod manager;
 mod net;
+mod nodes;
 mod server;
 mod state;
 mod store;
@@ -27,7 +29,8 @@ use netloom_store::Store;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
-pub use manager::{InitRequest, NodeFilter, NodeSpecUpdate, SwarmUpdateFlags};
+pub use manager::{InitRequest, SwarmUpdateFlags};
+pub use nodes::{NodeFilter, NodeSpecUpdate};
 pub use worker::JoinRequest;
 
 use crate::error::CtlError;
