@@ -546,3 +546,51 @@ fn security_refusals_change_nothing() {
     assert_eq!(count(), 1);
     drop(c);
 }
+
+#[test]
+fn a_node_whose_certificate_expired_says_so() {
+    use netloom_cluster::{Role, RootCa};
+    let Some(mut c) = multihost::cluster(2, &[]) else {
+        return;
+    };
+    c.host(1)
+        .daemon
+        .ok(&["swarm", "init", "--advertise-addr", "198.18.1.11"]);
+    let tok = worker_token(c.host(1));
+    c.host(2)
+        .daemon
+        .ok(&["swarm", "join", "--token", &tok, "198.18.1.11:2377"]);
+    let id = node_id(c.host(2));
+    // The node was down past its certificate's end: replace it with an expired one.
+    c.host_mut(2).daemon.stop();
+    let p = c.host(2).daemon.dir.join("data/swarm/state.json");
+    let mut st: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    let past = std::time::SystemTime::now() - Duration::from_secs(3600);
+    let cluster_id = st["cluster_id"].as_str().unwrap().to_string();
+    let old = RootCa::generate()
+        .unwrap()
+        .issue_new(&id, Role::Worker, &cluster_id, past)
+        .unwrap();
+    st["cert"]["cert_pem"] = old.cert_pem.into();
+    st["cert"]["key_pem"] = old.key_pem.into();
+    std::fs::write(&p, serde_json::to_vec(&st).unwrap()).unwrap();
+    c.restart(2);
+    let err = || {
+        c.host(2)
+            .daemon
+            .ok(&["info", "--format", "{{.Swarm.Error}}"])
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), || err().contains(
+            "Swarm certificates have expired. To replace them, leave the swarm and join again."
+        )),
+        "{}",
+        err()
+    );
+    // As the message says: leave and join again.
+    c.host(2).daemon.ok(&["swarm", "leave"]);
+    c.host(2)
+        .daemon
+        .ok(&["swarm", "join", "--token", &tok, "198.18.1.11:2377"]);
+    assert_eq!(err(), "");
+}

@@ -18,6 +18,10 @@ use super::state::{self, LocalState, hex};
 use super::{ERR_SWARM_EXISTS, Node, Swarm, addr, internal};
 use crate::error::CtlError;
 
+/// Docker's message when a node's certificate expired while it was down.
+const ERR_CERTS_EXPIRED: &str =
+    "Swarm certificates have expired. To replace them, leave the swarm and join again.";
+
 /// `POST /swarm/join`, parsed.
 #[derive(Debug, Default)]
 pub struct JoinRequest {
@@ -158,6 +162,13 @@ pub(super) async fn session_loop(swarm: Weak<Swarm>, node: Weak<Node>) {
             return;
         };
         let l = n.local();
+        if parse_cert(&l.cert.cert_pem).is_ok_and(|i| i.not_after <= SystemTime::now()) {
+            // Down for the whole validity period: no renewal is possible any more.
+            n.set_error(ERR_CERTS_EXPIRED);
+            drop((s, n));
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            continue;
+        }
         if conn.as_ref().is_none_or(|c| !c.is_open()) {
             conn = None;
             let Some(m) = l
