@@ -22,6 +22,8 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod multihost;
+
 /// Result of running a command.
 #[derive(Debug, Clone)]
 pub struct Out {
@@ -281,6 +283,8 @@ pub struct Daemon {
     pub etcd: Option<netloom_store::testing::Etcd>,
     /// Environment variables set for netloomd.
     pub env: Vec<(String, String)>,
+    /// Extra netloomd flags, passed on every (re)start.
+    pub extra_args: Vec<String>,
 }
 
 /// Starts a daemon for a test, or returns `None` (after printing `SKIP:`)
@@ -297,6 +301,27 @@ pub fn daemon_on_etcd(env: &[(&str, &str)]) -> Option<Daemon> {
 }
 
 fn daemon_with(on_etcd: bool, env: &[(&str, &str)]) -> Option<Daemon> {
+    let mut d = unstarted_daemon_with(on_etcd, env)?;
+    d.start();
+    let tar = busybox_tar();
+    d.ok(&["image", "import", tar.to_str().unwrap(), "busybox"]);
+    Some(d)
+}
+
+/// Like [`daemon`], but imports no image (for tests that run no container).
+pub fn bare_daemon() -> Option<Daemon> {
+    let mut d = unstarted_daemon()?;
+    d.start();
+    Some(d)
+}
+
+/// A daemon's namespace and directories, with the daemon not started yet (the
+/// caller may add links or `extra_args` first, then call [`Daemon::start`]).
+pub fn unstarted_daemon() -> Option<Daemon> {
+    unstarted_daemon_with(test_store_is_etcd(), &[])
+}
+
+fn unstarted_daemon_with(on_etcd: bool, env: &[(&str, &str)]) -> Option<Daemon> {
     let missing = skip_reason().or_else(|| {
         (on_etcd && !which("etcd")).then(|| "etcd not installed (install etcd-server)".into())
     });
@@ -334,7 +359,7 @@ fn daemon_with(on_etcd: bool, env: &[(&str, &str)]) -> Option<Daemon> {
             netns: Some(PathBuf::from(format!("/run/netns/{name}"))),
         })
     });
-    let mut d = Daemon {
+    Some(Daemon {
         name,
         dir,
         bin,
@@ -345,11 +370,8 @@ fn daemon_with(on_etcd: bool, env: &[(&str, &str)]) -> Option<Daemon> {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
-    };
-    d.start();
-    let tar = busybox_tar();
-    d.ok(&["image", "import", tar.to_str().unwrap(), "busybox"]);
-    Some(d)
+        extra_args: Vec::new(),
+    })
 }
 
 impl Daemon {
@@ -378,7 +400,8 @@ impl Daemon {
             .arg("--exec-root")
             .arg(d.join("exec"))
             .arg("--config-file")
-            .arg(d.join("none.json"));
+            .arg(d.join("none.json"))
+            .args(&self.extra_args);
         if let Some(etcd) = &self.etcd {
             cmd.arg("--cluster-store").arg(etcd.url());
         }
@@ -436,6 +459,11 @@ impl Daemon {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
+    }
+
+    /// The daemon's pid, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Graceful stop (SIGTERM).

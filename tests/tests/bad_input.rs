@@ -833,7 +833,16 @@ fn cases() -> Vec<Case> {
         api("body", "GET", "/v1.99/version", None, 400, "too new"),
         api("body", "GET", "/volumes", None, 501, "not implement"),
         api("body", "POST", "/build", None, 501, "not implement"),
-        api("body", "GET", "/swarm", None, 501, "not implement"),
+        api("body", "GET", "/services", None, 501, "not implement"),
+        // Swarm mode exists; on a node outside a swarm Docker answers 503.
+        api(
+            "body",
+            "GET",
+            "/swarm",
+            None,
+            503,
+            "This node is not a swarm manager. Use \"docker swarm init\"",
+        ),
         // ---- image references ----
         cli(
             "refs",

@@ -19,6 +19,7 @@ mod image;
 mod network;
 mod ports;
 mod stream;
+mod swarm;
 mod system;
 
 use std::process::ExitCode;
@@ -95,6 +96,12 @@ enum Command {
     /// Manage networks
     #[command(subcommand)]
     Network(NetworkCmd),
+    /// Manage Swarm
+    #[command(subcommand)]
+    Swarm(swarm::SwarmCmd),
+    /// Manage Swarm nodes
+    #[command(subcommand)]
+    Node(swarm::NodeCmd),
     /// Show the netloom version information
     Version(system::VersionArgs),
     /// Display system-wide information
@@ -132,6 +139,8 @@ async fn dispatch(client: &Client, cmd: Command) -> anyhow::Result<i32> {
         Command::Container(c) => container::run_cmd(client, c).await,
         Command::Image(c) => image::run(client, c).await,
         Command::Network(c) => network::run(client, c).await,
+        Command::Swarm(c) => swarm::run(client, c).await,
+        Command::Node(c) => swarm::node(client, c).await,
         Command::Version(a) => system::version(client, a).await,
         Command::Info(a) => system::info(client, a).await,
     }

@@ -201,42 +201,40 @@ pub async fn info(client: &Client, a: InfoArgs) -> Result<i32> {
         out.push(format!("  Paused: {}", n("ContainersPaused")));
         out.push(format!("  Stopped: {}", n("ContainersStopped")));
     }
-    let mut line = |label: &str, v: String| {
+    fn line(out: &mut Vec<String>, label: &str, v: String) {
         if !v.is_empty() {
             out.push(format!(" {label}: {v}"));
         }
-    };
-    line("Images", n("Images"));
-    line("Server Version", n("ServerVersion"));
-    line("Storage Driver", n("Driver"));
+    }
+    line(&mut out, "Images", n("Images"));
+    line(&mut out, "Server Version", n("ServerVersion"));
+    line(&mut out, "Storage Driver", n("Driver"));
     if let Some(nets) = info
         .get("Plugins")
         .and_then(|p| p.get("Network"))
         .and_then(Value::as_array)
     {
         let list: Vec<&str> = nets.iter().filter_map(Value::as_str).collect();
-        line("Network", list.join(" "));
+        line(&mut out, "Network", list.join(" "));
     }
-    let swarm = info
-        .get("Swarm")
-        .map(|sw| s(sw, "LocalNodeState").to_string())
-        .unwrap_or_default();
-    line("Swarm", swarm);
-    line("Kernel Version", n("KernelVersion"));
-    line("Operating System", n("OperatingSystem"));
-    line("OSType", n("OSType"));
-    line("Architecture", n("Architecture"));
-    line("CPUs", n("NCPU"));
+    if let Some(sw) = info.get("Swarm") {
+        out.extend(crate::swarm::info_lines(sw));
+    }
+    line(&mut out, "Kernel Version", n("KernelVersion"));
+    line(&mut out, "Operating System", n("OperatingSystem"));
+    line(&mut out, "OSType", n("OSType"));
+    line(&mut out, "Architecture", n("Architecture"));
+    line(&mut out, "CPUs", n("NCPU"));
     let mem = info
         .get("MemTotal")
         .and_then(Value::as_f64)
         .map(binary_size)
         .unwrap_or_default();
-    line("Total Memory", mem);
-    line("Name", n("Name"));
-    line("ID", n("ID"));
-    line("Docker Root Dir", n("DockerRootDir"));
-    line("Debug Mode", n("Debug"));
+    line(&mut out, "Total Memory", mem);
+    line(&mut out, "Name", n("Name"));
+    line(&mut out, "ID", n("ID"));
+    line(&mut out, "Docker Root Dir", n("DockerRootDir"));
+    line(&mut out, "Debug Mode", n("Debug"));
     outln(&out.join("\n"));
     Ok(0)
 }

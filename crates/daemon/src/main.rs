@@ -5,6 +5,7 @@
 //! (connections, slow clients, shutdown grace) are in `limits`.
 
 mod api;
+mod cluster;
 mod config;
 mod controller;
 mod error;
@@ -89,7 +90,9 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
     let store = open_store(&cfg).await?;
     let socket = cfg.socket.clone();
     let group = cfg.group.clone();
-    let ctl = controller::Controller::start(cfg, store).await?;
+    let data_root = cfg.data_root.clone();
+    let ctl = controller::Controller::start(cfg, store.clone()).await?;
+    let swarm = cluster::Swarm::start(data_root, store).await?;
 
     if let Some(dir) = socket.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
@@ -115,7 +118,7 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
             .with_context(|| format!("chown {}", socket.display()))?;
     }
     info!(socket = %socket.display(), "API listening");
-    let app = tower::ServiceExt::oneshot(api::service(ctl.clone()), ())
+    let app = tower::ServiceExt::oneshot(api::service(ctl.clone(), swarm), ())
         .await
         .unwrap_or_else(|e| match e {});
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

@@ -8,6 +8,7 @@ mod exec;
 mod images;
 mod networks;
 mod stream;
+mod swarm;
 mod system;
 mod view;
 
@@ -155,12 +156,16 @@ async fn no_such_plugin(axum::extract::Path(name): axum::extract::Path<String>) 
 /// is rewritten before routing (a `Router::layer` would run after it).
 pub fn service(
     ctl: Ctl,
+    swarm: Arc<crate::cluster::Swarm>,
 ) -> axum::routing::IntoMakeService<
     impl tower::Service<Request, Response = Response, Error = std::convert::Infallible, Future: Send>
     + Clone
     + Send,
 > {
-    let svc = tower::Layer::layer(&axum::middleware::from_fn(version_layer), router(ctl));
+    let svc = tower::Layer::layer(
+        &axum::middleware::from_fn(version_layer),
+        router(ctl, swarm),
+    );
     let svc = tower::Layer::layer(&axum::middleware::from_fn(run_to_completion), svc);
     axum::ServiceExt::<Request>::into_make_service(svc)
 }
@@ -183,8 +188,17 @@ async fn run_to_completion(req: Request, next: axum::middleware::Next) -> Respon
 }
 
 /// Builds the router.
-pub fn router(ctl: Ctl) -> Router {
+pub fn router(ctl: Ctl, swarm: Arc<crate::cluster::Swarm>) -> Router {
     Router::new()
+        .route("/swarm", get(swarm::inspect))
+        .route("/swarm/init", post(swarm::init))
+        .route("/swarm/join", post(swarm::join))
+        .route("/swarm/leave", post(swarm::leave))
+        .route("/swarm/update", post(swarm::update))
+        .route("/swarm/unlockkey", get(swarm::unlock_key))
+        .route("/nodes", get(swarm::nodes))
+        .route("/nodes/{id}", get(swarm::node).delete(swarm::node_remove))
+        .route("/nodes/{id}/update", post(swarm::node_update))
         .route("/_ping", get(system::ping).head(system::ping_head))
         .route("/version", get(system::version))
         .route("/info", get(system::info))
@@ -228,5 +242,6 @@ pub fn router(ctl: Ctl) -> Router {
         .route("/plugins/{name}/json", get(no_such_plugin))
         .fallback(not_implemented)
         .layer(axum::extract::DefaultBodyLimit::max(16 << 20))
+        .layer(axum::Extension(swarm))
         .with_state(ctl)
 }

@@ -11,11 +11,13 @@ use serde_json::json;
 
 use super::{API_VERSION, ApiResult, Ctl, MIN_API_VERSION, body};
 
-fn ping_headers(resp: &mut Response) {
+fn ping_headers(resp: &mut Response, swarm: &str) {
     let h = resp.headers_mut();
     h.insert("Docker-Experimental", HeaderValue::from_static("false"));
     h.insert("Builder-Version", HeaderValue::from_static("1"));
-    h.insert("Swarm", HeaderValue::from_static("inactive"));
+    if let Ok(v) = HeaderValue::from_str(swarm) {
+        h.insert("Swarm", v);
+    }
     h.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("no-cache, no-store, must-revalidate"),
@@ -28,16 +30,16 @@ fn ping_headers(resp: &mut Response) {
 }
 
 /// `GET /_ping`.
-pub async fn ping() -> Response {
+pub async fn ping(axum::Extension(sw): super::swarm::Sw) -> Response {
     let mut r = "OK".into_response();
-    ping_headers(&mut r);
+    ping_headers(&mut r, sw.ping_status());
     r
 }
 
 /// `HEAD /_ping`.
-pub async fn ping_head() -> Response {
+pub async fn ping_head(axum::Extension(sw): super::swarm::Sw) -> Response {
     let mut r = Response::new(Body::empty());
-    ping_headers(&mut r);
+    ping_headers(&mut r, sw.ping_status());
     r.headers_mut()
         .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
     r
@@ -91,7 +93,7 @@ pub async fn version() -> Response {
 }
 
 /// `GET /info`.
-pub async fn info(State(ctl): State<Ctl>) -> Response {
+pub async fn info(State(ctl): State<Ctl>, axum::Extension(sw): super::swarm::Sw) -> Response {
     let (total, running, stopped, images) = ctl.counts().await;
     let cfg = ctl.config();
     let host = nix::unistd::gethostname()
@@ -131,7 +133,7 @@ pub async fn info(State(ctl): State<Ctl>) -> Response {
         "ServerVersion": env!("CARGO_PKG_VERSION"),
         "DockerRootDir": cfg.data_root,
         "Plugins": { "Volume": [], "Network": ["bridge", "host", "null"], "Authorization": Value::Null, "Log": ["json-file"] },
-        "Swarm": { "NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": Value::Null },
+        "Swarm": sw.info().await,
         "SecurityOptions": [],
         "Warnings": Value::Null,
     });

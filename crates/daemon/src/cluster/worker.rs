@@ -1,0 +1,299 @@
+//! A node joining a swarm, and a worker's session with its manager: one mutual-TLS
+//! connection, kept alive, carrying a heartbeat every few seconds; the answers bring
+//! role, managers, trusted roots and gossip seeds, and tell when to renew.
+
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime};
+
+use netloom_cluster::ca::{new_csr, parse_cert, renew_at};
+use netloom_cluster::proto::{
+    CaResponse, Heartbeat, JoinRequest as WireJoin, JoinResponse, RenewRequest, RenewResponse,
+    SessionUpdate,
+};
+use netloom_cluster::token::ca_digest;
+use netloom_cluster::{JoinToken, NodeCert, Role, tls};
+
+use super::net::{self, CallError, Conn};
+use super::state::{self, LocalState, hex};
+use super::{ERR_SWARM_EXISTS, Node, Swarm, addr, internal};
+use crate::error::CtlError;
+
+/// Docker's message when a node's certificate expired while it was down.
+const ERR_CERTS_EXPIRED: &str =
+    "Swarm certificates have expired. To replace them, leave the swarm and join again.";
+
+/// `POST /swarm/join`, parsed.
+#[derive(Debug, Default)]
+pub struct JoinRequest {
+    /// `ListenAddr`.
+    pub listen_addr: String,
+    /// `AdvertiseAddr`.
+    pub advertise_addr: String,
+    /// `DataPathAddr`.
+    pub data_path_addr: String,
+    /// `RemoteAddrs`.
+    pub remote_addrs: Vec<String>,
+    /// `JoinToken`.
+    pub join_token: String,
+    /// `Availability`.
+    pub availability: String,
+}
+
+fn with_port(a: &str) -> String {
+    if a.parse::<std::net::SocketAddr>().is_ok() {
+        a.to_string()
+    } else if let Ok(ip) = a.parse::<std::net::IpAddr>() {
+        std::net::SocketAddr::new(ip, addr::DEFAULT_PORT).to_string()
+    } else if a.contains(':') {
+        a.to_string()
+    } else {
+        format!("{a}:{}", addr::DEFAULT_PORT)
+    }
+}
+
+fn refused(e: CallError) -> CtlError {
+    match e {
+        CallError::Refused { status, message } if status < 500 => CtlError::invalid(message),
+        other => CtlError::unavailable(other.to_string()),
+    }
+}
+
+impl Swarm {
+    /// `POST /swarm/join`: joins the swarm of the manager at `remote_addrs[0]`.
+    pub async fn join(&self, req: JoinRequest) -> Result<(), CtlError> {
+        let _g = self.control.lock().await;
+        if self.node().is_some() {
+            return Err(CtlError::unavailable(ERR_SWARM_EXISTS));
+        }
+        let Some(remote) = req.remote_addrs.first() else {
+            return Err(CtlError::invalid(
+                "at least 1 RemoteAddr is required to join",
+            ));
+        };
+        let remote = with_port(remote.trim());
+        let token = JoinToken::parse(&req.join_token).map_err(|_| {
+            CtlError::invalid("invalid join token: expected SWMTKN-1-<digest>-<secret> (docker swarm join-token worker on a manager prints one)")
+        })?;
+        let listen = addr::listen(&req.listen_addr)?;
+        let adv = if req.advertise_addr.is_empty() {
+            addr::advertise("", listen).ok()
+        } else {
+            Some(addr::advertise(&req.advertise_addr, listen)?)
+        };
+        let dpa = addr::data_path(&req.data_path_addr)?;
+        let avail = match req.availability.as_str() {
+            "" | "active" | "pause" | "drain" => req.availability.clone(),
+            a => {
+                return Err(CtlError::invalid(format!(
+                    "invalid Availability: {a:?} (use active, pause or drain)"
+                )));
+            }
+        };
+        // 1. The manager's CA, over a connection that checks nothing: it must be the
+        //    CA the token names before anything secret is sent.
+        let boot = tls::bootstrap_client_config().map_err(|e| internal("TLS")(&e))?;
+        let mut c = net::connect(&remote, boot).await.map_err(refused)?;
+        let ca: CaResponse = c.call::<(), _>("/ca", None).await.map_err(refused)?;
+        drop(c);
+        token
+            .check_ca(&ca.signing_ca)
+            .map_err(|e| CtlError::invalid(e.to_string()))?;
+        // 2. The secret and a CSR, now to a manager verified against that CA.
+        let cfg = tls::client_config(&ca.trusted_cas, None).map_err(|e| internal("TLS")(&e))?;
+        let mut c = net::connect(&remote, cfg).await.map_err(refused)?;
+        let (csr, key_pem) = new_csr().map_err(|e| internal("make a key")(&e))?;
+        let wire = WireJoin {
+            token: req.join_token.trim().to_string(),
+            csr,
+            role: None,
+            hostname: self.hostname.clone(),
+            advertise_addr: adv.map(|a| a.ip().to_string()).unwrap_or_default(),
+            data_path_addr: dpa.clone(),
+            gossip_port: netloom_cluster::membership::DEFAULT_PORT,
+            availability: avail,
+            engine_version: env!("CARGO_PKG_VERSION").into(),
+        };
+        let resp: JoinResponse = c.call("/join", Some(&wire)).await.map_err(refused)?;
+        let info = parse_cert(&resp.cert).map_err(|e| {
+            CtlError::unavailable(format!("the manager sent a bad certificate: {e}"))
+        })?;
+        if info.node_id != resp.node_id || info.role != resp.role {
+            return Err(CtlError::unavailable(
+                "the manager sent a certificate for another node",
+            ));
+        }
+        let local = LocalState {
+            node_id: resp.node_id.clone(),
+            cluster_id: resp.cluster_id,
+            role: resp.role,
+            listen_addr: listen.to_string(),
+            advertise_addr: resp.addr,
+            data_path_addr: dpa,
+            cert: NodeCert {
+                cert_pem: resp.cert,
+                key_pem,
+            },
+            trusted_cas: resp.trusted_cas,
+            gossip_key: resp.gossip_key,
+            managers: resp.managers,
+            gossip_seeds: resp.gossip_seeds,
+            cert_root: hex(&ca_digest(&ca.signing_ca)),
+            data_path_port: addr::DEFAULT_DATA_PATH_PORT,
+        };
+        state::save(&self.data_root, &local).map_err(|e| internal("save swarm state")(&e))?;
+        if let Err(e) = self.run_node(local, None).await {
+            self.stop_node();
+            let _ = state::clear(&self.data_root);
+            return Err(e);
+        }
+        tracing::info!(node = %resp.node_id, %remote, "joined the swarm");
+        Ok(())
+    }
+}
+
+/// The worker's session: heartbeats on one connection; reconnects (to the next
+/// manager it knows) when the connection breaks; leaves when it was removed.
+pub(super) async fn session_loop(swarm: Weak<Swarm>, node: Weak<Node>) {
+    let mut conn: Option<Conn> = None;
+    let mut next_manager = 0usize;
+    let mut wait = Duration::from_secs(1);
+    loop {
+        let (Some(s), Some(n)) = (swarm.upgrade(), node.upgrade()) else {
+            return;
+        };
+        let l = n.local();
+        if parse_cert(&l.cert.cert_pem).is_ok_and(|i| i.not_after <= SystemTime::now()) {
+            // Down for the whole validity period: no renewal is possible any more.
+            n.set_error(ERR_CERTS_EXPIRED);
+            drop((s, n));
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            continue;
+        }
+        if conn.as_ref().is_none_or(|c| !c.is_open()) {
+            conn = None;
+            let Some(m) = l
+                .managers
+                .get(next_manager % l.managers.len().max(1))
+                .cloned()
+            else {
+                n.set_error("no manager known: leave the swarm and join again");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                continue;
+            };
+            next_manager += 1;
+            let cfg = match tls::client_config(&l.trusted_cas, Some(&l.cert)) {
+                Ok(c) => c,
+                Err(e) => {
+                    n.set_error(e.to_string());
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    continue;
+                }
+            };
+            match net::connect(&m.addr, cfg).await {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    n.set_error(e.to_string());
+                    drop((s, n));
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            }
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        let hb = Heartbeat {
+            hostname: s.hostname.clone(),
+            engine_version: env!("CARGO_PKG_VERSION").into(),
+            state: "ready".into(),
+        };
+        match c.call::<_, SessionUpdate>("/session", Some(&hb)).await {
+            Ok(u) => {
+                wait = Duration::from_secs(1);
+                n.set_error("");
+                let secs = u.heartbeat_secs.max(1);
+                if let Err(e) = apply(&s, &n, &u, c).await {
+                    tracing::warn!(error = %e.message, "session update failed");
+                    n.set_error(e.message);
+                }
+                drop((s, n));
+                tokio::time::sleep(Duration::from_secs(secs)).await;
+            }
+            Err(CallError::Refused {
+                status: 403,
+                message,
+            })
+            | Err(CallError::Transport {
+                revoked: true,
+                message,
+            }) => {
+                tracing::warn!(%message, "the managers removed this node");
+                let id = l.node_id.clone();
+                drop(n);
+                s.removed(&id).await;
+                return;
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "session with the manager lost; reconnecting");
+                n.set_error(e.to_string());
+                conn = None;
+                drop((s, n));
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Applies a session update: new managers, roots and seeds; renewal when due or when
+/// the signing root changed.
+async fn apply(
+    s: &Arc<Swarm>,
+    n: &Arc<Node>,
+    u: &SessionUpdate,
+    c: &mut Conn,
+) -> Result<(), CtlError> {
+    let l = n.local();
+    if l.managers != u.managers
+        || l.trusted_cas != u.trusted_cas
+        || l.gossip_seeds != u.gossip_seeds
+    {
+        s.save_local(n, |st| {
+            st.managers = u.managers.clone();
+            st.trusted_cas = u.trusted_cas.clone();
+            st.gossip_seeds = u.gossip_seeds.clone();
+        })?;
+    }
+    for p in &u.gossip_seeds {
+        if p.node_id != l.node_id
+            && !n.membership.is_up(&p.node_id)
+            && let Ok(a) = p.addr.parse()
+        {
+            n.membership.announce(a);
+        }
+    }
+    let info =
+        parse_cert(&l.cert.cert_pem).map_err(|e| internal("read this node's certificate")(&e))?;
+    let due = SystemTime::now() >= renew_at(info.not_before, info.not_after);
+    if !(due || l.cert_root != u.signing_ca_digest || info.role != u.role) {
+        return Ok(());
+    }
+    let (csr, key_pem) = new_csr().map_err(|e| internal("make a key")(&e))?;
+    let r: RenewResponse = c
+        .call("/renew", Some(&RenewRequest { csr }))
+        .await
+        .map_err(|e| CtlError::unavailable(format!("certificate renewal failed: {e}")))?;
+    s.save_local(n, |st| {
+        st.cert = NodeCert {
+            cert_pem: r.cert.clone(),
+            key_pem: key_pem.clone(),
+        };
+        st.cert_root = u.signing_ca_digest.clone();
+        st.trusted_cas = r.trusted_cas.clone();
+        st.role = match r.role {
+            Role::Manager => Role::Manager,
+            Role::Worker => Role::Worker,
+        };
+    })?;
+    tracing::info!("renewed this node's certificate");
+    Ok(())
+}
