@@ -14,6 +14,9 @@ pub(crate) enum DefaultRoute {
     Gateways([Option<IpAddr>; 2]),
     /// Out of the interface itself (layer-3 links without a gateway).
     Device,
+    /// Never: the network gives no default route (an overlay, whose containers leave
+    /// through the gateway bridge instead).
+    Never,
 }
 
 impl DefaultRoute {
@@ -91,6 +94,7 @@ pub(crate) async fn configure(
                         .map_err(kerr(format!("set default route via {gw} on {ctx}")))?;
                 }
             }
+            DefaultRoute::Never => {}
             DefaultRoute::Device => {
                 for (present, v6) in [(ep.ipv4.is_some(), false), (ep.ipv6.is_some(), true)] {
                     if present {

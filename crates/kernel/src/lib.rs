@@ -15,7 +15,9 @@ pub mod nft;
 pub mod podlink;
 pub mod sublink;
 pub mod sysctl;
+pub mod vxlan;
 
 pub use error::KernelError;
 pub use link::{LinkInfo, Netlink};
 pub use sublink::{IpvlanFlag, IpvlanMode, LinkKind, MacvlanMode, SubLink};
+pub use vxlan::{FdbEntry, NeighEntry, VxlanInfo, VxlanSpec};
