@@ -112,10 +112,17 @@ fn mac6(v: &[u8]) -> Option<[u8; 6]> {
     v.try_into().ok()
 }
 
+/// The address of a neighbour attribute. In `AF_BRIDGE` (FDB) messages the parser does
+/// not know the destination's family and hands over raw bytes: 4 are IPv4, 16 IPv6.
 fn neigh_ip(a: &NeighbourAddress) -> Option<IpAddr> {
     match a {
         NeighbourAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
         NeighbourAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
+        NeighbourAddress::Other(b) => match b.len() {
+            4 => <[u8; 4]>::try_from(b.as_slice()).ok().map(IpAddr::from),
+            16 => <[u8; 16]>::try_from(b.as_slice()).ok().map(IpAddr::from),
+            _ => None,
+        },
         _ => None,
     }
 }
