@@ -77,8 +77,10 @@ fn endpoint(net: &Network, i: usize, ip: Ipv4Addr) -> Endpoint {
 
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.is_empty() || args.len() % 4 != 0 {
-        return Err("usage: overlay_pair HOST_NETNS DATA_ADDR CONTAINER_NETNS CONTAINER_ADDR [...]".into());
+    if args.is_empty() || !args.len().is_multiple_of(4) {
+        return Err(
+            "usage: overlay_pair HOST_NETNS DATA_ADDR CONTAINER_NETNS CONTAINER_ADDR [...]".into(),
+        );
     }
     let mut members = Vec::new();
     for c in args.chunks(4) {
@@ -96,7 +98,8 @@ fn main() -> Result<(), String> {
         .enumerate()
         .map(|(i, m)| PeerEndpoint {
             ip: m.ip,
-            mac: netloom_model::network::parse_mac(&endpoint(&net, i, m.ip).mac).unwrap_or_default(),
+            mac: netloom_model::network::parse_mac(&endpoint(&net, i, m.ip).mac)
+                .unwrap_or_default(),
             vtep: IpAddr::V4(m.vtep),
         })
         .collect();
@@ -144,7 +147,9 @@ fn main() -> Result<(), String> {
                     let _ = tokio::task::spawn_blocking(move || stop_rx.recv()).await;
                 }
                 let _ = drv.leave(&net, &ep, &sb).await;
-                drv.delete_network(&net).await.map_err(|e| format!("host {i}: {e:?}"))
+                drv.delete_network(&net)
+                    .await
+                    .map_err(|e| format!("host {i}: {e:?}"))
             })
         }));
     }

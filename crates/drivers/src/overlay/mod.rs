@@ -365,7 +365,17 @@ impl Driver for OverlayDriver {
             // The default route goes through the gateway bridge (or nowhere: internal).
             default: crate::sandbox::DefaultRoute::Never,
         };
-        crate::sandbox::plug_veth(&nl, veth, sb, ep, &ctx, setup, |op| Box::new(kerr(op))).await?;
+        let plugged =
+            crate::sandbox::plug_veth(&nl, veth, sb, ep, &ctx, setup, |op| Box::new(kerr(op)))
+                .await;
+        if let Err(e) = plugged {
+            // Undo: the veth, and the sandbox if this endpoint was to be its first.
+            let _ = nl.delete_link(&host).await;
+            if self.node.endpoint_count(&nl).await.unwrap_or(1) == 0 {
+                let _ = self.node.destroy(&net.id).await;
+            }
+            return Err(e);
+        }
         Ok(JoinInfo {
             ifname: ep.ifname.clone(),
             ..Default::default()

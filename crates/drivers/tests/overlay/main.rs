@@ -370,11 +370,79 @@ fn restart_keeps_traffic_and_adopts_the_sandbox() {
     // And its last endpoint leaving still takes the sandbox with it.
     leave(h1, &net, &e1, &c1);
     h1.assert_clean(&[]);
-    leave(h2, &net, &e2, &c2);
+    // node2's daemon restarts after the network was removed elsewhere: the sandbox it
+    // finds is an orphan and goes.
+    let left = h2.call(|ctx| async move {
+        ctx.restart();
+        ctx.drv().remove_orphans(&[]).await
+    });
+    assert_eq!(
+        left.map(|v| v.len()).ok(),
+        Some(1),
+        "orphan sandbox not removed"
+    );
+    assert!(!c2.pings(&addr(&e1)));
     for h in &lab.hosts {
-        delete(h, &net);
         h.assert_clean(&[]);
     }
 }
 
 mod more;
+
+#[test]
+fn refusals_and_a_failed_join_leave_nothing() {
+    if !privileged("refusals_and_a_failed_join_leave_nothing") {
+        return;
+    }
+    let lab = Lab::new(1, 1500, 4789);
+    let h1 = &lab.hosts[0];
+    // No VNI yet (the manager has not allocated one): refused, naming the fix.
+    let mut net = overlay("novni", &["10.17.0.0/24"], &[4170], false);
+    net.options.clear();
+    let n = net.clone();
+    let msg = h1
+        .call(move |ctx| async move { ctx.drv().create_network(&n).await })
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        msg.contains("no VNI") && msg.contains("vxlanid_list"),
+        "{msg}"
+    );
+    // Peers of a network this node does not know.
+    let id = net.id.clone();
+    let p = PeerEndpoint {
+        ip: "10.17.0.5".parse().unwrap_or_else(|_| panic!()),
+        mac: [2, 0x42, 10, 17, 0, 5],
+        vtep: "198.18.2.12".parse().unwrap_or_else(|_| panic!()),
+    };
+    let msg = h1
+        .call(move |ctx| async move { ctx.drv().add_peer(&id, p).await })
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(msg.contains("not known on this node"), "{msg}");
+    h1.assert_clean(&[]);
+
+    // A join that fails (the container already has an eth0) undoes the sandbox it made.
+    let net = overlay("fail", &["10.17.0.0/24"], &[4171], false);
+    create(h1, &net);
+    let c = lab.container("c1");
+    c.ip(&[
+        "link", "add", "eth0", "type", "veth", "peer", "name", "other0",
+    ]);
+    let (n, ep, sb) = (
+        net.clone(),
+        endpoint(&net, "10.17.0.2/24", "eth0"),
+        sandbox(&c),
+    );
+    let r = h1.call(move |ctx| async move {
+        let d = ctx.drv();
+        d.create_endpoint(&n, &ep).await?;
+        d.join(&n, &ep, &sb).await
+    });
+    assert!(r.is_err(), "join into a taken eth0 succeeded");
+    h1.assert_clean(&[]);
+    delete(h1, &net);
+    h1.assert_clean(&[]);
+}
