@@ -1,5 +1,5 @@
 //! Kernel plumbing for netloom: network namespaces, netlink (links, addresses,
-//! routes) and sysctls. It knows nothing of the CNM: callers pass names,
+//! routes, VXLAN devices with their FDB and neighbour entries) and sysctls. It knows nothing of the CNM: callers pass names,
 //! indices and addresses, and get typed errors back (`KernelError`), with errno
 //! translated here so that no other crate matches raw error codes.
 //!
