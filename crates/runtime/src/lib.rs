@@ -31,6 +31,7 @@ mod init;
 pub mod logs;
 mod nsexec;
 mod proc;
+pub mod registry;
 mod shim;
 mod spec;
 mod util;
