@@ -408,6 +408,7 @@ fn unpack_plan(
             media_type: compression.oci_media_type().to_string(),
             compression: Some(compression),
             diff_id: diff_id.clone(),
+            report: true,
         });
     }
     drop(tx);

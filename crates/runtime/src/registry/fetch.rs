@@ -30,6 +30,22 @@ pub struct Pulled {
 }
 
 impl Pulled {
+    /// An image root unpacked into `work` (at `rootfs/` in it) by other means
+    /// (`docker import`), with the blob files to store.
+    pub fn from_parts(
+        work: WorkDir,
+        layers: Vec<StoredLayer>,
+        size: u64,
+        blobs: Vec<(PathBuf, String)>,
+    ) -> Pulled {
+        Pulled {
+            work,
+            layers,
+            size,
+            blobs,
+        }
+    }
+
     /// The root being built.
     pub fn rootfs(&self) -> PathBuf {
         self.work.path().join("rootfs")
@@ -61,6 +77,8 @@ pub(crate) struct StackInput {
     pub media_type: String,
     pub compression: Option<Compression>,
     pub diff_id: String,
+    /// Report `Pull complete` for it (not for a layer that already existed).
+    pub report: bool,
 }
 
 /// Stacks layers (in order, as they arrive on `rx`) into `rootfs`, checking DiffIDs.
@@ -105,10 +123,12 @@ pub(crate) fn stack(
         }
         room = room.saturating_sub(u.size);
         size += u.size;
-        let _ = progress.send(Progress {
-            layer: id,
-            status: LayerStatus::Complete,
-        });
+        if inp.report {
+            let _ = progress.send(Progress {
+                layer: id,
+                status: LayerStatus::Complete,
+            });
+        }
         out.push(StoredLayer {
             digest: inp.digest,
             media_type: inp.media_type,
@@ -158,18 +178,28 @@ pub async fn fetch(
     let extractor =
         tokio::task::spawn_blocking(move || stack(rx, &ex_rootfs, max_bytes, &ex_progress));
     let mut blobs = Vec::new();
-    let downloads = futures::stream::iter(res.layers.iter().zip(have).map(|(l, have)| {
-        let blob_dir = blob_dir.clone();
-        async move {
-            match have {
-                Some(p) => Ok((l, p, false)),
-                None => download(res, l, &blob_dir, cfg, progress)
-                    .await
-                    .map(|p| (l, p, true)),
-            }
-        }
-    }))
-    .buffered(cfg.max_concurrent_downloads.max(1));
+    type Item<'a> = Result<(&'a LayerInfo, PathBuf, bool), RegistryError>;
+    // Boxed: an `async` block borrowing from a closure's arguments defeats the
+    // compiler's `Send` proof of the caller's spawned task
+    // <https://github.com/rust-lang/rust/issues/102211>.
+    let jobs: Vec<futures::future::BoxFuture<'_, Item<'_>>> = res
+        .layers
+        .iter()
+        .zip(have)
+        .map(|(l, have)| {
+            let blob_dir = blob_dir.clone();
+            let f: futures::future::BoxFuture<'_, Item<'_>> = Box::pin(async move {
+                match have {
+                    Some(p) => Ok((l, p, false)),
+                    None => download(res, l, &blob_dir, cfg, progress)
+                        .await
+                        .map(|p| (l, p, true)),
+                }
+            });
+            f
+        })
+        .collect();
+    let downloads = futures::stream::iter(jobs).buffered(cfg.max_concurrent_downloads.max(1));
     futures::pin_mut!(downloads);
     let mut failed = None;
     while let Some(r) = downloads.next().await {
@@ -184,6 +214,7 @@ pub async fn fetch(
                     media_type: l.media_type.clone(),
                     compression: Some(l.compression),
                     diff_id: l.diff_id.clone(),
+                    report: new,
                 });
                 if sent.is_err() {
                     break; // the extractor stopped: its error is the answer
