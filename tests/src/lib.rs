@@ -16,6 +16,8 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod registry;
+
 /// Result of running a command.
 #[derive(Debug, Clone)]
 pub struct Out {
@@ -267,6 +269,11 @@ pub struct Daemon {
 /// when the environment cannot run it.  With `NETLOOM_REQUIRE_PRIV=1` a
 /// missing prerequisite panics instead.
 pub fn daemon() -> Option<Daemon> {
+    daemon_with_config(None)
+}
+
+/// Like [`daemon`], with `daemon.json` holding `config` (JSON text).
+pub fn daemon_with_config(config: Option<&str>) -> Option<Daemon> {
     if let Some(r) = skip_reason() {
         if std::env::var("NETLOOM_REQUIRE_PRIV").as_deref() == Ok("1") {
             panic!("e2e prerequisites missing (NETLOOM_REQUIRE_PRIV=1): {r}");
@@ -287,6 +294,9 @@ pub fn daemon() -> Option<Daemon> {
     let dir = PathBuf::from(format!("/tmp/{name}"));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
+    if let Some(c) = config {
+        fs::write(dir.join("none.json"), c).unwrap();
+    }
     let host_before = host_netloom_state();
     let _ = sh("ip", &["netns", "del", &name]);
     let o = sh("ip", &["netns", "add", &name]);

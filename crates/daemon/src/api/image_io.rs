@@ -191,11 +191,8 @@ pub async fn pull(
     };
     let resolved = ctl.resolve_pull(&req).await?;
     let (tx, rx) = mpsc::channel::<Bytes>(64);
-    let path = image
-        .path
-        .strip_prefix("library/")
-        .unwrap_or(&image.path)
-        .to_string();
+    // Docker names the repository as the registry knows it: `library/busybox`.
+    let path = &image.path;
     let first = json!({"status": format!("Pulling from {path}"), "id": image.tag_or_digest()});
     let _ = tx.send(line(&first)).await;
     tokio::spawn(async move {
