@@ -2,7 +2,7 @@
 """Writes an OCI image layout of a small multi-layer busybox image, for the registry
 tests and bench/pull.sh (pushed to a loopback registry with skopeo).
 
-    mkimage.py OUT [--busybox /bin/busybox] [--filler-mib N]
+    mkimage.py OUT [--busybox /bin/busybox] [--filler-mib N] [--filler-layers K]
 
 OUT/ gets `oci-layout`, `index.json` and `blobs/sha256/*`, with three references:
   single  - linux/amd64 image manifest (3 layers + an optional filler layer)
@@ -12,7 +12,8 @@ Layers (plain tar; skopeo compresses them when it pushes):
   1. busybox with its applet links, /etc/passwd, /etc/gone, /opt/old/{a,b}
   2. /etc/motd, a whiteout of /etc/gone, an opaque /opt/old holding only c
   3. /etc/platform
-  4. (--filler-mib N) /filler/N files of random bytes, for timing pulls
+  4. (--filler-mib N) K layers (default 1) of N MiB of random bytes each
+     (/filler<k>/*), for timing pulls
 The config carries Env, Entrypoint, Cmd, WorkingDir, ExposedPorts, User, Labels,
 Healthcheck and a history entry per layer.
 """
@@ -97,6 +98,7 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--busybox", default="/bin/busybox")
     ap.add_argument("--filler-mib", type=int, default=0)
+    ap.add_argument("--filler-layers", type=int, default=1)
     a = ap.parse_args()
     bb = open(a.busybox, "rb").read()
     applets = subprocess.run([a.busybox, "--list"], capture_output=True, text=True, check=True).stdout.split()
@@ -129,10 +131,10 @@ def main():
         l3 = tar_bytes([("etc", "dir", None, 0o755), ("etc/platform", "file", f"linux/{arch}\n".encode(), 0o644)])
         layers = [("/bin/sh -c #(nop) ADD busybox /", l1), ("/bin/sh -c rm /etc/gone; rm -r /opt/old/*; echo c > /opt/old/c", l2),
                   (f"/bin/sh -c echo linux/{arch} > /etc/platform", l3)]
-        if a.filler_mib:
-            files = [("filler", "dir", None, 0o755)]
-            files += [(f"filler/{i}", "file", os.urandom(1 << 20), 0o644) for i in range(a.filler_mib)]
-            layers.append(("/bin/sh -c head -c ... > /filler", tar_bytes(files)))
+        for k in range(a.filler_mib and a.filler_layers):
+            files = [(f"filler{k}", "dir", None, 0o755)]
+            files += [(f"filler{k}/{i}", "file", os.urandom(1 << 20), 0o644) for i in range(a.filler_mib)]
+            layers.append((f"/bin/sh -c head -c {a.filler_mib}M /dev/urandom > /filler{k}", tar_bytes(files)))
         m = image(lay, layers, arch, arch)
         m["platform"] = {"architecture": arch, "os": "linux"}
         if arch == "arm64":

@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 
 use crate::{Daemon, Out, run_cmd, sh};
 
+/// What the image store holds: blob files, image roots, work directories.
+pub type StoreState = (Vec<String>, Vec<String>, Vec<String>);
+
 /// Where the helper scripts are.
 pub fn scripts() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("registry")
@@ -310,4 +313,82 @@ impl Drop for Registry {
             let _ = c.wait();
         }
     }
+}
+
+/// Where the main test registry listens (in the daemon's namespace).
+pub const REG: &str = "127.0.0.1:5000";
+
+/// A daemon (with `daemon.json` = `config`), or `None` after a SKIP.
+pub fn daemon(config: Option<&str>) -> Option<Daemon> {
+    if !tools_or_skip() {
+        return None;
+    }
+    crate::daemon_with_config(config)
+}
+
+/// A daemon with a registry holding `test/bb:single` and `test/bb:multi`.
+pub fn setup(config: Option<&str>, auth: Auth) -> Option<(Daemon, Registry)> {
+    let d = daemon(config)?;
+    let r = Registry::start(&d, "main", REG, auth);
+    let (oci, _) = layout();
+    r.push(
+        &format!("oci:{}:single", oci.display()),
+        "test/bb:single",
+        &[],
+    );
+    r.push(
+        &format!("oci:{}:multi", oci.display()),
+        "test/bb:multi",
+        &["--all"],
+    );
+    Some((d, r))
+}
+
+/// Files under a directory (recursively), as paths relative to it.
+pub fn files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        if let Ok(rd) = fs::read_dir(&p) {
+            for e in rd.flatten() {
+                if e.path().is_dir() {
+                    stack.push(e.path());
+                } else {
+                    out.push(e.path().strip_prefix(dir).unwrap().display().to_string());
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// What the image store holds: blobs, image roots, work directories.
+pub fn store(d: &Daemon) -> StoreState {
+    let root = d.dir.join("data/images");
+    let dirs = |p: PathBuf| -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(p)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    let images = dirs(root.clone())
+        .into_iter()
+        .filter(|n| n != "blobs" && n != "tmp")
+        .collect();
+    (files(&root.join("blobs")), images, dirs(root.join("tmp")))
+}
+
+/// Asserts that a failed operation left the store as it was, with no work directory.
+#[track_caller]
+pub fn assert_nothing_new(d: &Daemon, before: &StoreState, what: &str) {
+    let after = store(d);
+    assert_eq!(&after.0, &before.0, "{what}: blobs changed");
+    assert_eq!(&after.1, &before.1, "{what}: image roots changed");
+    assert!(after.2.is_empty(), "{what}: work dirs left: {:?}", after.2);
 }

@@ -18,6 +18,40 @@ use crate::controller::PullRequest;
 use crate::controller::reg_err;
 use crate::error::CtlError;
 
+/// `/info`'s `RegistryConfig`, as dockerd shows its registry settings.
+pub fn registry_info(r: &netloom_runtime::registry::RegistryConfig) -> Value {
+    use netloom_runtime::registry::Insecure;
+    let mirrors: Vec<String> = r
+        .mirrors
+        .iter()
+        .map(|m| format!("{}://{}/", if m.http { "http" } else { "https" }, m.host))
+        .collect();
+    let mut index = serde_json::Map::new();
+    index.insert(
+        "docker.io".into(),
+        json!({"Name": "docker.io", "Mirrors": mirrors, "Secure": true, "Official": true}),
+    );
+    let mut cidrs = Vec::new();
+    for i in &r.insecure {
+        match i {
+            Insecure::Net(n) => cidrs.push(n.to_string()),
+            Insecure::Host(h) => {
+                index.insert(
+                    h.clone(),
+                    json!({"Name": h, "Mirrors": [], "Secure": false, "Official": false}),
+                );
+            }
+        }
+    }
+    json!({
+        "AllowNondistributableArtifactsCIDRs": Value::Null,
+        "AllowNondistributableArtifactsHostnames": Value::Null,
+        "InsecureRegistryCIDRs": cidrs,
+        "IndexConfigs": index,
+        "Mirrors": mirrors,
+    })
+}
+
 /// go-units' `HumanSize` (4 significant digits, powers of 1000): `4.719MB`.
 fn human(n: u64) -> String {
     const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];

@@ -40,7 +40,7 @@ pub(crate) struct Endpoint {
 impl Endpoint {
     pub(crate) fn url(&self) -> String {
         let host = if self.host == super::reference::DOCKER_HUB {
-            "registry-1.docker.io"
+            "index.docker.io"
         } else {
             &self.host
         };

@@ -199,8 +199,8 @@ pub async fn fetch(
             f
         })
         .collect();
-    let downloads = futures::stream::iter(jobs).buffered(cfg.max_concurrent_downloads.max(1));
-    futures::pin_mut!(downloads);
+    let mut downloads =
+        Box::pin(futures::stream::iter(jobs).buffered(cfg.max_concurrent_downloads.max(1)));
     let mut failed = None;
     while let Some(r) = downloads.next().await {
         match r {
@@ -226,6 +226,8 @@ pub async fn fetch(
             }
         }
     }
+    // Cancels the downloads still running (after a failure) before waiting for the
+    // extractor, so the work directory is idle when it is removed.
     drop(downloads);
     drop(tx);
     let stacked = extractor
