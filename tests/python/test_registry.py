@@ -68,7 +68,7 @@ def registry(daemon, client):
         pytest.skip(reason)
     oci = daemon.dir / "oci"
     run("python3", str(SCRIPTS / "mkimage.py"), str(oci))
-    hashed = crypt.crypt("pw", crypt.mksalt(crypt.METHOD_BLOWFISH))
+    hashed = crypt.crypt("pw", crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16))
     procs = [start_registry(daemon, "open", 5000), start_registry(daemon, "auth", 5001, f"bob:{hashed}\n")]
     try:
         push(daemon, f"oci:{oci}:single", "127.0.0.1:5000/py/bb:single")

@@ -133,7 +133,7 @@ impl Registry {
                         "-W",
                         "ignore",
                         "-c",
-                        "import crypt,sys; print(sys.argv[1] + ':' + crypt.crypt(sys.argv[2], crypt.mksalt(crypt.METHOD_BLOWFISH)))",
+                        "import crypt,sys; print(sys.argv[1] + ':' + crypt.crypt(sys.argv[2], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))",
                         user,
                         pass,
                     ],

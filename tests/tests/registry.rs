@@ -497,9 +497,20 @@ fn check_auth(d: &Daemon, what: &str) {
         "{what}: {o}"
     );
     assert_nothing_new(d, &before, "pull with a wrong password");
-    // Right password: docker CLI and netloom CLI (both read DOCKER_CONFIG).
+    // `docker login` (POST /auth) checks the credentials at the registry.
     let good = d.dir.join("cfg-good");
-    docker_login_config(&good, REG, "alice", "s3cret:pw");
+    fs::create_dir_all(&good).unwrap();
+    let o = docker(d, &good, &["login", "-u", "alice", "-p", "wrong", REG]).unwrap();
+    assert!(
+        !o.ok() && o.stderr.contains("incorrect username or password"),
+        "{what}: {o}"
+    );
+    let o = docker(d, &good, &["login", "-u", "alice", "-p", "s3cret:pw", REG]).unwrap();
+    assert!(
+        o.ok() && o.stdout.contains("Login Succeeded"),
+        "{what}: {o}"
+    );
+    // Then pulls with what it stored: docker CLI and netloom CLI (both read DOCKER_CONFIG).
     let o = docker(d, &good, &["pull", "127.0.0.1:5000/test/bb:single"]).unwrap();
     assert!(o.ok(), "{what}, docker CLI with credentials: {o}");
     let mut c = Command::new(netloom_e2e::bin_dir().join("netloom"));

@@ -273,6 +273,19 @@ pub async fn pull(
     Ok(json_stream(rx))
 }
 
+/// `POST /auth` (`docker login`): `{"username","password","serveraddress"}`.
+pub async fn login(State(ctl): State<Ctl>, raw: Bytes) -> ApiResult<Response> {
+    let creds = Credentials::from_json(&raw).map_err(reg_err)?;
+    let v: Value = serde_json::from_slice(&raw).unwrap_or_default();
+    let server = v
+        .get("serveraddress")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    ctl.login(&server, &creds).await?;
+    Ok(axum::Json(json!({"Status": "Login Succeeded", "IdentityToken": ""})).into_response())
+}
+
 /// `POST /images/load?quiet=`: the body is a `docker save` archive or a tarred OCI
 /// layout; the answer lists what was loaded (`Loaded image: NAME`).
 pub async fn load(

@@ -219,6 +219,7 @@ pub fn router(ctl: Ctl) -> Router {
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
         .route("/images/load", post(image_io::load))
+        .route("/auth", post(image_io::login))
         .route("/images/get", get(image_io::save_many))
         .route(
             "/images/{*name}",

@@ -31,6 +31,14 @@ pub struct PullOutcome {
 }
 
 impl Controller {
+    /// `docker login`: checks credentials at a registry (nothing is stored: the docker
+    /// CLI keeps them and sends them with each pull).
+    pub async fn login(&self, server: &str, creds: &Credentials) -> CtlResult<()> {
+        reg::login::login(&self.cfg.registry, server, creds)
+            .await
+            .map_err(reg_err)
+    }
+
     /// Step 1: finds the image at the registry; nothing is stored.
     pub async fn resolve_pull(&self, req: &PullRequest) -> CtlResult<Resolved> {
         reg::pull::resolve(

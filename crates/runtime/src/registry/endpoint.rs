@@ -48,6 +48,26 @@ impl Endpoint {
     }
 }
 
+/// The endpoints of a registry host (Docker Hub: its mirrors are for pulls, not here).
+pub(crate) async fn endpoints_for_host(cfg: &RegistryConfig, host: &str) -> Vec<Endpoint> {
+    let insecure = host != super::reference::DOCKER_HUB && cfg.is_insecure(host).await;
+    let mut v = vec![Endpoint {
+        host: host.to_string(),
+        http: false,
+        skip_verify: insecure,
+        mirror: false,
+    }];
+    if insecure {
+        v.push(Endpoint {
+            host: host.to_string(),
+            http: true,
+            skip_verify: false,
+            mirror: false,
+        });
+    }
+    v
+}
+
 pub(crate) async fn endpoints(cfg: &RegistryConfig, r: &ImageRef) -> Vec<Endpoint> {
     let mut v = Vec::new();
     let add = |v: &mut Vec<Endpoint>, host: &str, insecure: bool, mirror: bool| {

@@ -17,6 +17,7 @@ mod endpoint;
 mod error;
 mod fetch;
 mod layer;
+pub mod login;
 mod platform;
 pub mod pull;
 mod reference;
