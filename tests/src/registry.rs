@@ -61,6 +61,18 @@ static LAYOUT: OnceLock<(PathBuf, serde_json::Value)> = OnceLock::new();
 pub fn layout() -> (PathBuf, serde_json::Value) {
     LAYOUT
         .get_or_init(|| {
+            // Layouts of earlier, dead test processes go.
+            if let Ok(rd) = fs::read_dir("/tmp") {
+                for e in rd.flatten() {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    if let Some(pid) = n.strip_prefix("nle-oci-")
+                        && let Ok(pid) = pid.parse::<u32>()
+                        && !Path::new(&format!("/proc/{pid}")).exists()
+                    {
+                        let _ = fs::remove_dir_all(e.path());
+                    }
+                }
+            }
             let dir = PathBuf::from(format!("/tmp/nle-oci-{}", std::process::id()));
             let _ = fs::remove_dir_all(&dir);
             let o = sh(

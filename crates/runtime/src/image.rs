@@ -41,11 +41,6 @@ pub struct Unpacked {
     pub tar_bytes: u64,
 }
 
-/// Prefix of whiteout entries.
-const WHITEOUT: &str = ".wh.";
-/// The opaque-directory marker.
-const OPAQUE: &str = ".wh..wh..opq";
-
 /// How entries are written.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -234,63 +229,23 @@ fn check_parents(dest: &Path, rel: &Path, create: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// Where an entry goes: for an import, `rel` itself once no parent is a symlink (else
+/// refused); for a layer, `rel` with its parents resolved inside the root.
+fn place(dest: &Path, rel: &Path, mode: Mode, create: bool) -> Result<PathBuf, String> {
+    match mode {
+        Mode::Import => check_parents(dest, rel, create).map(|()| rel.to_path_buf()),
+        Mode::Layer => crate::whiteout::resolve_parents(dest, rel, create),
+    }
+}
+
 /// Removes whatever is at `p` (not following symlinks), if anything.
-fn remove_existing(p: &Path) -> io::Result<()> {
+pub(crate) fn remove_existing(p: &Path) -> io::Result<()> {
     match fs::symlink_metadata(p) {
         Ok(md) if md.is_dir() => fs::remove_dir_all(p),
         Ok(_) => fs::remove_file(p),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
     }
-}
-
-/// Handles a whiteout entry of a layer (`.wh.NAME` or the opaque marker). `written`
-/// holds what this layer wrote so far, which a whiteout of the same layer leaves alone.
-fn whiteout(
-    dest: &Path,
-    rel: &Path,
-    name: &str,
-    written: &std::collections::HashSet<PathBuf>,
-) -> Result<(), String> {
-    let parent = rel.parent().unwrap_or(Path::new(""));
-    if !parent.as_os_str().is_empty() {
-        // The directory must be a real one of the tree (not reached through a link).
-        check_parents(dest, &parent.join("x"), true)?;
-        let pd = dest.join(parent);
-        match fs::symlink_metadata(&pd) {
-            Ok(md) if md.is_dir() => {}
-            Ok(_) => {
-                return Err(format!(
-                    "whiteout in {} which is not a directory",
-                    parent.display()
-                ));
-            }
-            Err(_) => fs::create_dir(&pd).map_err(|e| format!("create {}: {e}", pd.display()))?,
-        }
-    }
-    if name == OPAQUE {
-        let pd = dest.join(parent);
-        let rd = fs::read_dir(&pd).map_err(|e| format!("read {}: {e}", pd.display()))?;
-        for e in rd.flatten() {
-            let child = parent.join(e.file_name());
-            if !written.contains(&child) {
-                remove_existing(&e.path())
-                    .map_err(|e| format!("remove {}: {e}", child.display()))?;
-            }
-        }
-        return Ok(());
-    }
-    let Some(target) = name.strip_prefix(WHITEOUT) else {
-        return Ok(());
-    };
-    if target.is_empty() || target == "." || target == ".." || target.contains('/') {
-        return Err(format!("invalid whiteout name {name:?}"));
-    }
-    let t = parent.join(target);
-    if !written.contains(&t) {
-        remove_existing(&dest.join(&t)).map_err(|e| format!("remove {}: {e}", t.display()))?;
-    }
-    Ok(())
 }
 
 fn extract(r: impl Read, dest: &Path, max_bytes: u64, mode: Mode) -> Result<u64, RuntimeError> {
@@ -325,11 +280,11 @@ fn extract(r: impl Read, dest: &Path, max_bytes: u64, mode: Mode) -> Result<u64,
         }
         if mode == Mode::Layer
             && let Some(base) = rel.file_name().and_then(|n| n.to_str())
-            && base.starts_with(WHITEOUT)
+            && base.starts_with(crate::whiteout::WHITEOUT)
         {
             // `.wh..wh.*` other than the opaque marker is aufs metadata (`.wh..wh.plnk`).
-            if base == OPAQUE || !base.starts_with(".wh..wh.") {
-                whiteout(dest, &rel, base, &written).map_err(refuse)?;
+            if base == crate::whiteout::OPAQUE || !base.starts_with(".wh..wh.") {
+                crate::whiteout::whiteout(dest, &rel, base, &written).map_err(refuse)?;
             }
             continue;
         }
@@ -340,7 +295,7 @@ fn extract(r: impl Read, dest: &Path, max_bytes: u64, mode: Mode) -> Result<u64,
                 dest: dest.to_path_buf(),
             });
         }
-        check_parents(dest, &rel, true).map_err(refuse)?;
+        let rel = place(dest, &rel, mode, true).map_err(refuse)?;
         let target = dest.join(&rel);
         if mode == Mode::Layer {
             written.insert(rel.clone());
@@ -417,7 +372,7 @@ fn extract(r: impl Read, dest: &Path, max_bytes: u64, mode: Mode) -> Result<u64,
                 if lrel.as_os_str().is_empty() {
                     return Err(refuse("hard link to the root".to_string()));
                 }
-                check_parents(dest, &lrel, false)
+                let lrel = place(dest, &lrel, mode, false)
                     .map_err(|r| refuse(format!("hard link target {}: {r}", link.display())))?;
                 let src = dest.join(&lrel);
                 match fs::symlink_metadata(&src) {
@@ -708,12 +663,28 @@ mod tests {
             use std::os::unix::fs::FileTypeExt;
             m.file_type().is_fifo()
         }));
-        // A whiteout cannot reach through a symlink.
-        let evil = build(|b| raw_entry(b, "link/.wh.passwd", EntryType::Regular, "", b""));
-        assert!(matches!(
-            apply_layer(&evil[..], &root, 1 << 20),
-            Err(RuntimeError::UnsafeEntry { .. })
-        ));
+        // Through a symlink, a layer writes and deletes inside the root only: `link`
+        // points at /etc, which is the root's etc/ here, never the host's.
+        let through = build(|b| {
+            raw_entry(b, "link/netloom-test", EntryType::Regular, "", b"inside");
+            raw_entry(b, "up", EntryType::Symlink, "../../../..", b"");
+            raw_entry(b, "up/escaped", EntryType::Regular, "", b"clamped");
+            raw_entry(b, "link/.wh.gone", EntryType::Regular, "", b"");
+        });
+        assert!(fs::create_dir_all(root.join("etc")).is_ok());
+        assert!(fs::write(root.join("etc/gone"), b"x").is_ok());
+        let t = apply_layer(&through[..], &root, 1 << 20);
+        assert!(t.is_ok(), "{t:?}");
+        assert_eq!(
+            fs::read(root.join("etc/netloom-test")).ok().as_deref(),
+            Some(&b"inside"[..])
+        );
+        assert!(!Path::new("/etc/netloom-test").exists());
+        assert_eq!(
+            fs::read(root.join("escaped")).ok().as_deref(),
+            Some(&b"clamped"[..])
+        );
+        assert!(!root.join("etc/gone").exists());
         // The DiffID is the sha256 of the tar as read.
         let d = u.map(|u| u.diff_id).unwrap_or_default();
         assert_eq!(d, hex(Sha256::digest(&upper).as_slice()));

@@ -35,6 +35,7 @@ pub mod registry;
 mod shim;
 mod spec;
 mod util;
+mod whiteout;
 
 pub use error::RuntimeError;
 pub use nsexec::{ExecOptions, exec, exec_opts, exec_with, resize_exec};
