@@ -10,8 +10,16 @@ set -euo pipefail
 # etcd-server: the cluster-store backend's tests start their own etcd (never a system
 # one); protobuf-compiler + libprotobuf-dev: etcd-client's build runs protoc and needs the
 # well-known .proto files.
+#
+# Images from registries (tests/tests/registry.rs, bench/pull.sh): docker-registry (the
+# distribution v2 `registry` server; the tests start it on loopback with a throwaway
+# config), skopeo (pushes the test images), openssl (token-auth keys), and docker.io
+# (dockerd, for the load/save round trip and the pull benchmark; the tests start it in
+# their own namespace and data root). docker-registry and docker.io ship systemd units:
+# their postinst asks invoke-rc.d, which policy-rc.d (or no running systemd) refuses,
+# so neither server is started, and nothing listens after the install.
 pkgs=(nftables iproute2 busybox-static curl ca-certificates iputils-ping bind9-dnsutils python3 containernetworking-plugins
-  etcd-server protobuf-compiler libprotobuf-dev)
+  etcd-server protobuf-compiler libprotobuf-dev docker-registry skopeo openssl docker.io)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -41,4 +49,5 @@ if ss -Hltn 'sport = :2379' | grep -q .; then
 fi
 command -v nft >/dev/null && command -v ip >/dev/null && [ -x /bin/busybox ] && [ -x /usr/lib/cni/tuning ]
 command -v etcd >/dev/null && command -v protoc >/dev/null && [ -f /usr/include/google/protobuf/descriptor.proto ]
+[ -x /usr/bin/docker-registry ] && [ -x /usr/bin/skopeo ] && [ -x /usr/sbin/dockerd ]
 echo "deps: ok"

@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub mod multihost;
+pub mod registry;
 
 /// Result of running a command.
 #[derive(Debug, Clone)]
@@ -291,17 +292,22 @@ pub struct Daemon {
 /// when the environment cannot run it.  With `NETLOOM_REQUIRE_PRIV=1` a
 /// missing prerequisite panics instead.
 pub fn daemon() -> Option<Daemon> {
-    daemon_with(test_store_is_etcd(), &[])
+    daemon_with(test_store_is_etcd(), &[], None)
+}
+
+/// Like [`daemon`], with `daemon.json` holding `config` (JSON text).
+pub fn daemon_with_config(config: Option<&str>) -> Option<Daemon> {
+    daemon_with(test_store_is_etcd(), &[], config)
 }
 
 /// Like [`daemon`], but always on an etcd of its own (whatever
 /// `NETLOOM_TEST_STORE` says), with `env` set for netloomd.
 pub fn daemon_on_etcd(env: &[(&str, &str)]) -> Option<Daemon> {
-    daemon_with(true, env)
+    daemon_with(true, env, None)
 }
 
-fn daemon_with(on_etcd: bool, env: &[(&str, &str)]) -> Option<Daemon> {
-    let mut d = unstarted_daemon_with(on_etcd, env)?;
+fn daemon_with(on_etcd: bool, env: &[(&str, &str)], config: Option<&str>) -> Option<Daemon> {
+    let mut d = unstarted_daemon_with(on_etcd, env, config)?;
     d.start();
     let tar = busybox_tar();
     d.ok(&["image", "import", tar.to_str().unwrap(), "busybox"]);
@@ -318,10 +324,14 @@ pub fn bare_daemon() -> Option<Daemon> {
 /// A daemon's namespace and directories, with the daemon not started yet (the
 /// caller may add links or `extra_args` first, then call [`Daemon::start`]).
 pub fn unstarted_daemon() -> Option<Daemon> {
-    unstarted_daemon_with(test_store_is_etcd(), &[])
+    unstarted_daemon_with(test_store_is_etcd(), &[], None)
 }
 
-fn unstarted_daemon_with(on_etcd: bool, env: &[(&str, &str)]) -> Option<Daemon> {
+fn unstarted_daemon_with(
+    on_etcd: bool,
+    env: &[(&str, &str)],
+    config: Option<&str>,
+) -> Option<Daemon> {
     let missing = skip_reason().or_else(|| {
         (on_etcd && !which("etcd")).then(|| "etcd not installed (install etcd-server)".into())
     });
@@ -345,6 +355,12 @@ fn unstarted_daemon_with(on_etcd: bool, env: &[(&str, &str)]) -> Option<Daemon> 
     let dir = PathBuf::from(format!("/tmp/{name}"));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
+    if let Some(c) = config {
+        fs::write(dir.join("none.json"), c).unwrap();
+    }
+    if let Some(c) = config {
+        fs::write(dir.join("none.json"), c).unwrap();
+    }
     let host_before = host_netloom_state();
     let _ = sh("ip", &["netns", "del", &name]);
     let o = sh("ip", &["netns", "add", &name]);

@@ -134,6 +134,15 @@ pub struct RunArgs {
     /// Overwrite the default ENTRYPOINT of the image
     #[arg(long)]
     pub entrypoint: Option<String>,
+    /// Pull image before running ("always", "missing", "never")
+    #[arg(long, default_value = "missing", value_parser = ["always", "missing", "never"])]
+    pub pull: String,
+    /// Set platform if server is multi-platform capable (os/arch[/variant])
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+    /// Suppress the pull output
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
     /// Image to run
     #[arg(value_name = "IMAGE")]
     pub image: String,
@@ -651,19 +660,42 @@ pub fn create_body(a: &RunArgs) -> Result<Value> {
     }))
 }
 
+/// Creates the container; a missing image is pulled first (`--pull missing`, the
+/// default: on create's 404, as the docker CLI does) or always (`--pull always`).
 async fn create_container(client: &Client, a: &RunArgs) -> Result<String> {
     let body = create_body(a)?;
     let mut q = Vec::new();
     if let Some(n) = &a.name {
         q.push(("name", n.clone()));
     }
-    let resp: Value = client
-        .call_json(
-            Method::POST,
-            &format!("/containers/create{}", query(&q)),
-            Some(&body),
-        )
-        .await?;
+    if let Some(p) = &a.platform {
+        q.push(("platform", p.clone()));
+    }
+    let path = format!("/containers/create{}", query(&q));
+    let pull = |client: &Client| {
+        let client = client.clone();
+        async move {
+            crate::pull::pull_image(&client, &a.image, a.platform.as_deref(), a.quiet, true)
+                .await
+                .map(|_| ())
+        }
+    };
+    if a.pull == "always" {
+        pull(client).await?;
+    }
+    let resp: Value = match client.call_json(Method::POST, &path, Some(&body)).await {
+        Err(e) if a.pull == "missing" && crate::client::daemon_status(&e) == Some(404) => {
+            if !a.quiet {
+                eprintln!(
+                    "Unable to find image '{}' locally",
+                    crate::pull::familiar(&a.image)
+                );
+            }
+            pull(client).await?;
+            client.call_json(Method::POST, &path, Some(&body)).await?
+        }
+        r => r?,
+    };
     if let Some(Value::Array(w)) = resp.get("Warnings") {
         for w in w {
             if let Some(w) = w.as_str().filter(|w| !w.is_empty()) {

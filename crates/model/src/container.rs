@@ -5,8 +5,8 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-/// An imported image: a root filesystem.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An image: a root filesystem (its layers stacked) and the defaults of its config.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Image {
     /// `sha256:<hex>`.
     pub id: String,
@@ -25,6 +25,60 @@ pub struct Image {
     /// Ports the image declares (`80/tcp`).
     #[serde(default)]
     pub exposed_ports: Vec<String>,
+    /// Default entrypoint.
+    #[serde(default)]
+    pub entrypoint: Vec<String>,
+    /// Default working directory.
+    #[serde(default)]
+    pub working_dir: String,
+    /// Default user.
+    #[serde(default)]
+    pub user: String,
+    /// Labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Stop signal.
+    #[serde(default)]
+    pub stop_signal: String,
+    /// `Healthcheck` as the image's config gives it, kept for containers to use.
+    #[serde(default)]
+    pub healthcheck: Option<serde_json::Value>,
+    /// `name@sha256:…` of the registry manifests it was pulled as.
+    #[serde(default)]
+    pub repo_digests: Vec<String>,
+    /// CPU architecture (`amd64`).
+    #[serde(default)]
+    pub architecture: String,
+    /// OS (`linux`).
+    #[serde(default)]
+    pub os: String,
+    /// Architecture variant.
+    #[serde(default)]
+    pub variant: String,
+    /// Author.
+    #[serde(default)]
+    pub author: String,
+    /// Comment (`docker import -m`, build comments).
+    #[serde(default)]
+    pub comment: String,
+    /// Layers, bottom first (empty for images imported before netloom kept them).
+    #[serde(default)]
+    pub layers: Vec<ImageLayer>,
+}
+
+/// One layer of an image, as stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageLayer {
+    /// The blob's digest (as pulled or loaded; compressed or not).
+    pub digest: String,
+    /// The blob's media type.
+    pub media_type: String,
+    /// The blob's size.
+    pub size: u64,
+    /// Its DiffID: the sha256 of the uncompressed tar.
+    pub diff_id: String,
+    /// Bytes of the uncompressed tar.
+    pub tar_size: u64,
 }
 
 /// One host binding of a published port (Docker's `PortBinding`).

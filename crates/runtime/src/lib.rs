@@ -31,9 +31,11 @@ mod init;
 pub mod logs;
 mod nsexec;
 mod proc;
+pub mod registry;
 mod shim;
 mod spec;
 mod util;
+mod whiteout;
 
 pub use error::RuntimeError;
 pub use nsexec::{ExecOptions, exec, exec_opts, exec_with, resize_exec};

@@ -214,6 +214,9 @@ pub async fn create(
         }
     }
     let image = req.image.clone();
+    if let Some(p) = q.get("platform").filter(|p| !p.is_empty()) {
+        ctl.check_image_platform(&image, p).await?;
+    }
     let (id, warnings) = match ctl.create_container(req).await {
         Ok(r) => r,
         // The docker CLI answers any 404 from create with a pull and a retry: keep 404

@@ -5,6 +5,7 @@
 mod body;
 mod containers;
 mod exec;
+mod image_io;
 mod images;
 mod networks;
 mod stream;
@@ -231,9 +232,14 @@ pub fn router(ctl: Ctl, swarm: Arc<crate::cluster::Swarm>) -> Router {
         .route("/containers/{id}/resize", post(containers::resize))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
+        .route("/images/load", post(image_io::load))
+        .route("/auth", post(image_io::login))
+        .route("/images/get", get(image_io::save_many))
         .route(
             "/images/{*name}",
-            get(images::inspect_or_501).delete(images::remove),
+            get(images::get_sub)
+                .post(images::post_sub)
+                .delete(images::remove),
         )
         .route(
             "/volumes/{name}",

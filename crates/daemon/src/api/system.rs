@@ -159,6 +159,8 @@ pub async fn info(State(ctl): State<Ctl>, axum::Extension(sw): super::swarm::Sw)
         "DefaultRuntime": "netloom",
         "Runtimes": { "netloom": { "path": std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default() } },
         "InitBinary": "",
+        "IndexServerAddress": "https://index.docker.io/v1/",
+        "RegistryConfig": super::image_io::registry_info(&cfg.registry),
     });
     if let (Value::Object(a), Value::Object(b)) = (&mut v, more) {
         a.extend(b);

@@ -453,17 +453,22 @@ pub fn image(i: &Image, detail: bool) -> Value {
     } else {
         json!(i.tags)
     };
+    let labels = if i.labels.is_empty() {
+        Value::Null
+    } else {
+        json!(i.labels)
+    };
     if !detail {
         return json!({
             "Id": i.id,
             "ParentId": "",
             "RepoTags": tags,
-            "RepoDigests": [],
+            "RepoDigests": i.repo_digests,
             "Created": unix(&i.created),
             "Size": i.size,
             "SharedSize": -1,
             "VirtualSize": i.size,
-            "Labels": {},
+            "Labels": if i.labels.is_empty() { json!({}) } else { json!(i.labels) },
             "Containers": -1,
         });
     }
@@ -472,25 +477,65 @@ pub fn image(i: &Image, detail: bool) -> Value {
         .iter()
         .map(|p| (p.clone(), json!({})))
         .collect();
-    json!({
+    let arr = |v: &[String]| {
+        if v.is_empty() { Value::Null } else { json!(v) }
+    };
+    let mut config = json!({
+        "Hostname": "",
+        "Domainname": "",
+        "User": i.user,
+        "AttachStdin": false,
+        "AttachStdout": false,
+        "AttachStderr": false,
+        "ExposedPorts": if exposed.is_empty() { Value::Null } else { Value::Object(exposed) },
+        "Tty": false,
+        "OpenStdin": false,
+        "StdinOnce": false,
+        "Env": i.env,
+        "Cmd": arr(&i.cmd),
+        "Image": "",
+        "Volumes": Value::Null,
+        "WorkingDir": i.working_dir,
+        "Entrypoint": arr(&i.entrypoint),
+        "OnBuild": Value::Null,
+        "Labels": labels,
+    });
+    if let Some(h) = &i.healthcheck {
+        config["Healthcheck"] = h.clone();
+    }
+    if !i.stop_signal.is_empty() {
+        config["StopSignal"] = json!(i.stop_signal);
+    }
+    let layers: Vec<&str> = if i.layers.is_empty() {
+        vec![i.id.as_str()]
+    } else {
+        i.layers.iter().map(|l| l.diff_id.as_str()).collect()
+    };
+    let mut v = json!({
         "Id": i.id,
         "RepoTags": tags,
-        "RepoDigests": [],
+        "RepoDigests": i.repo_digests,
         "Parent": "",
-        "Comment": "Imported from tarball",
+        "Comment": i.comment,
         "Created": i.created,
         "DockerVersion": "",
-        "Author": "",
-        "Config": {
-            "Env": i.env,
-            "Cmd": if i.cmd.is_empty() { Value::Null } else { json!(i.cmd) },
-            "ExposedPorts": if exposed.is_empty() { Value::Null } else { Value::Object(exposed) },
+        "Author": i.author,
+        "Config": config,
+        "Architecture": if i.architecture.is_empty() {
+            std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64")
+        } else {
+            i.architecture.clone()
         },
-        "Architecture": std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64"),
-        "Os": "linux",
+        "Os": if i.os.is_empty() { "linux".to_string() } else { i.os.clone() },
         "Size": i.size,
-        "RootFS": { "Type": "layers", "Layers": [i.id] },
-    })
+        "GraphDriver": {"Name": "overlay2", "Data": Value::Null},
+        "RootFS": { "Type": "layers", "Layers": layers },
+        "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
+    });
+    if !i.variant.is_empty() {
+        v["Variant"] = json!(i.variant);
+    }
+    v
 }
 
 /// `HostConfig` fields of features netloom does not implement, with Docker's zero

@@ -250,16 +250,30 @@ impl Controller {
             created: now(),
             hostname: String::new(),
             domainname: req.domainname.clone(),
-            env: if req.env.is_empty() {
-                image.env.clone()
-            } else {
-                req.env.clone()
-            },
+            env: super::images::merge_env(&image.env, &req.env),
             cmd: req.cmd.clone().unwrap_or_default(),
-            entrypoint: req.entrypoint.clone().unwrap_or_default(),
-            working_dir: req.working_dir.clone(),
-            user: req.user.clone(),
-            labels: req.labels.clone(),
+            entrypoint: match &req.entrypoint {
+                // `--entrypoint ""` clears the image's.
+                Some(e) if e.iter().all(String::is_empty) => Vec::new(),
+                Some(e) => e.clone(),
+                None => image.entrypoint.clone(),
+            },
+            working_dir: if req.working_dir.is_empty() {
+                image.working_dir.clone()
+            } else {
+                req.working_dir.clone()
+            },
+            user: if req.user.is_empty() {
+                image.user.clone()
+            } else {
+                req.user.clone()
+            },
+            labels: image
+                .labels
+                .iter()
+                .chain(&req.labels)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             exposed_ports: Vec::new(),
             network_mode: mode_name.clone(),
             networks: BTreeMap::new(),

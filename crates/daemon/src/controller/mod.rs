@@ -31,9 +31,11 @@ pub mod containers;
 mod dns;
 mod exec;
 mod files;
+mod image_io;
 mod images;
 pub mod networks;
 mod ports;
+mod pull;
 mod reconcile;
 
 use std::collections::{BTreeMap, HashMap};
@@ -56,7 +58,9 @@ use crate::error::{CtlError, CtlResult};
 pub use containers::{ContainerCreate, ContainerFilter, ContainerView, NetworkingRequest};
 pub use exec::ExecConfig;
 pub use images::normalize_ref;
+pub(crate) use images::reg_err;
 pub use networks::{ConnectRequest, NetworkCreate, NetworkFilter, NetworkView, created_unix};
+pub use pull::PullRequest;
 
 /// Store key prefixes.
 pub(crate) mod keys {

@@ -274,13 +274,8 @@ impl Controller {
                 }
             }
         }
-        if let Ok(rd) = std::fs::read_dir(&self.paths.images) {
-            for e in rd.flatten() {
-                if e.file_name().to_string_lossy().starts_with("tmp-") {
-                    let _ = std::fs::remove_dir_all(e.path());
-                }
-            }
-        }
+        // Image data no image references (a pull or load cut short by a crash).
+        self.collect_image_garbage(&st);
         // The embedded DNS server for every running sandbox.
         self.publish_dns(&st);
         let running: Vec<Container> = st
