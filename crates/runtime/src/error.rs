@@ -91,6 +91,21 @@ pub enum RuntimeError {
     /// No such process (or it was reused).
     #[error("no such process {0}")]
     NoSuchProcess(i32),
+    /// The OCI runtime refused or failed an operation.
+    #[error("{runtime} {op} {id}: {message}")]
+    Runtime {
+        /// The runtime's name (`runc`).
+        runtime: String,
+        /// The operation (`run`, `kill`, `delete`).
+        op: &'static str,
+        /// The container.
+        id: String,
+        /// What the runtime said.
+        message: String,
+    },
+    /// The container is not running (as far as the OCI runtime knows).
+    #[error("container {0} is not running")]
+    NotRunning(String),
     /// The signal number is not valid.
     #[error("invalid signal {0}")]
     InvalidSignal(i32),
