@@ -43,6 +43,13 @@ pub struct Flags {
     /// Timeout of one plugin call, in seconds (default 30, as Docker).
     #[arg(long, value_name = "SECONDS")]
     pub plugin_timeout: Option<f64>,
+    /// OCI runtime of containers that name none (default runc; others come from
+    /// `runtimes` in daemon.json).
+    #[arg(long, value_name = "NAME")]
+    pub default_runtime: Option<String>,
+    /// Parent cgroup of every container (default /netloom; a slice with systemd).
+    #[arg(long, value_name = "CGROUP")]
+    pub cgroup_parent: Option<String>,
 }
 
 /// Environment variable overriding the plugin directories (colon-separated).
@@ -68,6 +75,10 @@ struct FileConfig {
     group: Option<String>,
     plugin_dirs: Option<Vec<PathBuf>>,
     plugin_timeout: Option<f64>,
+    default_runtime: Option<String>,
+    runtimes: Option<std::collections::BTreeMap<String, crate::runtimes::RuntimeEntry>>,
+    cgroup_parent: Option<String>,
+    exec_opts: Option<Vec<String>>,
 }
 
 /// The effective configuration.
@@ -97,6 +108,8 @@ pub struct Config {
     pub group: Option<String>,
     /// Remote plugin discovery and call timeout.
     pub plugins: netloom_drivers::remote::PluginConfig,
+    /// OCI runtimes and cgroups.
+    pub runtime: crate::runtimes::RuntimeSettings,
 }
 
 fn plugin_timeout(secs: f64, key: &str) -> Result<std::time::Duration, String> {
@@ -218,7 +231,14 @@ impl Config {
         } else if let Some(t) = file.plugin_timeout {
             plugins.timeout = plugin_timeout(t, "plugin-timeout")?;
         }
+        let runtime = crate::runtimes::RuntimeSettings::load(
+            flags.default_runtime.clone().or(file.default_runtime),
+            file.runtimes,
+            flags.cgroup_parent.clone().or(file.cgroup_parent),
+            file.exec_opts,
+        )?;
         Ok(Config {
+            runtime,
             plugins,
             data_root,
             exec_root,

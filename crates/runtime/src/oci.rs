@@ -169,6 +169,9 @@ pub struct Security {
     /// `--security-opt seccomp=...`.
     #[serde(default)]
     pub seccomp: SeccompMode,
+    /// `--security-opt systempaths=unconfined`: nothing masked or read-only.
+    #[serde(default)]
+    pub unmask_paths: bool,
 }
 
 impl Security {
@@ -599,8 +602,11 @@ pub fn build_spec(o: &RunOptions) -> Result<Spec, RuntimeError> {
         linux.set_devices(Some(host_devices()));
         linux.set_seccomp(None);
     } else {
-        linux.set_masked_paths(Some(MASKED_PATHS.iter().map(|s| s.to_string()).collect()));
-        linux.set_readonly_paths(Some(READONLY_PATHS.iter().map(|s| s.to_string()).collect()));
+        let list = |l: &[&str]| {
+            (!o.security.unmask_paths).then(|| l.iter().map(|s| s.to_string()).collect())
+        };
+        linux.set_masked_paths(list(MASKED_PATHS));
+        linux.set_readonly_paths(list(READONLY_PATHS));
         linux.set_devices(None);
         linux.set_seccomp(
             o.security

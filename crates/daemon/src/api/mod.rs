@@ -5,6 +5,8 @@
 mod body;
 mod containers;
 mod exec;
+mod hostconfig;
+mod stats;
 mod images;
 mod networks;
 mod stream;
@@ -215,6 +217,7 @@ pub fn router(ctl: Ctl) -> Router {
         .route("/exec/{id}/json", get(exec::inspect))
         .route("/exec/{id}/resize", post(exec::resize))
         .route("/containers/{id}/resize", post(containers::resize))
+        .route("/containers/{id}/stats", get(stats::stats))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
         .route(

@@ -35,6 +35,7 @@ mod images;
 pub mod networks;
 mod ports;
 mod reconcile;
+mod runspec;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
