@@ -134,6 +134,9 @@ pub struct RunArgs {
     /// Overwrite the default ENTRYPOINT of the image
     #[arg(long)]
     pub entrypoint: Option<String>,
+    /// Security, mount and resource options.
+    #[command(flatten)]
+    pub rt: crate::runopts::RuntimeOpts,
     /// Image to run
     #[arg(value_name = "IMAGE")]
     pub image: String,
@@ -591,7 +594,7 @@ pub fn create_body(a: &RunArgs) -> Result<Value> {
         })
         .collect();
     let attach = !a.detach;
-    let host_config = json!({
+    let mut host_config = json!({
         "Binds": null,
         "ContainerIDFile": "",
         "LogConfig": {"Type": "", "Config": {}},
@@ -623,6 +626,9 @@ pub fn create_body(a: &RunArgs) -> Result<Value> {
         "UsernsMode": "",
         "ShmSize": 0
     });
+    if let Value::Object(m) = &mut host_config {
+        a.rt.apply(m)?;
+    }
     let entrypoint = match &a.entrypoint {
         Some(e) => json!([e]),
         None => Value::Null,

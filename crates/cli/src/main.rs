@@ -18,6 +18,7 @@ mod format;
 mod image;
 mod network;
 mod ports;
+mod runopts;
 mod stream;
 mod system;
 
