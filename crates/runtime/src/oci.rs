@@ -106,13 +106,29 @@ pub const READONLY_PATHS: &[&str] = &[
     "/proc/sysrq-trigger",
 ];
 
-/// The capabilities this kernel knows (`/proc/sys/kernel/cap_last_cap`).
+/// Every capability a container can get: those this kernel knows
+/// (`/proc/sys/kernel/cap_last_cap`) that netloom's own bounding set holds (a
+/// process cannot grant what it lacks).
 pub fn kernel_caps() -> Vec<&'static str> {
     let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse::<usize>().ok())
         .unwrap_or(ALL_CAPS.len() - 1);
-    ALL_CAPS.iter().take(last + 1).copied().collect()
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
+    ALL_CAPS
+        .iter()
+        .enumerate()
+        .take(last + 1)
+        .filter(|(bit, _)| bounding & (1u64 << bit) != 0)
+        .map(|(_, c)| *c)
+        .collect()
 }
 
 /// Normalizes a capability name as Docker does (`net_admin`, `NET_ADMIN` and
