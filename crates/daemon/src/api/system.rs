@@ -120,7 +120,10 @@ pub async fn info(State(ctl): State<Ctl>) -> Response {
         "Images": images,
         "Driver": "overlay",
         "LoggingDriver": "json-file",
-        "CgroupDriver": "none",
+        "CgroupDriver": match cfg.runtime.cgroup_driver {
+            crate::runtimes::CgroupDriver::Cgroupfs => "cgroupfs",
+            crate::runtimes::CgroupDriver::Systemd => "systemd",
+        },
         "KernelVersion": kernel_version(),
         "OperatingSystem": "linux",
         "OSType": "linux",
@@ -132,7 +135,11 @@ pub async fn info(State(ctl): State<Ctl>) -> Response {
         "DockerRootDir": cfg.data_root,
         "Plugins": { "Volume": [], "Network": ["bridge", "host", "null"], "Authorization": Value::Null, "Log": ["json-file"] },
         "Swarm": { "NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": Value::Null },
-        "SecurityOptions": [],
+        "SecurityOptions": if crate::runtimes::cgroup_v2() {
+            json!(["name=seccomp,profile=builtin", "name=cgroupns"])
+        } else {
+            json!(["name=seccomp,profile=builtin"])
+        },
         "Warnings": Value::Null,
     });
     let more = json!({
@@ -154,8 +161,14 @@ pub async fn info(State(ctl): State<Ctl>) -> Response {
         "ExperimentalBuild": false,
         "Isolation": "",
         "GenericResources": Value::Null,
-        "DefaultRuntime": "netloom",
-        "Runtimes": { "netloom": { "path": std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default() } },
+        "DefaultRuntime": cfg.runtime.default,
+        "Runtimes": cfg.runtime.runtimes.iter().map(|(k, e)| {
+            let mut r = json!({"path": e.path});
+            if !e.runtime_args.is_empty() {
+                r["runtimeArgs"] = json!(e.runtime_args);
+            }
+            (k.clone(), r)
+        }).collect::<serde_json::Map<String, Value>>(),
         "InitBinary": "",
     });
     if let (Value::Object(a), Value::Object(b)) = (&mut v, more) {
