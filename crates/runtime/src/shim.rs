@@ -443,6 +443,17 @@ fn spawn_container(spec: &ContainerSpec) -> Result<Running, RuntimeError> {
     } else {
         None
     };
+    // A record left by an earlier run of this container (its exit was not handled).
+    if spec.runtime.has_state(&spec.id) {
+        let _ = spec
+            .runtime
+            .command(&spec.state_dir.join("delete.log"))
+            .args(["delete", "--force", &spec.id])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
     let runtime_log = spec.state_dir.join("runtime.log");
     let _ = std::fs::remove_file(&runtime_log);
     let pid_file = spec.state_dir.join("init.pid");

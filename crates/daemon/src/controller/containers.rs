@@ -463,10 +463,6 @@ impl Controller {
                     match self.container_spec(&ctr, &image, env, files, sandbox.clone(), wait_attach) {
                         Err(e) => Err(e),
                         Ok(spec) => {
-                            // A record left by an earlier run of this container.
-                            if spec.runtime.has_state(&ctr.id) {
-                                let _ = spec.runtime.delete(&ctr.id, true).await;
-                            }
                             tokio::task::spawn_blocking(move || netloom_runtime::start(&spec))
                                 .await
                                 .map_err(|e| CtlError::internal(format!("start task: {e}")))
