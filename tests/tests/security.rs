@@ -69,11 +69,28 @@ fn default_confinement_denies_and_privileged_restores() {
     let o = d.cli(&["exec", "c1", "sh", "-c", "grep CapEff /proc/self/status"]);
     assert_eq!(cap_eff(&o.stdout), "00000000a80425fb", "{o}");
     // ...and `exec --privileged` every capability (the container's seccomp stays).
-    let o = d.cli(&["exec", "--privileged", "c1", "grep", "CapEff", "/proc/self/status"]);
+    let o = d.cli(&[
+        "exec",
+        "--privileged",
+        "c1",
+        "grep",
+        "CapEff",
+        "/proc/self/status",
+    ]);
     assert_eq!(cap_eff(&o.stdout), all_caps(), "{o}");
     let o = d.cli(&["exec", "--privileged", "c1", "unshare", "-U", "true"]);
     assert_ne!(o.code, 0, "seccomp is the container's: {o}");
-    let o = d.cli(&["exec", "--privileged", "c1", "ip", "addr", "add", "10.91.0.250/24", "dev", "eth0"]);
+    let o = d.cli(&[
+        "exec",
+        "--privileged",
+        "c1",
+        "ip",
+        "addr",
+        "add",
+        "10.91.0.250/24",
+        "dev",
+        "eth0",
+    ]);
     assert!(o.ok(), "{o}");
 
     // --cap-add NET_ADMIN restores the address change.
@@ -84,7 +101,11 @@ fn default_confinement_denies_and_privileged_restores() {
     );
     assert!(o.ok() && o.stdout.contains("10.91.0.251"), "{o}");
     // seccomp=unconfined lifts the profile only.
-    let o = run_sh(&d, &["--security-opt", "seccomp=unconfined"], "unshare -U true && echo ok");
+    let o = run_sh(
+        &d,
+        &["--security-opt", "seccomp=unconfined"],
+        "unshare -U true && echo ok",
+    );
     assert_eq!(o.stdout.trim(), "ok", "{o}");
     // --privileged lifts everything.
     let o = run_sh(
@@ -99,24 +120,42 @@ fn default_confinement_denies_and_privileged_restores() {
     assert_eq!(lines.get(2), Some(&"userns"), "{o}");
     assert_ne!(lines.get(3).map(|s| s.trim()), Some("0"), "unmasked: {o}");
     // The privileged container's sysctl stayed in its own namespace.
-    assert_eq!(d.exec_ok("c1", "cat /proc/sys/net/ipv4/ip_forward").trim(), "0");
+    assert_eq!(
+        d.exec_ok("c1", "cat /proc/sys/net/ipv4/ip_forward").trim(),
+        "0"
+    );
 }
 
 #[test]
 fn cap_drop_no_new_privileges_and_seccomp_profiles() {
     let d = daemon_or_skip!();
-    let o = run_sh(&d, &["--cap-drop", "ALL"], "grep CapEff /proc/self/status; chown 1 /tmp");
+    let o = run_sh(
+        &d,
+        &["--cap-drop", "ALL"],
+        "grep CapEff /proc/self/status; chown 1 /tmp",
+    );
     assert_eq!(cap_eff(&o.stdout), "0000000000000000", "{o}");
     assert!(o.all().contains("Operation not permitted"), "{o}");
-    let o = run_sh(&d, &["--cap-drop", "ALL", "--cap-add", "CHOWN"], "grep CapEff /proc/self/status; chown 1 /tmp && echo chowned");
+    let o = run_sh(
+        &d,
+        &["--cap-drop", "ALL", "--cap-add", "CHOWN"],
+        "grep CapEff /proc/self/status; chown 1 /tmp && echo chowned",
+    );
     assert_eq!(cap_eff(&o.stdout), "0000000000000001", "{o}");
     assert!(o.stdout.contains("chowned"), "{o}");
     let o = run_sh(&d, &["--cap-drop", "NET_RAW"], "ping -c 1 -W 1 127.0.0.1");
-    assert!(o.all().contains("permission denied") || o.all().contains("Operation not permitted"), "{o}");
+    assert!(
+        o.all().contains("permission denied") || o.all().contains("Operation not permitted"),
+        "{o}"
+    );
 
     let o = run_sh(&d, &[], "grep NoNewPrivs /proc/self/status");
     assert!(o.stdout.contains("NoNewPrivs:\t0"), "{o}");
-    let o = run_sh(&d, &["--security-opt", "no-new-privileges"], "grep NoNewPrivs /proc/self/status");
+    let o = run_sh(
+        &d,
+        &["--security-opt", "no-new-privileges"],
+        "grep NoNewPrivs /proc/self/status",
+    );
     assert!(o.stdout.contains("NoNewPrivs:\t1"), "{o}");
 
     // A profile of one's own (Docker's format), read by the CLI from a file.
@@ -151,14 +190,45 @@ fn sysctls_applied_or_refused() {
     let d = daemon_or_skip!();
     let o = run_sh(
         &d,
-        &["--sysctl", "net.ipv4.ip_forward=1", "--sysctl", "kernel.shmmax=12345678", "--sysctl", "net.ipv4.conf.all.rp_filter=2"],
+        &[
+            "--sysctl",
+            "net.ipv4.ip_forward=1",
+            "--sysctl",
+            "kernel.shmmax=12345678",
+            "--sysctl",
+            "net.ipv4.conf.all.rp_filter=2",
+        ],
         "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmax /proc/sys/net/ipv4/conf/all/rp_filter",
     );
     assert_eq!(o.stdout, "1\n12345678\n2\n", "{o}");
-    let o = d.fail(&["run", "--rm", "--sysctl", "kernel.hostname=x", "busybox", "true"]);
-    assert!(o.stderr.contains("sysctl 'kernel.hostname=x' is not whitelisted"), "{o}");
-    let o = d.fail(&["run", "--rm", "--network", "host", "--sysctl", "net.ipv4.ip_forward=1", "busybox", "true"]);
-    assert!(o.stderr.contains("sysctl \"net.ipv4.ip_forward\" not allowed in host network namespace"), "{o}");
+    let o = d.fail(&[
+        "run",
+        "--rm",
+        "--sysctl",
+        "kernel.hostname=x",
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        o.stderr
+            .contains("sysctl 'kernel.hostname=x' is not whitelisted"),
+        "{o}"
+    );
+    let o = d.fail(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "--sysctl",
+        "net.ipv4.ip_forward=1",
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        o.stderr
+            .contains("sysctl \"net.ipv4.ip_forward\" not allowed in host network namespace"),
+        "{o}"
+    );
     assert_eq!(d.ok(&["ps", "-aq"]), "");
 }
 
@@ -170,42 +240,128 @@ fn bind_mounts_tmpfs_read_only_and_ulimits() {
     std::fs::write(host.join("hello"), "from-host\n").unwrap();
     let h = host.display().to_string();
     // -v rw: both ways.
-    let o = run_sh(&d, &["-v", &format!("{h}:/data")], "cat /data/hello; echo from-ctr > /data/back");
+    let o = run_sh(
+        &d,
+        &["-v", &format!("{h}:/data")],
+        "cat /data/hello; echo from-ctr > /data/back",
+    );
     assert_eq!(o.stdout, "from-host\n", "{o}");
-    assert_eq!(std::fs::read_to_string(host.join("back")).unwrap_or_default(), "from-ctr\n");
+    assert_eq!(
+        std::fs::read_to_string(host.join("back")).unwrap_or_default(),
+        "from-ctr\n"
+    );
     // -v ro.
     let o = run_sh(&d, &["-v", &format!("{h}:/data:ro")], "echo x > /data/y");
     assert!(o.all().contains("Read-only file system"), "{o}");
     // A missing -v source is created; a missing --mount source is refused.
     let missing = d.dir.join("made-by-v");
-    let o = run_sh(&d, &["-v", &format!("{}:/m", missing.display())], "touch /m/f");
+    let o = run_sh(
+        &d,
+        &["-v", &format!("{}:/m", missing.display())],
+        "touch /m/f",
+    );
     assert!(o.ok(), "{o}");
     assert!(missing.join("f").is_file());
     let gone = d.dir.join("not-there");
-    let o = d.fail(&["run", "--rm", "--mount", &format!("type=bind,source={},target=/m", gone.display()), "busybox", "true"]);
+    let o = d.fail(&[
+        "run",
+        "--rm",
+        "--mount",
+        &format!("type=bind,source={},target=/m", gone.display()),
+        "busybox",
+        "true",
+    ]);
     assert!(o.stderr.contains("bind source path does not exist"), "{o}");
-    let o = run_sh(&d, &["--mount", &format!("type=bind,source={h},target=/m,readonly")], "cat /m/hello; touch /m/z");
-    assert!(o.stdout.contains("from-host") && o.all().contains("Read-only file system"), "{o}");
+    let o = run_sh(
+        &d,
+        &[
+            "--mount",
+            &format!("type=bind,source={h},target=/m,readonly"),
+        ],
+        "cat /m/hello; touch /m/z",
+    );
+    assert!(
+        o.stdout.contains("from-host") && o.all().contains("Read-only file system"),
+        "{o}"
+    );
     // Named volumes: not yet.
     let o = d.fail(&["run", "--rm", "-v", "data:/data", "busybox", "true"]);
-    assert!(o.stderr.contains("named volumes are not supported yet: use a bind mount with an absolute host path"), "{o}");
+    assert!(
+        o.stderr.contains(
+            "named volumes are not supported yet: use a bind mount with an absolute host path"
+        ),
+        "{o}"
+    );
     // tmpfs, --read-only.
-    let o = run_sh(&d, &["--tmpfs", "/scratch:size=1m", "--mount", "type=tmpfs,target=/t2"], "grep -E ' /(scratch|t2) ' /proc/mounts");
-    assert!(o.stdout.contains("/scratch tmpfs") && o.stdout.contains("size=1024k"), "{o}");
+    let o = run_sh(
+        &d,
+        &[
+            "--tmpfs",
+            "/scratch:size=1m",
+            "--mount",
+            "type=tmpfs,target=/t2",
+        ],
+        "grep -E ' /(scratch|t2) ' /proc/mounts",
+    );
+    assert!(
+        o.stdout.contains("/scratch tmpfs") && o.stdout.contains("size=1024k"),
+        "{o}"
+    );
     assert!(o.stdout.contains("/t2 tmpfs"), "{o}");
-    let o = run_sh(&d, &["--read-only", "--tmpfs", "/tmp"], "touch /tmp/ok && echo tmp-ok; touch /x");
-    assert!(o.stdout.contains("tmp-ok") && o.all().contains("Read-only file system"), "{o}");
+    let o = run_sh(
+        &d,
+        &["--read-only", "--tmpfs", "/tmp"],
+        "touch /tmp/ok && echo tmp-ok; touch /x",
+    );
+    assert!(
+        o.stdout.contains("tmp-ok") && o.all().contains("Read-only file system"),
+        "{o}"
+    );
     // --ulimit.
-    let o = run_sh(&d, &["--ulimit", "nofile=1024:2048"], "ulimit -n; ulimit -Hn");
+    let o = run_sh(
+        &d,
+        &["--ulimit", "nofile=1024:2048"],
+        "ulimit -n; ulimit -Hn",
+    );
     assert_eq!(o.stdout, "1024\n2048\n", "{o}");
-    let o = d.fail(&["run", "--rm", "--ulimit", "nofile=2048:1024", "busybox", "true"]);
-    assert!(o.stderr.contains("ulimit soft limit must be less than or equal to hard limit: 2048 > 1024"), "{o}");
+    let o = d.fail(&[
+        "run",
+        "--rm",
+        "--ulimit",
+        "nofile=2048:1024",
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        o.stderr
+            .contains("ulimit soft limit must be less than or equal to hard limit: 2048 > 1024"),
+        "{o}"
+    );
     // Inspect shows them.
-    d.ok(&["create", "--name", "insp", "-v", &format!("{h}:/data:ro"), "--cap-add", "NET_ADMIN", "--read-only", "busybox", "true"]);
-    let o = d.ok(&["inspect", "-f", "{{json .HostConfig.Binds}} {{json .HostConfig.CapAdd}} {{.HostConfig.ReadonlyRootfs}}", "insp"]);
+    d.ok(&[
+        "create",
+        "--name",
+        "insp",
+        "-v",
+        &format!("{h}:/data:ro"),
+        "--cap-add",
+        "NET_ADMIN",
+        "--read-only",
+        "busybox",
+        "true",
+    ]);
+    let o = d.ok(&[
+        "inspect",
+        "-f",
+        "{{json .HostConfig.Binds}} {{json .HostConfig.CapAdd}} {{.HostConfig.ReadonlyRootfs}}",
+        "insp",
+    ]);
     assert_eq!(o, format!("[\"{h}:/data:ro\"] [\"NET_ADMIN\"] true"));
     let m = d.ok(&["inspect", "-f", "{{json .Mounts}}", "insp"]);
-    assert!(m.contains("\"Destination\":\"/data\"") && m.contains("\"RW\":false"), "{m}");
+    assert!(
+        m.contains("\"Destination\":\"/data\"") && m.contains("\"RW\":false"),
+        "{m}"
+    );
 }
 
 #[test]
@@ -215,35 +371,74 @@ fn cgroup_limits_and_stats() {
     let (pids, mem) = if v2 {
         ("/sys/fs/cgroup/pids.max", "/sys/fs/cgroup/memory.max")
     } else {
-        ("/sys/fs/cgroup/pids/pids.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+        (
+            "/sys/fs/cgroup/pids/pids.max",
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+        )
     };
-    let o = run_sh(&d, &["--pids-limit", "12", "-m", "64m", "--cpus", "0.5"], &format!("cat {pids} {mem}"));
+    let o = run_sh(
+        &d,
+        &["--pids-limit", "12", "-m", "64m", "--cpus", "0.5"],
+        &format!("cat {pids} {mem}"),
+    );
     assert_eq!(o.stdout, "12\n67108864\n", "{o}");
     // A fork bomb stops at the limit.
-    let o = run_sh(&d, &["--pids-limit", "8"], "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 5 & done 2>&1; wait");
-    assert!(o.all().contains("can't fork") || o.all().contains("Resource temporarily unavailable"), "{o}");
+    let o = run_sh(
+        &d,
+        &["--pids-limit", "8"],
+        "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 5 & done 2>&1; wait",
+    );
+    assert!(
+        o.all().contains("can't fork") || o.all().contains("Resource temporarily unavailable"),
+        "{o}"
+    );
     // Refused limits.
     let o = d.fail(&["run", "--rm", "-m", "1m", "busybox", "true"]);
-    assert!(o.stderr.contains("Minimum memory limit allowed is 6MB"), "{o}");
+    assert!(
+        o.stderr.contains("Minimum memory limit allowed is 6MB"),
+        "{o}"
+    );
     let o = d.fail(&["run", "--rm", "--cpus", "64", "busybox", "true"]);
     assert!(o.stderr.contains("Range of CPUs is from 0.01 to"), "{o}");
-    let (code, body) = d.api("POST", "/containers/create", Some(r#"{"Image":"busybox","HostConfig":{"CpuQuota":5000}}"#));
+    let (code, body) = d.api(
+        "POST",
+        "/containers/create",
+        Some(r#"{"Image":"busybox","HostConfig":{"CpuQuota":5000}}"#),
+    );
     assert_eq!(code, 400, "{body}");
-    assert!(body.contains("HostConfig.CpuQuota is not supported"), "{body}");
+    assert!(
+        body.contains("HostConfig.CpuQuota is not supported"),
+        "{body}"
+    );
 
     // Stats from the cgroup and the sandbox's interfaces.
     d.ok(&["network", "create", "statnet"]);
-    d.run_sleeper("st", &["--network", "statnet", "-m", "128m", "--pids-limit", "50"]);
+    d.run_sleeper(
+        "st",
+        &["--network", "statnet", "-m", "128m", "--pids-limit", "50"],
+    );
     let (code, body) = d.api("GET", "/containers/st/stats?stream=0", None);
     assert_eq!(code, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(body.trim()).unwrap_or_default();
     assert_eq!(v["name"], "/st");
-    assert!(v["memory_stats"]["usage"].as_u64().unwrap_or(0) > 0, "{body}");
+    assert!(
+        v["memory_stats"]["usage"].as_u64().unwrap_or(0) > 0,
+        "{body}"
+    );
     assert_eq!(v["memory_stats"]["limit"], 128 << 20, "{body}");
-    assert!(v["pids_stats"]["current"].as_u64().unwrap_or(0) >= 1, "{body}");
+    assert!(
+        v["pids_stats"]["current"].as_u64().unwrap_or(0) >= 1,
+        "{body}"
+    );
     assert_eq!(v["pids_stats"]["limit"], 50, "{body}");
-    assert!(v["cpu_stats"]["system_cpu_usage"].as_u64().unwrap_or(0) > 0, "{body}");
-    assert!(v["precpu_stats"]["system_cpu_usage"].as_u64().unwrap_or(0) > 0, "{body}");
+    assert!(
+        v["cpu_stats"]["system_cpu_usage"].as_u64().unwrap_or(0) > 0,
+        "{body}"
+    );
+    assert!(
+        v["precpu_stats"]["system_cpu_usage"].as_u64().unwrap_or(0) > 0,
+        "{body}"
+    );
     assert!(v["networks"]["eth0"]["rx_bytes"].is_u64(), "{body}");
     // A stopped container's stats are zero, as in Docker.
     d.ok(&["create", "--name", "idle", "busybox", "true"]);
@@ -256,12 +451,23 @@ fn cgroup_limits_and_stats() {
 fn runtime_selection() {
     let mut d = daemon_or_skip!();
     let o = d.fail(&["run", "--rm", "--runtime", "kata", "busybox", "true"]);
-    assert!(o.stderr.contains("unknown or invalid runtime name: kata"), "{o}");
+    assert!(
+        o.stderr.contains("unknown or invalid runtime name: kata"),
+        "{o}"
+    );
     // Named runtimes from daemon.json; runc by its path under another name.
     d.stop();
     d.write_config(r#"{"runtimes": {"myrunc": {"path": "runc"}, "crun": {"path": "crun"}}}"#);
     d.start();
-    let o = d.cli(&["run", "--rm", "--runtime", "myrunc", "busybox", "echo", "via-myrunc"]);
+    let o = d.cli(&[
+        "run",
+        "--rm",
+        "--runtime",
+        "myrunc",
+        "busybox",
+        "echo",
+        "via-myrunc",
+    ]);
     assert_eq!(o.stdout, "via-myrunc\n", "{o}");
     // Debian's crun 1.8 cannot run here (hybrid cgroups): the start says so.
     // (scripts/deps.sh installs crun.)
@@ -270,6 +476,11 @@ fn runtime_selection() {
         assert!(o.stderr.contains("hybrid mode not supported"), "{o}");
         assert!(o.stderr.contains("run them with runc"), "{o}");
     }
-    let o = d.ok(&["inspect", "-f", "{{.HostConfig.Runtime}}", &d.ok(&["create", "--runtime", "myrunc", "busybox", "true"])]);
+    let o = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.Runtime}}",
+        &d.ok(&["create", "--runtime", "myrunc", "busybox", "true"]),
+    ]);
     assert_eq!(o, "myrunc");
 }

@@ -74,9 +74,9 @@ fn size(flag: &str, s: &str) -> Result<i64> {
         Some('t') => (&t[..t.len() - 1], 1 << 40),
         _ => (t, 1),
     };
-    let v: f64 = num
-        .parse()
-        .with_context(|| format!("invalid argument {s:?} for \"{flag}\" flag: use a size such as 64m or 1g"))?;
+    let v: f64 = num.parse().with_context(|| {
+        format!("invalid argument {s:?} for \"{flag}\" flag: use a size such as 64m or 1g")
+    })?;
     Ok((v * mult as f64) as i64)
 }
 
@@ -121,11 +121,14 @@ fn mount(spec: &str) -> Result<Value> {
                 tmpfs.insert("SizeBytes".into(), json!(size("--mount tmpfs-size", v)?));
             }
             "tmpfs-mode" => {
-                let mode = u32::from_str_radix(v, 8)
-                    .with_context(|| format!("invalid value for tmpfs-mode: {v:?}: give an octal mode such as 1777"))?;
+                let mode = u32::from_str_radix(v, 8).with_context(|| {
+                    format!("invalid value for tmpfs-mode: {v:?}: give an octal mode such as 1777")
+                })?;
                 tmpfs.insert("Mode".into(), json!(mode));
             }
-            _ => bail!("invalid field {k:?} in --mount {spec:?}: use type, source, target, readonly, bind-propagation, bind-nonrecursive, tmpfs-size, tmpfs-mode"),
+            _ => bail!(
+                "invalid field {k:?} in --mount {spec:?}: use type, source, target, readonly, bind-propagation, bind-nonrecursive, tmpfs-size, tmpfs-mode"
+            ),
         }
     }
     if !m.contains_key("Type") {
@@ -184,10 +187,18 @@ impl RuntimeOpts {
         if !sysctls.is_empty() {
             hc.insert("Sysctls".into(), Value::Object(sysctls));
         }
-        let binds = self.volume.iter().map(|v| bind(v)).collect::<Result<Vec<_>>>()?;
+        let binds = self
+            .volume
+            .iter()
+            .map(|v| bind(v))
+            .collect::<Result<Vec<_>>>()?;
         hc.insert("Binds".into(), list(&binds));
         if !self.mount.is_empty() {
-            let m = self.mount.iter().map(|s| mount(s)).collect::<Result<Vec<_>>>()?;
+            let m = self
+                .mount
+                .iter()
+                .map(|s| mount(s))
+                .collect::<Result<Vec<_>>>()?;
             hc.insert("Mounts".into(), json!(m));
         }
         if !self.tmpfs.is_empty() {
@@ -268,7 +279,10 @@ mod tests {
             json!([{"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"SizeBytes": 1048576, "Mode": 1023}}])
         );
         assert_eq!(hc["Tmpfs"], json!({"/run": "size=64k"}));
-        assert_eq!(hc["Ulimits"], json!([{"Name": "nofile", "Soft": 10, "Hard": 20}]));
+        assert_eq!(
+            hc["Ulimits"],
+            json!([{"Name": "nofile", "Soft": 10, "Hard": 20}])
+        );
         assert_eq!(hc["Memory"], json!(64 << 20));
         assert_eq!(hc["MemorySwap"], json!(-1));
         assert_eq!(hc["NanoCpus"], json!(500_000_000));

@@ -92,7 +92,11 @@ impl RuntimeSettings {
                     "invalid runtimes: runtime name '{BUILTIN}' is reserved: give yours another name"
                 ));
             }
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            {
                 return Err(format!(
                     "invalid runtimes: runtime name {name:?} may only contain [a-zA-Z0-9._-]"
                 ));
@@ -140,7 +144,9 @@ impl RuntimeSettings {
                 ));
             }
             (Some(p), CgroupDriver::Cgroupfs) if p.contains("..") || p.is_empty() => {
-                return Err(format!("invalid cgroup-parent {p:?}: give a cgroup path such as /netloom"));
+                return Err(format!(
+                    "invalid cgroup-parent {p:?}: give a cgroup path such as /netloom"
+                ));
             }
             (Some(p), _) => p,
             (None, CgroupDriver::Systemd) => "system.slice".to_string(),
@@ -237,13 +243,21 @@ mod tests {
         );
         let mut bad = rt.clone();
         bad.insert("runc".into(), rt["crun"].clone());
-        assert!(RuntimeSettings::load(None, Some(bad), None, None).is_err_and(|e| e.contains("reserved")));
+        assert!(
+            RuntimeSettings::load(None, Some(bad), None, None)
+                .is_err_and(|e| e.contains("reserved"))
+        );
         assert!(
             RuntimeSettings::load(None, None, None, Some(vec!["native.cgroupdriver=x".into()]))
                 .is_err()
         );
-        let sd = RuntimeSettings::load(None, None, None, Some(vec!["native.cgroupdriver=systemd".into()]))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let sd = RuntimeSettings::load(
+            None,
+            None,
+            None,
+            Some(vec!["native.cgroupdriver=systemd".into()]),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(sd.cgroups_path("abc"), "system.slice:netloom:abc");
     }
 }

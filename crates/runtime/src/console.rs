@@ -44,12 +44,18 @@ impl ConsoleSocket {
                 }
                 Ok(_) => {}
                 Err(nix::Error::EINTR) => continue,
-                Err(e) => return Err(RuntimeError::sys("wait for the terminal", "console socket")(e)),
+                Err(e) => {
+                    return Err(RuntimeError::sys("wait for the terminal", "console socket")(e));
+                }
             }
             if fds[0].revents().is_some_and(|r| !r.is_empty()) {
                 break;
             }
-            if fds.get(1).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty()) {
+            if fds
+                .get(1)
+                .and_then(|f| f.revents())
+                .is_some_and(|r| !r.is_empty())
+            {
                 return Err(RuntimeError::InvalidSpec(
                     "the OCI runtime exited before sending the terminal".into(),
                 ));

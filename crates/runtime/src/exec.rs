@@ -428,17 +428,32 @@ mod tests {
         let nf = "exec failed: unable to start container process: exec: \"x\": executable file not found in $PATH";
         assert_eq!(map_exit(255, Some(nf)), 127);
         assert_eq!(
-            map_exit(255, Some("exec failed: unable to start container process: exec: \"/x\": stat /x: no such file or directory")),
+            map_exit(
+                255,
+                Some(
+                    "exec failed: unable to start container process: exec: \"/x\": stat /x: no such file or directory"
+                )
+            ),
             127
         );
         assert_eq!(
-            map_exit(255, Some("exec failed: unable to start container process: exec: \"/etc\": permission denied")),
+            map_exit(
+                255,
+                Some(
+                    "exec failed: unable to start container process: exec: \"/etc\": permission denied"
+                )
+            ),
             126
         );
         // The process's own 255, with nothing logged.
         assert_eq!(map_exit(255, None), 255);
         assert_eq!(
-            map_exit(255, Some("exec failed: unable to start container process: chdir to cwd (\"/n\") set in config.json failed: no such file or directory")),
+            map_exit(
+                255,
+                Some(
+                    "exec failed: unable to start container process: chdir to cwd (\"/n\") set in config.json failed: no such file or directory"
+                )
+            ),
             126
         );
         assert_eq!(map_exit(7, None), 7);

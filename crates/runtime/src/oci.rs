@@ -635,7 +635,13 @@ pub fn build_spec(o: &RunOptions) -> Result<Spec, RuntimeError> {
     Ok(spec)
 }
 
-fn device_rule(allow: bool, typ: LinuxDeviceType, major: Option<i64>, minor: Option<i64>, access: &str) -> LinuxDeviceCgroup {
+fn device_rule(
+    allow: bool,
+    typ: LinuxDeviceType,
+    major: Option<i64>,
+    minor: Option<i64>,
+    access: &str,
+) -> LinuxDeviceCgroup {
     let mut d = LinuxDeviceCgroup::default();
     d.set_allow(allow);
     d.set_typ(Some(typ));
@@ -723,7 +729,10 @@ fn host_devices() -> Vec<LinuxDevice> {
             let ft = md.file_type();
             if ft.is_dir() {
                 let name = e.file_name();
-                if !matches!(name.to_str(), Some("pts" | "shm" | "mqueue" | ".lxc" | ".lxd-mounts")) {
+                if !matches!(
+                    name.to_str(),
+                    Some("pts" | "shm" | "mqueue" | ".lxc" | ".lxd-mounts")
+                ) {
                     stack.push(path);
                 }
                 continue;

@@ -12,7 +12,9 @@ use crate::oci::{MountSpec, RLIMITS, Resources, Rlimit, SeccompMode};
 pub type OptError = String;
 
 /// Bind propagation modes Docker accepts.
-const PROPAGATIONS: &[&str] = &["private", "rprivate", "shared", "rshared", "slave", "rslave"];
+const PROPAGATIONS: &[&str] = &[
+    "private", "rprivate", "shared", "rshared", "slave", "rslave",
+];
 
 fn must_be_absolute_dest(kind: &str, dest: &str) -> Result<(), OptError> {
     if !dest.starts_with('/') {
@@ -20,15 +22,15 @@ fn must_be_absolute_dest(kind: &str, dest: &str) -> Result<(), OptError> {
             "invalid mount config for type \"{kind}\": invalid mount path: '{dest}' mount path must be absolute"
         ));
     }
-    if Path::new(dest).components().all(|c| c == std::path::Component::RootDir) {
+    if Path::new(dest)
+        .components()
+        .all(|c| c == std::path::Component::RootDir)
+    {
         return Err(format!(
             "invalid mount config for type \"{kind}\": invalid specification: destination can't be '/'"
         ));
     }
-    if dest
-        .split('/')
-        .any(|c| c == "..")
-    {
+    if dest.split('/').any(|c| c == "..") {
         return Err(format!(
             "invalid mount config for type \"{kind}\": invalid mount path: '{dest}' must not contain '..'"
         ));
@@ -134,14 +136,12 @@ pub fn parse_mount(m: &MountRequest) -> Result<MountSpec, OptError> {
         "bind" => {
             if m.source.is_empty() {
                 return Err(
-                    "invalid mount config for type \"bind\": field Source must not be empty"
-                        .into(),
+                    "invalid mount config for type \"bind\": field Source must not be empty".into(),
                 );
             }
             if m.target.is_empty() {
                 return Err(
-                    "invalid mount config for type \"bind\": field Target must not be empty"
-                        .into(),
+                    "invalid mount config for type \"bind\": field Target must not be empty".into(),
                 );
             }
             if !m.source.starts_with('/') {
@@ -231,11 +231,35 @@ pub fn parse_mount(m: &MountRequest) -> Result<MountSpec, OptError> {
 
 /// tmpfs options Docker passes on (and the mount flags runc knows).
 const TMPFS_FLAGS: &[&str] = &[
-    "rw", "ro", "exec", "noexec", "suid", "nosuid", "dev", "nodev", "sync", "async", "dirsync",
-    "atime", "noatime", "diratime", "nodiratime", "relatime", "norelatime", "strictatime",
+    "rw",
+    "ro",
+    "exec",
+    "noexec",
+    "suid",
+    "nosuid",
+    "dev",
+    "nodev",
+    "sync",
+    "async",
+    "dirsync",
+    "atime",
+    "noatime",
+    "diratime",
+    "nodiratime",
+    "relatime",
+    "norelatime",
+    "strictatime",
     "nostrictatime",
 ];
-const TMPFS_VALUES: &[&str] = &["size", "mode", "uid", "gid", "nr_inodes", "nr_blocks", "mpol"];
+const TMPFS_VALUES: &[&str] = &[
+    "size",
+    "mode",
+    "uid",
+    "gid",
+    "nr_inodes",
+    "nr_blocks",
+    "mpol",
+];
 
 /// One `--tmpfs PATH[:OPTS]` / `HostConfig.Tmpfs` entry.
 pub fn parse_tmpfs(path: &str, opts: &str) -> Result<MountSpec, OptError> {
@@ -323,9 +347,8 @@ const IPC_SYSCTLS: &[&str] = &[
 /// Checks a `--sysctl KEY=VALUE`: only namespaced ones (`net.*` in the container's
 /// own network namespace, the IPC ones, `fs.mqueue.*`).
 pub fn check_sysctl(key: &str, value: &str, host_network: bool) -> Result<(), OptError> {
-    let allowed = IPC_SYSCTLS.contains(&key)
-        || key.starts_with("fs.mqueue.")
-        || key.starts_with("net.");
+    let allowed =
+        IPC_SYSCTLS.contains(&key) || key.starts_with("fs.mqueue.") || key.starts_with("net.");
     if !allowed || key.contains('/') || key.contains("..") || key.ends_with('.') {
         return Err(format!(
             "sysctl '{key}={value}' is not whitelisted: only namespaced sysctls can be set in a container (net.*, fs.mqueue.*, kernel.msgmax, kernel.msgmnb, kernel.msgmni, kernel.sem, kernel.shmall, kernel.shmmax, kernel.shmmni, kernel.shm_rmid_forced)"
@@ -376,7 +399,9 @@ pub fn parse_security_opts(opts: &[String]) -> Result<SecurityOpts, OptError> {
                 }
             }
             ("seccomp", Some("unconfined")) => out.seccomp = SeccompMode::Unconfined,
-            ("seccomp", Some("builtin")) | ("seccomp", Some("")) => out.seccomp = SeccompMode::Default,
+            ("seccomp", Some("builtin")) | ("seccomp", Some("")) => {
+                out.seccomp = SeccompMode::Default
+            }
             ("seccomp", Some(json)) if json.trim_start().starts_with('{') => {
                 crate::seccomp::Profile::from_json(json).map_err(|e| e.to_string())?;
                 out.seccomp = SeccompMode::Profile(json.to_string());
@@ -442,7 +467,10 @@ pub fn parse_cpu_list(s: &str) -> Result<Vec<u32>, OptError> {
 pub fn check_resources(r: &Resources) -> Result<(), OptError> {
     const MIN_MEMORY: i64 = 6 * 1024 * 1024;
     if r.memory < 0 {
-        return Err(format!("invalid memory limit {}: it must be positive", r.memory));
+        return Err(format!(
+            "invalid memory limit {}: it must be positive",
+            r.memory
+        ));
     }
     if r.memory > 0 && r.memory < MIN_MEMORY {
         return Err("Minimum memory limit allowed is 6MB".into());
@@ -465,13 +493,18 @@ pub fn check_resources(r: &Resources) -> Result<(), OptError> {
     }
     let cpus = online_cpus();
     let n = cpus.len() as i64;
-    if r.nano_cpus < 0 || (r.nano_cpus > 0 && (r.nano_cpus < 10_000_000 || r.nano_cpus > n * 1_000_000_000)) {
+    if r.nano_cpus < 0
+        || (r.nano_cpus > 0 && (r.nano_cpus < 10_000_000 || r.nano_cpus > n * 1_000_000_000))
+    {
         return Err(format!(
             "Range of CPUs is from 0.01 to {n}.00, as there are only {n} CPUs available"
         ));
     }
     if r.cpu_shares < 0 {
-        return Err(format!("invalid CPU shares {}: it must be positive", r.cpu_shares));
+        return Err(format!(
+            "invalid CPU shares {}: it must be positive",
+            r.cpu_shares
+        ));
     }
     if !r.cpuset_cpus.is_empty() {
         let want = parse_cpu_list(&r.cpuset_cpus)?;
@@ -499,9 +532,9 @@ pub fn parse_size(s: &str) -> Result<i64, OptError> {
         Some('t') => (&t[..t.len() - 1], 1 << 40),
         _ => (t, 1),
     };
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid size: '{s}': use a number with an optional unit (b, k, m, g)"))?;
+    let v: f64 = num.parse().map_err(|_| {
+        format!("invalid size: '{s}': use a number with an optional unit (b, k, m, g)")
+    })?;
     if v < 0.0 {
         return Err(format!("invalid size: '{s}'"));
     }

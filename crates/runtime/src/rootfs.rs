@@ -153,7 +153,10 @@ mod tests {
             etc.join("passwd"),
             "root:x:0:0:root:/root:/bin/sh\nwww:x:33:33::/var/www:/bin/false\n",
         );
-        let _ = std::fs::write(etc.join("group"), "root:x:0:\nwww:x:33:\nweb:x:80:www,bob\n");
+        let _ = std::fs::write(
+            etc.join("group"),
+            "root:x:0:\nwww:x:33:\nweb:x:80:www,bob\n",
+        );
         let Ok(root) = open_root(dir.path()) else {
             return;
         };

@@ -498,7 +498,9 @@ fn spawn_container(spec: &ContainerSpec) -> Result<Running, RuntimeError> {
         None => None,
     };
     drop(console);
-    let status = child.wait().map_err(RuntimeError::io("wait for", &spec.runtime.path))?;
+    let status = child
+        .wait()
+        .map_err(RuntimeError::io("wait for", &spec.runtime.path))?;
     if !status.success() {
         return Err(runtime_failed(spec, &runtime_log, None));
     }
@@ -506,7 +508,9 @@ fn spawn_container(spec: &ContainerSpec) -> Result<Running, RuntimeError> {
         .ok()
         .and_then(|s| s.trim().parse::<i32>().ok())
         .filter(|p| *p > 0)
-        .ok_or_else(|| RuntimeError::InvalidSpec(format!("{} wrote no pid file", spec.runtime.name)))?;
+        .ok_or_else(|| {
+            RuntimeError::InvalidSpec(format!("{} wrote no pid file", spec.runtime.name))
+        })?;
     let _ = std::env::set_current_dir("/");
     Ok(Running {
         init: Pid::from_raw(pid),

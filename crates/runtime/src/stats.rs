@@ -184,7 +184,10 @@ pub fn sample(pid: i32) -> Sample {
         online_cpus: crate::options::online_cpus().len() as u32,
         ..Sample::default()
     };
-    let unified = dirs.iter().find(|(c, _)| c.is_empty()).map(|(_, p)| p.clone());
+    let unified = dirs
+        .iter()
+        .find(|(c, _)| c.is_empty())
+        .map(|(_, p)| p.clone());
     let v2 = Path::new(CGROUP_ROOT).join("cgroup.controllers").exists();
     let host_mem = host_memory();
     if v2 && let Some(d) = &unified {
@@ -193,7 +196,9 @@ pub fn sample(pid: i32) -> Sample {
         s.cpu_user_ns = cpu.get("user_usec").copied().unwrap_or(0) * 1000;
         s.cpu_system_ns = cpu.get("system_usec").copied().unwrap_or(0) * 1000;
         s.memory_usage = read_u64(&d.join("memory.current")).unwrap_or(0);
-        s.memory_limit = read_u64(&d.join("memory.max")).unwrap_or(host_mem).min(host_mem);
+        s.memory_limit = read_u64(&d.join("memory.max"))
+            .unwrap_or(host_mem)
+            .min(host_mem);
         s.memory_stat = read_kv(&d.join("memory.stat"));
         s.pids_current = read_u64(&d.join("pids.current")).unwrap_or(0);
         s.pids_limit = read_u64(&d.join("pids.max")).unwrap_or(0);
@@ -224,9 +229,8 @@ pub fn sample(pid: i32) -> Sample {
             s.pids_limit = read_u64(&d.join("pids.max")).unwrap_or(0);
         }
     }
-    s.networks = parse_net_dev(
-        &std::fs::read_to_string(format!("/proc/{pid}/net/dev")).unwrap_or_default(),
-    );
+    s.networks =
+        parse_net_dev(&std::fs::read_to_string(format!("/proc/{pid}/net/dev")).unwrap_or_default());
     s
 }
 

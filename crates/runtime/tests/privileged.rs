@@ -249,7 +249,11 @@ async fn sigterm_reaches_pid_1_and_shim_is_detached() {
     assert!(netloom_runtime::read_exit(&f.spec.state_dir).is_none());
     tokio::time::sleep(Duration::from_millis(200)).await;
     let t0 = std::time::Instant::now();
-    f.spec.runtime.kill(&f.spec.id, libc::SIGTERM).await.expect("kill");
+    f.spec
+        .runtime
+        .kill(&f.spec.id, libc::SIGTERM)
+        .await
+        .expect("kill");
     let exit = wait(&sp, &f.spec).await;
     assert_eq!(exit.exit_code, 143);
     assert!(t0.elapsed() < Duration::from_secs(5));
@@ -339,13 +343,25 @@ async fn exec_into_running_container() {
     assert!(ps_out.contains("sleep 30"), "{ps_out}");
     let (_, h, _) = run(&["hostname"], 2).await;
     assert_eq!(h, "exec-host\n");
-    let (code, pwd, _) = run(&["sh", "-c", "pwd; echo $X; grep CapEff /proc/self/status; exit 7"], 3).await;
+    let (code, pwd, _) = run(
+        &[
+            "sh",
+            "-c",
+            "pwd; echo $X; grep CapEff /proc/self/status; exit 7",
+        ],
+        3,
+    )
+    .await;
     assert_eq!(pwd, "/tmp\n1\nCapEff:\t00000000a80425fb\n");
     assert_eq!(code, 7);
     let (code, _, err) = run(&["no-such-cmd"], 4).await;
     assert_eq!(code, 127);
     assert!(err.contains("executable file not found in $PATH"), "{err}");
-    f.spec.runtime.kill(&f.spec.id, libc::SIGKILL).await.expect("kill");
+    f.spec
+        .runtime
+        .kill(&f.spec.id, libc::SIGKILL)
+        .await
+        .expect("kill");
     let exit = wait(&sp, &f.spec).await;
     assert_eq!(exit.exit_code, 137);
 }
@@ -396,7 +412,8 @@ async fn missing_command_fails_the_start_and_layer_persists() {
     let mut f = fixture(&["no-such-binary", "arg"]);
     let err = netloom_runtime::start(&f.spec).expect_err("start with a missing command");
     assert!(
-        err.to_string().contains("executable file not found in $PATH"),
+        err.to_string()
+            .contains("executable file not found in $PATH"),
         "{err}"
     );
 
@@ -516,7 +533,11 @@ async fn container_survives_daemon_sigkill() {
     assert!(netloom_runtime::is_alive(sp.shim_pid, sp.shim_start_time));
     assert!(netloom_runtime::is_alive(sp.init_pid, sp.init_start_time));
     // A "restarted daemon" can still stop and wait for it.
-    f.spec.runtime.kill(&f.spec.id, libc::SIGTERM).await.expect("kill");
+    f.spec
+        .runtime
+        .kill(&f.spec.id, libc::SIGTERM)
+        .await
+        .expect("kill");
     assert_eq!(wait(&sp, &f.spec).await.exit_code, 143);
 }
 

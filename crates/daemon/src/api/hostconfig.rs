@@ -189,10 +189,18 @@ pub fn host_options(v: &Value, hc: &Value) -> Result<HostOptions, CtlError> {
             let paths: Vec<&String> = m.keys().collect();
             return Err(CtlError::invalid(format!(
                 "anonymous volumes are not supported yet ({}): use a bind mount with an absolute host path (-v /host/dir:/path)",
-                paths.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                paths
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
-        Some(_) => return Err(CtlError::invalid("invalid request body: field Volumes must be an object")),
+        Some(_) => {
+            return Err(CtlError::invalid(
+                "invalid request body: field Volumes must be an object",
+            ));
+        }
     }
     let mut security_opt = body::strings(hc, "SecurityOpt")?;
     // The docker CLI sends empty MaskedPaths/ReadonlyPaths for
@@ -200,7 +208,8 @@ pub fn host_options(v: &Value, hc: &Value) -> Result<HostOptions, CtlError> {
     let masked = hc.get("MaskedPaths").filter(|m| !m.is_null());
     let readonly = hc.get("ReadonlyPaths").filter(|m| !m.is_null());
     if masked.is_some() || readonly.is_some() {
-        let empty = |m: Option<&Value>| m.is_none_or(|m| m.as_array().is_some_and(|a| a.is_empty()));
+        let empty =
+            |m: Option<&Value>| m.is_none_or(|m| m.as_array().is_some_and(|a| a.is_empty()));
         if !empty(masked) || !empty(readonly) {
             return Err(CtlError::invalid(
                 "custom HostConfig.MaskedPaths and ReadonlyPaths are not supported by netloom: use the defaults or --security-opt systempaths=unconfined",
@@ -268,12 +277,20 @@ mod tests {
         assert_eq!(o.resources.pids_limit, 0);
         assert_eq!(o.runtime, "crun");
         assert_eq!(o.security_opt, ["systempaths=unconfined"]);
-        for (f, v) in [("CpuQuota", json!(5000)), ("Devices", json!([{"PathOnHost": "/dev/kvm"}])),
-            ("MemorySwappiness", json!(10)), ("PidMode", json!("host")), ("Init", json!(true))] {
+        for (f, v) in [
+            ("CpuQuota", json!(5000)),
+            ("Devices", json!([{"PathOnHost": "/dev/kvm"}])),
+            ("MemorySwappiness", json!(10)),
+            ("PidMode", json!("host")),
+            ("Init", json!(true)),
+        ] {
             let e = host_options(&json!({}), &json!({f: v})).err();
             assert!(e.is_some_and(|e| e.message.contains(f)), "{f}");
         }
         let e = host_options(&json!({"Volumes": {"/data": {}}}), &json!({})).err();
-        assert!(e.is_some_and(|e| e.message.contains("anonymous volumes are not supported yet (/data)")));
+        assert!(e.is_some_and(|e| {
+            e.message
+                .contains("anonymous volumes are not supported yet (/data)")
+        }));
     }
 }

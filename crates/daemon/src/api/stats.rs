@@ -40,7 +40,14 @@ fn cpu_json(s: Option<&Sample>) -> Value {
 }
 
 /// One stats document.
-fn doc(name: &str, id: &str, cur: Option<&Sample>, pre: Option<&Sample>, read: &str, preread: &str) -> Value {
+fn doc(
+    name: &str,
+    id: &str,
+    cur: Option<&Sample>,
+    pre: Option<&Sample>,
+    read: &str,
+    preread: &str,
+) -> Value {
     let zero = Sample::default();
     let s = cur.unwrap_or(&zero);
     let mut memory = json!({});
@@ -50,11 +57,8 @@ fn doc(name: &str, id: &str, cur: Option<&Sample>, pre: Option<&Sample>, read: &
             memory["max_usage"] = json!(s.memory_max_usage);
         }
     }
-    let networks: BTreeMap<&String, Value> = s
-        .networks
-        .iter()
-        .map(|(k, n)| (k, json!(n)))
-        .collect();
+    let networks: BTreeMap<&String, Value> =
+        s.networks.iter().map(|(k, n)| (k, json!(n))).collect();
     let mut pids = json!({"current": s.pids_current});
     if s.pids_limit > 0 {
         pids["limit"] = json!(s.pids_limit);
@@ -155,13 +159,17 @@ pub async fn stats(
             }
         });
         let s = futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|b| (Ok::<Bytes, std::io::Error>(b), rx))
+            rx.recv()
+                .await
+                .map(|b| (Ok::<Bytes, std::io::Error>(b), rx))
         });
         Body::from_stream(s)
     };
     let mut resp = body.into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     Ok(resp)
 }
 

@@ -526,7 +526,14 @@ fn host_config_defaults(c: &netloom_model::Container) -> Value {
         ("UTSMode", json!("")),
         ("UsernsMode", json!("")),
         ("ShmSize", json!(67108864)),
-        ("Runtime", json!(if h.runtime.is_empty() { "runc" } else { h.runtime.as_str() })),
+        (
+            "Runtime",
+            json!(if h.runtime.is_empty() {
+                "runc"
+            } else {
+                h.runtime.as_str()
+            }),
+        ),
         ("Isolation", json!("")),
         ("CpuShares", json!(h.resources.cpu_shares)),
         ("Memory", json!(h.resources.memory)),
@@ -551,17 +558,57 @@ fn host_config_defaults(c: &netloom_model::Container) -> Value {
         ("MemorySwap", json!(h.resources.memory_swap)),
         ("MemorySwappiness", json!(Value::Null)),
         ("OomKillDisable", json!(false)),
-        ("PidsLimit", if h.resources.pids_limit > 0 { json!(h.resources.pids_limit) } else { Value::Null }),
-        ("Ulimits", if h.ulimits.is_empty() { Value::Null } else { json!(h.ulimits.iter().map(|u| json!({"Name": u.name, "Soft": u.soft, "Hard": u.hard})).collect::<Vec<_>>()) }),
+        (
+            "PidsLimit",
+            if h.resources.pids_limit > 0 {
+                json!(h.resources.pids_limit)
+            } else {
+                Value::Null
+            },
+        ),
+        (
+            "Ulimits",
+            if h.ulimits.is_empty() {
+                Value::Null
+            } else {
+                json!(
+                    h.ulimits
+                        .iter()
+                        .map(|u| json!({"Name": u.name, "Soft": u.soft, "Hard": u.hard}))
+                        .collect::<Vec<_>>()
+                )
+            },
+        ),
         ("CpuCount", json!(0)),
         ("CpuPercent", json!(0)),
         ("IOMaximumIOps", json!(0)),
         ("IOMaximumBandwidth", json!(0)),
         ("MaskedPaths", paths(netloom_runtime::oci::MASKED_PATHS)),
         ("ReadonlyPaths", paths(netloom_runtime::oci::READONLY_PATHS)),
-        ("Sysctls", if h.sysctls.is_empty() { Value::Null } else { json!(h.sysctls) }),
-        ("Tmpfs", if h.tmpfs.is_empty() { Value::Null } else { json!(h.tmpfs) }),
-        ("Mounts", if h.mounts.is_empty() { Value::Null } else { json!(h.mounts.iter().map(mount_json).collect::<Vec<_>>()) }),
+        (
+            "Sysctls",
+            if h.sysctls.is_empty() {
+                Value::Null
+            } else {
+                json!(h.sysctls)
+            },
+        ),
+        (
+            "Tmpfs",
+            if h.tmpfs.is_empty() {
+                Value::Null
+            } else {
+                json!(h.tmpfs)
+            },
+        ),
+        (
+            "Mounts",
+            if h.mounts.is_empty() {
+                Value::Null
+            } else {
+                json!(h.mounts.iter().map(mount_json).collect::<Vec<_>>())
+            },
+        ),
     ];
     Value::Object(
         fields
@@ -569,6 +616,53 @@ fn host_config_defaults(c: &netloom_model::Container) -> Value {
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
     )
+}
+
+/// A `HostConfig.Mounts` entry as Docker shows it.
+fn mount_json(m: &netloom_model::MountPoint) -> Value {
+    let mut v =
+        json!({"Type": m.typ, "Source": m.source, "Target": m.target, "ReadOnly": m.read_only});
+    if m.typ == "bind" && (!m.propagation.is_empty() || m.non_recursive || m.create_mountpoint) {
+        v["BindOptions"] = json!({"Propagation": m.propagation, "NonRecursive": m.non_recursive, "CreateMountpoint": m.create_mountpoint});
+    }
+    if m.typ == "tmpfs" && (m.tmpfs_size != 0 || m.tmpfs_mode != 0) {
+        v["TmpfsOptions"] = json!({"SizeBytes": m.tmpfs_size, "Mode": m.tmpfs_mode});
+    }
+    v
+}
+
+/// The inspect `Mounts` list: bind mounts (`-v`, `--mount type=bind`) and tmpfs.
+fn mounts_of(c: &netloom_model::Container) -> Value {
+    let mut out = Vec::new();
+    for b in &c.host.binds {
+        if let Ok(netloom_runtime::oci::MountSpec::Bind {
+            source,
+            destination,
+            read_only,
+            propagation,
+            ..
+        }) = netloom_runtime::options::parse_bind(b)
+        {
+            let mode = b.splitn(3, ':').nth(2).unwrap_or("");
+            out.push(json!({"Type": "bind", "Source": source, "Destination": destination, "Mode": mode,
+                "RW": !read_only, "Propagation": if propagation.is_empty() { "rprivate".to_string() } else { propagation }}));
+        }
+    }
+    for m in &c.host.mounts {
+        let prop = if m.typ == "bind" && m.propagation.is_empty() {
+            "rprivate"
+        } else {
+            m.propagation.as_str()
+        };
+        out.push(
+            json!({"Type": m.typ, "Source": m.source, "Destination": m.target, "Mode": "",
+            "RW": !m.read_only, "Propagation": prop}),
+        );
+    }
+    for p in c.host.tmpfs.keys() {
+        out.push(json!({"Type": "tmpfs", "Source": "", "Destination": p, "Mode": "", "RW": true, "Propagation": ""}));
+    }
+    json!(out)
 }
 
 #[cfg(test)]
@@ -586,39 +680,4 @@ mod tests {
         assert_eq!(human_duration(Duration::from_secs(600)), "10 minutes");
         assert_eq!(human_duration(Duration::from_secs(3 * 3600)), "3 hours");
     }
-}
-
-/// A `HostConfig.Mounts` entry as Docker shows it.
-fn mount_json(m: &netloom_model::MountPoint) -> Value {
-    let mut v = json!({"Type": m.typ, "Source": m.source, "Target": m.target, "ReadOnly": m.read_only});
-    if m.typ == "bind" && (!m.propagation.is_empty() || m.non_recursive || m.create_mountpoint) {
-        v["BindOptions"] = json!({"Propagation": m.propagation, "NonRecursive": m.non_recursive, "CreateMountpoint": m.create_mountpoint});
-    }
-    if m.typ == "tmpfs" && (m.tmpfs_size != 0 || m.tmpfs_mode != 0) {
-        v["TmpfsOptions"] = json!({"SizeBytes": m.tmpfs_size, "Mode": m.tmpfs_mode});
-    }
-    v
-}
-
-/// The inspect `Mounts` list: bind mounts (`-v`, `--mount type=bind`) and tmpfs.
-fn mounts_of(c: &netloom_model::Container) -> Value {
-    let mut out = Vec::new();
-    for b in &c.host.binds {
-        if let Ok(netloom_runtime::oci::MountSpec::Bind { source, destination, read_only, propagation, .. }) =
-            netloom_runtime::options::parse_bind(b)
-        {
-            let mode = b.splitn(3, ':').nth(2).unwrap_or("");
-            out.push(json!({"Type": "bind", "Source": source, "Destination": destination, "Mode": mode,
-                "RW": !read_only, "Propagation": if propagation.is_empty() { "rprivate".to_string() } else { propagation }}));
-        }
-    }
-    for m in &c.host.mounts {
-        let prop = if m.typ == "bind" && m.propagation.is_empty() { "rprivate" } else { m.propagation.as_str() };
-        out.push(json!({"Type": m.typ, "Source": m.source, "Destination": m.target, "Mode": "",
-            "RW": !m.read_only, "Propagation": prop}));
-    }
-    for p in c.host.tmpfs.keys() {
-        out.push(json!({"Type": "tmpfs", "Source": "", "Destination": p, "Mode": "", "RW": true, "Propagation": ""}));
-    }
-    json!(out)
 }

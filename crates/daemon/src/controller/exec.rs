@@ -149,7 +149,11 @@ impl Controller {
         };
         let child = netloom_runtime::exec(&opts).map_err(|e| match e {
             netloom_runtime::RuntimeError::InvalidSpec(m) => CtlError::invalid(m),
-            e => CtlError::internal(format!("cannot exec in container {}: {}", c.name, crate::error::chain(&e))),
+            e => CtlError::internal(format!(
+                "cannot exec in container {}: {}",
+                c.name,
+                crate::error::chain(&e)
+            )),
         })?;
         if let Some(s) = st.execs.get_mut(id) {
             s.running = true;

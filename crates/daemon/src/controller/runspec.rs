@@ -33,7 +33,8 @@ fn parse(host: &HostOptions, host_network: bool) -> Result<Parsed, String> {
     };
     for (what, caps) in [("CapAdd", &host.cap_add), ("CapDrop", &host.cap_drop)] {
         for c in caps {
-            netloom_runtime::oci::normalize_cap(c).map_err(|e| format!("invalid {what}: {}", strip(&e)))?;
+            netloom_runtime::oci::normalize_cap(c)
+                .map_err(|e| format!("invalid {what}: {}", strip(&e)))?;
         }
     }
     let mut mounts = Vec::new();
@@ -60,7 +61,11 @@ fn parse(host: &HostOptions, host_network: bool) -> Result<Parsed, String> {
     // The shim's mount namespace is a slave of the host's: a mount made inside the
     // container cannot propagate back.
     for m in &mounts {
-        if let MountSpec::Bind { propagation, destination, .. } = m
+        if let MountSpec::Bind {
+            propagation,
+            destination,
+            ..
+        } = m
             && propagation.contains("shared")
         {
             return Err(format!(
@@ -187,8 +192,8 @@ impl Controller {
             cgroups_path: self.cfg.runtime.cgroups_path(&ctr.id),
             cgroupns: crate::runtimes::cgroup_v2(),
         };
-        let oci = netloom_runtime::oci::build_spec(&opts)
-            .map_err(|e| CtlError::invalid(strip(&e)))?;
+        let oci =
+            netloom_runtime::oci::build_spec(&opts).map_err(|e| CtlError::invalid(strip(&e)))?;
         Ok(netloom_runtime::ContainerSpec {
             id: ctr.id.clone(),
             image_rootfs: self

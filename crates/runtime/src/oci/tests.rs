@@ -9,7 +9,10 @@ fn base() -> RunOptions {
         hostname: "abc".into(),
         args: vec!["sh".into()],
         netns: Some("/run/netloom/netns/abc".into()),
-        bind_files: vec![("/var/lib/netloom/containers/abc/hosts".into(), "/etc/hosts".into())],
+        bind_files: vec![(
+            "/var/lib/netloom/containers/abc/hosts".into(),
+            "/etc/hosts".into(),
+        )],
         cgroups_path: "/netloom/abc".into(),
         ..RunOptions::default()
     }
@@ -35,13 +38,20 @@ fn docker_defaults() {
     let j = json(&base());
     let caps = &j["process"]["capabilities"];
     for set in ["bounding", "effective", "permitted"] {
-        assert_eq!(format!("{:016x}", mask(&caps[set])), "00000000a80425fb", "{set}");
+        assert_eq!(
+            format!("{:016x}", mask(&caps[set])),
+            "00000000a80425fb",
+            "{set}"
+        );
     }
     assert!(caps.get("inheritable").is_none_or(Value::is_null));
     assert!(caps.get("ambient").is_none_or(Value::is_null));
     assert_eq!(j["process"]["noNewPrivileges"], false);
     assert_eq!(j["process"]["terminal"], false);
-    assert_eq!(j["root"]["path"], "/var/lib/netloom/containers/abc/layer/merged");
+    assert_eq!(
+        j["root"]["path"],
+        "/var/lib/netloom/containers/abc/layer/merged"
+    );
     assert_eq!(j["root"]["readonly"], false);
     let masked: Vec<&str> = j["linux"]["maskedPaths"]
         .as_array()
@@ -49,7 +59,12 @@ fn docker_defaults() {
         .flatten()
         .filter_map(Value::as_str)
         .collect();
-    for p in ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"] {
+    for p in [
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/timer_list",
+        "/sys/firmware",
+    ] {
         assert!(masked.contains(&p), "{p} not masked: {masked:?}");
     }
     let ro: Vec<&str> = j["linux"]["readonlyPaths"]
@@ -58,13 +73,31 @@ fn docker_defaults() {
         .flatten()
         .filter_map(Value::as_str)
         .collect();
-    assert_eq!(ro, ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]);
+    assert_eq!(
+        ro,
+        [
+            "/proc/bus",
+            "/proc/fs",
+            "/proc/irq",
+            "/proc/sys",
+            "/proc/sysrq-trigger"
+        ]
+    );
     // The network namespace is the sandbox, by path; the others are new.
-    let ns = j["linux"]["namespaces"].as_array().cloned().unwrap_or_default();
+    let ns = j["linux"]["namespaces"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let net = ns.iter().find(|n| n["type"] == "network");
-    assert_eq!(net.map(|n| n["path"].clone()), Some(Value::from("/run/netloom/netns/abc")));
+    assert_eq!(
+        net.map(|n| n["path"].clone()),
+        Some(Value::from("/run/netloom/netns/abc"))
+    );
     for t in ["pid", "ipc", "uts", "mount"] {
-        assert!(ns.iter().any(|n| n["type"] == t && n.get("path").is_none()), "{t}");
+        assert!(
+            ns.iter().any(|n| n["type"] == t && n.get("path").is_none()),
+            "{t}"
+        );
     }
     assert_eq!(j["linux"]["cgroupsPath"], "/netloom/abc");
     assert_eq!(j["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
@@ -73,14 +106,24 @@ fn docker_defaults() {
     let mounts = j["mounts"].as_array().cloned().unwrap_or_default();
     let find = |d: &str| mounts.iter().find(|m| m["destination"] == d).cloned();
     let sys = find("/sys").unwrap_or_default();
-    assert!(sys["options"].as_array().is_some_and(|o| o.contains(&Value::from("ro"))));
+    assert!(
+        sys["options"]
+            .as_array()
+            .is_some_and(|o| o.contains(&Value::from("ro")))
+    );
     let hosts = find("/etc/hosts").unwrap_or_default();
     assert_eq!(hosts["type"], "bind");
     assert_eq!(hosts["source"], "/var/lib/netloom/containers/abc/hosts");
     // Only Docker's device allow-list.
-    let devs = j["linux"]["resources"]["devices"].as_array().cloned().unwrap_or_default();
+    let devs = j["linux"]["resources"]["devices"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(devs[0]["allow"], false);
-    assert!(devs.iter().any(|d| d["allow"] == true && d["major"] == 10 && d["minor"] == 200));
+    assert!(
+        devs.iter()
+            .any(|d| d["allow"] == true && d["major"] == 10 && d["minor"] == 200)
+    );
     assert!(j["linux"]["devices"].is_null());
 }
 
@@ -117,12 +160,23 @@ fn cap_add_drop_privileged() {
     assert!(j["linux"]["seccomp"].is_null());
     assert!(j["linux"]["maskedPaths"].is_null());
     assert!(j["linux"]["readonlyPaths"].is_null());
-    let devs = j["linux"]["resources"]["devices"].as_array().cloned().unwrap_or_default();
+    let devs = j["linux"]["resources"]["devices"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(devs.len(), 1);
     assert_eq!(devs[0]["allow"], true);
     let mounts = j["mounts"].as_array().cloned().unwrap_or_default();
-    let sys = mounts.iter().find(|m| m["destination"] == "/sys").cloned().unwrap_or_default();
-    assert!(sys["options"].as_array().is_some_and(|o| o.contains(&Value::from("rw"))));
+    let sys = mounts
+        .iter()
+        .find(|m| m["destination"] == "/sys")
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        sys["options"]
+            .as_array()
+            .is_some_and(|o| o.contains(&Value::from("rw")))
+    );
 
     let mut bad = base();
     bad.security.cap_add = vec!["CAP_FLY".into()];
@@ -152,7 +206,10 @@ fn mounts_rlimits_sysctls_resources() {
     o.tty = true;
     o.console_size = Some([40, 120]);
     o.mounts = vec![
-        MountSpec::Tmpfs { destination: "/data/tmp".into(), options: vec!["size=1m".into(), "exec".into()] },
+        MountSpec::Tmpfs {
+            destination: "/data/tmp".into(),
+            options: vec!["size=1m".into(), "exec".into()],
+        },
         MountSpec::Bind {
             source: "/srv/data".into(),
             destination: "/data".into(),
@@ -161,7 +218,11 @@ fn mounts_rlimits_sysctls_resources() {
             non_recursive: false,
         },
     ];
-    o.rlimits = vec![Rlimit { name: "nofile".into(), soft: 1024, hard: 2048 }];
+    o.rlimits = vec![Rlimit {
+        name: "nofile".into(),
+        soft: 1024,
+        hard: 2048,
+    }];
     o.sysctls = [("net.ipv4.ip_forward".to_string(), "1".to_string())].into();
     o.resources = Resources {
         memory: 64 << 20,
@@ -174,9 +235,15 @@ fn mounts_rlimits_sysctls_resources() {
     let j = json(&o);
     assert_eq!(j["root"]["readonly"], true);
     assert_eq!(j["process"]["terminal"], true);
-    assert_eq!(j["process"]["consoleSize"], serde_json::json!({"height": 40, "width": 120}));
+    assert_eq!(
+        j["process"]["consoleSize"],
+        serde_json::json!({"height": 40, "width": 120})
+    );
     let mounts = j["mounts"].as_array().cloned().unwrap_or_default();
-    let dests: Vec<&str> = mounts.iter().filter_map(|m| m["destination"].as_str()).collect();
+    let dests: Vec<&str> = mounts
+        .iter()
+        .filter_map(|m| m["destination"].as_str())
+        .collect();
     // Parents before children, after the defaults and generated files.
     let (d, t) = (
         dests.iter().position(|x| *x == "/data"),
@@ -184,9 +251,15 @@ fn mounts_rlimits_sysctls_resources() {
     );
     assert!(d < t && d.is_some(), "{dests:?}");
     let data = &mounts[d.unwrap_or_default()];
-    assert_eq!(data["options"], serde_json::json!(["rbind", "rprivate", "ro"]));
+    assert_eq!(
+        data["options"],
+        serde_json::json!(["rbind", "rprivate", "ro"])
+    );
     let tmp = &mounts[t.unwrap_or_default()];
-    assert_eq!(tmp["options"], serde_json::json!(["noexec", "nosuid", "nodev", "size=1m", "exec"]));
+    assert_eq!(
+        tmp["options"],
+        serde_json::json!(["noexec", "nosuid", "nodev", "size=1m", "exec"])
+    );
     assert_eq!(
         j["process"]["rlimits"],
         serde_json::json!([{"type": "RLIMIT_NOFILE", "hard": 2048, "soft": 1024}])
@@ -207,6 +280,9 @@ fn host_network_has_no_netns_entry() {
     let mut o = base();
     o.netns = None;
     let j = json(&o);
-    let ns = j["linux"]["namespaces"].as_array().cloned().unwrap_or_default();
+    let ns = j["linux"]["namespaces"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert!(!ns.iter().any(|n| n["type"] == "network"));
 }
