@@ -450,6 +450,16 @@ fn cgroup_limits_and_stats() {
 #[test]
 fn runtime_selection() {
     let mut d = daemon_or_skip!();
+    // The runtime's refusal to start a missing command: Docker's 127, and `--rm`
+    // removes the container (no client waits forever).
+    let o = d.cli(&["run", "--rm", "busybox", "no-such-cmd"]);
+    assert_eq!(o.code, 127, "{o}");
+    assert!(
+        o.stderr
+            .contains("exec: \"no-such-cmd\": executable file not found in $PATH"),
+        "{o}"
+    );
+    assert_eq!(d.ok(&["ps", "-aq"]), "", "the --rm container is gone");
     let o = d.fail(&["run", "--rm", "--runtime", "kata", "busybox", "true"]);
     assert!(
         o.stderr.contains("unknown or invalid runtime name: kata"),

@@ -92,7 +92,10 @@ pub enum RuntimeError {
     #[error("no such process {0}")]
     NoSuchProcess(i32),
     /// The OCI runtime refused or failed an operation.
-    #[error("{runtime} {op} {id}: {message}")]
+    #[error(
+        "OCI runtime {runtime} {op} failed for container {id}: {}",
+        strip_prefix(runtime, op, message)
+    )]
     Runtime {
         /// The runtime's name (`runc`).
         runtime: String,
@@ -126,6 +129,13 @@ impl RuntimeError {
         let what = what.to_string();
         move |source| RuntimeError::Sys { op, what, source }
     }
+}
+
+/// The runtime's message without its own `runc run failed: ` prefix.
+fn strip_prefix<'a>(runtime: &str, op: &str, message: &'a str) -> &'a str {
+    message
+        .strip_prefix(&format!("{runtime} {op} failed: "))
+        .unwrap_or(message)
 }
 
 /// Renders an error with its whole `source()` chain on one line.

@@ -468,10 +468,14 @@ impl Controller {
                                 .map_err(|e| CtlError::internal(format!("start task: {e}")))
                                 .and_then(|r| {
                                     r.map_err(|e| {
+                                        // The shim's report is the runtime's error already.
+                                        let why = match &e {
+                                            netloom_runtime::RuntimeError::Shim { message, .. } => message.clone(),
+                                            e => chain(e),
+                                        };
                                         CtlError::invalid(format!(
-                                            "cannot start container {}: {}{}",
+                                            "cannot start container {}: {why}{}",
                                             ctr.name,
-                                            chain(&e),
                                             super::runspec::runtime_hint(&e)
                                         ))
                                     })
@@ -486,6 +490,11 @@ impl Controller {
             Err(e) => {
                 self.teardown_networking(&mut st, &ctr).await;
                 self.publish_dns(&st);
+                // As Docker: an `--rm` container that cannot start is removed, so that
+                // a client waiting for its removal ends.
+                if ctr.auto_remove {
+                    self.destroy_container(&mut st, &ctr).await;
+                }
                 return Err(e);
             }
         };
