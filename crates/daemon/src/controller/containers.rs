@@ -609,10 +609,8 @@ impl Controller {
         if ctr.auto_remove {
             self.destroy_container(&mut st, &updated).await;
         }
-        // Last: nothing a client waits for depends on it. The container's lock, still
-        // held, keeps a new start of it waiting until its old record is gone.
-        drop(st);
-        self.runtime_delete(&ctr).await;
+        // The OCI runtime's record of a container that stays goes at its next start
+        // (the shim deletes it first) or with the container (`destroy_container`).
     }
 
     /// `network connect`/`disconnect` events for each network of a container that
@@ -648,6 +646,18 @@ impl Controller {
         self.forget_container_lock(&ctr.id);
         let dir = self.container_dir(&ctr.id);
         let run = self.paths.run.join(&ctr.id);
+        // The runtime's record and cgroup, off this path: the ID is gone for good, so
+        // nothing can start it again meanwhile.
+        if let Ok(rt) = self.oci_runtime(ctr)
+            && rt.has_state(&ctr.id)
+        {
+            let (id, name) = (ctr.id.clone(), ctr.name.clone());
+            tokio::spawn(async move {
+                if let Err(e) = rt.delete(&id, true).await {
+                    warn!(container = %name, error = %e, "cannot delete the container from its OCI runtime");
+                }
+            });
+        }
         // The layer directory may hold a large tree: remove it off the lock's thread.
         tokio::task::spawn_blocking(move || {
             let _ = std::fs::remove_dir_all(dir);

@@ -219,18 +219,4 @@ impl Controller {
             .map(|p| p.security)
             .map_err(CtlError::invalid)
     }
-
-    /// Removes the runtime's record (and cgroup) of `ctr`, killing what is left of
-    /// it. Best effort: failures are logged.
-    pub(crate) async fn runtime_delete(&self, ctr: &Container) {
-        let Ok(rt) = self.oci_runtime(ctr) else {
-            return;
-        };
-        if !rt.has_state(&ctr.id) {
-            return;
-        }
-        if let Err(e) = rt.delete(&ctr.id, true).await {
-            tracing::warn!(container = %ctr.name, error = %e, "cannot delete the container from its OCI runtime");
-        }
-    }
 }
