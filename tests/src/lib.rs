@@ -417,6 +417,8 @@ impl Daemon {
             .arg(d.join("exec"))
             .arg("--config-file")
             .arg(d.join("none.json"))
+            .arg("--cgroup-parent")
+            .arg(self.cgroup_parent())
             .args(&self.extra_args);
         if let Some(etcd) = &self.etcd {
             cmd.arg("--cluster-store").arg(etcd.url());
@@ -455,6 +457,17 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The daemon's cgroup parent: containers' cgroups go under it, and cleanup
+    /// removes it from every hierarchy.
+    pub fn cgroup_parent(&self) -> String {
+        format!("/{}", self.name)
+    }
+
+    /// Writes the daemon's `daemon.json` (read at the next [`Daemon::start`]).
+    pub fn write_config(&self, json: &str) {
+        fs::write(self.dir.join("none.json"), json).unwrap();
     }
 
     /// Sends `sig` to the daemon and waits for it to exit (SIGKILL after 5 s).
@@ -775,6 +788,30 @@ impl Daemon {
             mnts.sort_by_key(|m| std::cmp::Reverse(m.matches('/').count()));
             for m in mnts {
                 let _ = sh("umount", &["-l", &m]);
+            }
+        }
+        // The containers' cgroups (empty once their processes are gone).
+        if let Ok(rd) = fs::read_dir("/sys/fs/cgroup") {
+            let mut dirs: Vec<PathBuf> = vec![PathBuf::from("/sys/fs/cgroup").join(&self.name)];
+            for e in rd.flatten() {
+                dirs.push(e.path().join(&self.name));
+            }
+            for d in dirs.into_iter().filter(|d| d.is_dir()) {
+                // A cgroup whose last task is still exiting is busy for a moment.
+                for _ in 0..20 {
+                    if let Ok(kids) = fs::read_dir(&d) {
+                        for k in kids.flatten().filter(|k| k.path().is_dir()) {
+                            let _ = fs::remove_dir(k.path());
+                        }
+                    }
+                    if fs::remove_dir(&d).is_ok() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                if d.is_dir() {
+                    problems.push(format!("cgroup {} left behind", d.display()));
+                }
             }
         }
         let o = sh("ip", &["netns", "del", &self.name]);

@@ -1210,7 +1210,7 @@ fn docker_inspect_aliases_hostconfig_and_info() {
         "-f",
         "{{.LiveRestoreEnabled}} {{.IPv4Forwarding}} {{.DefaultRuntime}} {{.ExperimentalBuild}}",
     ]);
-    assert_eq!(info, "true true netloom false");
+    assert_eq!(info, "true true runc false");
     let (_, body) = d.api("GET", "/info", None);
     let v: serde_json::Value = serde_json::from_str(&body).expect("info JSON");
     for k in [

@@ -143,6 +143,9 @@ pub struct RunArgs {
     /// Suppress the pull output
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Security, mount and resource options.
+    #[command(flatten)]
+    pub rt: crate::runopts::RuntimeOpts,
     /// Image to run
     #[arg(value_name = "IMAGE")]
     pub image: String,
@@ -600,7 +603,7 @@ pub fn create_body(a: &RunArgs) -> Result<Value> {
         })
         .collect();
     let attach = !a.detach;
-    let host_config = json!({
+    let mut host_config = json!({
         "Binds": null,
         "ContainerIDFile": "",
         "LogConfig": {"Type": "", "Config": {}},
@@ -632,6 +635,9 @@ pub fn create_body(a: &RunArgs) -> Result<Value> {
         "UsernsMode": "",
         "ShmSize": 0
     });
+    if let Value::Object(m) = &mut host_config {
+        a.rt.apply(m)?;
+    }
     let entrypoint = match &a.entrypoint {
         Some(e) => json!([e]),
         None => Value::Null,

@@ -20,6 +20,7 @@ mod image_io;
 mod network;
 mod ports;
 mod pull;
+mod runopts;
 mod stream;
 mod swarm;
 mod system;
@@ -177,9 +178,25 @@ async fn main() -> ExitCode {
     match dispatch(&client, cli.command).await {
         Ok(code) => ExitCode::from((code & 0xff) as u8),
         Err(e) => {
-            eprintln!("{e:#}");
-            ExitCode::from(fail_code)
+            let msg = format!("{e:#}");
+            eprintln!("{msg}");
+            ExitCode::from(start_failure_code(&msg).unwrap_or(fail_code))
         }
+    }
+}
+
+/// docker's exit code for a container whose command could not be run: 127 when it
+/// does not exist, 126 when it cannot be executed.
+fn start_failure_code(msg: &str) -> Option<u8> {
+    if !msg.contains("unable to start container process") {
+        return None;
+    }
+    if msg.contains("executable file not found") || msg.contains("no such file or directory") {
+        Some(127)
+    } else if msg.contains("permission denied") || msg.contains("not executable") {
+        Some(126)
+    } else {
+        None
     }
 }
 

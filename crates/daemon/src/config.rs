@@ -65,6 +65,13 @@ pub struct Flags {
     /// Seconds a registry may stay silent before a pull fails (default 30; netloom's own).
     #[arg(long, value_name = "SECONDS")]
     pub registry_timeout: Option<f64>,
+    /// OCI runtime of containers that name none (default runc; others come from
+    /// `runtimes` in daemon.json).
+    #[arg(long, value_name = "NAME")]
+    pub default_runtime: Option<String>,
+    /// Parent cgroup of every container (default /netloom; a slice with systemd).
+    #[arg(long, value_name = "CGROUP")]
+    pub cgroup_parent: Option<String>,
 }
 
 /// Environment variable overriding the plugin directories (colon-separated).
@@ -98,6 +105,10 @@ struct FileConfig {
     max_concurrent_downloads: Option<u32>,
     max_download_attempts: Option<u32>,
     registry_timeout: Option<f64>,
+    default_runtime: Option<String>,
+    runtimes: Option<std::collections::BTreeMap<String, crate::runtimes::RuntimeEntry>>,
+    cgroup_parent: Option<String>,
+    exec_opts: Option<Vec<String>>,
 }
 
 /// The effective configuration.
@@ -131,6 +142,8 @@ pub struct Config {
     pub cluster_store: Option<netloom_store::EtcdConfig>,
     /// Registries: mirrors, insecure registries, download limits.
     pub registry: netloom_runtime::registry::RegistryConfig,
+    /// OCI runtimes and cgroups.
+    pub runtime: crate::runtimes::RuntimeSettings,
 }
 
 /// The registry settings: flags over daemon.json (lists: both, as dockerd merges them).
@@ -336,9 +349,16 @@ impl Config {
             (None, Some(url)) => Some(cluster_store(url, "cluster-store")?),
             (None, None) => None,
         };
+        let runtime = crate::runtimes::RuntimeSettings::load(
+            flags.default_runtime.clone().or(file.default_runtime),
+            file.runtimes,
+            flags.cgroup_parent.clone().or(file.cgroup_parent),
+            file.exec_opts,
+        )?;
         Ok(Config {
             cluster_store,
             registry,
+            runtime,
             plugins,
             data_root,
             exec_root,

@@ -10,6 +10,7 @@ mod config;
 mod controller;
 mod error;
 mod limits;
+mod runtimes;
 
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;

@@ -273,9 +273,118 @@ pub struct Container {
     /// `HostConfig.ConsoleSize`: initial terminal `[rows, cols]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub console_size: Option<[u16; 2]>,
+    /// What the OCI runtime applies: security options, mounts, limits.
+    #[serde(default)]
+    pub host: HostOptions,
     /// Runtime state.
     #[serde(default)]
     pub state: ContainerState,
+}
+
+/// The `HostConfig` options that the OCI runtime applies (Docker's field names in
+/// the comments). Each one is checked when the container is created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct HostOptions {
+    /// `Runtime`: the OCI runtime's name; empty for the daemon's default.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub runtime: String,
+    /// `Privileged`.
+    #[serde(default)]
+    pub privileged: bool,
+    /// `CapAdd`.
+    #[serde(default)]
+    pub cap_add: Vec<String>,
+    /// `CapDrop`.
+    #[serde(default)]
+    pub cap_drop: Vec<String>,
+    /// `SecurityOpt` (`no-new-privileges`, `seccomp=...`).
+    #[serde(default)]
+    pub security_opt: Vec<String>,
+    /// `Sysctls`.
+    #[serde(default)]
+    pub sysctls: BTreeMap<String, String>,
+    /// `Binds` (`-v /host:/ctr:ro`).
+    #[serde(default)]
+    pub binds: Vec<String>,
+    /// `Mounts` (`--mount`).
+    #[serde(default)]
+    pub mounts: Vec<MountPoint>,
+    /// `Tmpfs`: container path → options.
+    #[serde(default)]
+    pub tmpfs: BTreeMap<String, String>,
+    /// `ReadonlyRootfs`.
+    #[serde(default)]
+    pub read_only_rootfs: bool,
+    /// `Ulimits`.
+    #[serde(default)]
+    pub ulimits: Vec<Ulimit>,
+    /// Memory, CPU and PID limits.
+    #[serde(default)]
+    pub resources: Resources,
+}
+
+/// One `--mount` (`HostConfig.Mounts` entry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct MountPoint {
+    /// `Type`: `bind` or `tmpfs`.
+    pub typ: String,
+    /// `Source`.
+    #[serde(default)]
+    pub source: String,
+    /// `Target`.
+    pub target: String,
+    /// `ReadOnly`.
+    #[serde(default)]
+    pub read_only: bool,
+    /// `BindOptions.Propagation`.
+    #[serde(default)]
+    pub propagation: String,
+    /// `BindOptions.NonRecursive`.
+    #[serde(default)]
+    pub non_recursive: bool,
+    /// `BindOptions.CreateMountpoint`.
+    #[serde(default)]
+    pub create_mountpoint: bool,
+    /// `TmpfsOptions.SizeBytes`.
+    #[serde(default)]
+    pub tmpfs_size: i64,
+    /// `TmpfsOptions.Mode`.
+    #[serde(default)]
+    pub tmpfs_mode: u32,
+}
+
+/// One `--ulimit` (`HostConfig.Ulimits` entry); -1 is unlimited.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ulimit {
+    /// `Name` (`nofile`).
+    pub name: String,
+    /// `Soft`.
+    pub soft: i64,
+    /// `Hard`.
+    pub hard: i64,
+}
+
+/// cgroup limits; 0 / empty is "not set".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Resources {
+    /// `Memory`, bytes.
+    #[serde(default)]
+    pub memory: i64,
+    /// `MemorySwap`, bytes (memory + swap); -1 unlimited.
+    #[serde(default)]
+    pub memory_swap: i64,
+    /// `NanoCpus`.
+    #[serde(default)]
+    pub nano_cpus: i64,
+    /// `CpuShares`.
+    #[serde(default)]
+    pub cpu_shares: i64,
+    /// `CpusetCpus`.
+    #[serde(default)]
+    pub cpuset_cpus: String,
+    /// `PidsLimit`; 0 or -1: unlimited.
+    #[serde(default)]
+    pub pids_limit: i64,
 }
 
 impl Container {

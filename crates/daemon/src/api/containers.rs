@@ -207,6 +207,7 @@ pub async fn create(
         open_stdin: body::boolean(&v, "OpenStdin")?.unwrap_or(false),
         stdin_once: body::boolean(&v, "StdinOnce")?.unwrap_or(false),
         console_size: console_size(hc)?,
+        host: super::hostconfig::host_options(&v, hc)?,
     };
     for e in &req.env {
         if e.is_empty() || e.starts_with('=') {

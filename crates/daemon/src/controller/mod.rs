@@ -37,6 +37,7 @@ pub mod networks;
 mod ports;
 mod pull;
 mod reconcile;
+mod runspec;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
