@@ -146,16 +146,29 @@ pub struct RunArgs {
     /// Security, mount and resource options.
     #[command(flatten)]
     pub rt: crate::runopts::RuntimeOpts,
-    /// Image to run
-    #[arg(value_name = "IMAGE")]
-    pub image: String,
-    /// Command and arguments to run
+    /// Image to run, then the command and its arguments. One positional list, so that
+    /// everything after the image is the container's, even words that look like
+    /// netloom's flags (`run IMAGE -c 'echo hi'` with an entrypoint `sh`), as with docker.
     #[arg(
-        value_name = "COMMAND",
+        value_name = "IMAGE [COMMAND] [ARG...]",
+        required = true,
+        num_args = 1..,
         trailing_var_arg = true,
         allow_hyphen_values = true
     )]
-    pub cmd: Vec<String>,
+    pub image_and_cmd: Vec<String>,
+}
+
+impl RunArgs {
+    /// The image named.
+    pub fn image(&self) -> &str {
+        self.image_and_cmd.first().map_or("", String::as_str)
+    }
+
+    /// The command and its arguments (empty: the image's).
+    pub fn cmd(&self) -> &[String] {
+        self.image_and_cmd.get(1..).unwrap_or_default()
+    }
 }
 
 /// Arguments of `start`.
@@ -654,8 +667,8 @@ pub fn create_body(a: &RunArgs) -> Result<Value> {
         "OpenStdin": a.interactive,
         "StdinOnce": attach && a.interactive,
         "Env": env_list(&a.env),
-        "Cmd": list_or_null(&a.cmd),
-        "Image": a.image,
+        "Cmd": list_or_null(a.cmd()),
+        "Image": a.image(),
         "Volumes": {},
         "WorkingDir": a.workdir.clone().unwrap_or_default(),
         "Entrypoint": entrypoint,
@@ -681,7 +694,7 @@ async fn create_container(client: &Client, a: &RunArgs) -> Result<String> {
     let pull = |client: &Client| {
         let client = client.clone();
         async move {
-            crate::pull::pull_image(&client, &a.image, a.platform.as_deref(), a.quiet, true)
+            crate::pull::pull_image(&client, a.image(), a.platform.as_deref(), a.quiet, true)
                 .await
                 .map(|_| ())
         }
@@ -694,7 +707,7 @@ async fn create_container(client: &Client, a: &RunArgs) -> Result<String> {
             if !a.quiet {
                 eprintln!(
                     "Unable to find image '{}' locally",
-                    crate::pull::familiar(&a.image)
+                    crate::pull::familiar(a.image())
                 );
             }
             pull(client).await?;
@@ -1592,9 +1605,15 @@ mod tests {
         ]);
         assert_eq!(a.name.as_deref(), Some("c1"));
         assert_eq!(a.hostname.as_deref(), Some("h2"));
-        assert_eq!(a.image, "alpine");
-        assert_eq!(a.cmd, vec!["sh", "-c", "echo hi", "--rm"]);
+        assert_eq!(a.image(), "alpine");
+        assert_eq!(a.cmd(), ["sh", "-c", "echo hi", "--rm"]);
         assert!(!a.rm);
+        // A command that starts with a word netloom also knows as a flag (-c is
+        // --cpu-shares) is the container's.
+        let a = parse(&["busybox", "-c", "echo hi"]);
+        assert_eq!(a.image(), "busybox");
+        assert_eq!(a.cmd(), ["-c", "echo hi"]);
+        assert_eq!(a.rt.cpu_shares, None);
     }
 
     #[test]
