@@ -259,14 +259,16 @@ fn daemon_listens_on_no_inet_port() {
 }
 
 /// (3) A container sees neither the API socket nor the host's filesystem, and can
-/// only see and change its own interfaces.
+/// only see its own interfaces, and change them only with NET_ADMIN.
 #[test]
 fn container_cannot_reach_socket_host_files_or_foreign_links() {
     let d = daemon_or_skip!();
     let marker = d.dir.join("host-marker");
     fs::write(&marker, "host only").unwrap();
     d.ok(&["network", "create", "expnet"]);
-    d.run_sleeper("c1", &["--network", "expnet"]);
+    // c1 holds NET_ADMIN (Docker's default set has none), so what stops it below is its
+    // network namespace, not a missing capability.
+    d.run_sleeper("c1", &["--network", "expnet", "--cap-add", "NET_ADMIN"]);
     d.run_sleeper("c2", &["--network", "expnet"]);
     d.run_sleeper("c3", &[]);
 
@@ -339,7 +341,13 @@ fn container_cannot_reach_socket_host_files_or_foreign_links() {
     println!("c1: ip link del {}: {}", foreign[0], o.all().trim());
     assert!(!o.ok(), "c1 deleted {}: {o}", foreign[0]);
 
-    // Its own eth0 it may rename (and rename back, restoring the default route).
+    // Without NET_ADMIN a container cannot even change its own interfaces.
+    let o = d.exec("c2", "ip link set eth0 down");
+    assert!(
+        !o.ok() && o.all().contains("Operation not permitted"),
+        "c2 (default capabilities) set its eth0 down: {o}"
+    );
+    // Its own eth0 c1 may rename (and rename back, restoring the default route).
     let out = d.exec_ok(
         "c1",
         "gw=$(ip route | awk '/^default/{print $3}'); \
