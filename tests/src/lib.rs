@@ -281,6 +281,8 @@ pub struct Daemon {
     pub etcd: Option<netloom_store::testing::Etcd>,
     /// Environment variables set for netloomd.
     pub env: Vec<(String, String)>,
+    /// `RLIMIT_NOFILE` (soft, hard) netloomd starts with (None: the test's own).
+    pub nofile: Option<(u64, u64)>,
 }
 
 /// Starts a daemon for a test, or returns `None` (after printing `SKIP:`)
@@ -345,6 +347,7 @@ fn daemon_with(on_etcd: bool, env: &[(&str, &str)]) -> Option<Daemon> {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        nofile: None,
     };
     d.start();
     let tar = busybox_tar();
@@ -383,6 +386,23 @@ impl Daemon {
             cmd.arg("--cluster-store").arg(etcd.url());
         }
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        if let Some((soft, hard)) = self.nofile {
+            use std::os::unix::process::CommandExt;
+            let lim = libc::rlimit {
+                rlim_cur: soft,
+                rlim_max: hard,
+            };
+            // SAFETY: between fork and exec only setrlimit(2), which is async-signal-safe,
+            // runs; `lim` is a plain value copied into the closure.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         let child = cmd
             .env("RUST_BACKTRACE", "0")
             .stdin(Stdio::null())
@@ -436,6 +456,38 @@ impl Daemon {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
+    }
+
+    /// The pid of the running netloomd (nsenter execs it in place).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// netloomd's resident memory (`VmRSS`, kB).
+    #[track_caller]
+    pub fn rss_kb(&self) -> u64 {
+        let pid = self.pid().expect("daemon running");
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("VmRSS in /proc/<pid>/status")
+    }
+
+    /// What netloomd's open descriptors are (`readlink /proc/<pid>/fd/*`).
+    #[track_caller]
+    pub fn fds(&self) -> Vec<String> {
+        let pid = self.pid().expect("daemon running");
+        let mut v: Vec<String> = fs::read_dir(format!("/proc/{pid}/fd"))
+            .expect("list fds")
+            .flatten()
+            .filter_map(|e| fs::read_link(e.path()).ok())
+            .map(|p| p.display().to_string())
+            .collect();
+        v.sort();
+        v
     }
 
     /// Graceful stop (SIGTERM).

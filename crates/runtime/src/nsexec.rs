@@ -125,6 +125,7 @@ pub fn exec_opts(
     tokio::process::Command::new(&exe)
         .arg(NSEXEC_ARG)
         .arg(json)
+        .envs(crate::child_nofile_env())
         .stdin(if tty || stdin {
             Stdio::piped()
         } else {
@@ -139,6 +140,7 @@ pub fn exec_opts(
 /// Entry point of `__netloom-nsexec <json>`.
 pub(crate) fn run_nsexec(json: Option<OsString>) -> i32 {
     close_fds_except(&[]);
+    crate::apply_child_nofile();
     let req: NsExecRequest = match json
         .as_deref()
         .and_then(|j| j.to_str())

@@ -13,6 +13,11 @@ use tracing::debug;
 
 pub use config::{BridgeConfig, OPT_BRIDGE_NAME, OPT_ENABLE_ICC, OPT_ENABLE_MASQ, OPT_MTU};
 
+/// How many ports a Linux bridge takes: port numbers are 10 bits and 0 is reserved
+/// (`BR_MAX_PORTS`, `find_portno` in net/bridge/br_if.c:
+/// https://elixir.bootlin.com/linux/v6.1/source/net/bridge/br_if.c#L332).
+pub const BRIDGE_MAX_PORTS: u32 = 1023;
+
 /// The bridge driver.
 pub struct BridgeDriver {
     nl: Netlink,
@@ -203,10 +208,15 @@ impl Driver for BridgeDriver {
                 &self.alias,
             )
             .await
-            .map_err(kerr(format!(
-                "create {ctx} in sandbox {}",
-                sb.key.display()
-            )))?;
+            .map_err(|e| match e {
+                // The kernel unregisters the new pair itself when the bridge refuses it
+                // (rtnl_newlink: out_unregister), so nothing is left to undo.
+                KernelError::Full { .. } => DriverError::Conflict(format!(
+                    "cannot connect {ctx}: bridge {} has no free port (the kernel allows {BRIDGE_MAX_PORTS} interfaces per bridge); connect the container to another network, or spread the containers over several networks",
+                    net.iface
+                )),
+                e => kerr(format!("create {ctx} in sandbox {}", sb.key.display()))(e),
+            })?;
         let setup = crate::sandbox::Setup {
             ifname: &ep.ifname,
             mac: None,
