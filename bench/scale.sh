@@ -219,6 +219,9 @@ restart_daemon() { # engine want -> LAST (us) or ""
 checkpoint() { # engine phase k first_ctr newest_ctr net spare_net
   local e=$1 ph=$2 k=$3 first=$4 newest=$5 net=$6 spare=$7 i s p r sb
   local key=$e.$ph.$k; p=$(daemon_pid $e)
+  # What the daemon holds with k containers, before the queries below allocate for their answers
+  put $key rss $(( $(rss_kb $p) / 1024 ))
+  put $key fds "$(nfds $p)"
   s=(); for i in $(seq $K); do
     tcall "${CLI[@]}" network connect $spare $first; [ -n "$LAST" ] && s+=($LAST)
     "${CLI[@]}" network disconnect $spare $first >/dev/null 2>>$D/err.log || true
@@ -234,8 +237,6 @@ checkpoint() { # engine phase k first_ctr newest_ctr net spare_net
     read -r r ok bad < <(dns_probe "$sb" "$newest" "$DNSQ")
     put $key dns "$r"; [ "$bad" = 0 ] || put $key dnsbad "$bad"
   fi
-  put $key rss $(( $(rss_kb $p) / 1024 ))
-  put $key fds "$(nfds $p)"
   read -r r s < <(nft_counts "$(daemon_ns $e)")
   put $key rules "$r"; put $key elems "$s"
   if [ $e = nl ]; then
@@ -248,9 +249,9 @@ checkpoint() { # engine phase k first_ctr newest_ctr net spare_net
   echo "  [$e $ph $k] run $(msof "$(window_median $e $ph $k)") ms, connect $(msof "$(get $key connect)"), ps $(msof "$(get $key ps)"), net ls $(msof "$(get $key netls)"), net inspect $(msof "$(get $key netinspect)"), dns $(get $key dns) us, rss $(get $key rss) MB, fds $(get $key fds), nft $(get $key rules)/$(get $key elems), restart $(msof "$(get $key restart)") ms"
 }
 # median run -d latency (us) of the 5 runs ending at k (runs 1..5 for k < 5)
-window_median() { # engine phase k
+window_median() { # engine phase k [runs|creates]
   local lo=$(( $3 - 4 )) hi=$3; [ $lo -lt 1 ] && { lo=1; hi=5; }
-  awk -v lo=$lo -v hi=$hi '$1>=lo && $1<=hi {print $2}' "$D/res/$1.$2.runs" 2>/dev/null | median
+  awk -v lo=$lo -v hi=$hi '$1>=lo && $1<=hi {print $2}' "$D/res/$1.$2.${4:-runs}" 2>/dev/null | median
 }
 is_check() { local c; for c in $CHECKS; do [ "$1" = "$c" ] && return 0; done; return 1; }
 
@@ -388,7 +389,7 @@ row() { # label metric format(ms|n) phase checkpoints...
   local label=$1 m=$2 f=$3 ph=$4; shift 4
   local line="| $label |" e k v
   for e in nl dk; do for k in "$@"; do
-    if [ "$m" = run ]; then v=$(window_median $e $ph $k); else v=$(get $e.$ph.$k $m); fi
+    case $m in run) v=$(window_median $e $ph $k);; create) v=$(window_median $e $ph $k creates);; *) v=$(get $e.$ph.$k $m);; esac
     [ "$f" = ms ] && v=$(msof "$v")
     [ "$f" = dns ] && v=$(awk -v u="$v" 'BEGIN{ if (u=="-"||u<0) print "-"; else print u }')
     line+=" $v |"
@@ -404,6 +405,7 @@ table_for() { # phase title count
   local h="| metric |"; for e in netloom docker; do for c in "${cs[@]}"; do h+=" $e @$c |"; done; done
   echo "$h"; echo "|---|$(for _ in 1 2 3 4 5 6 7 8; do echo -n '---:|'; done)"
   row "run -d (ms, median of 5)" run ms $ph "${cs[@]}"
+  [ $ph = B ] && row "network create (ms, median of 5)" create ms $ph "${cs[@]}"
   row "network connect (ms)" connect ms $ph "${cs[@]}"
   row "ps (ms)" ps ms $ph "${cs[@]}"
   row "network ls (ms)" netls ms $ph "${cs[@]}"

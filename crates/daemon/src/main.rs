@@ -9,6 +9,7 @@ mod config;
 mod controller;
 mod error;
 mod limits;
+mod memory;
 mod nofile;
 
 use std::os::unix::fs::PermissionsExt;
@@ -26,6 +27,7 @@ fn main() {
     }
     // Before any thread or descriptor: the soft open-file limit up to the hard one
     // (what dockerd's unit does with LimitNOFILE=); children get the original back.
+    memory::tune();
     let nofile = nofile::raise();
     if let Ok(n) = &nofile {
         netloom_runtime::set_child_nofile(n.original_soft);
@@ -112,6 +114,10 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
     let socket = cfg.socket.clone();
     let group = cfg.group.clone();
     let ctl = controller::Controller::start(cfg, store).await?;
+    // Reconciliation allocated for every container at once: give it back, and keep
+    // giving back what bursts of requests free.
+    memory::trim();
+    memory::spawn_trimmer();
 
     if let Some(dir) = socket.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;

@@ -8,7 +8,9 @@
 //!
 //! Near the limit, a start is refused before anything is made ([`headroom`]): the last
 //! [`RESERVE`] descriptors stay for API connections and for the work in flight, so the
-//! daemon always remains reachable to remove containers.
+//! daemon always remains reachable to remove containers. Counting the open descriptors
+//! costs a read of `/proc/self/fd`, which grows with every container: it is done only
+//! when an upper bound kept since the last count reaches half the limit.
 
 use std::io;
 
@@ -82,15 +84,39 @@ pub fn open_count() -> io::Result<u64> {
     Ok(n.saturating_sub(1))
 }
 
+/// Descriptors one container start may add for good (DNS UDP + TCP, the shim's pidfd),
+/// with one to spare.
+const PER_START: u64 = 4;
+
+/// An upper bound of the descriptors open after the starts admitted since the last
+/// count (`u64::MAX`: unknown). Counting means reading `/proc/self/fd`, whose cost grows
+/// with every container, so the count is taken again only in the upper half of the
+/// limit; below it, each start adds [`PER_START`] to the bound (descriptors closed
+/// meanwhile only make it looser).
+static BOUND: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(u64::MAX);
+
 /// Refuses new long-lived work (a container start) when fewer than [`RESERVE`]
 /// descriptors are left under the soft limit. The error names the limit and the fix.
 pub fn headroom(what: &str) -> Result<(), String> {
-    let (Ok(lim), Ok(open)) = (get(), open_count()) else {
-        return Ok(());
-    };
-    if lim.rlim_cur == libc::RLIM_INFINITY || open.saturating_add(RESERVE) <= lim.rlim_cur {
+    use std::sync::atomic::Ordering;
+    let Ok(lim) = get() else { return Ok(()) };
+    if lim.rlim_cur == libc::RLIM_INFINITY {
         return Ok(());
     }
+    let bound = BOUND.load(Ordering::Relaxed);
+    let open = if bound < lim.rlim_cur / 2 {
+        bound
+    } else {
+        match open_count() {
+            Ok(n) => n,
+            Err(_) => return Ok(()),
+        }
+    };
+    if open.saturating_add(RESERVE) <= lim.rlim_cur {
+        BOUND.store(open.saturating_add(PER_START), Ordering::Relaxed);
+        return Ok(());
+    }
+    BOUND.store(open, Ordering::Relaxed);
     Err(format!(
         "cannot start {what}: netloomd is at its open-file limit ({open} of {} descriptors \
          in use, each running container holds 3): raise the limit netloomd starts with \
