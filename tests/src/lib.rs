@@ -286,6 +286,8 @@ pub struct Daemon {
     pub env: Vec<(String, String)>,
     /// Extra netloomd flags, passed on every (re)start.
     pub extra_args: Vec<String>,
+    /// `RLIMIT_NOFILE` (soft, hard) netloomd starts with (None: the test's own).
+    pub nofile: Option<(u64, u64)>,
 }
 
 /// Starts a daemon for a test, or returns `None` (after printing `SKIP:`)
@@ -387,6 +389,7 @@ fn unstarted_daemon_with(
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         extra_args: Vec::new(),
+        nofile: None,
     })
 }
 
@@ -424,6 +427,23 @@ impl Daemon {
             cmd.arg("--cluster-store").arg(etcd.url());
         }
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        if let Some((soft, hard)) = self.nofile {
+            use std::os::unix::process::CommandExt;
+            let lim = libc::rlimit {
+                rlim_cur: soft,
+                rlim_max: hard,
+            };
+            // SAFETY: between fork and exec only setrlimit(2), which is async-signal-safe,
+            // runs; `lim` is a plain value copied into the closure.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         let child = cmd
             .env("RUST_BACKTRACE", "0")
             .stdin(Stdio::null())
@@ -490,9 +510,36 @@ impl Daemon {
         }
     }
 
-    /// The daemon's pid, while it runs.
+    /// The daemon's pid, while it runs (nsenter execs netloomd in place).
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
+    }
+
+    /// netloomd's resident memory (`VmRSS`, kB).
+    #[track_caller]
+    pub fn rss_kb(&self) -> u64 {
+        let pid = self.pid().expect("daemon running");
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("VmRSS in /proc/<pid>/status")
+    }
+
+    /// What netloomd's open descriptors are (`readlink /proc/<pid>/fd/*`).
+    #[track_caller]
+    pub fn fds(&self) -> Vec<String> {
+        let pid = self.pid().expect("daemon running");
+        let mut v: Vec<String> = fs::read_dir(format!("/proc/{pid}/fd"))
+            .expect("list fds")
+            .flatten()
+            .filter_map(|e| fs::read_link(e.path()).ok())
+            .map(|p| p.display().to_string())
+            .collect();
+        v.sort();
+        v
     }
 
     /// Graceful stop (SIGTERM).

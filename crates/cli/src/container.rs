@@ -847,16 +847,45 @@ where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = Result<()>>,
 {
+    each_name_in(names, 1, op, |_| true).await
+}
+
+/// How many requests `stop`, `kill` and `rm` of several containers have in flight at
+/// once (docker's CLI runs the same commands 50 at a time).
+const PARALLEL: usize = 50;
+
+/// Runs `op` on every name, `parallel` at a time, and reports each name (its result
+/// printed in the order given, as docker does). An error for which `fails` is false
+/// is printed but does not make the exit status non-zero. A daemon that cannot be
+/// reached ends the command at once.
+async fn each_name_in<F, Fut>(
+    names: &[String],
+    parallel: usize,
+    op: F,
+    fails: impl Fn(&anyhow::Error) -> bool,
+) -> Result<i32>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    use futures::StreamExt;
+    let mut results =
+        futures::stream::iter(names.iter().map(|n| op(n.clone()))).buffered(parallel.max(1));
     let mut code = 0;
     for n in names {
-        match op(n.clone()).await {
+        let Some(res) = results.next().await else {
+            break;
+        };
+        match res {
             Ok(()) => outln(n),
             Err(e) => {
                 if e.downcast_ref::<ConnectError>().is_some() {
                     return Err(e);
                 }
                 eprintln!("{e:#}");
-                code = 1;
+                if fails(&e) {
+                    code = 1;
+                }
             }
         }
     }
@@ -954,7 +983,7 @@ async fn stop(client: &Client, a: StopArgs) -> Result<i32> {
         q.push(("t", t.to_string()));
     }
     let q = query(&q);
-    each_name(&a.names, |n| {
+    let op = |n: String| {
         let q = q.clone();
         async move {
             client
@@ -967,8 +996,8 @@ async fn stop(client: &Client, a: StopArgs) -> Result<i32> {
                 .map(|_| ())
                 .or_else(not_modified_ok)
         }
-    })
-    .await
+    };
+    each_name_in(&a.names, PARALLEL, op, |_| true).await
 }
 
 async fn kill(client: &Client, a: KillArgs) -> Result<i32> {
@@ -976,7 +1005,7 @@ async fn kill(client: &Client, a: KillArgs) -> Result<i32> {
         Some(sig) => query(&[("signal", sig.clone())]),
         None => String::new(),
     };
-    each_name(&a.names, |n| {
+    let op = |n: String| {
         let q = q.clone();
         async move {
             client
@@ -988,8 +1017,8 @@ async fn kill(client: &Client, a: KillArgs) -> Result<i32> {
                 .await
                 .map(|_| ())
         }
-    })
-    .await
+    };
+    each_name_in(&a.names, PARALLEL, op, |_| true).await
 }
 
 async fn rm(client: &Client, a: RmArgs) -> Result<i32> {
@@ -1001,26 +1030,21 @@ async fn rm(client: &Client, a: RmArgs) -> Result<i32> {
         q.push(("force", "1".to_string()));
     }
     let q = query(&q);
-    let mut code = 0;
-    for n in &a.names {
-        match client
-            .call(Method::DELETE, &format!("/containers/{}{q}", seg(n)), None)
-            .await
-        {
-            Ok(_) => outln(n),
-            Err(e) => {
-                if e.downcast_ref::<ConnectError>().is_some() {
-                    return Err(e);
-                }
-                eprintln!("{e:#}");
-                // Like docker: `rm -f` of a missing container is not a failure.
-                if !(a.force && daemon_status(&e) == Some(404)) {
-                    code = 1;
-                }
-            }
+    let op = |n: String| {
+        let q = q.clone();
+        async move {
+            client
+                .call(Method::DELETE, &format!("/containers/{}{q}", seg(&n)), None)
+                .await
+                .map(|_| ())
         }
-    }
-    Ok(code)
+    };
+    // Like docker: `rm -f` of a missing container is not a failure.
+    let force = a.force;
+    each_name_in(&a.names, PARALLEL, op, |e| {
+        !(force && daemon_status(e) == Some(404))
+    })
+    .await
 }
 
 const PS_TABLE: &str =

@@ -117,6 +117,8 @@ pub(crate) struct Veth<'a> {
     pub host: &'a str,
     /// Index of the bridge the host side joins.
     pub bridge: u32,
+    /// Name of that bridge (for the message when it is full).
+    pub bridge_name: &'a str,
     /// MTU of both ends.
     pub mtu: u32,
     /// The alias marking netloom's links.
@@ -146,9 +148,15 @@ pub(crate) async fn plug_veth(
         veth.alias,
     )
     .await
-    .map_err(kerr(format!(
-        "create {ctx} in sandbox {}",
-        sb.key.display()
-    )))?;
+    .map_err(|e| match e {
+        // The kernel unregisters the new pair itself when the bridge refuses it
+        // (rtnl_newlink: out_unregister), so nothing is left to undo.
+        KernelError::Full { .. } => DriverError::Conflict(format!(
+            "cannot connect {ctx}: bridge {} has no free port (the kernel allows {} interfaces per bridge); connect the container to another network, or spread the containers over several networks",
+            veth.bridge_name,
+            crate::bridge::BRIDGE_MAX_PORTS
+        )),
+        e => kerr(format!("create {ctx} in sandbox {}", sb.key.display()))(e),
+    })?;
     configure(sb, ep, ctx, setup, kerr).await
 }

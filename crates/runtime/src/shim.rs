@@ -91,6 +91,7 @@ pub fn start(spec: &ContainerSpec) -> Result<Spawned, RuntimeError> {
     let mut child = Command::new(&exe)
         .arg(SHIM_ARG)
         .arg(&spec_path)
+        .envs(crate::child_nofile_env())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -163,7 +164,18 @@ fn read_line_timeout(fd: OwnedFd, timeout: Duration) -> Result<String, String> {
 /// gone (or whose pid was reused, per `shim_start_time`; 0 skips that check)
 /// resolves at once.
 pub async fn wait_exit(shim_pid: i32, shim_start_time: u64, state_dir: &Path) -> ExitInfo {
-    if let Some(fd) = pidfd_open(shim_pid) {
+    let pidfd = pidfd_open(shim_pid);
+    if pidfd.is_none() && shim_start_time != 0 {
+        // No pidfd (the daemon is out of descriptors, or the kernel predates 5.3): the
+        // shim may well be alive, so watch /proc instead of declaring it gone.
+        if crate::is_alive(shim_pid, shim_start_time) {
+            tracing::warn!(shim_pid, "cannot open a pidfd on the shim, polling /proc");
+        }
+        while crate::is_alive(shim_pid, shim_start_time) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    if let Some(fd) = pidfd {
         let same = shim_start_time == 0 || proc_start_time(shim_pid) == Some(shim_start_time);
         if same {
             // SAFETY: `fd` is an OwnedFd moved into the AsyncFd: it stays open
@@ -221,6 +233,7 @@ fn report(r: &ShimReport) {
 /// Entry point of `__netloom-shim <spec.json>` (the intermediate process P1).
 pub(crate) fn run_shim(spec_path: Option<PathBuf>) -> i32 {
     close_fds_except(&[]);
+    crate::apply_child_nofile();
     let spec = match load_spec(spec_path) {
         Ok(s) => s,
         Err(e) => {

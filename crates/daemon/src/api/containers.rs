@@ -237,6 +237,16 @@ pub async fn create(
 
 /// `POST /containers/{id}/start`.
 pub async fn start(State(ctl): State<Ctl>, Path(id): Path<String>) -> ApiResult<Response> {
+    // Near the open-file limit nothing is started (and nothing made); starting a
+    // running container changes nothing, so it still answers 304.
+    if let Err(m) = crate::nofile::headroom(&format!("container {id}"))
+        && !ctl
+            .inspect_container(&id)
+            .await
+            .is_ok_and(|v| v.container.is_running())
+    {
+        return Err(CtlError::unavailable(m).into());
+    }
     match ctl.start_container(&id).await? {
         StartOutcome::Started => Ok(StatusCode::NO_CONTENT.into_response()),
         StartOutcome::AlreadyRunning => Ok(StatusCode::NOT_MODIFIED.into_response()),

@@ -12,6 +12,11 @@ use tracing::debug;
 
 pub use config::{BridgeConfig, OPT_BRIDGE_NAME, OPT_ENABLE_ICC, OPT_ENABLE_MASQ, OPT_MTU};
 
+/// How many ports a Linux bridge takes: port numbers are 10 bits and 0 is reserved
+/// (`BR_MAX_PORTS`, `find_portno` in net/bridge/br_if.c:
+/// https://elixir.bootlin.com/linux/v6.1/source/net/bridge/br_if.c#L332).
+pub const BRIDGE_MAX_PORTS: u32 = 1023;
+
 /// The bridge driver.
 pub struct BridgeDriver {
     nl: Netlink,
@@ -194,6 +199,7 @@ impl Driver for BridgeDriver {
         let veth = crate::sandbox::Veth {
             host: &host,
             bridge: br.index,
+            bridge_name: &net.iface,
             mtu: net.mtu,
             alias: &self.alias,
         };

@@ -355,6 +355,7 @@ impl Driver for OverlayDriver {
         let veth = crate::sandbox::Veth {
             host: &host,
             bridge: br.index,
+            bridge_name: &br.name,
             mtu: br.mtu,
             alias: &self.node.alias,
         };
