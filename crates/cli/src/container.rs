@@ -51,6 +51,8 @@ pub enum ContainerCmd {
     Exec(ExecArgs),
     /// Remove all stopped containers
     Prune(PruneArgs),
+    /// Rename a container
+    Rename(crate::rename::RenameArgs),
 }
 
 /// Flags of `run` and `create`.
@@ -393,6 +395,7 @@ pub async fn run_cmd(client: &Client, cmd: ContainerCmd) -> Result<i32> {
         ContainerCmd::Port(a) => port(client, a).await,
         ContainerCmd::Exec(a) => exec(client, a).await,
         ContainerCmd::Prune(a) => prune(client, a).await,
+        ContainerCmd::Rename(a) => crate::rename::rename(client, a).await,
     }
 }
 

@@ -20,6 +20,7 @@ mod image_io;
 mod network;
 mod ports;
 mod pull;
+mod rename;
 mod runopts;
 mod stream;
 mod swarm;
@@ -82,6 +83,8 @@ enum Command {
     Inspect(container::InspectArgs),
     /// Fetch the logs of a container
     Logs(container::LogsArgs),
+    /// Rename a container
+    Rename(rename::RenameArgs),
     /// List port mappings or a specific mapping for the container
     Port(container::PortArgs),
     /// List images
@@ -145,6 +148,7 @@ async fn dispatch(client: &Client, cmd: Command) -> anyhow::Result<i32> {
         Command::Rm(a) => container::run_cmd(client, ContainerCmd::Rm(a)).await,
         Command::Inspect(a) => container::inspect(client, a).await,
         Command::Logs(a) => container::run_cmd(client, ContainerCmd::Logs(a)).await,
+        Command::Rename(a) => rename::rename(client, a).await,
         Command::Port(a) => container::run_cmd(client, ContainerCmd::Port(a)).await,
         Command::Images(a) => image::ls(client, a).await,
         Command::Import(a) => image::run(client, ImageCmd::Import(a)).await,

@@ -4,11 +4,13 @@
 
 mod body;
 mod containers;
+mod events_filter;
 mod exec;
 mod hostconfig;
 mod image_io;
 mod images;
 mod networks;
+mod rename;
 mod stats;
 mod stream;
 mod swarm;
@@ -223,6 +225,7 @@ pub fn router(ctl: Ctl, swarm: Arc<crate::cluster::Swarm>) -> Router {
         .route("/containers/{id}/stop", post(containers::stop))
         .route("/containers/{id}/restart", post(containers::restart))
         .route("/containers/{id}/kill", post(containers::kill))
+        .route("/containers/{id}/rename", post(rename::rename))
         .route("/containers/{id}/wait", post(containers::wait))
         .route("/containers/{id}/logs", get(containers::logs))
         .route("/containers/{id}/attach", post(containers::attach))

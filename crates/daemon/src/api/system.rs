@@ -244,27 +244,6 @@ pub fn parse_event_time(
     )))
 }
 
-/// moby's `FuzzyMatch`: no filter for `key`, or a value that prefixes `source`.
-fn fuzzy(f: &BTreeMap<String, Vec<String>>, key: &str, source: &str) -> bool {
-    match f.get(key) {
-        None => true,
-        Some(vals) => vals.iter().any(|v| source.starts_with(v.as_str())),
-    }
-}
-
-/// Does `ev` pass the `/events` filters (moby's rules: type and event exact; container,
-/// network and image match the actor's ID or `name` attribute by prefix)?
-pub fn event_matches(f: &BTreeMap<String, Vec<String>>, ev: &crate::controller::Event) -> bool {
-    let exact = |key: &str, v: &str| f.get(key).is_none_or(|l| l.iter().any(|x| x == v));
-    let name = ev.attributes.get("name").map(String::as_str).unwrap_or("");
-    let by_name = |key: &str| fuzzy(f, key, &ev.id) || (!name.is_empty() && fuzzy(f, key, name));
-    exact("type", ev.kind)
-        && exact("event", ev.action)
-        && by_name("container")
-        && by_name("network")
-        && by_name("image")
-}
-
 fn event_json(ev: &crate::controller::Event) -> Bytes {
     let t = ev
         .time
@@ -278,13 +257,16 @@ fn event_json(ev: &crate::controller::Event) -> Bytes {
         "time": t.as_secs(),
         "timeNano": t.as_nanos() as u64,
     });
-    if ev.kind == "container" {
-        // Docker's deprecated top-level fields, still sent (and read by older clients).
+    if ev.kind == "container" || ev.kind == "image" {
+        // Docker's deprecated top-level fields, still sent (and read by older clients,
+        // docker-compose 1.29 among them).
         j["status"] = json!(ev.action);
         j["id"] = json!(ev.id);
-        if let Some(img) = ev.attributes.get("image") {
-            j["from"] = json!(img);
-        }
+    }
+    if ev.kind == "container"
+        && let Some(img) = ev.attributes.get("image")
+    {
+        j["from"] = json!(img);
     }
     let mut b = serde_json::to_vec(&j).unwrap_or_default();
     b.push(b'\n');
@@ -298,26 +280,8 @@ pub async fn events(
     State(ctl): State<Ctl>,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> ApiResult<Response> {
-    let f = body::filters(&q, &["type", "event", "container", "network", "image"])?;
-    for t in f.get("type").into_iter().flatten() {
-        if !matches!(
-            t.as_str(),
-            "container"
-                | "network"
-                | "image"
-                | "volume"
-                | "daemon"
-                | "plugin"
-                | "node"
-                | "service"
-                | "secret"
-                | "config"
-        ) {
-            return Err(
-                crate::error::CtlError::invalid(format!("invalid filter 'type={t}'")).into(),
-            );
-        }
-    }
+    let f = body::filters(&q, super::events_filter::ACCEPTED)?;
+    super::events_filter::check(&f)?;
     let now = std::time::SystemTime::now();
     let time = |k: &str| {
         q.get(k)
@@ -341,7 +305,7 @@ pub async fn events(
                 if until.is_some_and(|u| ev.time > u) {
                     return;
                 }
-                if event_matches(&f, ev) && tx.send(event_json(ev)).await.is_err() {
+                if super::events_filter::matches(&f, ev) && tx.send(event_json(ev)).await.is_err() {
                     return;
                 }
             }
@@ -365,7 +329,9 @@ pub async fn events(
                     if until.is_some_and(|u| ev.time > u) {
                         return;
                     }
-                    if event_matches(&f, &ev) && tx.send(event_json(&ev)).await.is_err() {
+                    if super::events_filter::matches(&f, &ev)
+                        && tx.send(event_json(&ev)).await.is_err()
+                    {
                         return;
                     }
                 }
@@ -413,32 +379,5 @@ mod tests {
         assert_eq!(p("2023-11-14T22:13:20Z"), Some(now));
         assert!(p("yesterday").is_none());
         assert!(p("1.2.3").is_none());
-    }
-
-    #[test]
-    fn moby_filter_rules() {
-        let ev = crate::controller::Event {
-            kind: "network",
-            action: "connect",
-            id: "abcdef0123".into(),
-            attributes: [("name".to_string(), "web".to_string())].into(),
-            time: SystemTime::now(),
-        };
-        let f = |pairs: &[(&str, &str)]| {
-            let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
-            for (k, v) in pairs {
-                m.entry(k.to_string()).or_default().push(v.to_string());
-            }
-            event_matches(&m, &ev)
-        };
-        assert!(f(&[]));
-        assert!(f(&[("type", "network"), ("event", "connect")]));
-        assert!(!f(&[("type", "container")]));
-        assert!(!f(&[("event", "conn")]));
-        assert!(f(&[("network", "abc")]));
-        assert!(f(&[("network", "we")]));
-        assert!(!f(&[("network", "other")]));
-        assert!(f(&[("network", "other"), ("network", "web")]));
-        assert!(!f(&[("container", "zzz")]));
     }
 }

@@ -375,6 +375,7 @@ impl Controller {
             )));
         }
         info!(container = %ctr.name, id = %short_id(&id), "container created");
+        self.remember_container(&ctr);
         self.emit(
             "container",
             "create",
@@ -684,6 +685,7 @@ impl Controller {
             &ctr.id,
             &[("name", ctr.name.clone())],
         );
+        self.forget_container_attrs(&ctr.id);
     }
 
     /// Detaches every endpoint of the container and removes its sandbox.

@@ -29,6 +29,7 @@
 
 pub mod containers;
 mod dns;
+mod event_attrs;
 mod exec;
 mod files;
 mod image_io;
@@ -37,6 +38,7 @@ pub mod networks;
 mod ports;
 mod pull;
 mod reconcile;
+mod rename;
 mod runspec;
 
 use std::collections::{BTreeMap, HashMap};
@@ -231,6 +233,8 @@ pub struct Controller {
     pub(crate) container_locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
     /// Containers with a start in progress (see [`Controller::mark_starting`]).
     pub(crate) starting: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Labels, image and name of each container, added to its events (event_attrs.rs).
+    pub(crate) container_attrs: event_attrs::AttrMap,
 }
 
 /// Marks a container's start in progress while alive (a drop guard, so that no early
@@ -355,6 +359,7 @@ impl Controller {
             recent_events: std::sync::Mutex::new(std::collections::VecDeque::new()),
             container_locks: std::sync::Mutex::new(HashMap::new()),
             starting: Default::default(),
+            container_attrs: Default::default(),
         });
         ctl.reconcile().await?;
         ctl.watch_firewall();
@@ -638,14 +643,18 @@ impl Controller {
         id: &str,
         attrs: &[(&str, String)],
     ) {
+        let mut attributes: BTreeMap<String, String> = attrs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        if kind == "container" {
+            self.add_container_attrs(id, &mut attributes);
+        }
         let ev = Event {
             kind,
             action,
             id: id.to_string(),
-            attributes: attrs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
+            attributes,
             time: std::time::SystemTime::now(),
         };
         // Record and send under the ring's lock, so that `events_since` sees every

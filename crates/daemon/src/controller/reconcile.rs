@@ -89,6 +89,7 @@ impl Controller {
             st.images.insert(i.id.clone(), i);
         }
         for c in containers {
+            self.remember_container(&c);
             st.containers.insert(c.id.clone(), c);
         }
         let mut stale_eps = Vec::new();
