@@ -25,6 +25,7 @@ mod runopts;
 mod stream;
 mod swarm;
 mod system;
+mod volume;
 
 use std::process::ExitCode;
 
@@ -112,6 +113,9 @@ enum Command {
     /// Manage networks
     #[command(subcommand)]
     Network(NetworkCmd),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(volume::VolumeCmd),
     /// Manage Swarm
     #[command(subcommand)]
     Swarm(swarm::SwarmCmd),
@@ -161,6 +165,7 @@ async fn dispatch(client: &Client, cmd: Command) -> anyhow::Result<i32> {
         Command::Container(c) => container::run_cmd(client, c).await,
         Command::Image(c) => image::run(client, c).await,
         Command::Network(c) => network::run(client, c).await,
+        Command::Volume(c) => volume::run(client, c).await,
         Command::Swarm(c) => swarm::run(client, c).await,
         Command::Node(c) => swarm::node(client, c).await,
         Command::Version(a) => system::version(client, a).await,

@@ -22,10 +22,13 @@ pub struct RuntimeOpts {
     /// Sysctl options (net.*, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*)
     #[arg(long, value_name = "KEY=VALUE")]
     pub sysctl: Vec<String>,
-    /// Bind mount a host directory (/host/dir:/container/dir[:ro|rw|z|Z|rprivate|rslave...])
-    #[arg(short = 'v', long = "volume", value_name = "HOST:CONTAINER[:OPTS]")]
+    /// Bind mount a host directory or a volume (/host/dir:/ctr[:ro|rw|rprivate|rslave...],
+    /// NAME:/ctr[:ro|nocopy] creating volume NAME if needed, or /ctr for an anonymous volume)
+    #[arg(short = 'v', long = "volume", value_name = "SOURCE:CONTAINER[:OPTS]")]
     pub volume: Vec<String>,
-    /// Attach a filesystem mount (type=bind,source=/host,target=/ctr[,readonly] or type=tmpfs,target=/ctr[,tmpfs-size=N])
+    /// Attach a filesystem mount (type=bind,source=/host,target=/ctr[,readonly],
+    /// type=volume,source=NAME,target=/ctr[,volume-opt=K=V,volume-label=K=V,volume-nocopy]
+    /// or type=tmpfs,target=/ctr[,tmpfs-size=N])
     #[arg(long, value_name = "MOUNT")]
     pub mount: Vec<String>,
     /// Mount a tmpfs directory (/path[:size=64m,mode=1777,...])
@@ -93,7 +96,18 @@ fn mount(spec: &str) -> Result<Value> {
     let mut m = Map::new();
     let mut bind = Map::new();
     let mut tmpfs = Map::new();
-    for field in spec.split(',') {
+    let mut volume = Map::new();
+    let mut vol_labels = Map::new();
+    let mut vol_driver = Map::new();
+    let mut vol_opts = Map::new();
+    let kv = |v: &str| -> Result<(String, String)> {
+        match v.split_once('=') {
+            Some((k, x)) if !k.is_empty() => Ok((k.to_string(), x.to_string())),
+            _ => bail!("invalid value {v:?} in --mount {spec:?}: use KEY=VALUE"),
+        }
+    };
+    for field in csv_fields(spec) {
+        let field = field.as_str();
         let (k, v) = field.split_once('=').unwrap_or((field, ""));
         match k {
             "type" => {
@@ -126,8 +140,22 @@ fn mount(spec: &str) -> Result<Value> {
                 })?;
                 tmpfs.insert("Mode".into(), json!(mode));
             }
+            "volume-nocopy" => {
+                volume.insert("NoCopy".into(), json!(truthy(v)?));
+            }
+            "volume-label" => {
+                let (k, x) = kv(v)?;
+                vol_labels.insert(k, json!(x));
+            }
+            "volume-driver" => {
+                vol_driver.insert("Name".into(), json!(v));
+            }
+            "volume-opt" => {
+                let (k, x) = kv(v)?;
+                vol_opts.insert(k, json!(x));
+            }
             _ => bail!(
-                "invalid field {k:?} in --mount {spec:?}: use type, source, target, readonly, bind-propagation, bind-nonrecursive, tmpfs-size, tmpfs-mode"
+                "invalid field {k:?} in --mount {spec:?}: use type, source, target, readonly, bind-propagation, bind-nonrecursive, tmpfs-size, tmpfs-mode, volume-driver, volume-label, volume-nocopy, volume-opt"
             ),
         }
     }
@@ -140,7 +168,41 @@ fn mount(spec: &str) -> Result<Value> {
     if !tmpfs.is_empty() {
         m.insert("TmpfsOptions".into(), Value::Object(tmpfs));
     }
+    if !vol_labels.is_empty() {
+        volume.insert("Labels".into(), Value::Object(vol_labels));
+    }
+    if !vol_opts.is_empty() {
+        vol_driver.insert("Options".into(), Value::Object(vol_opts));
+    }
+    if !vol_driver.is_empty() {
+        volume.insert("DriverConfig".into(), Value::Object(vol_driver));
+    }
+    if !volume.is_empty() {
+        m.insert("VolumeOptions".into(), Value::Object(volume));
+    }
     Ok(Value::Object(m))
+}
+
+/// The comma-separated fields of a `--mount` value, read as CSV like the docker CLI:
+/// a field in double quotes may hold commas (`"volume-opt=o=size=1m,uid=1000"`).
+fn csv_fields(spec: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = spec.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => out.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out
 }
 
 /// A `-v` value with a relative source (`./dir`) made absolute, as the docker CLI does.
@@ -290,5 +352,17 @@ mod tests {
         assert_eq!(hc["SecurityOpt"], json!(["no-new-privileges"]));
         assert_eq!(hc["MaskedPaths"], json!([]));
         assert!(mount("type=bind,bogus=1").is_err());
+        let v = mount(
+            r#"type=volume,source=v,target=/v,volume-nocopy,volume-label=a=b,"volume-opt=o=size=1m,uid=7",volume-opt=type=tmpfs"#,
+        );
+        assert_eq!(
+            v.ok(),
+            Some(
+                json!({"Type": "volume", "Source": "v", "Target": "/v", "VolumeOptions": {
+                "NoCopy": true, "Labels": {"a": "b"},
+                "DriverConfig": {"Options": {"o": "size=1m,uid=7", "type": "tmpfs"}}}})
+            )
+        );
+        assert!(mount("type=volume,target=/v,volume-opt=novalue").is_err());
     }
 }

@@ -276,6 +276,10 @@ pub struct Container {
     /// What the OCI runtime applies: security options, mounts, limits.
     #[serde(default)]
     pub host: HostOptions,
+    /// Volumes mounted into it (from `-v NAME:/path`, `--mount type=volume`, anonymous
+    /// `-v /path` and `Config.Volumes`), resolved at create.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<crate::VolumeMount>,
     /// Runtime state.
     #[serde(default)]
     pub state: ContainerState,
@@ -309,6 +313,10 @@ pub struct HostOptions {
     /// `Mounts` (`--mount`).
     #[serde(default)]
     pub mounts: Vec<MountPoint>,
+    /// `Config.Volumes`: container paths that get an anonymous volume (unless a bind or
+    /// mount covers them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anonymous_volumes: Vec<String>,
     /// `Tmpfs`: container path → options.
     #[serde(default)]
     pub tmpfs: BTreeMap<String, String>,
@@ -326,7 +334,7 @@ pub struct HostOptions {
 /// One `--mount` (`HostConfig.Mounts` entry).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct MountPoint {
-    /// `Type`: `bind` or `tmpfs`.
+    /// `Type`: `bind`, `tmpfs` or `volume`.
     pub typ: String,
     /// `Source`.
     #[serde(default)]
@@ -351,6 +359,18 @@ pub struct MountPoint {
     /// `TmpfsOptions.Mode`.
     #[serde(default)]
     pub tmpfs_mode: u32,
+    /// `VolumeOptions.NoCopy`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub volume_nocopy: bool,
+    /// `VolumeOptions.Labels` (a volume created on first use gets them).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub volume_labels: BTreeMap<String, String>,
+    /// `VolumeOptions.DriverConfig.Name`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub volume_driver: String,
+    /// `VolumeOptions.DriverConfig.Options`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub volume_opts: BTreeMap<String, String>,
 }
 
 /// One `--ulimit` (`HostConfig.Ulimits` entry); -1 is unlimited.

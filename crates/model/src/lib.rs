@@ -12,6 +12,7 @@ pub mod error;
 pub mod ids;
 pub mod network;
 pub mod ports;
+pub mod volume;
 
 pub use container::{
     Container, ContainerState, ContainerStatus, EndpointRequest, HostOptions, Image, ImageLayer,
@@ -21,3 +22,4 @@ pub use driver::{Capabilities, Driver, JoinInfo, SandboxInfo};
 pub use error::{DriverError, ErrorKind, ModelError};
 pub use ids::{is_valid_name, short_id};
 pub use network::{Endpoint, IpamPoolConfig, IpamSpec, Network, Scope};
+pub use volume::{LocalMount, Volume, VolumeMount};

@@ -44,6 +44,7 @@ mod shim;
 mod spec;
 pub mod stats;
 mod util;
+pub mod volume_mount;
 mod whiteout;
 
 pub use error::RuntimeError;

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use crate::oci::{MountSpec, RLIMITS, Resources, Rlimit, SeccompMode};
 
+pub mod volumes;
+
 /// What a refused option is: the message, ready for the user.
 pub type OptError = String;
 
@@ -38,19 +40,18 @@ fn must_be_absolute_dest(kind: &str, dest: &str) -> Result<(), OptError> {
     Ok(())
 }
 
-const NAMED_VOLUMES: &str =
-    "named volumes are not supported yet: use a bind mount with an absolute host path";
+/// What [`parse_bind`] and [`parse_mount`] say of a volume: callers resolve volumes
+/// first ([`volumes::parse_volume_bind`], [`volumes::parse_volume_mount`]).
+const NAMED_VOLUMES: &str = "a volume, not a host path: resolve it as a volume";
 
-/// Parses one `-v` / `HostConfig.Binds` entry: `/host:/ctr[:opts]`, with `opts` a
+/// Parses one host bind of `-v` / `HostConfig.Binds`: `/host:/ctr[:opts]`, with `opts` a
 /// comma-separated list of `ro`, `rw`, `z`, `Z` and a propagation mode.
 pub fn parse_bind(spec: &str) -> Result<MountSpec, OptError> {
     let bad = || format!("invalid volume specification: '{spec}'");
     let parts: Vec<&str> = spec.split(':').collect();
     let (src, dest, mode) = match parts.as_slice() {
         [dest] => {
-            return Err(format!(
-                "anonymous volumes are not supported yet ({dest}): use a bind mount with an absolute host path (-v /host/dir:{dest})"
-            ));
+            return Err(format!("{NAMED_VOLUMES} (-v {dest})"));
         }
         [src, dest] => (*src, *dest, ""),
         [src, dest, mode] => (*src, *dest, *mode),

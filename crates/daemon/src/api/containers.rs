@@ -332,13 +332,20 @@ pub async fn wait(
     Ok(resp)
 }
 
-/// `DELETE /containers/{id}?force=`.
+/// `DELETE /containers/{id}?force=&v=`.
 pub async fn remove(
     State(ctl): State<Ctl>,
     Path(id): Path<String>,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> ApiResult<Response> {
+    // `v=1` (`rm -v`): the container's anonymous volumes go with it.
+    let volumes = if body::qbool(&q, "v") {
+        ctl.inspect_container(&id).await?.container.volumes
+    } else {
+        Vec::new()
+    };
     ctl.remove_container(&id, body::qbool(&q, "force")).await?;
+    ctl.remove_anonymous_volumes(&volumes).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

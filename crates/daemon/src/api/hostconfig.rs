@@ -120,11 +120,11 @@ fn mounts(hc: &Value) -> Result<Vec<MountPoint>, CtlError> {
         }
         let bind = body::object(m, "BindOptions")?;
         let tmpfs = body::object(m, "TmpfsOptions")?;
-        if body::object(m, "VolumeOptions")?.is_some() {
-            return Err(CtlError::invalid(
-                "named volumes are not supported yet: use a bind mount with an absolute host path",
-            ));
-        }
+        let vol = body::object(m, "VolumeOptions")?;
+        let driver = vol
+            .map(|v| body::object(v, "DriverConfig"))
+            .transpose()?
+            .flatten();
         let target = match body::string(m, "Target")? {
             t if t.is_empty() => body::string(m, "Destination")?,
             t => t,
@@ -157,7 +157,33 @@ fn mounts(hc: &Value) -> Result<Vec<MountPoint>, CtlError> {
                 .unwrap_or(false),
             tmpfs_size: tmpfs.map(|t| int(t, "SizeBytes")).transpose()?.unwrap_or(0),
             tmpfs_mode: mode,
+            volume_nocopy: vol
+                .map(|v| body::boolean(v, "NoCopy"))
+                .transpose()?
+                .flatten()
+                .unwrap_or(false),
+            volume_labels: vol
+                .map(|v| body::string_map(v, "Labels"))
+                .transpose()?
+                .unwrap_or_default(),
+            volume_driver: driver
+                .map(|d| body::string(d, "Name"))
+                .transpose()?
+                .unwrap_or_default(),
+            volume_opts: driver
+                .map(|d| body::string_map(d, "Options"))
+                .transpose()?
+                .unwrap_or_default(),
         });
+        if let Some(last) = out.last()
+            && last.typ != "volume"
+            && vol.is_some_and(|v| v.as_object().is_some_and(|o| !o.is_empty()))
+        {
+            return Err(CtlError::invalid(format!(
+                "invalid mount config for type \"{}\": field VolumeOptions must not be specified",
+                last.typ
+            )));
+        }
     }
     Ok(out)
 }
@@ -182,26 +208,16 @@ fn ulimits(hc: &Value) -> Result<Vec<Ulimit>, CtlError> {
 /// Parses the runtime part of a create body (`HostConfig` and `Config.Volumes`).
 pub fn host_options(v: &Value, hc: &Value) -> Result<HostOptions, CtlError> {
     refuse_unsupported(hc)?;
-    match v.get("Volumes") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(m)) if m.is_empty() => {}
-        Some(Value::Object(m)) => {
-            let paths: Vec<&String> = m.keys().collect();
-            return Err(CtlError::invalid(format!(
-                "anonymous volumes are not supported yet ({}): use a bind mount with an absolute host path (-v /host/dir:/path)",
-                paths
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
+    // `Config.Volumes`: paths that get an anonymous volume unless a bind covers them.
+    let anonymous_volumes = match v.get("Volumes") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Object(m)) => m.keys().cloned().collect(),
         Some(_) => {
             return Err(CtlError::invalid(
                 "invalid request body: field Volumes must be an object",
             ));
         }
-    }
+    };
     let mut security_opt = body::strings(hc, "SecurityOpt")?;
     // The docker CLI sends empty MaskedPaths/ReadonlyPaths for
     // `--security-opt systempaths=unconfined`.
@@ -230,6 +246,7 @@ pub fn host_options(v: &Value, hc: &Value) -> Result<HostOptions, CtlError> {
         sysctls: body::string_map(hc, "Sysctls")?,
         binds: body::strings(hc, "Binds")?,
         mounts: mounts(hc)?,
+        anonymous_volumes,
         tmpfs,
         read_only_rootfs: body::boolean(hc, "ReadonlyRootfs")?.unwrap_or(false),
         ulimits: ulimits(hc)?,
@@ -287,10 +304,21 @@ mod tests {
             let e = host_options(&json!({}), &json!({f: v})).err();
             assert!(e.is_some_and(|e| e.message.contains(f)), "{f}");
         }
-        let e = host_options(&json!({"Volumes": {"/data": {}}}), &json!({})).err();
-        assert!(e.is_some_and(|e| {
-            e.message
-                .contains("anonymous volumes are not supported yet (/data)")
-        }));
+        let o = host_options(&json!({"Volumes": {"/data": {}}}), &json!({}))
+            .unwrap_or_else(|e| panic!("{}", e.message));
+        assert_eq!(o.anonymous_volumes, ["/data"]);
+        let m = json!({"Mounts": [{"Type": "volume", "Source": "v", "Target": "/v",
+            "VolumeOptions": {"NoCopy": true, "Labels": {"a": "b"},
+                "DriverConfig": {"Name": "local", "Options": {"type": "tmpfs", "device": "tmpfs"}}}}]});
+        let o = host_options(&json!({}), &m).unwrap_or_else(|e| panic!("{}", e.message));
+        assert!(o.mounts[0].volume_nocopy);
+        assert_eq!(o.mounts[0].volume_opts["type"], "tmpfs");
+        assert_eq!(o.mounts[0].volume_labels["a"], "b");
+        let bad = json!({"Mounts": [{"Type": "bind", "Source": "/", "Target": "/v",
+            "VolumeOptions": {"NoCopy": true}}]});
+        assert!(
+            host_options(&json!({}), &bad)
+                .is_err_and(|e| e.message.contains("VolumeOptions must not be specified"))
+        );
     }
 }

@@ -16,6 +16,7 @@ mod stream;
 mod swarm;
 mod system;
 mod view;
+mod volumes;
 
 use std::sync::Arc;
 
@@ -146,13 +147,8 @@ async fn not_implemented(req: Request) -> ApiError {
     )))
 }
 
-/// `GET /volumes/{name}`: netloom has no volumes, so none exists. A 404 (not a 501)
-/// lets `docker inspect NAME` try the next object type and end with `No such object`.
-async fn no_such_volume(axum::extract::Path(name): axum::extract::Path<String>) -> ApiError {
-    ApiError(CtlError::not_found(format!("get {name}: no such volume")))
-}
-
-/// `GET /plugins/{name}/json`: netloom has no managed plugins (see `no_such_volume`).
+/// `GET /plugins/{name}/json`: netloom has no managed plugins. A 404 (not a 501) lets
+/// `docker inspect NAME` try the next object type and end with `No such object`.
 async fn no_such_plugin(axum::extract::Path(name): axum::extract::Path<String>) -> ApiError {
     ApiError(CtlError::not_found(format!("plugin {name:?} not found")))
 }
@@ -247,9 +243,14 @@ pub fn router(ctl: Ctl, swarm: Arc<crate::cluster::Swarm>) -> Router {
                 .post(images::post_sub)
                 .delete(images::remove),
         )
+        .route("/volumes", get(volumes::list))
+        .route("/volumes/create", post(volumes::create))
+        .route("/volumes/prune", post(volumes::prune))
         .route(
             "/volumes/{name}",
-            get(no_such_volume).fallback(not_implemented),
+            get(volumes::inspect)
+                .delete(volumes::remove)
+                .fallback(not_implemented),
         )
         .route("/plugins/{name}/json", get(no_such_plugin))
         .fallback(not_implemented)

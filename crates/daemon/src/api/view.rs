@@ -388,7 +388,11 @@ pub fn container_inspect(v: &ContainerView, api: (u32, u32)) -> Value {
             "Env": c.env,
             "Cmd": c.cmd,
             "Image": c.image,
-            "Volumes": Value::Null,
+            "Volumes": if c.host.anonymous_volumes.is_empty() {
+                Value::Null
+            } else {
+                Value::Object(c.host.anonymous_volumes.iter().map(|p| (p.clone(), json!({}))).collect())
+            },
             "WorkingDir": c.working_dir,
             "Entrypoint": if c.entrypoint.is_empty() { Value::Null } else { json!(c.entrypoint) },
             "OnBuild": Value::Null,
@@ -414,7 +418,7 @@ pub fn container_inspect(v: &ContainerView, api: (u32, u32)) -> Value {
             "MacAddress": primary.map(|e| e.mac.clone()).unwrap_or_default(),
             "Networks": networks_of(v, legacy_aliases),
         },
-        "Mounts": mounts_of(c),
+        "Mounts": mounts_of(c, &v.volumes_root),
     });
     if let Some(Value::Object(hc)) = out.get_mut("HostConfig")
         && let Value::Object(extra) = host_config_defaults(c)
@@ -673,12 +677,26 @@ fn mount_json(m: &netloom_model::MountPoint) -> Value {
     if m.typ == "tmpfs" && (m.tmpfs_size != 0 || m.tmpfs_mode != 0) {
         v["TmpfsOptions"] = json!({"SizeBytes": m.tmpfs_size, "Mode": m.tmpfs_mode});
     }
+    if m.typ == "volume"
+        && (m.volume_nocopy
+            || !m.volume_labels.is_empty()
+            || !m.volume_driver.is_empty()
+            || !m.volume_opts.is_empty())
+    {
+        v["VolumeOptions"] = json!({"NoCopy": m.volume_nocopy, "Labels": m.volume_labels,
+            "DriverConfig": {"Name": m.volume_driver, "Options": m.volume_opts}});
+    }
     v
 }
 
-/// The inspect `Mounts` list: bind mounts (`-v`, `--mount type=bind`) and tmpfs.
-fn mounts_of(c: &netloom_model::Container) -> Value {
+/// The inspect `Mounts` list: volumes, bind mounts (`-v`, `--mount type=bind`) and tmpfs.
+fn mounts_of(c: &netloom_model::Container, volumes_root: &std::path::Path) -> Value {
     let mut out = Vec::new();
+    for m in &c.volumes {
+        out.push(json!({"Type": "volume", "Name": m.name,
+            "Source": volumes_root.join(&m.name).join("_data"), "Destination": m.destination,
+            "Driver": "local", "Mode": m.mode, "RW": !m.read_only, "Propagation": ""}));
+    }
     for b in &c.host.binds {
         if let Ok(netloom_runtime::oci::MountSpec::Bind {
             source,
@@ -693,7 +711,7 @@ fn mounts_of(c: &netloom_model::Container) -> Value {
                 "RW": !read_only, "Propagation": if propagation.is_empty() { "rprivate".to_string() } else { propagation }}));
         }
     }
-    for m in &c.host.mounts {
+    for m in c.host.mounts.iter().filter(|m| m.typ != "volume") {
         let prop = if m.typ == "bind" && m.propagation.is_empty() {
             "rprivate"
         } else {

@@ -121,6 +121,8 @@ pub struct ContainerView {
     pub resolv_path: PathBuf,
     /// Generated hostname file.
     pub hostname_path: PathBuf,
+    /// Where its volumes' directories are (`<data-root>/volumes`).
+    pub volumes_root: PathBuf,
 }
 
 /// What `start` did.
@@ -292,6 +294,7 @@ impl Controller {
             stdin_once: req.stdin_once,
             console_size: req.console_size.filter(|[h, w]| *h > 0 && *w > 0),
             host: req.host.clone(),
+            volumes: Vec::new(),
             state: ContainerState::default(),
         };
         self.check_host_options(&ctr)?;
@@ -364,6 +367,7 @@ impl Controller {
         }
         ctr.networks = networks;
         ctr.network_order = order;
+        self.resolve_volumes(&mut st, &mut ctr).await?;
         self.commit(vec![put(format!("{}{}", keys::CONTAINER, id), &ctr)?])
             .await?;
         if let Err(e) = std::fs::create_dir_all(self.container_dir(&id)) {
@@ -609,6 +613,7 @@ impl Controller {
             Err(e) => warn!(container = %ctr.name, error = %e, "cannot record exit"),
         }
         st.containers.insert(id.to_string(), updated.clone());
+        self.release_volumes(&st, &updated);
         if had_ports && let Err(e) = self.sync_firewall(&mut st, false).await {
             warn!(container = %ctr.name, error = %e, "cannot remove published ports");
         }
@@ -657,6 +662,9 @@ impl Controller {
             return;
         }
         st.containers.remove(&ctr.id);
+        if ctr.auto_remove {
+            self.remove_anonymous_locked(st, &ctr.volumes).await;
+        }
         st.execs.retain(|_, e| e.container_id != ctr.id);
         self.forget_container_lock(&ctr.id);
         let dir = self.container_dir(&ctr.id);
@@ -1516,6 +1524,7 @@ impl Controller {
             hosts_path: dir.join("hosts"),
             resolv_path: dir.join("resolv.conf"),
             hostname_path: dir.join("hostname"),
+            volumes_root: self.cfg.data_root.join("volumes"),
         }
     }
 

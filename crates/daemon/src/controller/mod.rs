@@ -40,6 +40,8 @@ mod pull;
 mod reconcile;
 mod rename;
 mod runspec;
+mod volume_mounts;
+pub mod volumes;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -64,6 +66,7 @@ pub use images::normalize_ref;
 pub(crate) use images::reg_err;
 pub use networks::{ConnectRequest, NetworkCreate, NetworkFilter, NetworkView, created_unix};
 pub use pull::PullRequest;
+pub use volumes::{VolumeCreate, VolumeFilter, VolumeView};
 
 /// Store key prefixes.
 pub(crate) mod keys {
@@ -134,6 +137,8 @@ pub(crate) struct State {
     /// Networks whose removal waits for a plugin (`DeleteNetwork`, IPAM releases run
     /// without the lock): nothing may attach to them, a second removal is refused.
     pub removing_networks: std::collections::BTreeSet<String>,
+    /// Volumes by name (volumes.rs).
+    pub volumes: BTreeMap<String, netloom_model::Volume>,
 }
 
 /// The state lock as held by one request, which may let go of it around plugin calls
@@ -344,6 +349,7 @@ impl Controller {
                 pending_networks: BTreeMap::new(),
                 busy_networks: BTreeMap::new(),
                 removing_networks: Default::default(),
+                volumes: BTreeMap::new(),
             }),
             plugins: netloom_drivers::remote::Plugins::new(cfg.plugins.clone(), nl.clone()),
             cfg,

@@ -88,6 +88,7 @@ impl Controller {
         for i in images {
             st.images.insert(i.id.clone(), i);
         }
+        self.load_volumes(&mut st).await?;
         for c in containers {
             self.remember_container(&c);
             st.containers.insert(c.id.clone(), c);

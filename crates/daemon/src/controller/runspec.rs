@@ -20,8 +20,13 @@ struct Parsed {
     resources: Resources,
 }
 
-/// Checks `host` with Docker's rules; the message is the user's.
-fn parse(host: &HostOptions, host_network: bool) -> Result<Parsed, String> {
+/// Checks `host` with Docker's rules; the message is the user's. `volumes` are the
+/// bundle's binds of the container's volumes (volume_mounts.rs).
+fn parse(
+    host: &HostOptions,
+    host_network: bool,
+    volumes: Vec<MountSpec>,
+) -> Result<Parsed, String> {
     let sec = options::parse_security_opts(&host.security_opt)?;
     let security = Security {
         privileged: host.privileged,
@@ -39,9 +44,11 @@ fn parse(host: &HostOptions, host_network: bool) -> Result<Parsed, String> {
     }
     let mut mounts = Vec::new();
     for b in &host.binds {
-        mounts.push(options::parse_bind(b)?);
+        if options::volumes::parse_volume_bind(b)?.is_none() {
+            mounts.push(options::parse_bind(b)?);
+        }
     }
-    for m in &host.mounts {
+    for m in host.mounts.iter().filter(|m| m.typ != "volume") {
         mounts.push(options::parse_mount(&options::MountRequest {
             typ: m.typ.clone(),
             source: m.source.clone(),
@@ -57,7 +64,11 @@ fn parse(host: &HostOptions, host_network: bool) -> Result<Parsed, String> {
     for (path, opts) in &host.tmpfs {
         mounts.push(options::parse_tmpfs(path, opts)?);
     }
+    mounts.extend(volumes);
     options::check_duplicates(&mounts)?;
+    // Parents before children, as Docker sorts them: `-v /h:/data/sub` over a volume at
+    // `/data` stays visible.
+    mounts.sort_by_key(|m| std::path::Path::new(m.destination()).components().count());
     // The shim's mount namespace is a slave of the host's: a mount made inside the
     // container cannot propagate back.
     for m in &mounts {
@@ -137,7 +148,9 @@ impl Controller {
                 ctr.host.runtime
             )));
         }
-        parse(&ctr.host, ctr.network_mode == "host").map_err(CtlError::invalid)?;
+        let volumes =
+            super::volume_mounts::placeholder_binds(&ctr.host).map_err(CtlError::invalid)?;
+        parse(&ctr.host, ctr.network_mode == "host", volumes).map_err(CtlError::invalid)?;
         Ok(())
     }
 
@@ -151,7 +164,13 @@ impl Controller {
         sandbox: Option<PathBuf>,
         wait_attach: bool,
     ) -> CtlResult<netloom_runtime::ContainerSpec> {
-        let p = parse(&ctr.host, ctr.network_mode == "host").map_err(CtlError::invalid)?;
+        let image_rootfs = self
+            .paths
+            .images
+            .join(image.id.trim_start_matches("sha256:"))
+            .join("rootfs");
+        let volumes = self.volume_binds(ctr, &image_rootfs)?;
+        let p = parse(&ctr.host, ctr.network_mode == "host", volumes).map_err(CtlError::invalid)?;
         // As Docker: a missing `-v` source is created as a directory (a `--mount`
         // source must exist, unless it asks for bind-create-mountpoint).
         for m in &p.mounts {
@@ -196,11 +215,7 @@ impl Controller {
             netloom_runtime::oci::build_spec(&opts).map_err(|e| CtlError::invalid(strip(&e)))?;
         Ok(netloom_runtime::ContainerSpec {
             id: ctr.id.clone(),
-            image_rootfs: self
-                .paths
-                .images
-                .join(image.id.trim_start_matches("sha256:"))
-                .join("rootfs"),
+            image_rootfs,
             layer_dir,
             state_dir: self.paths.run.join(&ctr.id),
             log_path: self.log_path(&ctr.id),
@@ -215,7 +230,7 @@ impl Controller {
 
     /// The confinement of `ctr` (for its exec sessions).
     pub(crate) fn container_security(&self, ctr: &Container) -> CtlResult<Security> {
-        parse(&ctr.host, ctr.network_mode == "host")
+        parse(&ctr.host, ctr.network_mode == "host", Vec::new())
             .map(|p| p.security)
             .map_err(CtlError::invalid)
     }

@@ -21,10 +21,8 @@ fn binds() {
         parse_bind("/a:/b:ro,rw"),
         Err("invalid mode: ro,rw".to_string())
     );
-    assert!(
-        parse_bind("data:/b").is_err_and(|e| e.starts_with("named volumes are not supported yet"))
-    );
-    assert!(parse_bind("/data").is_err_and(|e| e.contains("anonymous volumes")));
+    assert!(parse_bind("data:/b").is_err_and(|e| e.starts_with("a volume, not a host path")));
+    assert!(parse_bind("/data").is_err_and(|e| e.contains("a volume, not a host path")));
     assert!(parse_bind("/a:b").is_err_and(|e| e.contains("mount path must be absolute")));
     assert!(parse_bind("/a:/").is_err_and(|e| e.contains("destination can't be '/'")));
     assert!(parse_bind("/a:/b:ro:x").is_err_and(|e| e.contains("invalid volume specification")));
@@ -82,7 +80,7 @@ fn mounts() {
             source: "v".into(),
             ..tmpfs.clone()
         })
-        .is_err_and(|e| e.starts_with("named volumes are not supported yet"))
+        .is_err_and(|e| e.starts_with("a volume, not a host path"))
     );
     assert!(
         parse_mount(&MountRequest {
