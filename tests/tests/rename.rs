@@ -41,7 +41,10 @@ fn rename_moves_dns_names_on_every_network() {
         both.contains(&ip_a) && both.contains(&ip_b),
         "old -> {both:?}"
     );
-    assert_eq!(resolve(&d, "peer", "old.ren_b"), std::slice::from_ref(&ip_b));
+    assert_eq!(
+        resolve(&d, "peer", "old.ren_b"),
+        std::slice::from_ref(&ip_b)
+    );
 
     d.ok(&["rename", "old", "web_1"]);
     // At once, without a restart of either container.
@@ -51,8 +54,14 @@ fn rename_moves_dns_names_on_every_network() {
     );
     assert!(resolve(&d, "peer", "old.ren_a").is_empty());
     assert!(resolve(&d, "peer", "old.ren_b").is_empty());
-    assert_eq!(resolve(&d, "peer", "web_1.ren_a"), std::slice::from_ref(&ip_a));
-    assert_eq!(resolve(&d, "peer", "web_1.ren_b"), std::slice::from_ref(&ip_b));
+    assert_eq!(
+        resolve(&d, "peer", "web_1.ren_a"),
+        std::slice::from_ref(&ip_a)
+    );
+    assert_eq!(
+        resolve(&d, "peer", "web_1.ren_b"),
+        std::slice::from_ref(&ip_b)
+    );
     let both = resolve(&d, "peer", "web_1");
     assert!(
         both.contains(&ip_a) && both.contains(&ip_b),
