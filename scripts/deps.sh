@@ -19,10 +19,15 @@ set -euo pipefail
 # their postinst asks invoke-rc.d, which policy-rc.d (or no running systemd) refuses,
 # so neither server is started, and nothing listens after the install.
 #
+# docker-compose: Debian's 1.29 (python), driven by tests/tests/compose.rs through a
+# project's whole life (its `exec` and `run` call the docker CLI from docker.io).
+# procps: `ps`, which GET /containers/{id}/top runs (as Docker does).
+#
 # runc: the OCI runtime containers run with; crun: the alternative runtime that the
 # runtime-selection test configures (Debian's 1.8 refuses hybrid cgroup hosts).
 pkgs=(nftables iproute2 busybox-static curl ca-certificates iputils-ping bind9-dnsutils python3 containernetworking-plugins
-  etcd-server protobuf-compiler libprotobuf-dev docker-registry skopeo openssl docker.io runc crun)
+  etcd-server protobuf-compiler libprotobuf-dev docker-registry skopeo openssl docker.io runc crun
+  docker-compose procps)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -53,5 +58,6 @@ fi
 command -v nft >/dev/null && command -v ip >/dev/null && [ -x /bin/busybox ] && [ -x /usr/lib/cni/tuning ]
 command -v etcd >/dev/null && command -v protoc >/dev/null && [ -f /usr/include/google/protobuf/descriptor.proto ]
 [ -x /usr/bin/docker-registry ] && [ -x /usr/bin/skopeo ] && [ -x /usr/sbin/dockerd ]
+command -v docker-compose >/dev/null && command -v ps >/dev/null
 command -v runc >/dev/null
 echo "deps: ok"

@@ -292,6 +292,10 @@ pub async fn restart(
     let t = timeout_of(&q)?;
     ctl.stop_container(&id, t, None).await?;
     ctl.start_container(&id).await?;
+    // Docker's `restart` event, after the `start` (docker-compose events shows it).
+    if let Ok(v) = ctl.inspect_container(&id).await {
+        ctl.emit("container", "restart", &v.container.id, &[]);
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -15,6 +15,7 @@ mod stats;
 mod stream;
 mod swarm;
 mod system;
+mod top;
 mod view;
 mod volumes;
 
@@ -222,6 +223,7 @@ pub fn router(ctl: Ctl, swarm: Arc<crate::cluster::Swarm>) -> Router {
         .route("/containers/{id}/restart", post(containers::restart))
         .route("/containers/{id}/kill", post(containers::kill))
         .route("/containers/{id}/rename", post(rename::rename))
+        .route("/containers/{id}/top", get(top::top))
         .route("/containers/{id}/wait", post(containers::wait))
         .route("/containers/{id}/logs", get(containers::logs))
         .route("/containers/{id}/attach", post(containers::attach))

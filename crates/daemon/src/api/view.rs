@@ -524,6 +524,9 @@ pub fn image(i: &Image, detail: bool) -> Value {
         "Created": i.created,
         "DockerVersion": "",
         "Author": i.author,
+        // Docker's images from its classic builder carry the build container's config
+        // too; docker-compose 1.29 reads its `Volumes` when it recreates a container.
+        "ContainerConfig": config.clone(),
         "Config": config,
         "Architecture": if i.architecture.is_empty() {
             std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64")

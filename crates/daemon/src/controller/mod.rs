@@ -40,6 +40,7 @@ mod pull;
 mod reconcile;
 mod rename;
 mod runspec;
+mod top;
 mod volume_mounts;
 pub mod volumes;
 
