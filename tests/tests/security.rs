@@ -284,12 +284,14 @@ fn bind_mounts_tmpfs_read_only_and_ulimits() {
         o.stdout.contains("from-host") && o.all().contains("Read-only file system"),
         "{o}"
     );
-    // Named volumes: not yet.
-    let o = d.fail(&["run", "--rm", "-v", "data:/data", "busybox", "true"]);
+    // A volume under a bind: parents are mounted first, so both are visible.
+    let o = run_sh(
+        &d,
+        &["-v", &format!("{h}:/data/host:ro"), "-v", "data:/data"],
+        "cat /data/host/hello && touch /data/own && echo own-ok",
+    );
     assert!(
-        o.stderr.contains(
-            "named volumes are not supported yet: use a bind mount with an absolute host path"
-        ),
+        o.stdout.contains("from-host") && o.stdout.contains("own-ok"),
         "{o}"
     );
     // tmpfs, --read-only.

@@ -66,9 +66,6 @@ fn parse(
     }
     mounts.extend(volumes);
     options::check_duplicates(&mounts)?;
-    // Parents before children, as Docker sorts them: `-v /h:/data/sub` over a volume at
-    // `/data` stays visible.
-    mounts.sort_by_key(|m| std::path::Path::new(m.destination()).components().count());
     // The shim's mount namespace is a slave of the host's: a mount made inside the
     // container cannot propagate back.
     for m in &mounts {
