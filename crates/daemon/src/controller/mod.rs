@@ -33,6 +33,7 @@ mod exec;
 mod files;
 mod image_io;
 mod images;
+mod netns_share;
 pub mod networks;
 mod ports;
 mod pull;
@@ -296,6 +297,7 @@ impl Controller {
             std::fs::create_dir_all(d)
                 .map_err(|e| anyhow::anyhow!("create {}: {e}", d.display()))?;
         }
+        Self::share_sandbox_dir(&paths);
         let nl = Netlink::current()?;
         let mtu = match cfg.mtu {
             Some(m) => m,

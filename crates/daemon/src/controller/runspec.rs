@@ -114,6 +114,8 @@ pub(crate) fn runtime_hint(e: &netloom_runtime::RuntimeError) -> &'static str {
     let s = e.to_string();
     if s.contains("hybrid mode not supported") {
         " (crun 1.8 cannot run containers on this host's hybrid cgroup layout, cgroup v1 controllers with cgroup v2 at /sys/fs/cgroup/unified: run them with runc, the default runtime, or boot the host with a unified cgroup v2 hierarchy)"
+    } else if s.contains("no cgroup mount found") {
+        " (netloomd's mount namespace has no cgroup filesystem under /sys/fs/cgroup: `ip netns exec` mounts a fresh /sys without it; start netloomd with `nsenter --net=/run/netns/NAME` instead, or mount the cgroup hierarchy in its namespace)"
     } else {
         ""
     }
