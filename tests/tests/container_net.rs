@@ -5,7 +5,10 @@
 
 use std::time::Duration;
 
-use netloom_e2e::{Daemon, Launch, Out, busybox_tar, sh, unstarted_daemon, wait_for};
+use netloom_e2e::docker::{Docker, docker_bin};
+use netloom_e2e::{
+    Daemon, Launch, Out, busybox_tar, daemon_or_skip, sh, unstarted_daemon, wait_for,
+};
 
 /// A daemon (not started) whose next start uses `launch`, or a skip.
 macro_rules! unstarted_or_skip {
@@ -144,4 +147,146 @@ fn sandbox_directory_is_a_shared_mount() {
     );
     d.ok(&["rm", "-f", "s1"]);
     assert!(!sb.exists(), "{} left after rm -f", sb.display());
+}
+
+/// The docker CLI for `d` if it is installed (else a note: the netloom half still runs).
+fn docker(d: &Daemon) -> Option<Docker<'_>> {
+    let dk = docker_bin().map(|b| Docker::new(d, b));
+    if dk.is_none() {
+        println!("SKIP (docker CLI half): no docker CLI binary");
+    }
+    dk
+}
+
+/// The `/etc/hosts` lines of a throw-away container run with `args` before the image.
+#[track_caller]
+fn hosts_of(d: &Daemon, args: &[&str]) -> Vec<String> {
+    let mut a = vec!["run", "--rm"];
+    a.extend_from_slice(args);
+    a.extend_from_slice(&["busybox", "cat", "/etc/hosts"]);
+    d.ok(&a).lines().map(str::to_string).collect()
+}
+
+/// `--add-host NAME:host-gateway` writes the default bridge's gateway, or the daemon's
+/// `host-gateway-ip` (daemon.json, then `--host-gateway-ip` over it), never the word.
+#[test]
+fn add_host_host_gateway_is_the_gateway_address() {
+    let mut d = daemon_or_skip!();
+    let cfg = d.ok(&[
+        "network",
+        "inspect",
+        "bridge",
+        "-f",
+        "{{json .IPAM.Config}}",
+    ]);
+    let cfg: serde_json::Value = serde_json::from_str(&cfg).unwrap_or_default();
+    let gw = cfg[0]["Gateway"].as_str().unwrap_or_default().to_string();
+    assert!(gw.parse::<std::net::Ipv4Addr>().is_ok(), "{gw}");
+    d.ok(&["network", "create", "--subnet", "10.234.0.0/24", "hg"]);
+    for net in ["bridge", "hg"] {
+        let hosts = hosts_of(
+            &d,
+            &[
+                "--network",
+                net,
+                "--add-host",
+                "gw:host-gateway",
+                "--add-host",
+                "db:10.1.2.3",
+            ],
+        );
+        assert!(hosts.contains(&format!("{gw}\tgw")), "{net}: {hosts:?}");
+        assert!(hosts.contains(&"10.1.2.3\tdb".to_string()), "{hosts:?}");
+        assert!(
+            !hosts.iter().any(|l| l.contains("host-gateway")),
+            "{hosts:?}"
+        );
+    }
+    if let Some(dk) = docker(&d) {
+        let hosts = dk.ok(&[
+            "run",
+            "--rm",
+            "--add-host",
+            "gw:host-gateway",
+            "busybox",
+            "cat",
+            "/etc/hosts",
+        ]);
+        assert!(hosts.lines().any(|l| l == format!("{gw}\tgw")), "{hosts}");
+    }
+    d.stop();
+    d.write_config(r#"{"host-gateway-ip": "10.250.0.9"}"#);
+    d.start();
+    let hosts = hosts_of(&d, &["--add-host", "gw:host-gateway"]);
+    assert!(hosts.contains(&"10.250.0.9\tgw".to_string()), "{hosts:?}");
+    d.stop();
+    d.extra_args = vec!["--host-gateway-ip".into(), "10.250.0.10".into()];
+    d.start();
+    let hosts = hosts_of(&d, &["--add-host", "gw:host-gateway"]);
+    assert!(hosts.contains(&"10.250.0.10\tgw".to_string()), "{hosts:?}");
+}
+
+/// `-p` with `--network host`: Docker's warning in the create answer, printed by both
+/// CLIs, and nothing published.
+#[test]
+fn publish_with_host_network_warns_and_publishes_nothing() {
+    let d = daemon_or_skip!();
+    const W: &str = "WARNING: Published ports are discarded when using host network mode";
+    let o = d.cli(&[
+        "run",
+        "-d",
+        "--name",
+        "hp",
+        "--network",
+        "host",
+        "-p",
+        "18080:80",
+        "busybox",
+        "sleep",
+        "100000",
+    ]);
+    assert!(o.ok(), "{o}");
+    assert!(o.stderr.lines().any(|l| l == W), "{o}");
+    assert_eq!(d.ok(&["port", "hp"]), "", "no published port");
+    let nft = d.netns(&["nft", "list", "ruleset"]);
+    assert!(
+        !nft.stdout.contains("18080"),
+        "no DNAT for 18080: {}",
+        nft.stdout
+    );
+    let (code, body) = d.api(
+        "POST",
+        "/containers/create",
+        Some(r#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"NetworkMode":"host","PortBindings":{"80/tcp":[{"HostPort":"18081"}]}}}"#),
+    );
+    assert_eq!(code, 201, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    assert_eq!(
+        v["Warnings"],
+        serde_json::json!(["Published ports are discarded when using host network mode"]),
+        "{body}"
+    );
+    // No warning without -p, nor off the host network.
+    let o = d.cli(&["create", "--network", "host", "busybox", "true"]);
+    assert!(o.ok() && !o.stderr.contains("WARNING"), "{o}");
+    let o = d.cli(&["create", "-p", "18082:80", "busybox", "true"]);
+    assert!(o.ok() && !o.stderr.contains("WARNING"), "{o}");
+    if let Some(dk) = docker(&d) {
+        let o = dk.run(&[
+            "run",
+            "-d",
+            "--name",
+            "hp2",
+            "--network",
+            "host",
+            "-p",
+            "18083:80",
+            "busybox",
+            "sleep",
+            "100000",
+        ]);
+        assert!(o.ok(), "{o}");
+        assert!(o.stderr.lines().any(|l| l == W), "{o}");
+        assert_eq!(dk.ok(&["port", "hp2"]), "");
+    }
 }

@@ -72,6 +72,10 @@ pub struct Flags {
     /// Parent cgroup of every container (default /netloom; a slice with systemd).
     #[arg(long, value_name = "CGROUP")]
     pub cgroup_parent: Option<String>,
+    /// Address that `--add-host NAME:host-gateway` stands for (default: the gateway of
+    /// the default bridge network).
+    #[arg(long = "host-gateway-ip", value_name = "IP")]
+    pub host_gateway_ip: Option<String>,
 }
 
 /// Environment variable overriding the plugin directories (colon-separated).
@@ -109,6 +113,7 @@ struct FileConfig {
     runtimes: Option<std::collections::BTreeMap<String, crate::runtimes::RuntimeEntry>>,
     cgroup_parent: Option<String>,
     exec_opts: Option<Vec<String>>,
+    host_gateway_ip: Option<String>,
 }
 
 /// The effective configuration.
@@ -144,6 +149,8 @@ pub struct Config {
     pub registry: netloom_runtime::registry::RegistryConfig,
     /// OCI runtimes and cgroups.
     pub runtime: crate::runtimes::RuntimeSettings,
+    /// What `host-gateway` in `--add-host` stands for (`None`: the default bridge's gateway).
+    pub host_gateway_ip: Option<IpAddr>,
 }
 
 /// The registry settings: flags over daemon.json (lists: both, as dockerd merges them).
@@ -349,6 +356,11 @@ impl Config {
             (None, Some(url)) => Some(cluster_store(url, "cluster-store")?),
             (None, None) => None,
         };
+        let host_gateway_ip = match (&flags.host_gateway_ip, &file.host_gateway_ip) {
+            (Some(ip), _) => Some(host_gateway_ip(ip, "--host-gateway-ip")?),
+            (None, Some(ip)) => Some(host_gateway_ip(ip, "host-gateway-ip")?),
+            (None, None) => None,
+        };
         let runtime = crate::runtimes::RuntimeSettings::load(
             flags.default_runtime.clone().or(file.default_runtime),
             file.runtimes,
@@ -356,6 +368,7 @@ impl Config {
             file.exec_opts,
         )?;
         Ok(Config {
+            host_gateway_ip,
             cluster_store,
             registry,
             runtime,
@@ -373,6 +386,11 @@ impl Config {
             group: flags.group.clone().or(file.group),
         })
     }
+}
+
+fn host_gateway_ip(v: &str, key: &str) -> Result<IpAddr, String> {
+    v.parse::<IpAddr>()
+        .map_err(|_| format!("invalid {key} {v:?}: it must be an IP address, e.g. 172.17.0.1"))
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, String> {
@@ -504,6 +522,26 @@ mod tests {
         // Docker's other cluster keys are refused, not ignored
         let e = load_json(r#"{"cluster-advertise": "eth0:2376"}"#, &[]).err();
         assert!(e.is_some_and(|e| e.contains("unknown field `cluster-advertise`")));
+    }
+
+    #[test]
+    fn host_gateway_ip() {
+        let c = load_json("{}", &[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.host_gateway_ip, None);
+        let c = load_json(r#"{"host-gateway-ip": "10.250.0.9"}"#, &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.host_gateway_ip, "10.250.0.9".parse().ok());
+        let c = load_json(
+            r#"{"host-gateway-ip": "10.250.0.9"}"#,
+            &["--host-gateway-ip", "fd00::1"],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.host_gateway_ip, "fd00::1".parse().ok(), "the flag wins");
+        let e = load_json(r#"{"host-gateway-ip": "gateway"}"#, &[]).err();
+        assert_eq!(
+            e.as_deref(),
+            Some(r#"invalid host-gateway-ip "gateway": it must be an IP address, e.g. 172.17.0.1"#)
+        );
     }
 
     #[test]

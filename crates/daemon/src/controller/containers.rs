@@ -327,6 +327,7 @@ impl Controller {
         for h in &req.extra_hosts {
             parse_extra_host(h)?;
         }
+        self.check_host_gateway(&st, &req.extra_hosts)?;
         for d in &req.dns {
             d.parse::<IpAddr>().map_err(|_| {
                 CtlError::invalid(format!("invalid --dns {d:?}: it must be an IP address"))
@@ -381,8 +382,9 @@ impl Controller {
             &id,
             &[("name", ctr.name.clone()), ("image", ctr.image.clone())],
         );
+        let warnings = super::host_net::create_warnings(&ctr, &req.port_bindings);
         st.containers.insert(id.clone(), ctr);
-        Ok((id, Vec::new()))
+        Ok((id, warnings))
     }
 
     /// Starts a container: sandbox, endpoints, files, process.

@@ -201,12 +201,7 @@ impl Controller {
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
         );
         for h in &c.extra_hosts {
-            if let Some((name, ip)) = h.split_once(':') {
-                hosts.push_str(&format!(
-                    "{}\t{name}\n",
-                    ip.trim_start_matches('[').trim_end_matches(']')
-                ));
-            }
+            hosts.extend(self.extra_host_line(st, h));
         }
         for (alias, linked, ip) in self.links_of(st, c) {
             hosts.push_str(&format!(
