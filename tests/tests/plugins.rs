@@ -1945,13 +1945,24 @@ fn info_lists_builtin_drivers_and_plugins_in_use() {
     };
     let before = plugins(&d);
     for builtin in ["bridge", "host", "ipvlan", "macvlan", "null"] {
-        assert!(before.iter().any(|p| p == builtin), "{builtin} in {before:?}");
+        assert!(
+            before.iter().any(|p| p == builtin),
+            "{builtin} in {before:?}"
+        );
     }
     assert!(!before.iter().any(|p| p == P), "{before:?}");
     let mut sorted = before.clone();
     sorted.sort();
     assert_eq!(before, sorted, "sorted as dockerd lists them");
-    d.ok(&["network", "create", "-d", P, "--subnet", "10.79.0.0/24", "pnet"]);
+    d.ok(&[
+        "network",
+        "create",
+        "-d",
+        P,
+        "--subnet",
+        "10.79.0.0/24",
+        "pnet",
+    ]);
     let after = plugins(&d);
     assert!(after.iter().any(|p| p == P), "{after:?}");
     let text = d.ok(&["info"]);
@@ -1967,7 +1978,8 @@ fn info_lists_builtin_drivers_and_plugins_in_use() {
         assert_eq!(v, after, "docker info");
         let text = dk.ok(&["info"]);
         assert!(
-            text.lines().any(|l| l.trim() == format!("Network: {}", after.join(" "))),
+            text.lines()
+                .any(|l| l.trim() == format!("Network: {}", after.join(" "))),
             "{text}"
         );
     }

@@ -143,6 +143,16 @@ pub struct RunArgs {
     /// Suppress the pull output
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Proxy received signals to the process (--sig-proxy=false to disable; not with a TTY
+    /// or -d). A signal that no running container can take ends the client.
+    #[arg(
+        long = "sig-proxy",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_name = "BOOL"
+    )]
+    pub sig_proxy: Option<bool>,
     /// Security, mount and resource options.
     #[command(flatten)]
     pub rt: crate::runopts::RuntimeOpts,
@@ -797,6 +807,10 @@ async fn run(client: &Client, a: RunArgs) -> Result<i32> {
             return Err(e);
         }
     };
+    // As docker: signals go to the container from now on (not with a terminal, whose
+    // keys do that), also while the start is in progress.
+    let _signals = (a.sig_proxy.unwrap_or(true) && !a.tty)
+        .then(|| proxy_signals(client, format!("{path}/kill")));
     if let Err(e) = client
         .call(Method::POST, &format!("{path}/start"), None)
         .await
@@ -1519,12 +1533,14 @@ const PROXIED_SIGNALS: [(i32, &str); 6] = [
 ];
 
 /// Forwards the signals this process receives to the container (`kill_path`)
-/// until the returned guard is dropped.
+/// until the returned guard is dropped. A signal the container cannot take (it does not
+/// run, or is gone) ends this process as the signal would (exit 128 + signal): a user's
+/// SIGTERM or ctrl-c is never swallowed.
 fn proxy_signals(client: &Client, kill_path: String) -> AbortOnDrop {
     use tokio::signal::unix::{SignalKind, signal};
     let client = client.clone();
     AbortOnDrop(tokio::spawn(async move {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<&'static str>(16);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(i32, &'static str)>(16);
         for (num, name) in PROXIED_SIGNALS {
             let Ok(mut sig) = signal(SignalKind::from_raw(num)) else {
                 continue;
@@ -1532,19 +1548,22 @@ fn proxy_signals(client: &Client, kill_path: String) -> AbortOnDrop {
             let tx = tx.clone();
             tokio::spawn(async move {
                 while sig.recv().await.is_some() {
-                    if tx.send(name).await.is_err() {
+                    if tx.send((num, name)).await.is_err() {
                         return;
                     }
                 }
             });
         }
         drop(tx);
-        while let Some(name) = rx.recv().await {
+        while let Some((num, name)) = rx.recv().await {
             if let Err(e) = client
                 .call(Method::POST, &format!("{kill_path}?signal={name}"), None)
                 .await
             {
                 eprintln!("error forwarding {name}: {e:#}");
+                if matches!(crate::client::daemon_status(&e), Some(404 | 409)) {
+                    std::process::exit(128 + num);
+                }
             }
         }
     }))

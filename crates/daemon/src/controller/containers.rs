@@ -156,7 +156,8 @@ fn parse_extra_host(h: &str) -> CtlResult<()> {
 
 impl Controller {
     pub(crate) fn sandbox_path(&self, ctr: &Container) -> Option<PathBuf> {
-        (ctr.network_mode != "host").then(|| self.paths.netns.join(short_id(&ctr.id)))
+        (ctr.network_mode != "host" && !super::container_net::is_container_mode(&ctr.network_mode))
+            .then(|| self.paths.netns.join(short_id(&ctr.id)))
     }
 
     pub(crate) fn container_dir(&self, id: &str) -> PathBuf {
@@ -168,8 +169,13 @@ impl Controller {
     }
 
     /// Creates a container (not started).
-    pub async fn create_container(&self, req: ContainerCreate) -> CtlResult<(String, Vec<String>)> {
+    pub async fn create_container(
+        &self,
+        mut req: ContainerCreate,
+    ) -> CtlResult<(String, Vec<String>)> {
         let mut st = self.state.lock().await;
+        // `container:NAME`: checked, then made like `none` (see container_net.rs).
+        let joined = self.take_container_mode(&st, &mut req)?;
         if let Some(n) = &req.name {
             let n = n.strip_prefix('/').unwrap_or(n);
             if !is_valid_name(n) || n.len() < 2 {
@@ -200,11 +206,6 @@ impl Controller {
         // Network mode and endpoints.
         let mode = match req.networking.mode.as_str() {
             "" | "default" => "bridge".to_string(),
-            m if m.starts_with("container:") => {
-                return Err(CtlError::invalid(format!(
-                    "network mode {m:?} is not supported by netloom: use a network, host or none"
-                )));
-            }
             m => m.to_string(),
         };
         let primary = st.find_network(&mode)?.clone();
@@ -231,13 +232,9 @@ impl Controller {
             }
         }
         primary_req.links.extend(req.links.iter().cloned());
-        for l in &primary_req.links {
-            let target = l.split(':').next().unwrap_or(l);
-            if st.find_container(target).is_err() {
-                return Err(CtlError::invalid(format!(
-                    "could not get container for {target}: no such container (--link NAME[:ALIAS] needs an existing container)"
-                )));
-            }
+        self.check_links_at_create(&st, primary.driver == "host", &primary_req.links)?;
+        for (_, r) in &extra {
+            self.check_links_at_create(&st, false, &r.links)?;
         }
         let mode_name = match primary.driver.as_str() {
             "host" => "host".to_string(),
@@ -365,6 +362,9 @@ impl Controller {
         }
         ctr.networks = networks;
         ctr.network_order = order;
+        if let Some(j) = &joined {
+            j.apply(&mut ctr);
+        }
         self.commit(vec![put(format!("{}{}", keys::CONTAINER, id), &ctr)?])
             .await?;
         if let Err(e) = std::fs::create_dir_all(self.container_dir(&id)) {
@@ -387,8 +387,12 @@ impl Controller {
         Ok((id, warnings))
     }
 
-    /// Starts a container: sandbox, endpoints, files, process.
-    pub async fn start_container(self: &Arc<Self>, key: &str) -> CtlResult<StartOutcome> {
+    /// One start attempt (see [`Controller::start_container`], which removes an `--rm`
+    /// container whose start failed).
+    pub(crate) async fn start_container_once(
+        self: &Arc<Self>,
+        key: &str,
+    ) -> CtlResult<StartOutcome> {
         let (_ctr_lock, mut st, id) = self.lock_container(key, None).await?;
         // Dropped before `st`: the mark goes while the state lock is held, so whoever
         // reads the state sees either the mark or the start's outcome.
@@ -412,6 +416,8 @@ impl Controller {
             .get(&ctr.image_id)
             .cloned()
             .ok_or_else(|| CtlError::not_found(format!("No such image: {}", ctr.image)))?;
+        let joined_netns = self.joined_netns(&st, &ctr)?;
+        self.check_links_at_start(&st, &ctr)?;
         // Names now: a network removed during the start is named by its name.
         let mut net_names = BTreeMap::new();
         for nid in &ctr.network_order {
@@ -476,7 +482,8 @@ impl Controller {
                     let mut env = ctr.env.clone();
                     env.extend(self.link_env(&st, &ctr));
                     let wait_attach = self.attach_pending(&ctr.id);
-                    match self.container_spec(&ctr, &image, env, files, sandbox.clone(), wait_attach) {
+                    let netns = joined_netns.clone().or_else(|| sandbox.clone());
+                    match self.container_spec(&ctr, &image, env, files, netns, wait_attach) {
                         Err(e) => Err(e),
                         Ok(spec) => {
                             tokio::task::spawn_blocking(move || netloom_runtime::start(&spec))
@@ -704,6 +711,7 @@ impl Controller {
                 warn!(container = %ctr.name, endpoint = %short_id(&ep.id), error = %e, "endpoint teardown failed");
             }
         }
+        self.release_joiners(st, ctr, &sandbox).await;
         if let Some(sb) = sandbox
             && let Err(e) = netloom_kernel::netns::remove(&sb)
         {
@@ -1496,7 +1504,8 @@ impl Controller {
     }
 
     fn view(&self, st: &State, c: &Container) -> ContainerView {
-        let dir = self.container_dir(&c.id);
+        // A `container:` joiner uses its owner's files.
+        let dir = self.container_dir(&self.network_root(st, c).id);
         ContainerView {
             container: c.clone(),
             endpoints: st.container_endpoints(&c.id).into_iter().cloned().collect(),

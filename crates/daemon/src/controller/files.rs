@@ -194,6 +194,9 @@ impl Controller {
         st: &State,
         c: &Container,
     ) -> CtlResult<Vec<(PathBuf, String)>> {
+        if let Some(files) = self.joined_files(st, c) {
+            return Ok(files);
+        }
         let dir = self.container_dir(&c.id);
         std::fs::create_dir_all(&dir)
             .map_err(|e| CtlError::internal(format!("create {}: {e}", dir.display())))?;
@@ -204,11 +207,13 @@ impl Controller {
             hosts.extend(self.extra_host_line(st, h));
         }
         for (alias, linked, ip) in self.links_of(st, c) {
-            hosts.push_str(&format!(
-                "{ip}\t{alias} {} {}\n",
-                netloom_model::short_id(&linked.id),
-                linked.name
-            ));
+            // Docker's line: the alias, the linked container's hostname, and its name
+            // unless that is the alias.
+            hosts.push_str(&format!("{ip}\t{alias} {}", linked.hostname));
+            if alias != linked.name {
+                hosts.push_str(&format!(" {}", linked.name));
+            }
+            hosts.push('\n');
         }
         let fqdn = if c.domainname.is_empty() {
             c.hostname.clone()

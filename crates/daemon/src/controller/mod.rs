@@ -27,6 +27,8 @@
 //! state lock again); `prune` only *tries* container locks. At most one container lock
 //! is held at a time.
 
+mod autoremove;
+mod container_net;
 pub mod containers;
 mod dns;
 mod exec;
@@ -35,6 +37,7 @@ mod host_net;
 mod image_io;
 mod images;
 mod info;
+mod links;
 mod netns_share;
 pub mod networks;
 mod ports;
