@@ -290,3 +290,429 @@ fn publish_with_host_network_warns_and_publishes_nothing() {
         assert_eq!(dk.ok(&["port", "hp2"]), "");
     }
 }
+
+/// `nslookup NAME 127.0.0.11` in a throw-away container run with `args` before the image.
+fn lookup_in_new(d: &Daemon, args: &[&str], name: &str) -> Out {
+    let mut a = vec!["run", "--rm"];
+    a.extend_from_slice(args);
+    a.extend_from_slice(&["busybox", "nslookup", name, "127.0.0.11"]);
+    d.cli(&a)
+}
+
+/// `--link NAME:ALIAS` on a user-defined network: the alias resolves to the linked
+/// container in the linking container only (Docker's endpoint-scoped alias); no hosts
+/// lines, no variables there.
+#[test]
+fn link_on_a_user_network_is_an_alias_of_the_linking_container() {
+    let d = daemon_or_skip!();
+    d.ok(&["network", "create", "--subnet", "10.237.0.0/24", "lk"]);
+    d.run_sleeper("t1", &["--network", "lk"]);
+    let ip = d.ip("t1", "lk");
+    for name in ["tt", "TT", "tt.lk"] {
+        let o = lookup_in_new(&d, &["--network", "lk", "--link", "t1:tt"], name);
+        assert!(o.ok() && o.stdout.contains(&ip), "{name}: {o}");
+    }
+    // Another container on the network does not resolve it.
+    let o = lookup_in_new(&d, &["--network", "lk"], "tt");
+    assert!(
+        !o.stdout.contains(&ip),
+        "tt from a container without the link: {o}"
+    );
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--name",
+        "linker",
+        "--network",
+        "lk",
+        "--link",
+        "t1:tt",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/hosts; env",
+    ]);
+    assert!(!out.contains("\ttt") && !out.contains("TT_"), "{out}");
+    d.run_sleeper("l2", &["--network", "lk", "--link", "t1:tt"]);
+    let links = d.ok(&[
+        "inspect",
+        "-f",
+        "{{json .NetworkSettings.Networks.lk.Links}}",
+        "l2",
+    ]);
+    assert_eq!(links, r#"["t1:tt"]"#);
+    // The alias follows the linked container's address at query time.
+    d.ok(&["stop", "-t", "0", "t1"]);
+    d.run_sleeper("filler", &["--network", "lk", "--ip", &ip]);
+    d.ok(&["start", "t1"]);
+    let new_ip = d.ip("t1", "lk");
+    assert_ne!(new_ip, ip);
+    let out = d.exec_ok("l2", "nslookup tt 127.0.0.11");
+    assert!(out.contains(&new_ip) && !out.contains(&ip), "{out}");
+    if let Some(dk) = docker(&d) {
+        let o = dk.run(&[
+            "run",
+            "--rm",
+            "--network",
+            "lk",
+            "--link",
+            "t1:db",
+            "busybox",
+            "nslookup",
+            "db",
+            "127.0.0.11",
+        ]);
+        assert!(o.ok() && o.stdout.contains(&new_ip), "{o}");
+    }
+}
+
+/// Legacy links on the default bridge, as Docker writes them: a hosts line with the
+/// alias, the linked container's hostname and its name, Docker's variables; and Docker's
+/// refusals.
+#[test]
+fn legacy_links_on_the_default_bridge_as_docker() {
+    let d = daemon_or_skip!();
+    d.run_sleeper(
+        "b1",
+        &[
+            "-h", "b1host", "--expose", "80", "--expose", "53/udp", "-e", "FOO=bar",
+        ],
+    );
+    let ip = d.ip("b1", "bridge");
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--name",
+        "lnk",
+        "--link",
+        "b1:my-db",
+        "--link",
+        "b1",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/hosts; env",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    for want in [
+        format!("{ip}\tmy-db b1host b1"),
+        format!("{ip}\tb1 b1host"),
+        "MY_DB_NAME=/lnk/my-db".to_string(),
+        format!("MY_DB_PORT=udp://{ip}:53"),
+        format!("MY_DB_PORT_80_TCP=tcp://{ip}:80"),
+        format!("MY_DB_PORT_80_TCP_ADDR={ip}"),
+        "MY_DB_PORT_80_TCP_PORT=80".to_string(),
+        "MY_DB_PORT_80_TCP_PROTO=tcp".to_string(),
+        "MY_DB_ENV_FOO=bar".to_string(),
+        "B1_NAME=/lnk/b1".to_string(),
+    ] {
+        assert!(lines.contains(&want.as_str()), "{want:?} in {out}");
+    }
+    d.ok(&["network", "create", "lk2"]);
+    d.run_sleeper("u1", &["--network", "lk2"]);
+    d.run_sleeper("hostnet", &["--network", "host"]);
+    d.ok(&["create", "--name", "idle", "busybox", "true"]);
+    let refusals: [(&[&str], &str); 4] = [
+        (
+            &["--link", "u1:x"],
+            "Cannot link to /u1, as it does not belong to the default network",
+        ),
+        (
+            &["--link", "idle:x"],
+            "Cannot link to a non running container: /idle AS /",
+        ),
+        (
+            &["--network", "host", "--link", "b1:x"],
+            "conflicting options: host type networking can't be used with links. This would result in undefined behavior",
+        ),
+        (
+            &["--link", "hostnet:x"],
+            "conflicting options: host type networking can't be used with links. This would result in undefined behavior",
+        ),
+    ];
+    let dk = docker(&d);
+    for (flags, msg) in refusals {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(flags);
+        a.extend_from_slice(&["busybox", "true"]);
+        let o = d.cli(&a);
+        assert_eq!(o.code, 125, "{flags:?}: {o}");
+        assert!(o.stderr.contains(msg), "{flags:?}: {o}");
+        if let Some(dk) = &dk {
+            let o = dk.run(&a);
+            assert_eq!(o.code, 125, "docker {flags:?}: {o}");
+            assert!(o.stderr.contains(msg), "docker {flags:?}: {o}");
+        }
+    }
+    if let Some(dk) = &dk {
+        let out = dk.ok(&[
+            "run",
+            "--rm",
+            "--link",
+            "b1:db",
+            "busybox",
+            "cat",
+            "/etc/hosts",
+        ]);
+        assert!(
+            out.lines().any(|l| l == format!("{ip}\tdb b1host b1")),
+            "{out}"
+        );
+    }
+}
+
+/// Interface names in `ip -o link` output.
+fn ifnames(out: &str) -> Vec<String> {
+    out.lines()
+        .filter_map(|l| l.split(':').nth(1))
+        .map(|n| n.trim().split('@').next().unwrap_or("").to_string())
+        .collect()
+}
+
+/// `--network container:NAME`: the joiner runs in the owner's sandbox (its interfaces,
+/// addresses, hostname, resolv.conf, DNS and published ports), what that sandbox decides
+/// is refused with Docker's messages, and the owner's stop, restart and removal behave
+/// as with Docker.
+#[test]
+fn network_container_mode_joins_the_owners_sandbox() {
+    let d = daemon_or_skip!();
+    d.ok(&["network", "create", "--subnet", "10.236.0.0/24", "cm"]);
+    let own_id = d.run_sleeper(
+        "own",
+        &[
+            "--network",
+            "cm",
+            "-h",
+            "ownhost",
+            "--dns-search",
+            "ex.test",
+            "-p",
+            "18095:80",
+        ],
+    );
+    d.run_sleeper("peer", &["--network", "cm"]);
+    let own_ip = d.ip("own", "cm");
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "j1",
+        "--network",
+        "container:own",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /www && echo joined > /www/index.html && exec httpd -f -p 80 -h /www",
+    ]);
+    let addr = d.exec_ok("j1", "hostname; ip -o -4 addr show eth0");
+    assert!(
+        addr.starts_with("ownhost\n") && addr.contains(&own_ip),
+        "{addr}"
+    );
+    assert_eq!(
+        d.exec_ok("j1", "cat /etc/resolv.conf /etc/hosts /etc/hostname"),
+        d.exec_ok("own", "cat /etc/resolv.conf /etc/hosts /etc/hostname"),
+        "the owner's files"
+    );
+    let out = d.exec_ok("j1", "nslookup peer 127.0.0.11");
+    assert!(out.contains(&d.ip("peer", "cm")), "the owner's DNS: {out}");
+    // The owner's published port reaches the server in the joiner.
+    let got = wait_for(Duration::from_secs(5), || {
+        d.netns(&["curl", "-s", "-m", "2", "http://127.0.0.1:18095/"])
+            .stdout
+            .contains("joined")
+    });
+    assert!(got, "published port of the owner reaches the joiner");
+    let mode = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.NetworkMode}} {{json .NetworkSettings.Networks}} [{{.NetworkSettings.SandboxKey}}]",
+        "j1",
+    ]);
+    assert_eq!(mode, format!("container:{own_id} {{}} []"));
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.HostsPath}}", "j1"]),
+        d.ok(&["inspect", "-f", "{{.HostsPath}}", "own"])
+    );
+    let o = d.fail(&["network", "connect", "cm", "j1"]);
+    assert!(
+        o.stderr.contains("container sharing network namespace with another container or host cannot be connected to any other network"),
+        "{o}"
+    );
+
+    // What the joined sandbox decides: refused with Docker's messages, by both CLIs.
+    let dk = docker(&d);
+    let refusals: [(&[&str], &str); 12] = [
+        (
+            &["-p", "81:80"],
+            "conflicting options: port publishing and the container type network mode",
+        ),
+        (
+            &["-P"],
+            "conflicting options: port publishing and the container type network mode",
+        ),
+        (
+            &["--expose", "80"],
+            "conflicting options: port exposing and the container type network mode",
+        ),
+        (
+            &["--hostname", "h"],
+            "conflicting options: hostname and the network mode",
+        ),
+        (
+            &["--dns", "10.0.0.1"],
+            "conflicting options: dns and the network mode",
+        ),
+        (
+            &["--add-host", "a:10.0.0.2"],
+            "conflicting options: custom host-to-IP mapping and the network mode",
+        ),
+        (
+            &["--mac-address", "02:42:0a:00:00:09"],
+            "conflicting options: mac-address and the network mode",
+        ),
+        (
+            &["--ip", "10.236.0.99"],
+            "user specified IP address is supported on user defined networks only",
+        ),
+        (
+            &["--link", "peer:x"],
+            "conflicting options: container type network can't be used with links",
+        ),
+        (
+            &["--dns-search", "a.test"],
+            "conflicting options: dns search domains and the network mode",
+        ),
+        (
+            &["--dns-option", "ndots:2"],
+            "conflicting options: dns options and the network mode",
+        ),
+        (
+            &["--domainname", "a.test"],
+            "conflicting options: domainname and the network mode",
+        ),
+    ];
+    for (flags, msg) in refusals {
+        let mut a = vec!["run", "--rm", "--network", "container:own"];
+        a.extend_from_slice(flags);
+        a.extend_from_slice(&["busybox", "true"]);
+        let o = d.cli(&a);
+        assert_eq!(o.code, 125, "{flags:?}: {o}");
+        assert!(o.stderr.contains(msg), "{flags:?}: {o}");
+        if let Some(dk) = &dk {
+            let o = dk.run(&a);
+            assert_eq!(o.code, 125, "docker {flags:?}: {o}");
+            assert!(o.stderr.contains(msg), "docker {flags:?}: {o}");
+        }
+    }
+    let o = d.cli(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:own",
+        "--network-alias",
+        "x",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(o.code, 125, "{o}");
+    assert!(o.stderr.contains("alias"), "{o}");
+    let o = d.cli(&["create", "--network", "container:nosuch", "busybox", "true"]);
+    assert_eq!(o.code, 125, "{o}");
+    assert!(o.stderr.contains("No such container: nosuch"), "{o}");
+    if let Some(dk) = &dk {
+        assert_eq!(
+            dk.ok(&[
+                "run",
+                "--rm",
+                "--network",
+                "container:own",
+                "busybox",
+                "hostname"
+            ]),
+            "ownhost"
+        );
+    }
+
+    // The owner stops: the joiner keeps running with only lo, and the owner's interface
+    // is gone from the bridge (its address is free for others).
+    let own_links = d.netns(&["ip", "-o", "link"]).stdout;
+    d.ok(&["stop", "-t", "0", "own"]);
+    assert_eq!(ifnames(&d.exec_ok("j1", "ip -o link")), ["lo"]);
+    let gone = wait_for(Duration::from_secs(5), || {
+        let now = d.netns(&["ip", "-o", "link"]).stdout;
+        ifnames(&now).len() < ifnames(&own_links).len()
+    });
+    assert!(gone, "the owner's veth left the bridge");
+    // A restarted owner has a new sandbox; the running joiner stays where it is.
+    d.ok(&["start", "own"]);
+    assert_eq!(ifnames(&d.exec_ok("j1", "ip -o link")), ["lo"]);
+    // A joiner started again joins the owner's new sandbox.
+    d.ok(&["stop", "-t", "0", "j1"]);
+    d.ok(&["start", "j1"]);
+    let addr = d.exec_ok("j1", "ip -o -4 addr show eth0");
+    assert!(addr.contains(&d.ip("own", "cm")), "{addr}");
+    // Not while the owner is stopped.
+    d.ok(&["stop", "-t", "0", "j1"]);
+    d.ok(&["stop", "-t", "0", "own"]);
+    let o = d.fail(&["start", "j1"]);
+    assert!(
+        o.stderr.contains(&format!(
+            "cannot join network of a non running container: {own_id}"
+        )),
+        "{o}"
+    );
+    // Removing an owner whose joiner runs is allowed; the joiner cannot start again.
+    d.ok(&["start", "own"]);
+    d.ok(&["start", "j1"]);
+    d.ok(&["rm", "-f", "own"]);
+    assert_eq!(ifnames(&d.exec_ok("j1", "ip -o link")), ["lo"]);
+    d.ok(&["stop", "-t", "0", "j1"]);
+    let o = d.fail(&["start", "j1"]);
+    assert!(
+        o.stderr.contains(&format!("No such container: {own_id}")),
+        "{o}"
+    );
+}
+
+/// docker-compose's `network_mode: service:NAME` (it asks for `container:<ID>`).
+#[test]
+fn compose_network_mode_service() {
+    let d = daemon_or_skip!();
+    if sh("docker-compose", &["version"]).code != 0 {
+        println!("SKIP: no docker-compose");
+        return;
+    }
+    let dir = d.dir.join("compose");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("docker-compose.yml"),
+        "version: \"2.4\"\nservices:\n  web:\n    image: busybox\n    command: sh -c 'mkdir -p /www && echo from-web > /www/index.html && exec httpd -f -p 80 -h /www'\n  side:\n    image: busybox\n    network_mode: \"service:web\"\n    depends_on: [web]\n    command: sleep 100000\n",
+    )
+    .unwrap();
+    let compose = |args: &[&str]| {
+        let mut c = std::process::Command::new("docker-compose");
+        c.current_dir(&dir)
+            .args(["-p", "nlc"])
+            .args(args)
+            .env("DOCKER_HOST", d.host_arg());
+        netloom_e2e::run_cmd(c, Duration::from_secs(60))
+    };
+    let o = compose(&["up", "-d"]);
+    assert!(o.ok(), "compose up: {o}\n{}", d.log());
+    let web = d.ok(&["inspect", "-f", "{{.Id}}", "nlc_web_1"]);
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.HostConfig.NetworkMode}}", "nlc_side_1"]),
+        format!("container:{web}")
+    );
+    let out = d.exec_ok(
+        "nlc_side_1",
+        "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc 127.0.0.1 80",
+    );
+    assert!(
+        out.contains("from-web"),
+        "side reaches web on its own loopback: {out}"
+    );
+    let o = compose(&["down"]);
+    assert!(o.ok(), "compose down: {o}");
+}
