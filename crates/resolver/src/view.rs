@@ -314,13 +314,16 @@ pub struct LinkAlias {
     pub network: String,
 }
 
+/// A [`LinkAlias`] as looked up: (alias key, target key, index in the sandbox's networks).
+type LinkKey = (Box<str>, Box<str>, usize);
+
 /// Everything one sandbox's resolver needs: its networks' views in lookup order, and how
 /// to forward what is not local.
 pub struct SandboxView {
     pub(crate) networks: Vec<Arc<NetworkSlot>>,
     pub(crate) network_ids: Vec<Arc<str>>,
-    /// Link aliases: (alias key, target key, index in `networks`); usually empty.
-    links: Box<[(Box<str>, Box<str>, usize)]>,
+    /// Link aliases; usually empty.
+    links: Box<[LinkKey]>,
     upstreams: Arc<[SocketAddr]>,
     forward: bool,
 }
