@@ -7,11 +7,12 @@ set -euo pipefail
 # netloom-cni tests chain with (tuning) and bench/cni.sh compares against. Its
 # cni-dhcp unit is neither enabled nor started by the package (postinst only re-enables
 # it if it was enabled before), so installing it starts nothing.
-# etcd-server: the cluster-store backend's tests start their own etcd (never a system
-# one); protobuf-compiler + libprotobuf-dev: etcd-client's build runs protoc and needs the
-# well-known .proto files.
+# etcd-server: the cluster-store backend's tests and swarm managers start their own etcd
+# (never a system one); etcd-client: etcdctl, with which the HA tests read the managers'
+# etcd membership; protobuf-compiler + libprotobuf-dev: etcd-client's build runs protoc
+# and needs the well-known .proto files.
 pkgs=(nftables iproute2 busybox-static curl ca-certificates iputils-ping bind9-dnsutils python3 containernetworking-plugins
-  etcd-server protobuf-compiler libprotobuf-dev)
+  etcd-server etcd-client protobuf-compiler libprotobuf-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -196,6 +196,7 @@ pub fn router(ctl: Ctl, swarm: Arc<crate::cluster::Swarm>) -> Router {
         .route("/swarm/leave", post(swarm::leave))
         .route("/swarm/update", post(swarm::update))
         .route("/swarm/unlockkey", get(swarm::unlock_key))
+        .route("/swarm/relay", get(swarm::relay))
         .route("/nodes", get(swarm::nodes))
         .route("/nodes/{id}", get(swarm::node).delete(swarm::node_remove))
         .route("/nodes/{id}/update", post(swarm::node_update))

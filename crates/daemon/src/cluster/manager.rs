@@ -8,17 +8,19 @@ use std::time::{Duration, SystemTime};
 
 use netloom_cluster::ca::MIN_NODE_CERT_EXPIRY;
 use netloom_cluster::proto::{
-    CaResponse, Heartbeat, JoinRequest as WireJoin, JoinResponse, Peer, RenewRequest,
-    RenewResponse, SessionUpdate,
+    CaResponse, JoinRequest as WireJoin, JoinResponse, Peer, RenewRequest, RenewResponse,
+    SessionRequest, SessionResponse, SessionUpdate,
 };
 use netloom_cluster::{JoinToken, Role, RootCa, new_id, tls};
+use netloom_store::{EtcdConfig, EtcdStore, Store};
 use serde_json::{Value, json};
 
-use super::state::{self, ClusterRecord, LocalState, NodeRecord, hex};
-use super::store::Versioned;
-use super::{
-    ERR_EMBEDDED_ONE_MANAGER, ERR_SWARM_EXISTS, Node, Swarm, addr, internal, store_err, view,
+use super::etcd::{self, Member};
+use super::state::{
+    self, ClusterRecord, ClusterStore, LocalState, ManagedEtcd, NodeRecord, StoreMode, hex,
 };
+use super::store::{SwarmStore, Versioned};
+use super::{ERR_SWARM_EXISTS, Node, Swarm, addr, ha, internal, relay, store_err, view};
 use crate::error::CtlError;
 
 /// Seconds between a worker's heartbeats (Docker's dispatcher default: 5 s).
@@ -43,7 +45,31 @@ pub struct InitRequest {
     pub availability: String,
     /// `Spec` (merged over the defaults).
     pub spec: Value,
+    /// `ClusterStore` (a netloom extension): `""`/`embedded`, `etcd` or
+    /// `etcd://HOST:PORT,…`.
+    pub cluster_store: String,
 }
+
+/// Reads `--cluster-store` of `swarm init`.
+fn cluster_store(s: &str) -> Result<ClusterStore, CtlError> {
+    match s.trim() {
+        "" | "embedded" => Ok(ClusterStore::Embedded),
+        "etcd" => Ok(ClusterStore::Managed),
+        url if url.contains("://") => {
+            let cfg = EtcdConfig::parse(url).map_err(|e| CtlError::invalid(e.to_string()))?;
+            let _ = cfg;
+            Ok(ClusterStore::External {
+                url: url.to_string(),
+            })
+        }
+        other => Err(CtlError::invalid(format!(
+            "invalid cluster store {other:?}: use embedded (one manager), etcd (every manager runs an etcd member) or etcd://HOST:PORT[,HOST:PORT...] (an existing etcd cluster)"
+        ))),
+    }
+}
+
+/// How long a new etcd member may take to answer.
+const MEMBER_READY: Duration = Duration::from_secs(30);
 
 /// `POST /swarm/update` query flags.
 #[derive(Debug, Default)]
@@ -182,10 +208,19 @@ impl Swarm {
                 "failed to listen on remote API address {listen}: {e}"
             ))
         })?;
-        // A swarm record without local state is what a crash in leave leaves behind.
-        self.store.clear().await.map_err(store_err)?;
+        let mode = cluster_store(&req.cluster_store)?;
         let ca = RootCa::generate().map_err(|e| internal("create the root CA")(&e))?;
+        let etcd_ca = match mode {
+            ClusterStore::Managed => Some(
+                ca.issue_etcd_ca()
+                    .map_err(|e| internal("create the etcd CA")(&e))?,
+            ),
+            _ => None,
+        };
         let (node_id, cluster_id) = (new_id(), new_id());
+        let (store_mode, member) = self
+            .init_store(&mode, etcd_ca.as_ref(), &node_id, &cluster_id, adv.ip())
+            .await?;
         let now = SystemTime::now();
         let mut cluster = ClusterRecord {
             id: cluster_id.clone(),
@@ -202,6 +237,8 @@ impl Swarm {
             default_addr_pool: pools,
             subnet_size,
             data_path_port: dpp,
+            store: mode.clone(),
+            etcd_ca,
         };
         let cert = cluster
             .signing_ca
@@ -234,11 +271,18 @@ impl Swarm {
             },
             cert_root: hex(&cluster.signing_ca.digest()),
             cert_not_after: now + cluster.cert_expiry(),
+            reported_state: "ready".into(),
         };
-        self.store
-            .write(Some((&cluster, None)), &[(&node, None)])
-            .await
-            .map_err(store_err)?;
+        let store = self.store();
+        let cleanup = |member: Option<Member>| async move {
+            drop(member);
+            let _ = etcd::wipe(&ha::member_dir(&self.data_root));
+            self.set_store(SwarmStore::new(self.base.clone()));
+        };
+        if let Err(e) = store.write(Some((&cluster, None)), &[(&node, None)]).await {
+            cleanup(member).await;
+            return Err(store_err(e));
+        }
         let local = LocalState {
             node_id: node_id.clone(),
             cluster_id,
@@ -256,15 +300,20 @@ impl Swarm {
             gossip_seeds: Vec::new(),
             cert_root: hex(&cluster.signing_ca.digest()),
             data_path_port: dpp,
+            store: store_mode,
         };
         let saved = state::save(&self.data_root, &local);
         if let Err(e) = saved {
-            let _ = self.store.clear().await;
+            let _ = store.clear().await;
+            cleanup(member).await;
             return Err(internal("save swarm state")(&e));
         }
-        if let Err(e) = self.run_node(local, Some(listener)).await {
-            self.stop_node();
-            let _ = self.store.clear().await;
+        if let Err(e) = self.run_node(local, Some(listener), member, None).await {
+            if let Some(n) = self.stop_node() {
+                n.shutdown().await;
+            }
+            let _ = store.clear().await;
+            cleanup(None).await;
             let _ = state::clear(&self.data_root);
             return Err(e);
         }
@@ -272,17 +321,130 @@ impl Swarm {
         Ok(node_id)
     }
 
-    /// Builds the manager's TLS server configuration (before the node is shared).
+    /// `swarm init`: the store of the new swarm, empty and answering (starting the
+    /// first etcd member on managed etcd), as this node's store now.
+    async fn init_store(
+        &self,
+        mode: &ClusterStore,
+        etcd_ca: Option<&RootCa>,
+        node_id: &str,
+        cluster_id: &str,
+        ip: IpAddr,
+    ) -> Result<(StoreMode, Option<Member>), CtlError> {
+        match mode {
+            ClusterStore::Embedded => {
+                let store = SwarmStore::new(self.base.clone());
+                // A swarm record without local state is what a crash in leave leaves behind.
+                store.clear().await.map_err(store_err)?;
+                self.set_store(store);
+                Ok((StoreMode::Embedded, None))
+            }
+            ClusterStore::External { url } => {
+                let cfg = EtcdConfig::parse(url)
+                    .map_err(|e| CtlError::invalid(e.to_string()))?
+                    .with_deadline(self.cfg.store_deadline);
+                let e = EtcdStore::connect(cfg).await.map_err(|e| {
+                    CtlError::unavailable(format!(
+                        "cannot use cluster store {url}: {}",
+                        crate::error::chain(&e)
+                    ))
+                })?;
+                let store = SwarmStore::etcd(Arc::new(e));
+                if let Some(c) = store.cluster().await.map_err(store_err)? {
+                    return Err(CtlError::invalid(format!(
+                        "cluster store {url} already holds swarm {}: join it with a manager token, or give another key prefix (etcd://HOST:PORT/PREFIX)",
+                        c.value.id
+                    )));
+                }
+                self.set_store(store);
+                Ok((StoreMode::External { url: url.clone() }, None))
+            }
+            ClusterStore::Managed => {
+                let ca = etcd_ca.ok_or_else(|| CtlError::internal("no etcd CA"))?;
+                let dir = ha::member_dir(&self.data_root);
+                etcd::wipe(&dir).map_err(|e| internal("remove an old etcd member's data")(&e))?;
+                let (csr, key_pem) =
+                    netloom_cluster::ca::new_csr().map_err(|e| internal("make a key")(&e))?;
+                let cert_pem = ca
+                    .issue_etcd_member(
+                        &csr,
+                        node_id,
+                        &[ip],
+                        SystemTime::now() + ha::MEMBER_CERT_VALIDITY,
+                    )
+                    .map_err(|e| internal("issue the etcd member certificate")(&e))?;
+                let m = ManagedEtcd {
+                    client_port: self.cfg.etcd_client_port,
+                    peer_port: self.cfg.etcd_peer_port,
+                    ca_pem: ca.cert_pem.clone(),
+                    cert: netloom_cluster::NodeCert { cert_pem, key_pem },
+                    initial_cluster: format!(
+                        "{node_id}={}",
+                        etcd::url(ip, self.cfg.etcd_peer_port)
+                    ),
+                    initial_state: "new".into(),
+                    cluster_token: cluster_id.to_string(),
+                    learner: None,
+                    promote_via: Vec::new(),
+                };
+                let spec = etcd::MemberSpec {
+                    name: node_id.to_string(),
+                    dir: dir.clone(),
+                    ip,
+                    client_port: m.client_port,
+                    peer_port: m.peer_port,
+                    initial_cluster: m.initial_cluster.clone(),
+                    initial_state: m.initial_state.clone(),
+                    cluster_token: m.cluster_token.clone(),
+                    ca_pem: m.ca_pem.clone(),
+                    cert_pem: m.cert.cert_pem.clone(),
+                    key_pem: m.cert.key_pem.clone(),
+                    binary: self.cfg.etcd_binary.clone(),
+                };
+                let member = Member::start(spec.clone())
+                    .map_err(|e| internal("start the etcd member")(&e))?;
+                let e =
+                    EtcdStore::open(spec.client_config().with_deadline(self.cfg.store_deadline))
+                        .await
+                        .map_err(|e| CtlError::unavailable(crate::error::chain(&e)))?;
+                let started = std::time::Instant::now();
+                loop {
+                    match e.revision().await {
+                        Ok(_) => break,
+                        Err(err) if started.elapsed() > MEMBER_READY => {
+                            drop(member);
+                            let _ = etcd::wipe(&dir);
+                            return Err(CtlError::unavailable(format!(
+                                "the etcd member did not answer within {}s ({}); see {}",
+                                MEMBER_READY.as_secs(),
+                                crate::error::chain(&err),
+                                dir.join("etcd.log").display()
+                            )));
+                        }
+                        Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                    }
+                }
+                self.set_store(SwarmStore::etcd(Arc::new(e)));
+                Ok((StoreMode::Managed(m), Some(member)))
+            }
+        }
+    }
+
+    /// Builds the manager's TLS server configuration (before the node is shared),
+    /// from the cluster record when the store answers, else from the local state
+    /// (a manager that starts while the others are down; its watch of the cluster
+    /// record brings the revocations once the store answers).
     pub(super) async fn prepare_manager(&self, node: &mut Node) -> Result<(), CtlError> {
-        let c = self
-            .store
-            .cluster()
-            .await
-            .map_err(store_err)?
-            .ok_or_else(|| CtlError::unavailable("this manager's store holds no swarm"))?;
-        node.revoked.set(c.value.removed.iter().cloned());
         let l = node.local();
-        let cfg = tls::server_config(&c.value.trusted_cas, &l.cert, node.revoked.clone())
+        let read = tokio::time::timeout(Duration::from_secs(2), self.store().cluster()).await;
+        let trusted = match read {
+            Ok(Ok(Some(c))) => {
+                node.revoked.set(c.value.removed.iter().cloned());
+                c.value.trusted_cas
+            }
+            _ => l.trusted_cas.clone(),
+        };
+        let cfg = tls::server_config(&trusted, &l.cert, node.revoked.clone())
             .map_err(|e| internal("build the cluster TLS configuration")(&e))?;
         node.server_tls = Some(Arc::new(RwLock::new(cfg)));
         Ok(())
@@ -319,11 +481,35 @@ impl Swarm {
             Arc::downgrade(node),
         ));
         node.spawn(super::certs::maintenance(self.weak(), Arc::downgrade(node)));
+        node.spawn(ha::watch_records(self.weak(), Arc::downgrade(node)));
+        if let Some(l) = &node.leadership {
+            let (w, nw) = (self.weak(), Arc::downgrade(node));
+            let h =
+                l.spawn_while_leading(move |term| super::certs::lead(w.clone(), nw.clone(), term));
+            node.spawn(async move {
+                // Abort the leader's work with the node's other tasks.
+                struct Abort(tokio::task::JoinHandle<()>);
+                impl Drop for Abort {
+                    fn drop(&mut self) {
+                        self.0.abort();
+                    }
+                }
+                let _a = Abort(h);
+                std::future::pending::<()>().await;
+            });
+        }
+        let w = self.weak();
+        node.spawn(relay::feed(self.relay.clone(), move || {
+            w.upgrade().map(|s| s.store())
+        }));
+        if let StoreMode::Managed(_) = &l.store {
+            node.spawn(ha::on_member_removed(self.weak(), Arc::downgrade(node)));
+        }
         Ok(())
     }
 
     pub(super) async fn cluster(&self) -> Result<Versioned<ClusterRecord>, CtlError> {
-        self.store
+        self.store()
             .cluster()
             .await
             .map_err(store_err)?
@@ -383,7 +569,7 @@ impl Swarm {
             next.rotation_in_progress = true;
         }
         next.updated_at = SystemTime::now();
-        self.store
+        self.store()
             .write(Some((&next, Some(c.version))), &[])
             .await
             .map_err(store_err)?;
@@ -421,8 +607,8 @@ impl Swarm {
         })
     }
 
-    async fn peers(&self) -> Result<(Vec<Peer>, Vec<Peer>), CtlError> {
-        let nodes = self.store.nodes().await.map_err(store_err)?;
+    pub(super) async fn peers(&self) -> Result<(Vec<Peer>, Vec<Peer>), CtlError> {
+        let nodes = self.store().nodes().await.map_err(store_err)?;
         let managers = nodes
             .iter()
             .filter_map(|n| {
@@ -477,9 +663,6 @@ impl Swarm {
                 "a worker join token cannot make a manager: use the manager token (docker swarm join-token manager)",
             ));
         }
-        if role == Role::Manager {
-            return Err(CtlError::invalid(ERR_EMBEDDED_ONE_MANAGER));
-        }
         let avail = availability(&req.availability)?;
         let ip = if req.advertise_addr.is_empty() {
             peer.to_string()
@@ -495,6 +678,16 @@ impl Swarm {
                 .to_string()
         };
         let node_id = new_id();
+        let store_join = match role {
+            Role::Manager => {
+                let ipa: IpAddr = ip.parse().unwrap_or(peer);
+                Some(
+                    self.add_manager_member(cluster, &node_id, ipa, req.etcd.as_ref())
+                        .await?,
+                )
+            }
+            Role::Worker => None,
+        };
         let now = SystemTime::now();
         let exp = now + cluster.cert_expiry();
         let cert = cluster
@@ -524,7 +717,8 @@ impl Swarm {
             hostname: req.hostname,
             engine_version: req.engine_version,
             addr: ip.clone(),
-            manager_addr: None,
+            manager_addr: (role == Role::Manager)
+                .then(|| SocketAddr::new(gossip_addr.ip(), addr::DEFAULT_PORT).to_string()),
             gossip_addr: gossip_addr.to_string(),
             data_path_addr: if req.data_path_addr.is_empty() {
                 ip.clone()
@@ -533,8 +727,9 @@ impl Swarm {
             },
             cert_root: hex(&cluster.signing_ca.digest()),
             cert_not_after: exp,
+            reported_state: String::new(),
         };
-        self.store
+        self.store()
             .write(None, &[(&node, None)])
             .await
             .map_err(store_err)?;
@@ -550,32 +745,46 @@ impl Swarm {
             managers,
             gossip_seeds,
             addr: ip,
+            store: store_join,
         })
     }
 
-    /// `POST /session`: a node's heartbeat; answers what it must know.
+    /// `POST /session`: a node's heartbeat and watch positions; answers (at once
+    /// when something it watches changed, else after its wait) what it must know
+    /// and what changed.
     pub(super) async fn serve_session(
         &self,
         _node: &Node,
         who: &netloom_cluster::CertInfo,
-        hb: Heartbeat,
-    ) -> Result<SessionUpdate, CtlError> {
-        let Some(n) = self.store.node(&who.node_id).await.map_err(store_err)? else {
-            return Err(CtlError::forbidden(format!(
-                "node {} was removed from the swarm",
-                who.node_id
-            )));
+        req: SessionRequest,
+    ) -> Result<SessionResponse, CtlError> {
+        let store = self.store();
+        let hb = req.heartbeat;
+        let Some(n) = store.node(&who.node_id).await.map_err(store_err)? else {
+            return Err(removed_node(&who.node_id));
         };
-        if n.value.hostname != hb.hostname || n.value.engine_version != hb.engine_version {
+        if n.value.hostname != hb.hostname
+            || n.value.engine_version != hb.engine_version
+            || n.value.reported_state != hb.state
+        {
             let mut next = n.value.clone();
             next.hostname = hb.hostname;
             next.engine_version = hb.engine_version;
+            next.reported_state = hb.state;
             next.updated_at = SystemTime::now();
-            let _ = self.store.write(None, &[(&next, Some(n.version))]).await;
+            let _ = store.write(None, &[(&next, Some(n.version))]).await;
         }
+        let wait = Duration::from_millis(req.wait_ms.min(30_000));
+        let watches = relay::serve(&store, Some(&who.node_id), &req.watches, wait)
+            .await
+            .map_err(store_err)?;
+        // After the wait: the answer says what holds now.
+        let Some(n) = store.node(&who.node_id).await.map_err(store_err)? else {
+            return Err(removed_node(&who.node_id));
+        };
         let c = self.cluster().await?;
         let (managers, gossip_seeds) = self.peers().await?;
-        Ok(SessionUpdate {
+        let update = SessionUpdate {
             role: n.value.role,
             availability: n.value.availability.clone(),
             managers,
@@ -589,7 +798,8 @@ impl Swarm {
                 .and_then(Value::as_u64)
                 .map(|ns| (ns / 1_000_000_000).clamp(1, 60))
                 .unwrap_or(HEARTBEAT_SECS),
-        })
+        };
+        Ok(SessionResponse { update, watches })
     }
 
     /// `POST /renew`: a new certificate for a member's (new) key.
@@ -599,13 +809,24 @@ impl Swarm {
         req: RenewRequest,
     ) -> Result<RenewResponse, CtlError> {
         let _g = self.control.lock().await;
-        let Some(n) = self.store.node(&who.node_id).await.map_err(store_err)? else {
-            return Err(CtlError::forbidden(format!(
-                "node {} was removed from the swarm",
-                who.node_id
-            )));
+        let store = self.store();
+        let Some(n) = store.node(&who.node_id).await.map_err(store_err)? else {
+            return Err(removed_node(&who.node_id));
         };
         let c = self.cluster().await?;
+        // A worker promoted to manager: where to find the cluster store (and, on
+        // managed etcd, its new member).
+        let store_join = if n.value.role == Role::Manager && who.role == Role::Worker {
+            let ip: IpAddr = n.value.addr.parse().map_err(|_| {
+                CtlError::internal(format!("node {} has no valid address", n.value.id))
+            })?;
+            Some(
+                self.add_manager_member(&c.value, &n.value.id, ip, req.etcd.as_ref())
+                    .await?,
+            )
+        } else {
+            None
+        };
         let exp = SystemTime::now() + c.value.cert_expiry();
         let cert = c
             .value
@@ -621,15 +842,20 @@ impl Swarm {
         next.cert_root = hex(&c.value.signing_ca.digest());
         next.cert_not_after = exp;
         next.updated_at = SystemTime::now();
-        self.store
+        store
             .write(None, &[(&next, Some(n.version))])
             .await
             .map_err(store_err)?;
-        tracing::info!(node = %n.value.id, "renewed a node certificate");
+        tracing::info!(node = %n.value.id, role = %n.value.role, "renewed a node certificate");
         Ok(RenewResponse {
             cert,
             role: n.value.role,
             trusted_cas: c.value.trusted_cas.clone(),
+            store: store_join,
         })
     }
+}
+
+fn removed_node(id: &str) -> CtlError {
+    CtlError::forbidden(format!("node {id} was removed from the swarm"))
 }
