@@ -816,7 +816,7 @@ impl Swarm {
         let c = self.cluster().await?;
         // A worker promoted to manager: where to find the cluster store (and, on
         // managed etcd, its new member).
-        let store_join = if n.value.role == Role::Manager && who.role == Role::Worker {
+        let store_join = if n.value.role == Role::Manager && req.etcd.is_some() {
             let ip: IpAddr = n.value.addr.parse().map_err(|_| {
                 CtlError::internal(format!("node {} has no valid address", n.value.id))
             })?;

@@ -334,11 +334,13 @@ async fn apply(
     let info =
         parse_cert(&l.cert.cert_pem).map_err(|e| internal("read this node's certificate")(&e))?;
     let due = SystemTime::now() >= renew_at(info.not_before, info.not_after);
-    if !(due || l.cert_root != u.signing_ca_digest || info.role != u.role) {
+    if !(due || l.cert_root != u.signing_ca_digest || info.role != u.role || l.role != u.role) {
         return Ok(());
     }
     let (csr, key_pem) = new_csr().map_err(|e| internal("make a key")(&e))?;
-    let promoted = u.role == Role::Manager && info.role == Role::Worker;
+    // A worker (perhaps still with the certificate of its time as a manager) that
+    // is to be a manager again.
+    let promoted = u.role == Role::Manager && l.role == Role::Worker;
     let (etcd, member_key) = if promoted {
         let (r, k) = s.member_request()?;
         (Some(r), k)
