@@ -357,6 +357,7 @@ fn unstarted_daemon_with(on_etcd: bool, env: &[(&str, &str)]) -> Option<Daemon> 
             client_port: 2379,
             peer_port: 2380,
             netns: Some(PathBuf::from(format!("/run/netns/{name}"))),
+            addr: None,
         })
     });
     Some(Daemon {

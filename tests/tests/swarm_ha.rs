@@ -12,6 +12,9 @@
 //!   Docker reports it while the data plane keeps running; it recovers without a
 //!   restart when they come back, and a restart of every node keeps the cluster.
 //!
+//! - `an_existing_etcd_cluster_serves_the_managers`: `--cluster-store etcd://…` uses an
+//!   etcd the managers do not run; a dead manager is replaced there too.
+//!
 //! `NETLOOM_LONG=1` adds `repeated_leader_kills_under_writes`.
 
 use std::path::PathBuf;
@@ -593,4 +596,97 @@ fn repeated_leader_kills_under_writes() {
             == versions(c.host(other))));
         assert_eq!(relay(c.host(4))["Prefixes"][0]["Duplicates"], 0);
     }
+}
+
+/// An etcd of the test's own in the router namespace (198.18.1.1), removed on drop.
+struct External {
+    etcd: Option<netloom_store::testing::Etcd>,
+    dir: PathBuf,
+}
+
+impl Drop for External {
+    fn drop(&mut self) {
+        self.etcd.take();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn an_existing_etcd_cluster_serves_the_managers() {
+    let Some(mut c) = multihost::cluster(3, &[]) else {
+        return;
+    };
+    let dir = PathBuf::from(format!("/tmp/{}-etcd", c.prefix));
+    let _ = std::fs::remove_dir_all(&dir);
+    let ext = External {
+        etcd: Some(netloom_store::testing::Etcd::start_with(
+            netloom_store::testing::EtcdSpec {
+                dir: dir.clone(),
+                client_port: 2379,
+                peer_port: 2380,
+                netns: Some(PathBuf::from(format!("/run/netns/{}", c.router.name))),
+                addr: Some("198.18.1.1".parse().unwrap()),
+            },
+        )),
+        dir,
+    };
+    let url = ext.etcd.as_ref().unwrap().url();
+    assert_eq!(url, "etcd://198.18.1.1:2379");
+    let m1 = c.host(1);
+    m1.daemon.ok(&[
+        "swarm",
+        "init",
+        "--advertise-addr",
+        "198.18.1.11",
+        "--cluster-store",
+        &url,
+    ]);
+    let mt = m1.daemon.ok(&["swarm", "join-token", "-q", "manager"]);
+    let wt = m1.daemon.ok(&["swarm", "join-token", "-q", "worker"]);
+    c.host(2)
+        .daemon
+        .ok(&["swarm", "join", "--token", &mt, "198.18.1.11:2377"]);
+    c.host(3)
+        .daemon
+        .ok(&["swarm", "join", "--token", &wt, "198.18.1.11:2377"]);
+    assert!(wait_for(Duration::from_secs(20), || all_ready(
+        c.host(2),
+        3
+    )));
+    // The managers run no etcd of their own.
+    assert!((1..=3).all(|i| etcd_pid(c.host(i)).is_none()));
+    let ids: Vec<String> = (1..=3).map(|i| node_id(c.host(i))).collect();
+    assert_eq!(leader(c.host(2)).as_deref(), Some(ids[0].as_str()));
+    c.crash(1);
+    let t = Instant::now();
+    assert!(wait_for(Duration::from_secs(15), || update_label(
+        c.host(2),
+        &ids[2],
+        "after=kill"
+    )
+    .ok()));
+    assert!(wait_for(Duration::from_secs(15), || leader(c.host(2))
+        .as_deref()
+        == Some(ids[1].as_str())));
+    println!("external etcd: new leader {:?} after the kill", t.elapsed());
+    assert!(wait_for(Duration::from_secs(15), || relayed(c.host(3))
+        == versions(c.host(2))));
+    // A new swarm on a store that holds one already is refused, nothing changed.
+    c.host(3).daemon.ok(&["swarm", "leave"]);
+    let o = c.host(3).daemon.fail(&[
+        "swarm",
+        "init",
+        "--advertise-addr",
+        "198.18.1.13",
+        "--cluster-store",
+        &url,
+    ]);
+    assert!(
+        o.stderr
+            .contains(&format!("cluster store {url} already holds swarm")),
+        "{o}"
+    );
+    assert_eq!(nodes(c.host(2)).map(|n| n.len()), Some(3));
+    c.host_mut(1).daemon.start();
+    drop(ext);
 }

@@ -451,7 +451,10 @@ async fn promote(m: &ManagedEtcd, id: u64) -> Result<(), CtlError> {
             }
         }
     }
-    tracing::info!(member = id, "this node's etcd member is a voting member now");
+    tracing::info!(
+        member = id,
+        "this node's etcd member is a voting member now"
+    );
     Ok(())
 }
 
