@@ -333,10 +333,12 @@ impl Swarm {
     /// Stops this node's runtime and starts it again with `local` (a role change).
     pub(super) async fn transition(self: Arc<Self>, mut local: LocalState, why: &'static str) {
         let _g = self.control.lock().await;
-        let Some(old) = self.stop_node() else { return };
-        if old.local().node_id != local.node_id {
-            return;
+        match self.node().map(|n| n.local()) {
+            // Left, or joined another swarm, meanwhile; or already in that role.
+            Some(cur) if cur.node_id == local.node_id && cur.role != local.role => {}
+            _ => return,
         }
+        let Some(old) = self.stop_node() else { return };
         let membership = old.membership.clone();
         old.shutdown().await;
         drop(old);

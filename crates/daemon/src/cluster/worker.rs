@@ -265,9 +265,14 @@ pub(super) async fn session_loop(swarm: Weak<Swarm>, node: Weak<Node>) {
                 s.relay.apply(resp.watches);
                 let u = resp.update;
                 hb_secs = u.heartbeat_secs.clamp(1, 60);
-                if let Err(e) = apply(&s, &n, &u, c).await {
-                    tracing::warn!(error = %e.message, "session update failed");
-                    n.set_error(e.message);
+                match apply(&s, &n, &u, c).await {
+                    Ok(Next::Continue) => {}
+                    // This node is a manager now: the new runtime takes over.
+                    Ok(Next::Stop) => return,
+                    Err(e) => {
+                        tracing::warn!(error = %e.message, "session update failed");
+                        n.set_error(e.message);
+                    }
                 }
                 drop((s, n));
                 // A manager that answers at once with nothing new does not hold
@@ -303,6 +308,14 @@ pub(super) async fn session_loop(swarm: Weak<Swarm>, node: Weak<Node>) {
     }
 }
 
+/// What the session does after an update.
+enum Next {
+    /// Keep polling.
+    Continue,
+    /// Stop: the node became a manager.
+    Stop,
+}
+
 /// Applies a session update: new managers, roots and seeds; renewal when due, when
 /// the signing root changed or when the role did (a promotion then starts the
 /// manager's runtime).
@@ -311,7 +324,7 @@ async fn apply(
     n: &Arc<Node>,
     u: &SessionUpdate,
     c: &mut Conn,
-) -> Result<(), CtlError> {
+) -> Result<Next, CtlError> {
     let l = n.local();
     if l.managers != u.managers
         || l.trusted_cas != u.trusted_cas
@@ -335,7 +348,7 @@ async fn apply(
         parse_cert(&l.cert.cert_pem).map_err(|e| internal("read this node's certificate")(&e))?;
     let due = SystemTime::now() >= renew_at(info.not_before, info.not_after);
     if !(due || l.cert_root != u.signing_ca_digest || info.role != u.role || l.role != u.role) {
-        return Ok(());
+        return Ok(Next::Continue);
     }
     let (csr, key_pem) = new_csr().map_err(|e| internal("make a key")(&e))?;
     // A worker (perhaps still with the certificate of its time as a manager) that
@@ -365,6 +378,7 @@ async fn apply(
     {
         let next = s.manager_state(n.local(), join, &member_key);
         tokio::spawn(s.clone().transition(next, "promoted"));
+        return Ok(Next::Stop);
     }
-    Ok(())
+    Ok(Next::Continue)
 }
