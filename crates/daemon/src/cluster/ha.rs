@@ -488,13 +488,12 @@ pub(super) async fn watch_records(swarm: Weak<Swarm>, node: Weak<Node>) {
                 mine = Some(v.clone());
             }
         }
-        match mine {
-            Some(v) => match v.decode_json::<NodeRecord>(&me) {
+        // (No record yet: the manager that admits this node has not written it.)
+        if let Some(v) = mine {
+            match v.decode_json::<NodeRecord>(&me) {
                 Ok(r) => s.own_record(&n, Some(r.value), r.version).await,
                 Err(e) => tracing::warn!(error = %e, "unreadable node record"),
-            },
-            // Not written yet by the manager that promoted or added this node.
-            None => {}
+            }
         }
         let mut w = match store.raw().watch("swarm/", listing.revision).await {
             Ok(w) => w,

@@ -13,6 +13,7 @@ mod addr;
 mod certs;
 mod etcd;
 mod ha;
+mod init;
 pub mod leader;
 mod manager;
 mod net;
@@ -36,7 +37,8 @@ use netloom_store::Store;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
-pub use manager::{InitRequest, SwarmUpdateFlags};
+pub use init::InitRequest;
+pub use manager::SwarmUpdateFlags;
 pub use nodes::{NodeFilter, NodeSpecUpdate};
 pub use worker::JoinRequest;
 

@@ -231,7 +231,7 @@ pub(super) async fn session_loop(swarm: Weak<Swarm>, node: Weak<Node>) {
                     next_manager += 1;
                     drop((s, n));
                     // Try the next manager soon; back off once every one failed.
-                    if next_manager % managers.len().max(1) == 0 {
+                    if next_manager.is_multiple_of(managers.len().max(1)) {
                         tokio::time::sleep(wait).await;
                         wait = (wait * 2).min(Duration::from_secs(5));
                     }
