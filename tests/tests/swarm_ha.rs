@@ -6,8 +6,9 @@
 //!   and its etcd member leaves a cluster that accepts `node update` from the others
 //!   within 15 s and elects a new leader; a worker whose manager is killed fails over
 //!   and keeps receiving watch updates, with nothing lost or repeated.
-//! - `etcd_members_follow_manager_roles`: join, promote, demote, leave and `node rm
-//!   --force` add and remove the node's etcd member (as etcd itself reports).
+//! - `etcd_members_follow_manager_roles`: join, promote, demote, `node rm --force`
+//!   of a dead manager and leave add and remove the node's etcd member (as etcd
+//!   itself reports); a manager demoted while it was down continues as a worker.
 //! - `lost_quorum_is_reported_and_recovers`: 2 of 3 managers down is reported as
 //!   Docker reports it while the data plane keeps running; it recovers without a
 //!   restart when they come back, and a restart of every node keeps the cluster.
@@ -440,22 +441,10 @@ fn etcd_members_follow_manager_roles() {
         );
     }
 
-    // Leave of a manager with --force: its member goes; it stays listed, Down.
-    c.host(4).daemon.ok(&["swarm", "leave", "--force"]);
-    assert!(wait_for(Duration::from_secs(20), || members(m1)
-        == Some(voting(&[id(1), id(2), id(3)]))));
-    assert!(!member_dir(c.host(4)).exists());
-    assert!(wait_for(Duration::from_secs(15), || nodes(m1).is_some_and(
-        |ns| ns
-            .iter()
-            .any(|(i, s, ms)| i == id(4) && s == "Down" && ms.is_empty())
-    )));
-    m1.daemon.ok(&["node", "rm", id(4)]);
-
     // node rm of a dead manager: refused without --force, removes its member with.
-    kill_manager(&mut c, 3);
+    kill_manager(&mut c, 2);
     let m1 = c.host(1);
-    let o = m1.daemon.fail(&["node", "rm", id(3)]);
+    let o = m1.daemon.fail(&["node", "rm", id(2)]);
     assert!(
         o.stderr
             .contains("It must be demoted to worker before removal"),
@@ -463,12 +452,68 @@ fn etcd_members_follow_manager_roles() {
     );
     assert!(wait_for(Duration::from_secs(15), || m1
         .daemon
-        .cli(&["node", "rm", "--force", id(3)])
+        .cli(&["node", "rm", "--force", id(2)])
         .ok()));
-    assert_eq!(members(m1), Some(voting(&[id(1), id(2)])));
+    assert_eq!(members(m1), Some(voting(&[id(1), id(3), id(4)])));
+    assert_eq!(nodes(m1).map(|n| n.len()), Some(3));
+
+    // Demoted while it was down: when it comes back, its etcd member learns from
+    // the others that it was removed, and the node continues as a worker.
+    kill_manager(&mut c, 3);
+    let m1 = c.host(1);
+    m1.daemon.ok(&["node", "demote", id(3)]);
+    assert_eq!(members(m1), Some(voting(&[id(1), id(4)])));
+    c.restart(3);
+    assert!(
+        wait_for(Duration::from_secs(30), || c
+            .host(3)
+            .daemon
+            .cli(&[
+                "info",
+                "--format",
+                "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}"
+            ])
+            .stdout
+            .trim()
+            == "active false"),
+        "{}",
+        logs(&c)
+    );
+    assert!(
+        wait_for(Duration::from_secs(15), || all_ready(c.host(1), 3)),
+        "{:?}",
+        nodes(c.host(1))
+    );
+    assert!(wait_for(Duration::from_secs(10), || etcd_pid(c.host(3)).is_none()));
+    assert!(!member_dir(c.host(3)).exists(), "{}", logs(&c));
+    assert_eq!(members(c.host(1)), Some(voting(&[id(1), id(4)])));
+    let o = c.host(3).daemon.fail(&["node", "ls"]);
+    assert!(o.stderr.contains("This node is not a swarm manager"), "{o}");
+    // As a worker it receives the managers' changes again.
+    assert!(update_label(c.host(4), id(3), "back=worker").ok());
+    assert!(
+        wait_for(Duration::from_secs(15), || relayed(c.host(3))
+            == versions(c.host(1))),
+        "{} vs {:?}",
+        relay(c.host(3)),
+        versions(c.host(1))
+    );
+
+    // Leave of a manager with --force: its member goes; it stays listed, Down.
+    let m1 = c.host(1);
+    c.host(4).daemon.ok(&["swarm", "leave", "--force"]);
+    assert!(wait_for(Duration::from_secs(20), || members(m1)
+        == Some(voting(&[id(1)]))));
+    assert!(!member_dir(c.host(4)).exists());
+    assert!(wait_for(Duration::from_secs(15), || nodes(m1).is_some_and(
+        |ns| ns
+            .iter()
+            .any(|(i, s, ms)| i == id(4) && s == "Down" && ms.is_empty())
+    )));
+    m1.daemon.ok(&["node", "rm", id(4)]);
     assert_eq!(nodes(m1).map(|n| n.len()), Some(2));
-    // Two managers keep working.
-    assert!(update_label(c.host(2), id(1), "two=managers").ok());
+    // The last manager keeps working alone.
+    assert!(update_label(m1, id(3), "one=manager").ok());
 }
 
 #[test]

@@ -128,7 +128,11 @@ impl Swarm {
                 // A learner serves no clients: have it promoted first (it catches up
                 // with the log in a second or two), then use it.
                 if let Some(id) = m.learner {
-                    promote(m, id).await?;
+                    if let Err(e) = promote(m, id).await {
+                        // Do not leave a learner behind: etcd takes one at a time.
+                        forget_learner(m, id).await;
+                        return Err(e);
+                    }
                     if let StoreMode::Managed(mm) = &mut l.store {
                         mm.learner = None;
                     }
@@ -417,6 +421,21 @@ pub(super) fn manager_addr(l: &LocalState) -> String {
     }
 }
 
+/// Node side: removes learner `id` that could not be promoted (best effort).
+async fn forget_learner(m: &ManagedEtcd, id: u64) {
+    let cfg = etcd::client_config(
+        m.promote_via.clone(),
+        &m.ca_pem,
+        &m.cert.cert_pem,
+        &m.cert.key_pem,
+    );
+    if let Ok(admin) = EtcdStore::open(cfg).await
+        && let Err(e) = admin.remove_member(id).await
+    {
+        tracing::warn!(member = id, error = %e, "cannot remove the learner that was not promoted");
+    }
+}
+
 /// Node side: has learner `id` promoted to a voting member, through the voters.
 async fn promote(m: &ManagedEtcd, id: u64) -> Result<(), CtlError> {
     let cfg = etcd::client_config(
@@ -552,7 +571,8 @@ pub(super) async fn on_member_removed(swarm: Weak<Swarm>, node: Weak<Node>) {
         tracing::warn!(
             "this manager's etcd member was removed from the cluster: continuing as a worker"
         );
-        s.transition(next, "etcd member removed").await;
+        // Detached: the transition stops this node's tasks, this one among them.
+        tokio::spawn(s.transition(next, "etcd member removed"));
         return;
     }
 }

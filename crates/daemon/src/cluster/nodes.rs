@@ -251,18 +251,36 @@ impl Swarm {
                 "rpc error: code = FailedPrecondition desc = node {id} is not down and can't be removed"
             )));
         }
-        let c = self.cluster().await?;
-        let mut next = c.value.clone();
-        if !next.removed.contains(&id) {
-            next.removed.push(id.clone());
-        }
-        next.updated_at = SystemTime::now();
         // Its etcd member first (a manager removed with --force, or one left over).
         self.remove_manager_member(&id).await?;
-        self.store()
-            .remove_node(&id, n.version, (&next, c.version))
-            .await
-            .map_err(store_err)?;
+        let mut version = n.version;
+        let mut attempts = 0;
+        loop {
+            let c = self.cluster().await?;
+            let mut next = c.value.clone();
+            if !next.removed.contains(&id) {
+                next.removed.push(id.clone());
+            }
+            next.updated_at = SystemTime::now();
+            match self
+                .store()
+                .remove_node(&id, version, (&next, c.version))
+                .await
+            {
+                Ok(_) => break,
+                // The node's own heartbeat (or a renewal) changed its record meanwhile.
+                Err(super::store::SwarmStoreError::Store(
+                    netloom_store::StoreError::Conflict { .. },
+                )) if attempts < 5 => {
+                    attempts += 1;
+                    match self.store().node(&id).await.map_err(store_err)? {
+                        Some(r) => version = r.version,
+                        None => break,
+                    }
+                }
+                Err(e) => return Err(store_err(e)),
+            }
+        }
         node.revoked.revoke(&id);
         tracing::info!(node = %id, "node removed from the swarm; its certificate is refused from now on");
         Ok(())
