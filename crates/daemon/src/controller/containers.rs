@@ -1585,8 +1585,13 @@ async fn sigkill_and_wait(
     pid: i32,
     start_time: u64,
 ) -> CtlResult<()> {
-    if process_alive(pid, start_time) {
-        let _ = rt.kill(id, libc::SIGKILL).await;
+    if process_alive(pid, start_time)
+        && let Err(e) = rt.kill(id, libc::SIGKILL).await
+    {
+        // The runtime could not even be run (out of descriptors or processes, say):
+        // SIGKILL the container's init directly, which needs neither.
+        warn!(container = %name, error = %e, "runtime kill failed; signalling the process");
+        let _ = netloom_runtime::kill_process(pid, libc::SIGKILL);
     }
     if wait_process_exit(pid, start_time, KILL_WAIT).await {
         Ok(())
