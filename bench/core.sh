@@ -90,7 +90,12 @@ cleanup() {
   for m in $(awk -v d="$D/" 'index($2,d)==1{print $2}' /proc/mounts | sort -r); do umount -l "$m"; done
   ip netns del $NS_DK 2>/dev/null; ip netns del $NS_NL 2>/dev/null
   # the cgroup parent dockerd used (cgroup v1: one per controller; v2: one dir)
-  for m in /sys/fs/cgroup/*/$TAG /sys/fs/cgroup/$TAG; do [ -d "$m" ] && rmdir "$m" 2>/dev/null; done
+  # and netloomd's (/$TAG-nl), with any container cgroup left under it
+  for m in /sys/fs/cgroup/*/$TAG /sys/fs/cgroup/$TAG /sys/fs/cgroup/*/$TAG-nl /sys/fs/cgroup/$TAG-nl; do
+    [ -d "$m" ] || continue
+    for c in "$m"/*/; do [ -d "$c" ] && rmdir "$c" 2>/dev/null; done
+    rmdir "$m" 2>/dev/null
+  done
   for m in "${NEWDIRS[@]}"; do [ -d "$m" ] && rmdir "$m" 2>/dev/null; done
   rm -rf "$D"
   # leak check
@@ -99,6 +104,7 @@ cleanup() {
   ip netns list 2>/dev/null | grep -q "^$TAG-" && leaks+=("netns $(ip netns list | grep "^$TAG-" | tr '\n' ' ')")
   grep -q " $D/" /proc/mounts && leaks+=("mounts under $D")
   ls -d /sys/fs/cgroup/*/$TAG /sys/fs/cgroup/$TAG >/dev/null 2>&1 && leaks+=("cgroup $TAG")
+  ls -d /sys/fs/cgroup/*/$TAG-nl /sys/fs/cgroup/$TAG-nl >/dev/null 2>&1 && leaks+=("cgroup $TAG-nl")
   [ -e "$D" ] && leaks+=("dir $D")
   if [ ${#leaks[@]} -eq 0 ]; then echo "cleanup: ok (no netns, mounts, processes, cgroups or files left)"
   else echo "cleanup: LEFT OVER: ${leaks[*]}" >&2; fi
@@ -191,8 +197,10 @@ if [ -z "${SKIP_NETLOOM:-}" ]; then
       STORE_ARGS=(--cluster-store etcd://127.0.0.1:2379)
     fi
     now_us; t0=$NOW
+    # Containers' cgroups under a parent of this run's own (older builds lack the flag).
+    NL_CG=(); "$D/bin/netloomd" --help 2>/dev/null | grep -q -- --cgroup-parent && NL_CG=(--cgroup-parent /$TAG-nl)
     nsenter --net=/run/netns/$NS_NL "$D/bin/netloomd" --data-root $D/nl/data --exec-root $D/nl/exec \
-      --config-file $D/nl/daemon.json "${STORE_ARGS[@]}" > $D/nl/netloomd.log 2>&1 &
+      --config-file $D/nl/daemon.json "${STORE_ARGS[@]}" "${NL_CG[@]}" > $D/nl/netloomd.log 2>&1 &
     NETLOOMD_PID=$!
     for _ in $(seq 120); do $NL_BIN -H unix://$NL_SOCK version >/dev/null 2>&1 && break; kill -0 $NETLOOMD_PID 2>/dev/null || break; sleep 0.1; done
     if $NL_BIN -H unix://$NL_SOCK version >/dev/null 2>&1; then

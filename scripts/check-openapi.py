@@ -17,10 +17,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 METHODS = ("get", "post", "put", "delete", "head", "patch", "options", "trace")
 
-# Wildcard routes serve several documented paths: (route, METHOD) -> documented path.
+# Wildcard routes serve several documented paths: (route, METHOD) -> documented paths.
 WILDCARDS = {
-    ("/images/{*name}", "GET"): "/images/{name}/json",
-    ("/images/{*name}", "DELETE"): "/images/{name}",
+    ("/images/{*name}", "GET"): (
+        "/images/{name}/json",
+        "/images/{name}/history",
+        "/images/{name}/get",
+    ),
+    ("/images/{*name}", "POST"): ("/images/{name}/tag",),
+    ("/images/{*name}", "DELETE"): ("/images/{name}",),
 }
 
 
@@ -124,7 +129,8 @@ def router_routes(path: Path):
                         f"wildcard route {method} {route}: add the paths it serves to "
                         f"WILDCARDS in {Path(__file__).name}"
                     )
-                routes.add((method, doc))
+                for d in doc:
+                    routes.add((method, d))
             else:
                 routes.add((method, route))
     if not routes:

@@ -11,8 +11,19 @@ set -euo pipefail
 # (never a system one); etcd-client: etcdctl, with which the HA tests read the managers'
 # etcd membership; protobuf-compiler + libprotobuf-dev: etcd-client's build runs protoc
 # and needs the well-known .proto files.
+#
+# Images from registries (tests/tests/registry.rs, bench/pull.sh): docker-registry (the
+# distribution v2 `registry` server; the tests start it on loopback with a throwaway
+# config), skopeo (pushes the test images), openssl (token-auth keys), and docker.io
+# (dockerd, for the load/save round trip and the pull benchmark; the tests start it in
+# their own namespace and data root). docker-registry and docker.io ship systemd units:
+# their postinst asks invoke-rc.d, which policy-rc.d (or no running systemd) refuses,
+# so neither server is started, and nothing listens after the install.
+#
+# runc: the OCI runtime containers run with; crun: the alternative runtime that the
+# runtime-selection test configures (Debian's 1.8 refuses hybrid cgroup hosts).
 pkgs=(nftables iproute2 busybox-static curl ca-certificates iputils-ping bind9-dnsutils python3 containernetworking-plugins
-  etcd-server etcd-client protobuf-compiler libprotobuf-dev)
+  etcd-server etcd-client protobuf-compiler libprotobuf-dev docker-registry skopeo openssl docker.io runc crun)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -42,4 +53,6 @@ if ss -Hltn 'sport = :2379' | grep -q .; then
 fi
 command -v nft >/dev/null && command -v ip >/dev/null && [ -x /bin/busybox ] && [ -x /usr/lib/cni/tuning ]
 command -v etcd >/dev/null && command -v protoc >/dev/null && [ -f /usr/include/google/protobuf/descriptor.proto ]
+[ -x /usr/bin/docker-registry ] && [ -x /usr/bin/skopeo ] && [ -x /usr/sbin/dockerd ]
+command -v runc >/dev/null
 echo "deps: ok"

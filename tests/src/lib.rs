@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub mod multihost;
+pub mod registry;
 
 /// Result of running a command.
 #[derive(Debug, Clone)]
@@ -285,23 +286,30 @@ pub struct Daemon {
     pub env: Vec<(String, String)>,
     /// Extra netloomd flags, passed on every (re)start.
     pub extra_args: Vec<String>,
+    /// `RLIMIT_NOFILE` (soft, hard) netloomd starts with (None: the test's own).
+    pub nofile: Option<(u64, u64)>,
 }
 
 /// Starts a daemon for a test, or returns `None` (after printing `SKIP:`)
 /// when the environment cannot run it.  With `NETLOOM_REQUIRE_PRIV=1` a
 /// missing prerequisite panics instead.
 pub fn daemon() -> Option<Daemon> {
-    daemon_with(test_store_is_etcd(), &[])
+    daemon_with(test_store_is_etcd(), &[], None)
+}
+
+/// Like [`daemon`], with `daemon.json` holding `config` (JSON text).
+pub fn daemon_with_config(config: Option<&str>) -> Option<Daemon> {
+    daemon_with(test_store_is_etcd(), &[], config)
 }
 
 /// Like [`daemon`], but always on an etcd of its own (whatever
 /// `NETLOOM_TEST_STORE` says), with `env` set for netloomd.
 pub fn daemon_on_etcd(env: &[(&str, &str)]) -> Option<Daemon> {
-    daemon_with(true, env)
+    daemon_with(true, env, None)
 }
 
-fn daemon_with(on_etcd: bool, env: &[(&str, &str)]) -> Option<Daemon> {
-    let mut d = unstarted_daemon_with(on_etcd, env)?;
+fn daemon_with(on_etcd: bool, env: &[(&str, &str)], config: Option<&str>) -> Option<Daemon> {
+    let mut d = unstarted_daemon_with(on_etcd, env, config)?;
     d.start();
     let tar = busybox_tar();
     d.ok(&["image", "import", tar.to_str().unwrap(), "busybox"]);
@@ -318,10 +326,14 @@ pub fn bare_daemon() -> Option<Daemon> {
 /// A daemon's namespace and directories, with the daemon not started yet (the
 /// caller may add links or `extra_args` first, then call [`Daemon::start`]).
 pub fn unstarted_daemon() -> Option<Daemon> {
-    unstarted_daemon_with(test_store_is_etcd(), &[])
+    unstarted_daemon_with(test_store_is_etcd(), &[], None)
 }
 
-fn unstarted_daemon_with(on_etcd: bool, env: &[(&str, &str)]) -> Option<Daemon> {
+fn unstarted_daemon_with(
+    on_etcd: bool,
+    env: &[(&str, &str)],
+    config: Option<&str>,
+) -> Option<Daemon> {
     let missing = skip_reason().or_else(|| {
         (on_etcd && !which("etcd")).then(|| "etcd not installed (install etcd-server)".into())
     });
@@ -345,6 +357,12 @@ fn unstarted_daemon_with(on_etcd: bool, env: &[(&str, &str)]) -> Option<Daemon> 
     let dir = PathBuf::from(format!("/tmp/{name}"));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
+    if let Some(c) = config {
+        fs::write(dir.join("none.json"), c).unwrap();
+    }
+    if let Some(c) = config {
+        fs::write(dir.join("none.json"), c).unwrap();
+    }
     let host_before = host_netloom_state();
     let _ = sh("ip", &["netns", "del", &name]);
     let o = sh("ip", &["netns", "add", &name]);
@@ -372,6 +390,7 @@ fn unstarted_daemon_with(on_etcd: bool, env: &[(&str, &str)]) -> Option<Daemon> 
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         extra_args: Vec::new(),
+        nofile: None,
     })
 }
 
@@ -402,11 +421,30 @@ impl Daemon {
             .arg(d.join("exec"))
             .arg("--config-file")
             .arg(d.join("none.json"))
+            .arg("--cgroup-parent")
+            .arg(self.cgroup_parent())
             .args(&self.extra_args);
         if let Some(etcd) = &self.etcd {
             cmd.arg("--cluster-store").arg(etcd.url());
         }
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        if let Some((soft, hard)) = self.nofile {
+            use std::os::unix::process::CommandExt;
+            let lim = libc::rlimit {
+                rlim_cur: soft,
+                rlim_max: hard,
+            };
+            // SAFETY: between fork and exec only setrlimit(2), which is async-signal-safe,
+            // runs; `lim` is a plain value copied into the closure.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         let child = cmd
             .env("RUST_BACKTRACE", "0")
             .stdin(Stdio::null())
@@ -442,6 +480,17 @@ impl Daemon {
         }
     }
 
+    /// The daemon's cgroup parent: containers' cgroups go under it, and cleanup
+    /// removes it from every hierarchy.
+    pub fn cgroup_parent(&self) -> String {
+        format!("/{}", self.name)
+    }
+
+    /// Writes the daemon's `daemon.json` (read at the next [`Daemon::start`]).
+    pub fn write_config(&self, json: &str) {
+        fs::write(self.dir.join("none.json"), json).unwrap();
+    }
+
     /// Sends `sig` to the daemon and waits for it to exit (SIGKILL after 5 s).
     pub fn stop_with(&mut self, sig: i32) {
         if let Some(mut c) = self.child.take() {
@@ -462,9 +511,36 @@ impl Daemon {
         }
     }
 
-    /// The daemon's pid, while it runs.
+    /// The daemon's pid, while it runs (nsenter execs netloomd in place).
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
+    }
+
+    /// netloomd's resident memory (`VmRSS`, kB).
+    #[track_caller]
+    pub fn rss_kb(&self) -> u64 {
+        let pid = self.pid().expect("daemon running");
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("VmRSS in /proc/<pid>/status")
+    }
+
+    /// What netloomd's open descriptors are (`readlink /proc/<pid>/fd/*`).
+    #[track_caller]
+    pub fn fds(&self) -> Vec<String> {
+        let pid = self.pid().expect("daemon running");
+        let mut v: Vec<String> = fs::read_dir(format!("/proc/{pid}/fd"))
+            .expect("list fds")
+            .flatten()
+            .filter_map(|e| fs::read_link(e.path()).ok())
+            .map(|p| p.display().to_string())
+            .collect();
+        v.sort();
+        v
     }
 
     /// Graceful stop (SIGTERM).
@@ -760,6 +836,30 @@ impl Daemon {
             mnts.sort_by_key(|m| std::cmp::Reverse(m.matches('/').count()));
             for m in mnts {
                 let _ = sh("umount", &["-l", &m]);
+            }
+        }
+        // The containers' cgroups (empty once their processes are gone).
+        if let Ok(rd) = fs::read_dir("/sys/fs/cgroup") {
+            let mut dirs: Vec<PathBuf> = vec![PathBuf::from("/sys/fs/cgroup").join(&self.name)];
+            for e in rd.flatten() {
+                dirs.push(e.path().join(&self.name));
+            }
+            for d in dirs.into_iter().filter(|d| d.is_dir()) {
+                // A cgroup whose last task is still exiting is busy for a moment.
+                for _ in 0..20 {
+                    if let Ok(kids) = fs::read_dir(&d) {
+                        for k in kids.flatten().filter(|k| k.path().is_dir()) {
+                            let _ = fs::remove_dir(k.path());
+                        }
+                    }
+                    if fs::remove_dir(&d).is_ok() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                if d.is_dir() {
+                    problems.push(format!("cgroup {} left behind", d.display()));
+                }
             }
         }
         let o = sh("ip", &["netns", "del", &self.name]);

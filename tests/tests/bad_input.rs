@@ -475,9 +475,16 @@ fn cases() -> Vec<Case> {
         ),
         cli(
             "pin",
+            &["run", "-d", "--pull", "never", "nosuchimage", "true"],
+            125,
+            "No such image: nosuchimage:latest",
+        ),
+        // Without --pull never, run pulls first (Docker Hub is out of reach here).
+        cli(
+            "pin",
             &["run", "-d", "nosuchimage", "true"],
             125,
-            "No such image",
+            "Unable to find image 'nosuchimage:latest' locally",
         ),
         cli(
             "pin",

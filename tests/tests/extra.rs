@@ -393,3 +393,44 @@ fn requested_mac_address_is_applied_and_reported() {
     assert_eq!(code, 400, "{out}");
     assert!(out.contains("conflicting options: mac-address"), "{out}");
 }
+
+/// `stop` and `rm -f` of several containers work on them at once, as docker's CLI does
+/// (50 at a time), and still report each name in the order given. Four containers that
+/// ignore SIGTERM take one stop timeout together, not four one after another.
+#[test]
+fn stop_and_rm_of_many_run_at_once_in_order() {
+    let d = daemon_or_skip!();
+    let names = ["st1", "st2", "st3", "st4"];
+    for n in names {
+        d.ok(&[
+            "run",
+            "-d",
+            "--name",
+            n,
+            "busybox",
+            "sh",
+            "-c",
+            "trap '' TERM; sleep 100000",
+        ]);
+    }
+    let t = std::time::Instant::now();
+    d.ok(&["stop", "-t", "2", "st1"]);
+    let one = t.elapsed();
+    let t = std::time::Instant::now();
+    let out = d.ok(&["stop", "-t", "2", "st2", "st3", "st4"]);
+    let three = t.elapsed();
+    assert_eq!(out, "st2\nst3\nst4", "names in the order given");
+    assert!(
+        three.as_secs_f64() < 2.0 * one.as_secs_f64(),
+        "stopping 3 containers took {three:?}, one took {one:?}: not stopped at once"
+    );
+    for n in ["st1", "st2"] {
+        d.ok(&["start", n]);
+    }
+    // rm -f: all in one call, a missing name in the middle is reported, not fatal.
+    let o = d.cli(&["rm", "-f", "st4", "nosuch", "st2", "st3", "st1"]);
+    assert!(o.ok(), "rm -f of a missing container is no failure: {o}");
+    assert_eq!(o.stdout.trim(), "st4\nst2\nst3\nst1", "{o}");
+    assert!(o.stderr.contains("nosuch"), "{o}");
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+}

@@ -233,7 +233,19 @@ fn netloom_attach_without_tty_and_sig_proxy() {
     assert_eq!(o.code, 7, "{o}");
     let dir = d.dir.display().to_string();
     // `cat` echoes; a SIGTERM to attach is forwarded to the container (sig-proxy).
-    d.ok(&["run", "-d", "-i", "--name", "atn2", "busybox", "cat"]);
+    // The container's command is its PID 1 (as in Docker, no init): a PID 1 without a
+    // handler ignores SIGTERM, so a shell traps it and exits 143.
+    d.ok(&[
+        "run",
+        "-d",
+        "-i",
+        "--name",
+        "atn2",
+        "busybox",
+        "sh",
+        "-c",
+        "exec 3<&0; trap 'exit 143' TERM; cat <&3 & wait",
+    ]);
     let o = shell(
         &d,
         &format!(

@@ -134,16 +134,41 @@ pub struct RunArgs {
     /// Overwrite the default ENTRYPOINT of the image
     #[arg(long)]
     pub entrypoint: Option<String>,
-    /// Image to run
-    #[arg(value_name = "IMAGE")]
-    pub image: String,
-    /// Command and arguments to run
+    /// Pull image before running ("always", "missing", "never")
+    #[arg(long, default_value = "missing", value_parser = ["always", "missing", "never"])]
+    pub pull: String,
+    /// Set platform if server is multi-platform capable (os/arch[/variant])
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+    /// Suppress the pull output
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Security, mount and resource options.
+    #[command(flatten)]
+    pub rt: crate::runopts::RuntimeOpts,
+    /// Image to run, then the command and its arguments. One positional list, so that
+    /// everything after the image is the container's, even words that look like
+    /// netloom's flags (`run IMAGE -c 'echo hi'` with an entrypoint `sh`), as with docker.
     #[arg(
-        value_name = "COMMAND",
+        value_name = "IMAGE [COMMAND] [ARG...]",
+        required = true,
+        num_args = 1..,
         trailing_var_arg = true,
         allow_hyphen_values = true
     )]
-    pub cmd: Vec<String>,
+    pub image_and_cmd: Vec<String>,
+}
+
+impl RunArgs {
+    /// The image named.
+    pub fn image(&self) -> &str {
+        self.image_and_cmd.first().map_or("", String::as_str)
+    }
+
+    /// The command and its arguments (empty: the image's).
+    pub fn cmd(&self) -> &[String] {
+        self.image_and_cmd.get(1..).unwrap_or_default()
+    }
 }
 
 /// Arguments of `start`.
@@ -591,7 +616,7 @@ pub fn create_body(a: &RunArgs) -> Result<Value> {
         })
         .collect();
     let attach = !a.detach;
-    let host_config = json!({
+    let mut host_config = json!({
         "Binds": null,
         "ContainerIDFile": "",
         "LogConfig": {"Type": "", "Config": {}},
@@ -623,6 +648,9 @@ pub fn create_body(a: &RunArgs) -> Result<Value> {
         "UsernsMode": "",
         "ShmSize": 0
     });
+    if let Value::Object(m) = &mut host_config {
+        a.rt.apply(m)?;
+    }
     let entrypoint = match &a.entrypoint {
         Some(e) => json!([e]),
         None => Value::Null,
@@ -639,8 +667,8 @@ pub fn create_body(a: &RunArgs) -> Result<Value> {
         "OpenStdin": a.interactive,
         "StdinOnce": attach && a.interactive,
         "Env": env_list(&a.env),
-        "Cmd": list_or_null(&a.cmd),
-        "Image": a.image,
+        "Cmd": list_or_null(a.cmd()),
+        "Image": a.image(),
         "Volumes": {},
         "WorkingDir": a.workdir.clone().unwrap_or_default(),
         "Entrypoint": entrypoint,
@@ -651,19 +679,42 @@ pub fn create_body(a: &RunArgs) -> Result<Value> {
     }))
 }
 
+/// Creates the container; a missing image is pulled first (`--pull missing`, the
+/// default: on create's 404, as the docker CLI does) or always (`--pull always`).
 async fn create_container(client: &Client, a: &RunArgs) -> Result<String> {
     let body = create_body(a)?;
     let mut q = Vec::new();
     if let Some(n) = &a.name {
         q.push(("name", n.clone()));
     }
-    let resp: Value = client
-        .call_json(
-            Method::POST,
-            &format!("/containers/create{}", query(&q)),
-            Some(&body),
-        )
-        .await?;
+    if let Some(p) = &a.platform {
+        q.push(("platform", p.clone()));
+    }
+    let path = format!("/containers/create{}", query(&q));
+    let pull = |client: &Client| {
+        let client = client.clone();
+        async move {
+            crate::pull::pull_image(&client, a.image(), a.platform.as_deref(), a.quiet, true)
+                .await
+                .map(|_| ())
+        }
+    };
+    if a.pull == "always" {
+        pull(client).await?;
+    }
+    let resp: Value = match client.call_json(Method::POST, &path, Some(&body)).await {
+        Err(e) if a.pull == "missing" && crate::client::daemon_status(&e) == Some(404) => {
+            if !a.quiet {
+                eprintln!(
+                    "Unable to find image '{}' locally",
+                    crate::pull::familiar(a.image())
+                );
+            }
+            pull(client).await?;
+            client.call_json(Method::POST, &path, Some(&body)).await?
+        }
+        r => r?,
+    };
     if let Some(Value::Array(w)) = resp.get("Warnings") {
         for w in w {
             if let Some(w) = w.as_str().filter(|w| !w.is_empty()) {
@@ -796,16 +847,45 @@ where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = Result<()>>,
 {
+    each_name_in(names, 1, op, |_| true).await
+}
+
+/// How many requests `stop`, `kill` and `rm` of several containers have in flight at
+/// once (docker's CLI runs the same commands 50 at a time).
+const PARALLEL: usize = 50;
+
+/// Runs `op` on every name, `parallel` at a time, and reports each name (its result
+/// printed in the order given, as docker does). An error for which `fails` is false
+/// is printed but does not make the exit status non-zero. A daemon that cannot be
+/// reached ends the command at once.
+async fn each_name_in<F, Fut>(
+    names: &[String],
+    parallel: usize,
+    op: F,
+    fails: impl Fn(&anyhow::Error) -> bool,
+) -> Result<i32>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    use futures::StreamExt;
+    let mut results =
+        futures::stream::iter(names.iter().map(|n| op(n.clone()))).buffered(parallel.max(1));
     let mut code = 0;
     for n in names {
-        match op(n.clone()).await {
+        let Some(res) = results.next().await else {
+            break;
+        };
+        match res {
             Ok(()) => outln(n),
             Err(e) => {
                 if e.downcast_ref::<ConnectError>().is_some() {
                     return Err(e);
                 }
                 eprintln!("{e:#}");
-                code = 1;
+                if fails(&e) {
+                    code = 1;
+                }
             }
         }
     }
@@ -903,7 +983,7 @@ async fn stop(client: &Client, a: StopArgs) -> Result<i32> {
         q.push(("t", t.to_string()));
     }
     let q = query(&q);
-    each_name(&a.names, |n| {
+    let op = |n: String| {
         let q = q.clone();
         async move {
             client
@@ -916,8 +996,8 @@ async fn stop(client: &Client, a: StopArgs) -> Result<i32> {
                 .map(|_| ())
                 .or_else(not_modified_ok)
         }
-    })
-    .await
+    };
+    each_name_in(&a.names, PARALLEL, op, |_| true).await
 }
 
 async fn kill(client: &Client, a: KillArgs) -> Result<i32> {
@@ -925,7 +1005,7 @@ async fn kill(client: &Client, a: KillArgs) -> Result<i32> {
         Some(sig) => query(&[("signal", sig.clone())]),
         None => String::new(),
     };
-    each_name(&a.names, |n| {
+    let op = |n: String| {
         let q = q.clone();
         async move {
             client
@@ -937,8 +1017,8 @@ async fn kill(client: &Client, a: KillArgs) -> Result<i32> {
                 .await
                 .map(|_| ())
         }
-    })
-    .await
+    };
+    each_name_in(&a.names, PARALLEL, op, |_| true).await
 }
 
 async fn rm(client: &Client, a: RmArgs) -> Result<i32> {
@@ -950,26 +1030,21 @@ async fn rm(client: &Client, a: RmArgs) -> Result<i32> {
         q.push(("force", "1".to_string()));
     }
     let q = query(&q);
-    let mut code = 0;
-    for n in &a.names {
-        match client
-            .call(Method::DELETE, &format!("/containers/{}{q}", seg(n)), None)
-            .await
-        {
-            Ok(_) => outln(n),
-            Err(e) => {
-                if e.downcast_ref::<ConnectError>().is_some() {
-                    return Err(e);
-                }
-                eprintln!("{e:#}");
-                // Like docker: `rm -f` of a missing container is not a failure.
-                if !(a.force && daemon_status(&e) == Some(404)) {
-                    code = 1;
-                }
-            }
+    let op = |n: String| {
+        let q = q.clone();
+        async move {
+            client
+                .call(Method::DELETE, &format!("/containers/{}{q}", seg(&n)), None)
+                .await
+                .map(|_| ())
         }
-    }
-    Ok(code)
+    };
+    // Like docker: `rm -f` of a missing container is not a failure.
+    let force = a.force;
+    each_name_in(&a.names, PARALLEL, op, |e| {
+        !(force && daemon_status(e) == Some(404))
+    })
+    .await
 }
 
 const PS_TABLE: &str =
@@ -1554,9 +1629,15 @@ mod tests {
         ]);
         assert_eq!(a.name.as_deref(), Some("c1"));
         assert_eq!(a.hostname.as_deref(), Some("h2"));
-        assert_eq!(a.image, "alpine");
-        assert_eq!(a.cmd, vec!["sh", "-c", "echo hi", "--rm"]);
+        assert_eq!(a.image(), "alpine");
+        assert_eq!(a.cmd(), ["sh", "-c", "echo hi", "--rm"]);
         assert!(!a.rm);
+        // A command that starts with a word netloom also knows as a flag (-c is
+        // --cpu-shares) is the container's.
+        let a = parse(&["busybox", "-c", "echo hi"]);
+        assert_eq!(a.image(), "busybox");
+        assert_eq!(a.cmd(), ["-c", "echo hi"]);
+        assert_eq!(a.rt.cpu_shares, None);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Image commands: `image import`, `images`/`image ls`, `image rm`, `image inspect`.
+//! Image commands: `image import`, `images`/`image ls`, `image rm`, `image inspect`;
+//! `image pull` is in `pull.rs`, `image load|save|history|tag` in `image_io.rs`.
 
 use std::io::Read;
 
@@ -27,6 +28,16 @@ pub enum ImageCmd {
     Rm(RmArgs),
     /// Display detailed information on one or more images
     Inspect(InspectArgs),
+    /// Download an image from a registry
+    Pull(crate::pull::PullArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(crate::image_io::LoadArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(crate::image_io::SaveArgs),
+    /// Show the history of an image
+    History(crate::image_io::HistoryArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(crate::image_io::TagArgs),
 }
 
 /// Arguments of `image import`.
@@ -101,6 +112,11 @@ pub async fn run(client: &Client, cmd: ImageCmd) -> Result<i32> {
         ImageCmd::Ls(a) => ls(client, a).await,
         ImageCmd::Rm(a) => rm(client, a).await,
         ImageCmd::Inspect(a) => inspect(client, a).await,
+        ImageCmd::Pull(a) => crate::pull::pull(client, a).await,
+        ImageCmd::Load(a) => crate::image_io::load(client, a).await,
+        ImageCmd::Save(a) => crate::image_io::save(client, a).await,
+        ImageCmd::History(a) => crate::image_io::history(client, a).await,
+        ImageCmd::Tag(a) => crate::image_io::tag(client, a).await,
     }
 }
 

@@ -16,8 +16,11 @@ mod events;
 mod filters;
 mod format;
 mod image;
+mod image_io;
 mod network;
 mod ports;
+mod pull;
+mod runopts;
 mod stream;
 mod swarm;
 mod system;
@@ -87,6 +90,16 @@ enum Command {
     Import(image::ImportArgs),
     /// Remove one or more images
     Rmi(image::RmArgs),
+    /// Download an image from a registry
+    Pull(pull::PullArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(image_io::LoadArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(image_io::SaveArgs),
+    /// Show the history of an image
+    History(image_io::HistoryArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(image_io::TagArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCmd),
@@ -136,6 +149,11 @@ async fn dispatch(client: &Client, cmd: Command) -> anyhow::Result<i32> {
         Command::Images(a) => image::ls(client, a).await,
         Command::Import(a) => image::run(client, ImageCmd::Import(a)).await,
         Command::Rmi(a) => image::rm(client, a).await,
+        Command::Pull(a) => pull::pull(client, a).await,
+        Command::Load(a) => image_io::load(client, a).await,
+        Command::Save(a) => image_io::save(client, a).await,
+        Command::History(a) => image_io::history(client, a).await,
+        Command::Tag(a) => image_io::tag(client, a).await,
         Command::Container(c) => container::run_cmd(client, c).await,
         Command::Image(c) => image::run(client, c).await,
         Command::Network(c) => network::run(client, c).await,
@@ -160,9 +178,25 @@ async fn main() -> ExitCode {
     match dispatch(&client, cli.command).await {
         Ok(code) => ExitCode::from((code & 0xff) as u8),
         Err(e) => {
-            eprintln!("{e:#}");
-            ExitCode::from(fail_code)
+            let msg = format!("{e:#}");
+            eprintln!("{msg}");
+            ExitCode::from(start_failure_code(&msg).unwrap_or(fail_code))
         }
+    }
+}
+
+/// docker's exit code for a container whose command could not be run: 127 when it
+/// does not exist, 126 when it cannot be executed.
+fn start_failure_code(msg: &str) -> Option<u8> {
+    if !msg.contains("unable to start container process") {
+        return None;
+    }
+    if msg.contains("executable file not found") || msg.contains("no such file or directory") {
+        Some(127)
+    } else if msg.contains("permission denied") || msg.contains("not executable") {
+        Some(126)
+    } else {
+        None
     }
 }
 

@@ -60,6 +60,29 @@ pub struct Flags {
     /// Debian's etcd-server).
     #[arg(long = "swarm-etcd-binary", value_name = "PATH")]
     pub swarm_etcd_binary: Option<PathBuf>,
+    /// Registry reached over unverified TLS or plain HTTP: host[:port] or a CIDR
+    /// (repeatable; 127.0.0.0/8 always is).
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]|CIDR")]
+    pub insecure_registries: Vec<String>,
+    /// Docker Hub mirror, tried before Docker Hub: http(s)://host[:port] (repeatable).
+    #[arg(long = "registry-mirror", value_name = "URL")]
+    pub registry_mirrors: Vec<String>,
+    /// Layers downloaded at once per pull (default 3).
+    #[arg(long, value_name = "N")]
+    pub max_concurrent_downloads: Option<u32>,
+    /// Tries per layer download (default 5).
+    #[arg(long, value_name = "N")]
+    pub max_download_attempts: Option<u32>,
+    /// Seconds a registry may stay silent before a pull fails (default 30; netloom's own).
+    #[arg(long, value_name = "SECONDS")]
+    pub registry_timeout: Option<f64>,
+    /// OCI runtime of containers that name none (default runc; others come from
+    /// `runtimes` in daemon.json).
+    #[arg(long, value_name = "NAME")]
+    pub default_runtime: Option<String>,
+    /// Parent cgroup of every container (default /netloom; a slice with systemd).
+    #[arg(long, value_name = "CGROUP")]
+    pub cgroup_parent: Option<String>,
 }
 
 /// Environment variable overriding the plugin directories (colon-separated).
@@ -91,6 +114,15 @@ struct FileConfig {
     swarm_etcd_client_port: Option<u16>,
     swarm_etcd_peer_port: Option<u16>,
     swarm_etcd_binary: Option<PathBuf>,
+    insecure_registries: Option<Vec<String>>,
+    registry_mirrors: Option<Vec<String>>,
+    max_concurrent_downloads: Option<u32>,
+    max_download_attempts: Option<u32>,
+    registry_timeout: Option<f64>,
+    default_runtime: Option<String>,
+    runtimes: Option<std::collections::BTreeMap<String, crate::runtimes::RuntimeEntry>>,
+    cgroup_parent: Option<String>,
+    exec_opts: Option<Vec<String>>,
 }
 
 /// The effective configuration.
@@ -124,6 +156,64 @@ pub struct Config {
     pub cluster_store: Option<netloom_store::EtcdConfig>,
     /// Swarm mode's own settings (the managers' etcd members).
     pub swarm: crate::cluster::SwarmConfig,
+    /// Registries: mirrors, insecure registries, download limits.
+    pub registry: netloom_runtime::registry::RegistryConfig,
+    /// OCI runtimes and cgroups.
+    pub runtime: crate::runtimes::RuntimeSettings,
+}
+
+/// The registry settings: flags over daemon.json (lists: both, as dockerd merges them).
+fn registry_config(
+    flags: &Flags,
+    file: &FileConfig,
+) -> Result<netloom_runtime::registry::RegistryConfig, String> {
+    use netloom_runtime::registry::RegistryConfig;
+    let mut r = RegistryConfig::default();
+    let mirrors = file
+        .registry_mirrors
+        .iter()
+        .flatten()
+        .chain(&flags.registry_mirrors);
+    for m in mirrors {
+        r.mirrors.push(RegistryConfig::parse_mirror(m)?);
+    }
+    let insecure = file
+        .insecure_registries
+        .iter()
+        .flatten()
+        .chain(&flags.insecure_registries);
+    for i in insecure {
+        r.insecure.push(RegistryConfig::parse_insecure(i)?);
+    }
+    let count = |v: Option<u32>, key: &str, max: u32| -> Result<Option<usize>, String> {
+        match v {
+            Some(n) if n == 0 || n > max => Err(format!(
+                "invalid {key} {n}: give a number between 1 and {max}"
+            )),
+            Some(n) => Ok(Some(n as usize)),
+            None => Ok(None),
+        }
+    };
+    if let Some(n) = count(
+        flags
+            .max_concurrent_downloads
+            .or(file.max_concurrent_downloads),
+        "max-concurrent-downloads",
+        64,
+    )? {
+        r.max_concurrent_downloads = n;
+    }
+    if let Some(n) = count(
+        flags.max_download_attempts.or(file.max_download_attempts),
+        "max-download-attempts",
+        100,
+    )? {
+        r.max_download_attempts = n;
+    }
+    if let Some(t) = flags.registry_timeout.or(file.registry_timeout) {
+        r.timeout = plugin_timeout(t, "registry-timeout")?;
+    }
+    Ok(r)
 }
 
 fn plugin_timeout(secs: f64, key: &str) -> Result<std::time::Duration, String> {
@@ -173,6 +263,7 @@ impl Config {
     /// Builds the configuration; every error names the flag or key at fault.
     pub fn load(flags: &Flags) -> Result<Config, String> {
         let file = read_file(&flags.config_file)?;
+        let registry = registry_config(flags, &file)?;
         let data_root = flags
             .data_root
             .clone()
@@ -299,9 +390,17 @@ impl Config {
         if let Some(c) = &cluster_store {
             swarm.store_deadline = c.deadline;
         }
+        let runtime = crate::runtimes::RuntimeSettings::load(
+            flags.default_runtime.clone().or(file.default_runtime),
+            file.runtimes,
+            flags.cgroup_parent.clone().or(file.cgroup_parent),
+            file.exec_opts,
+        )?;
         Ok(Config {
             cluster_store,
             swarm,
+            registry,
+            runtime,
             plugins,
             data_root,
             exec_root,
@@ -447,5 +546,45 @@ mod tests {
         // Docker's other cluster keys are refused, not ignored
         let e = load_json(r#"{"cluster-advertise": "eth0:2376"}"#, &[]).err();
         assert!(e.is_some_and(|e| e.contains("unknown field `cluster-advertise`")));
+    }
+
+    #[test]
+    fn registry_settings() {
+        let c = load_json(
+            r#"{"registry-mirrors": ["http://127.0.0.1:5001"], "insecure-registries": ["reg:5000", "10.9.0.0/16"],
+                "max-concurrent-downloads": 2, "max-download-attempts": 1, "registry-timeout": 3}"#,
+            &["--registry-mirror", "https://m.example"],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.registry.mirrors.len(), 2);
+        assert_eq!(c.registry.insecure.len(), 3, "127.0.0.0/8 plus two");
+        assert_eq!(c.registry.max_concurrent_downloads, 2);
+        assert_eq!(c.registry.max_download_attempts, 1);
+        assert_eq!(c.registry.timeout, std::time::Duration::from_secs(3));
+        for (json, key) in [
+            (
+                r#"{"registry-mirrors": ["mirror:5000"]}"#,
+                "registry-mirrors",
+            ),
+            (
+                r#"{"insecure-registries": ["http://x"]}"#,
+                "insecure-registries",
+            ),
+            (
+                r#"{"max-concurrent-downloads": 0}"#,
+                "max-concurrent-downloads",
+            ),
+            (r#"{"registry-timeout": -1}"#, "registry-timeout"),
+            (
+                r#"{"allow-nondistributable-artifacts": []}"#,
+                "allow-nondistributable-artifacts",
+            ),
+        ] {
+            let e = load_json(json, &[]).err();
+            assert!(
+                e.as_deref().is_some_and(|e| e.contains(key)),
+                "{json}: {e:?}"
+            );
+        }
     }
 }

@@ -10,6 +10,9 @@ mod config;
 mod controller;
 mod error;
 mod limits;
+mod memory;
+mod nofile;
+mod runtimes;
 
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
@@ -23,6 +26,13 @@ fn main() {
     // The shim and exec helpers re-execute this binary: run them before anything else.
     if let Some(code) = netloom_runtime::maybe_run_internal() {
         std::process::exit(code);
+    }
+    // Before any thread or descriptor: the soft open-file limit up to the hard one
+    // (what dockerd's unit does with LimitNOFILE=); children get the original back.
+    memory::tune();
+    let nofile = nofile::raise();
+    if let Ok(n) = &nofile {
+        netloom_runtime::set_child_nofile(n.original_soft);
     }
     let flags = config::Flags::parse();
     let cfg = match config::Config::load(&flags) {
@@ -39,6 +49,21 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
+    match nofile {
+        Ok(n) if n.soft < 4 * 1024 => tracing::warn!(
+            soft = n.soft,
+            hard = n.hard,
+            "the open-file limit allows only about {} running containers (3 descriptors each): raise LimitNOFILE= (or ulimit -Hn) for netloomd",
+            n.soft.saturating_sub(nofile::RESERVE + 32) / 3
+        ),
+        Ok(n) => tracing::debug!(
+            soft = n.soft,
+            hard = n.hard,
+            was = n.original_soft,
+            "open-file limit"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -94,6 +119,10 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
     let swarm_cfg = cfg.swarm.clone();
     let ctl = controller::Controller::start(cfg, store.clone()).await?;
     let swarm = cluster::Swarm::start(data_root, store, swarm_cfg).await?;
+    // Reconciliation allocated for every container at once: give it back, and keep
+    // giving back what bursts of requests free.
+    memory::trim();
+    memory::spawn_trimmer();
 
     if let Some(dir) = socket.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;

@@ -1,5 +1,5 @@
-//! Network drivers: `bridge`, `macvlan`, `ipvlan`, `host` and `null` (the `none`
-//! network), and remote driver and IPAM plugins (Docker's plugin protocols).
+//! Network drivers: `bridge`, `macvlan`, `ipvlan`, `overlay`, `host` and `null` (the
+//! `none` network), and remote driver and IPAM plugins (Docker's plugin protocols).
 //!
 //! Drivers turn CNM objects into kernel objects through `netloom-kernel`. They know
 //! nothing of the API or the store; the controller sequences calls to them.
@@ -7,6 +7,7 @@
 pub mod bridge;
 pub mod firewall;
 pub mod macvlan;
+pub mod overlay;
 pub mod passive;
 pub mod remote;
 mod sandbox;

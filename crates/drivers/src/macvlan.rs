@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use netloom_kernel::{
-    IpvlanFlag, IpvlanMode, KernelError, LinkKind, MacvlanMode, Netlink, SubLink,
+    IpvlanFlag, IpvlanMode, KernelError, LinkInfo, LinkKind, MacvlanMode, Netlink, SubLink,
 };
 use netloom_model::network::parse_mac;
 use netloom_model::{
@@ -190,6 +190,29 @@ impl MacvlanDriver {
     }
 }
 
+impl MacvlanDriver {
+    /// The bridge or bond that `parent` is a port of (None when it is no port).
+    async fn master_of(&self, parent: &LinkInfo) -> Option<String> {
+        let index = parent.controller?;
+        let name = match self.nl.links().await {
+            Ok(links) => links.into_iter().find(|l| l.index == index).map(|l| l.name),
+            Err(_) => None,
+        };
+        Some(name.unwrap_or_else(|| format!("interface {index}")))
+    }
+
+    /// A parent that is a bridge or bond port cannot carry macvlan or ipvlan links: the
+    /// kernel gives an interface's receive path to one of them only (EBUSY from
+    /// `netdev_rx_handler_register`).
+    fn enslaved(&self, net: &Network, parent: &str, master: &str) -> DriverError {
+        DriverError::Conflict(format!(
+            "parent {parent} of network {} is a port of {master}: the kernel lets an interface serve a bridge or bond or carry {} links, never both; use another -o {OPT_PARENT}, or take {parent} out of {master} (ip link set {parent} nomaster)",
+            net.name,
+            self.flavor.name()
+        ))
+    }
+}
+
 fn kerr(op: String) -> Box<dyn FnOnce(KernelError) -> DriverError> {
     Box::new(move |e| match e {
         KernelError::NotSupported { what } => {
@@ -287,7 +310,8 @@ impl Driver for MacvlanDriver {
                 }
             }
             (Some(p), None) => {
-                self.nl
+                let link = self
+                    .nl
                     .link(p)
                     .await
                     .map_err(kerr(format!("look up {p}")))?
@@ -296,6 +320,9 @@ impl Driver for MacvlanDriver {
                             "-o {OPT_PARENT} interface was not found on the host: {p}"
                         ))
                     })?;
+                if let Some(master) = self.master_of(&link).await {
+                    return Err(self.enslaved(net, p, &master));
+                }
             }
         }
         debug!(network = %net.name, parent = %net.iface, driver = name, "network ready");
@@ -345,14 +372,23 @@ impl Driver for MacvlanDriver {
             SubLink::Macvlan(_) => parse_mac(&ep.mac),
             SubLink::Ipvlan(..) => None,
         };
-        self.nl
+        if let Err(e) = self
+            .nl
             .create_sublink_into(cfg.link, parent.index, &ep.ifname, &sb.key, parent.mtu, mac)
             .await
-            .map_err(kerr(format!(
+        {
+            // The parent became a bridge or bond port after the network was made.
+            if matches!(e, KernelError::Busy { .. })
+                && let Some(master) = self.master_of(&parent).await
+            {
+                return Err(self.enslaved(net, &net.iface, &master));
+            }
+            return Err(kerr(format!(
                 "create {ctx} on {} in sandbox {}",
                 net.iface,
                 sb.key.display()
-            )))?;
+            ))(e));
+        }
         let default = match cfg.link {
             SubLink::Ipvlan(IpvlanMode::L3 | IpvlanMode::L3s, _) => DefaultRoute::Device,
             _ => DefaultRoute::of(ep),

@@ -14,6 +14,9 @@ pub(crate) enum DefaultRoute {
     Gateways([Option<IpAddr>; 2]),
     /// Out of the interface itself (layer-3 links without a gateway).
     Device,
+    /// Never: the network gives no default route (an overlay, whose containers leave
+    /// through the gateway bridge instead).
+    Never,
 }
 
 impl DefaultRoute {
@@ -91,6 +94,7 @@ pub(crate) async fn configure(
                         .map_err(kerr(format!("set default route via {gw} on {ctx}")))?;
                 }
             }
+            DefaultRoute::Never => {}
             DefaultRoute::Device => {
                 for (present, v6) in [(ep.ipv4.is_some(), false), (ep.ipv6.is_some(), true)] {
                     if present {
@@ -104,4 +108,55 @@ pub(crate) async fn configure(
         }
     }
     Ok((inner, link))
+}
+
+/// A veth endpoint to plug into a bridge: its host side joins the bridge in the
+/// namespace of the handle it is created through, its peer is born inside the sandbox.
+pub(crate) struct Veth<'a> {
+    /// Host-side name (unique per endpoint).
+    pub host: &'a str,
+    /// Index of the bridge the host side joins.
+    pub bridge: u32,
+    /// Name of that bridge (for the message when it is full).
+    pub bridge_name: &'a str,
+    /// MTU of both ends.
+    pub mtu: u32,
+    /// The alias marking netloom's links.
+    pub alias: &'a str,
+}
+
+/// Creates the endpoint's veth pair through `nl` (host side on `veth.bridge`, peer born
+/// in the sandbox as `setup.ifname` with the endpoint's MAC) and configures the sandbox
+/// side as [`configure`] does. Shared by the bridge driver (bridge in the daemon's
+/// namespace) and the overlay driver (bridge inside the network's sandbox).
+pub(crate) async fn plug_veth(
+    nl: &Netlink,
+    veth: Veth<'_>,
+    sb: &SandboxInfo,
+    ep: &Endpoint,
+    ctx: &str,
+    setup: Setup<'_>,
+    kerr: Kerr,
+) -> Result<(Netlink, LinkInfo), DriverError> {
+    nl.create_veth_into(
+        veth.host,
+        setup.ifname,
+        &sb.key,
+        veth.mtu,
+        netloom_model::network::parse_mac(&ep.mac),
+        veth.bridge,
+        veth.alias,
+    )
+    .await
+    .map_err(|e| match e {
+        // The kernel unregisters the new pair itself when the bridge refuses it
+        // (rtnl_newlink: out_unregister), so nothing is left to undo.
+        KernelError::Full { .. } => DriverError::Conflict(format!(
+            "cannot connect {ctx}: bridge {} has no free port (the kernel allows {} interfaces per bridge); connect the container to another network, or spread the containers over several networks",
+            veth.bridge_name,
+            crate::bridge::BRIDGE_MAX_PORTS
+        )),
+        e => kerr(format!("create {ctx} in sandbox {}", sb.key.display()))(e),
+    })?;
+    configure(sb, ep, ctx, setup, kerr).await
 }

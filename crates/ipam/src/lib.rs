@@ -56,7 +56,8 @@ pub enum IpamError {
     },
     /// No default pool subnet is free.
     #[error(
-        "all predefined address pools have been fully subnetted (tried {}); give a --subnet or configure default-address-pools",
+        "could not find an available, non-overlapping {} address pool among the defaults to assign to the network (all of {} are taken): give the network a --subnet, remove networks no longer used (network prune), or add pools to default-address-pools",
+        family_of(.tried),
         list_nets(.tried)
     )]
     PoolsExhausted {
@@ -122,7 +123,10 @@ pub enum IpamError {
         subnet: IpNet,
     },
     /// Every address of the pool's range is allocated.
-    #[error("no available addresses on this pool: subnet {subnet} is full")]
+    #[error(
+        "no available {} addresses on this network's address pools: subnet {subnet} is full; remove a container from the network, or use a network with a larger --subnet",
+        family_of(std::slice::from_ref(subnet))
+    )]
     Exhausted {
         /// The pool's subnet.
         subnet: IpNet,
@@ -143,6 +147,14 @@ pub enum IpamError {
         /// What is wrong with it.
         reason: String,
     },
+}
+
+/// `IPv4` or `IPv6`: the family of the first of `nets` (IPv4 when empty).
+fn family_of(nets: &[IpNet]) -> &'static str {
+    match nets.first() {
+        Some(IpNet::V6(_)) => "IPv6",
+        _ => "IPv4",
+    }
 }
 
 fn list_nets(nets: &[IpNet]) -> String {

@@ -44,7 +44,7 @@ fn docker_defaults_give_31_subnets_in_order() {
     assert!(matches!(&err, IpamError::PoolsExhausted { tried } if tried.len() == 7));
     let msg = err.to_string();
     assert!(
-        msg.starts_with("all predefined address pools have been fully subnetted"),
+        msg.starts_with("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network"),
         "{msg}"
     );
     assert!(msg.contains("172.20.0.0/14") && msg.contains("192.168.0.0/16"));
@@ -307,7 +307,11 @@ fn exhausted_names_the_subnet() {
     ipam.request_address(&s, None).unwrap();
     let err = ipam.request_address(&s, None).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("no available addresses on this pool"), "{msg}");
+    assert!(
+        msg.contains("no available IPv4 addresses on this network's address pools"),
+        "{msg}"
+    );
+    assert!(msg.contains("larger --subnet"), "{msg}");
     assert!(msg.contains("10.0.0.0/30"), "{msg}");
 }
 

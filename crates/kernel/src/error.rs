@@ -33,6 +33,12 @@ pub enum KernelError {
         /// The object.
         what: String,
     },
+    /// A kernel limit was reached (EXFULL: a bridge has no free port number).
+    #[error("{what} is full")]
+    Full {
+        /// The object.
+        what: String,
+    },
     /// Any other netlink failure.
     #[error("{op} failed")]
     Netlink {
@@ -79,6 +85,11 @@ impl KernelError {
                 what: what.to_string(),
             },
             Some(libc::EBUSY) => KernelError::Busy {
+                what: what.to_string(),
+            },
+            // br_add_if: every port number of the bridge is taken (BR_MAX_PORTS):
+            // https://elixir.bootlin.com/linux/v6.1/source/net/bridge/br_if.c#L407
+            Some(libc::EXFULL) => KernelError::Full {
                 what: what.to_string(),
             },
             _ => KernelError::Netlink { op, source: io_err },

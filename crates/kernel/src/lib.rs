@@ -1,5 +1,5 @@
 //! Kernel plumbing for netloom: network namespaces, netlink (links, addresses,
-//! routes) and sysctls. It knows nothing of the CNM: callers pass names,
+//! routes, VXLAN devices with their FDB and neighbour entries) and sysctls. It knows nothing of the CNM: callers pass names,
 //! indices and addresses, and get typed errors back (`KernelError`), with errno
 //! translated here so that no other crate matches raw error codes.
 //!
@@ -15,7 +15,9 @@ pub mod nft;
 pub mod podlink;
 pub mod sublink;
 pub mod sysctl;
+pub mod vxlan;
 
 pub use error::KernelError;
 pub use link::{LinkInfo, Netlink};
 pub use sublink::{IpvlanFlag, IpvlanMode, LinkKind, MacvlanMode, SubLink};
+pub use vxlan::{FdbEntry, NeighEntry, VxlanInfo, VxlanSpec};

@@ -237,12 +237,18 @@ impl Netlink {
         if let Some(m) = mac {
             pb = pb.address(m.to_vec());
         }
+        // Created down: IPv6 goes off on the host side before the link comes up. A bridge
+        // port forwards IPv6 frames without an IPv6 address of its own, and each port with
+        // IPv6 adds three routes (fe80::/64, its link-local address, ff00::/8) to the
+        // namespace's table, which the kernel walks whole on every link change
+        // (rt6_sync_down_dev → fib6_clean_all): the cost of a start would grow with the
+        // number of ports.
+        // https://elixir.bootlin.com/linux/v6.1/source/net/ipv6/route.c#L4860
         let msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
             .name(host.to_string())
             .mtu(mtu)
             .alias(alias)
             .controller(controller)
-            .up()
             .set_info_data(InfoData::Veth(InfoVeth::Peer(pb.build())))
             .build();
         self.handle.link().add(msg).execute().await.map_err(|e| {
@@ -252,8 +258,13 @@ impl Netlink {
                 e,
             )
         })?;
-        // The kernel ignores IFLA_IFALIAS in RTM_NEWLINK: set it with a change request.
-        let msg = LinkUnspec::new_with_name(host).alias(alias).build();
+        // Without IPv6 in the kernel (ipv6.disable=1) there is nothing to turn off.
+        if let Err(e) = crate::sysctl::set_iface("ipv6", host, "disable_ipv6", "1") {
+            tracing::debug!(link = host, error = %e, "cannot turn IPv6 off on a veth");
+        }
+        // The kernel ignores IFLA_IFALIAS in RTM_NEWLINK: set it with a change request,
+        // which also brings the link up.
+        let msg = LinkUnspec::new_with_name(host).alias(alias).up().build();
         self.set(msg, host).await?;
         // Hairpin mode lets a container reach itself through a published port: the
         // DNATed frame must leave by the bridge port it came in on.

@@ -5,8 +5,8 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-/// An imported image: a root filesystem.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An image: a root filesystem (its layers stacked) and the defaults of its config.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Image {
     /// `sha256:<hex>`.
     pub id: String,
@@ -25,6 +25,60 @@ pub struct Image {
     /// Ports the image declares (`80/tcp`).
     #[serde(default)]
     pub exposed_ports: Vec<String>,
+    /// Default entrypoint.
+    #[serde(default)]
+    pub entrypoint: Vec<String>,
+    /// Default working directory.
+    #[serde(default)]
+    pub working_dir: String,
+    /// Default user.
+    #[serde(default)]
+    pub user: String,
+    /// Labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Stop signal.
+    #[serde(default)]
+    pub stop_signal: String,
+    /// `Healthcheck` as the image's config gives it, kept for containers to use.
+    #[serde(default)]
+    pub healthcheck: Option<serde_json::Value>,
+    /// `name@sha256:…` of the registry manifests it was pulled as.
+    #[serde(default)]
+    pub repo_digests: Vec<String>,
+    /// CPU architecture (`amd64`).
+    #[serde(default)]
+    pub architecture: String,
+    /// OS (`linux`).
+    #[serde(default)]
+    pub os: String,
+    /// Architecture variant.
+    #[serde(default)]
+    pub variant: String,
+    /// Author.
+    #[serde(default)]
+    pub author: String,
+    /// Comment (`docker import -m`, build comments).
+    #[serde(default)]
+    pub comment: String,
+    /// Layers, bottom first (empty for images imported before netloom kept them).
+    #[serde(default)]
+    pub layers: Vec<ImageLayer>,
+}
+
+/// One layer of an image, as stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageLayer {
+    /// The blob's digest (as pulled or loaded; compressed or not).
+    pub digest: String,
+    /// The blob's media type.
+    pub media_type: String,
+    /// The blob's size.
+    pub size: u64,
+    /// Its DiffID: the sha256 of the uncompressed tar.
+    pub diff_id: String,
+    /// Bytes of the uncompressed tar.
+    pub tar_size: u64,
 }
 
 /// One host binding of a published port (Docker's `PortBinding`).
@@ -219,9 +273,118 @@ pub struct Container {
     /// `HostConfig.ConsoleSize`: initial terminal `[rows, cols]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub console_size: Option<[u16; 2]>,
+    /// What the OCI runtime applies: security options, mounts, limits.
+    #[serde(default)]
+    pub host: HostOptions,
     /// Runtime state.
     #[serde(default)]
     pub state: ContainerState,
+}
+
+/// The `HostConfig` options that the OCI runtime applies (Docker's field names in
+/// the comments). Each one is checked when the container is created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct HostOptions {
+    /// `Runtime`: the OCI runtime's name; empty for the daemon's default.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub runtime: String,
+    /// `Privileged`.
+    #[serde(default)]
+    pub privileged: bool,
+    /// `CapAdd`.
+    #[serde(default)]
+    pub cap_add: Vec<String>,
+    /// `CapDrop`.
+    #[serde(default)]
+    pub cap_drop: Vec<String>,
+    /// `SecurityOpt` (`no-new-privileges`, `seccomp=...`).
+    #[serde(default)]
+    pub security_opt: Vec<String>,
+    /// `Sysctls`.
+    #[serde(default)]
+    pub sysctls: BTreeMap<String, String>,
+    /// `Binds` (`-v /host:/ctr:ro`).
+    #[serde(default)]
+    pub binds: Vec<String>,
+    /// `Mounts` (`--mount`).
+    #[serde(default)]
+    pub mounts: Vec<MountPoint>,
+    /// `Tmpfs`: container path → options.
+    #[serde(default)]
+    pub tmpfs: BTreeMap<String, String>,
+    /// `ReadonlyRootfs`.
+    #[serde(default)]
+    pub read_only_rootfs: bool,
+    /// `Ulimits`.
+    #[serde(default)]
+    pub ulimits: Vec<Ulimit>,
+    /// Memory, CPU and PID limits.
+    #[serde(default)]
+    pub resources: Resources,
+}
+
+/// One `--mount` (`HostConfig.Mounts` entry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct MountPoint {
+    /// `Type`: `bind` or `tmpfs`.
+    pub typ: String,
+    /// `Source`.
+    #[serde(default)]
+    pub source: String,
+    /// `Target`.
+    pub target: String,
+    /// `ReadOnly`.
+    #[serde(default)]
+    pub read_only: bool,
+    /// `BindOptions.Propagation`.
+    #[serde(default)]
+    pub propagation: String,
+    /// `BindOptions.NonRecursive`.
+    #[serde(default)]
+    pub non_recursive: bool,
+    /// `BindOptions.CreateMountpoint`.
+    #[serde(default)]
+    pub create_mountpoint: bool,
+    /// `TmpfsOptions.SizeBytes`.
+    #[serde(default)]
+    pub tmpfs_size: i64,
+    /// `TmpfsOptions.Mode`.
+    #[serde(default)]
+    pub tmpfs_mode: u32,
+}
+
+/// One `--ulimit` (`HostConfig.Ulimits` entry); -1 is unlimited.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ulimit {
+    /// `Name` (`nofile`).
+    pub name: String,
+    /// `Soft`.
+    pub soft: i64,
+    /// `Hard`.
+    pub hard: i64,
+}
+
+/// cgroup limits; 0 / empty is "not set".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Resources {
+    /// `Memory`, bytes.
+    #[serde(default)]
+    pub memory: i64,
+    /// `MemorySwap`, bytes (memory + swap); -1 unlimited.
+    #[serde(default)]
+    pub memory_swap: i64,
+    /// `NanoCpus`.
+    #[serde(default)]
+    pub nano_cpus: i64,
+    /// `CpuShares`.
+    #[serde(default)]
+    pub cpu_shares: i64,
+    /// `CpusetCpus`.
+    #[serde(default)]
+    pub cpuset_cpus: String,
+    /// `PidsLimit`; 0 or -1: unlimited.
+    #[serde(default)]
+    pub pids_limit: i64,
 }
 
 impl Container {

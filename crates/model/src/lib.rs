@@ -14,7 +14,8 @@ pub mod network;
 pub mod ports;
 
 pub use container::{
-    Container, ContainerState, ContainerStatus, EndpointRequest, Image, PortBinding, PublishedPort,
+    Container, ContainerState, ContainerStatus, EndpointRequest, HostOptions, Image, ImageLayer,
+    MountPoint, PortBinding, PublishedPort, Resources, Ulimit,
 };
 pub use driver::{Capabilities, Driver, JoinInfo, SandboxInfo};
 pub use error::{DriverError, ErrorKind, ModelError};

@@ -91,6 +91,24 @@ pub enum RuntimeError {
     /// No such process (or it was reused).
     #[error("no such process {0}")]
     NoSuchProcess(i32),
+    /// The OCI runtime refused or failed an operation.
+    #[error(
+        "OCI runtime {runtime} {op} failed for container {id}: {}",
+        strip_prefix(runtime, op, message)
+    )]
+    Runtime {
+        /// The runtime's name (`runc`).
+        runtime: String,
+        /// The operation (`run`, `kill`, `delete`).
+        op: &'static str,
+        /// The container.
+        id: String,
+        /// What the runtime said.
+        message: String,
+    },
+    /// The container is not running (as far as the OCI runtime knows).
+    #[error("container {0} is not running")]
+    NotRunning(String),
     /// The signal number is not valid.
     #[error("invalid signal {0}")]
     InvalidSignal(i32),
@@ -111,6 +129,13 @@ impl RuntimeError {
         let what = what.to_string();
         move |source| RuntimeError::Sys { op, what, source }
     }
+}
+
+/// The runtime's message without its own `runc run failed: ` prefix.
+fn strip_prefix<'a>(runtime: &str, op: &str, message: &'a str) -> &'a str {
+    message
+        .strip_prefix(&format!("{runtime} {op} failed: "))
+        .unwrap_or(message)
 }
 
 /// Renders an error with its whole `source()` chain on one line.

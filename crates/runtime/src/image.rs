@@ -1,9 +1,17 @@
-//! Safe unpacking of root-filesystem tarballs (plain or gzip).
+//! Safe unpacking of root-filesystem tarballs (plain or gzip), and of image layers
+//! stacked on one another ([`apply_layer`]).
 //!
 //! Refused: absolute entry paths, `..` components, device/fifo entries, hard
 //! links whose target is outside the tree, and any entry whose parent path
 //! goes through a symlink (e.g. `link -> /etc` then `link/passwd`). Symlink
 //! *targets* may be absolute: they resolve inside the container's root.
+//!
+//! A layer (a registry image's, or a `docker load` archive's) may also carry
+//! whiteouts, as the OCI image spec defines them: `.wh.NAME` deletes `NAME` of
+//! the layers below, `.wh..wh..opq` in a directory hides everything the layers
+//! below put there; neither marker is written. A layer's fifos are made; its
+//! device nodes are skipped with a warning (a container has no device cgroup to
+//! confine them). <https://github.com/opencontainers/image-spec/blob/main/layer.md#whiteouts>
 
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read};
@@ -18,28 +26,28 @@ use crate::RuntimeError;
 /// Bytes charged per entry against the size limit (a tar header).
 const ENTRY_COST: u64 = 512;
 
-/// Result of [`unpack`].
+/// Result of [`unpack`] and [`apply_layer`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Unpacked {
     /// Total bytes of regular-file content written.
     pub size: u64,
     /// Lowercase hex sha256 of the input stream exactly as read (compressed
-    /// bytes for a gzip input); used as the image id.
+    /// bytes for a gzip input).
     pub digest: String,
+    /// Lowercase hex sha256 of the uncompressed tar stream (a layer's DiffID);
+    /// the same as `digest` for a plain tar.
+    pub diff_id: String,
+    /// Bytes of the uncompressed tar stream.
+    pub tar_bytes: u64,
 }
 
-/// Hashes everything read through it.
-struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
+/// How entries are written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `docker import`: into an empty root, no whiteouts, no fifos or devices.
+    Import,
+    /// A layer over the layers below it.
+    Layer,
 }
 
 /// Safely unpacks a root-filesystem tarball (plain or gzip, detected by its
@@ -80,28 +88,99 @@ fn unpack_into(reader: impl Read, dest: &Path, max_bytes: u64) -> Result<Unpacke
         dest: dest.to_path_buf(),
         source,
     };
-    let mut hr = HashingReader {
-        inner: reader,
-        hasher: Sha256::new(),
-    };
-    let size = {
+    let mut hr = Counted::new(reader);
+    let (size, inner) = {
         let mut br = BufReader::with_capacity(64 * 1024, &mut hr);
         let gzip = br.fill_buf().map_err(tar_err)?.starts_with(&[0x1f, 0x8b]);
         if gzip {
-            extract(flate2::read::GzDecoder::new(&mut br), dest, max_bytes)?
+            let mut inner = Counted::new(flate2::read::MultiGzDecoder::new(&mut br));
+            let size = extract(&mut inner, dest, max_bytes, Mode::Import)?;
+            drain(&mut inner, max_bytes).map_err(tar_err)?;
+            (size, Some(inner.finish()))
         } else {
-            extract(&mut br, dest, max_bytes)?
+            (extract(&mut br, dest, max_bytes, Mode::Import)?, None)
         }
     };
     // Hash the rest of the stream (tar padding after the end marker).
-    io::copy(&mut (&mut hr).take(max_bytes), &mut io::sink()).map_err(tar_err)?;
-    let digest = hr
-        .hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Ok(Unpacked { size, digest })
+    drain(&mut hr, max_bytes).map_err(tar_err)?;
+    let (digest, total) = hr.finish();
+    let (diff_id, tar_bytes) = inner.unwrap_or_else(|| (digest.clone(), total));
+    Ok(Unpacked {
+        size,
+        digest,
+        diff_id,
+        tar_bytes,
+    })
+}
+
+/// Lowercase hex of bytes.
+pub(crate) fn hex(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Reads (and discards) the rest of a stream, at most `max` bytes.
+fn drain(r: &mut impl Read, max: u64) -> io::Result<u64> {
+    io::copy(&mut r.take(max), &mut io::sink())
+}
+
+/// Hashes and counts everything read through it.
+pub(crate) struct Counted<R> {
+    inner: R,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<R: Read> Counted<R> {
+    /// Wraps a reader.
+    pub(crate) fn new(inner: R) -> Self {
+        Counted {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
+    }
+
+    /// The hex sha256 and the byte count of what was read.
+    pub(crate) fn finish(self) -> (String, u64) {
+        (hex(self.hasher.finalize().as_slice()), self.count)
+    }
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+/// Applies one uncompressed layer tar onto `dest` (which holds the layers below it,
+/// or nothing), with whiteouts. `max_bytes` bounds what this layer writes. On error
+/// `dest` is left as it is: the caller unpacks into a work directory it removes.
+///
+/// Returns the layer's content size, and the sha256 and length of the tar stream read
+/// (its DiffID), trailing padding included.
+pub fn apply_layer(
+    reader: impl Read,
+    dest: &Path,
+    max_bytes: u64,
+) -> Result<Unpacked, RuntimeError> {
+    let tar_err = |source: io::Error| RuntimeError::Tar {
+        dest: dest.to_path_buf(),
+        source,
+    };
+    fs::create_dir_all(dest).map_err(RuntimeError::io("create directory", dest))?;
+    let mut c = Counted::new(reader);
+    let size = extract(&mut c, dest, max_bytes, Mode::Layer)?;
+    drain(&mut c, max_bytes).map_err(tar_err)?;
+    let (diff_id, tar_bytes) = c.finish();
+    Ok(Unpacked {
+        size,
+        digest: diff_id.clone(),
+        diff_id,
+        tar_bytes,
+    })
 }
 
 /// An entry path made relative and checked: no root, no `..`.
@@ -150,8 +229,17 @@ fn check_parents(dest: &Path, rel: &Path, create: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// Where an entry goes: for an import, `rel` itself once no parent is a symlink (else
+/// refused); for a layer, `rel` with its parents resolved inside the root.
+fn place(dest: &Path, rel: &Path, mode: Mode, create: bool) -> Result<PathBuf, String> {
+    match mode {
+        Mode::Import => check_parents(dest, rel, create).map(|()| rel.to_path_buf()),
+        Mode::Layer => crate::whiteout::resolve_parents(dest, rel, create),
+    }
+}
+
 /// Removes whatever is at `p` (not following symlinks), if anything.
-fn remove_existing(p: &Path) -> io::Result<()> {
+pub(crate) fn remove_existing(p: &Path) -> io::Result<()> {
     match fs::symlink_metadata(p) {
         Ok(md) if md.is_dir() => fs::remove_dir_all(p),
         Ok(_) => fs::remove_file(p),
@@ -160,7 +248,7 @@ fn remove_existing(p: &Path) -> io::Result<()> {
     }
 }
 
-fn extract(r: impl Read, dest: &Path, max_bytes: u64) -> Result<u64, RuntimeError> {
+fn extract(r: impl Read, dest: &Path, max_bytes: u64, mode: Mode) -> Result<u64, RuntimeError> {
     let tar_err = |source: io::Error| RuntimeError::Tar {
         dest: dest.to_path_buf(),
         source,
@@ -170,6 +258,7 @@ fn extract(r: impl Read, dest: &Path, max_bytes: u64) -> Result<u64, RuntimeErro
     let mut total: u64 = 0;
     let mut content: u64 = 0;
     let mut dirs: Vec<(PathBuf, u32)> = Vec::new();
+    let mut written: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
     for entry in archive.entries().map_err(tar_err)? {
         let mut entry = entry.map_err(tar_err)?;
         let raw = entry.path().map_err(tar_err)?.into_owned();
@@ -189,6 +278,16 @@ fn extract(r: impl Read, dest: &Path, max_bytes: u64) -> Result<u64, RuntimeErro
             // "./": the root itself.
             continue;
         }
+        if mode == Mode::Layer
+            && let Some(base) = rel.file_name().and_then(|n| n.to_str())
+            && base.starts_with(crate::whiteout::WHITEOUT)
+        {
+            // `.wh..wh.*` other than the opaque marker is aufs metadata (`.wh..wh.plnk`).
+            if base == crate::whiteout::OPAQUE || !base.starts_with(".wh..wh.") {
+                crate::whiteout::whiteout(dest, &rel, base, &written).map_err(refuse)?;
+            }
+            continue;
+        }
         total += ENTRY_COST;
         if total > max_bytes {
             return Err(RuntimeError::TooLarge {
@@ -196,9 +295,12 @@ fn extract(r: impl Read, dest: &Path, max_bytes: u64) -> Result<u64, RuntimeErro
                 dest: dest.to_path_buf(),
             });
         }
-        check_parents(dest, &rel, true).map_err(refuse)?;
+        let rel = place(dest, &rel, mode, true).map_err(refuse)?;
         let target = dest.join(&rel);
-        let mode = entry.header().mode().map_err(tar_err)? & 0o7777;
+        if mode == Mode::Layer {
+            written.insert(rel.clone());
+        }
+        let perm = entry.header().mode().map_err(tar_err)? & 0o7777;
         let owner = match (entry.header().uid(), entry.header().gid()) {
             (Ok(u), Ok(g)) => u32::try_from(u).ok().zip(u32::try_from(g).ok()),
             _ => None,
@@ -224,7 +326,7 @@ fn extract(r: impl Read, dest: &Path, max_bytes: u64) -> Result<u64, RuntimeErro
                 }
                 chown(&target)?;
                 // Permissions last, so read-only dirs can still be filled.
-                dirs.push((target, mode));
+                dirs.push((target, perm));
             }
             EntryType::Regular | EntryType::Continuous => {
                 remove_existing(&target).map_err(RuntimeError::io("remove", &target))?;
@@ -246,7 +348,7 @@ fn extract(r: impl Read, dest: &Path, max_bytes: u64) -> Result<u64, RuntimeErro
                     });
                 }
                 chown(&target)?;
-                f.set_permissions(fs::Permissions::from_mode(mode))
+                f.set_permissions(fs::Permissions::from_mode(perm))
                     .map_err(RuntimeError::io("chmod", &target))?;
             }
             EntryType::Symlink => {
@@ -270,7 +372,7 @@ fn extract(r: impl Read, dest: &Path, max_bytes: u64) -> Result<u64, RuntimeErro
                 if lrel.as_os_str().is_empty() {
                     return Err(refuse("hard link to the root".to_string()));
                 }
-                check_parents(dest, &lrel, false)
+                let lrel = place(dest, &lrel, mode, false)
                     .map_err(|r| refuse(format!("hard link target {}: {r}", link.display())))?;
                 let src = dest.join(&lrel);
                 match fs::symlink_metadata(&src) {
@@ -287,6 +389,15 @@ fn extract(r: impl Read, dest: &Path, max_bytes: u64) -> Result<u64, RuntimeErro
                     fs::hard_link(&src, &target)
                         .map_err(RuntimeError::io("create hard link", &target))?;
                 }
+            }
+            EntryType::Fifo if mode == Mode::Layer => {
+                remove_existing(&target).map_err(RuntimeError::io("remove", &target))?;
+                nix::unistd::mkfifo(&target, nix::sys::stat::Mode::from_bits_truncate(perm))
+                    .map_err(RuntimeError::sys("mkfifo", target.display()))?;
+                chown(&target)?;
+            }
+            EntryType::Char | EntryType::Block if mode == Mode::Layer => {
+                tracing::warn!(entry = %name, "image layer device node skipped");
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
                 return Err(refuse(
@@ -503,5 +614,79 @@ mod tests {
         assert_eq!(g.size, u.size);
         assert_ne!(g.digest, u.digest);
         assert!(tmp.path().join("gz/bin/busybox").is_file());
+    }
+
+    #[test]
+    fn layers_stack_with_whiteouts() {
+        let Ok(tmp) = tempfile::tempdir() else { return };
+        let root = tmp.path().join("root");
+        let lower = build(|b| {
+            raw_entry(b, "a/", EntryType::Directory, "", b"");
+            raw_entry(b, "a/x", EntryType::Regular, "", b"x");
+            raw_entry(b, "a/sub/y", EntryType::Regular, "", b"y");
+            raw_entry(b, "f", EntryType::Regular, "", b"f");
+            raw_entry(b, "g", EntryType::Regular, "", b"g");
+            raw_entry(b, "link", EntryType::Symlink, "/etc", b"");
+        });
+        let upper = build(|b| {
+            raw_entry(b, ".wh.f", EntryType::Regular, "", b"");
+            raw_entry(b, "a/z", EntryType::Regular, "", b"z");
+            raw_entry(b, "a/.wh..wh..opq", EntryType::Regular, "", b"");
+            raw_entry(b, "h", EntryType::Regular, "", b"h");
+            raw_entry(b, ".wh.h", EntryType::Regular, "", b"");
+            raw_entry(b, ".wh..wh.plnk", EntryType::Regular, "", b"");
+            raw_entry(b, "g", EntryType::Regular, "", b"g2");
+            raw_entry(b, "fifo", EntryType::Fifo, "", b"");
+        });
+        let l = apply_layer(&lower[..], &root, 1 << 20);
+        assert!(l.is_ok(), "{l:?}");
+        let u = apply_layer(&upper[..], &root, 1 << 20);
+        assert!(u.is_ok(), "{u:?}");
+        let mut names: Vec<String> = fs::read_dir(root.join("a"))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        assert_eq!(names, vec!["z"], "opaque a/ keeps only this layer's z");
+        assert!(!root.join("f").exists(), ".wh.f removes f");
+        assert!(
+            root.join("h").exists(),
+            "a whiteout leaves its own layer's h"
+        );
+        assert_eq!(fs::read(root.join("g")).ok().as_deref(), Some(&b"g2"[..]));
+        assert!(!root.join(".wh.f").exists() && !root.join("a/.wh..wh..opq").exists());
+        assert!(!root.join(".wh..wh.plnk").exists());
+        assert!(fs::symlink_metadata(root.join("fifo")).is_ok_and(|m| {
+            use std::os::unix::fs::FileTypeExt;
+            m.file_type().is_fifo()
+        }));
+        // Through a symlink, a layer writes and deletes inside the root only: `link`
+        // points at /etc, which is the root's etc/ here, never the host's.
+        let through = build(|b| {
+            raw_entry(b, "link/netloom-test", EntryType::Regular, "", b"inside");
+            raw_entry(b, "up", EntryType::Symlink, "../../../..", b"");
+            raw_entry(b, "up/escaped", EntryType::Regular, "", b"clamped");
+            raw_entry(b, "link/.wh.gone", EntryType::Regular, "", b"");
+        });
+        assert!(fs::create_dir_all(root.join("etc")).is_ok());
+        assert!(fs::write(root.join("etc/gone"), b"x").is_ok());
+        let t = apply_layer(&through[..], &root, 1 << 20);
+        assert!(t.is_ok(), "{t:?}");
+        assert_eq!(
+            fs::read(root.join("etc/netloom-test")).ok().as_deref(),
+            Some(&b"inside"[..])
+        );
+        assert!(!Path::new("/etc/netloom-test").exists());
+        assert_eq!(
+            fs::read(root.join("escaped")).ok().as_deref(),
+            Some(&b"clamped"[..])
+        );
+        assert!(!root.join("etc/gone").exists());
+        // The DiffID is the sha256 of the tar as read.
+        let d = u.map(|u| u.diff_id).unwrap_or_default();
+        assert_eq!(d, hex(Sha256::digest(&upper).as_slice()));
     }
 }

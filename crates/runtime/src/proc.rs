@@ -34,11 +34,9 @@ pub fn is_alive(pid: i32, start_time: u64) -> bool {
     matches!(read_stat(pid), Some((state, t)) if t == start_time && state != 'Z' && state != 'X' && state != 'x')
 }
 
-/// Sends `signal` to the container's init (pid 1 in its pid namespace).
-///
-/// init forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and
-/// SIGWINCH to the main process; SIGKILL kills the whole container.
-pub fn kill(init_pid: i32, signal: i32) -> Result<(), RuntimeError> {
+/// Sends `signal` to a process of netloom's own (a shim). Containers are signalled
+/// through their OCI runtime ([`crate::runc::OciRuntime::kill`]).
+pub fn kill_process(init_pid: i32, signal: i32) -> Result<(), RuntimeError> {
     if init_pid <= 0 {
         return Err(RuntimeError::NoSuchProcess(init_pid));
     }

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
-use nix::sched::CloneFlags;
 use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, Pid};
 use serde::{Deserialize, Serialize};
@@ -92,6 +91,7 @@ pub fn start(spec: &ContainerSpec) -> Result<Spawned, RuntimeError> {
     let mut child = Command::new(&exe)
         .arg(SHIM_ARG)
         .arg(&spec_path)
+        .envs(crate::child_nofile_env())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -164,7 +164,18 @@ fn read_line_timeout(fd: OwnedFd, timeout: Duration) -> Result<String, String> {
 /// gone (or whose pid was reused, per `shim_start_time`; 0 skips that check)
 /// resolves at once.
 pub async fn wait_exit(shim_pid: i32, shim_start_time: u64, state_dir: &Path) -> ExitInfo {
-    if let Some(fd) = pidfd_open(shim_pid) {
+    let pidfd = pidfd_open(shim_pid);
+    if pidfd.is_none() && shim_start_time != 0 {
+        // No pidfd (the daemon is out of descriptors, or the kernel predates 5.3): the
+        // shim may well be alive, so watch /proc instead of declaring it gone.
+        if crate::is_alive(shim_pid, shim_start_time) {
+            tracing::warn!(shim_pid, "cannot open a pidfd on the shim, polling /proc");
+        }
+        while crate::is_alive(shim_pid, shim_start_time) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    if let Some(fd) = pidfd {
         let same = shim_start_time == 0 || proc_start_time(shim_pid) == Some(shim_start_time);
         if same {
             // SAFETY: `fd` is an OwnedFd moved into the AsyncFd: it stays open
@@ -197,7 +208,7 @@ pub async fn wait_exit(shim_pid: i32, shim_start_time: u64, state_dir: &Path) ->
     })
 }
 
-fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+pub(crate) fn pidfd_open(pid: i32) -> Option<OwnedFd> {
     use std::os::fd::FromRawFd;
     if pid <= 0 {
         return None;
@@ -222,6 +233,7 @@ fn report(r: &ShimReport) {
 /// Entry point of `__netloom-shim <spec.json>` (the intermediate process P1).
 pub(crate) fn run_shim(spec_path: Option<PathBuf>) -> i32 {
     close_fds_except(&[]);
+    crate::apply_child_nofile();
     let spec = match load_spec(spec_path) {
         Ok(s) => s,
         Err(e) => {
@@ -252,6 +264,7 @@ fn load_spec(path: Option<PathBuf>) -> Result<ContainerSpec, RuntimeError> {
 
 /// The running container as seen by the shim.
 struct Running {
+    /// The container's init (our child once the runtime has exited: we are a subreaper).
     init: Pid,
     out_r: OwnedFd,
     err_r: OwnedFd,
@@ -263,16 +276,19 @@ struct Running {
 /// The long-lived shim (P2).
 fn shim_main(spec: &ContainerSpec) -> i32 {
     let _ = nix::unistd::setsid();
-    let _ = std::env::set_current_dir("/");
+    // Orphans of the container's process tree (its init, once the runtime that
+    // started it exits) are re-parented to us, so we can wait for them.
+    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER, 1) only sets a flag on this process.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     let listener = match crate::attach::bind(&spec.state_dir) {
         Ok(l) => Some(l),
-        Err(e) if spec.tty || spec.open_stdin => {
+        Err(e) if spec.tty() || spec.open_stdin => {
             report(&ShimReport::Err(chain(&e)));
             return 1;
         }
         Err(_) => None,
     };
-    let running = match spawn_init(spec) {
+    let running = match spawn_container(spec) {
         Ok(r) => r,
         Err(e) => {
             report(&ShimReport::Err(chain(&e)));
@@ -309,17 +325,7 @@ fn shim_main(spec: &ContainerSpec) -> i32 {
         &log,
     );
     let _ = std::fs::remove_file(crate::attach::socket_path(&spec.state_dir));
-    let code = loop {
-        match waitpid(init, None) {
-            Ok(st) => {
-                if let Some(c) = status_code(st) {
-                    break c;
-                }
-            }
-            Err(nix::Error::EINTR) => {}
-            Err(_) => break LOST_EXIT_CODE,
-        }
-    };
+    let code = wait_for(init);
     let info = ExitInfo {
         exit_code: code,
         finished_at: now_rfc3339(),
@@ -329,6 +335,21 @@ fn shim_main(spec: &ContainerSpec) -> i32 {
         let _ = write_atomic(&exit_path(&spec.state_dir), &data);
     }
     0
+}
+
+/// Reaps children until `pid` is reaped; its exit code (128+signal if killed).
+fn wait_for(pid: Pid) -> i32 {
+    loop {
+        match waitpid(Pid::from_raw(-1), None) {
+            Ok(st) if st.pid() == Some(pid) => {
+                if let Some(c) = status_code(st) {
+                    return c;
+                }
+            }
+            Ok(_) | Err(nix::Error::EINTR) => {}
+            Err(_) => return LOST_EXIT_CODE,
+        }
+    }
 }
 
 fn detach_stdio() {
@@ -343,9 +364,72 @@ fn detach_stdio() {
     }
 }
 
-/// Opens the log and pipes, enters the namespaces and forks init; returns
-/// once init has finished its setup.
-fn spawn_init(spec: &ContainerSpec) -> Result<Running, RuntimeError> {
+/// Mounts the container's root in a mount namespace of our own, so that it needs no
+/// cleanup on the host: it goes away with the shim and the container.
+fn mount_rootfs(spec: &ContainerSpec) -> Result<(), RuntimeError> {
+    use nix::mount::{MsFlags, mount};
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(RuntimeError::sys("unshare mount namespace", &spec.id))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_SLAVE,
+        None::<&str>,
+    )
+    .map_err(RuntimeError::sys("make mounts slaves", "/"))?;
+    let (upper, work, merged) = (
+        spec.layer_dir.join("upper"),
+        spec.layer_dir.join("work"),
+        spec.rootfs(),
+    );
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        spec.image_rootfs.display(),
+        upper.display(),
+        work.display()
+    );
+    mount(
+        Some("overlay"),
+        &merged,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(opts.as_str()),
+    )
+    .map_err(RuntimeError::sys("mount overlay", merged.display()))
+}
+
+/// The spec with the user resolved in the container's root, and the working
+/// directory created there, as Docker does.
+fn finish_spec(spec: &ContainerSpec) -> Result<oci_spec::runtime::Spec, RuntimeError> {
+    let root = crate::rootfs::open_root(&spec.rootfs())?;
+    let mut oci = spec.oci.clone();
+    if let Some(p) = oci.process_mut() {
+        let u = crate::rootfs::resolve_user(&root, &spec.user)?;
+        let mut user = oci_spec::runtime::User::default();
+        user.set_uid(u.uid);
+        user.set_gid(u.gid);
+        user.set_additional_gids((!u.additional_gids.is_empty()).then_some(u.additional_gids));
+        p.set_user(user);
+        let cwd = p.cwd().to_string_lossy().into_owned();
+        crate::rootfs::mkdir_in(&root, &cwd)?;
+    }
+    Ok(oci)
+}
+
+/// Mounts the root, writes `config.json`, and has the OCI runtime create and start
+/// the container (`run --detach`) with our pipes (or a terminal) as its stdio.
+/// Returns once the container's process runs.
+fn spawn_container(spec: &ContainerSpec) -> Result<Running, RuntimeError> {
+    mount_rootfs(spec)?;
+    let oci = finish_spec(spec)?;
+    let config = spec.state_dir.join("config.json");
+    let json = serde_json::to_vec(&oci).map_err(|source| RuntimeError::Json {
+        path: config.clone(),
+        source,
+    })?;
+    write_atomic(&config, &json)?;
+
     let log = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
@@ -356,130 +440,114 @@ fn spawn_init(spec: &ContainerSpec) -> Result<Running, RuntimeError> {
     let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(RuntimeError::sys("pipe", "shim"));
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
-    let (sync_r, sync_w) = nix::sys::socket::socketpair(
-        nix::sys::socket::AddressFamily::Unix,
-        nix::sys::socket::SockType::SeqPacket,
-        None,
-        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-    )
-    .map_err(RuntimeError::sys("socketpair", "shim"))?;
-    let (stdin_r, stdin_w) = if spec.open_stdin && !spec.tty {
+    let tty = spec.tty();
+    let (stdin_r, stdin_w) = if spec.open_stdin && !tty {
         let (r, w) = pipe()?;
         (Some(r), Some(w))
     } else {
         (None, None)
     };
-    let devnull = std::fs::OpenOptions::new()
-        .read(true)
-        .open("/dev/null")
-        .map_err(RuntimeError::io("open", "/dev/null"))?;
-
-    if let Some(ns) = &spec.netns {
-        let f = std::fs::File::open(ns).map_err(RuntimeError::io("open netns", ns))?;
-        nix::sched::setns(&f, CloneFlags::CLONE_NEWNET)
-            .map_err(RuntimeError::sys("join netns", ns.display()))?;
-    }
-    nix::sched::unshare(
-        CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC,
-    )
-    .map_err(RuntimeError::sys(
-        "unshare pid/uts/ipc namespaces",
-        &spec.id,
-    ))?;
-
-    // SAFETY: the shim is single-threaded; the child runs init and never
-    // returns into our code.
-    let init =
-        match unsafe { nix::unistd::fork() }.map_err(RuntimeError::sys("fork init", &spec.id))? {
-            ForkResult::Child => {
-                drop((out_r, err_r, sync_r, log, stdin_w));
-                crate::init::run_init(
-                    spec,
-                    crate::init::InitFds {
-                        out_w,
-                        err_w,
-                        sync_w,
-                        devnull: devnull.into(),
-                        stdin_r,
-                    },
-                )
-            }
-            ForkResult::Parent { child } => child,
-        };
-    drop((out_w, err_w, sync_w, devnull, stdin_r));
-
-    // init sends 'K' when ready (with the terminal's master attached), or 'E' + message.
-    let (msg, master, read) = recv_ready(&sync_r);
-    if msg.first() == Some(&b'K') && (master.is_some() || !spec.tty) {
-        // The main process holds a copy of the (close-on-exec) socket until its exec:
-        // wait for EOF, so the container's command runs when `start` returns.
-        let mut rest = [0u8; 256];
-        loop {
-            match nix::unistd::read(&sync_r, &mut rest) {
-                Ok(0) => break,
-                Ok(_) | Err(nix::Error::EINTR) => {}
-                Err(_) => break,
-            }
-        }
-        return Ok(Running {
-            init,
-            out_r,
-            err_r,
-            master,
-            stdin_w,
-            log,
-        });
-    }
-    // Setup failed: reap init, report.
-    let _ = waitpid(init, None);
-    let message = match (msg.first(), read) {
-        (Some(b'E'), _) => String::from_utf8_lossy(&msg[1..]).into_owned(),
-        (_, Err(e)) => format!("read init status: {e}"),
-        _ => "container init exited during setup".to_string(),
+    // The runtime resolves relative paths (the console socket) in the bundle, which
+    // is its working directory: short socket paths whatever the state dir's length.
+    std::env::set_current_dir(&spec.state_dir)
+        .map_err(RuntimeError::io("enter bundle", &spec.state_dir))?;
+    let console = if tty {
+        Some(crate::console::ConsoleSocket::bind(CONSOLE_SOCKET)?)
+    } else {
+        None
     };
-    Err(RuntimeError::Shim {
-        id: spec.id.clone(),
-        message,
+    // A record left by an earlier run of this container (its exit was not handled).
+    if spec.runtime.has_state(&spec.id) {
+        let _ = spec
+            .runtime
+            .command(&spec.state_dir.join("delete.log"))
+            .args(["delete", "--force", &spec.id])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+    let runtime_log = spec.state_dir.join("runtime.log");
+    let _ = std::fs::remove_file(&runtime_log);
+    let pid_file = spec.state_dir.join("init.pid");
+    let _ = std::fs::remove_file(&pid_file);
+    let mut cmd = spec.runtime.command(&runtime_log);
+    cmd.arg("run")
+        .arg("--detach")
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .arg("--bundle")
+        .arg(&spec.state_dir);
+    if console.is_some() {
+        cmd.arg("--console-socket").arg(CONSOLE_SOCKET);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        drop((out_w, err_w));
+    } else {
+        cmd.stdin(match stdin_r {
+            Some(r) => Stdio::from(r),
+            None => Stdio::null(),
+        })
+        .stdout(Stdio::from(out_w))
+        .stderr(Stdio::from(err_w));
+    }
+    cmd.arg(&spec.id);
+    let mut child = cmd.spawn().map_err(|source| RuntimeError::Spawn {
+        exe: spec.runtime.path.clone(),
+        source,
+    })?;
+    // Our copies of the container's ends of the pipes go with the command.
+    drop(cmd);
+    let master = match &console {
+        Some(c) => match c.receive(child.id() as i32) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(runtime_failed(spec, &runtime_log, Some(e)));
+            }
+        },
+        None => None,
+    };
+    drop(console);
+    let status = child
+        .wait()
+        .map_err(RuntimeError::io("wait for", &spec.runtime.path))?;
+    if !status.success() {
+        return Err(runtime_failed(spec, &runtime_log, None));
+    }
+    let pid = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+        .filter(|p| *p > 0)
+        .ok_or_else(|| {
+            RuntimeError::InvalidSpec(format!("{} wrote no pid file", spec.runtime.name))
+        })?;
+    let _ = std::env::set_current_dir("/");
+    Ok(Running {
+        init: Pid::from_raw(pid),
+        out_r,
+        err_r,
+        master,
+        stdin_w,
+        log,
     })
 }
 
-/// Receives init's one message on the sync socket: its bytes, a terminal
-/// master passed along with it, and the read error if any.
-fn recv_ready(sock: &OwnedFd) -> (Vec<u8>, Option<OwnedFd>, std::io::Result<()>) {
-    use std::os::fd::{AsRawFd, FromRawFd};
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    loop {
-        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-        match nix::sys::socket::recvmsg::<()>(
-            sock.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg),
-            nix::sys::socket::MsgFlags::MSG_CMSG_CLOEXEC,
-        ) {
-            Ok(m) => {
-                let n = m.bytes;
-                let mut master = None;
-                if let Ok(cmsgs) = m.cmsgs() {
-                    for c in cmsgs {
-                        if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
-                            for fd in fds {
-                                // SAFETY: the kernel just installed this fd in our table
-                                // for us; nothing else owns it.
-                                let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-                                if master.is_none() {
-                                    master = Some(owned);
-                                }
-                            }
-                        }
-                    }
-                }
-                buf.truncate(n);
-                return (buf, master, Ok(()));
-            }
-            Err(nix::Error::EINTR) => {}
-            Err(e) => return (Vec::new(), None, Err(std::io::Error::from(e))),
-        }
+/// The console socket's name in the bundle.
+const CONSOLE_SOCKET: &str = "console.sock";
+
+/// The error of a failed `run`: the runtime's own last words.
+fn runtime_failed(spec: &ContainerSpec, log: &Path, e: Option<RuntimeError>) -> RuntimeError {
+    let message = crate::runc::last_error(log)
+        .or_else(|| e.map(|e| chain(&e)))
+        .unwrap_or_else(|| "exited without saying why".to_string());
+    RuntimeError::Runtime {
+        runtime: spec.runtime.name.clone(),
+        op: "run",
+        id: spec.id.clone(),
+        message,
     }
 }
 

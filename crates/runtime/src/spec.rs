@@ -4,49 +4,39 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use oci_spec::runtime::Spec;
+
 use crate::RuntimeError;
+use crate::runc::OciRuntime;
 
 /// PATH used when the spec's environment has none.
 pub(crate) const DEFAULT_PATH: &str =
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Everything needed to start one container.
-#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+/// Everything the shim needs to start one container.
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct ContainerSpec {
-    /// 64-hex container id.
+    /// 64-hex container id (also the OCI runtime's container id).
     pub id: String,
     /// Unpacked image root (read-only overlay lower layer, never modified).
     pub image_rootfs: PathBuf,
     /// Per-container dir (persists across stop/start) holding the overlay
     /// `upper/`, `work/` and `merged/` dirs (created if missing).
     pub layer_dir: PathBuf,
-    /// Per-container runtime state dir (`spec.json`, `exit.json`); created if missing.
+    /// Per-container runtime state dir and OCI bundle (`spec.json`, `config.json`,
+    /// `exit.json`, the attach socket); created if missing.
     pub state_dir: PathBuf,
     /// json-file log, appended to.
     pub log_path: PathBuf,
-    /// Bind-mounted network namespace file to join; `None` stays in the
-    /// caller's network namespace ("--network host").
-    pub netns: Option<PathBuf>,
-    /// Container hostname.
-    pub hostname: String,
-    /// Container NIS domain name.
-    pub domainname: String,
-    /// Environment, `K=V`; a default PATH is added if missing.
-    pub env: Vec<String>,
-    /// argv (entrypoint + cmd), non-empty.
-    pub args: Vec<String>,
-    /// Working directory inside the container; "" means "/". Created if missing.
-    pub working_dir: String,
-    /// Host file -> absolute path in the container, bind-mounted; the target
-    /// (and its parent dirs) is created in the rootfs if missing.
-    pub bind_files: Vec<(PathBuf, String)>,
-    /// `uid[:gid]` or `name[:group]` to run as; empty = root.
+    /// The OCI runtime that runs the container.
+    pub runtime: OciRuntime,
+    /// The runtime spec; its root is `<layer_dir>/merged`. The shim fills in
+    /// `process.user` from [`ContainerSpec::user`].
+    pub oci: Spec,
+    /// `uid[:gid]` or `name[:group]` to run as, resolved in the container's
+    /// `/etc/passwd`; empty = root.
     #[serde(default)]
     pub user: String,
-    /// Give the main process a pseudo-terminal (`Tty`), held by the shim and
-    /// reachable through the attach socket.
-    #[serde(default)]
-    pub tty: bool,
     /// Give the main process a stdin pipe fed from the attach socket (`OpenStdin`);
     /// otherwise its stdin is `/dev/null` (a terminal is always writable).
     #[serde(default)]
@@ -54,9 +44,6 @@ pub struct ContainerSpec {
     /// Close the main process's stdin when the attached client closes its input.
     #[serde(default)]
     pub stdin_once: bool,
-    /// Initial terminal size `[rows, cols]` (default 24x80).
-    #[serde(default)]
-    pub console_size: Option<[u16; 2]>,
     /// A client is about to attach: the shim holds output back until it
     /// connects (at most 5 s), so the first bytes reach it.
     #[serde(default)]
@@ -84,18 +71,38 @@ pub struct ExitInfo {
     pub exit_code: i32,
     /// RFC3339 UTC time with nanoseconds.
     pub finished_at: String,
-    /// Always false: netloom does not use cgroups.
+    /// The kernel's OOM killer ended it.
     pub oom_killed: bool,
 }
 
 impl ContainerSpec {
+    /// Whether the main process runs on a terminal.
+    pub fn tty(&self) -> bool {
+        self.oci
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false)
+    }
+
+    /// Where the overlay is mounted: the container's root.
+    pub fn rootfs(&self) -> PathBuf {
+        self.layer_dir.join("merged")
+    }
+
     /// Checks what the runtime relies on.
     pub fn validate(&self) -> Result<(), RuntimeError> {
         let bad = |m: String| Err(RuntimeError::InvalidSpec(m));
         if self.id.is_empty() || !self.id.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return bad(format!("container id {:?} must be non-empty hex", self.id));
         }
-        if self.args.is_empty() || self.args[0].is_empty() {
+        let args = self
+            .oci
+            .process()
+            .as_ref()
+            .and_then(|p| p.args().clone())
+            .unwrap_or_default();
+        if args.first().is_none_or(|a| a.is_empty()) {
             return bad(format!("container {}: empty command", self.id));
         }
         for (name, p) in [
@@ -103,6 +110,7 @@ impl ContainerSpec {
             ("layer_dir", &self.layer_dir),
             ("state_dir", &self.state_dir),
             ("log_path", &self.log_path),
+            ("runtime root", &self.runtime.root),
         ] {
             if !p.is_absolute() {
                 return bad(format!("{name} {} must be absolute", p.display()));
@@ -115,31 +123,14 @@ impl ContainerSpec {
                 return bad(format!("path {s} must not contain ',' or ':'"));
             }
         }
-        if let Some(ns) = &self.netns
-            && !ns.is_absolute()
-        {
-            return bad(format!("netns {} must be absolute", ns.display()));
-        }
-        for (host, target) in &self.bind_files {
-            if !host.is_absolute() {
-                return bad(format!("bind source {} must be absolute", host.display()));
-            }
-            container_path(target)?;
-        }
-        if !self.working_dir.is_empty() {
-            container_path(&self.working_dir)?;
-        }
-        for e in &self.env {
-            if e.contains('\0') {
-                return bad("environment entry contains NUL".to_string());
-            }
+        if self.oci.root().as_ref().map(|r| r.path().clone()) != Some(self.rootfs()) {
+            return bad(format!(
+                "container {}: the spec's root must be {}",
+                self.id,
+                self.rootfs().display()
+            ));
         }
         Ok(())
-    }
-
-    /// The environment with the default PATH added when missing.
-    pub(crate) fn full_env(&self) -> Vec<String> {
-        with_default_path(&self.env)
     }
 }
 

@@ -1,5 +1,5 @@
-//! Privileged end-to-end tests of the runtime: real namespaces, overlayfs,
-//! pivot_root and a busybox image.
+//! Privileged end-to-end tests of the runtime: the shim running busybox containers
+//! with Debian's runc, overlayfs and a busybox image.
 //!
 //! They need root and `/bin/busybox`; without them each test prints
 //! `SKIP: <reason>` and returns, unless `NETLOOM_REQUIRE_PRIV=1`, in which
@@ -11,9 +11,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use netloom_runtime::logs::{self, Stream};
+use netloom_runtime::oci::RunOptions;
+use netloom_runtime::runc::OciRuntime;
 use netloom_runtime::{ContainerSpec, ExitInfo, Spawned};
 
 const BUSYBOX: &str = "/bin/busybox";
+const RUNC: &str = "/usr/sbin/runc";
 
 /// Returns false (after printing `SKIP: ...`) when the test cannot run;
 /// panics instead when `NETLOOM_REQUIRE_PRIV=1`.
@@ -22,6 +25,8 @@ fn require_privileges(test: &str) -> bool {
         Some("needs root (mount, pivot_root, namespaces)")
     } else if !Path::new(BUSYBOX).exists() {
         Some("needs /bin/busybox (apt-get install busybox-static)")
+    } else if !Path::new(RUNC).exists() {
+        Some("needs /usr/sbin/runc (apt-get install runc)")
     } else {
         None
     };
@@ -80,10 +85,42 @@ fn busybox_rootfs(root: &Path) {
         .expect("write passwd");
 }
 
-/// One container's directories, removed on drop.
+/// One container's directories (removed on drop, with the runtime's record and the
+/// container's cgroups).
 struct Fixture {
     _tmp: tempfile::TempDir,
     spec: ContainerSpec,
+    opts: RunOptions,
+    cgroup_parent: String,
+}
+
+impl Fixture {
+    /// Rebuilds the spec's config after `opts` changed.
+    fn rebuild(&mut self) {
+        self.spec.oci = netloom_runtime::oci::build_spec(&self.opts).expect("build spec");
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(RUNC)
+            .args(self.spec.runtime.global_args())
+            .args(["delete", "--force", &self.spec.id])
+            .output();
+        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+            for e in rd.flatten() {
+                let d = e.path().join(self.cgroup_parent.trim_start_matches('/'));
+                if d.is_dir() {
+                    if let Ok(kids) = std::fs::read_dir(&d) {
+                        for k in kids.flatten().filter(|k| k.path().is_dir()) {
+                            let _ = std::fs::remove_dir(k.path());
+                        }
+                    }
+                    let _ = std::fs::remove_dir(&d);
+                }
+            }
+        }
+    }
 }
 
 fn fixture(args: &[&str]) -> Fixture {
@@ -94,23 +131,41 @@ fn fixture(args: &[&str]) -> Fixture {
     let root = tmp.path().join("image");
     busybox_rootfs(&root);
     let id = format!("{:0>64}", unique("").replace('x', "0"));
+    let layer_dir = tmp.path().join("layer");
+    let cgroup_parent = format!("/{}", unique("nlrt"));
+    let opts = RunOptions {
+        rootfs: layer_dir.join("merged"),
+        hostname: "ctr-test".to_string(),
+        env: vec!["FOO=bar".to_string()],
+        args: args.iter().map(|s| s.to_string()).collect(),
+        cgroups_path: format!("{cgroup_parent}/{id}"),
+        ..RunOptions::default()
+    };
     let spec = ContainerSpec {
         id,
         image_rootfs: root,
-        layer_dir: tmp.path().join("layer"),
+        layer_dir,
         state_dir: tmp.path().join("state"),
         log_path: tmp.path().join("state/container-json.log"),
-        netns: None,
-        hostname: "ctr-test".to_string(),
-        domainname: String::new(),
-        env: vec!["FOO=bar".to_string()],
-        args: args.iter().map(|s| s.to_string()).collect(),
-        working_dir: String::new(),
-        bind_files: Vec::new(),
+        runtime: OciRuntime {
+            name: "runc".into(),
+            path: RUNC.into(),
+            args: Vec::new(),
+            root: tmp.path().join("runc"),
+            systemd_cgroup: false,
+        },
+        oci: netloom_runtime::oci::build_spec(&opts).expect("build spec"),
         user: String::new(),
-        ..Default::default()
+        open_stdin: false,
+        stdin_once: false,
+        wait_attach: false,
     };
-    Fixture { _tmp: tmp, spec }
+    Fixture {
+        _tmp: tmp,
+        spec,
+        opts,
+        cgroup_parent,
+    }
 }
 
 async fn wait(sp: &Spawned, spec: &ContainerSpec) -> ExitInfo {
@@ -166,16 +221,15 @@ async fn exit_code_and_log_streams() {
     );
     assert!(!netloom_runtime::is_alive(sp.init_pid, sp.init_start_time));
     not_mounted(&f.spec.layer_dir);
-    // The image is never modified.
-    assert!(!f.spec.image_rootfs.join(".netloom-oldroot").exists());
 }
 
 #[tokio::test]
-async fn sigterm_is_forwarded_and_shim_is_detached() {
-    if !require_privileges("sigterm_is_forwarded_and_shim_is_detached") {
+async fn sigterm_reaches_pid_1_and_shim_is_detached() {
+    if !require_privileges("sigterm_reaches_pid_1_and_shim_is_detached") {
         return;
     }
-    let f = fixture(&["sleep", "30"]);
+    // The command is PID 1: it handles SIGTERM itself.
+    let f = fixture(&["sh", "-c", "trap 'exit 143' TERM; sleep 30 & wait"]);
     let sp = netloom_runtime::start(&f.spec).expect("start");
     assert!(netloom_runtime::is_alive(sp.init_pid, sp.init_start_time));
     assert!(netloom_runtime::is_alive(sp.shim_pid, sp.shim_start_time));
@@ -195,7 +249,11 @@ async fn sigterm_is_forwarded_and_shim_is_detached() {
     assert!(netloom_runtime::read_exit(&f.spec.state_dir).is_none());
     tokio::time::sleep(Duration::from_millis(200)).await;
     let t0 = std::time::Instant::now();
-    netloom_runtime::kill(sp.init_pid, libc::SIGTERM).expect("kill");
+    f.spec
+        .runtime
+        .kill(&f.spec.id, libc::SIGTERM)
+        .await
+        .expect("kill");
     let exit = wait(&sp, &f.spec).await;
     assert_eq!(exit.exit_code, 143);
     assert!(t0.elapsed() < Duration::from_secs(5));
@@ -211,27 +269,27 @@ async fn hostname_bind_files_and_pid_namespace() {
     let mut f = fixture(&[
         "sh",
         "-c",
-        "hostname; cat /etc/hosts; echo pid=$$; echo init=$(cat /proc/1/comm); echo foo=$FOO; pwd; ls /dev; cat /etc/deep/x.conf",
+        "hostname; cat /etc/hosts; echo pid=$$; echo foo=$FOO; pwd; ls /dev; cat /etc/deep/x.conf",
     ]);
     let hosts = f.spec.state_dir.parent().expect("parent").join("hosts");
     std::fs::write(&hosts, "127.0.0.1 localhost\n10.9.8.7 magic-host\n").expect("hosts");
     let deep = f.spec.state_dir.parent().expect("parent").join("deep.conf");
     std::fs::write(&deep, "deep-content\n").expect("deep");
-    f.spec.bind_files = vec![
+    f.opts.bind_files = vec![
         (hosts, "/etc/hosts".to_string()),
         (deep, "/etc/deep/x.conf".to_string()),
     ];
-    f.spec.hostname = "c-hostname-1".to_string();
-    f.spec.working_dir = "/work/dir".to_string();
+    f.opts.hostname = "c-hostname-1".to_string();
+    f.opts.cwd = "/work/dir".to_string();
+    f.rebuild();
     let sp = netloom_runtime::start(&f.spec).expect("start");
     let exit = wait(&sp, &f.spec).await;
     let out = stdout_text(&f.spec);
     assert_eq!(exit.exit_code, 0, "{out}");
     assert!(out.starts_with("c-hostname-1\n"), "{out}");
     assert!(out.contains("10.9.8.7 magic-host"), "{out}");
-    // init is PID 1, the main process is its first child.
-    assert!(out.contains("pid=2\n"), "{out}");
-    assert!(out.contains("init=netloom-init\n"), "{out}");
+    // The command is PID 1 of its own PID namespace.
+    assert!(out.contains("pid=1\n"), "{out}");
     assert!(out.contains("foo=bar\n"), "{out}");
     assert!(out.contains("/work/dir\n"), "{out}");
     for dev in ["null", "zero", "urandom", "pts", "shm", "ptmx", "stdout"] {
@@ -246,34 +304,64 @@ async fn exec_into_running_container() {
         return;
     }
     let mut f = fixture(&["sleep", "30"]);
-    f.spec.hostname = "exec-host".to_string();
+    f.opts.hostname = "exec-host".to_string();
+    f.rebuild();
     let sp = netloom_runtime::start(&f.spec).expect("start");
-    let run = |args: &[&str]| {
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        netloom_runtime::exec(sp.init_pid, &args, &["X=1".to_string()], "/tmp", "")
-            .expect("exec")
-            .wait_with_output()
+    let run = |args: &[&str], n: u32| {
+        let o = netloom_runtime::ExecOptions {
+            runtime: f.spec.runtime.clone(),
+            container_id: f.spec.id.clone(),
+            init_pid: sp.init_pid,
+            state_dir: f.spec.state_dir.clone(),
+            exec_id: format!("e{n}"),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            env: vec!["X=1".to_string()],
+            working_dir: "/tmp".into(),
+            ..Default::default()
+        };
+        async move {
+            let mut p = netloom_runtime::exec(&o).expect("exec");
+            let mut out = Vec::new();
+            let mut err = Vec::new();
+            use tokio::io::AsyncReadExt;
+            if let Some(mut s) = p.child.stdout.take() {
+                let _ = s.read_to_end(&mut out).await;
+            }
+            if let Some(mut s) = p.child.stderr.take() {
+                let _ = s.read_to_end(&mut err).await;
+            }
+            let code = p.wait().await;
+            (
+                code,
+                String::from_utf8_lossy(&out).into_owned(),
+                String::from_utf8_lossy(&err).into_owned(),
+            )
+        }
     };
-    let ps = run(&["ps"]).await.expect("ps");
-    let ps_out = String::from_utf8_lossy(&ps.stdout).into_owned();
-    assert_eq!(ps.status.code(), Some(0), "{ps_out}");
-    let procs = ps_out.lines().skip(1).count();
-    assert!((2..=5).contains(&procs), "{ps_out}");
+    let (code, ps_out, _) = run(&["ps"], 1).await;
+    assert_eq!(code, 0, "{ps_out}");
     assert!(ps_out.contains("sleep 30"), "{ps_out}");
-    let h = run(&["hostname"]).await.expect("hostname");
-    assert_eq!(String::from_utf8_lossy(&h.stdout), "exec-host\n");
-    let pwd = run(&["sh", "-c", "pwd; echo $X; exit 7"])
+    let (_, h, _) = run(&["hostname"], 2).await;
+    assert_eq!(h, "exec-host\n");
+    let (code, pwd, _) = run(
+        &[
+            "sh",
+            "-c",
+            "pwd; echo $X; grep CapEff /proc/self/status; exit 7",
+        ],
+        3,
+    )
+    .await;
+    assert_eq!(pwd, "/tmp\n1\nCapEff:\t00000000a80425fb\n");
+    assert_eq!(code, 7);
+    let (code, _, err) = run(&["no-such-cmd"], 4).await;
+    assert_eq!(code, 127);
+    assert!(err.contains("executable file not found in $PATH"), "{err}");
+    f.spec
+        .runtime
+        .kill(&f.spec.id, libc::SIGKILL)
         .await
-        .expect("sh");
-    assert_eq!(String::from_utf8_lossy(&pwd.stdout), "/tmp\n1\n");
-    assert_eq!(pwd.status.code(), Some(7));
-    let missing = run(&["no-such-cmd"]).await.expect("missing");
-    assert_eq!(missing.status.code(), Some(127));
-    assert_eq!(
-        String::from_utf8_lossy(&missing.stderr),
-        "exec: \"no-such-cmd\": executable file not found in $PATH\n"
-    );
-    netloom_runtime::kill(sp.init_pid, libc::SIGKILL).expect("kill");
+        .expect("kill");
     let exit = wait(&sp, &f.spec).await;
     assert_eq!(exit.exit_code, 137);
 }
@@ -302,7 +390,8 @@ async fn joins_network_namespace() {
     assert!(ok.success());
     let _guard = NetnsGuard(name.clone());
     let mut f = fixture(&["ip", "link"]);
-    f.spec.netns = Some(PathBuf::from(format!("/run/netns/{name}")));
+    f.opts.netns = Some(PathBuf::from(format!("/run/netns/{name}")));
+    f.rebuild();
     let sp = netloom_runtime::start(&f.spec).expect("start");
     let exit = wait(&sp, &f.spec).await;
     let out = stdout_text(&f.spec);
@@ -316,32 +405,31 @@ async fn joins_network_namespace() {
 }
 
 #[tokio::test]
-async fn missing_command_is_exit_127_and_layer_persists() {
-    if !require_privileges("missing_command_is_exit_127_and_layer_persists") {
+async fn missing_command_fails_the_start_and_layer_persists() {
+    if !require_privileges("missing_command_fails_the_start_and_layer_persists") {
         return;
     }
     let mut f = fixture(&["no-such-binary", "arg"]);
-    let sp = netloom_runtime::start(&f.spec).expect("start with a missing command");
-    let exit = wait(&sp, &f.spec).await;
-    assert_eq!(exit.exit_code, 127);
-    let lines = logs::read_all(&f.spec.log_path).expect("log");
+    let err = netloom_runtime::start(&f.spec).expect_err("start with a missing command");
     assert!(
-        lines.iter().any(|l| l.stream == Stream::Stderr
-            && l.log == b"exec: \"no-such-binary\": executable file not found in $PATH\n"),
-        "{lines:?}"
+        err.to_string()
+            .contains("executable file not found in $PATH"),
+        "{err}"
     );
 
-    // Restart the same container twice: the upper layer persists, exit.json is replaced.
-    f.spec.args = ["sh", "-c", "echo kept > /persisted"]
+    // Start the same container again: the upper layer persists, exit.json is replaced.
+    f.opts.args = ["sh", "-c", "echo kept > /persisted"]
         .iter()
         .map(|s| s.to_string())
         .collect();
+    f.rebuild();
     let sp = netloom_runtime::start(&f.spec).expect("second start");
     assert_eq!(wait(&sp, &f.spec).await.exit_code, 0);
-    f.spec.args = ["cat", "/persisted"]
+    f.opts.args = ["cat", "/persisted"]
         .iter()
         .map(|s| s.to_string())
         .collect();
+    f.rebuild();
     let sp = netloom_runtime::start(&f.spec).expect("third start");
     assert_eq!(wait(&sp, &f.spec).await.exit_code, 0);
     assert!(stdout_text(&f.spec).contains("kept\n"));
@@ -361,7 +449,8 @@ async fn setup_failure_is_an_error() {
     let msg = err.to_string();
     assert!(msg.contains("mount overlay"), "{msg}");
     let mut f = fixture(&["true"]);
-    f.spec.netns = Some(PathBuf::from("/run/netns/netloom-does-not-exist"));
+    f.opts.netns = Some(PathBuf::from("/run/netns/netloom-does-not-exist"));
+    f.rebuild();
     let err = netloom_runtime::start(&f.spec).expect_err("missing netns must fail");
     assert!(err.to_string().contains("netns"), "{err}");
 }
@@ -417,7 +506,7 @@ async fn container_survives_daemon_sigkill() {
     if !require_privileges("container_survives_daemon_sigkill") {
         return;
     }
-    let f = fixture(&["sleep", "30"]);
+    let f = fixture(&["sh", "-c", "trap 'exit 143' TERM; sleep 30 & wait"]);
     let spec_file = f.spec.layer_dir.with_file_name("test-spec.json");
     std::fs::write(&spec_file, serde_json::to_vec(&f.spec).expect("encode")).expect("write");
     let mut daemon = std::process::Command::new(std::env::current_exe().expect("exe"))
@@ -444,7 +533,11 @@ async fn container_survives_daemon_sigkill() {
     assert!(netloom_runtime::is_alive(sp.shim_pid, sp.shim_start_time));
     assert!(netloom_runtime::is_alive(sp.init_pid, sp.init_start_time));
     // A "restarted daemon" can still stop and wait for it.
-    netloom_runtime::kill(sp.init_pid, libc::SIGTERM).expect("kill");
+    f.spec
+        .runtime
+        .kill(&f.spec.id, libc::SIGTERM)
+        .await
+        .expect("kill");
     assert_eq!(wait(&sp, &f.spec).await.exit_code, 143);
 }
 
@@ -471,9 +564,10 @@ async fn tty_through_the_attach_socket() {
         return;
     }
     let mut f = fixture(&["sh"]);
-    f.spec.tty = true;
+    f.opts.tty = true;
+    f.opts.console_size = Some([30, 100]);
+    f.rebuild();
     f.spec.open_stdin = true;
-    f.spec.console_size = Some([30, 100]);
     f.spec.wait_attach = true;
     let sp = netloom_runtime::start(&f.spec).expect("start");
     let req = AttachRequest {

@@ -207,6 +207,7 @@ pub async fn create(
         open_stdin: body::boolean(&v, "OpenStdin")?.unwrap_or(false),
         stdin_once: body::boolean(&v, "StdinOnce")?.unwrap_or(false),
         console_size: console_size(hc)?,
+        host: super::hostconfig::host_options(&v, hc)?,
     };
     for e in &req.env {
         if e.is_empty() || e.starts_with('=') {
@@ -214,6 +215,9 @@ pub async fn create(
         }
     }
     let image = req.image.clone();
+    if let Some(p) = q.get("platform").filter(|p| !p.is_empty()) {
+        ctl.check_image_platform(&image, p).await?;
+    }
     let (id, warnings) = match ctl.create_container(req).await {
         Ok(r) => r,
         // The docker CLI answers any 404 from create with a pull and a retry: keep 404
@@ -233,6 +237,16 @@ pub async fn create(
 
 /// `POST /containers/{id}/start`.
 pub async fn start(State(ctl): State<Ctl>, Path(id): Path<String>) -> ApiResult<Response> {
+    // Near the open-file limit nothing is started (and nothing made); starting a
+    // running container changes nothing, so it still answers 304.
+    if let Err(m) = crate::nofile::headroom(&format!("container {id}"))
+        && !ctl
+            .inspect_container(&id)
+            .await
+            .is_ok_and(|v| v.container.is_running())
+    {
+        return Err(CtlError::unavailable(m).into());
+    }
     match ctl.start_container(&id).await? {
         StartOutcome::Started => Ok(StatusCode::NO_CONTENT.into_response()),
         StartOutcome::AlreadyRunning => Ok(StatusCode::NOT_MODIFIED.into_response()),

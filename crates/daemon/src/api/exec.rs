@@ -37,6 +37,7 @@ pub async fn create(
         attach_stderr: body::boolean(&v, "AttachStderr")?.unwrap_or(true),
         attach_stdin: body::boolean(&v, "AttachStdin")?.unwrap_or(false),
         console_size: super::containers::console_size(&v)?,
+        privileged: body::boolean(&v, "Privileged")?.unwrap_or(false),
     };
     let exec_id = ctl.exec_create(&id, cfg).await?;
     Ok((StatusCode::CREATED, axum::Json(json!({"Id": exec_id}))).into_response())
@@ -84,9 +85,9 @@ pub async fn start(
         return Ok(tty_session(ctl, id, child, req, detach));
     }
     let (tx, rx) = mpsc::channel(256);
-    let out = child.stdout.take();
-    let err = child.stderr.take();
-    let input = child.stdin.take();
+    let out = child.child.stdout.take();
+    let err = child.child.stderr.take();
+    let input = child.child.stdin.take();
     let ctl2 = ctl.clone();
     let id2 = id.clone();
     tokio::spawn(async move {
@@ -98,10 +99,7 @@ pub async fn start(
         if let Some(b) = b {
             let _ = b.await;
         }
-        let code = match child.wait().await {
-            Ok(s) => s.code().unwrap_or(-1),
-            Err(_) => -1,
-        };
+        let code = child.wait().await;
         ctl2.exec_finished(&id2, code).await;
         drop(tx);
     });
@@ -119,7 +117,7 @@ pub async fn inspect(State(ctl): State<Ctl>, Path(id): Path<String>) -> ApiResul
         "ID": i.id,
         "Running": i.running,
         "ExitCode": i.exit_code.map(Value::from).unwrap_or(Value::Null),
-        "ProcessConfig": { "tty": i.tty, "entrypoint": i.cmd.first(), "arguments": i.cmd.iter().skip(1).collect::<Vec<_>>(), "privileged": false },
+        "ProcessConfig": { "tty": i.tty, "entrypoint": i.cmd.first(), "arguments": i.cmd.iter().skip(1).collect::<Vec<_>>(), "privileged": i.privileged },
         "OpenStdin": i.attach_stdin,
         "OpenStderr": true,
         "OpenStdout": true,
@@ -138,18 +136,15 @@ pub async fn inspect(State(ctl): State<Ctl>, Path(id): Path<String>) -> ApiResul
 fn tty_session(
     ctl: Ctl,
     id: String,
-    mut child: tokio::process::Child,
+    mut child: netloom_runtime::ExecProcess,
     mut req: Request,
     detach: bool,
 ) -> Response {
     use tokio::io::AsyncWriteExt;
-    let stdin = child.stdin.take();
-    let stdout = child.stdout.take();
-    let finish = move |ctl: Ctl, id: String, mut child: tokio::process::Child| async move {
-        let code = match child.wait().await {
-            Ok(s) => s.code().unwrap_or(-1),
-            Err(_) => -1,
-        };
+    let stdin = child.child.stdin.take();
+    let stdout = child.child.stdout.take();
+    let finish = move |ctl: Ctl, id: String, mut child: netloom_runtime::ExecProcess| async move {
+        let code = child.wait().await;
         ctl.exec_finished(&id, code).await;
     };
     if detach || !stream::wants_upgrade(&req) {
@@ -166,7 +161,7 @@ fn tty_session(
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         let Ok(upgraded) = on_upgrade.await else {
-            let _ = child.start_kill();
+            let _ = child.child.start_kill();
             finish(ctl, id, child).await;
             return;
         };

@@ -1,4 +1,5 @@
-//! `/images/*`: import (`docker import`), list, inspect, remove.
+//! `/images/*`: import (`docker import`), list, inspect, remove; pulls, load, save,
+//! history and tags are in `image_io.rs`.
 
 use std::collections::BTreeMap;
 
@@ -15,17 +16,16 @@ use crate::error::CtlError;
 /// Largest upload accepted (compressed or not).
 const MAX_UPLOAD: u64 = 4 << 30;
 
-/// `POST /images/create?fromSrc=-&repo=&tag=&changes=` (import); `fromImage` (pull) is refused.
+/// `POST /images/create`: `fromImage=&tag=&platform=` pulls (see `image_io::pull`),
+/// `fromSrc=-&repo=&tag=&changes=&message=` imports the body.
 pub async fn create(
     State(ctl): State<Ctl>,
     Query(q): Query<BTreeMap<String, String>>,
+    headers: axum::http::HeaderMap,
     req_body: Body,
 ) -> ApiResult<Response> {
-    if let Some(img) = q.get("fromImage") {
-        return Err(CtlError::not_implemented(format!(
-            "netloom has no image registry and cannot pull {img}: import a root filesystem tarball instead with `docker import FILE.tar NAME` or `netloom image import FILE.tar NAME`"
-        ))
-        .into());
+    if q.contains_key("fromImage") {
+        return super::image_io::pull(ctl, q, headers).await;
     }
     match q.get("fromSrc").map(String::as_str) {
         Some("-") => {}
@@ -56,7 +56,18 @@ pub async fn create(
         Some(c) if !c.is_empty() => vec![c.clone()],
         _ => Vec::new(),
     };
-    // Save the upload to a file first (bounded), then unpack it off the async threads.
+    let message = q.get("message").cloned();
+    let tmp = save_upload(&ctl, req_body).await?;
+    let out = ctl
+        .import_image(&tmp, reference.as_deref(), &changes, message.as_deref())
+        .await;
+    let _ = tokio::fs::remove_file(&tmp).await;
+    let img = out?;
+    Ok(axum::Json(json!({"status": img.id})).into_response())
+}
+
+/// Saves a request body to a file under the daemon's tmp directory (bounded).
+pub(super) async fn save_upload(ctl: &Ctl, req_body: Body) -> Result<std::path::PathBuf, CtlError> {
     let tmp = ctl
         .paths_tmp()
         .join(format!("upload-{}", &crate::controller::new_id()[..12]));
@@ -71,7 +82,7 @@ pub async fn create(
             total += chunk.len() as u64;
             if total > MAX_UPLOAD {
                 return Err(CtlError::invalid(format!(
-                    "image upload too large: the limit is {} GiB",
+                    "upload too large: the limit is {} GiB",
                     MAX_UPLOAD >> 30
                 )));
             }
@@ -85,13 +96,11 @@ pub async fn create(
     }
     .await;
     drop(f);
-    let out = match res {
-        Ok(()) => ctl.import_image(&tmp, reference.as_deref(), &changes).await,
-        Err(e) => Err(e),
-    };
-    let _ = tokio::fs::remove_file(&tmp).await;
-    let img = out?;
-    Ok(axum::Json(json!({"status": img.id})).into_response())
+    if let Err(e) = res {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Err(e);
+    }
+    Ok(tmp)
 }
 
 /// `GET /images/json`.
@@ -130,19 +139,45 @@ pub async fn list(
     Ok(axum::Json(v).into_response())
 }
 
-/// `GET /images/{name}/json` (names may contain `/`); other sub-paths are not implemented.
-pub async fn inspect_or_501(
+/// `GET /images/{name}/json|history|get` (names may contain `/`).
+pub async fn get_sub(State(ctl): State<Ctl>, Path(name): Path<String>) -> ApiResult<Response> {
+    if let Some(n) = name.strip_suffix("/json") {
+        let i = ctl.inspect_image(n).await?;
+        return Ok(axum::Json(view::image(&i, true)).into_response());
+    }
+    if let Some(n) = name.strip_suffix("/history") {
+        return Ok(axum::Json(ctl.image_history(n).await?).into_response());
+    }
+    if let Some(n) = name.strip_suffix("/get") {
+        return super::image_io::save(ctl, vec![n.to_string()]).await;
+    }
+    Err(CtlError::not_implemented(format!("netloom does not implement GET /images/{name}")).into())
+}
+
+/// `POST /images/{name}/tag?repo=&tag=`; pushing is not implemented.
+pub async fn post_sub(
     State(ctl): State<Ctl>,
     Path(name): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
 ) -> ApiResult<Response> {
-    let Some(n) = name.strip_suffix("/json") else {
+    if let Some(n) = name.strip_suffix("/tag") {
+        let repo = q.get("repo").map(String::as_str).unwrap_or_default();
+        if repo.is_empty() {
+            return Err(
+                CtlError::invalid("missing repo: give the new name as ?repo=NAME&tag=TAG").into(),
+            );
+        }
+        let tag = q.get("tag").map(String::as_str).unwrap_or_default();
+        ctl.tag_image(n, repo, tag).await?;
+        return Ok(axum::http::StatusCode::CREATED.into_response());
+    }
+    if let Some(n) = name.strip_suffix("/push") {
         return Err(CtlError::not_implemented(format!(
-            "netloom does not implement GET /images/{name}"
+            "netloom does not push images ({n}): push them with skopeo or a docker engine"
         ))
         .into());
-    };
-    let i = ctl.inspect_image(n).await?;
-    Ok(axum::Json(view::image(&i, true)).into_response())
+    }
+    Err(CtlError::not_implemented(format!("netloom does not implement POST /images/{name}")).into())
 }
 
 /// `DELETE /images/{name}`.

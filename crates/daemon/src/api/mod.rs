@@ -5,8 +5,11 @@
 mod body;
 mod containers;
 mod exec;
+mod hostconfig;
+mod image_io;
 mod images;
 mod networks;
+mod stats;
 mod stream;
 mod swarm;
 mod system;
@@ -230,11 +233,17 @@ pub fn router(ctl: Ctl, swarm: Arc<crate::cluster::Swarm>) -> Router {
         .route("/exec/{id}/json", get(exec::inspect))
         .route("/exec/{id}/resize", post(exec::resize))
         .route("/containers/{id}/resize", post(containers::resize))
+        .route("/containers/{id}/stats", get(stats::stats))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
+        .route("/images/load", post(image_io::load))
+        .route("/auth", post(image_io::login))
+        .route("/images/get", get(image_io::save_many))
         .route(
             "/images/{*name}",
-            get(images::inspect_or_501).delete(images::remove),
+            get(images::get_sub)
+                .post(images::post_sub)
+                .delete(images::remove),
         )
         .route(
             "/volumes/{name}",

@@ -122,7 +122,10 @@ pub async fn info(State(ctl): State<Ctl>, axum::Extension(sw): super::swarm::Sw)
         "Images": images,
         "Driver": "overlay",
         "LoggingDriver": "json-file",
-        "CgroupDriver": "none",
+        "CgroupDriver": match cfg.runtime.cgroup_driver {
+            crate::runtimes::CgroupDriver::Cgroupfs => "cgroupfs",
+            crate::runtimes::CgroupDriver::Systemd => "systemd",
+        },
         "KernelVersion": kernel_version(),
         "OperatingSystem": "linux",
         "OSType": "linux",
@@ -134,7 +137,11 @@ pub async fn info(State(ctl): State<Ctl>, axum::Extension(sw): super::swarm::Sw)
         "DockerRootDir": cfg.data_root,
         "Plugins": { "Volume": [], "Network": ["bridge", "host", "null"], "Authorization": Value::Null, "Log": ["json-file"] },
         "Swarm": sw.info().await,
-        "SecurityOptions": [],
+        "SecurityOptions": if crate::runtimes::cgroup_v2() {
+            json!(["name=seccomp,profile=builtin", "name=cgroupns"])
+        } else {
+            json!(["name=seccomp,profile=builtin"])
+        },
         "Warnings": Value::Null,
     });
     let more = json!({
@@ -156,9 +163,17 @@ pub async fn info(State(ctl): State<Ctl>, axum::Extension(sw): super::swarm::Sw)
         "ExperimentalBuild": false,
         "Isolation": "",
         "GenericResources": Value::Null,
-        "DefaultRuntime": "netloom",
-        "Runtimes": { "netloom": { "path": std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default() } },
+        "DefaultRuntime": cfg.runtime.default,
+        "Runtimes": cfg.runtime.runtimes.iter().map(|(k, e)| {
+            let mut r = json!({"path": e.path});
+            if !e.runtime_args.is_empty() {
+                r["runtimeArgs"] = json!(e.runtime_args);
+            }
+            (k.clone(), r)
+        }).collect::<serde_json::Map<String, Value>>(),
         "InitBinary": "",
+        "IndexServerAddress": "https://index.docker.io/v1/",
+        "RegistryConfig": super::image_io::registry_info(&cfg.registry),
     });
     if let (Value::Object(a), Value::Object(b)) = (&mut v, more) {
         a.extend(b);

@@ -414,7 +414,7 @@ pub fn container_inspect(v: &ContainerView, api: (u32, u32)) -> Value {
             "MacAddress": primary.map(|e| e.mac.clone()).unwrap_or_default(),
             "Networks": networks_of(v, legacy_aliases),
         },
-        "Mounts": [],
+        "Mounts": mounts_of(c),
     });
     if let Some(Value::Object(hc)) = out.get_mut("HostConfig")
         && let Value::Object(extra) = host_config_defaults(c)
@@ -453,17 +453,22 @@ pub fn image(i: &Image, detail: bool) -> Value {
     } else {
         json!(i.tags)
     };
+    let labels = if i.labels.is_empty() {
+        Value::Null
+    } else {
+        json!(i.labels)
+    };
     if !detail {
         return json!({
             "Id": i.id,
             "ParentId": "",
             "RepoTags": tags,
-            "RepoDigests": [],
+            "RepoDigests": i.repo_digests,
             "Created": unix(&i.created),
             "Size": i.size,
             "SharedSize": -1,
             "VirtualSize": i.size,
-            "Labels": {},
+            "Labels": if i.labels.is_empty() { json!({}) } else { json!(i.labels) },
             "Containers": -1,
         });
     }
@@ -472,56 +477,112 @@ pub fn image(i: &Image, detail: bool) -> Value {
         .iter()
         .map(|p| (p.clone(), json!({})))
         .collect();
-    json!({
+    let arr = |v: &[String]| {
+        if v.is_empty() { Value::Null } else { json!(v) }
+    };
+    let mut config = json!({
+        "Hostname": "",
+        "Domainname": "",
+        "User": i.user,
+        "AttachStdin": false,
+        "AttachStdout": false,
+        "AttachStderr": false,
+        "ExposedPorts": if exposed.is_empty() { Value::Null } else { Value::Object(exposed) },
+        "Tty": false,
+        "OpenStdin": false,
+        "StdinOnce": false,
+        "Env": i.env,
+        "Cmd": arr(&i.cmd),
+        "Image": "",
+        "Volumes": Value::Null,
+        "WorkingDir": i.working_dir,
+        "Entrypoint": arr(&i.entrypoint),
+        "OnBuild": Value::Null,
+        "Labels": labels,
+    });
+    if let Some(h) = &i.healthcheck {
+        config["Healthcheck"] = h.clone();
+    }
+    if !i.stop_signal.is_empty() {
+        config["StopSignal"] = json!(i.stop_signal);
+    }
+    let layers: Vec<&str> = if i.layers.is_empty() {
+        vec![i.id.as_str()]
+    } else {
+        i.layers.iter().map(|l| l.diff_id.as_str()).collect()
+    };
+    let mut v = json!({
         "Id": i.id,
         "RepoTags": tags,
-        "RepoDigests": [],
+        "RepoDigests": i.repo_digests,
         "Parent": "",
-        "Comment": "Imported from tarball",
+        "Comment": i.comment,
         "Created": i.created,
         "DockerVersion": "",
-        "Author": "",
-        "Config": {
-            "Env": i.env,
-            "Cmd": if i.cmd.is_empty() { Value::Null } else { json!(i.cmd) },
-            "ExposedPorts": if exposed.is_empty() { Value::Null } else { Value::Object(exposed) },
+        "Author": i.author,
+        "Config": config,
+        "Architecture": if i.architecture.is_empty() {
+            std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64")
+        } else {
+            i.architecture.clone()
         },
-        "Architecture": std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64"),
-        "Os": "linux",
+        "Os": if i.os.is_empty() { "linux".to_string() } else { i.os.clone() },
         "Size": i.size,
-        "RootFS": { "Type": "layers", "Layers": [i.id] },
-    })
+        "GraphDriver": {"Name": "overlay2", "Data": Value::Null},
+        "RootFS": { "Type": "layers", "Layers": layers },
+        "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
+    });
+    if !i.variant.is_empty() {
+        v["Variant"] = json!(i.variant);
+    }
+    v
 }
 
 /// `HostConfig` fields of features netloom does not implement, with Docker's zero
 /// values, so that clients reading them find the key.
 fn host_config_defaults(c: &netloom_model::Container) -> Value {
-    let fields: [(&str, Value); 53] = [
-        ("Binds", json!(Value::Null)),
+    let h = &c.host;
+    let list = |v: &[String]| if v.is_empty() { Value::Null } else { json!(v) };
+    let paths = |l: &[&str]| {
+        if h.privileged || h.security_opt.iter().any(|o| o == "systempaths=unconfined") {
+            json!([])
+        } else {
+            json!(l)
+        }
+    };
+    let fields: [(&str, Value); 56] = [
+        ("Binds", list(&h.binds)),
         ("ContainerIDFile", json!("")),
         ("VolumeDriver", json!("")),
         ("VolumesFrom", json!(Value::Null)),
         ("ConsoleSize", json!(c.console_size.unwrap_or([0, 0]))),
         ("Annotations", json!(Value::Null)),
-        ("CapAdd", json!(Value::Null)),
-        ("CapDrop", json!(Value::Null)),
+        ("CapAdd", list(&h.cap_add)),
+        ("CapDrop", list(&h.cap_drop)),
         ("CgroupnsMode", json!("host")),
         ("GroupAdd", json!(Value::Null)),
         ("IpcMode", json!("private")),
         ("Cgroup", json!("")),
         ("OomScoreAdj", json!(0)),
         ("PidMode", json!("")),
-        ("Privileged", json!(false)),
-        ("ReadonlyRootfs", json!(false)),
-        ("SecurityOpt", json!(Value::Null)),
+        ("Privileged", json!(h.privileged)),
+        ("ReadonlyRootfs", json!(h.read_only_rootfs)),
+        ("SecurityOpt", list(&h.security_opt)),
         ("UTSMode", json!("")),
         ("UsernsMode", json!("")),
         ("ShmSize", json!(67108864)),
-        ("Runtime", json!("netloom")),
+        (
+            "Runtime",
+            json!(if h.runtime.is_empty() {
+                "runc"
+            } else {
+                h.runtime.as_str()
+            }),
+        ),
         ("Isolation", json!("")),
-        ("CpuShares", json!(0)),
-        ("Memory", json!(0)),
-        ("NanoCpus", json!(0)),
+        ("CpuShares", json!(h.resources.cpu_shares)),
+        ("Memory", json!(h.resources.memory)),
+        ("NanoCpus", json!(h.resources.nano_cpus)),
         ("CgroupParent", json!("")),
         ("BlkioWeight", json!(0)),
         ("BlkioWeightDevice", json!(Value::Null)),
@@ -533,23 +594,66 @@ fn host_config_defaults(c: &netloom_model::Container) -> Value {
         ("CpuQuota", json!(0)),
         ("CpuRealtimePeriod", json!(0)),
         ("CpuRealtimeRuntime", json!(0)),
-        ("CpusetCpus", json!("")),
+        ("CpusetCpus", json!(h.resources.cpuset_cpus)),
         ("CpusetMems", json!("")),
         ("Devices", json!(Value::Null)),
         ("DeviceCgroupRules", json!(Value::Null)),
         ("DeviceRequests", json!(Value::Null)),
         ("MemoryReservation", json!(0)),
-        ("MemorySwap", json!(0)),
+        ("MemorySwap", json!(h.resources.memory_swap)),
         ("MemorySwappiness", json!(Value::Null)),
         ("OomKillDisable", json!(false)),
-        ("PidsLimit", json!(Value::Null)),
-        ("Ulimits", json!(Value::Null)),
+        (
+            "PidsLimit",
+            if h.resources.pids_limit > 0 {
+                json!(h.resources.pids_limit)
+            } else {
+                Value::Null
+            },
+        ),
+        (
+            "Ulimits",
+            if h.ulimits.is_empty() {
+                Value::Null
+            } else {
+                json!(
+                    h.ulimits
+                        .iter()
+                        .map(|u| json!({"Name": u.name, "Soft": u.soft, "Hard": u.hard}))
+                        .collect::<Vec<_>>()
+                )
+            },
+        ),
         ("CpuCount", json!(0)),
         ("CpuPercent", json!(0)),
         ("IOMaximumIOps", json!(0)),
         ("IOMaximumBandwidth", json!(0)),
-        ("MaskedPaths", json!(Value::Null)),
-        ("ReadonlyPaths", json!(Value::Null)),
+        ("MaskedPaths", paths(netloom_runtime::oci::MASKED_PATHS)),
+        ("ReadonlyPaths", paths(netloom_runtime::oci::READONLY_PATHS)),
+        (
+            "Sysctls",
+            if h.sysctls.is_empty() {
+                Value::Null
+            } else {
+                json!(h.sysctls)
+            },
+        ),
+        (
+            "Tmpfs",
+            if h.tmpfs.is_empty() {
+                Value::Null
+            } else {
+                json!(h.tmpfs)
+            },
+        ),
+        (
+            "Mounts",
+            if h.mounts.is_empty() {
+                Value::Null
+            } else {
+                json!(h.mounts.iter().map(mount_json).collect::<Vec<_>>())
+            },
+        ),
     ];
     Value::Object(
         fields
@@ -557,6 +661,53 @@ fn host_config_defaults(c: &netloom_model::Container) -> Value {
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
     )
+}
+
+/// A `HostConfig.Mounts` entry as Docker shows it.
+fn mount_json(m: &netloom_model::MountPoint) -> Value {
+    let mut v =
+        json!({"Type": m.typ, "Source": m.source, "Target": m.target, "ReadOnly": m.read_only});
+    if m.typ == "bind" && (!m.propagation.is_empty() || m.non_recursive || m.create_mountpoint) {
+        v["BindOptions"] = json!({"Propagation": m.propagation, "NonRecursive": m.non_recursive, "CreateMountpoint": m.create_mountpoint});
+    }
+    if m.typ == "tmpfs" && (m.tmpfs_size != 0 || m.tmpfs_mode != 0) {
+        v["TmpfsOptions"] = json!({"SizeBytes": m.tmpfs_size, "Mode": m.tmpfs_mode});
+    }
+    v
+}
+
+/// The inspect `Mounts` list: bind mounts (`-v`, `--mount type=bind`) and tmpfs.
+fn mounts_of(c: &netloom_model::Container) -> Value {
+    let mut out = Vec::new();
+    for b in &c.host.binds {
+        if let Ok(netloom_runtime::oci::MountSpec::Bind {
+            source,
+            destination,
+            read_only,
+            propagation,
+            ..
+        }) = netloom_runtime::options::parse_bind(b)
+        {
+            let mode = b.splitn(3, ':').nth(2).unwrap_or("");
+            out.push(json!({"Type": "bind", "Source": source, "Destination": destination, "Mode": mode,
+                "RW": !read_only, "Propagation": if propagation.is_empty() { "rprivate".to_string() } else { propagation }}));
+        }
+    }
+    for m in &c.host.mounts {
+        let prop = if m.typ == "bind" && m.propagation.is_empty() {
+            "rprivate"
+        } else {
+            m.propagation.as_str()
+        };
+        out.push(
+            json!({"Type": m.typ, "Source": m.source, "Destination": m.target, "Mode": "",
+            "RW": !m.read_only, "Propagation": prop}),
+        );
+    }
+    for p in c.host.tmpfs.keys() {
+        out.push(json!({"Type": "tmpfs", "Source": "", "Destination": p, "Mode": "", "RW": true, "Propagation": ""}));
+    }
+    json!(out)
 }
 
 #[cfg(test)]

@@ -81,6 +81,8 @@ pub struct ContainerCreate {
     pub stdin_once: bool,
     /// `HostConfig.ConsoleSize` `[rows, cols]`.
     pub console_size: Option<[u16; 2]>,
+    /// What the OCI runtime applies (security, mounts, limits).
+    pub host: netloom_model::HostOptions,
 }
 
 /// Container list filters.
@@ -250,16 +252,30 @@ impl Controller {
             created: now(),
             hostname: String::new(),
             domainname: req.domainname.clone(),
-            env: if req.env.is_empty() {
-                image.env.clone()
-            } else {
-                req.env.clone()
-            },
+            env: super::images::merge_env(&image.env, &req.env),
             cmd: req.cmd.clone().unwrap_or_default(),
-            entrypoint: req.entrypoint.clone().unwrap_or_default(),
-            working_dir: req.working_dir.clone(),
-            user: req.user.clone(),
-            labels: req.labels.clone(),
+            entrypoint: match &req.entrypoint {
+                // `--entrypoint ""` clears the image's.
+                Some(e) if e.iter().all(String::is_empty) => Vec::new(),
+                Some(e) => e.clone(),
+                None => image.entrypoint.clone(),
+            },
+            working_dir: if req.working_dir.is_empty() {
+                image.working_dir.clone()
+            } else {
+                req.working_dir.clone()
+            },
+            user: if req.user.is_empty() {
+                image.user.clone()
+            } else {
+                req.user.clone()
+            },
+            labels: image
+                .labels
+                .iter()
+                .chain(&req.labels)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             exposed_ports: Vec::new(),
             network_mode: mode_name.clone(),
             networks: BTreeMap::new(),
@@ -275,8 +291,10 @@ impl Controller {
             open_stdin: req.open_stdin,
             stdin_once: req.stdin_once,
             console_size: req.console_size.filter(|[h, w]| *h > 0 && *w > 0),
+            host: req.host.clone(),
             state: ContainerState::default(),
         };
+        self.check_host_options(&ctr)?;
         if req.cmd.is_none() && req.entrypoint.is_none() {
             ctr.cmd = image.cmd.clone();
         }
@@ -453,46 +471,31 @@ impl Controller {
             }) {
                 Err(e) => Err(e),
                 Ok(files) => {
-                    let spec = netloom_runtime::ContainerSpec {
-                        id: ctr.id.clone(),
-                        image_rootfs: self
-                            .paths
-                            .images
-                            .join(image.id.trim_start_matches("sha256:"))
-                            .join("rootfs"),
-                        layer_dir: self.container_dir(&ctr.id).join("layer"),
-                        state_dir: self.paths.run.join(&ctr.id),
-                        log_path: self.log_path(&ctr.id),
-                        netns: sandbox.clone(),
-                        hostname: ctr.hostname.clone(),
-                        domainname: ctr.domainname.clone(),
-                        env: {
-                            let mut env = ctr.env.clone();
-                            env.extend(self.link_env(&st, &ctr));
-                            env
-                        },
-                        args: ctr.argv(),
-                        working_dir: ctr.working_dir.clone(),
-                        bind_files: files,
-                        user: ctr.user.clone(),
-                        tty: ctr.tty,
-                        open_stdin: ctr.open_stdin,
-                        stdin_once: ctr.stdin_once,
-                        console_size: ctr.console_size,
-                        wait_attach: self.attach_pending(&ctr.id),
-                    };
-                    tokio::task::spawn_blocking(move || netloom_runtime::start(&spec))
-                        .await
-                        .map_err(|e| CtlError::internal(format!("start task: {e}")))
-                        .and_then(|r| {
-                            r.map_err(|e| {
-                                CtlError::invalid(format!(
-                                    "cannot start container {}: {}",
-                                    ctr.name,
-                                    chain(&e)
-                                ))
-                            })
-                        })
+                    let mut env = ctr.env.clone();
+                    env.extend(self.link_env(&st, &ctr));
+                    let wait_attach = self.attach_pending(&ctr.id);
+                    match self.container_spec(&ctr, &image, env, files, sandbox.clone(), wait_attach) {
+                        Err(e) => Err(e),
+                        Ok(spec) => {
+                            tokio::task::spawn_blocking(move || netloom_runtime::start(&spec))
+                                .await
+                                .map_err(|e| CtlError::internal(format!("start task: {e}")))
+                                .and_then(|r| {
+                                    r.map_err(|e| {
+                                        // The shim's report is the runtime's error already.
+                                        let why = match &e {
+                                            netloom_runtime::RuntimeError::Shim { message, .. } => message.clone(),
+                                            e => chain(e),
+                                        };
+                                        CtlError::invalid(format!(
+                                            "cannot start container {}: {why}{}",
+                                            ctr.name,
+                                            super::runspec::runtime_hint(&e)
+                                        ))
+                                    })
+                                })
+                        }
+                    }
                 }
             },
         };
@@ -501,6 +504,11 @@ impl Controller {
             Err(e) => {
                 self.teardown_networking(&mut st, &ctr).await;
                 self.publish_dns_for(&st, &ctr.id, false);
+                // As Docker: an `--rm` container that cannot start is removed, so that
+                // a client waiting for its removal ends.
+                if ctr.auto_remove {
+                    self.destroy_container(&mut st, &ctr).await;
+                }
                 return Err(e);
             }
         };
@@ -615,6 +623,8 @@ impl Controller {
         if ctr.auto_remove {
             self.destroy_container(&mut st, &updated).await;
         }
+        // The OCI runtime's record of a container that stays goes at its next start
+        // (the shim deletes it first) or with the container (`destroy_container`).
     }
 
     /// `network connect`/`disconnect` events for each network of a container that
@@ -650,6 +660,18 @@ impl Controller {
         self.forget_container_lock(&ctr.id);
         let dir = self.container_dir(&ctr.id);
         let run = self.paths.run.join(&ctr.id);
+        // The runtime's record and cgroup, off this path: the ID is gone for good, so
+        // nothing can start it again meanwhile.
+        if let Ok(rt) = self.oci_runtime(ctr)
+            && rt.has_state(&ctr.id)
+        {
+            let (id, name) = (ctr.id.clone(), ctr.name.clone());
+            tokio::spawn(async move {
+                if let Err(e) = rt.delete(&id, true).await {
+                    warn!(container = %name, error = %e, "cannot delete the container from its OCI runtime");
+                }
+            });
+        }
         // The layer directory may hold a large tree: remove it off the lock's thread.
         tokio::task::spawn_blocking(move || {
             let _ = std::fs::remove_dir_all(dir);
@@ -1214,6 +1236,7 @@ impl Controller {
         if !c.is_running() {
             return Ok(false);
         }
+        let rt = self.oci_runtime(&c)?;
         let (id, pid, start_time, name) = (c.id, c.state.pid, c.state.pid_start_time, c.name);
         if process_alive(pid, start_time) {
             let sig = signal.unwrap_or(libc::SIGTERM);
@@ -1223,10 +1246,10 @@ impl Controller {
                 &id,
                 &[("name", name.clone()), ("signal", sig.to_string())],
             );
-            let _ = netloom_runtime::kill(pid, sig);
+            let _ = rt.kill(&id, sig).await;
             let t = Duration::from_secs(timeout.unwrap_or(10));
             if !wait_process_exit(pid, start_time, t).await {
-                sigkill_and_wait(&name, pid, start_time).await?;
+                sigkill_and_wait(&rt, &id, &name, pid, start_time).await?;
             }
         }
         self.wait_exit_recorded(&id, &name, pid).await?;
@@ -1246,8 +1269,14 @@ impl Controller {
                 key, c.id
             )));
         }
-        let (id, pid, name) = (c.id, c.state.pid, c.name);
-        netloom_runtime::kill(pid, signal)?;
+        let rt = self.oci_runtime(&c)?;
+        let (id, name) = (c.id, c.name);
+        rt.kill(&id, signal).await.map_err(|e| match e {
+            netloom_runtime::RuntimeError::NotRunning(_) => CtlError::conflict(format!(
+                "cannot kill container: {key}: container {id} is not running"
+            )),
+            e => CtlError::internal(format!("cannot kill container {name}: {}", chain(&e))),
+        })?;
         self.emit(
             "container",
             "kill",
@@ -1342,14 +1371,14 @@ impl Controller {
                     None => return Ok(()), // removed meanwhile (--rm)
                     Some(c) => c
                         .is_running()
-                        .then_some((c.state.pid, c.state.pid_start_time)),
+                        .then(|| (c.state.pid, c.state.pid_start_time, self.oci_runtime(c))),
                 }
             };
-            if let Some((pid, start_time)) = target {
+            if let Some((pid, start_time, rt)) = target {
                 if !force {
                     return Err(running());
                 }
-                sigkill_and_wait(&name, pid, start_time).await?;
+                sigkill_and_wait(&rt?, &id, &name, pid, start_time).await?;
                 self.wait_exit_recorded(&id, &name, pid).await?;
             }
             // Waits for a start, connect, disconnect or exit handling in progress.
@@ -1549,9 +1578,20 @@ fn process_alive(pid: i32, start_time: u64) -> bool {
 /// Waits up to `t` for a process to die; true if it did.
 /// SIGKILLs the container's process if it still lives (never a dead PID: it may be
 /// someone else's by now) and waits up to [`KILL_WAIT`] for it to be gone.
-async fn sigkill_and_wait(name: &str, pid: i32, start_time: u64) -> CtlResult<()> {
-    if process_alive(pid, start_time) {
-        let _ = netloom_runtime::kill(pid, libc::SIGKILL);
+async fn sigkill_and_wait(
+    rt: &netloom_runtime::runc::OciRuntime,
+    id: &str,
+    name: &str,
+    pid: i32,
+    start_time: u64,
+) -> CtlResult<()> {
+    if process_alive(pid, start_time)
+        && let Err(e) = rt.kill(id, libc::SIGKILL).await
+    {
+        // The runtime could not even be run (out of descriptors or processes, say):
+        // SIGKILL the container's init directly, which needs neither.
+        warn!(container = %name, error = %e, "runtime kill failed; signalling the process");
+        let _ = netloom_runtime::kill_process(pid, libc::SIGKILL);
     }
     if wait_process_exit(pid, start_time, KILL_WAIT).await {
         Ok(())

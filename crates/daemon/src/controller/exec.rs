@@ -28,6 +28,8 @@ pub struct ExecConfig {
     pub attach_stdin: bool,
     /// Initial terminal size `[rows, cols]`.
     pub console_size: Option<[u16; 2]>,
+    /// `--privileged`: every capability for this process.
+    pub privileged: bool,
 }
 
 /// State of one exec session.
@@ -60,6 +62,8 @@ pub struct ExecInfo {
     pub tty: bool,
     /// Its stdin comes from the client.
     pub attach_stdin: bool,
+    /// Runs with every capability.
+    pub privileged: bool,
 }
 
 impl Controller {
@@ -97,7 +101,7 @@ impl Controller {
     pub async fn exec_start(
         self: &Arc<Self>,
         id: &str,
-    ) -> CtlResult<(tokio::process::Child, ExecConfig)> {
+    ) -> CtlResult<(netloom_runtime::ExecProcess, ExecConfig)> {
         let mut st = self.state.lock().await;
         let (cid, cfg) = {
             let s = st
@@ -127,21 +131,33 @@ impl Controller {
         } else {
             cfg.user.clone()
         };
-        let child = netloom_runtime::exec_opts(
-            c.state.pid,
-            &cfg.cmd,
-            &env,
-            &wd,
-            &user,
-            netloom_runtime::ExecOptions {
-                tty: cfg.tty,
-                stdin: cfg.attach_stdin || cfg.tty,
-                console_size: cfg.console_size,
-            },
-        )?;
+        let opts = netloom_runtime::ExecOptions {
+            runtime: self.oci_runtime(&c)?,
+            container_id: c.id.clone(),
+            init_pid: c.state.pid,
+            state_dir: self.paths.run.join(&c.id),
+            exec_id: id.to_string(),
+            args: cfg.cmd.clone(),
+            env,
+            working_dir: wd,
+            user,
+            tty: cfg.tty,
+            console_size: cfg.console_size,
+            security: self.container_security(&c)?,
+            privileged: cfg.privileged,
+            stdin: cfg.attach_stdin || cfg.tty,
+        };
+        let child = netloom_runtime::exec(&opts).map_err(|e| match e {
+            netloom_runtime::RuntimeError::InvalidSpec(m) => CtlError::invalid(m),
+            e => CtlError::internal(format!(
+                "cannot exec in container {}: {}",
+                c.name,
+                crate::error::chain(&e)
+            )),
+        })?;
         if let Some(s) = st.execs.get_mut(id) {
             s.running = true;
-            s.pid = child.id().map(|p| p as i32).unwrap_or(0);
+            s.pid = child.child.id().map(|p| p as i32).unwrap_or(0);
         }
         Ok((child, cfg))
     }
@@ -173,6 +189,7 @@ impl Controller {
             pid: s.pid,
             tty: s.config.tty,
             attach_stdin: s.config.attach_stdin,
+            privileged: s.config.privileged,
         })
     }
 }

@@ -31,10 +31,13 @@ pub mod containers;
 mod dns;
 mod exec;
 mod files;
+mod image_io;
 mod images;
 pub mod networks;
 mod ports;
+mod pull;
 mod reconcile;
+mod runspec;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -56,7 +59,9 @@ use crate::error::{CtlError, CtlResult};
 pub use containers::{ContainerCreate, ContainerFilter, ContainerView, NetworkingRequest};
 pub use exec::ExecConfig;
 pub use images::normalize_ref;
+pub(crate) use images::reg_err;
 pub use networks::{ConnectRequest, NetworkCreate, NetworkFilter, NetworkView, created_unix};
+pub use pull::PullRequest;
 
 /// Store key prefixes.
 pub(crate) mod keys {

@@ -153,13 +153,30 @@ impl Controller {
         // container but before `start_container` recorded it leaves a live process for
         // a container that is still `created` (or gone). Nobody would ever stop it, a
         // later start would run a second copy over the same layer, and it pins the
-        // sandbox's namespace. The start never completed, so end it. (The container's
-        // init is a fork of the shim and carries the same command line: it matches
-        // too, and dies with it anyway through its parent-death signal.)
+        // sandbox's namespace. The start never completed, so end it: the shim, and the
+        // container through its OCI runtime.
         for (pid, id) in self.shims() {
             if !st.containers.get(&id).is_some_and(|c| c.is_running()) {
                 info!(container = %netloom_model::short_id(&id), pid, "killing the shim of a container that is not running");
-                let _ = netloom_runtime::kill(pid, libc::SIGKILL);
+                let _ = netloom_runtime::kill_process(pid, libc::SIGKILL);
+            }
+        }
+        // Containers the OCI runtimes know and the store does not have running (or at
+        // all): created during a crash, or their exit was never handled.
+        for name in self.cfg.runtime.runtimes.keys() {
+            let Ok(rt) = self.cfg.runtime.resolve(name, &self.cfg.exec_root) else {
+                continue;
+            };
+            for id in rt.list() {
+                let running = st.containers.get(&id).is_some_and(|c| {
+                    c.is_running() && netloom_runtime::is_alive(c.state.pid, c.state.pid_start_time)
+                });
+                if !running {
+                    info!(container = %netloom_model::short_id(&id), runtime = %name, "deleting a container the OCI runtime still holds");
+                    if let Err(e) = rt.delete(&id, true).await {
+                        warn!(container = %netloom_model::short_id(&id), error = %e, "cannot delete it");
+                    }
+                }
             }
         }
 
@@ -274,13 +291,8 @@ impl Controller {
                 }
             }
         }
-        if let Ok(rd) = std::fs::read_dir(&self.paths.images) {
-            for e in rd.flatten() {
-                if e.file_name().to_string_lossy().starts_with("tmp-") {
-                    let _ = std::fs::remove_dir_all(e.path());
-                }
-            }
-        }
+        // Image data no image references (a pull or load cut short by a crash).
+        self.collect_image_garbage(&st);
         // The embedded DNS server for every running sandbox.
         self.publish_dns(&st);
         let running: Vec<Container> = st

@@ -72,7 +72,7 @@ pub fn valid_ifname(n: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
-fn parse_mtu(v: &str) -> Result<u32, DriverError> {
+pub(crate) fn parse_mtu(v: &str) -> Result<u32, DriverError> {
     match v.trim().parse::<u32>() {
         Ok(m) if (68..=65535).contains(&m) => Ok(m),
         _ => Err(DriverError::InvalidOption(format!(

@@ -5,13 +5,17 @@ pub mod config;
 use async_trait::async_trait;
 use ipnet::IpNet;
 use netloom_kernel::{KernelError, Netlink};
-use netloom_model::network::parse_mac;
 use netloom_model::{
     Capabilities, Driver, DriverError, Endpoint, JoinInfo, Network, SandboxInfo, Scope,
 };
 use tracing::debug;
 
 pub use config::{BridgeConfig, OPT_BRIDGE_NAME, OPT_ENABLE_ICC, OPT_ENABLE_MASQ, OPT_MTU};
+
+/// How many ports a Linux bridge takes: port numbers are 10 bits and 0 is reserved
+/// (`BR_MAX_PORTS`, `find_portno` in net/bridge/br_if.c:
+/// https://elixir.bootlin.com/linux/v6.1/source/net/bridge/br_if.c#L332).
+pub const BRIDGE_MAX_PORTS: u32 = 1023;
 
 /// The bridge driver.
 pub struct BridgeDriver {
@@ -192,28 +196,21 @@ impl Driver for BridgeDriver {
                 net.iface, net.name
             )))?;
         let host = Self::host_ifname(&ep.id);
-        self.nl
-            .create_veth_into(
-                &host,
-                &ep.ifname,
-                &sb.key,
-                net.mtu,
-                parse_mac(&ep.mac),
-                br.index,
-                &self.alias,
-            )
-            .await
-            .map_err(kerr(format!(
-                "create {ctx} in sandbox {}",
-                sb.key.display()
-            )))?;
+        let veth = crate::sandbox::Veth {
+            host: &host,
+            bridge: br.index,
+            bridge_name: &net.iface,
+            mtu: net.mtu,
+            alias: &self.alias,
+        };
         let setup = crate::sandbox::Setup {
             ifname: &ep.ifname,
             mac: None,
             routes: Vec::new(),
             default: crate::sandbox::DefaultRoute::of(ep),
         };
-        crate::sandbox::configure(sb, ep, &ctx, setup, |op| Box::new(kerr(op))).await?;
+        crate::sandbox::plug_veth(&self.nl, veth, sb, ep, &ctx, setup, |op| Box::new(kerr(op)))
+            .await?;
         Ok(JoinInfo {
             ifname: ep.ifname.clone(),
             ..Default::default()
