@@ -130,6 +130,8 @@ pub enum ContainerStatus {
     Exited,
     /// Being removed.
     Removing,
+    /// Exited; its restart policy starts it again after a back-off delay.
+    Restarting,
 }
 
 impl ContainerStatus {
@@ -140,6 +142,7 @@ impl ContainerStatus {
             ContainerStatus::Running => "running",
             ContainerStatus::Exited => "exited",
             ContainerStatus::Removing => "removing",
+            ContainerStatus::Restarting => "restarting",
         }
     }
 }
@@ -276,6 +279,12 @@ pub struct Container {
     /// What the OCI runtime applies: security options, mounts, limits.
     #[serde(default)]
     pub host: HostOptions,
+    /// Restart policy, health check, stop signal and timeout.
+    #[serde(default)]
+    pub lifecycle: crate::Lifecycle,
+    /// What the restart policy and the health check remember between runs.
+    #[serde(default)]
+    pub supervision: crate::Supervision,
     /// Runtime state.
     #[serde(default)]
     pub state: ContainerState,

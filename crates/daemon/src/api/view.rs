@@ -244,7 +244,16 @@ fn host_ip_text(p: &netloom_model::PublishedPort) -> String {
 pub fn status_text(v: &ContainerView) -> String {
     let s = &v.container.state;
     match s.status {
-        ContainerStatus::Running => format!("Up {}", human_duration(since(&s.started_at))),
+        ContainerStatus::Running => format!(
+            "Up {}{}",
+            human_duration(since(&s.started_at)),
+            super::lifecycle::status_suffix(&v.container)
+        ),
+        ContainerStatus::Restarting => format!(
+            "Restarting ({}) {} ago",
+            s.exit_code,
+            human_duration(since(&s.finished_at))
+        ),
         ContainerStatus::Exited => format!(
             "Exited ({}) {} ago",
             s.exit_code,
@@ -423,6 +432,7 @@ pub fn container_inspect(v: &ContainerView, api: (u32, u32)) -> Value {
             hc.entry(k).or_insert(v);
         }
     }
+    super::lifecycle::decorate_inspect(&mut out, c);
     if api < (1, 44)
         && let Some(Value::Object(cfg)) = out.get_mut("Config")
     {
