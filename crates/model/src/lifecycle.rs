@@ -59,8 +59,10 @@ pub struct HealthConfig {
 impl HealthConfig {
     /// Whether this configuration runs a probe (`CMD` or `CMD-SHELL` with a command).
     pub fn probes(&self) -> bool {
-        matches!(self.test.first().map(String::as_str), Some("CMD" | "CMD-SHELL"))
-            && self.test.len() > 1
+        matches!(
+            self.test.first().map(String::as_str),
+            Some("CMD" | "CMD-SHELL")
+        ) && self.test.len() > 1
     }
 }
 

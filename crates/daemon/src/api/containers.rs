@@ -291,7 +291,12 @@ pub async fn restart(
     Query(q): Query<BTreeMap<String, String>>,
 ) -> ApiResult<Response> {
     let t = timeout_of(&q)?;
-    ctl.restart_by_user(&id, t).await?;
+    let sig = q
+        .get("signal")
+        .filter(|s| !s.is_empty())
+        .map(|s| parse_signal(s))
+        .transpose()?;
+    ctl.restart_by_user(&id, t, sig).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

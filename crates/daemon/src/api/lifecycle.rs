@@ -10,7 +10,9 @@ use crate::controller::health;
 use crate::error::CtlError;
 
 fn wrong(field: &str, want: &str) -> CtlError {
-    CtlError::invalid(format!("invalid request body: field {field} must be {want}"))
+    CtlError::invalid(format!(
+        "invalid request body: field {field} must be {want}"
+    ))
 }
 
 fn int(v: &Value, key: &str, field: &str) -> Result<i64, CtlError> {
@@ -27,7 +29,11 @@ fn restart_policy(hc: &Value) -> Result<RestartPolicy, CtlError> {
     };
     Ok(RestartPolicy {
         name: body::string(p, "Name")?,
-        maximum_retry_count: int(p, "MaximumRetryCount", "HostConfig.RestartPolicy.MaximumRetryCount")?,
+        maximum_retry_count: int(
+            p,
+            "MaximumRetryCount",
+            "HostConfig.RestartPolicy.MaximumRetryCount",
+        )?,
     })
 }
 
@@ -50,7 +56,10 @@ fn healthcheck(v: &Value) -> Result<Option<HealthConfig>, CtlError> {
 pub fn parse(v: &Value, hc: &Value) -> Result<Lifecycle, CtlError> {
     let stop_timeout = match v.get("StopTimeout") {
         None | Some(Value::Null) => None,
-        Some(Value::Number(n)) => Some(n.as_i64().ok_or_else(|| wrong("StopTimeout", "an integer"))?),
+        Some(Value::Number(n)) => Some(
+            n.as_i64()
+                .ok_or_else(|| wrong("StopTimeout", "an integer"))?,
+        ),
         Some(_) => return Err(wrong("StopTimeout", "an integer")),
     };
     let flag = |k: &str| body::boolean(v, k).map(|b| b.unwrap_or(false));
@@ -62,7 +71,11 @@ pub fn parse(v: &Value, hc: &Value) -> Result<Lifecycle, CtlError> {
         shell: body::strings(v, "Shell")?,
         args_escaped: flag("ArgsEscaped")?,
         on_build: body::strings(v, "OnBuild")?,
-        attach: [flag("AttachStdin")?, flag("AttachStdout")?, flag("AttachStderr")?],
+        attach: [
+            flag("AttachStdin")?,
+            flag("AttachStdout")?,
+            flag("AttachStderr")?,
+        ],
         container_id_file: body::string(hc, "ContainerIDFile")?,
         annotations: body::string_map(hc, "Annotations")?,
     })
@@ -182,6 +195,12 @@ mod tests {
         assert_eq!(l.healthcheck.as_ref().map(|h| h.retries), Some(2));
         assert_eq!(l.stop_timeout, Some(3));
         assert!(parse(&json!({"StopTimeout": "x"}), &json!({})).is_err());
-        assert!(parse(&json!({}), &json!({"RestartPolicy": {"MaximumRetryCount": "x"}})).is_err());
+        assert!(
+            parse(
+                &json!({}),
+                &json!({"RestartPolicy": {"MaximumRetryCount": "x"}})
+            )
+            .is_err()
+        );
     }
 }

@@ -8,13 +8,26 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use netloom_model::{Container, ContainerStatus, Image};
 
-use super::{Controller, ContainerView, State};
+use super::{ContainerView, Controller, State};
 use crate::error::{CtlError, CtlResult};
 
 /// The filters `docker ps` knows.
 pub const PS_FILTERS: &[&str] = &[
-    "ancestor", "before", "exited", "id", "isolation", "label", "name", "status", "health",
-    "since", "volume", "network", "is-task", "publish", "expose",
+    "ancestor",
+    "before",
+    "exited",
+    "id",
+    "isolation",
+    "label",
+    "name",
+    "status",
+    "health",
+    "since",
+    "volume",
+    "network",
+    "is-task",
+    "publish",
+    "expose",
 ];
 
 const STATES: &[&str] = &[
@@ -212,7 +225,12 @@ fn keep(st: &State, c: &Container, f: &BTreeMap<String, Values>, p: &Plan, all: 
         && !p.ids.iter().any(|v| {
             c.id == *v
                 || (c.id.starts_with(v.as_str())
-                    && st.containers.keys().filter(|k| k.starts_with(v.as_str())).count() == 1)
+                    && st
+                        .containers
+                        .keys()
+                        .filter(|k| k.starts_with(v.as_str()))
+                        .count()
+                        == 1)
         })
     {
         return false;
@@ -281,11 +299,10 @@ fn keep(st: &State, c: &Container, f: &BTreeMap<String, Values>, p: &Plan, all: 
             .iter()
             .any(|x| p.publish.contains(&format!("{}/{}", x.host_port, x.proto)));
         let exposed = c.exposed_ports.iter().any(|x| p.expose.contains(x))
-            || c
-                .state
-                .ports
-                .iter()
-                .any(|x| p.expose.contains(&format!("{}/{}", x.container_port, x.proto)));
+            || c.state.ports.iter().any(|x| {
+                p.expose
+                    .contains(&format!("{}/{}", x.container_port, x.proto))
+            });
         if !published && !exposed {
             return false;
         }
@@ -336,8 +353,11 @@ mod tests {
 
     #[test]
     fn ports_and_labels() {
-        let s = port_set("publish", &["80".into(), "53/udp".into(), "8000-8002".into()])
-            .unwrap_or_default();
+        let s = port_set(
+            "publish",
+            &["80".into(), "53/udp".into(), "8000-8002".into()],
+        )
+        .unwrap_or_default();
         assert!(s.contains("80/tcp") && s.contains("53/udp") && s.contains("8001/tcp"));
         assert!(
             port_set("publish", &["1:2".into()])

@@ -91,7 +91,9 @@ pub(crate) fn check_config(h: Option<&HealthConfig>) -> CtlResult<()> {
         }
     }
     if h.retries < 0 {
-        return Err(CtlError::invalid("Retries in Healthcheck cannot be negative"));
+        return Err(CtlError::invalid(
+            "Retries in Healthcheck cannot be negative",
+        ));
     }
     match h.test.first().map(String::as_str) {
         None | Some("NONE") => {}
@@ -203,9 +205,12 @@ fn elapsed_since(t: &str) -> Duration {
 /// Kills a process and everything under it (the OCI runtime's `exec` and the probe
 /// it runs in the container), children first.
 fn kill_tree(pid: u32) {
-    let kids = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default();
-    for k in kids.split_whitespace().filter_map(|k| k.parse::<u32>().ok()) {
+    let kids =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    for k in kids
+        .split_whitespace()
+        .filter_map(|k| k.parse::<u32>().ok())
+    {
         kill_tree(k);
     }
     if let Ok(p) = i32::try_from(pid) {
@@ -283,7 +288,10 @@ impl Controller {
                     }
                 };
                 let result = ctl.probe(&target, &hc).await;
-                if !ctl.record_health(&id, &run, result, &hc, start_period).await {
+                if !ctl
+                    .record_health(&id, &run, result, &hc, start_period)
+                    .await
+                {
                     return;
                 }
             }
@@ -334,7 +342,12 @@ impl Controller {
         };
         let mut p = match netloom_runtime::exec(&opts) {
             Ok(p) => p,
-            Err(e) => return fail(format!("health check could not run: {}", crate::error::chain(&e))),
+            Err(e) => {
+                return fail(format!(
+                    "health check could not run: {}",
+                    crate::error::chain(&e)
+                ));
+            }
         };
         let out = tokio::sync::Mutex::new((Vec::new(), false));
         let stdout = p.child.stdout.take();
@@ -468,7 +481,9 @@ mod tests {
     #[test]
     fn image_healthcheck_merged() {
         let img = Image {
-            healthcheck: Some(serde_json::json!({"Test": ["CMD-SHELL", "true"], "Interval": 5_000_000_000i64, "Retries": 2})),
+            healthcheck: Some(
+                serde_json::json!({"Test": ["CMD-SHELL", "true"], "Interval": 5_000_000_000i64, "Retries": 2}),
+            ),
             stop_signal: "SIGQUIT".into(),
             ..Image::default()
         };
@@ -492,7 +507,11 @@ mod tests {
             }),
             ..Lifecycle::default()
         };
-        assert!(!with_image(&none, &img).healthcheck.is_some_and(|h| h.probes()));
+        assert!(
+            !with_image(&none, &img)
+                .healthcheck
+                .is_some_and(|h| h.probes())
+        );
     }
 
     #[test]
@@ -507,7 +526,10 @@ mod tests {
             .map_err(|e| e.message)
         };
         assert!(h(&["CMD", "true"], 0, 0).is_ok());
-        assert!(h(&["CMD", "true"], 10, 0).is_err_and(|m| m.contains("Interval in Healthcheck cannot be less than 1ms")));
+        assert!(
+            h(&["CMD", "true"], 10, 0)
+                .is_err_and(|m| m.contains("Interval in Healthcheck cannot be less than 1ms"))
+        );
         assert!(h(&["CMD", "true"], 0, -1).is_err_and(|m| m.contains("Retries")));
         assert!(h(&["CMD"], 0, 0).is_err());
         assert!(h(&["BOGUS", "x"], 0, 0).is_err());

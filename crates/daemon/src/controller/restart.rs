@@ -115,7 +115,11 @@ pub(crate) fn policy_restarts(c: &Container, code: i32) -> bool {
 pub(crate) fn parse_signal(s: &str) -> CtlResult<i32> {
     let bad = || CtlError::invalid(format!("Invalid signal: {s}"));
     if let Ok(n) = s.parse::<i32>() {
-        return if (1..=64).contains(&n) { Ok(n) } else { Err(bad()) };
+        return if (1..=64).contains(&n) {
+            Ok(n)
+        } else {
+            Err(bad())
+        };
     }
     let up = s.trim().to_ascii_uppercase();
     let name = up.strip_prefix("SIG").unwrap_or(&up);
@@ -126,7 +130,11 @@ pub(crate) fn parse_signal(s: &str) -> CtlResult<i32> {
             None => return Err(bad()),
         };
         let n = libc::SIGRTMIN() + off;
-        return if n <= libc::SIGRTMAX() { Ok(n) } else { Err(bad()) };
+        return if n <= libc::SIGRTMAX() {
+            Ok(n)
+        } else {
+            Err(bad())
+        };
     }
     name.parse::<nix::sys::signal::Signal>()
         .or_else(|_| format!("SIG{name}").parse::<nix::sys::signal::Signal>())
@@ -238,7 +246,8 @@ impl Controller {
         let id = id.to_string();
         let wake = self.supervisor.with(&id, |m| Arc::clone(&m.wake));
         tokio::spawn(async move {
-            let current = |ctl: &Controller| ctl.supervisor.with(&id, |m| m.generation) == generation;
+            let current =
+                |ctl: &Controller| ctl.supervisor.with(&id, |m| m.generation) == generation;
             let deadline = tokio::time::Instant::now() + delay;
             while current(&ctl) && tokio::time::Instant::now() < deadline {
                 tokio::select! {
@@ -454,9 +463,14 @@ impl Controller {
 
     /// `POST /containers/{id}/restart`: stop (the policy does not restart it), then a
     /// start by a user; sends Docker's `restart` event.
-    pub async fn restart_by_user(self: &Arc<Self>, key: &str, timeout: Option<u64>) -> CtlResult<()> {
+    pub async fn restart_by_user(
+        self: &Arc<Self>,
+        key: &str,
+        timeout: Option<u64>,
+        signal: Option<i32>,
+    ) -> CtlResult<()> {
         let c = self.find(key).await?;
-        self.stop_by_user(&c.id, timeout, None).await?;
+        self.stop_by_user(&c.id, timeout, signal).await?;
         self.start_by_user(&c.id).await?;
         self.emit("container", "restart", &c.id, &[("name", c.name.clone())]);
         Ok(())
@@ -526,7 +540,9 @@ mod tests {
         };
         assert!(ok("on-failure", 3, false).is_ok());
         assert!(ok("no", 0, true).is_ok());
-        assert!(ok("always", 1, false).is_err_and(|m| m.contains("only be used with 'on-failure'")));
+        assert!(
+            ok("always", 1, false).is_err_and(|m| m.contains("only be used with 'on-failure'"))
+        );
         assert!(ok("on-failure", -1, false).is_err_and(|m| m.contains("cannot be negative")));
         assert!(ok("sometimes", 0, false).is_err_and(|m| m.contains("unknown policy 'sometimes'")));
         assert!(ok("always", 0, true).is_err_and(|m| m.contains("AutoRemove")));
