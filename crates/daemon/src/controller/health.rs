@@ -112,6 +112,47 @@ pub(crate) fn check_config(h: Option<&HealthConfig>) -> CtlResult<()> {
     Ok(())
 }
 
+/// A Dockerfile `HEALTHCHECK` instruction's arguments (`--interval=1s CMD test -f x`,
+/// `NONE`) as an image config's `Healthcheck` JSON.
+pub(crate) fn instruction(rest: &str) -> CtlResult<serde_json::Value> {
+    let bad = |why: &str| CtlError::invalid(format!("invalid HEALTHCHECK {rest:?}: {why}"));
+    let mut cfg = serde_json::Map::new();
+    let mut words = rest.trim();
+    while let Some(opt) = words.strip_prefix("--") {
+        let (flag, tail) = opt.split_once(char::is_whitespace).unwrap_or((opt, ""));
+        let (k, v) = flag.split_once('=').ok_or_else(|| bad("options are --name=value"))?;
+        let key = match k {
+            "interval" => "Interval",
+            "timeout" => "Timeout",
+            "start-period" => "StartPeriod",
+            "start-interval" => "StartInterval",
+            "retries" => "Retries",
+            _ => return Err(bad(&format!("unknown option --{k}"))),
+        };
+        let n = if key == "Retries" {
+            v.parse::<i64>().map_err(|_| bad("--retries takes a number"))?
+        } else {
+            let d = humantime::parse_duration(v).map_err(|e| bad(&e.to_string()))?;
+            i64::try_from(d.as_nanos()).map_err(|_| bad("duration too long"))?
+        };
+        cfg.insert(key.into(), serde_json::json!(n));
+        words = tail.trim_start();
+    }
+    let (verb, cmd) = words.split_once(char::is_whitespace).unwrap_or((words, ""));
+    let test: Vec<String> = match verb.to_ascii_uppercase().as_str() {
+        "NONE" => vec!["NONE".into()],
+        "CMD" if cmd.trim_start().starts_with('[') => {
+            let args: Vec<String> =
+                serde_json::from_str(cmd.trim()).map_err(|e| bad(&e.to_string()))?;
+            std::iter::once("CMD".to_string()).chain(args).collect()
+        }
+        "CMD" if !cmd.trim().is_empty() => vec!["CMD-SHELL".into(), cmd.trim().to_string()],
+        _ => return Err(bad("use [OPTIONS] CMD command, or NONE")),
+    };
+    cfg.insert("Test".into(), serde_json::json!(test));
+    Ok(serde_json::Value::Object(cfg))
+}
+
 /// The image's `Healthcheck` (its config's JSON) as a configuration.
 fn image_healthcheck(v: &serde_json::Value) -> Option<HealthConfig> {
     let n = |k: &str| v.get(k).and_then(serde_json::Value::as_i64).unwrap_or(0);
@@ -512,6 +553,19 @@ mod tests {
                 .healthcheck
                 .is_some_and(|h| h.probes())
         );
+    }
+
+    #[test]
+    fn dockerfile_instruction() {
+        let v = instruction("--interval=200ms --retries=2 CMD test -f /tmp/ok").unwrap_or_default();
+        assert_eq!(
+            v,
+            serde_json::json!({"Interval": 200_000_000i64, "Retries": 2, "Test": ["CMD-SHELL", "test -f /tmp/ok"]})
+        );
+        let v = instruction(r#"CMD ["true"]"#).unwrap_or_default();
+        assert_eq!(v["Test"], serde_json::json!(["CMD", "true"]));
+        assert!(instruction("--bogus=1 CMD x").is_err());
+        assert!(instruction("").is_err());
     }
 
     #[test]

@@ -104,7 +104,8 @@ pub(crate) fn find_image<'a>(st: &'a State, r: &str) -> CtlResult<&'a Image> {
     Err(CtlError::not_found(format!("No such image: {shown}")))
 }
 
-/// Applies `docker import --change` instructions we understand (CMD, ENV, EXPOSE).
+/// Applies `docker import --change` instructions we understand (CMD, ENV, EXPOSE,
+/// HEALTHCHECK, STOPSIGNAL).
 fn apply_changes(img: &mut Image, changes: &[String]) -> CtlResult<()> {
     for ch in changes {
         let (verb, rest) = ch
@@ -131,9 +132,11 @@ fn apply_changes(img: &mut Image, changes: &[String]) -> CtlResult<()> {
                     img.exposed_ports.push(format!("{port}/{}", proto.as_str()));
                 }
             }
+            "HEALTHCHECK" => img.healthcheck = Some(super::health::instruction(rest)?),
+            "STOPSIGNAL" => img.stop_signal = rest.to_string(),
             _ => {
                 return Err(CtlError::invalid(format!(
-                    "invalid change {ch:?}: netloom supports CMD, ENV and EXPOSE"
+                    "invalid change {ch:?}: netloom supports CMD, ENV, EXPOSE, HEALTHCHECK and STOPSIGNAL"
                 )));
             }
         }
