@@ -25,7 +25,16 @@ fn always_restarts_with_backoff_until_stopped() {
     docker_or_skip!(d, dk);
     let t0 = unix_now();
     dk.ok(&[
-        "run", "-d", "--name", "loop", "--restart", "always", "busybox", "sh", "-c", "exit 3",
+        "run",
+        "-d",
+        "--name",
+        "loop",
+        "--restart",
+        "always",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 3",
     ]);
     assert!(
         wait_for(Duration::from_secs(20), || {
@@ -64,7 +73,14 @@ fn always_restarts_with_backoff_until_stopped() {
     // The events of each restart, in Docker's order; the delays between the starts
     // double (100 ms, 200 ms, 400 ms, ...): compare them with each other (ratios).
     let ev = dk.ok(&[
-        "events", "--since", &t0, "--until", &t1, "--filter", "container=loop", "--format",
+        "events",
+        "--since",
+        &t0,
+        "--until",
+        &t1,
+        "--filter",
+        "container=loop",
+        "--format",
         "{{.Type}} {{.Action}} {{.TimeNano}}",
     ]);
     let lines: Vec<&str> = ev.lines().collect();
@@ -100,11 +116,23 @@ fn always_restarts_with_backoff_until_stopped() {
     assert!(actions.iter().any(|a| a == "container stop"), "{ev}");
     // A start by a user resets the count; `docker restart` sends Docker's event.
     dk.ok(&["start", "loop"]);
-    assert!(inspect(&dk, "loop", "{{.RestartCount}}").parse::<u32>().is_ok_and(|n| n <= 1));
+    assert!(
+        inspect(&dk, "loop", "{{.RestartCount}}")
+            .parse::<u32>()
+            .is_ok_and(|n| n <= 1)
+    );
     dk.ok(&["stop", "loop"]);
     // `rm` of a restarting container needs force, as in Docker.
     dk.ok(&[
-        "run", "-d", "--name", "slowloop", "--restart", "always", "busybox", "sh", "-c",
+        "run",
+        "-d",
+        "--name",
+        "slowloop",
+        "--restart",
+        "always",
+        "busybox",
+        "sh",
+        "-c",
         "exit 1",
     ]);
     assert!(wait_for(Duration::from_secs(20), || {
@@ -113,15 +141,20 @@ fn always_restarts_with_backoff_until_stopped() {
             .is_ok_and(|n| n >= 5)
     }));
     let mut refused = None;
-    assert!(wait_for(Duration::from_secs(20), || {
-        if inspect(&dk, "slowloop", "{{.State.Status}}") != "restarting" {
-            return false;
-        }
-        let o = dk.run(&["rm", "slowloop"]);
-        let hit = o.stderr.contains("container is restarting: stop the container before removing or force remove");
-        refused = Some(o);
-        hit
-    }), "rm of a restarting container: {refused:?}");
+    assert!(
+        wait_for(Duration::from_secs(20), || {
+            if inspect(&dk, "slowloop", "{{.State.Status}}") != "restarting" {
+                return false;
+            }
+            let o = dk.run(&["rm", "slowloop"]);
+            let hit = o.stderr.contains(
+                "container is restarting: stop the container before removing or force remove",
+            );
+            refused = Some(o);
+            hit
+        }),
+        "rm of a restarting container: {refused:?}"
+    );
     dk.ok(&["rm", "-f", "slowloop"]);
     assert!(dk.fail(&["inspect", "slowloop"]).stderr.contains("No such"));
 }
@@ -130,10 +163,26 @@ fn always_restarts_with_backoff_until_stopped() {
 fn on_failure_counts_and_no_never_restarts() {
     docker_or_skip!(d, dk);
     dk.ok(&[
-        "run", "-d", "--name", "f2", "--restart", "on-failure:2", "busybox", "sh", "-c", "exit 4",
+        "run",
+        "-d",
+        "--name",
+        "f2",
+        "--restart",
+        "on-failure:2",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 4",
     ]);
     dk.ok(&[
-        "run", "-d", "--name", "f0", "--restart", "on-failure", "busybox", "true",
+        "run",
+        "-d",
+        "--name",
+        "f0",
+        "--restart",
+        "on-failure",
+        "busybox",
+        "true",
     ]);
     dk.ok(&["run", "-d", "--name", "no", "busybox", "sh", "-c", "exit 5"]);
     assert!(
@@ -144,32 +193,68 @@ fn on_failure_counts_and_no_never_restarts() {
         inspect(&dk, "f2", "{{json .State}} {{.RestartCount}}")
     );
     std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(inspect(&dk, "f2", "{{.State.ExitCode}} {{.RestartCount}}"), "4 2");
+    assert_eq!(
+        inspect(&dk, "f2", "{{.State.ExitCode}} {{.RestartCount}}"),
+        "4 2"
+    );
     assert_eq!(
         inspect(&dk, "f2", "{{json .HostConfig.RestartPolicy}}"),
         r#"{"Name":"on-failure","MaximumRetryCount":2}"#
     );
     // Exit 0 is no failure; `no` never restarts.
-    assert_eq!(inspect(&dk, "f0", "{{.State.Status}} {{.RestartCount}}"), "exited 0");
-    assert_eq!(inspect(&dk, "no", "{{.State.Status}} {{.RestartCount}}"), "exited 0");
-    assert_eq!(inspect(&dk, "no", "{{.HostConfig.RestartPolicy.Name}}"), "no");
+    assert_eq!(
+        inspect(&dk, "f0", "{{.State.Status}} {{.RestartCount}}"),
+        "exited 0"
+    );
+    assert_eq!(
+        inspect(&dk, "no", "{{.State.Status}} {{.RestartCount}}"),
+        "exited 0"
+    );
+    assert_eq!(
+        inspect(&dk, "no", "{{.HostConfig.RestartPolicy.Name}}"),
+        "no"
+    );
     // Refused with Docker's messages, nothing created.
     let o = dk.fail(&["run", "-d", "--restart", "always:3", "busybox", "true"]);
-    assert!(o.stderr.contains("maximum retry count can only be used with 'on-failure'"), "{o}");
+    assert!(
+        o.stderr
+            .contains("maximum retry count can only be used with 'on-failure'"),
+        "{o}"
+    );
     let o = dk.fail(&["run", "-d", "--restart", "sometimes", "busybox", "true"]);
-    assert!(o.stderr.contains("invalid restart policy: unknown policy 'sometimes'"), "{o}");
+    assert!(
+        o.stderr
+            .contains("invalid restart policy: unknown policy 'sometimes'"),
+        "{o}"
+    );
     let (code, body) = d.api(
         "POST",
         "/containers/create",
         Some(r#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"AutoRemove":true,"RestartPolicy":{"Name":"always"}}}"#),
     );
     assert_eq!(code, 400, "{body}");
-    assert!(body.contains("can't create 'AutoRemove' container with restart policy"), "{body}");
+    assert!(
+        body.contains("can't create 'AutoRemove' container with restart policy"),
+        "{body}"
+    );
     let o = d.fail(&["run", "--rm", "--restart", "always", "busybox", "true"]);
-    assert!(o.stderr.contains("conflicting options: cannot specify both --restart and --rm"), "{o}");
+    assert!(
+        o.stderr
+            .contains("conflicting options: cannot specify both --restart and --rm"),
+        "{o}"
+    );
     assert_eq!(dk.ok(&["ps", "-aq"]).lines().count(), 3);
     // netloom's CLI too.
-    d.ok(&["run", "-d", "--name", "nl", "--restart", "on-failure:1", "busybox", "false"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "nl",
+        "--restart",
+        "on-failure:1",
+        "busybox",
+        "false",
+    ]);
     assert!(wait_for(Duration::from_secs(10), || {
         d.ok(&["inspect", "-f", "{{.State.Status}} {{.RestartCount}}", "nl"]) == "exited 1"
     }));
@@ -203,14 +288,23 @@ fn policies_across_a_daemon_restart() {
     // A crash while the daemon runs: restarted at once.
     crash(&d, "crashed");
     assert!(wait_for(Duration::from_secs(10), || {
-        d.ok(&["inspect", "-f", "{{.State.Status}} {{.RestartCount}}", "crashed"]) == "running 1"
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.RestartCount}}",
+            "crashed",
+        ]) == "running 1"
     }));
     let up_pid = d.ok(&["inspect", "-f", "{{.State.Pid}}", "up"]);
     d.ok(&["stop", "-t", "1", "stopped-always", "stopped-unless"]);
     d.ok(&["kill", "killed-always"]);
     std::thread::sleep(Duration::from_secs(1));
     for c in ["stopped-always", "stopped-unless", "killed-always"] {
-        assert_eq!(d.ok(&["inspect", "-f", "{{.State.Status}}", c]), "exited", "{c}");
+        assert_eq!(
+            d.ok(&["inspect", "-f", "{{.State.Status}}", c]),
+            "exited",
+            "{c}"
+        );
     }
     let pids: Vec<(&str, String)> = ["crashed", "crashed-no", "crashed-fail"]
         .into_iter()
@@ -236,11 +330,24 @@ fn policies_across_a_daemon_restart() {
         d.ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"])
     );
     std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(status("stopped-unless"), "exited", "unless-stopped remembers the stop");
-    assert_eq!(status("crashed-no"), "exited");
-    assert_eq!(d.ok(&["inspect", "-f", "{{.State.Pid}}", "up"]), up_pid, "a running container keeps running");
     assert_eq!(
-        d.ok(&["inspect", "-f", "{{.HostConfig.RestartPolicy.Name}}", "stopped-unless"]),
+        status("stopped-unless"),
+        "exited",
+        "unless-stopped remembers the stop"
+    );
+    assert_eq!(status("crashed-no"), "exited");
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Pid}}", "up"]),
+        up_pid,
+        "a running container keeps running"
+    );
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.RestartPolicy.Name}}",
+            "stopped-unless"
+        ]),
         "unless-stopped",
         "the policy survives the daemon restart"
     );
@@ -252,7 +359,14 @@ fn policies_across_a_daemon_restart() {
     let bin = docker_bin().unwrap_or_default();
     let dk = Docker::new(&d, bin);
     assert_eq!(
-        dk.ok(&["ps", "-a", "--filter", "name=stopped-unless", "--format", "{{.State}}"]),
+        dk.ok(&[
+            "ps",
+            "-a",
+            "--filter",
+            "name=stopped-unless",
+            "--format",
+            "{{.State}}"
+        ]),
         "exited"
     );
 }

@@ -120,7 +120,9 @@ pub(crate) fn instruction(rest: &str) -> CtlResult<serde_json::Value> {
     let mut words = rest.trim();
     while let Some(opt) = words.strip_prefix("--") {
         let (flag, tail) = opt.split_once(char::is_whitespace).unwrap_or((opt, ""));
-        let (k, v) = flag.split_once('=').ok_or_else(|| bad("options are --name=value"))?;
+        let (k, v) = flag
+            .split_once('=')
+            .ok_or_else(|| bad("options are --name=value"))?;
         let key = match k {
             "interval" => "Interval",
             "timeout" => "Timeout",
@@ -130,7 +132,8 @@ pub(crate) fn instruction(rest: &str) -> CtlResult<serde_json::Value> {
             _ => return Err(bad(&format!("unknown option --{k}"))),
         };
         let n = if key == "Retries" {
-            v.parse::<i64>().map_err(|_| bad("--retries takes a number"))?
+            v.parse::<i64>()
+                .map_err(|_| bad("--retries takes a number"))?
         } else {
             let d = humantime::parse_duration(v).map_err(|e| bad(&e.to_string()))?;
             i64::try_from(d.as_nanos()).map_err(|_| bad("duration too long"))?

@@ -216,6 +216,12 @@ fn import_config(img: &Image, diff_id: &str, comment: &str) -> CtlResult<Vec<u8>
             .collect();
         run.insert("ExposedPorts".into(), ports.into());
     }
+    if let Some(h) = &img.healthcheck {
+        run.insert("Healthcheck".into(), h.clone());
+    }
+    if !img.stop_signal.is_empty() {
+        run.insert("StopSignal".into(), serde_json::json!(img.stop_signal));
+    }
     let v = serde_json::json!({
         "architecture": img.architecture,
         "comment": comment,
@@ -379,6 +385,8 @@ impl Controller {
                         && i.cmd == img.cmd
                         && i.env == img.env
                         && i.exposed_ports == img.exposed_ports
+                        && i.healthcheck == img.healthcheck
+                        && i.stop_signal == img.stop_signal
                         && i.comment == img.comment
                 })
                 .cloned()
