@@ -330,6 +330,16 @@ pub struct HostOptions {
     /// Memory, CPU and PID limits.
     #[serde(default)]
     pub resources: Resources,
+    /// `CgroupnsMode`: `private`, `host`, or empty for the host's default (private on
+    /// cgroup v2, host on v1).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cgroupns_mode: String,
+    /// `UsernsMode` as given (`host` or empty: containers never get a user namespace).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub userns_mode: String,
+    /// `Isolation` as given (`default` or empty: Linux has no other).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub isolation: String,
 }
 
 /// One `--mount` (`HostConfig.Mounts` entry).

@@ -125,6 +125,10 @@ pub struct Lifecycle {
     /// `HostConfig.ContainerIDFile` (written by the client; kept for inspect).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub container_id_file: String,
+    /// `Config.NetworkDisabled`: the container has no network but its loopback (as
+    /// with the `none` network).
+    #[serde(default)]
+    pub network_disabled: bool,
     /// `HostConfig.Annotations`: added to the OCI spec's annotations.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,

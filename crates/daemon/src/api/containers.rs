@@ -165,7 +165,8 @@ pub async fn create(
         ))
         .into());
     }
-    let mode = body::string(hc, "NetworkMode")?;
+    let mode =
+        super::lifecycle::network_mode(&v, body::string(hc, "NetworkMode")?, &mut endpoints)?;
     if !top_mac.is_empty() {
         let net = match mode.as_str() {
             "" | "default" => "bridge".to_string(),

@@ -63,6 +63,13 @@ pub fn parse(v: &Value, hc: &Value) -> Result<Lifecycle, CtlError> {
         Some(_) => return Err(wrong("StopTimeout", "an integer")),
     };
     let flag = |k: &str| body::boolean(v, k).map(|b| b.unwrap_or(false));
+    if let Some(l) = body::object(hc, "LogConfig")?
+        && !body::string_map(l, "Config")?.is_empty()
+    {
+        return Err(CtlError::invalid(
+            "HostConfig.LogConfig.Config is not supported by netloom: remove the log options (--log-opt max-size, max-file...): its json-file logs are not rotated",
+        ));
+    }
     Ok(Lifecycle {
         restart_policy: restart_policy(hc)?,
         healthcheck: healthcheck(v)?,
@@ -78,7 +85,33 @@ pub fn parse(v: &Value, hc: &Value) -> Result<Lifecycle, CtlError> {
         ],
         container_id_file: body::string(hc, "ContainerIDFile")?,
         annotations: body::string_map(hc, "Annotations")?,
+        network_disabled: flag("NetworkDisabled")?,
     })
+}
+
+/// The network mode with `Config.NetworkDisabled` applied: such a container is on the
+/// `none` network (only its loopback), and may not ask for another.
+pub fn network_mode(
+    v: &Value,
+    mode: String,
+    endpoints: &mut std::collections::BTreeMap<String, netloom_model::EndpointRequest>,
+) -> Result<String, CtlError> {
+    if !body::boolean(v, "NetworkDisabled")?.unwrap_or(false) {
+        return Ok(mode);
+    }
+    let conflict = |what: &str| {
+        CtlError::invalid(format!(
+            "conflicting options: Config.NetworkDisabled and network {what:?}: a container without networking joins no network (drop one of them)"
+        ))
+    };
+    if !matches!(mode.as_str(), "" | "default" | "none") {
+        return Err(conflict(&mode));
+    }
+    endpoints.retain(|k, _| k != "default" && k != "none");
+    if let Some(k) = endpoints.keys().next() {
+        return Err(conflict(k));
+    }
+    Ok("none".into())
 }
 
 fn health_config_json(h: &HealthConfig) -> Value {
@@ -167,6 +200,9 @@ pub fn decorate_inspect(out: &mut Value, c: &Container) {
         }
         if !l.shell.is_empty() {
             cfg.insert("Shell".into(), json!(l.shell));
+        }
+        if l.network_disabled {
+            cfg.insert("NetworkDisabled".into(), json!(true));
         }
     }
 }

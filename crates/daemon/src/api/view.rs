@@ -569,7 +569,14 @@ fn host_config_defaults(c: &netloom_model::Container) -> Value {
         ("Annotations", json!(Value::Null)),
         ("CapAdd", list(&h.cap_add)),
         ("CapDrop", list(&h.cap_drop)),
-        ("CgroupnsMode", json!("host")),
+        (
+            "CgroupnsMode",
+            json!(match h.cgroupns_mode.as_str() {
+                "" if crate::runtimes::cgroup_v2() => "private",
+                "" => "host",
+                m => m,
+            }),
+        ),
         ("GroupAdd", json!(Value::Null)),
         ("IpcMode", json!("private")),
         ("Cgroup", json!("")),
@@ -579,7 +586,7 @@ fn host_config_defaults(c: &netloom_model::Container) -> Value {
         ("ReadonlyRootfs", json!(h.read_only_rootfs)),
         ("SecurityOpt", list(&h.security_opt)),
         ("UTSMode", json!("")),
-        ("UsernsMode", json!("")),
+        ("UsernsMode", json!(h.userns_mode)),
         ("ShmSize", json!(67108864)),
         (
             "Runtime",
@@ -589,7 +596,7 @@ fn host_config_defaults(c: &netloom_model::Container) -> Value {
                 h.runtime.as_str()
             }),
         ),
-        ("Isolation", json!("")),
+        ("Isolation", json!(h.isolation)),
         ("CpuShares", json!(h.resources.cpu_shares)),
         ("Memory", json!(h.resources.memory)),
         ("NanoCpus", json!(h.resources.nano_cpus)),

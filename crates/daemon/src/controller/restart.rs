@@ -183,6 +183,11 @@ pub(crate) fn check_create(c: &Container) -> CtlResult<()> {
         ));
     }
     super::health::check_config(c.lifecycle.healthcheck.as_ref())?;
+    if c.lifecycle.annotations.contains_key("") {
+        return Err(CtlError::invalid(
+            "invalid Annotations: the empty string is not permitted as an annotation key",
+        ));
+    }
     if !c.lifecycle.stop_signal.is_empty() {
         parse_signal(&c.lifecycle.stop_signal)?;
     }
