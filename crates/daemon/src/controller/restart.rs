@@ -155,7 +155,9 @@ fn run_time(c: &Container) -> Duration {
 pub(crate) fn check_create(c: &Container) -> CtlResult<()> {
     let p = &c.lifecycle.restart_policy;
     match p.name.as_str() {
-        "" | "no" | "always" | "unless-stopped" => {
+        // As Docker: clients before Docker 25 send an empty name (`no`) with any count.
+        "" => {}
+        "no" | "always" | "unless-stopped" => {
             if p.maximum_retry_count != 0 {
                 let mut m = "invalid restart policy: maximum retry count can only be used with 'on-failure'".to_string();
                 if p.maximum_retry_count < 0 {
