@@ -12,6 +12,7 @@ services:
     image: busybox
     command: sh -c "sleep 1; touch /tmp/ready; exec sleep 1000"
     restart: always
+    stop_grace_period: 1s
     healthcheck:
       test: ["CMD", "test", "-f", "/tmp/ready"]
       interval: 200ms
@@ -20,6 +21,7 @@ services:
     image: busybox
     command: sleep 1000
     restart: on-failure:2
+    stop_grace_period: 1s
     depends_on:
       db:
         condition: service_healthy
@@ -56,7 +58,10 @@ fn compose_restart_and_service_healthy() {
     let health = f("walk_db_1", "{{json .State.Health}}");
     assert!(health.contains("\"Status\":\"healthy\""), "{health}");
     assert_eq!(f("walk_web_1", "{{.State.Status}}"), "running");
-    assert_eq!(f("walk_db_1", "{{json .HostConfig.RestartPolicy}}"), r#"{"Name":"always","MaximumRetryCount":0}"#);
+    assert_eq!(
+        f("walk_db_1", "{{json .HostConfig.RestartPolicy}}"),
+        r#"{"Name":"always","MaximumRetryCount":0}"#
+    );
     assert_eq!(
         f("walk_web_1", "{{json .HostConfig.RestartPolicy}}"),
         r#"{"Name":"on-failure","MaximumRetryCount":2}"#

@@ -77,8 +77,23 @@ fn every_ps_filter_as_docker() {
     let bind = format!("{}:/data", src.display());
     // Created in this order (before/since go by it).
     dk.ok(&[
-        "run", "-d", "--name", "web", "--label", "app=web", "-p", "18080:80", "--expose", "90",
-        "-v", &bind, "--network", "fnet", "busybox", "sleep", "1000",
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--label",
+        "app=web",
+        "-p",
+        "18080:80",
+        "--expose",
+        "90",
+        "-v",
+        &bind,
+        "--network",
+        "fnet",
+        "busybox",
+        "sleep",
+        "1000",
     ]);
     dk.ok(&[
         "run", "-d", "--name", "db", "--label", "app=db", "busybox", "sh", "-c", "exit 3",
@@ -98,7 +113,10 @@ fn every_ps_filter_as_docker() {
         (vec!["name=/db".into()], set(&["db"])),
         (vec!["label=app".into()], set(&["web", "db"])),
         (vec!["label=app=db".into()], set(&["db"])),
-        (vec!["label=app".into(), "label=app=web".into()], set(&["web"])),
+        (
+            vec!["label=app".into(), "label=app=web".into()],
+            set(&["web"]),
+        ),
         (vec!["status=exited".into()], set(&["db"])),
         (vec!["status=created".into()], set(&["idle"])),
         (vec!["status=running".into()], set(&["web", "kid"])),
@@ -151,7 +169,10 @@ fn every_ps_filter_as_docker() {
         ("status=sleeping", "invalid filter 'status=sleeping'"),
         ("health=sick", "invalid filter 'health=sick'"),
         ("is-task=maybe", "invalid filter 'is-task=[maybe]'"),
-        ("publish=1:2", "filter for 'publish' should not contain ':': 1:2"),
+        (
+            "publish=1:2",
+            "filter for 'publish' should not contain ':': 1:2",
+        ),
         ("before=nosuch", "No such container: nosuch"),
     ] {
         let o = dk.fail(&["ps", "-a", "--filter", f]);
@@ -161,7 +182,14 @@ fn every_ps_filter_as_docker() {
     }
     // netloom's CLI sends the same filters.
     assert_eq!(
-        d.ok(&["ps", "-a", "--format", "{{.Names}}", "--filter", "ancestor=child"]),
+        d.ok(&[
+            "ps",
+            "-a",
+            "--format",
+            "{{.Names}}",
+            "--filter",
+            "ancestor=child"
+        ]),
         "kid"
     );
     // The script that used to remove everything removes nothing.

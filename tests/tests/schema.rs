@@ -98,7 +98,11 @@ fn cases(dir: &std::path::Path) -> Vec<Case> {
         honoured(c, "StdinOnce", json!(true)),
         honoured(c, "Env", json!(["WALK=1"])),
         honoured(c, "Cmd", json!(["sleep", "999"])),
-        honoured(c, "Healthcheck", json!({"Test": ["CMD", "true"], "Interval": 1_000_000_000i64})),
+        honoured(
+            c,
+            "Healthcheck",
+            json!({"Test": ["CMD", "true"], "Interval": 1_000_000_000i64}),
+        ),
         honoured(c, "ArgsEscaped", json!(true)),
         honoured(c, "Image", json!("busybox")),
         refused_as(refused(c, "Volumes", json!({"/anon": {}})), "volumes"),
@@ -125,11 +129,31 @@ fn cases(dir: &std::path::Path) -> Vec<Case> {
         honoured(h, "Memory", json!(64 << 20)),
         refused(h, "CgroupParent", json!("walk")),
         refused(h, "BlkioWeight", json!(500)),
-        refused(h, "BlkioWeightDevice", json!([{"Path": "/dev/null", "Weight": 100}])),
-        refused(h, "BlkioDeviceReadBps", json!([{"Path": "/dev/null", "Rate": 1}])),
-        refused(h, "BlkioDeviceWriteBps", json!([{"Path": "/dev/null", "Rate": 1}])),
-        refused(h, "BlkioDeviceReadIOps", json!([{"Path": "/dev/null", "Rate": 1}])),
-        refused(h, "BlkioDeviceWriteIOps", json!([{"Path": "/dev/null", "Rate": 1}])),
+        refused(
+            h,
+            "BlkioWeightDevice",
+            json!([{"Path": "/dev/null", "Weight": 100}]),
+        ),
+        refused(
+            h,
+            "BlkioDeviceReadBps",
+            json!([{"Path": "/dev/null", "Rate": 1}]),
+        ),
+        refused(
+            h,
+            "BlkioDeviceWriteBps",
+            json!([{"Path": "/dev/null", "Rate": 1}]),
+        ),
+        refused(
+            h,
+            "BlkioDeviceReadIOps",
+            json!([{"Path": "/dev/null", "Rate": 1}]),
+        ),
+        refused(
+            h,
+            "BlkioDeviceWriteIOps",
+            json!([{"Path": "/dev/null", "Rate": 1}]),
+        ),
         refused(h, "CpuPeriod", json!(100_000)),
         refused(h, "CpuQuota", json!(50_000)),
         refused(h, "CpuRealtimePeriod", json!(1000)),
@@ -142,7 +166,11 @@ fn cases(dir: &std::path::Path) -> Vec<Case> {
             json!([{"PathOnHost": "/dev/null", "PathInContainer": "/dev/n2", "CgroupPermissions": "rwm"}]),
         ),
         refused(h, "DeviceCgroupRules", json!(["c 1:3 mr"])),
-        refused(h, "DeviceRequests", json!([{"Count": 1, "Capabilities": [["gpu"]]}])),
+        refused(
+            h,
+            "DeviceRequests",
+            json!([{"Count": 1, "Capabilities": [["gpu"]]}]),
+        ),
         refused(h, "KernelMemoryTCP", json!(1 << 20)),
         refused(h, "MemoryReservation", json!(1 << 20)),
         with(
@@ -154,7 +182,11 @@ fn cases(dir: &std::path::Path) -> Vec<Case> {
         refused(h, "OomKillDisable", json!(true)),
         refused(h, "Init", json!(true)),
         honoured(h, "PidsLimit", json!(50)),
-        honoured(h, "Ulimits", json!([{"Name": "nofile", "Soft": 100, "Hard": 200}])),
+        honoured(
+            h,
+            "Ulimits",
+            json!([{"Name": "nofile", "Soft": 100, "Hard": 200}]),
+        ),
         refused(h, "CpuCount", json!(1)),
         refused(h, "CpuPercent", json!(10)),
         refused(h, "IOMaximumIOps", json!(10)),
@@ -162,12 +194,24 @@ fn cases(dir: &std::path::Path) -> Vec<Case> {
         honoured(h, "Binds", json!([bind])),
         honoured(h, "ContainerIDFile", json!("/tmp/walk.cid")),
         refused_as(
-            refused(h, "LogConfig", json!({"Type": "json-file", "Config": {"max-size": "1m"}})),
+            refused(
+                h,
+                "LogConfig",
+                json!({"Type": "json-file", "Config": {"max-size": "1m"}}),
+            ),
             "HostConfig.LogConfig.Config",
         ),
         honoured(h, "NetworkMode", json!("none")),
-        honoured(h, "PortBindings", json!({"80/tcp": [{"HostIp": "", "HostPort": "18181"}]})),
-        honoured(h, "RestartPolicy", json!({"Name": "on-failure", "MaximumRetryCount": 2})),
+        honoured(
+            h,
+            "PortBindings",
+            json!({"80/tcp": [{"HostIp": "", "HostPort": "18181"}]}),
+        ),
+        honoured(
+            h,
+            "RestartPolicy",
+            json!({"Name": "on-failure", "MaximumRetryCount": 2}),
+        ),
         honoured(h, "AutoRemove", json!(true)),
         refused(h, "VolumeDriver", json!("local")),
         refused(h, "VolumesFrom", json!(["walk-target"])),
@@ -230,7 +274,15 @@ fn every_create_field_is_honoured_or_refused() {
         assert_eq!(uniq.len(), probed.len(), "{section}: a field probed twice");
         assert_eq!(uniq, fields, "{section}: probes vs the API's fields");
     }
-    d.ok(&["run", "-d", "--name", "walk-target", "busybox", "sleep", "1000"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "walk-target",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
     let mut problems = Vec::new();
     for (i, c) in all.iter().enumerate() {
         let mut body = json!({"Image": "busybox", "Cmd": ["sleep", "1000"], "HostConfig": {}});
@@ -261,9 +313,13 @@ fn every_create_field_is_honoured_or_refused() {
             Want::Refused(text) => {
                 let text = if text.is_empty() { c.field } else { text };
                 if !(400..500).contains(&code) {
-                    problems.push(format!("{what}: expected a 4xx naming it, got {code} {resp}"));
+                    problems.push(format!(
+                        "{what}: expected a 4xx naming it, got {code} {resp}"
+                    ));
                 } else if !resp.to_lowercase().contains(&text.to_lowercase()) {
-                    problems.push(format!("{what}: refused ({code}) without naming {text:?}: {resp}"));
+                    problems.push(format!(
+                        "{what}: refused ({code}) without naming {text:?}: {resp}"
+                    ));
                 }
             }
             Want::Honoured { path, shows, start } => {
@@ -315,7 +371,11 @@ fn honoured_fields_reach_the_container() {
     assert_eq!(code, 201, "{r}");
     d.ok(&["start", "nonet"]);
     let links = d.exec_ok("nonet", "ls /sys/class/net");
-    assert_eq!(links.split_whitespace().collect::<Vec<_>>(), ["lo"], "{links}");
+    assert_eq!(
+        links.split_whitespace().collect::<Vec<_>>(),
+        ["lo"],
+        "{links}"
+    );
     // Annotations reach the OCI spec the runtime runs.
     let (code, r) = d.api(
         "POST",
@@ -333,7 +393,9 @@ fn honoured_fields_reach_the_container() {
     let (code, r) = d.api(
         "POST",
         "/containers/create?name=cgns",
-        Some(r#"{"Image":"busybox","Cmd":["sleep","1000"],"HostConfig":{"CgroupnsMode":"private"}}"#),
+        Some(
+            r#"{"Image":"busybox","Cmd":["sleep","1000"],"HostConfig":{"CgroupnsMode":"private"}}"#,
+        ),
     );
     assert_eq!(code, 201, "{r}");
     d.ok(&["start", "cgns"]);
