@@ -244,9 +244,10 @@ fn keep(st: &State, c: &Container, f: &BTreeMap<String, Values>, p: &Plan, all: 
     {
         return false;
     }
-    if !p.exited.is_empty()
-        && !(p.exited.contains(&c.state.exit_code) && !running && !c.state.started_at.is_empty())
-    {
+    let exited_with = |codes: &[i32]| {
+        codes.contains(&c.state.exit_code) && !running && !c.state.started_at.is_empty()
+    };
+    if !p.exited.is_empty() && !exited_with(&p.exited) {
         return false;
     }
     if !p.status.1.is_empty() && !matches_any(&p.status.0, &p.status.1, c.state.status.as_str()) {

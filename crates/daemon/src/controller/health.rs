@@ -63,7 +63,7 @@ pub(crate) fn go_duration(d: Duration) -> String {
     let frac = d.subsec_nanos();
     let mut sec = s.to_string();
     if frac > 0 {
-        let f = format!("{:09}", frac);
+        let f = format!("{frac:09}");
         sec.push('.');
         sec.push_str(f.trim_end_matches('0'));
     }
