@@ -22,8 +22,10 @@ set -euo pipefail
 #
 # runc: the OCI runtime containers run with; crun: the alternative runtime that the
 # runtime-selection test configures (Debian's 1.8 refuses hybrid cgroup hosts).
+# docker-compose: Debian's compose (1.29) that tests/tests/compose.rs drives against
+# netloomd (restart policies, depends_on: condition: service_healthy).
 pkgs=(nftables iproute2 busybox-static curl ca-certificates iputils-ping bind9-dnsutils python3 containernetworking-plugins
-  etcd-server etcd-client protobuf-compiler libprotobuf-dev docker-registry skopeo openssl docker.io runc crun)
+  etcd-server etcd-client protobuf-compiler libprotobuf-dev docker-registry skopeo openssl docker.io runc crun docker-compose)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -8,6 +8,7 @@ mod exec;
 mod hostconfig;
 mod image_io;
 mod images;
+mod lifecycle;
 mod networks;
 mod stats;
 mod stream;
