@@ -22,7 +22,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-pub mod docker;
+pub mod dockercli;
 pub mod multihost;
 pub mod registry;
 
@@ -397,6 +397,7 @@ fn unstarted_daemon_with(
             client_port: 2379,
             peer_port: 2380,
             netns: Some(PathBuf::from(format!("/run/netns/{name}"))),
+            addr: None,
         })
     });
     Some(Daemon {

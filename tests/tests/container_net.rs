@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use netloom_e2e::docker::{Docker, docker_bin};
+use netloom_e2e::dockercli::{Docker, docker_bin};
 use netloom_e2e::{
     Daemon, Launch, Out, busybox_tar, daemon_or_skip, sh, unstarted_daemon, wait_for,
 };

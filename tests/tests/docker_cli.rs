@@ -8,7 +8,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use netloom_e2e::docker::{Docker, docker_bin, tail};
+use netloom_e2e::dockercli::{Docker, docker_bin, tail};
 use netloom_e2e::{busybox_tar, daemon_or_skip, run_cmd, wait_for};
 
 /// Daemon + docker CLI, or a skip.

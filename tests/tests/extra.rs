@@ -329,7 +329,11 @@ fn lifecycle_leaves_no_kernel_residue() {
     let ours: Vec<&str> = mi
         .lines()
         .filter(|l| l.contains(&format!("{}/", d.dir.display())))
-        .filter(|l| l.split(" - ").next().is_none_or(|head| !head.contains(&sandbox_dir)))
+        .filter(|l| {
+            l.split(" - ")
+                .next()
+                .is_none_or(|head| !head.contains(&sandbox_dir))
+        })
         .collect();
     assert!(ours.is_empty(), "mounts left: {ours:#?}");
 }

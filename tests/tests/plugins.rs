@@ -1971,8 +1971,8 @@ fn info_lists_builtin_drivers_and_plugins_in_use() {
             .any(|l| l.trim_start().starts_with("Network:") && l.contains(P)),
         "{text}"
     );
-    if let Some(bin) = netloom_e2e::docker::docker_bin() {
-        let dk = netloom_e2e::docker::Docker::new(&d, bin);
+    if let Some(bin) = netloom_e2e::dockercli::docker_bin() {
+        let dk = netloom_e2e::dockercli::Docker::new(&d, bin);
         let j = dk.ok(&["info", "--format", "{{json .Plugins.Network}}"]);
         let v: Vec<String> = serde_json::from_str(&j).unwrap_or_else(|e| panic!("{j}: {e}"));
         assert_eq!(v, after, "docker info");

@@ -5,7 +5,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use netloom_e2e::docker::{Docker, docker_bin};
+use netloom_e2e::dockercli::{Docker, docker_bin};
 use netloom_e2e::{Daemon, Out, daemon_or_skip, wait_for};
 
 /// Every container the daemon knows (names).

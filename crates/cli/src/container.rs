@@ -33,6 +33,8 @@ pub enum ContainerCmd {
     Attach(AttachArgs),
     /// Stop one or more running containers
     Stop(StopArgs),
+    /// Restart one or more containers
+    Restart(StopArgs),
     /// Kill one or more running containers
     Kill(KillArgs),
     /// Remove one or more containers
@@ -156,6 +158,9 @@ pub struct RunArgs {
     /// Security, mount and resource options.
     #[command(flatten)]
     pub rt: crate::runopts::RuntimeOpts,
+    /// Restart policy, health check and stop options.
+    #[command(flatten)]
+    pub life: crate::lifecycle::LifecycleOpts,
     /// Image to run, then the command and its arguments. One positional list, so that
     /// everything after the image is the container's, even words that look like
     /// netloom's flags (`run IMAGE -c 'echo hi'` with an entrypoint `sh`), as with docker.
@@ -389,6 +394,7 @@ pub async fn run_cmd(client: &Client, cmd: ContainerCmd) -> Result<i32> {
         ContainerCmd::Start(a) => start(client, a).await,
         ContainerCmd::Attach(a) => attach(client, a).await,
         ContainerCmd::Stop(a) => stop(client, a).await,
+        ContainerCmd::Restart(a) => crate::lifecycle::restart(client, a).await,
         ContainerCmd::Kill(a) => kill(client, a).await,
         ContainerCmd::Rm(a) => rm(client, a).await,
         ContainerCmd::Ls(a) => ps(client, a).await,
@@ -665,7 +671,7 @@ pub fn create_body(a: &RunArgs) -> Result<Value> {
         Some(e) => json!([e]),
         None => Value::Null,
     };
-    Ok(json!({
+    let mut body = json!({
         "Hostname": a.hostname.clone().unwrap_or_default(),
         "Domainname": a.domainname.clone().unwrap_or_default(),
         "User": a.user.clone().unwrap_or_default(),
@@ -686,7 +692,11 @@ pub fn create_body(a: &RunArgs) -> Result<Value> {
         "Labels": kv_map(&a.label),
         "HostConfig": host_config,
         "NetworkingConfig": {"EndpointsConfig": eps}
-    }))
+    });
+    if let Value::Object(m) = &mut body {
+        a.life.apply(m, a.rm)?;
+    }
+    Ok(body)
 }
 
 /// Creates the container; a missing image is pulled first (`--pull missing`, the
@@ -866,13 +876,13 @@ where
 
 /// How many requests `stop`, `kill` and `rm` of several containers have in flight at
 /// once (docker's CLI runs the same commands 50 at a time).
-const PARALLEL: usize = 50;
+pub(crate) const PARALLEL: usize = 50;
 
 /// Runs `op` on every name, `parallel` at a time, and reports each name (its result
 /// printed in the order given, as docker does). An error for which `fails` is false
 /// is printed but does not make the exit status non-zero. A daemon that cannot be
 /// reached ends the command at once.
-async fn each_name_in<F, Fut>(
+pub(crate) async fn each_name_in<F, Fut>(
     names: &[String],
     parallel: usize,
     op: F,

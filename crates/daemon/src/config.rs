@@ -49,6 +49,17 @@ pub struct Flags {
     /// NETLOOM_STORE_TIMEOUT seconds (default 3) fails with 503.
     #[arg(long = "cluster-store", value_name = "etcd://HOST:PORT")]
     pub cluster_store: Option<String>,
+    /// Client port of this node's etcd member when it is a swarm manager on
+    /// `swarm init --cluster-store etcd` (default 2379, on the advertise address).
+    #[arg(long = "swarm-etcd-client-port", value_name = "PORT")]
+    pub swarm_etcd_client_port: Option<u16>,
+    /// Peer port of that etcd member (default 2380, on the advertise address).
+    #[arg(long = "swarm-etcd-peer-port", value_name = "PORT")]
+    pub swarm_etcd_peer_port: Option<u16>,
+    /// The etcd binary a swarm manager runs its member with (default `etcd` on PATH,
+    /// Debian's etcd-server).
+    #[arg(long = "swarm-etcd-binary", value_name = "PATH")]
+    pub swarm_etcd_binary: Option<PathBuf>,
     /// Registry reached over unverified TLS or plain HTTP: host[:port] or a CIDR
     /// (repeatable; 127.0.0.0/8 always is).
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]|CIDR")]
@@ -104,6 +115,9 @@ struct FileConfig {
     plugin_dirs: Option<Vec<PathBuf>>,
     plugin_timeout: Option<f64>,
     cluster_store: Option<String>,
+    swarm_etcd_client_port: Option<u16>,
+    swarm_etcd_peer_port: Option<u16>,
+    swarm_etcd_binary: Option<PathBuf>,
     insecure_registries: Option<Vec<String>>,
     registry_mirrors: Option<Vec<String>>,
     max_concurrent_downloads: Option<u32>,
@@ -145,6 +159,8 @@ pub struct Config {
     pub plugins: netloom_drivers::remote::PluginConfig,
     /// The etcd cluster holding all state (`None`: the embedded store file).
     pub cluster_store: Option<netloom_store::EtcdConfig>,
+    /// Swarm mode's own settings (the managers' etcd members).
+    pub swarm: crate::cluster::SwarmConfig,
     /// Registries: mirrors, insecure registries, download limits.
     pub registry: netloom_runtime::registry::RegistryConfig,
     /// OCI runtimes and cgroups.
@@ -361,6 +377,31 @@ impl Config {
             (None, Some(ip)) => Some(host_gateway_ip(ip, "host-gateway-ip")?),
             (None, None) => None,
         };
+        let mut swarm = crate::cluster::SwarmConfig::default();
+        let client = flags.swarm_etcd_client_port.or(file.swarm_etcd_client_port);
+        let peer = flags.swarm_etcd_peer_port.or(file.swarm_etcd_peer_port);
+        for (p, key) in [
+            (client, "swarm-etcd-client-port"),
+            (peer, "swarm-etcd-peer-port"),
+        ] {
+            if p == Some(0) {
+                return Err(format!("invalid {key} 0: give a port from 1 to 65535"));
+            }
+        }
+        swarm.etcd_client_port = client.unwrap_or(swarm.etcd_client_port);
+        swarm.etcd_peer_port = peer.unwrap_or(swarm.etcd_peer_port);
+        if swarm.etcd_client_port == swarm.etcd_peer_port {
+            return Err(format!(
+                "invalid swarm etcd ports: the client and peer ports are both {}; give two different ports",
+                swarm.etcd_client_port
+            ));
+        }
+        if let Some(b) = flags.swarm_etcd_binary.clone().or(file.swarm_etcd_binary) {
+            swarm.etcd_binary = b;
+        }
+        if let Some(c) = &cluster_store {
+            swarm.store_deadline = c.deadline;
+        }
         let runtime = crate::runtimes::RuntimeSettings::load(
             flags.default_runtime.clone().or(file.default_runtime),
             file.runtimes,
@@ -370,6 +411,7 @@ impl Config {
         Ok(Config {
             host_gateway_ip,
             cluster_store,
+            swarm,
             registry,
             runtime,
             plugins,

@@ -258,8 +258,17 @@ pub fn event_matches(f: &BTreeMap<String, Vec<String>>, ev: &crate::controller::
     let exact = |key: &str, v: &str| f.get(key).is_none_or(|l| l.iter().any(|x| x == v));
     let name = ev.attributes.get("name").map(String::as_str).unwrap_or("");
     let by_name = |key: &str| fuzzy(f, key, &ev.id) || (!name.is_empty() && fuzzy(f, key, name));
+    // As moby (#25798): `event=health_status` (and `exec_create`, `exec_start`) without
+    // a colon matches every event of that kind (`health_status: healthy`).
+    let event = f.get("event").is_none_or(|l| {
+        l.iter().any(|x| {
+            x == ev.action
+                || (matches!(x.as_str(), "health_status" | "exec_create" | "exec_start")
+                    && ev.action.starts_with(x.as_str()))
+        })
+    });
     exact("type", ev.kind)
-        && exact("event", ev.action)
+        && event
         && by_name("container")
         && by_name("network")
         && by_name("image")

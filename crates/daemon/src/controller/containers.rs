@@ -83,23 +83,8 @@ pub struct ContainerCreate {
     pub console_size: Option<[u16; 2]>,
     /// What the OCI runtime applies (security, mounts, limits).
     pub host: netloom_model::HostOptions,
-}
-
-/// Container list filters.
-#[derive(Debug, Clone, Default)]
-pub struct ContainerFilter {
-    /// Include stopped containers.
-    pub all: bool,
-    /// Names (substring).
-    pub name: Vec<String>,
-    /// ID prefixes.
-    pub id: Vec<String>,
-    /// Networks (name or ID).
-    pub network: Vec<String>,
-    /// Status.
-    pub status: Vec<String>,
-    /// Labels.
-    pub label: Vec<String>,
+    /// Restart policy, health check, stop signal and timeout.
+    pub lifecycle: netloom_model::Lifecycle,
 }
 
 /// A container with everything inspect needs.
@@ -289,9 +274,12 @@ impl Controller {
             stdin_once: req.stdin_once,
             console_size: req.console_size.filter(|[h, w]| *h > 0 && *w > 0),
             host: req.host.clone(),
+            lifecycle: super::health::with_image(&req.lifecycle, &image),
+            supervision: Default::default(),
             state: ContainerState::default(),
         };
         self.check_host_options(&ctr)?;
+        super::restart::check_create(&ctr)?;
         if req.cmd.is_none() && req.entrypoint.is_none() {
             ctr.cmd = image.cmd.clone();
         }
@@ -565,10 +553,12 @@ impl Controller {
         let shim = ctr.state.shim_pid;
         let shim_start = ctr.state.shim_start_time;
         let state_dir = self.paths.run.join(&id);
+        self.watch_health(ctr);
         tokio::spawn(async move {
             let info = netloom_runtime::wait_exit(shim, shim_start, &state_dir).await;
             ctl.on_exit(&id, shim, info.exit_code, info.finished_at)
                 .await;
+            ctl.after_exit(&id).await;
         });
     }
 
@@ -1459,51 +1449,7 @@ impl Controller {
         })
     }
 
-    /// Lists containers.
-    pub async fn list_containers(&self, f: &ContainerFilter) -> Vec<ContainerView> {
-        let st = self.state.lock().await;
-        let mut out = Vec::new();
-        for c in st.containers.values() {
-            if !f.all && !c.is_running() && f.status.is_empty() {
-                continue;
-            }
-            if !f.name.is_empty()
-                && !f
-                    .name
-                    .iter()
-                    .any(|n| c.name.contains(n.trim_start_matches('/')))
-            {
-                continue;
-            }
-            if !f.id.is_empty() && !f.id.iter().any(|p| c.id.starts_with(p.as_str())) {
-                continue;
-            }
-            if !f.status.is_empty() && !f.status.iter().any(|s| s == c.state.status.as_str()) {
-                continue;
-            }
-            if !f.label.iter().all(|l| match l.split_once('=') {
-                Some((k, v)) => c.labels.get(k).map(|x| x == v).unwrap_or(false),
-                None => c.labels.contains_key(l),
-            }) {
-                continue;
-            }
-            if !f.network.is_empty()
-                && !f.network.iter().any(|n| {
-                    c.networks.keys().any(|id| {
-                        id.starts_with(n.as_str())
-                            || st.networks.get(id).map(|x| &x.name == n).unwrap_or(false)
-                    })
-                })
-            {
-                continue;
-            }
-            out.push(self.view(&st, c));
-        }
-        out.sort_by(|a, b| b.container.created.cmp(&a.container.created));
-        out
-    }
-
-    fn view(&self, st: &State, c: &Container) -> ContainerView {
+    pub(crate) fn view(&self, st: &State, c: &Container) -> ContainerView {
         // A `container:` joiner uses its owner's files.
         let dir = self.container_dir(&self.network_root(st, c).id);
         ContainerView {
@@ -1541,7 +1487,7 @@ impl Controller {
         let victims: Vec<Container> = st
             .containers
             .values()
-            .filter(|c| !c.is_running())
+            .filter(|c| !c.is_running() && c.state.status != ContainerStatus::Restarting)
             .cloned()
             .collect();
         let mut ids = Vec::new();
@@ -1596,8 +1542,13 @@ async fn sigkill_and_wait(
     pid: i32,
     start_time: u64,
 ) -> CtlResult<()> {
-    if process_alive(pid, start_time) {
-        let _ = rt.kill(id, libc::SIGKILL).await;
+    if process_alive(pid, start_time)
+        && let Err(e) = rt.kill(id, libc::SIGKILL).await
+    {
+        // The runtime could not even be run (out of descriptors or processes, say):
+        // SIGKILL the container's init directly, which needs neither.
+        warn!(container = %name, error = %e, "runtime kill failed; signalling the process");
+        let _ = netloom_runtime::kill_process(pid, libc::SIGKILL);
     }
     if wait_process_exit(pid, start_time, KILL_WAIT).await {
         Ok(())

@@ -33,6 +33,8 @@ pub mod containers;
 mod dns;
 mod exec;
 mod files;
+mod filters;
+pub mod health;
 mod host_net;
 mod image_io;
 mod images;
@@ -43,6 +45,7 @@ pub mod networks;
 mod ports;
 mod pull;
 mod reconcile;
+mod restart;
 mod runspec;
 
 use std::collections::{BTreeMap, HashMap};
@@ -62,8 +65,9 @@ use tokio::sync::{Mutex, MutexGuard, OwnedMutexGuard, broadcast};
 use crate::config::Config;
 use crate::error::{CtlError, CtlResult};
 
-pub use containers::{ContainerCreate, ContainerFilter, ContainerView, NetworkingRequest};
+pub use containers::{ContainerCreate, ContainerView, NetworkingRequest};
 pub use exec::ExecConfig;
+pub use filters::PS_FILTERS;
 pub use images::normalize_ref;
 pub(crate) use images::reg_err;
 pub use networks::{ConnectRequest, NetworkCreate, NetworkFilter, NetworkView, created_unix};
@@ -237,6 +241,8 @@ pub struct Controller {
     pub(crate) container_locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
     /// Containers with a start in progress (see [`Controller::mark_starting`]).
     pub(crate) starting: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Restart policies' back-off delays and pending restarts.
+    pub(crate) supervisor: restart::Supervisor,
 }
 
 /// Marks a container's start in progress while alive (a drop guard, so that no early
@@ -362,8 +368,10 @@ impl Controller {
             recent_events: std::sync::Mutex::new(std::collections::VecDeque::new()),
             container_locks: std::sync::Mutex::new(HashMap::new()),
             starting: Default::default(),
+            supervisor: Default::default(),
         });
         ctl.reconcile().await?;
+        ctl.resume_supervision();
         ctl.watch_firewall();
         Ok(ctl)
     }

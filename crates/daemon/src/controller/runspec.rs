@@ -192,10 +192,19 @@ impl Controller {
                 .collect(),
             resources: p.resources,
             cgroups_path: self.cfg.runtime.cgroups_path(&ctr.id),
-            cgroupns: crate::runtimes::cgroup_v2(),
+            cgroupns: match ctr.host.cgroupns_mode.as_str() {
+                "private" => true,
+                "host" => false,
+                _ => crate::runtimes::cgroup_v2(),
+            },
         };
-        let oci =
+        let mut oci =
             netloom_runtime::oci::build_spec(&opts).map_err(|e| CtlError::invalid(strip(&e)))?;
+        if !ctr.lifecycle.annotations.is_empty() {
+            let mut a = oci.annotations().clone().unwrap_or_default();
+            a.extend(ctr.lifecycle.annotations.clone());
+            oci.set_annotations(Some(a));
+        }
         Ok(netloom_runtime::ContainerSpec {
             id: ctr.id.clone(),
             image_rootfs: self

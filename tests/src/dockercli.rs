@@ -1,5 +1,6 @@
-//! The real `docker` CLI (28.x) pointed at one test daemon: a private `DOCKER_CONFIG`
-//! per daemon (never `~/.docker`), a timeout on every call (a hang is exit -999).
+//! The real `docker` CLI (28.x) pointed at one test daemon through `DOCKER_HOST`, with
+//! a private `DOCKER_CONFIG` (never `~/.docker`). A missing docker binary is a loud
+//! skip ([`docker_bin`] returns None), never a failure.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -31,7 +32,7 @@ pub struct Docker<'a> {
 }
 
 impl<'a> Docker<'a> {
-    /// The docker CLI `bin` pointed at daemon `d`.
+    /// The CLI `bin` for daemon `d`.
     pub fn new(d: &'a Daemon, bin: PathBuf) -> Self {
         let config = d.dir.join("docker-config");
         std::fs::create_dir_all(&config).expect("create DOCKER_CONFIG dir");
@@ -55,6 +56,45 @@ impl<'a> Docker<'a> {
             .env_remove("DOCKER_TLS_VERIFY")
             .env_remove("DOCKER_CERT_PATH");
         c
+    }
+
+    /// `docker exec C sh -c SCRIPT`.
+    pub fn exec(&self, c: &str, script: &str) -> Out {
+        self.run(&["exec", c, "sh", "-c", script])
+    }
+
+    /// `docker run -d --name NAME EXTRA... busybox sleep 300`.
+    #[track_caller]
+    pub fn sleeper(&self, name: &str, extra: &[&str]) -> String {
+        let mut a = vec!["run", "-d", "--name", name];
+        a.extend_from_slice(extra);
+        a.extend_from_slice(&["busybox", "sleep", "300"]);
+        self.ok(&a)
+    }
+
+    /// Runs `sh -c SCRIPT` with `@docker@` replaced by the docker binary and the CLI's
+    /// environment set (45 s timeout).
+    pub fn shell(&self, script: &str) -> Out {
+        run_cmd(self.sh(script), Duration::from_secs(45))
+    }
+
+    /// `sh -c SCRIPT` with `@docker@` replaced and the CLI's environment set.
+    pub fn sh(&self, script: &str) -> Command {
+        let script = script.replace("@docker@", &self.bin.display().to_string());
+        let mut c = Command::new("sh");
+        c.args(["-c", &script])
+            .env("DOCKER_HOST", self.d.host_arg())
+            .env("DOCKER_CONFIG", &self.config)
+            .env("DOCKER_CLI_HINTS", "false")
+            .env_remove("DOCKER_API_VERSION");
+        c
+    }
+
+    /// Like [`Docker::shell`], for `script` sessions that type nothing: stdin stays open,
+    /// so `script` never types an EOF character into the session (the container's
+    /// terminal would echo it, e.g. `^@`, into the output and the log).
+    pub fn tty_shell(&self, script: &str) -> Out {
+        run_cmd_open_stdin(self.sh(script), Duration::from_secs(45))
     }
 
     /// Runs `docker ARGS` (30 s timeout).
@@ -82,20 +122,6 @@ impl<'a> Docker<'a> {
         assert_ne!(o.code, -999, "docker {args:?} hung: {o}");
         o
     }
-
-    /// `docker exec C sh -c SCRIPT`.
-    pub fn exec(&self, c: &str, script: &str) -> Out {
-        self.run(&["exec", c, "sh", "-c", script])
-    }
-
-    /// `docker run -d --name NAME EXTRA... busybox sleep 300`.
-    #[track_caller]
-    pub fn sleeper(&self, name: &str, extra: &[&str]) -> String {
-        let mut a = vec!["run", "-d", "--name", name];
-        a.extend_from_slice(extra);
-        a.extend_from_slice(&["busybox", "sleep", "300"]);
-        self.ok(&a)
-    }
 }
 
 /// The last `n` lines of `s`.
@@ -104,43 +130,15 @@ pub fn tail(s: &str, n: usize) -> String {
     l[l.len().saturating_sub(n)..].join("\n")
 }
 
-impl Docker<'_> {
-    /// Runs `sh -c SCRIPT` with `@docker@` replaced by the docker binary and the CLI's
-    /// environment set (45 s timeout).
-    pub fn shell(&self, script: &str) -> Out {
-        run_cmd(self.sh(script), Duration::from_secs(45))
-    }
-
-    /// `sh -c SCRIPT` with `@docker@` replaced and the CLI's environment set.
-    pub fn sh(&self, script: &str) -> Command {
-        let script = script.replace("@docker@", &self.bin.display().to_string());
-        let mut c = Command::new("sh");
-        c.args(["-c", &script])
-            .env("DOCKER_HOST", self.d.host_arg())
-            .env("DOCKER_CONFIG", &self.config)
-            .env("DOCKER_CLI_HINTS", "false")
-            .env_remove("DOCKER_API_VERSION");
-        c
-    }
-
-    /// Like [`Docker::shell`], for `script` sessions that type nothing: stdin stays open,
-    /// so `script` never types an EOF character into the session (the container's
-    /// terminal would echo it, e.g. `^@`, into the output and the log).
-    pub fn tty_shell(&self, script: &str) -> Out {
-        run_cmd_open_stdin(self.sh(script), Duration::from_secs(45))
-    }
-}
-
-/// The docker CLI for daemon `$d`, or a loud skip (return) when it is not installed.
+/// Daemon + docker CLI, or a skip (`return` from the test).
 #[macro_export]
 macro_rules! docker_or_skip {
-    ($d:expr) => {
-        match $crate::docker::docker_bin() {
-            Some(bin) => $crate::docker::Docker::new(&$d, bin),
-            None => {
-                println!("SKIP: no docker CLI binary (/usr/local/bin/docker or docker on PATH)");
-                return;
-            }
-        }
+    ($d:ident, $dk:ident) => {
+        let Some(bin) = $crate::dockercli::docker_bin() else {
+            println!("SKIP: no docker CLI binary (/usr/local/bin/docker or docker on PATH)");
+            return;
+        };
+        let $d = $crate::daemon_or_skip!();
+        let $dk = $crate::dockercli::Docker::new(&$d, bin);
     };
 }
