@@ -3,8 +3,13 @@
 # multi-host harness (tests/src/multihost.rs via target/*/netloom-multihost): NODES hosts
 # (network namespaces on two L2 segments joined by a router, 198.18.0.0/15 only), one
 # engine per host. Reports: `swarm init`, `swarm join` (median over the workers), the
-# time until a kill -9'd node is `Down` in `node ls` on the manager, and the RSS of one
-# idle worker (netloomd; dockerd + its containerd). The same docker CLI (28) drives both.
+# time until a kill -9'd node is `Down` in `node ls` on the manager, the RSS of one
+# idle worker (netloomd; dockerd + its containerd), `node update` latency (median of 20)
+# with one manager; then with 3 managers (netloom: `--cluster-store etcd`, each manager
+# runs an etcd member; dockerd: its raft) the same latency, and after a kill -9 of the
+# leader (netloomd and its etcd member; dockerd and its containerd) the time until
+# another manager accepts `node update` and until `node ls` shows a new leader. The same
+# docker CLI (28) drives both (netloom's CLI for `swarm init --cluster-store etcd`).
 # Usage: sudo bench/swarm.sh        (env: NODES=3, DOCKER=1 to include dockerd, default on
 #        when /usr/sbin/dockerd exists; build first: cargo build --workspace)
 set -euo pipefail
@@ -19,7 +24,7 @@ export DOCKER_CLI_HINTS=false
 # shellcheck source=bench/lib.sh
 . "$REPO/bench/lib.sh"   # note_new_rundirs: paths dockerd creates outside its roots
 note_new_rundirs
-trap 'for m in "${NEWDIRS[@]}"; do [ -d "$m" ] && rmdir "$m" 2>/dev/null; done; rm -f /tmp/nlb-join.$$' EXIT
+trap 'for m in "${NEWDIRS[@]}"; do [ -d "$m" ] && rmdir "$m" 2>/dev/null; done; rm -f /tmp/nlb-join.$$ /tmp/nlb-upd.$$' EXIT
 now() { date +%s%N; }
 ms() { echo "scale=1; ($(now)-$1)/1000000" | bc; }
 median() { sort -g | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
@@ -51,10 +56,41 @@ run_swarm() { # $1 = engine name; uses D i = docker CLI at host i
   for _ in $(seq 100); do [ "$(D 1 node ls --format '{{.Status}}' | grep -c Ready)" = "$NODES" ] && break; sleep 0.2; done
   sleep 2
   R[$e,rss]=$(worker_rss "$NODES")
+  R[$e,upd1]=$(updates 1)
   kill9 "$NODES"; t=$(now)
   R[$e,down]=timeout
   for _ in $(seq 600); do
     if D 1 node ls --format '{{.Status}}' | grep -q Down; then R[$e,down]=$(ms $t); break; fi
+    sleep 0.1
+  done
+}
+
+# median ms of 20 `node update --label-add` on host $1 (of its own node)
+updates() { local i=$1 id k t
+  id=$(D "$i" info --format '{{.Swarm.NodeID}}'); : > /tmp/nlb-upd.$$
+  for k in $(seq 20); do t=$(now); D "$i" node update --label-add "k$k=v" "$id" >/dev/null; ms $t >> /tmp/nlb-upd.$$; done
+  median < /tmp/nlb-upd.$$
+}
+leader_of() { D "$1" node ls --format '{{.ID}} {{.ManagerStatus}}' 2>/dev/null | awk '$2=="Leader"{print $1}'; }
+# 3 managers (hosts 1-3): update latency, then kill the leader; uses init_ha and kill_leader
+run_ha() {
+  local e=$1 t i tok l li=0 o id upd=0 el=0
+  init_ha
+  tok=$(D 1 swarm join-token -q manager)
+  for i in 2 3; do D "$i" swarm join --token "$tok" "${ADDR[1]}:2377" >/dev/null; done
+  for _ in $(seq 150); do [ "$(D 1 node ls --format '{{.Status}}' | grep -c Ready)" = 3 ] && break; sleep 0.2; done
+  sleep 6  # etcd refuses nothing now, dockerd's raft has settled
+  R[$e,upd3]=$(updates 1)
+  l=$(leader_of 1)
+  for i in 1 2 3; do [ "$(D $i info --format '{{.Swarm.NodeID}}')" = "$l" ] && li=$i; done
+  o=$(( li % 3 + 1 )); id=$(D "$o" info --format '{{.Swarm.NodeID}}')
+  kill_leader "$li"; t=$(now)
+  R[$e,updkill]=timeout; R[$e,elect]=timeout
+  for _ in $(seq 600); do
+    if [ $upd = 0 ] && timeout 3 "$DK" -H "unix://${SOCK[$o]}" node update --label-add after=kill "$id" >/dev/null 2>&1; then
+      R[$e,updkill]=$(ms $t); upd=1; fi
+    if [ $el = 0 ]; then n=$(leader_of "$o"); if [ -n "$n" ] && [ "$n" != "$l" ]; then R[$e,elect]=$(ms $t); el=1; fi; fi
+    [ $upd = 1 ] && [ $el = 1 ] && break
     sleep 0.1
   done
 }
@@ -67,6 +103,15 @@ kill9() { harness_cmd "crash $1"; }
 run_swarm netloom
 D 1 swarm leave --force >/dev/null 2>&1 || true
 harness_end
+if [ "$NODES" -ge 3 ]; then
+  harness ""
+  init_ha() { "$BIN/netloom" -H "unix://${SOCK[1]}" swarm init --advertise-addr "${ADDR[1]}" --cluster-store etcd >/dev/null; }
+  kill_leader() { local p; p=$(pgrep -f -- "--data-dir=/tmp/${NS[$1]}/data/swarm/etcd/data" || true)
+    [ -n "$p" ] && kill -9 $p; harness_cmd "crash $1"; }
+  run_ha netloom
+  for i in 1 2 3; do D $i swarm leave --force >/dev/null 2>&1 || true; done
+  harness_end
+fi
 
 # ---------- dockerd ----------
 if [ "$DOCKER" = 1 ]; then
@@ -82,10 +127,20 @@ if [ "$DOCKER" = 1 ]; then
     DPID[$i]=$!
     SOCK[$i]=$d/docker.sock
   }
-  for i in $(seq 1 "$NODES"); do start_dockerd $i; done
-  for i in $(seq 1 "$NODES"); do
-    for _ in $(seq 120); do D $i version >/dev/null 2>&1 && break; sleep 0.25; done
-  done
+  start_all() {
+    for i in $(seq 1 "$NODES"); do start_dockerd $i; done
+    for i in $(seq 1 "$NODES"); do
+      for _ in $(seq 120); do D $i version >/dev/null 2>&1 && break; sleep 0.25; done
+    done
+  }
+  stop_all() {
+    for i in $(seq 1 "$NODES"); do
+      D $i swarm leave --force >/dev/null 2>&1 || true
+      p=${DPID[$i]}; kill $(pgrep -P $p) $p 2>/dev/null || true
+    done
+    for i in $(seq 1 "$NODES"); do wait ${DPID[$i]} 2>/dev/null || true; done
+  }
+  start_all
   worker_rss() { local p=${DPID[$1]}; rss_kb $p $(pgrep -P $p); }
   kill9() { local p=${DPID[$1]}; kill -9 $(pgrep -P $p) $p 2>/dev/null || true; }
   if D 1 version >/dev/null 2>&1; then
@@ -93,12 +148,17 @@ if [ "$DOCKER" = 1 ]; then
   else
     echo "dockerd did not start: $(tail -3 /tmp/${NS[1]}/dk/dockerd.log)"; DOCKER=0
   fi
-  for i in $(seq 1 "$NODES"); do
-    D $i swarm leave --force >/dev/null 2>&1 || true
-    p=${DPID[$i]}; kill $(pgrep -P $p) $p 2>/dev/null || true
-  done
-  for i in $(seq 1 "$NODES"); do wait ${DPID[$i]} 2>/dev/null || true; done
+  stop_all
   harness_end
+  if [ "$DOCKER" = 1 ] && [ "$NODES" -ge 3 ]; then
+    harness "--bare"
+    start_all
+    init_ha() { D 1 swarm init --advertise-addr "${ADDR[1]}" >/dev/null; }
+    kill_leader() { kill9 "$1"; }
+    run_ha docker
+    stop_all
+    harness_end
+  fi
 fi
 
 echo
@@ -113,3 +173,7 @@ row init "swarm init (ms)"
 row join "swarm join, median (ms)"
 row down "killed node Down after (ms)"
 row rss "RSS of one idle worker (KiB)"
+row upd1 "node update, 1 manager, median (ms)"
+row upd3 "node update, 3 managers, median (ms)"
+row updkill "leader killed: node update accepted after (ms)"
+row elect "leader killed: new leader after (ms)"

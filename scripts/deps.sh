@@ -7,9 +7,10 @@ set -euo pipefail
 # netloom-cni tests chain with (tuning) and bench/cni.sh compares against. Its
 # cni-dhcp unit is neither enabled nor started by the package (postinst only re-enables
 # it if it was enabled before), so installing it starts nothing.
-# etcd-server: the cluster-store backend's tests start their own etcd (never a system
-# one); protobuf-compiler + libprotobuf-dev: etcd-client's build runs protoc and needs the
-# well-known .proto files.
+# etcd-server: the cluster-store backend's tests and swarm managers start their own etcd
+# (never a system one); etcd-client: etcdctl, with which the HA tests read the managers'
+# etcd membership; protobuf-compiler + libprotobuf-dev: etcd-client's build runs protoc
+# and needs the well-known .proto files.
 #
 # Images from registries (tests/tests/registry.rs, bench/pull.sh): docker-registry (the
 # distribution v2 `registry` server; the tests start it on loopback with a throwaway
@@ -20,13 +21,14 @@ set -euo pipefail
 # so neither server is started, and nothing listens after the install.
 #
 # docker-compose: Debian's 1.29 (python), driven by tests/tests/compose.rs through a
-# project's whole life (its `exec` and `run` call the docker CLI from docker.io).
+# project's whole life (restart policies, depends_on: condition: service_healthy; its
+# `exec` and `run` call the docker CLI from docker.io).
 # procps: `ps`, which GET /containers/{id}/top runs (as Docker does).
 #
 # runc: the OCI runtime containers run with; crun: the alternative runtime that the
 # runtime-selection test configures (Debian's 1.8 refuses hybrid cgroup hosts).
 pkgs=(nftables iproute2 busybox-static curl ca-certificates iputils-ping bind9-dnsutils python3 containernetworking-plugins
-  etcd-server protobuf-compiler libprotobuf-dev docker-registry skopeo openssl docker.io runc crun
+  etcd-server etcd-client protobuf-compiler libprotobuf-dev docker-registry skopeo openssl docker.io runc crun
   docker-compose procps)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -22,6 +22,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod dockercli;
 pub mod multihost;
 pub mod registry;
 
@@ -271,6 +272,25 @@ pub fn test_store_is_etcd() -> bool {
     }
 }
 
+/// How [`Daemon::start`] puts netloomd into the test's network namespace.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Launch {
+    /// `nsenter --net=…`: the test's own mount namespace (the default).
+    #[default]
+    Nsenter,
+    /// `unshare --mount --propagation slave nsenter --net=…`: a fresh mount namespace on
+    /// every start, whose mounts do not propagate back (as `ip netns exec` does, but
+    /// keeping /sys, so runc finds its cgroups).
+    FreshMountNs,
+    /// `unshare --mount --propagation unchanged nsenter --net=…`: a fresh mount namespace
+    /// on every start, whose shared mounts stay peers of the test's (what netloomd mounts
+    /// under a shared mount point appears in the test's mount namespace too).
+    PeerMountNs,
+    /// `ip netns exec NAME`: a fresh mount namespace and a fresh /sys (without the cgroup
+    /// hierarchy: containers cannot be started or exec'd then).
+    IpNetnsExec,
+}
+
 /// A netloomd instance in its own network namespace.
 pub struct Daemon {
     /// Network namespace name (`/run/netns/<name>`).
@@ -288,6 +308,8 @@ pub struct Daemon {
     pub extra_args: Vec<String>,
     /// `RLIMIT_NOFILE` (soft, hard) netloomd starts with (None: the test's own).
     pub nofile: Option<(u64, u64)>,
+    /// How the next [`Daemon::start`] enters the namespace.
+    pub launch: Launch,
 }
 
 /// Starts a daemon for a test, or returns `None` (after printing `SKIP:`)
@@ -375,6 +397,7 @@ fn unstarted_daemon_with(
             client_port: 2379,
             peer_port: 2380,
             netns: Some(PathBuf::from(format!("/run/netns/{name}"))),
+            addr: None,
         })
     });
     Some(Daemon {
@@ -390,6 +413,7 @@ fn unstarted_daemon_with(
             .collect(),
         extra_args: Vec::new(),
         nofile: None,
+        launch: Launch::default(),
     })
 }
 
@@ -411,9 +435,30 @@ impl Daemon {
             .open(self.dir.join("daemon.log"))
             .unwrap();
         let d = &self.dir;
-        let mut cmd = Command::new("nsenter");
-        cmd.arg(format!("--net=/run/netns/{}", self.name))
-            .arg(self.bin.join("netloomd"))
+        let netns = format!("--net=/run/netns/{}", self.name);
+        let mut cmd = match self.launch {
+            Launch::Nsenter => {
+                let mut c = Command::new("nsenter");
+                c.arg(netns);
+                c
+            }
+            Launch::FreshMountNs => {
+                let mut c = Command::new("unshare");
+                c.args(["--mount", "--propagation", "slave", "nsenter", &netns]);
+                c
+            }
+            Launch::PeerMountNs => {
+                let mut c = Command::new("unshare");
+                c.args(["--mount", "--propagation", "unchanged", "nsenter", &netns]);
+                c
+            }
+            Launch::IpNetnsExec => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &self.name]);
+                c
+            }
+        };
+        cmd.arg(self.bin.join("netloomd"))
             .arg("--data-root")
             .arg(d.join("data"))
             .arg("--exec-root")
@@ -510,7 +555,8 @@ impl Daemon {
         }
     }
 
-    /// The daemon's pid, while it runs (nsenter execs netloomd in place).
+    /// The daemon's pid, while it runs (nsenter, unshare and `ip netns exec` exec
+    /// netloomd in place).
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }

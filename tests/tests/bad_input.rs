@@ -518,7 +518,7 @@ fn cases() -> Vec<Case> {
                 "true",
             ],
             125,
-            "not supported",
+            "No such container: nosuch",
         ),
         cli(
             "pin",

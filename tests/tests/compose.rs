@@ -7,6 +7,7 @@
 //! left after `down -v` (containers, networks, volumes).
 //!
 //! `docker-compose exec` and `run` call the docker CLI, which must be installed too.
+//! A second test checks `restart:` policies and `depends_on: condition: service_healthy`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -95,8 +96,7 @@ fn tail(s: &str, n: usize) -> String {
 /// Both stop at once on SIGTERM (`trap`), so stops take no grace period.
 fn compose_file(version: &str) -> String {
     format!(
-        r#"version: "3.8"
-services:
+        r#"services:
   web:
     image: busybox
     command: ["sh", "-c", "trap 'exit 0' TERM; echo web-{version} started; httpd -f -p 80 -h /site & wait"]
@@ -109,8 +109,14 @@ services:
       front:
         aliases: [www]
       back: {{}}
-    # TODO(h-restart): add `restart: unless-stopped` and a `healthcheck:` here (and check
-    # them below) once main supports restart policies and health checks (branch h-restart).
+    restart: unless-stopped
+    healthcheck:
+      test: ["CMD-SHELL", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 1 127.0.0.1 80 | grep -q 200"]
+      interval: 300ms
+      retries: 20
+    depends_on:
+      db:
+        condition: service_healthy
   db:
     image: busybox
     command: ["sh", "-c", "trap 'exit 0' TERM; echo db > /data/db.txt; echo db started; sleep 100000 & wait"]
@@ -118,6 +124,11 @@ services:
       - data:/data
     networks:
       - back
+    restart: always
+    healthcheck:
+      test: ["CMD", "test", "-f", "/data/db.txt"]
+      interval: 300ms
+      retries: 20
 networks:
   front: {{}}
   back: {{}}
@@ -225,6 +236,24 @@ fn compose_project_lifecycle() {
         "the alias lives on front, which db is not on"
     );
     page(&d, "hello v1");
+    // The file's health checks and restart policies (up waited for db to be healthy).
+    let f = |c: &str, t: &str| d.ok(&["inspect", "-f", t, c]);
+    assert_eq!(f("shop_db_1", "{{.State.Health.Status}}"), "healthy");
+    assert!(
+        wait_for(Duration::from_secs(10), || f(
+            "shop_web_1",
+            "{{.State.Health.Status}}"
+        ) == "healthy"),
+        "web's check fetches its own page"
+    );
+    assert_eq!(
+        f("shop_db_1", "{{.HostConfig.RestartPolicy.Name}}"),
+        "always"
+    );
+    assert_eq!(
+        f("shop_web_1", "{{.HostConfig.RestartPolicy.Name}}"),
+        "unless-stopped"
+    );
     assert!(wait_for(Duration::from_secs(5), || {
         d.exec("shop_web_1", "cat /data/db.txt").stdout.trim() == "db"
     }));
@@ -301,6 +330,17 @@ fn compose_project_lifecycle() {
     );
     assert_ne!(started_at(&d, "shop_web_1"), before);
     page(&d, "hello v2");
+    assert_eq!(
+        resolve(&d, "shop_web_1", "db"),
+        [d.ip("shop_db_1", "shop_back")]
+    );
+
+    // db's policy starts it again after its process dies; its name follows.
+    let pid = f("shop_db_1", "{{.State.Pid}}");
+    assert!(netloom_e2e::sh("kill", &["-9", &pid]).ok());
+    assert!(wait_for(Duration::from_secs(15), || {
+        f("shop_db_1", "{{.State.Status}} {{.RestartCount}}") == "running 1"
+    }));
     assert_eq!(
         resolve(&d, "shop_web_1", "db"),
         [d.ip("shop_db_1", "shop_back")]
@@ -395,4 +435,75 @@ fn compose_project_lifecycle() {
         "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 1 127.0.0.1 8080",
     ]);
     assert!(!o.stdout.contains("200 OK"), "port 8080 still answers: {o}");
+}
+
+const RESTART_COMPOSE: &str = r#"
+services:
+  db:
+    image: busybox
+    command: sh -c "sleep 1; touch /tmp/ready; exec sleep 1000"
+    restart: always
+    stop_grace_period: 1s
+    healthcheck:
+      test: ["CMD", "test", "-f", "/tmp/ready"]
+      interval: 200ms
+      retries: 20
+  web:
+    image: busybox
+    command: sleep 1000
+    restart: on-failure:2
+    stop_grace_period: 1s
+    depends_on:
+      db:
+        condition: service_healthy
+"#;
+
+#[test]
+fn compose_restart_and_service_healthy() {
+    let bin = std::path::Path::new("/usr/bin/docker-compose");
+    if !bin.is_file() {
+        if std::env::var("NETLOOM_REQUIRE_PRIV").as_deref() == Ok("1") {
+            panic!("docker-compose missing (scripts/deps.sh installs it)");
+        }
+        println!("SKIP: docker-compose not installed");
+        return;
+    }
+    let d = daemon_or_skip!();
+    let dir = d.dir.join("compose");
+    std::fs::create_dir_all(&dir).unwrap_or_default();
+    std::fs::write(dir.join("docker-compose.yml"), RESTART_COMPOSE).unwrap_or_default();
+    let compose = |args: &[&str]| {
+        let mut c = std::process::Command::new(bin);
+        c.current_dir(&dir)
+            .args(["-p", "walk"])
+            .args(args)
+            .env("DOCKER_HOST", d.host_arg())
+            .env("DOCKER_CONFIG", d.dir.join("docker-config"))
+            .env_remove("DOCKER_API_VERSION");
+        run_cmd(c, Duration::from_secs(120))
+    };
+    let o = compose(&["up", "-d"]);
+    assert!(o.ok(), "docker-compose up: {o}\n{}", d.log());
+    let f = |c: &str, t: &str| d.ok(&["inspect", "-f", t, c]);
+    // `up` returned only once db was healthy (web depends on it).
+    let health = f("walk_db_1", "{{json .State.Health}}");
+    assert!(health.contains("\"Status\":\"healthy\""), "{health}");
+    assert_eq!(f("walk_web_1", "{{.State.Status}}"), "running");
+    assert_eq!(
+        f("walk_db_1", "{{json .HostConfig.RestartPolicy}}"),
+        r#"{"Name":"always","MaximumRetryCount":0}"#
+    );
+    assert_eq!(
+        f("walk_web_1", "{{json .HostConfig.RestartPolicy}}"),
+        r#"{"Name":"on-failure","MaximumRetryCount":2}"#
+    );
+    // The policy works for compose's containers too.
+    let pid = f("walk_db_1", "{{.State.Pid}}");
+    assert!(netloom_e2e::sh("kill", &["-9", &pid]).ok());
+    assert!(wait_for(Duration::from_secs(15), || {
+        f("walk_db_1", "{{.State.Status}} {{.RestartCount}}") == "running 1"
+    }));
+    let o = compose(&["down"]);
+    assert!(o.ok(), "docker-compose down: {o}");
+    assert!(d.ok(&["ps", "-aq"]).is_empty());
 }

@@ -5,99 +5,11 @@
 //! `~/.docker`.  A missing docker binary is a loud skip, never a failure.
 //! Every CLI call has a timeout: a hang is reported as exit -999.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use netloom_e2e::{
-    Daemon, Out, busybox_tar, daemon_or_skip, run_cmd, run_cmd_open_stdin, wait_for,
-};
-
-/// The docker client binary, if installed.
-fn docker_bin() -> Option<PathBuf> {
-    let fixed = PathBuf::from("/usr/local/bin/docker");
-    if fixed.is_file() {
-        return Some(fixed);
-    }
-    std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join("docker"))
-            .find(|p| p.is_file())
-    })
-}
-
-/// The docker CLI pointed at one daemon.
-struct Docker<'a> {
-    d: &'a Daemon,
-    bin: PathBuf,
-    config: PathBuf,
-}
-
-impl<'a> Docker<'a> {
-    fn new(d: &'a Daemon, bin: PathBuf) -> Self {
-        let config = d.dir.join("docker-config");
-        std::fs::create_dir_all(&config).expect("create DOCKER_CONFIG dir");
-        Docker { d, bin, config }
-    }
-
-    fn run_t(&self, args: &[&str], timeout: Duration) -> Out {
-        let mut c = Command::new(&self.bin);
-        c.args(args)
-            .env("DOCKER_HOST", self.d.host_arg())
-            .env("DOCKER_CONFIG", &self.config)
-            .env("DOCKER_CLI_HINTS", "false")
-            .env_remove("DOCKER_CONTEXT")
-            .env_remove("DOCKER_API_VERSION")
-            .env_remove("DOCKER_TLS_VERIFY")
-            .env_remove("DOCKER_CERT_PATH");
-        run_cmd(c, timeout)
-    }
-
-    /// Runs `docker ARGS` (30 s timeout).
-    fn run(&self, args: &[&str]) -> Out {
-        self.run_t(args, Duration::from_secs(30))
-    }
-
-    /// Must succeed; returns trimmed stdout.
-    #[track_caller]
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(
-            o.ok(),
-            "docker {args:?} failed: {o}\ndaemon log tail:\n{}",
-            tail(&self.d.log(), 30)
-        );
-        o.stdout.trim().to_string()
-    }
-
-    /// Must fail (and not time out); returns the output.
-    #[track_caller]
-    fn fail(&self, args: &[&str]) -> Out {
-        let o = self.run(args);
-        assert!(!o.ok(), "docker {args:?} unexpectedly succeeded: {o}");
-        assert_ne!(o.code, -999, "docker {args:?} hung: {o}");
-        o
-    }
-
-    /// `docker exec C sh -c SCRIPT`.
-    fn exec(&self, c: &str, script: &str) -> Out {
-        self.run(&["exec", c, "sh", "-c", script])
-    }
-
-    /// `docker run -d --name NAME EXTRA... busybox sleep 300`.
-    #[track_caller]
-    fn sleeper(&self, name: &str, extra: &[&str]) -> String {
-        let mut a = vec!["run", "-d", "--name", name];
-        a.extend_from_slice(extra);
-        a.extend_from_slice(&["busybox", "sleep", "300"]);
-        self.ok(&a)
-    }
-}
-
-fn tail(s: &str, n: usize) -> String {
-    let l: Vec<&str> = s.lines().collect();
-    l[l.len().saturating_sub(n)..].join("\n")
-}
+use netloom_e2e::dockercli::{Docker, docker_bin, tail};
+use netloom_e2e::{busybox_tar, daemon_or_skip, run_cmd, wait_for};
 
 /// Daemon + docker CLI, or a skip.
 macro_rules! setup {
@@ -869,33 +781,6 @@ fn docker_exec_it_gets_a_terminal() {
         "typed input reached the shell: {o}"
     );
     assert_eq!(o.code, 3, "exit code of the interactive shell: {o}");
-}
-
-impl Docker<'_> {
-    /// Runs `sh -c SCRIPT` with `@docker@` replaced by the docker binary and the CLI's
-    /// environment set (45 s timeout).
-    fn shell(&self, script: &str) -> Out {
-        run_cmd(self.sh(script), Duration::from_secs(45))
-    }
-
-    /// `sh -c SCRIPT` with `@docker@` replaced and the CLI's environment set.
-    fn sh(&self, script: &str) -> Command {
-        let script = script.replace("@docker@", &self.bin.display().to_string());
-        let mut c = Command::new("sh");
-        c.args(["-c", &script])
-            .env("DOCKER_HOST", self.d.host_arg())
-            .env("DOCKER_CONFIG", &self.config)
-            .env("DOCKER_CLI_HINTS", "false")
-            .env_remove("DOCKER_API_VERSION");
-        c
-    }
-
-    /// Like [`Docker::shell`], for `script` sessions that type nothing: stdin stays open,
-    /// so `script` never types an EOF character into the session (the container's
-    /// terminal would echo it, e.g. `^@`, into the output and the log).
-    fn tty_shell(&self, script: &str) -> Out {
-        run_cmd_open_stdin(self.sh(script), Duration::from_secs(45))
-    }
 }
 
 /// True if `script` (util-linux) can give the docker CLI a terminal; prints a skip.

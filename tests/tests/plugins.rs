@@ -1933,3 +1933,55 @@ fn rm_container_whose_removal_a_crash_interrupted_is_removed_at_restart() {
     );
     d.ok(&["network", "rm", "cn"]);
 }
+
+/// `info` lists every network driver netloom has, as dockerd does: the built-in ones,
+/// then a remote plugin once it is in use; with both CLIs.
+#[test]
+fn info_lists_builtin_drivers_and_plugins_in_use() {
+    let (d, _p) = setup_or_skip!(5);
+    let plugins = |d: &Daemon| -> Vec<String> {
+        let j = d.ok(&["info", "--format", "{{json .Plugins.Network}}"]);
+        serde_json::from_str(&j).unwrap_or_else(|e| panic!("{j}: {e}"))
+    };
+    let before = plugins(&d);
+    for builtin in ["bridge", "host", "ipvlan", "macvlan", "null"] {
+        assert!(
+            before.iter().any(|p| p == builtin),
+            "{builtin} in {before:?}"
+        );
+    }
+    assert!(!before.iter().any(|p| p == P), "{before:?}");
+    let mut sorted = before.clone();
+    sorted.sort();
+    assert_eq!(before, sorted, "sorted as dockerd lists them");
+    d.ok(&[
+        "network",
+        "create",
+        "-d",
+        P,
+        "--subnet",
+        "10.79.0.0/24",
+        "pnet",
+    ]);
+    let after = plugins(&d);
+    assert!(after.iter().any(|p| p == P), "{after:?}");
+    let text = d.ok(&["info"]);
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("Network:") && l.contains(P)),
+        "{text}"
+    );
+    if let Some(bin) = netloom_e2e::dockercli::docker_bin() {
+        let dk = netloom_e2e::dockercli::Docker::new(&d, bin);
+        let j = dk.ok(&["info", "--format", "{{json .Plugins.Network}}"]);
+        let v: Vec<String> = serde_json::from_str(&j).unwrap_or_else(|e| panic!("{j}: {e}"));
+        assert_eq!(v, after, "docker info");
+        let text = dk.ok(&["info"]);
+        assert!(
+            text.lines()
+                .any(|l| l.trim() == format!("Network: {}", after.join(" "))),
+            "{text}"
+        );
+    }
+    d.ok(&["network", "rm", "pnet"]);
+}

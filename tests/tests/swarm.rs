@@ -497,7 +497,7 @@ fn security_refusals_change_nothing() {
     // A removed node's certificate is refused from then on, and the node leaves.
     a.daemon
         .ok(&["swarm", "join", "--token", &tok, "198.18.1.11:2377"]);
-    let hb = r#"{"hostname":"h","engine_version":"x","state":"ready"}"#;
+    let hb = r#"{"heartbeat":{"hostname":"h","engine_version":"x","state":"ready"},"wait_ms":0}"#;
     let (cert, key) = pem_files(&c, 2, "removed");
     let o = curl(
         a,

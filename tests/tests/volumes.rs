@@ -100,6 +100,11 @@ fn named_volume_outlives_containers_and_restarts() {
     let o = d.fail(&["volume", "rm", "data"]);
     assert!(o.stderr.contains("volume is in use"), "{o}");
     assert_eq!(volumes(&d, &["dangling=false"]), ["data"]);
+    assert_eq!(
+        d.ok(&["ps", "-aq", "--no-trunc", "--filter", "volume=data"]),
+        w
+    );
+    assert_eq!(d.ok(&["ps", "-aq", "--filter", "volume=other"]), "");
     assert!(volumes(&d, &["dangling=true"]).is_empty());
     d.ok(&["rm", "-v", "writer"]);
     assert_eq!(volumes(&d, &[]), ["data"], "rm -v keeps named volumes");

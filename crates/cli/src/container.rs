@@ -33,6 +33,8 @@ pub enum ContainerCmd {
     Attach(AttachArgs),
     /// Stop one or more running containers
     Stop(StopArgs),
+    /// Restart one or more containers
+    Restart(StopArgs),
     /// Kill one or more running containers
     Kill(KillArgs),
     /// Remove one or more containers
@@ -145,9 +147,22 @@ pub struct RunArgs {
     /// Suppress the pull output
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Proxy received signals to the process (--sig-proxy=false to disable; not with a TTY
+    /// or -d). A signal that no running container can take ends the client.
+    #[arg(
+        long = "sig-proxy",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_name = "BOOL"
+    )]
+    pub sig_proxy: Option<bool>,
     /// Security, mount and resource options.
     #[command(flatten)]
     pub rt: crate::runopts::RuntimeOpts,
+    /// Restart policy, health check and stop options.
+    #[command(flatten)]
+    pub life: crate::lifecycle::LifecycleOpts,
     /// Image to run, then the command and its arguments. One positional list, so that
     /// everything after the image is the container's, even words that look like
     /// netloom's flags (`run IMAGE -c 'echo hi'` with an entrypoint `sh`), as with docker.
@@ -381,6 +396,7 @@ pub async fn run_cmd(client: &Client, cmd: ContainerCmd) -> Result<i32> {
         ContainerCmd::Start(a) => start(client, a).await,
         ContainerCmd::Attach(a) => attach(client, a).await,
         ContainerCmd::Stop(a) => stop(client, a).await,
+        ContainerCmd::Restart(a) => crate::lifecycle::restart(client, a).await,
         ContainerCmd::Kill(a) => kill(client, a).await,
         ContainerCmd::Rm(a) => rm(client, a).await,
         ContainerCmd::Ls(a) => ps(client, a).await,
@@ -658,7 +674,7 @@ pub fn create_body(a: &RunArgs) -> Result<Value> {
         Some(e) => json!([e]),
         None => Value::Null,
     };
-    Ok(json!({
+    let mut body = json!({
         "Hostname": a.hostname.clone().unwrap_or_default(),
         "Domainname": a.domainname.clone().unwrap_or_default(),
         "User": a.user.clone().unwrap_or_default(),
@@ -679,7 +695,11 @@ pub fn create_body(a: &RunArgs) -> Result<Value> {
         "Labels": kv_map(&a.label),
         "HostConfig": host_config,
         "NetworkingConfig": {"EndpointsConfig": eps}
-    }))
+    });
+    if let Value::Object(m) = &mut body {
+        a.life.apply(m, a.rm)?;
+    }
+    Ok(body)
 }
 
 /// Creates the container; a missing image is pulled first (`--pull missing`, the
@@ -800,6 +820,10 @@ async fn run(client: &Client, a: RunArgs) -> Result<i32> {
             return Err(e);
         }
     };
+    // As docker: signals go to the container from now on (not with a terminal, whose
+    // keys do that), also while the start is in progress.
+    let _signals = (a.sig_proxy.unwrap_or(true) && !a.tty)
+        .then(|| proxy_signals(client, format!("{path}/kill")));
     if let Err(e) = client
         .call(Method::POST, &format!("{path}/start"), None)
         .await
@@ -855,13 +879,13 @@ where
 
 /// How many requests `stop`, `kill` and `rm` of several containers have in flight at
 /// once (docker's CLI runs the same commands 50 at a time).
-const PARALLEL: usize = 50;
+pub(crate) const PARALLEL: usize = 50;
 
 /// Runs `op` on every name, `parallel` at a time, and reports each name (its result
 /// printed in the order given, as docker does). An error for which `fails` is false
 /// is printed but does not make the exit status non-zero. A daemon that cannot be
 /// reached ends the command at once.
-async fn each_name_in<F, Fut>(
+pub(crate) async fn each_name_in<F, Fut>(
     names: &[String],
     parallel: usize,
     op: F,
@@ -1522,12 +1546,14 @@ const PROXIED_SIGNALS: [(i32, &str); 6] = [
 ];
 
 /// Forwards the signals this process receives to the container (`kill_path`)
-/// until the returned guard is dropped.
+/// until the returned guard is dropped. A signal the container cannot take (it does not
+/// run, or is gone) ends this process as the signal would (exit 128 + signal): a user's
+/// SIGTERM or ctrl-c is never swallowed.
 fn proxy_signals(client: &Client, kill_path: String) -> AbortOnDrop {
     use tokio::signal::unix::{SignalKind, signal};
     let client = client.clone();
     AbortOnDrop(tokio::spawn(async move {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<&'static str>(16);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(i32, &'static str)>(16);
         for (num, name) in PROXIED_SIGNALS {
             let Ok(mut sig) = signal(SignalKind::from_raw(num)) else {
                 continue;
@@ -1535,19 +1561,22 @@ fn proxy_signals(client: &Client, kill_path: String) -> AbortOnDrop {
             let tx = tx.clone();
             tokio::spawn(async move {
                 while sig.recv().await.is_some() {
-                    if tx.send(name).await.is_err() {
+                    if tx.send((num, name)).await.is_err() {
                         return;
                     }
                 }
             });
         }
         drop(tx);
-        while let Some(name) = rx.recv().await {
+        while let Some((num, name)) = rx.recv().await {
             if let Err(e) = client
                 .call(Method::POST, &format!("{kill_path}?signal={name}"), None)
                 .await
             {
                 eprintln!("error forwarding {name}: {e:#}");
+                if matches!(crate::client::daemon_status(&e), Some(404 | 409)) {
+                    std::process::exit(128 + num);
+                }
             }
         }
     }))

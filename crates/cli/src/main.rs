@@ -17,6 +17,7 @@ mod filters;
 mod format;
 mod image;
 mod image_io;
+mod lifecycle;
 mod network;
 mod ports;
 mod pull;
@@ -76,6 +77,8 @@ enum Command {
     Events(events::EventsArgs),
     /// Stop one or more running containers
     Stop(container::StopArgs),
+    /// Restart one or more containers
+    Restart(container::StopArgs),
     /// Kill one or more running containers
     Kill(container::KillArgs),
     /// Remove one or more containers
@@ -148,6 +151,7 @@ async fn dispatch(client: &Client, cmd: Command) -> anyhow::Result<i32> {
         Command::Attach(a) => container::run_cmd(client, ContainerCmd::Attach(a)).await,
         Command::Events(a) => events::events(client, a).await,
         Command::Stop(a) => container::run_cmd(client, ContainerCmd::Stop(a)).await,
+        Command::Restart(a) => container::run_cmd(client, ContainerCmd::Restart(a)).await,
         Command::Kill(a) => container::run_cmd(client, ContainerCmd::Kill(a)).await,
         Command::Rm(a) => container::run_cmd(client, ContainerCmd::Rm(a)).await,
         Command::Inspect(a) => container::inspect(client, a).await,

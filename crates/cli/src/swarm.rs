@@ -78,7 +78,9 @@ pub struct InitArgs {
     /// Force create a new cluster from current state (not implemented: refused)
     #[arg(long = "force-new-cluster")]
     pub force_new_cluster: bool,
-    /// Cluster store of the managers: "embedded" (default) or "etcd" (not available yet)
+    /// Where the managers keep the cluster state: "embedded" (default: one manager),
+    /// "etcd" (every manager runs an etcd member: high availability) or
+    /// "etcd://HOST:PORT[,HOST:PORT...]" (an existing etcd cluster)
     #[arg(long = "cluster-store", value_name = "STORE")]
     pub cluster_store: Option<String>,
     #[command(flatten)]
@@ -233,10 +235,12 @@ pub async fn run(client: &Client, cmd: SwarmCmd) -> Result<i32> {
 }
 
 async fn init(client: &Client, a: InitArgs) -> Result<i32> {
-    match a.cluster_store.as_deref() {
-        None | Some("embedded") => {}
-        Some(other) => bail!(
-            "--cluster-store {other} is not available yet: this version keeps the swarm in the single manager's embedded store (omit --cluster-store)"
+    let store = a.cluster_store.clone().unwrap_or_default();
+    match store.as_str() {
+        "" | "embedded" | "etcd" => {}
+        url if url.starts_with("etcd://") => {}
+        other => bail!(
+            "invalid argument {other:?} for \"--cluster-store\" flag: use embedded, etcd or etcd://HOST:PORT[,HOST:PORT...]"
         ),
     }
     let mut spec = json!({});
@@ -252,6 +256,7 @@ async fn init(client: &Client, a: InitArgs) -> Result<i32> {
         "Availability": a.availability,
         "AutoLockManagers": a.spec.autolock.unwrap_or(false),
         "Spec": spec,
+        "ClusterStore": store,
     });
     let id: String = client
         .call_json(Method::POST, "/swarm/init", Some(&body))

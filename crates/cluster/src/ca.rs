@@ -30,6 +30,10 @@ pub const DEFAULT_NODE_CERT_EXPIRY: Duration = Duration::from_secs(90 * 24 * 360
 pub const MIN_NODE_CERT_EXPIRY: Duration = Duration::from_secs(3600);
 /// How far back a certificate's validity starts, for clock skew (swarmkit: 1 hour).
 pub const BACKDATE: Duration = Duration::from_secs(3600);
+/// CN of the managers' etcd CA, an intermediate of the root (see [`RootCa::issue_etcd_ca`]).
+pub const ETCD_CA_CN: &str = "swarm-etcd-ca";
+/// OU of an etcd member certificate.
+pub const ETCD_OU: &str = "swarm-etcd";
 
 fn cert_err(what: &str) -> impl FnOnce(rcgen::Error) -> ClusterError + '_ {
     move |source| ClusterError::Certificate {
@@ -150,13 +154,7 @@ impl RootCa {
         cluster_id: &str,
         not_after: SystemTime,
     ) -> Result<String> {
-        let key_pem = self.key_pem.as_deref().ok_or_else(|| ClusterError::Parse {
-            what: "root CA".into(),
-            detail: "this node holds no CA key and cannot sign certificates".into(),
-        })?;
-        let key = KeyPair::from_pem(key_pem).map_err(cert_err("load the root CA key"))?;
-        let issuer = Issuer::from_ca_cert_pem(&self.cert_pem, key)
-            .map_err(cert_err("load the root CA certificate"))?;
+        let issuer = self.issuer()?;
         let csr = CertificateSigningRequestParams::from_pem(csr_pem)
             .map_err(cert_err("read the certificate signing request"))?;
         let p = node_params(node_id, role, cluster_id, not_after)?;
@@ -164,6 +162,91 @@ impl RootCa {
             .signed_by(&csr.public_key, &issuer)
             .map_err(cert_err("sign the node certificate"))?;
         Ok(cert.pem())
+    }
+
+    /// The managers' etcd CA: an intermediate CA (path length 0) signed by this root,
+    /// with its own key, valid as long as the root. etcd trusts only this CA, not the
+    /// root, so worker certificates (signed by the root) never reach etcd; it outlives
+    /// root rotations (a trust anchor needs no valid issuer).
+    pub fn issue_etcd_ca(&self) -> Result<RootCa> {
+        let key = KeyPair::generate().map_err(cert_err("generate the etcd CA key"))?;
+        let mut p = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, ETCD_CA_CN);
+        p.distinguished_name = dn;
+        p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        p.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let now = SystemTime::now();
+        p.not_before = odt(now - BACKDATE);
+        p.not_after = odt(now + ROOT_VALIDITY);
+        p.serial_number = Some(serial());
+        p.use_authority_key_identifier_extension = true;
+        let issuer = self.issuer()?;
+        let cert = p
+            .signed_by(&key, &issuer)
+            .map_err(cert_err("sign the etcd CA certificate"))?;
+        Ok(RootCa {
+            cert_pem: cert.pem(),
+            key_pem: Some(key.serialize_pem()),
+        })
+    }
+
+    /// Signs an etcd member's certificate for the key in `csr_pem` (server, client
+    /// and peer use): CN = node ID, OU `swarm-etcd`, the node's IP addresses and ID
+    /// as names. Called on the etcd CA.
+    pub fn issue_etcd_member(
+        &self,
+        csr_pem: &str,
+        node_id: &str,
+        ips: &[std::net::IpAddr],
+        not_after: SystemTime,
+    ) -> Result<String> {
+        let issuer = self.issuer()?;
+        let csr = CertificateSigningRequestParams::from_pem(csr_pem)
+            .map_err(cert_err("read the certificate signing request"))?;
+        let mut p = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, node_id);
+        dn.push(DnType::OrganizationalUnitName, ETCD_OU);
+        p.distinguished_name = dn;
+        let mut names: Vec<SanType> = ips.iter().map(|ip| SanType::IpAddress(*ip)).collect();
+        names.push(SanType::DnsName(node_id.to_string().try_into().map_err(
+            |e: rcgen::Error| ClusterError::Certificate {
+                what: format!("use {node_id:?} as a certificate name"),
+                source: e,
+            },
+        )?));
+        p.subject_alt_names = names;
+        p.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        p.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let now = SystemTime::now();
+        p.not_before = odt((now - BACKDATE).min(not_after - Duration::from_secs(60)));
+        p.not_after = odt(not_after);
+        p.serial_number = Some(serial());
+        p.use_authority_key_identifier_extension = true;
+        let cert = p
+            .signed_by(&csr.public_key, &issuer)
+            .map_err(cert_err("sign the etcd member certificate"))?;
+        Ok(cert.pem())
+    }
+
+    fn issuer(&self) -> Result<Issuer<'_, KeyPair>> {
+        let key_pem = self.key_pem.as_deref().ok_or_else(|| ClusterError::Parse {
+            what: "CA".into(),
+            detail: "this node holds no CA key and cannot sign certificates".into(),
+        })?;
+        let key = KeyPair::from_pem(key_pem).map_err(cert_err("load the CA key"))?;
+        Issuer::from_ca_cert_pem(&self.cert_pem, key).map_err(cert_err("load the CA certificate"))
     }
 
     /// A new key and a certificate for it (for the node that signs its own, the first
@@ -323,6 +406,17 @@ mod tests {
                 .issue(&csr, "n", Role::Worker, "c", exp)
                 .is_err()
         );
+        // The etcd CA is an intermediate of the root; its member certificates are
+        // no node certificates.
+        let etcd = ca.issue_etcd_ca().unwrap();
+        let (csr, _) = new_csr().unwrap();
+        let ip: std::net::IpAddr = "198.18.1.11".parse().unwrap();
+        let m = etcd.issue_etcd_member(&csr, "node1", &[ip], exp).unwrap();
+        let der = cert_der(&m).unwrap();
+        let (_, c) = x509_parser::parse_x509_certificate(&der).unwrap();
+        assert_eq!(c.issuer().to_string(), format!("CN={ETCD_CA_CN}"));
+        assert!(matches!(parse_cert(&m), Err(ClusterError::NotNodeCert(_))));
+        assert!(ca.public().issue_etcd_ca().is_err());
         // The root itself is no node certificate.
         assert!(matches!(
             parse_cert(&ca.cert_pem),

@@ -49,6 +49,17 @@ pub struct Flags {
     /// NETLOOM_STORE_TIMEOUT seconds (default 3) fails with 503.
     #[arg(long = "cluster-store", value_name = "etcd://HOST:PORT")]
     pub cluster_store: Option<String>,
+    /// Client port of this node's etcd member when it is a swarm manager on
+    /// `swarm init --cluster-store etcd` (default 2379, on the advertise address).
+    #[arg(long = "swarm-etcd-client-port", value_name = "PORT")]
+    pub swarm_etcd_client_port: Option<u16>,
+    /// Peer port of that etcd member (default 2380, on the advertise address).
+    #[arg(long = "swarm-etcd-peer-port", value_name = "PORT")]
+    pub swarm_etcd_peer_port: Option<u16>,
+    /// The etcd binary a swarm manager runs its member with (default `etcd` on PATH,
+    /// Debian's etcd-server).
+    #[arg(long = "swarm-etcd-binary", value_name = "PATH")]
+    pub swarm_etcd_binary: Option<PathBuf>,
     /// Registry reached over unverified TLS or plain HTTP: host[:port] or a CIDR
     /// (repeatable; 127.0.0.0/8 always is).
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]|CIDR")]
@@ -72,6 +83,10 @@ pub struct Flags {
     /// Parent cgroup of every container (default /netloom; a slice with systemd).
     #[arg(long, value_name = "CGROUP")]
     pub cgroup_parent: Option<String>,
+    /// Address that `--add-host NAME:host-gateway` stands for (default: the gateway of
+    /// the default bridge network).
+    #[arg(long = "host-gateway-ip", value_name = "IP")]
+    pub host_gateway_ip: Option<String>,
 }
 
 /// Environment variable overriding the plugin directories (colon-separated).
@@ -100,6 +115,9 @@ struct FileConfig {
     plugin_dirs: Option<Vec<PathBuf>>,
     plugin_timeout: Option<f64>,
     cluster_store: Option<String>,
+    swarm_etcd_client_port: Option<u16>,
+    swarm_etcd_peer_port: Option<u16>,
+    swarm_etcd_binary: Option<PathBuf>,
     insecure_registries: Option<Vec<String>>,
     registry_mirrors: Option<Vec<String>>,
     max_concurrent_downloads: Option<u32>,
@@ -109,6 +127,7 @@ struct FileConfig {
     runtimes: Option<std::collections::BTreeMap<String, crate::runtimes::RuntimeEntry>>,
     cgroup_parent: Option<String>,
     exec_opts: Option<Vec<String>>,
+    host_gateway_ip: Option<String>,
 }
 
 /// The effective configuration.
@@ -140,10 +159,14 @@ pub struct Config {
     pub plugins: netloom_drivers::remote::PluginConfig,
     /// The etcd cluster holding all state (`None`: the embedded store file).
     pub cluster_store: Option<netloom_store::EtcdConfig>,
+    /// Swarm mode's own settings (the managers' etcd members).
+    pub swarm: crate::cluster::SwarmConfig,
     /// Registries: mirrors, insecure registries, download limits.
     pub registry: netloom_runtime::registry::RegistryConfig,
     /// OCI runtimes and cgroups.
     pub runtime: crate::runtimes::RuntimeSettings,
+    /// What `host-gateway` in `--add-host` stands for (`None`: the default bridge's gateway).
+    pub host_gateway_ip: Option<IpAddr>,
 }
 
 /// The registry settings: flags over daemon.json (lists: both, as dockerd merges them).
@@ -349,6 +372,36 @@ impl Config {
             (None, Some(url)) => Some(cluster_store(url, "cluster-store")?),
             (None, None) => None,
         };
+        let host_gateway_ip = match (&flags.host_gateway_ip, &file.host_gateway_ip) {
+            (Some(ip), _) => Some(host_gateway_ip(ip, "--host-gateway-ip")?),
+            (None, Some(ip)) => Some(host_gateway_ip(ip, "host-gateway-ip")?),
+            (None, None) => None,
+        };
+        let mut swarm = crate::cluster::SwarmConfig::default();
+        let client = flags.swarm_etcd_client_port.or(file.swarm_etcd_client_port);
+        let peer = flags.swarm_etcd_peer_port.or(file.swarm_etcd_peer_port);
+        for (p, key) in [
+            (client, "swarm-etcd-client-port"),
+            (peer, "swarm-etcd-peer-port"),
+        ] {
+            if p == Some(0) {
+                return Err(format!("invalid {key} 0: give a port from 1 to 65535"));
+            }
+        }
+        swarm.etcd_client_port = client.unwrap_or(swarm.etcd_client_port);
+        swarm.etcd_peer_port = peer.unwrap_or(swarm.etcd_peer_port);
+        if swarm.etcd_client_port == swarm.etcd_peer_port {
+            return Err(format!(
+                "invalid swarm etcd ports: the client and peer ports are both {}; give two different ports",
+                swarm.etcd_client_port
+            ));
+        }
+        if let Some(b) = flags.swarm_etcd_binary.clone().or(file.swarm_etcd_binary) {
+            swarm.etcd_binary = b;
+        }
+        if let Some(c) = &cluster_store {
+            swarm.store_deadline = c.deadline;
+        }
         let runtime = crate::runtimes::RuntimeSettings::load(
             flags.default_runtime.clone().or(file.default_runtime),
             file.runtimes,
@@ -356,7 +409,9 @@ impl Config {
             file.exec_opts,
         )?;
         Ok(Config {
+            host_gateway_ip,
             cluster_store,
+            swarm,
             registry,
             runtime,
             plugins,
@@ -373,6 +428,11 @@ impl Config {
             group: flags.group.clone().or(file.group),
         })
     }
+}
+
+fn host_gateway_ip(v: &str, key: &str) -> Result<IpAddr, String> {
+    v.parse::<IpAddr>()
+        .map_err(|_| format!("invalid {key} {v:?}: it must be an IP address, e.g. 172.17.0.1"))
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, String> {
@@ -504,6 +564,26 @@ mod tests {
         // Docker's other cluster keys are refused, not ignored
         let e = load_json(r#"{"cluster-advertise": "eth0:2376"}"#, &[]).err();
         assert!(e.is_some_and(|e| e.contains("unknown field `cluster-advertise`")));
+    }
+
+    #[test]
+    fn host_gateway_ip() {
+        let c = load_json("{}", &[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.host_gateway_ip, None);
+        let c = load_json(r#"{"host-gateway-ip": "10.250.0.9"}"#, &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.host_gateway_ip, "10.250.0.9".parse().ok());
+        let c = load_json(
+            r#"{"host-gateway-ip": "10.250.0.9"}"#,
+            &["--host-gateway-ip", "fd00::1"],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.host_gateway_ip, "fd00::1".parse().ok(), "the flag wins");
+        let e = load_json(r#"{"host-gateway-ip": "gateway"}"#, &[]).err();
+        assert_eq!(
+            e.as_deref(),
+            Some(r#"invalid host-gateway-ip "gateway": it must be an IP address, e.g. 172.17.0.1"#)
+        );
     }
 
     #[test]

@@ -116,8 +116,9 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
     let socket = cfg.socket.clone();
     let group = cfg.group.clone();
     let data_root = cfg.data_root.clone();
+    let swarm_cfg = cfg.swarm.clone();
     let ctl = controller::Controller::start(cfg, store.clone()).await?;
-    let swarm = cluster::Swarm::start(data_root, store).await?;
+    let swarm = cluster::Swarm::start(data_root, store, swarm_cfg).await?;
     // Reconciliation allocated for every container at once: give it back, and keep
     // giving back what bursts of requests free.
     memory::trim();
@@ -147,7 +148,7 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
             .with_context(|| format!("chown {}", socket.display()))?;
     }
     info!(socket = %socket.display(), "API listening");
-    let app = tower::ServiceExt::oneshot(api::service(ctl.clone(), swarm), ())
+    let app = tower::ServiceExt::oneshot(api::service(ctl.clone(), swarm.clone()), ())
         .await
         .unwrap_or_else(|e| match e {});
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -160,6 +161,7 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
         info!("shutting down; containers keep running");
     };
     limits::serve(listener, app, limits::Limits::from_environment(), shutdown).await;
+    swarm.shutdown().await;
     let _ = std::fs::remove_file(&socket);
     Ok(())
 }

@@ -55,6 +55,85 @@ pub fn create(path: &Path) -> Result<(), KernelError> {
     res
 }
 
+/// Makes `dir` (where namespaces are bound) a shared mount point, as `ip netns` does for
+/// `/run/netns`: if it is not a mount point yet, it is bind-mounted onto itself first
+/// (recursively, so namespaces already bound there are kept). Namespace mounts made
+/// under it then propagate to every mount namespace that holds a peer of it (a mount
+/// namespace copied from this one later with shared propagation), and their removal
+/// propagates to the slave copies that containers' shims hold.
+/// See <https://www.kernel.org/doc/Documentation/filesystems/sharedsubtree.txt>.
+pub fn share_dir(dir: &Path) -> Result<(), KernelError> {
+    std::fs::create_dir_all(dir).map_err(|source| KernelError::Io {
+        op: "create directory",
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let shared = MsFlags::MS_SHARED | MsFlags::MS_REC;
+    let make_shared = || mount(None::<&str>, dir, None::<&str>, shared, None::<&str>);
+    match make_shared() {
+        Ok(()) => return Ok(()),
+        // EINVAL: not a mount point yet.
+        Err(nix::errno::Errno::EINVAL) => {}
+        Err(e) => {
+            return Err(KernelError::Namespace(format!(
+                "make {} a shared mount: {e}",
+                dir.display()
+            )));
+        }
+    }
+    mount(
+        Some(dir),
+        dir,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|e| {
+        KernelError::Namespace(format!("bind-mount {} onto itself: {e}", dir.display()))
+    })?;
+    make_shared()
+        .map_err(|e| KernelError::Namespace(format!("make {} a shared mount: {e}", dir.display())))
+}
+
+/// Binds the network namespace of process `pid` at `path`, for a sandbox whose bind
+/// mount this mount namespace does not see (made by a daemon that ran in another mount
+/// namespace: `ip netns exec` gives each start a fresh one, whose mounts do not
+/// propagate back). A namespace already bound at `path` is kept.
+pub fn adopt(path: &Path, pid: i32) -> Result<(), KernelError> {
+    if is_netns(path) {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| KernelError::Io {
+            op: "create directory",
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    if std::fs::symlink_metadata(path).is_err() {
+        File::create(path).map_err(|source| KernelError::Io {
+            op: "create netns file",
+            path: path.to_path_buf(),
+            source,
+        })?;
+    }
+    let source = PathBuf::from(format!("/proc/{pid}/ns/net"));
+    mount(
+        Some(&source),
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| {
+        KernelError::Namespace(format!(
+            "bind-mount {} on {}: {e}",
+            source.display(),
+            path.display()
+        ))
+    })
+}
+
 /// True if `path` is a bind-mounted network namespace.
 pub fn is_netns(path: &Path) -> bool {
     // A bind-mounted nsfs file has a different device than its directory.

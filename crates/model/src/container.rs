@@ -130,6 +130,8 @@ pub enum ContainerStatus {
     Exited,
     /// Being removed.
     Removing,
+    /// Exited; its restart policy starts it again after a back-off delay.
+    Restarting,
 }
 
 impl ContainerStatus {
@@ -140,6 +142,7 @@ impl ContainerStatus {
             ContainerStatus::Running => "running",
             ContainerStatus::Exited => "exited",
             ContainerStatus::Removing => "removing",
+            ContainerStatus::Restarting => "restarting",
         }
     }
 }
@@ -280,6 +283,12 @@ pub struct Container {
     /// `-v /path` and `Config.Volumes`), resolved at create.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<crate::VolumeMount>,
+    /// Restart policy, health check, stop signal and timeout.
+    #[serde(default)]
+    pub lifecycle: crate::Lifecycle,
+    /// What the restart policy and the health check remember between runs.
+    #[serde(default)]
+    pub supervision: crate::Supervision,
     /// Runtime state.
     #[serde(default)]
     pub state: ContainerState,
@@ -329,6 +338,16 @@ pub struct HostOptions {
     /// Memory, CPU and PID limits.
     #[serde(default)]
     pub resources: Resources,
+    /// `CgroupnsMode`: `private`, `host`, or empty for the host's default (private on
+    /// cgroup v2, host on v1).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cgroupns_mode: String,
+    /// `UsernsMode` as given (`host` or empty: containers never get a user namespace).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub userns_mode: String,
+    /// `Isolation` as given (`default` or empty: Linux has no other).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub isolation: String,
 }
 
 /// One `--mount` (`HostConfig.Mounts` entry).

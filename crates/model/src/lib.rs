@@ -10,6 +10,7 @@ pub mod container;
 pub mod driver;
 pub mod error;
 pub mod ids;
+pub mod lifecycle;
 pub mod network;
 pub mod ports;
 pub mod volume;
@@ -21,5 +22,8 @@ pub use container::{
 pub use driver::{Capabilities, Driver, JoinInfo, SandboxInfo};
 pub use error::{DriverError, ErrorKind, ModelError};
 pub use ids::{is_valid_name, short_id};
+pub use lifecycle::{
+    HealthConfig, HealthResult, HealthState, Lifecycle, RestartPolicy, Supervision,
+};
 pub use network::{Endpoint, IpamPoolConfig, IpamSpec, Network, Scope};
 pub use volume::{LocalMount, Volume, VolumeMount};

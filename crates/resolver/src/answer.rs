@@ -72,7 +72,14 @@ pub(crate) fn local_answer(view: &SandboxView, req: &Message, ttl: u32) -> Optio
         }
     } else {
         let key = query_key(qname)?;
-        let entries: Vec<_> = nets.iter().filter_map(|n| n.lookup(&key)).collect();
+        // A link alias of this sandbox: its target on the link's network only.
+        let linked = view
+            .link(&key)
+            .and_then(|(target, i)| nets.get(i).and_then(|n| n.lookup(target)));
+        let entries: Vec<_> = match linked {
+            Some(e) => vec![e],
+            None => nets.iter().filter_map(|n| n.lookup(&key)).collect(),
+        };
         let first = entries.first()?;
         let want_a = matches!(qtype, RecordType::A | RecordType::ANY);
         let want_aaaa = matches!(qtype, RecordType::AAAA | RecordType::ANY);

@@ -48,7 +48,7 @@ mod wire;
 
 pub use error::ResolverError;
 pub use server::Resolver;
-pub use view::{FlatSandbox, NetworkView, Record, SandboxView, Snapshot};
+pub use view::{FlatSandbox, LinkAlias, NetworkView, Record, SandboxView, Snapshot};
 
 use std::time::Duration;
 

@@ -106,10 +106,24 @@ impl Resolver {
         upstreams: Vec<SocketAddr>,
         forward: bool,
     ) {
+        self.set_sandbox_links(sandbox_id, networks, &[], upstreams, forward);
+    }
+
+    /// [`Resolver::set_sandbox`] with link aliases: names this sandbox alone resolves as
+    /// other names on one of its networks (looked up first; a link whose target is not
+    /// there falls back to the usual lookup of the alias).
+    pub fn set_sandbox_links(
+        &self,
+        sandbox_id: &str,
+        networks: &[String],
+        links: &[crate::LinkAlias],
+        upstreams: Vec<SocketAddr>,
+        forward: bool,
+    ) {
         let mut reg = self.registry();
         let nets: Vec<(Arc<str>, Arc<NetworkSlot>)> =
             networks.iter().map(|n| reg.network(n)).collect();
-        let view = SandboxView::new(nets, upstreams, forward);
+        let view = SandboxView::new(nets, links, upstreams, forward);
         let old = reg.sandbox(sandbox_id).swap(Some(Arc::new(view)));
         if let Some(old) = old {
             let ids: Vec<Arc<str>> = old.network_ids.clone();

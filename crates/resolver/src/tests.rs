@@ -273,3 +273,54 @@ fn fast_path_declines_what_it_does_not_handle() {
     ptr[12] = 0xc0;
     assert!(FastQuery::parse(&ptr).is_none());
 }
+
+#[test]
+fn link_aliases_resolve_in_their_sandbox_only() {
+    let r = rich();
+    let link = |alias: &str, target: &str, network: &str| crate::LinkAlias {
+        alias: alias.into(),
+        target: target.into(),
+        network: network.into(),
+    };
+    r.set_sandbox_links(
+        "linker",
+        &["n1".into(), "n2".into()],
+        &[
+            link("db", "c2", "n1"),
+            link("DB.n1", "c2.n1", "n1"),
+            // The target is on n1, the link on n2: not found there, so no answer.
+            link("wrong", "c2", "n2"),
+            // An alias that shadows a name of the network.
+            link("c1", "c2", "n1"),
+        ],
+        vec![],
+        true,
+    );
+    let view = r.sandbox_view("linker").unwrap();
+    let mut out = [0u8; crate::udp::BUF];
+    let mut answers = |name: &str| -> (Vec<IpAddr>, Vec<IpAddr>) {
+        let q = query(name, RecordType::A, 7, None, true);
+        let general = match r.prepare(Some(&view), "linker", &q, false) {
+            Step::Done(Some(b)) => crate::answer::answer_addrs(&Message::from_vec(&b).unwrap()),
+            _ => Vec::new(),
+        };
+        let parsed = FastQuery::parse(&q).unwrap();
+        let fast = wire::answer(&view, &parsed, false, &mut out)
+            .map(|n| crate::answer::answer_addrs(&Message::from_vec(&out[..n]).unwrap()))
+            .unwrap_or_default();
+        (general, fast)
+    };
+    for name in ["db", "Db", "db.n1", "c1"] {
+        assert_eq!(answers(name), (vec![v4(3)], vec![v4(3)]), "{name}");
+    }
+    assert_eq!(answers("wrong").1, Vec::<IpAddr>::new(), "no fast answer");
+    // Other sandboxes on the same networks do not see the alias.
+    let other = r.sandbox_view("sb").unwrap();
+    let q = query("db", RecordType::A, 7, None, true);
+    let parsed = FastQuery::parse(&q).unwrap();
+    assert!(wire::answer(&other, &parsed, false, &mut out).is_none());
+    assert!(!matches!(
+        r.prepare(Some(&other), "sb", &q, false),
+        Step::Done(Some(b)) if !crate::answer::answer_addrs(&Message::from_vec(&b).unwrap()).is_empty()
+    ));
+}

@@ -301,11 +301,29 @@ fn ptr_target(raw: &str, ttl: u32) -> Option<PtrTarget> {
 /// The current view of one network, swapped atomically on every change.
 pub(crate) type NetworkSlot = ArcSwap<NetworkView>;
 
+/// A name one sandbox resolves as another name on one of its networks: Docker's
+/// endpoint-scoped alias of `--link NAME:ALIAS` on a user-defined network. Only the
+/// sandbox it is given to sees it; the target's addresses are looked up at query time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkAlias {
+    /// The name asked for (`ALIAS`, or `ALIAS.NETWORK`).
+    pub alias: String,
+    /// The name it stands for on `network` (`NAME`, or `NAME.NETWORK`).
+    pub target: String,
+    /// The network (one of the sandbox's) the target is looked up on.
+    pub network: String,
+}
+
+/// A [`LinkAlias`] as looked up: (alias key, target key, index in the sandbox's networks).
+type LinkKey = (Box<str>, Box<str>, usize);
+
 /// Everything one sandbox's resolver needs: its networks' views in lookup order, and how
 /// to forward what is not local.
 pub struct SandboxView {
     pub(crate) networks: Vec<Arc<NetworkSlot>>,
     pub(crate) network_ids: Vec<Arc<str>>,
+    /// Link aliases; usually empty.
+    links: Box<[LinkKey]>,
     upstreams: Arc<[SocketAddr]>,
     forward: bool,
 }
@@ -313,16 +331,39 @@ pub struct SandboxView {
 impl SandboxView {
     pub(crate) fn new(
         networks: Vec<(Arc<str>, Arc<NetworkSlot>)>,
+        links: &[LinkAlias],
         upstreams: Vec<SocketAddr>,
         forward: bool,
     ) -> Self {
-        let (network_ids, networks) = networks.into_iter().unzip();
+        let (network_ids, networks): (Vec<Arc<str>>, Vec<_>) = networks.into_iter().unzip();
+        let key = |n: &str| {
+            n.trim_end_matches('.')
+                .to_ascii_lowercase()
+                .into_boxed_str()
+        };
+        let links = links
+            .iter()
+            .filter_map(|l| {
+                let i = network_ids.iter().position(|n| n.as_ref() == l.network)?;
+                Some((key(&l.alias), key(&l.target), i))
+            })
+            .collect();
         Self {
             networks,
             network_ids,
+            links,
             upstreams: upstreams.into(),
             forward,
         }
+    }
+
+    /// The link alias `key` (a lookup key) stands for: the target's key and the index of
+    /// the network it is looked up on.
+    pub(crate) fn link(&self, key: &str) -> Option<(&str, usize)> {
+        self.links
+            .iter()
+            .find(|(a, _, _)| a.as_ref() == key)
+            .map(|(_, t, i)| (t.as_ref(), *i))
     }
 
     /// The upstream servers of this sandbox, in order of preference.
@@ -359,6 +400,7 @@ impl fmt::Debug for SandboxView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SandboxView")
             .field("networks", &self.network_ids)
+            .field("links", &self.links)
             .field("upstreams", &self.upstreams)
             .field("forward", &self.forward)
             .finish()

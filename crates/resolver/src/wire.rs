@@ -197,12 +197,22 @@ pub(crate) fn answer(
         }
     } else {
         let key = q.key()?;
-        for g in guards.iter().flatten() {
-            if let Some(e) = g.lookup(key) {
-                if found.is_some() {
-                    return None; // on several networks: merged by the general path
+        // A link alias of this sandbox: its target on the link's network only.
+        if let Some((target, i)) = view.link(key)
+            && let Some(e) = guards
+                .get(i)
+                .and_then(Option::as_ref)
+                .and_then(|g| g.lookup(target))
+        {
+            found = Some(Found::Name(e));
+        } else {
+            for g in guards.iter().flatten() {
+                if let Some(e) = g.lookup(key) {
+                    if found.is_some() {
+                        return None; // on several networks: merged by the general path
+                    }
+                    found = Some(Found::Name(e));
                 }
-                found = Some(Found::Name(e));
             }
         }
     }

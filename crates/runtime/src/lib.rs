@@ -102,6 +102,28 @@ pub(crate) fn apply_child_nofile() {
     unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
 }
 
+/// The `nofile` rlimit a container gets without `--ulimit nofile=…`: the soft limit of
+/// [`set_child_nofile`] and the daemon's hard limit. Written into the spec because the
+/// OCI runtime would otherwise hand on its own: Go programs such as runc raise their
+/// soft limit to the hard one at start (<https://github.com/golang/go/issues/46279>),
+/// and runc's `exec` inherits the container's rlimits.
+pub(crate) fn child_nofile_rlimit() -> Option<oci::Rlimit> {
+    let soft = *CHILD_NOFILE.get()?;
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the valid, exclusively borrowed `lim`.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return None;
+    }
+    Some(oci::Rlimit {
+        name: "nofile".into(),
+        soft: soft.min(lim.rlim_max),
+        hard: lim.rlim_max,
+    })
+}
+
 /// Overrides the executable that [`start`] and [`exec()`] re-run in their
 /// hidden modes (default: [`std::env::current_exe`]). Meant for tests and
 /// embedders whose own binary cannot host the internal modes; the executable

@@ -435,7 +435,17 @@ pub fn process(
     p.set_capabilities(Some(linux_capabilities(caps)));
     p.set_no_new_privileges(Some(no_new_privileges));
     p.set_oom_score_adj(Some(0));
-    p.set_rlimits(None);
+    // An exec gets the container's default open-file limit too: runc's own would be
+    // handed on otherwise (see `child_nofile_rlimit`).
+    p.set_rlimits(crate::child_nofile_rlimit().and_then(|r| {
+        PosixRlimitBuilder::default()
+            .typ(PosixRlimitType::RlimitNofile)
+            .soft(r.soft)
+            .hard(r.hard)
+            .build()
+            .ok()
+            .map(|l| vec![l])
+    }));
     p.set_apparmor_profile(None);
     p
 }
@@ -464,9 +474,15 @@ pub fn build_spec(o: &RunOptions) -> Result<Spec, RuntimeError> {
         &caps,
         o.security.no_new_privileges,
     );
-    if !o.rlimits.is_empty() {
+    let mut rlimits = o.rlimits.clone();
+    if let Some(own) = crate::child_nofile_rlimit()
+        && !rlimits.iter().any(|r| r.name == "nofile")
+    {
+        rlimits.push(own);
+    }
+    if !rlimits.is_empty() {
         let mut rl = Vec::new();
-        for r in &o.rlimits {
+        for r in &rlimits {
             let Some((_, typ)) = RLIMITS.iter().find(|(n, _)| *n == r.name) else {
                 return Err(RuntimeError::InvalidSpec(format!(
                     "invalid ulimit type: {}",

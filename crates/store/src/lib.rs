@@ -94,7 +94,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use error::{EtcdFailure, StoreError, Unreachable};
-pub use etcd::{DEFAULT_DEADLINE, DEFAULT_PREFIX, DEFAULT_WATCH_RESUME, EtcdConfig, EtcdStore};
+pub use etcd::{
+    DEFAULT_DEADLINE, DEFAULT_PREFIX, DEFAULT_WATCH_RESUME, EtcdConfig, EtcdStore, EtcdTls, Member,
+};
 pub use local::{DEFAULT_HISTORY, EmbeddedStore, LocalOptions, MemoryStore};
 pub use watch::Watch;
 

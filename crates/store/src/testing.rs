@@ -26,6 +26,8 @@ pub struct EtcdSpec {
     pub peer_port: u16,
     /// Run inside this network namespace (`/run/netns/NAME`), through `nsenter`.
     pub netns: Option<PathBuf>,
+    /// The address it listens on (`None`: 127.0.0.1).
+    pub addr: Option<std::net::IpAddr>,
 }
 
 /// A running (or killed) etcd server of a test; killed on drop.
@@ -73,6 +75,7 @@ impl Etcd {
                 client_port: free_port(),
                 peer_port: free_port(),
                 netns: None,
+                addr: None,
             };
             let mut etcd = Etcd { spec, child: None };
             match etcd.launch() {
@@ -92,9 +95,15 @@ impl Etcd {
         etcd
     }
 
-    /// The client endpoint, `127.0.0.1:PORT`.
+    /// The client endpoint, `127.0.0.1:PORT` (or the spec's address).
     pub fn endpoint(&self) -> String {
-        format!("127.0.0.1:{}", self.spec.client_port)
+        std::net::SocketAddr::new(self.addr(), self.spec.client_port).to_string()
+    }
+
+    fn addr(&self) -> std::net::IpAddr {
+        self.spec
+            .addr
+            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
     }
 
     /// The `--cluster-store` URL, `etcd://127.0.0.1:PORT`.
@@ -124,8 +133,10 @@ impl Etcd {
             .open(&log_path)
             .map_err(|e| format!("open {}: {e}", log_path.display()))?;
         let log2 = log.try_clone().map_err(|e| e.to_string())?;
-        let client = format!("http://127.0.0.1:{}", s.client_port);
-        let peer = format!("http://127.0.0.1:{}", s.peer_port);
+        let ip = self.addr();
+        let s = &self.spec;
+        let client = format!("http://{}", std::net::SocketAddr::new(ip, s.client_port));
+        let peer = format!("http://{}", std::net::SocketAddr::new(ip, s.peer_port));
         let mut cmd = match &s.netns {
             Some(ns) => {
                 let mut c = Command::new("nsenter");

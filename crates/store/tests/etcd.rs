@@ -176,3 +176,35 @@ async fn connect_to_a_missing_etcd_is_unavailable() {
         format!("etcd store http://127.0.0.1:{port} is unavailable")
     );
 }
+
+#[tokio::test]
+async fn members_are_added_as_learners_and_removed() {
+    let Some(f) = fixture().await else { return };
+    let etcd = EtcdStore::connect(f.cfg.clone()).await.unwrap();
+    let before = etcd.members().await.unwrap();
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert!(!before[0].is_learner);
+    assert_eq!(before[0].name, "netloom-test");
+    // A learner that never starts: the cluster keeps its quorum (it does not vote).
+    let (learner, after) = etcd.add_learner("http://127.0.0.1:1").await.unwrap();
+    assert!(learner.is_learner && learner.name.is_empty(), "{learner:?}");
+    assert_eq!(after.len(), 2);
+    f.store
+        .apply(vec![Op::put("k", "v", Expect::Any)])
+        .await
+        .unwrap();
+    // etcd refuses to promote a learner that has not caught up.
+    let e = etcd.promote_member(learner.id).await.unwrap_err();
+    assert!(
+        e.etcd_message().is_some_and(|m| m.contains("learner")),
+        "{e:?}"
+    );
+    etcd.remove_member(learner.id).await.unwrap();
+    assert_eq!(etcd.members().await.unwrap(), before);
+    let e = etcd.remove_member(learner.id).await.unwrap_err();
+    assert!(
+        e.etcd_message()
+            .is_some_and(|m| m.contains("member not found")),
+        "{e:?}"
+    );
+}

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::{ApiResult, Ctl, body, networks::endpoint_request, stream, view};
 use crate::controller::containers::StartOutcome;
-use crate::controller::{ContainerCreate, ContainerFilter, NetworkingRequest};
+use crate::controller::{ContainerCreate, NetworkingRequest};
 use crate::error::{CtlError, chain};
 
 /// Parses a signal name or number (`SIGTERM`, `TERM`, `15`).
@@ -165,7 +165,8 @@ pub async fn create(
         ))
         .into());
     }
-    let mode = body::string(hc, "NetworkMode")?;
+    let mode =
+        super::lifecycle::network_mode(&v, body::string(hc, "NetworkMode")?, &mut endpoints)?;
     if !top_mac.is_empty() {
         let net = match mode.as_str() {
             "" | "default" => "bridge".to_string(),
@@ -208,6 +209,7 @@ pub async fn create(
         stdin_once: body::boolean(&v, "StdinOnce")?.unwrap_or(false),
         console_size: console_size(hc)?,
         host: super::hostconfig::host_options(&v, hc)?,
+        lifecycle: super::lifecycle::parse(&v, hc)?,
     };
     for e in &req.env {
         if e.is_empty() || e.starts_with('=') {
@@ -247,7 +249,7 @@ pub async fn start(State(ctl): State<Ctl>, Path(id): Path<String>) -> ApiResult<
     {
         return Err(CtlError::unavailable(m).into());
     }
-    match ctl.start_container(&id).await? {
+    match ctl.start_by_user(&id).await? {
         StartOutcome::Started => Ok(StatusCode::NO_CONTENT.into_response()),
         StartOutcome::AlreadyRunning => Ok(StatusCode::NOT_MODIFIED.into_response()),
     }
@@ -276,7 +278,7 @@ pub async fn stop(
         .filter(|s| !s.is_empty())
         .map(|s| parse_signal(s))
         .transpose()?;
-    if ctl.stop_container(&id, t, sig).await? {
+    if ctl.stop_by_user(&id, t, sig).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Ok(StatusCode::NOT_MODIFIED.into_response())
@@ -290,12 +292,12 @@ pub async fn restart(
     Query(q): Query<BTreeMap<String, String>>,
 ) -> ApiResult<Response> {
     let t = timeout_of(&q)?;
-    ctl.stop_container(&id, t, None).await?;
-    ctl.start_container(&id).await?;
-    // Docker's `restart` event, after the `start` (docker-compose events shows it).
-    if let Ok(v) = ctl.inspect_container(&id).await {
-        ctl.emit("container", "restart", &v.container.id, &[]);
-    }
+    let sig = q
+        .get("signal")
+        .filter(|s| !s.is_empty())
+        .map(|s| parse_signal(s))
+        .transpose()?;
+    ctl.restart_by_user(&id, t, sig).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -309,7 +311,7 @@ pub async fn kill(
         Some(s) => parse_signal(s)?,
         None => libc::SIGKILL,
     };
-    ctl.kill_container(&id, sig).await?;
+    ctl.kill_by_user(&id, sig).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -348,53 +350,28 @@ pub async fn remove(
     } else {
         Vec::new()
     };
-    ctl.remove_container(&id, body::qbool(&q, "force")).await?;
+    ctl.remove_by_user(&id, body::qbool(&q, "force")).await?;
     ctl.remove_anonymous_volumes(&volumes).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// `GET /containers/json`.
+/// `GET /containers/json?all=&limit=&filters=`: every `docker ps` filter (see
+/// `controller::filters`).
 pub async fn list(
     State(ctl): State<Ctl>,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> ApiResult<Response> {
-    let f = body::filters(
-        &q,
-        &[
-            "name", "id", "network", "status", "label", "ancestor", "exited", "before", "since",
-            "health", "is-task", "publish", "expose", "volume",
-        ],
-    )?;
-    let get = |k: &str| f.get(k).cloned().unwrap_or_default();
-    for s in get("status") {
-        if !matches!(
-            s.as_str(),
-            "created" | "running" | "exited" | "removing" | "paused" | "restarting" | "dead"
-        ) {
-            return Err(CtlError::invalid(format!("invalid filter 'status={s}'")).into());
-        }
-    }
-    let filter = ContainerFilter {
-        all: body::qbool(&q, "all"),
-        name: get("name"),
-        id: get("id"),
-        network: get("network"),
-        status: get("status"),
-        label: get("label"),
-    };
-    let mut v: Vec<Value> = ctl
-        .list_containers(&filter)
-        .await
+    let f = body::filters(&q, crate::controller::PS_FILTERS)?;
+    let limit = q
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| *l > 0);
+    let v: Vec<Value> = ctl
+        .ps(body::qbool(&q, "all"), &f, limit)
+        .await?
         .iter()
         .map(view::container_summary)
         .collect();
-    if let Some(l) = q
-        .get("limit")
-        .and_then(|l| l.parse::<usize>().ok())
-        .filter(|l| *l > 0)
-    {
-        v.truncate(l);
-    }
     Ok(axum::Json(v).into_response())
 }
 

@@ -55,6 +55,7 @@ const UNSUPPORTED: &[&str] = &[
     "GroupAdd",
     "VolumeDriver",
     "VolumesFrom",
+    "StorageOpt",
 ];
 
 fn is_default(field: &str, v: &Value) -> bool {
@@ -90,7 +91,7 @@ fn refuse_unsupported(hc: &Value) -> Result<(), CtlError> {
         }
     }
     for (f, ok) in [
-        ("IpcMode", &["", "private", "shareable"][..]),
+        ("IpcMode", &["", "private"][..]),
         ("PidMode", &[""][..]),
         ("UTSMode", &[""][..]),
         ("UsernsMode", &["", "host"][..]),
@@ -250,6 +251,9 @@ pub fn host_options(v: &Value, hc: &Value) -> Result<HostOptions, CtlError> {
         tmpfs,
         read_only_rootfs: body::boolean(hc, "ReadonlyRootfs")?.unwrap_or(false),
         ulimits: ulimits(hc)?,
+        cgroupns_mode: body::string(hc, "CgroupnsMode")?,
+        userns_mode: body::string(hc, "UsernsMode")?,
+        isolation: body::string(hc, "Isolation")?,
         resources: Resources {
             memory: int(hc, "Memory")?,
             memory_swap: int(hc, "MemorySwap")?,
@@ -277,6 +281,8 @@ mod tests {
             "ReadonlyPaths": null, "Isolation": "", "VolumesFrom": null});
         let o = host_options(&json!({}), &hc).unwrap_or_else(|e| panic!("{}", e.message));
         assert_eq!(o, HostOptions::default());
+        let e = host_options(&json!({}), &json!({"StorageOpt": {"size": "1G"}})).err();
+        assert!(e.is_some_and(|e| e.message.contains("HostConfig.StorageOpt")));
     }
 
     #[test]

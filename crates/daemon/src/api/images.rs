@@ -21,6 +21,7 @@ const MAX_UPLOAD: u64 = 4 << 30;
 pub async fn create(
     State(ctl): State<Ctl>,
     Query(q): Query<BTreeMap<String, String>>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
     headers: axum::http::HeaderMap,
     req_body: Body,
 ) -> ApiResult<Response> {
@@ -50,12 +51,20 @@ pub async fn create(
         (Some(r), None) => Some(r.clone()),
         (None, _) => None,
     };
-    let changes: Vec<String> = match q.get("changes") {
-        Some(c) if c.starts_with('[') => serde_json::from_str(c)
-            .map_err(|e| CtlError::invalid(format!("invalid changes: {e}")))?,
-        Some(c) if !c.is_empty() => vec![c.clone()],
-        _ => Vec::new(),
-    };
+    // `changes` comes once per `--change` (the docker CLI repeats it), or as one JSON list.
+    let mut changes: Vec<String> = Vec::new();
+    for (k, c) in url_pairs(raw.as_deref().unwrap_or("")) {
+        if k != "changes" {
+            continue;
+        }
+        if c.starts_with('[') {
+            let list: Vec<String> = serde_json::from_str(&c)
+                .map_err(|e| CtlError::invalid(format!("invalid changes: {e}")))?;
+            changes.extend(list);
+        } else if !c.is_empty() {
+            changes.push(c);
+        }
+    }
     let message = q.get("message").cloned();
     let tmp = save_upload(&ctl, req_body).await?;
     let out = ctl
@@ -189,4 +198,20 @@ pub async fn remove(
     let out = ctl.remove_image(&name, body::qbool(&q, "force")).await?;
     let v: Vec<_> = out.into_iter().map(|(k, v)| json!({ k: v })).collect();
     Ok(axum::Json(v).into_response())
+}
+
+/// The decoded `key=value` pairs of a query string, repeated keys kept in order.
+fn url_pairs(raw: &str) -> Vec<(String, String)> {
+    let dec = |s: &str| {
+        urlencoding::decode(&s.replace('+', " "))
+            .map(|c| c.into_owned())
+            .unwrap_or_else(|_| s.to_string())
+    };
+    raw.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (dec(k), dec(v))
+        })
+        .collect()
 }

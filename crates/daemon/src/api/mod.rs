@@ -9,6 +9,7 @@ mod exec;
 mod hostconfig;
 mod image_io;
 mod images;
+mod lifecycle;
 mod networks;
 mod rename;
 mod stats;
@@ -198,6 +199,7 @@ pub fn router(ctl: Ctl, swarm: Arc<crate::cluster::Swarm>) -> Router {
         .route("/swarm/leave", post(swarm::leave))
         .route("/swarm/update", post(swarm::update))
         .route("/swarm/unlockkey", get(swarm::unlock_key))
+        .route("/swarm/relay", get(swarm::relay))
         .route("/nodes", get(swarm::nodes))
         .route("/nodes/{id}", get(swarm::node).delete(swarm::node_remove))
         .route("/nodes/{id}/update", post(swarm::node_update))

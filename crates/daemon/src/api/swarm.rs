@@ -45,7 +45,7 @@ pub async fn init(Extension(sw): Sw, b: Bytes) -> ApiResult<Response> {
     let v = body::json(&b)?;
     if body::boolean(&v, "ForceNewCluster")? == Some(true) {
         return Err(CtlError::not_implemented(
-            "netloom does not implement --force-new-cluster: a single manager keeps its state in its own store",
+            "netloom does not implement --force-new-cluster: managers keep their state in etcd, whose quorum returns when more than half of the managers are back",
         )
         .into());
     }
@@ -64,6 +64,7 @@ pub async fn init(Extension(sw): Sw, b: Bytes) -> ApiResult<Response> {
         subnet_size: u32_field(&v, "SubnetSize")?,
         availability: body::string(&v, "Availability")?,
         spec: body::object(&v, "Spec")?.cloned().unwrap_or(Value::Null),
+        cluster_store: body::string(&v, "ClusterStore")?,
     };
     let id = sw.init(req).await?;
     Ok(axum::Json(id).into_response())
@@ -118,6 +119,11 @@ pub async fn update(
     };
     sw.update(version, spec, flags).await?;
     Ok(StatusCode::OK)
+}
+
+/// `GET /swarm/relay` (netloom): what this node receives of the cluster store.
+pub async fn relay(Extension(sw): Sw) -> ApiResult<axum::Json<Value>> {
+    Ok(axum::Json(sw.relay_status()?))
 }
 
 /// `GET /swarm/unlockkey`.

@@ -135,7 +135,7 @@ pub async fn info(State(ctl): State<Ctl>, axum::Extension(sw): super::swarm::Sw)
         "Name": host,
         "ServerVersion": env!("CARGO_PKG_VERSION"),
         "DockerRootDir": cfg.data_root,
-        "Plugins": { "Volume": ["local"], "Network": ["bridge", "host", "null"], "Authorization": Value::Null, "Log": ["json-file"] },
+        "Plugins": { "Volume": ["local"], "Network": ctl.network_plugins().await, "Authorization": Value::Null, "Log": ["json-file"] },
         "Swarm": sw.info().await,
         "SecurityOptions": if crate::runtimes::cgroup_v2() {
             json!(["name=seccomp,profile=builtin", "name=cgroupns"])

@@ -244,7 +244,16 @@ fn host_ip_text(p: &netloom_model::PublishedPort) -> String {
 pub fn status_text(v: &ContainerView) -> String {
     let s = &v.container.state;
     match s.status {
-        ContainerStatus::Running => format!("Up {}", human_duration(since(&s.started_at))),
+        ContainerStatus::Running => format!(
+            "Up {}{}",
+            human_duration(since(&s.started_at)),
+            super::lifecycle::status_suffix(&v.container)
+        ),
+        ContainerStatus::Restarting => format!(
+            "Restarting ({}) {} ago",
+            s.exit_code,
+            human_duration(since(&s.finished_at))
+        ),
         ContainerStatus::Exited => format!(
             "Exited ({}) {} ago",
             s.exit_code,
@@ -427,6 +436,7 @@ pub fn container_inspect(v: &ContainerView, api: (u32, u32)) -> Value {
             hc.entry(k).or_insert(v);
         }
     }
+    super::lifecycle::decorate_inspect(&mut out, c);
     if api < (1, 44)
         && let Some(Value::Object(cfg)) = out.get_mut("Config")
     {
@@ -566,7 +576,14 @@ fn host_config_defaults(c: &netloom_model::Container) -> Value {
         ("Annotations", json!(Value::Null)),
         ("CapAdd", list(&h.cap_add)),
         ("CapDrop", list(&h.cap_drop)),
-        ("CgroupnsMode", json!("host")),
+        (
+            "CgroupnsMode",
+            json!(match h.cgroupns_mode.as_str() {
+                "" if crate::runtimes::cgroup_v2() => "private",
+                "" => "host",
+                m => m,
+            }),
+        ),
         ("GroupAdd", json!(Value::Null)),
         ("IpcMode", json!("private")),
         ("Cgroup", json!("")),
@@ -576,7 +593,7 @@ fn host_config_defaults(c: &netloom_model::Container) -> Value {
         ("ReadonlyRootfs", json!(h.read_only_rootfs)),
         ("SecurityOpt", list(&h.security_opt)),
         ("UTSMode", json!("")),
-        ("UsernsMode", json!("")),
+        ("UsernsMode", json!(h.userns_mode)),
         ("ShmSize", json!(67108864)),
         (
             "Runtime",
@@ -586,7 +603,7 @@ fn host_config_defaults(c: &netloom_model::Container) -> Value {
                 h.runtime.as_str()
             }),
         ),
-        ("Isolation", json!("")),
+        ("Isolation", json!(h.isolation)),
         ("CpuShares", json!(h.resources.cpu_shares)),
         ("Memory", json!(h.resources.memory)),
         ("NanoCpus", json!(h.resources.nano_cpus)),

@@ -1,5 +1,6 @@
-//! The manager: `swarm init`, the cluster's records, the node API, and the server
-//! side of the cluster protocol (join, sessions, renewal, root rotation).
+//! The manager: the cluster's records, `swarm update`, and the server side of the
+//! cluster protocol (join, sessions, renewal, root rotation). `swarm init` is in
+//! `init.rs`, the node API in `nodes.rs`.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -8,42 +9,19 @@ use std::time::{Duration, SystemTime};
 
 use netloom_cluster::ca::MIN_NODE_CERT_EXPIRY;
 use netloom_cluster::proto::{
-    CaResponse, Heartbeat, JoinRequest as WireJoin, JoinResponse, Peer, RenewRequest,
-    RenewResponse, SessionUpdate,
+    CaResponse, JoinRequest as WireJoin, JoinResponse, Peer, RenewRequest, RenewResponse,
+    SessionRequest, SessionResponse, SessionUpdate,
 };
 use netloom_cluster::{JoinToken, Role, RootCa, new_id, tls};
 use serde_json::{Value, json};
 
-use super::state::{self, ClusterRecord, LocalState, NodeRecord, hex};
+use super::state::{ClusterRecord, NodeRecord, StoreMode, hex};
 use super::store::Versioned;
-use super::{
-    ERR_EMBEDDED_ONE_MANAGER, ERR_SWARM_EXISTS, Node, Swarm, addr, internal, store_err, view,
-};
+use super::{Node, Swarm, addr, ha, internal, relay, store_err, view};
 use crate::error::CtlError;
 
 /// Seconds between a worker's heartbeats (Docker's dispatcher default: 5 s).
 const HEARTBEAT_SECS: u64 = 5;
-
-/// `POST /swarm/init`, parsed.
-#[derive(Debug, Default)]
-pub struct InitRequest {
-    /// `ListenAddr`.
-    pub listen_addr: String,
-    /// `AdvertiseAddr`.
-    pub advertise_addr: String,
-    /// `DataPathAddr`.
-    pub data_path_addr: String,
-    /// `DataPathPort`.
-    pub data_path_port: u32,
-    /// `DefaultAddrPool`.
-    pub default_addr_pool: Vec<String>,
-    /// `SubnetSize`.
-    pub subnet_size: u32,
-    /// `Availability`.
-    pub availability: String,
-    /// `Spec` (merged over the defaults).
-    pub spec: Value,
-}
 
 /// `POST /swarm/update` query flags.
 #[derive(Debug, Default)]
@@ -64,14 +42,14 @@ pub(super) fn availability(s: &str) -> Result<String, CtlError> {
     }
 }
 
-fn secret() -> String {
+pub(super) fn secret() -> String {
     // A token's secret: 128 random bits in base 36 (the digest part is the CA's).
     JoinToken::generate("").secret
 }
 
 /// Checks a spec from the client against what netloom implements, merging it over
 /// `base`. `init`: zero values mean "default" (Docker's merge at init).
-fn merge_spec(base: &Value, given: &Value, init: bool) -> Result<Value, CtlError> {
+pub(super) fn merge_spec(base: &Value, given: &Value, init: bool) -> Result<Value, CtlError> {
     let mut out = base.clone();
     let Some(g) = given.as_object() else {
         return Ok(out);
@@ -160,129 +138,21 @@ fn merge_spec(base: &Value, given: &Value, init: bool) -> Result<Value, CtlError
 }
 
 impl Swarm {
-    /// `POST /swarm/init`: makes this node the first manager of a new swarm.
-    pub async fn init(&self, req: InitRequest) -> Result<String, CtlError> {
-        let _g = self.control.lock().await;
-        if self.node().is_some() {
-            return Err(CtlError::unavailable(ERR_SWARM_EXISTS));
-        }
-        let listen = addr::listen(&req.listen_addr)?;
-        let adv = addr::advertise(&req.advertise_addr, listen)?;
-        let dpa = addr::data_path(&req.data_path_addr)?;
-        let dpp = addr::data_path_port(req.data_path_port)?;
-        let (pools, subnet_size) = addr::pools(&req.default_addr_pool, req.subnet_size)?;
-        let avail = availability(&req.availability)?;
-        let spec = merge_spec(
-            &view::default_spec(netloom_cluster::ca::DEFAULT_NODE_CERT_EXPIRY.as_nanos() as u64),
-            &req.spec,
-            true,
-        )?;
-        let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
-            CtlError::invalid(format!(
-                "failed to listen on remote API address {listen}: {e}"
-            ))
-        })?;
-        // A swarm record without local state is what a crash in leave leaves behind.
-        self.store.clear().await.map_err(store_err)?;
-        let ca = RootCa::generate().map_err(|e| internal("create the root CA")(&e))?;
-        let (node_id, cluster_id) = (new_id(), new_id());
-        let now = SystemTime::now();
-        let mut cluster = ClusterRecord {
-            id: cluster_id.clone(),
-            created_at: now,
-            updated_at: now,
-            spec,
-            trusted_cas: vec![ca.cert_pem.clone()],
-            signing_ca: ca,
-            rotation_in_progress: false,
-            worker_secret: secret(),
-            manager_secret: secret(),
-            gossip_key: hex(&rand::random::<[u8; 32]>()),
-            removed: Vec::new(),
-            default_addr_pool: pools,
-            subnet_size,
-            data_path_port: dpp,
-        };
-        let cert = cluster
-            .signing_ca
-            .issue_new(
-                &node_id,
-                Role::Manager,
-                &cluster_id,
-                now + cluster.cert_expiry(),
-            )
-            .map_err(|e| internal("issue the node certificate")(&e))?;
-        cluster.updated_at = now;
-        let ip = adv.ip().to_string();
-        let node = NodeRecord {
-            id: node_id.clone(),
-            created_at: now,
-            updated_at: now,
-            role: Role::Manager,
-            availability: avail,
-            labels: BTreeMap::new(),
-            hostname: self.hostname.clone(),
-            engine_version: env!("CARGO_PKG_VERSION").into(),
-            addr: ip.clone(),
-            manager_addr: Some(adv.to_string()),
-            gossip_addr: SocketAddr::new(adv.ip(), netloom_cluster::membership::DEFAULT_PORT)
-                .to_string(),
-            data_path_addr: if dpa.is_empty() {
-                ip.clone()
-            } else {
-                dpa.clone()
-            },
-            cert_root: hex(&cluster.signing_ca.digest()),
-            cert_not_after: now + cluster.cert_expiry(),
-        };
-        self.store
-            .write(Some((&cluster, None)), &[(&node, None)])
-            .await
-            .map_err(store_err)?;
-        let local = LocalState {
-            node_id: node_id.clone(),
-            cluster_id,
-            role: Role::Manager,
-            listen_addr: listen.to_string(),
-            advertise_addr: ip,
-            data_path_addr: dpa,
-            cert,
-            trusted_cas: cluster.trusted_cas.clone(),
-            gossip_key: cluster.gossip_key.clone(),
-            managers: vec![Peer {
-                node_id: node_id.clone(),
-                addr: adv.to_string(),
-            }],
-            gossip_seeds: Vec::new(),
-            cert_root: hex(&cluster.signing_ca.digest()),
-            data_path_port: dpp,
-        };
-        let saved = state::save(&self.data_root, &local);
-        if let Err(e) = saved {
-            let _ = self.store.clear().await;
-            return Err(internal("save swarm state")(&e));
-        }
-        if let Err(e) = self.run_node(local, Some(listener)).await {
-            self.stop_node();
-            let _ = self.store.clear().await;
-            let _ = state::clear(&self.data_root);
-            return Err(e);
-        }
-        tracing::info!(node = %node_id, %adv, "swarm initialized; this node is its manager");
-        Ok(node_id)
-    }
-
-    /// Builds the manager's TLS server configuration (before the node is shared).
+    /// Builds the manager's TLS server configuration (before the node is shared),
+    /// from the cluster record when the store answers, else from the local state
+    /// (a manager that starts while the others are down; its watch of the cluster
+    /// record brings the revocations once the store answers).
     pub(super) async fn prepare_manager(&self, node: &mut Node) -> Result<(), CtlError> {
-        let c = self
-            .store
-            .cluster()
-            .await
-            .map_err(store_err)?
-            .ok_or_else(|| CtlError::unavailable("this manager's store holds no swarm"))?;
-        node.revoked.set(c.value.removed.iter().cloned());
         let l = node.local();
-        let cfg = tls::server_config(&c.value.trusted_cas, &l.cert, node.revoked.clone())
+        let read = tokio::time::timeout(Duration::from_secs(2), self.store().cluster()).await;
+        let trusted = match read {
+            Ok(Ok(Some(c))) => {
+                node.revoked.set(c.value.removed.iter().cloned());
+                c.value.trusted_cas
+            }
+            _ => l.trusted_cas.clone(),
+        };
+        let cfg = tls::server_config(&trusted, &l.cert, node.revoked.clone())
             .map_err(|e| internal("build the cluster TLS configuration")(&e))?;
         node.server_tls = Some(Arc::new(RwLock::new(cfg)));
         Ok(())
@@ -319,11 +189,35 @@ impl Swarm {
             Arc::downgrade(node),
         ));
         node.spawn(super::certs::maintenance(self.weak(), Arc::downgrade(node)));
+        node.spawn(ha::watch_records(self.weak(), Arc::downgrade(node)));
+        if let Some(l) = &node.leadership {
+            let (w, nw) = (self.weak(), Arc::downgrade(node));
+            let h =
+                l.spawn_while_leading(move |term| super::certs::lead(w.clone(), nw.clone(), term));
+            node.spawn(async move {
+                // Abort the leader's work with the node's other tasks.
+                struct Abort(tokio::task::JoinHandle<()>);
+                impl Drop for Abort {
+                    fn drop(&mut self) {
+                        self.0.abort();
+                    }
+                }
+                let _a = Abort(h);
+                std::future::pending::<()>().await;
+            });
+        }
+        let w = self.weak();
+        node.spawn(relay::feed(self.relay.clone(), move || {
+            w.upgrade().map(|s| s.store())
+        }));
+        if let StoreMode::Managed(_) = &l.store {
+            node.spawn(ha::on_member_removed(self.weak(), Arc::downgrade(node)));
+        }
         Ok(())
     }
 
     pub(super) async fn cluster(&self) -> Result<Versioned<ClusterRecord>, CtlError> {
-        self.store
+        self.store()
             .cluster()
             .await
             .map_err(store_err)?
@@ -383,7 +277,7 @@ impl Swarm {
             next.rotation_in_progress = true;
         }
         next.updated_at = SystemTime::now();
-        self.store
+        self.store()
             .write(Some((&next, Some(c.version))), &[])
             .await
             .map_err(store_err)?;
@@ -421,8 +315,8 @@ impl Swarm {
         })
     }
 
-    async fn peers(&self) -> Result<(Vec<Peer>, Vec<Peer>), CtlError> {
-        let nodes = self.store.nodes().await.map_err(store_err)?;
+    pub(super) async fn peers(&self) -> Result<(Vec<Peer>, Vec<Peer>), CtlError> {
+        let nodes = self.store().nodes().await.map_err(store_err)?;
         let managers = nodes
             .iter()
             .filter_map(|n| {
@@ -477,9 +371,6 @@ impl Swarm {
                 "a worker join token cannot make a manager: use the manager token (docker swarm join-token manager)",
             ));
         }
-        if role == Role::Manager {
-            return Err(CtlError::invalid(ERR_EMBEDDED_ONE_MANAGER));
-        }
         let avail = availability(&req.availability)?;
         let ip = if req.advertise_addr.is_empty() {
             peer.to_string()
@@ -495,6 +386,16 @@ impl Swarm {
                 .to_string()
         };
         let node_id = new_id();
+        let store_join = match role {
+            Role::Manager => {
+                let ipa: IpAddr = ip.parse().unwrap_or(peer);
+                Some(
+                    self.add_manager_member(cluster, &node_id, ipa, req.etcd.as_ref())
+                        .await?,
+                )
+            }
+            Role::Worker => None,
+        };
         let now = SystemTime::now();
         let exp = now + cluster.cert_expiry();
         let cert = cluster
@@ -524,7 +425,8 @@ impl Swarm {
             hostname: req.hostname,
             engine_version: req.engine_version,
             addr: ip.clone(),
-            manager_addr: None,
+            manager_addr: (role == Role::Manager)
+                .then(|| SocketAddr::new(gossip_addr.ip(), addr::DEFAULT_PORT).to_string()),
             gossip_addr: gossip_addr.to_string(),
             data_path_addr: if req.data_path_addr.is_empty() {
                 ip.clone()
@@ -533,8 +435,9 @@ impl Swarm {
             },
             cert_root: hex(&cluster.signing_ca.digest()),
             cert_not_after: exp,
+            reported_state: String::new(),
         };
-        self.store
+        self.store()
             .write(None, &[(&node, None)])
             .await
             .map_err(store_err)?;
@@ -550,32 +453,46 @@ impl Swarm {
             managers,
             gossip_seeds,
             addr: ip,
+            store: store_join,
         })
     }
 
-    /// `POST /session`: a node's heartbeat; answers what it must know.
+    /// `POST /session`: a node's heartbeat and watch positions; answers (at once
+    /// when something it watches changed, else after its wait) what it must know
+    /// and what changed.
     pub(super) async fn serve_session(
         &self,
         _node: &Node,
         who: &netloom_cluster::CertInfo,
-        hb: Heartbeat,
-    ) -> Result<SessionUpdate, CtlError> {
-        let Some(n) = self.store.node(&who.node_id).await.map_err(store_err)? else {
-            return Err(CtlError::forbidden(format!(
-                "node {} was removed from the swarm",
-                who.node_id
-            )));
+        req: SessionRequest,
+    ) -> Result<SessionResponse, CtlError> {
+        let store = self.store();
+        let hb = req.heartbeat;
+        let Some(n) = store.node(&who.node_id).await.map_err(store_err)? else {
+            return Err(removed_node(&who.node_id));
         };
-        if n.value.hostname != hb.hostname || n.value.engine_version != hb.engine_version {
+        if n.value.hostname != hb.hostname
+            || n.value.engine_version != hb.engine_version
+            || n.value.reported_state != hb.state
+        {
             let mut next = n.value.clone();
             next.hostname = hb.hostname;
             next.engine_version = hb.engine_version;
+            next.reported_state = hb.state;
             next.updated_at = SystemTime::now();
-            let _ = self.store.write(None, &[(&next, Some(n.version))]).await;
+            let _ = store.write(None, &[(&next, Some(n.version))]).await;
         }
+        let wait = Duration::from_millis(req.wait_ms.min(30_000));
+        let watches = relay::serve(&store, Some(&who.node_id), &req.watches, wait)
+            .await
+            .map_err(store_err)?;
+        // After the wait: the answer says what holds now.
+        let Some(n) = store.node(&who.node_id).await.map_err(store_err)? else {
+            return Err(removed_node(&who.node_id));
+        };
         let c = self.cluster().await?;
         let (managers, gossip_seeds) = self.peers().await?;
-        Ok(SessionUpdate {
+        let update = SessionUpdate {
             role: n.value.role,
             availability: n.value.availability.clone(),
             managers,
@@ -589,7 +506,8 @@ impl Swarm {
                 .and_then(Value::as_u64)
                 .map(|ns| (ns / 1_000_000_000).clamp(1, 60))
                 .unwrap_or(HEARTBEAT_SECS),
-        })
+        };
+        Ok(SessionResponse { update, watches })
     }
 
     /// `POST /renew`: a new certificate for a member's (new) key.
@@ -599,13 +517,24 @@ impl Swarm {
         req: RenewRequest,
     ) -> Result<RenewResponse, CtlError> {
         let _g = self.control.lock().await;
-        let Some(n) = self.store.node(&who.node_id).await.map_err(store_err)? else {
-            return Err(CtlError::forbidden(format!(
-                "node {} was removed from the swarm",
-                who.node_id
-            )));
+        let store = self.store();
+        let Some(n) = store.node(&who.node_id).await.map_err(store_err)? else {
+            return Err(removed_node(&who.node_id));
         };
         let c = self.cluster().await?;
+        // A worker promoted to manager: where to find the cluster store (and, on
+        // managed etcd, its new member).
+        let store_join = if n.value.role == Role::Manager && req.etcd.is_some() {
+            let ip: IpAddr = n.value.addr.parse().map_err(|_| {
+                CtlError::internal(format!("node {} has no valid address", n.value.id))
+            })?;
+            Some(
+                self.add_manager_member(&c.value, &n.value.id, ip, req.etcd.as_ref())
+                    .await?,
+            )
+        } else {
+            None
+        };
         let exp = SystemTime::now() + c.value.cert_expiry();
         let cert = c
             .value
@@ -621,15 +550,20 @@ impl Swarm {
         next.cert_root = hex(&c.value.signing_ca.digest());
         next.cert_not_after = exp;
         next.updated_at = SystemTime::now();
-        self.store
+        store
             .write(None, &[(&next, Some(n.version))])
             .await
             .map_err(store_err)?;
-        tracing::info!(node = %n.value.id, "renewed a node certificate");
+        tracing::info!(node = %n.value.id, role = %n.value.role, "renewed a node certificate");
         Ok(RenewResponse {
             cert,
             role: n.value.role,
             trusted_cas: c.value.trusted_cas.clone(),
+            store: store_join,
         })
     }
+}
+
+fn removed_node(id: &str) -> CtlError {
+    CtlError::forbidden(format!("node {id} was removed from the swarm"))
 }

@@ -128,11 +128,22 @@ impl Conn {
         !self.tx.is_closed()
     }
 
-    /// One request with a JSON body (`None`: GET without body), JSON answer.
+    /// One request with a JSON body (`None`: GET without body), JSON answer, within
+    /// [`CALL_TIMEOUT`].
     pub async fn call<B: Serialize, R: DeserializeOwned>(
         &mut self,
         path: &str,
         body: Option<&B>,
+    ) -> Result<R, CallError> {
+        self.call_t(path, body, CALL_TIMEOUT).await
+    }
+
+    /// [`Conn::call`] within `timeout`.
+    pub async fn call_t<B: Serialize, R: DeserializeOwned>(
+        &mut self,
+        path: &str,
+        body: Option<&B>,
+        timeout: Duration,
     ) -> Result<R, CallError> {
         let (method, bytes) = match body {
             Some(b) => (
@@ -180,7 +191,7 @@ impl Conn {
                 revoked: false,
             })
         };
-        tokio::time::timeout(CALL_TIMEOUT, fut)
+        tokio::time::timeout(timeout, fut)
             .await
             .map_err(|_| CallError::Transport {
                 message: format!("the manager at {} did not answer in time", self.addr),

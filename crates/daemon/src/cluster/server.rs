@@ -109,7 +109,7 @@ async fn handle(
             if path == "/session" {
                 match serde_json::from_slice(&body) {
                     Ok(hb) => swarm.serve_session(&node, &who, hb).await.and_then(to_json),
-                    Err(e) => Err(CtlError::invalid(format!("bad heartbeat: {e}"))),
+                    Err(e) => Err(CtlError::invalid(format!("bad session request: {e}"))),
                 }
             } else {
                 match serde_json::from_slice(&body) {

@@ -2,7 +2,7 @@
 //!
 //! - Cluster state (managers only), in the cluster store under `swarm/`: one
 //!   [`ClusterRecord`] and one [`NodeRecord`] per node (see `store.rs`). With one
-//!   manager that is its embedded store; HA managers will share etcd.
+//!   manager that is its embedded store; HA managers share etcd ([`StoreMode`]).
 //! - Node-local state, on every node, in `<data-root>/swarm/`: [`LocalState`]
 //!   (`state.json`, mode 0600): this node's identity, certificate and key, the
 //!   trusted roots, the gossip key and the managers it knows. Swarm mode survives a
@@ -49,6 +49,70 @@ pub struct ClusterRecord {
     pub subnet_size: u32,
     /// `--data-path-port` (VXLAN, for the overlay driver).
     pub data_path_port: u16,
+    /// Where the managers keep this record (`--cluster-store` of `swarm init`).
+    #[serde(default)]
+    pub store: ClusterStore,
+    /// The CA of the managers' etcd members (with its key), when they run them.
+    #[serde(default)]
+    pub etcd_ca: Option<RootCa>,
+}
+
+/// Where a swarm's managers keep the cluster state (`swarm init --cluster-store`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ClusterStore {
+    /// The single manager's embedded store.
+    #[default]
+    Embedded,
+    /// etcd members run by the managers themselves (`--cluster-store etcd`).
+    Managed,
+    /// An existing etcd cluster (`--cluster-store etcd://HOST:PORT,…`).
+    External {
+        /// Its URL.
+        url: String,
+    },
+}
+
+/// How this node reaches the cluster store (managers; workers keep `Embedded`,
+/// unused).
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StoreMode {
+    /// The daemon's own store (the single manager's embedded store).
+    #[default]
+    Embedded,
+    /// This manager's own etcd member.
+    Managed(ManagedEtcd),
+    /// An existing etcd cluster.
+    External {
+        /// Its `etcd://…` URL.
+        url: String,
+    },
+}
+
+/// This manager's etcd member.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct ManagedEtcd {
+    /// Client port (on the advertise address).
+    pub client_port: u16,
+    /// Peer port (on the advertise address).
+    pub peer_port: u16,
+    /// The etcd CA (PEM).
+    pub ca_pem: String,
+    /// The member's certificate and key (server, client and peer).
+    pub cert: NodeCert,
+    /// `--initial-cluster` for the member's first start.
+    pub initial_cluster: String,
+    /// `--initial-cluster-state`: `new` (the first manager) or `existing`.
+    pub initial_state: String,
+    /// `--initial-cluster-token` (the cluster ID).
+    pub cluster_token: String,
+    /// The learner's member ID until it has been promoted to a voting member.
+    #[serde(default)]
+    pub learner: Option<u64>,
+    /// Client URLs of voting members, to ask for the promotion through.
+    #[serde(default)]
+    pub promote_via: Vec<String>,
 }
 
 impl ClusterRecord {
@@ -93,6 +157,9 @@ pub struct NodeRecord {
     pub cert_root: String,
     /// End of validity of its current certificate.
     pub cert_not_after: SystemTime,
+    /// The state the node last reported in its heartbeat (`ready`).
+    #[serde(default)]
+    pub reported_state: String,
 }
 
 /// This node's own swarm state (every node).
@@ -124,6 +191,9 @@ pub struct LocalState {
     pub cert_root: String,
     /// `--data-path-port` of the swarm (for the overlay driver).
     pub data_path_port: u16,
+    /// How this node reaches the cluster store (managers).
+    #[serde(default)]
+    pub store: StoreMode,
 }
 
 impl std::fmt::Debug for LocalState {

@@ -1,6 +1,9 @@
-//! A node joining a swarm, and a worker's session with its manager: one mutual-TLS
-//! connection, kept alive, carrying a heartbeat every few seconds; the answers bring
-//! role, managers, trusted roots and gossip seeds, and tell when to renew.
+//! A node joining a swarm, and a worker's session with a manager: one mutual-TLS
+//! connection, kept alive, carrying a long poll (`POST /session`) with the node's
+//! heartbeat and relay positions; the answers bring role, managers, trusted roots,
+//! gossip seeds and what changed under the relayed prefixes, and tell when to renew.
+//! When the manager dies or cannot serve (no quorum), the node fails over to the
+//! next manager it knows, and its relay resumes there from its positions.
 
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
@@ -8,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use netloom_cluster::ca::{new_csr, parse_cert, renew_at};
 use netloom_cluster::proto::{
     CaResponse, Heartbeat, JoinRequest as WireJoin, JoinResponse, RenewRequest, RenewResponse,
-    SessionUpdate,
+    SessionRequest, SessionResponse, SessionUpdate,
 };
 use netloom_cluster::token::ca_digest;
 use netloom_cluster::{JoinToken, NodeCert, Role, tls};
@@ -102,6 +105,8 @@ impl Swarm {
         let cfg = tls::client_config(&ca.trusted_cas, None).map_err(|e| internal("TLS")(&e))?;
         let mut c = net::connect(&remote, cfg).await.map_err(refused)?;
         let (csr, key_pem) = new_csr().map_err(|e| internal("make a key")(&e))?;
+        // In case the token makes this node a manager of managers on etcd.
+        let (etcd_req, member_key) = self.member_request()?;
         let wire = WireJoin {
             token: req.join_token.trim().to_string(),
             csr,
@@ -112,8 +117,12 @@ impl Swarm {
             gossip_port: netloom_cluster::membership::DEFAULT_PORT,
             availability: avail,
             engine_version: env!("CARGO_PKG_VERSION").into(),
+            etcd: Some(etcd_req),
         };
-        let resp: JoinResponse = c.call("/join", Some(&wire)).await.map_err(refused)?;
+        let resp: JoinResponse = c
+            .call_t("/join", Some(&wire), JOIN_TIMEOUT)
+            .await
+            .map_err(refused)?;
         let info = parse_cert(&resp.cert).map_err(|e| {
             CtlError::unavailable(format!("the manager sent a bad certificate: {e}"))
         })?;
@@ -139,11 +148,21 @@ impl Swarm {
             gossip_seeds: resp.gossip_seeds,
             cert_root: hex(&ca_digest(&ca.signing_ca)),
             data_path_port: addr::DEFAULT_DATA_PATH_PORT,
+            store: super::state::StoreMode::Embedded,
         };
+        let local = match (&resp.store, resp.role) {
+            (Some(join), Role::Manager) => self.manager_state(local, join, &member_key),
+            _ => local,
+        };
+        let _ = super::etcd::wipe(&super::ha::member_dir(&self.data_root));
         state::save(&self.data_root, &local).map_err(|e| internal("save swarm state")(&e))?;
-        if let Err(e) = self.run_node(local, None).await {
-            self.stop_node();
+        self.relay.clear();
+        if let Err(e) = self.run_node(local, None, None, None).await {
+            if let Some(n) = self.stop_node() {
+                n.shutdown().await;
+            }
             let _ = state::clear(&self.data_root);
+            let _ = super::etcd::wipe(&super::ha::member_dir(&self.data_root));
             return Err(e);
         }
         tracing::info!(node = %resp.node_id, %remote, "joined the swarm");
@@ -151,12 +170,19 @@ impl Swarm {
     }
 }
 
-/// The worker's session: heartbeats on one connection; reconnects (to the next
-/// manager it knows) when the connection breaks; leaves when it was removed.
+/// Budget of a join (a manager's join adds an etcd member).
+const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// What the manager may add to the session's wait before the node gives up on it.
+const SESSION_SLACK: Duration = Duration::from_secs(10);
+
+/// The worker's session: a long poll on one connection; on a broken connection or
+/// a manager that cannot serve, fails over to the next manager it knows; leaves
+/// when it was removed.
 pub(super) async fn session_loop(swarm: Weak<Swarm>, node: Weak<Node>) {
     let mut conn: Option<Conn> = None;
     let mut next_manager = 0usize;
-    let mut wait = Duration::from_secs(1);
+    let mut wait = Duration::from_millis(200);
+    let mut hb_secs = 5u64;
     loop {
         let (Some(s), Some(n)) = (swarm.upgrade(), node.upgrade()) else {
             return;
@@ -169,54 +195,91 @@ pub(super) async fn session_loop(swarm: Weak<Swarm>, node: Weak<Node>) {
             tokio::time::sleep(Duration::from_secs(5)).await;
             continue;
         }
+        let managers: Vec<_> = l
+            .managers
+            .iter()
+            .filter(|m| m.node_id != l.node_id)
+            .cloned()
+            .collect();
         if conn.as_ref().is_none_or(|c| !c.is_open()) {
             conn = None;
-            let Some(m) = l
-                .managers
-                .get(next_manager % l.managers.len().max(1))
-                .cloned()
-            else {
+            let Some(m) = managers.get(next_manager % managers.len().max(1)).cloned() else {
                 n.set_error("no manager known: leave the swarm and join again");
+                drop((s, n));
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 continue;
             };
-            next_manager += 1;
             let cfg = match tls::client_config(&l.trusted_cas, Some(&l.cert)) {
                 Ok(c) => c,
                 Err(e) => {
                     n.set_error(e.to_string());
+                    drop((s, n));
                     tokio::time::sleep(Duration::from_secs(5)).await;
                     continue;
                 }
             };
             match net::connect(&m.addr, cfg).await {
-                Ok(c) => conn = Some(c),
+                Ok(c) => {
+                    tracing::info!(manager = %m.node_id, addr = %m.addr, "session with a manager");
+                    if let Ok(mut g) = n.relay_source.write() {
+                        *g = m.node_id.clone();
+                    }
+                    conn = Some(c);
+                }
                 Err(e) => {
                     n.set_error(e.to_string());
+                    next_manager += 1;
                     drop((s, n));
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(Duration::from_secs(5));
+                    // Try the next manager soon; back off once every one failed.
+                    if next_manager.is_multiple_of(managers.len().max(1)) {
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(Duration::from_secs(5));
+                    }
                     continue;
                 }
             }
         }
         let Some(c) = conn.as_mut() else { continue };
-        let hb = Heartbeat {
-            hostname: s.hostname.clone(),
-            engine_version: env!("CARGO_PKG_VERSION").into(),
-            state: "ready".into(),
+        let req = SessionRequest {
+            heartbeat: Heartbeat {
+                hostname: s.hostname.clone(),
+                engine_version: env!("CARGO_PKG_VERSION").into(),
+                state: "ready".into(),
+            },
+            watches: s.relay.positions(),
+            wait_ms: hb_secs * 1000,
         };
-        match c.call::<_, SessionUpdate>("/session", Some(&hb)).await {
-            Ok(u) => {
-                wait = Duration::from_secs(1);
+        let started = std::time::Instant::now();
+        let budget = Duration::from_secs(hb_secs) + SESSION_SLACK;
+        match c
+            .call_t::<_, SessionResponse>("/session", Some(&req), budget)
+            .await
+        {
+            Ok(resp) => {
+                wait = Duration::from_millis(200);
                 n.set_error("");
-                let secs = u.heartbeat_secs.max(1);
-                if let Err(e) = apply(&s, &n, &u, c).await {
-                    tracing::warn!(error = %e.message, "session update failed");
-                    n.set_error(e.message);
+                let quiet = resp
+                    .watches
+                    .iter()
+                    .all(|b| b.events.is_empty() && b.reset.is_none());
+                s.relay.apply(resp.watches);
+                let u = resp.update;
+                hb_secs = u.heartbeat_secs.clamp(1, 60);
+                match apply(&s, &n, &u, c).await {
+                    Ok(Next::Continue) => {}
+                    // This node is a manager now: the new runtime takes over.
+                    Ok(Next::Stop) => return,
+                    Err(e) => {
+                        tracing::warn!(error = %e.message, "session update failed");
+                        n.set_error(e.message);
+                    }
                 }
                 drop((s, n));
-                tokio::time::sleep(Duration::from_secs(secs)).await;
+                // A manager that answers at once with nothing new does not hold
+                // polls: do not spin.
+                if quiet && started.elapsed() < Duration::from_millis(500) {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
             }
             Err(CallError::Refused {
                 status: 403,
@@ -233,25 +296,35 @@ pub(super) async fn session_loop(swarm: Weak<Swarm>, node: Weak<Node>) {
                 return;
             }
             Err(e) => {
-                tracing::info!(error = %e, "session with the manager lost; reconnecting");
+                tracing::info!(error = %e, "session with the manager lost; failing over");
                 n.set_error(e.to_string());
                 conn = None;
+                next_manager += 1;
                 drop((s, n));
                 tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(5));
+                wait = (wait * 2).min(Duration::from_secs(2));
             }
         }
     }
 }
 
-/// Applies a session update: new managers, roots and seeds; renewal when due or when
-/// the signing root changed.
+/// What the session does after an update.
+enum Next {
+    /// Keep polling.
+    Continue,
+    /// Stop: the node became a manager.
+    Stop,
+}
+
+/// Applies a session update: new managers, roots and seeds; renewal when due, when
+/// the signing root changed or when the role did (a promotion then starts the
+/// manager's runtime).
 async fn apply(
     s: &Arc<Swarm>,
     n: &Arc<Node>,
     u: &SessionUpdate,
     c: &mut Conn,
-) -> Result<(), CtlError> {
+) -> Result<Next, CtlError> {
     let l = n.local();
     if l.managers != u.managers
         || l.trusted_cas != u.trusted_cas
@@ -274,12 +347,21 @@ async fn apply(
     let info =
         parse_cert(&l.cert.cert_pem).map_err(|e| internal("read this node's certificate")(&e))?;
     let due = SystemTime::now() >= renew_at(info.not_before, info.not_after);
-    if !(due || l.cert_root != u.signing_ca_digest || info.role != u.role) {
-        return Ok(());
+    if !(due || l.cert_root != u.signing_ca_digest || info.role != u.role || l.role != u.role) {
+        return Ok(Next::Continue);
     }
     let (csr, key_pem) = new_csr().map_err(|e| internal("make a key")(&e))?;
+    // A worker (perhaps still with the certificate of its time as a manager) that
+    // is to be a manager again.
+    let promoted = u.role == Role::Manager && l.role == Role::Worker;
+    let (etcd, member_key) = if promoted {
+        let (r, k) = s.member_request()?;
+        (Some(r), k)
+    } else {
+        (None, String::new())
+    };
     let r: RenewResponse = c
-        .call("/renew", Some(&RenewRequest { csr }))
+        .call_t("/renew", Some(&RenewRequest { csr, etcd }), JOIN_TIMEOUT)
         .await
         .map_err(|e| CtlError::unavailable(format!("certificate renewal failed: {e}")))?;
     s.save_local(n, |st| {
@@ -289,11 +371,14 @@ async fn apply(
         };
         st.cert_root = u.signing_ca_digest.clone();
         st.trusted_cas = r.trusted_cas.clone();
-        st.role = match r.role {
-            Role::Manager => Role::Manager,
-            Role::Worker => Role::Worker,
-        };
     })?;
-    tracing::info!("renewed this node's certificate");
-    Ok(())
+    tracing::info!(role = %r.role, "renewed this node's certificate");
+    if r.role == Role::Manager
+        && let Some(join) = &r.store
+    {
+        let next = s.manager_state(n.local(), join, &member_key);
+        tokio::spawn(s.clone().transition(next, "promoted"));
+        return Ok(Next::Stop);
+    }
+    Ok(Next::Continue)
 }

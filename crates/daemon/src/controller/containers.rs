@@ -83,23 +83,8 @@ pub struct ContainerCreate {
     pub console_size: Option<[u16; 2]>,
     /// What the OCI runtime applies (security, mounts, limits).
     pub host: netloom_model::HostOptions,
-}
-
-/// Container list filters.
-#[derive(Debug, Clone, Default)]
-pub struct ContainerFilter {
-    /// Include stopped containers.
-    pub all: bool,
-    /// Names (substring).
-    pub name: Vec<String>,
-    /// ID prefixes.
-    pub id: Vec<String>,
-    /// Networks (name or ID).
-    pub network: Vec<String>,
-    /// Status.
-    pub status: Vec<String>,
-    /// Labels.
-    pub label: Vec<String>,
+    /// Restart policy, health check, stop signal and timeout.
+    pub lifecycle: netloom_model::Lifecycle,
 }
 
 /// A container with everything inspect needs.
@@ -158,7 +143,8 @@ fn parse_extra_host(h: &str) -> CtlResult<()> {
 
 impl Controller {
     pub(crate) fn sandbox_path(&self, ctr: &Container) -> Option<PathBuf> {
-        (ctr.network_mode != "host").then(|| self.paths.netns.join(short_id(&ctr.id)))
+        (ctr.network_mode != "host" && !super::container_net::is_container_mode(&ctr.network_mode))
+            .then(|| self.paths.netns.join(short_id(&ctr.id)))
     }
 
     pub(crate) fn container_dir(&self, id: &str) -> PathBuf {
@@ -170,8 +156,13 @@ impl Controller {
     }
 
     /// Creates a container (not started).
-    pub async fn create_container(&self, req: ContainerCreate) -> CtlResult<(String, Vec<String>)> {
+    pub async fn create_container(
+        &self,
+        mut req: ContainerCreate,
+    ) -> CtlResult<(String, Vec<String>)> {
         let mut st = self.state.lock().await;
+        // `container:NAME`: checked, then made like `none` (see container_net.rs).
+        let joined = self.take_container_mode(&st, &mut req)?;
         if let Some(n) = &req.name {
             let n = n.strip_prefix('/').unwrap_or(n);
             if !is_valid_name(n) || n.len() < 2 {
@@ -202,11 +193,6 @@ impl Controller {
         // Network mode and endpoints.
         let mode = match req.networking.mode.as_str() {
             "" | "default" => "bridge".to_string(),
-            m if m.starts_with("container:") => {
-                return Err(CtlError::invalid(format!(
-                    "network mode {m:?} is not supported by netloom: use a network, host or none"
-                )));
-            }
             m => m.to_string(),
         };
         let primary = st.find_network(&mode)?.clone();
@@ -233,13 +219,9 @@ impl Controller {
             }
         }
         primary_req.links.extend(req.links.iter().cloned());
-        for l in &primary_req.links {
-            let target = l.split(':').next().unwrap_or(l);
-            if st.find_container(target).is_err() {
-                return Err(CtlError::invalid(format!(
-                    "could not get container for {target}: no such container (--link NAME[:ALIAS] needs an existing container)"
-                )));
-            }
+        self.check_links_at_create(&st, primary.driver == "host", &primary_req.links)?;
+        for (_, r) in &extra {
+            self.check_links_at_create(&st, false, &r.links)?;
         }
         let mode_name = match primary.driver.as_str() {
             "host" => "host".to_string(),
@@ -295,9 +277,12 @@ impl Controller {
             console_size: req.console_size.filter(|[h, w]| *h > 0 && *w > 0),
             host: req.host.clone(),
             volumes: Vec::new(),
+            lifecycle: super::health::with_image(&req.lifecycle, &image),
+            supervision: Default::default(),
             state: ContainerState::default(),
         };
         self.check_host_options(&ctr)?;
+        super::restart::check_create(&ctr)?;
         if req.cmd.is_none() && req.entrypoint.is_none() {
             ctr.cmd = image.cmd.clone();
         }
@@ -330,6 +315,7 @@ impl Controller {
         for h in &req.extra_hosts {
             parse_extra_host(h)?;
         }
+        self.check_host_gateway(&st, &req.extra_hosts)?;
         for d in &req.dns {
             d.parse::<IpAddr>().map_err(|_| {
                 CtlError::invalid(format!("invalid --dns {d:?}: it must be an IP address"))
@@ -368,6 +354,9 @@ impl Controller {
         ctr.networks = networks;
         ctr.network_order = order;
         self.resolve_volumes(&mut st, &mut ctr).await?;
+        if let Some(j) = &joined {
+            j.apply(&mut ctr);
+        }
         self.commit(vec![put(format!("{}{}", keys::CONTAINER, id), &ctr)?])
             .await?;
         if let Err(e) = std::fs::create_dir_all(self.container_dir(&id)) {
@@ -386,12 +375,17 @@ impl Controller {
             &id,
             &[("name", ctr.name.clone()), ("image", ctr.image.clone())],
         );
+        let warnings = super::host_net::create_warnings(&ctr, &req.port_bindings);
         st.containers.insert(id.clone(), ctr);
-        Ok((id, Vec::new()))
+        Ok((id, warnings))
     }
 
-    /// Starts a container: sandbox, endpoints, files, process.
-    pub async fn start_container(self: &Arc<Self>, key: &str) -> CtlResult<StartOutcome> {
+    /// One start attempt (see [`Controller::start_container`], which removes an `--rm`
+    /// container whose start failed).
+    pub(crate) async fn start_container_once(
+        self: &Arc<Self>,
+        key: &str,
+    ) -> CtlResult<StartOutcome> {
         let (_ctr_lock, mut st, id) = self.lock_container(key, None).await?;
         // Dropped before `st`: the mark goes while the state lock is held, so whoever
         // reads the state sees either the mark or the start's outcome.
@@ -415,6 +409,8 @@ impl Controller {
             .get(&ctr.image_id)
             .cloned()
             .ok_or_else(|| CtlError::not_found(format!("No such image: {}", ctr.image)))?;
+        let joined_netns = self.joined_netns(&st, &ctr)?;
+        self.check_links_at_start(&st, &ctr)?;
         // Names now: a network removed during the start is named by its name.
         let mut net_names = BTreeMap::new();
         for nid in &ctr.network_order {
@@ -479,7 +475,8 @@ impl Controller {
                     let mut env = ctr.env.clone();
                     env.extend(self.link_env(&st, &ctr));
                     let wait_attach = self.attach_pending(&ctr.id);
-                    match self.container_spec(&ctr, &image, env, files, sandbox.clone(), wait_attach) {
+                    let netns = joined_netns.clone().or_else(|| sandbox.clone());
+                    match self.container_spec(&ctr, &image, env, files, netns, wait_attach) {
                         Err(e) => Err(e),
                         Ok(spec) => {
                             tokio::task::spawn_blocking(move || netloom_runtime::start(&spec))
@@ -561,10 +558,12 @@ impl Controller {
         let shim = ctr.state.shim_pid;
         let shim_start = ctr.state.shim_start_time;
         let state_dir = self.paths.run.join(&id);
+        self.watch_health(ctr);
         tokio::spawn(async move {
             let info = netloom_runtime::wait_exit(shim, shim_start, &state_dir).await;
             ctl.on_exit(&id, shim, info.exit_code, info.finished_at)
                 .await;
+            ctl.after_exit(&id).await;
         });
     }
 
@@ -712,6 +711,7 @@ impl Controller {
                 warn!(container = %ctr.name, endpoint = %short_id(&ep.id), error = %e, "endpoint teardown failed");
             }
         }
+        self.release_joiners(st, ctr, &sandbox).await;
         if let Some(sb) = sandbox
             && let Err(e) = netloom_kernel::netns::remove(&sb)
         {
@@ -1459,52 +1459,9 @@ impl Controller {
         })
     }
 
-    /// Lists containers.
-    pub async fn list_containers(&self, f: &ContainerFilter) -> Vec<ContainerView> {
-        let st = self.state.lock().await;
-        let mut out = Vec::new();
-        for c in st.containers.values() {
-            if !f.all && !c.is_running() && f.status.is_empty() {
-                continue;
-            }
-            if !f.name.is_empty()
-                && !f
-                    .name
-                    .iter()
-                    .any(|n| c.name.contains(n.trim_start_matches('/')))
-            {
-                continue;
-            }
-            if !f.id.is_empty() && !f.id.iter().any(|p| c.id.starts_with(p.as_str())) {
-                continue;
-            }
-            if !f.status.is_empty() && !f.status.iter().any(|s| s == c.state.status.as_str()) {
-                continue;
-            }
-            if !f.label.iter().all(|l| match l.split_once('=') {
-                Some((k, v)) => c.labels.get(k).map(|x| x == v).unwrap_or(false),
-                None => c.labels.contains_key(l),
-            }) {
-                continue;
-            }
-            if !f.network.is_empty()
-                && !f.network.iter().any(|n| {
-                    c.networks.keys().any(|id| {
-                        id.starts_with(n.as_str())
-                            || st.networks.get(id).map(|x| &x.name == n).unwrap_or(false)
-                    })
-                })
-            {
-                continue;
-            }
-            out.push(self.view(&st, c));
-        }
-        out.sort_by(|a, b| b.container.created.cmp(&a.container.created));
-        out
-    }
-
-    fn view(&self, st: &State, c: &Container) -> ContainerView {
-        let dir = self.container_dir(&c.id);
+    pub(crate) fn view(&self, st: &State, c: &Container) -> ContainerView {
+        // A `container:` joiner uses its owner's files.
+        let dir = self.container_dir(&self.network_root(st, c).id);
         ContainerView {
             container: c.clone(),
             endpoints: st.container_endpoints(&c.id).into_iter().cloned().collect(),
@@ -1541,7 +1498,7 @@ impl Controller {
         let victims: Vec<Container> = st
             .containers
             .values()
-            .filter(|c| !c.is_running())
+            .filter(|c| !c.is_running() && c.state.status != ContainerStatus::Restarting)
             .cloned()
             .collect();
         let mut ids = Vec::new();
@@ -1596,8 +1553,13 @@ async fn sigkill_and_wait(
     pid: i32,
     start_time: u64,
 ) -> CtlResult<()> {
-    if process_alive(pid, start_time) {
-        let _ = rt.kill(id, libc::SIGKILL).await;
+    if process_alive(pid, start_time)
+        && let Err(e) = rt.kill(id, libc::SIGKILL).await
+    {
+        // The runtime could not even be run (out of descriptors or processes, say):
+        // SIGKILL the container's init directly, which needs neither.
+        warn!(container = %name, error = %e, "runtime kill failed; signalling the process");
+        let _ = netloom_runtime::kill_process(pid, libc::SIGKILL);
     }
     if wait_process_exit(pid, start_time, KILL_WAIT).await {
         Ok(())

@@ -172,7 +172,8 @@ impl Controller {
         } else {
             Vec::new()
         };
+        let links = self.link_aliases(st, c, &networks);
         self.resolver
-            .set_sandbox(&c.id, &networks, upstreams, forward);
+            .set_sandbox_links(&c.id, &networks, &links, upstreams, forward);
     }
 }

@@ -194,6 +194,9 @@ impl Controller {
         st: &State,
         c: &Container,
     ) -> CtlResult<Vec<(PathBuf, String)>> {
+        if let Some(files) = self.joined_files(st, c) {
+            return Ok(files);
+        }
         let dir = self.container_dir(&c.id);
         std::fs::create_dir_all(&dir)
             .map_err(|e| CtlError::internal(format!("create {}: {e}", dir.display())))?;
@@ -201,19 +204,16 @@ impl Controller {
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
         );
         for h in &c.extra_hosts {
-            if let Some((name, ip)) = h.split_once(':') {
-                hosts.push_str(&format!(
-                    "{}\t{name}\n",
-                    ip.trim_start_matches('[').trim_end_matches(']')
-                ));
-            }
+            hosts.extend(self.extra_host_line(st, h));
         }
         for (alias, linked, ip) in self.links_of(st, c) {
-            hosts.push_str(&format!(
-                "{ip}\t{alias} {} {}\n",
-                netloom_model::short_id(&linked.id),
-                linked.name
-            ));
+            // Docker's line: the alias, the linked container's hostname, and its name
+            // unless that is the alias.
+            hosts.push_str(&format!("{ip}\t{alias} {}", linked.hostname));
+            if alias != linked.name {
+                hosts.push_str(&format!(" {}", linked.name));
+            }
+            hosts.push('\n');
         }
         let fqdn = if c.domainname.is_empty() {
             c.hostname.clone()

@@ -104,7 +104,8 @@ pub(crate) fn find_image<'a>(st: &'a State, r: &str) -> CtlResult<&'a Image> {
     Err(CtlError::not_found(format!("No such image: {shown}")))
 }
 
-/// Applies `docker import --change` instructions we understand (CMD, ENV, EXPOSE).
+/// Applies `docker import --change` instructions we understand (CMD, ENV, EXPOSE,
+/// HEALTHCHECK, STOPSIGNAL).
 fn apply_changes(img: &mut Image, changes: &[String]) -> CtlResult<()> {
     for ch in changes {
         let (verb, rest) = ch
@@ -131,9 +132,11 @@ fn apply_changes(img: &mut Image, changes: &[String]) -> CtlResult<()> {
                     img.exposed_ports.push(format!("{port}/{}", proto.as_str()));
                 }
             }
+            "HEALTHCHECK" => img.healthcheck = Some(super::health::instruction(rest)?),
+            "STOPSIGNAL" => img.stop_signal = rest.to_string(),
             _ => {
                 return Err(CtlError::invalid(format!(
-                    "invalid change {ch:?}: netloom supports CMD, ENV and EXPOSE"
+                    "invalid change {ch:?}: netloom supports CMD, ENV, EXPOSE, HEALTHCHECK and STOPSIGNAL"
                 )));
             }
         }
@@ -212,6 +215,12 @@ fn import_config(img: &Image, diff_id: &str, comment: &str) -> CtlResult<Vec<u8>
             .map(|p| (p.clone(), serde_json::json!({})))
             .collect();
         run.insert("ExposedPorts".into(), ports.into());
+    }
+    if let Some(h) = &img.healthcheck {
+        run.insert("Healthcheck".into(), h.clone());
+    }
+    if !img.stop_signal.is_empty() {
+        run.insert("StopSignal".into(), serde_json::json!(img.stop_signal));
     }
     let v = serde_json::json!({
         "architecture": img.architecture,
@@ -376,6 +385,8 @@ impl Controller {
                         && i.cmd == img.cmd
                         && i.env == img.env
                         && i.exposed_ports == img.exposed_ports
+                        && i.healthcheck == img.healthcheck
+                        && i.stop_signal == img.stop_signal
                         && i.comment == img.comment
                 })
                 .cloned()

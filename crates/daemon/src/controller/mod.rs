@@ -27,18 +27,27 @@
 //! state lock again); `prune` only *tries* container locks. At most one container lock
 //! is held at a time.
 
+mod autoremove;
+mod container_net;
 pub mod containers;
 mod dns;
 mod event_attrs;
 mod exec;
 mod files;
+mod filters;
+pub mod health;
+mod host_net;
 mod image_io;
 mod images;
+mod info;
+mod links;
+mod netns_share;
 pub mod networks;
 mod ports;
 mod pull;
 mod reconcile;
 mod rename;
+mod restart;
 mod runspec;
 mod top;
 mod volume_mounts;
@@ -61,8 +70,9 @@ use tokio::sync::{Mutex, MutexGuard, OwnedMutexGuard, broadcast};
 use crate::config::Config;
 use crate::error::{CtlError, CtlResult};
 
-pub use containers::{ContainerCreate, ContainerFilter, ContainerView, NetworkingRequest};
+pub use containers::{ContainerCreate, ContainerView, NetworkingRequest};
 pub use exec::ExecConfig;
+pub use filters::PS_FILTERS;
 pub use images::normalize_ref;
 pub(crate) use images::reg_err;
 pub use networks::{ConnectRequest, NetworkCreate, NetworkFilter, NetworkView, created_unix};
@@ -241,6 +251,8 @@ pub struct Controller {
     pub(crate) starting: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Labels, image and name of each container, added to its events (event_attrs.rs).
     pub(crate) container_attrs: event_attrs::AttrMap,
+    /// Restart policies' back-off delays and pending restarts.
+    pub(crate) supervisor: restart::Supervisor,
 }
 
 /// Marks a container's start in progress while alive (a drop guard, so that no early
@@ -306,6 +318,7 @@ impl Controller {
             std::fs::create_dir_all(d)
                 .map_err(|e| anyhow::anyhow!("create {}: {e}", d.display()))?;
         }
+        Self::share_sandbox_dir(&paths);
         let nl = Netlink::current()?;
         let mtu = match cfg.mtu {
             Some(m) => m,
@@ -367,8 +380,10 @@ impl Controller {
             container_locks: std::sync::Mutex::new(HashMap::new()),
             starting: Default::default(),
             container_attrs: Default::default(),
+            supervisor: Default::default(),
         });
         ctl.reconcile().await?;
+        ctl.resume_supervision();
         ctl.watch_firewall();
         Ok(ctl)
     }

@@ -1084,7 +1084,9 @@ pub(crate) fn cursor_key(subnet: &IpNet) -> String {
 
 /// Checks that a container may attach to a network with these settings.
 pub(crate) fn check_attach(net: &Network, ctr: &Container, req: &EndpointRequest) -> CtlResult<()> {
-    let special = |mode: &str| matches!(mode, "host" | "none");
+    let special = |mode: &str| {
+        matches!(mode, "host" | "none") || super::container_net::is_container_mode(mode)
+    };
     if special(&ctr.network_mode) || matches!(net.driver.as_str(), "host" | "null") {
         return Err(CtlError::invalid(
             "container sharing network namespace with another container or host cannot be connected to any other network",

@@ -188,6 +188,7 @@ impl Controller {
             let alive =
                 c.is_running() && netloom_runtime::is_alive(c.state.pid, c.state.pid_start_time);
             if alive {
+                self.adopt_sandbox(&c);
                 self.reattach(&mut st, &c).await;
                 self.monitor(&c);
                 continue;

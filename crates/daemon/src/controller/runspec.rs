@@ -122,6 +122,8 @@ pub(crate) fn runtime_hint(e: &netloom_runtime::RuntimeError) -> &'static str {
     let s = e.to_string();
     if s.contains("hybrid mode not supported") {
         " (crun 1.8 cannot run containers on this host's hybrid cgroup layout, cgroup v1 controllers with cgroup v2 at /sys/fs/cgroup/unified: run them with runc, the default runtime, or boot the host with a unified cgroup v2 hierarchy)"
+    } else if s.contains("no cgroup mount found") {
+        " (netloomd's mount namespace has no cgroup filesystem under /sys/fs/cgroup: `ip netns exec` mounts a fresh /sys without it; start netloomd with `nsenter --net=/run/netns/NAME` instead, or mount the cgroup hierarchy in its namespace)"
     } else {
         ""
     }
@@ -206,10 +208,19 @@ impl Controller {
                 .collect(),
             resources: p.resources,
             cgroups_path: self.cfg.runtime.cgroups_path(&ctr.id),
-            cgroupns: crate::runtimes::cgroup_v2(),
+            cgroupns: match ctr.host.cgroupns_mode.as_str() {
+                "private" => true,
+                "host" => false,
+                _ => crate::runtimes::cgroup_v2(),
+            },
         };
-        let oci =
+        let mut oci =
             netloom_runtime::oci::build_spec(&opts).map_err(|e| CtlError::invalid(strip(&e)))?;
+        if !ctr.lifecycle.annotations.is_empty() {
+            let mut a = oci.annotations().clone().unwrap_or_default();
+            a.extend(ctr.lifecycle.annotations.clone());
+            oci.set_annotations(Some(a));
+        }
         Ok(netloom_runtime::ContainerSpec {
             id: ctr.id.clone(),
             image_rootfs,

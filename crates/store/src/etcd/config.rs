@@ -9,12 +9,12 @@ use crate::StoreError;
 ///
 /// Built from a URL with [`EtcdConfig::parse`] or from endpoints with
 /// [`EtcdConfig::new`], then adjusted with the `with_*` methods. The struct is
-/// `#[non_exhaustive]` so that TLS settings (client certificate, CA) can be added
-/// as further `with_*` options without breaking callers.
+/// `#[non_exhaustive]` so that further settings can be added as `with_*` options
+/// without breaking callers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct EtcdConfig {
-    /// gRPC endpoints, `http://HOST:PORT`.
+    /// gRPC endpoints, `http://HOST:PORT` (`https://` with [`EtcdConfig::tls`]).
     pub endpoints: Vec<String>,
     /// The etcd key prefix every netloom key is stored under (`/netloom/`).
     pub prefix: String,
@@ -24,6 +24,26 @@ pub struct EtcdConfig {
     /// How long a watch keeps trying to resume after its connection broke before
     /// it reports [`StoreError::Unavailable`].
     pub watch_resume: Duration,
+    /// Mutual TLS towards etcd: the CA that signed etcd's certificates and this
+    /// client's certificate ([`EtcdConfig::with_tls`]); `None`: plain HTTP.
+    pub tls: Option<EtcdTls>,
+}
+
+/// Mutual TLS towards etcd (etcd's `--client-cert-auth`): every PEM in memory.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EtcdTls {
+    /// The CA certificate etcd's server certificates chain to (PEM).
+    pub ca_pem: String,
+    /// This client's certificate (PEM), signed by a CA etcd trusts.
+    pub cert_pem: String,
+    /// This client's private key (PEM).
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for EtcdTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdTls").finish_non_exhaustive()
+    }
 }
 
 /// Default request deadline of the etcd backend.
@@ -45,7 +65,7 @@ impl EtcdConfig {
                 .into_iter()
                 .map(|e| {
                     let e = e.into();
-                    if e.starts_with("http://") {
+                    if e.starts_with("http://") || e.starts_with("https://") {
                         e
                     } else {
                         format!("http://{e}")
@@ -55,6 +75,7 @@ impl EtcdConfig {
             prefix: DEFAULT_PREFIX.to_string(),
             deadline: DEFAULT_DEADLINE,
             watch_resume: DEFAULT_WATCH_RESUME,
+            tls: None,
         }
     }
 
@@ -128,6 +149,17 @@ impl EtcdConfig {
     /// Sets the watch resume window.
     pub fn with_watch_resume(mut self, window: Duration) -> Self {
         self.watch_resume = window;
+        self
+    }
+
+    /// Speaks mutual TLS to etcd: the endpoints become `https://`.
+    pub fn with_tls(mut self, tls: EtcdTls) -> Self {
+        for e in &mut self.endpoints {
+            if let Some(rest) = e.strip_prefix("http://") {
+                *e = format!("https://{rest}");
+            }
+        }
+        self.tls = Some(tls);
         self
     }
 
@@ -258,5 +290,12 @@ mod tests {
         assert_eq!(c.prefix, "/x/y/");
         assert_eq!(c.deadline, Duration::from_millis(500));
         assert_eq!(c.watch_resume, Duration::from_secs(1));
+        let t = c.with_tls(EtcdTls {
+            ca_pem: "ca".into(),
+            cert_pem: "cert".into(),
+            key_pem: "secret".into(),
+        });
+        assert_eq!(t.endpoints, ["https://127.0.0.1:1", "https://h:2"]);
+        assert!(!format!("{t:?}").contains("secret"));
     }
 }

@@ -10,6 +10,7 @@
 //!   error, the answer is [`StoreError::Unavailable`].
 
 mod config;
+mod members;
 mod watch;
 
 use std::collections::{HashMap, VecDeque};
@@ -22,7 +23,8 @@ use etcd_client::{
 };
 use tonic_code::is_unreachable;
 
-pub use config::{DEFAULT_DEADLINE, DEFAULT_PREFIX, DEFAULT_WATCH_RESUME, EtcdConfig};
+pub use config::{DEFAULT_DEADLINE, DEFAULT_PREFIX, DEFAULT_WATCH_RESUME, EtcdConfig, EtcdTls};
+pub use members::Member;
 
 use crate::error::{EtcdFailure, Unreachable};
 use crate::{Expect, LeaseId, Listing, Op, Revision, Store, StoreError, Versioned, Watch};
@@ -139,6 +141,15 @@ impl EtcdStore {
     /// Connects to the cluster and checks, within the deadline, that it answers:
     /// [`StoreError::Unavailable`] when it does not.
     pub async fn connect(cfg: EtcdConfig) -> Result<EtcdStore, StoreError> {
+        let store = EtcdStore::open(cfg).await?;
+        store.revision().await?;
+        Ok(store)
+    }
+
+    /// Makes a client of the cluster without waiting for it to answer: the first
+    /// requests fail with [`StoreError::Unavailable`] until it does (a daemon that
+    /// starts its own etcd member, or comes back while the cluster has no quorum).
+    pub async fn open(cfg: EtcdConfig) -> Result<EtcdStore, StoreError> {
         let names = Arc::new(Names::new(&cfg));
         // HTTP/2 pings find a dead connection that no packet reports. etcd refuses
         // pings more often than every 5 s by default (--grpc-keepalive-min-time) and
@@ -149,17 +160,23 @@ impl EtcdStore {
             .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
             .with_keep_alive_while_idle(false)
             .with_tcp_keepalive(Duration::from_secs(10));
+        let options = match &cfg.tls {
+            Some(t) => options.with_tls(
+                etcd_client::TlsOptions::new()
+                    .ca_certificate(etcd_client::Certificate::from_pem(&t.ca_pem))
+                    .identity(etcd_client::Identity::from_pem(&t.cert_pem, &t.key_pem)),
+            ),
+            None => options,
+        };
         let client = names
             .call(cfg.deadline, Client::connect(&cfg.endpoints, Some(options)))
             .await?;
-        let store = EtcdStore {
+        Ok(EtcdStore {
             client,
             cfg,
             names,
             ttls: Mutex::new(HashMap::new()),
-        };
-        store.revision().await?;
-        Ok(store)
+        })
     }
 
     /// The configuration.
