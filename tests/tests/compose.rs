@@ -216,7 +216,6 @@ fn compose_project_lifecycle() {
     assert!(out.contains("Creating network \"shop_front\""), "{out}");
     assert!(out.contains("Creating volume \"shop_data\""), "{out}");
     assert_eq!(containers(&d), ["shop_db_1", "shop_web_1"]);
-    let db_ip = d.ip("shop_db_1", "shop_back");
     let web_back = d.ip("shop_web_1", "shop_back");
     let web_front = d.ip("shop_web_1", "shop_front");
     assert_eq!(
