@@ -654,6 +654,14 @@ fn attach_interactive(
         let io = hyper_util::rt::TokioIo::new(upgraded);
         let (rd, mut wr) = tokio::io::split(io);
         let mut replay = replay;
+        if !live && replay.is_some() {
+            // docker-py parses the 101 through a buffered reader and then reads the
+            // raw socket (`_get_raw_response_socket` in docker/api/client.py), so
+            // bytes that arrive together with the headers are lost to it: a replay of
+            // a stopped container, ready at once, waits for the client to take the
+            // headers first.
+            tokio::time::sleep(REPLAY_AFTER_UPGRADE).await;
+        }
         if !shim_replays {
             Replay::to_writer(&mut replay, &mut wr).await;
         }
@@ -708,6 +716,9 @@ fn attach_interactive(
     h.insert(header::UPGRADE, HeaderValue::from_static("tcp"));
     resp
 }
+
+/// How long a replay-only attach waits after the upgrade before it writes.
+const REPLAY_AFTER_UPGRADE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// What `attach?logs=1` replays: the log so far, as the session would have sent it.
 struct Replay {
