@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use netloom_e2e::{Daemon, daemon_or_skip};
+use netloom_e2e::{Daemon, daemon_or_skip, wait_for};
 
 /// `ip` in the daemon's namespace, which must succeed.
 #[track_caller]
@@ -338,7 +338,12 @@ fn out_of_descriptors_is_a_clear_error_and_the_daemon_goes_on() {
         Duration::from_secs(30),
     );
     assert!(o.ok(), "{o}");
-    d.ok(&["start", &refused]);
+    // The removed containers' descriptors (DNS sockets, pidfds) close as their tasks
+    // end, a moment after `rm` answers.
+    assert!(
+        wait_for(Duration::from_secs(5), || d.cli(&["start", &refused]).ok()),
+        "{refused} does not start after two containers were removed"
+    );
     let o = d.exec_ok(
         &refused,
         &format!("nslookup {last} 127.0.0.11 >/dev/null && echo ok"),

@@ -171,7 +171,6 @@ pub fn exec(o: &ExecOptions) -> Result<ExecProcess, RuntimeError> {
         tokio::process::Command::new(&exe)
             .arg(EXEC_ARG)
             .arg(json)
-            .envs(crate::child_nofile_env())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -224,7 +223,6 @@ struct HelperRequest {
 
 /// Entry point of `__netloom-exec <json>`: a terminal exec session.
 pub(crate) fn run_exec_helper(json: Option<OsString>) -> i32 {
-    crate::apply_child_nofile();
     close_fds_except(&[]);
     let req: HelperRequest = match json
         .as_deref()

@@ -65,41 +65,12 @@ pub const EXEC_ARG: &str = "__netloom-exec";
 static SELF_EXE: OnceLock<PathBuf> = OnceLock::new();
 static CHILD_NOFILE: OnceLock<u64> = OnceLock::new();
 
-/// Environment variable that carries [`set_child_nofile`]'s limit to the helpers.
-const NOFILE_ENV: &str = "NETLOOM_CHILD_NOFILE";
-
-/// Sets the soft `RLIMIT_NOFILE` that the processes [`start`] and [`exec`] run (shims,
-/// containers, exec'd commands) get, for a daemon that raised its own soft limit: they
-/// keep the limit the daemon was started with. Returns false if it was already set.
+/// Sets the soft `RLIMIT_NOFILE` that the containers [`start`] and the commands
+/// [`exec`] runs get (through their OCI spec), for a daemon
+/// that raised its own soft limit: they keep the limit the daemon was started with.
+/// Returns false if it was already set.
 pub fn set_child_nofile(soft: u64) -> bool {
     CHILD_NOFILE.set(soft).is_ok()
-}
-
-/// The environment a helper process is started with for [`set_child_nofile`].
-pub(crate) fn child_nofile_env() -> Option<(&'static str, String)> {
-    CHILD_NOFILE.get().map(|n| (NOFILE_ENV, n.to_string()))
-}
-
-/// In a helper (shim, exec): lowers the soft `RLIMIT_NOFILE` to the one the daemon
-/// was started with, if it said so; the hard limit stays.
-pub(crate) fn apply_child_nofile() {
-    let Some(soft) = std::env::var(NOFILE_ENV)
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    else {
-        return;
-    };
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit into the valid, exclusively borrowed `lim`.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 || soft >= lim.rlim_cur {
-        return;
-    }
-    lim.rlim_cur = soft;
-    // SAFETY: setrlimit reads one valid rlimit; lowering the soft limit always works.
-    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
 }
 
 /// The `nofile` rlimit a container gets without `--ulimit nofile=…`: the soft limit of

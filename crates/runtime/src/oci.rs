@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{
     Capability, Linux, LinuxCapabilities, LinuxCpu, LinuxDevice, LinuxDeviceCgroup,
     LinuxDeviceType, LinuxMemory, LinuxNamespace, LinuxNamespaceType, LinuxPids, LinuxResources,
-    Mount, PosixRlimitBuilder, PosixRlimitType, Process, Root, Spec, User,
+    Mount, PosixRlimit, PosixRlimitBuilder, PosixRlimitType, Process, Root, Spec, User,
 };
 use serde::{Deserialize, Serialize};
 
@@ -437,17 +437,33 @@ pub fn process(
     p.set_oom_score_adj(Some(0));
     // An exec gets the container's default open-file limit too: runc's own would be
     // handed on otherwise (see `child_nofile_rlimit`).
-    p.set_rlimits(crate::child_nofile_rlimit().and_then(|r| {
-        PosixRlimitBuilder::default()
-            .typ(PosixRlimitType::RlimitNofile)
-            .soft(r.soft)
-            .hard(r.hard)
-            .build()
-            .ok()
-            .map(|l| vec![l])
-    }));
+    p.set_rlimits(crate::child_nofile_rlimit().and_then(|r| posix_rlimits(&[r]).ok().flatten()));
     p.set_apparmor_profile(None);
     p
+}
+
+/// Docker's `--ulimit`s as OCI rlimits (`None` for none).
+fn posix_rlimits(list: &[Rlimit]) -> Result<Option<Vec<PosixRlimit>>, RuntimeError> {
+    if list.is_empty() {
+        return Ok(None);
+    }
+    list.iter()
+        .map(|r| {
+            let Some((_, typ)) = RLIMITS.iter().find(|(n, _)| *n == r.name) else {
+                return Err(RuntimeError::InvalidSpec(format!(
+                    "invalid ulimit type: {}",
+                    r.name
+                )));
+            };
+            PosixRlimitBuilder::default()
+                .typ(*typ)
+                .soft(r.soft)
+                .hard(r.hard)
+                .build()
+                .map_err(|e| RuntimeError::InvalidSpec(format!("ulimit {}: {e}", r.name)))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 /// Builds the container's `config.json`.
@@ -480,23 +496,7 @@ pub fn build_spec(o: &RunOptions) -> Result<Spec, RuntimeError> {
     {
         rlimits.push(own);
     }
-    if !rlimits.is_empty() {
-        let mut rl = Vec::new();
-        for r in &rlimits {
-            let Some((_, typ)) = RLIMITS.iter().find(|(n, _)| *n == r.name) else {
-                return Err(RuntimeError::InvalidSpec(format!(
-                    "invalid ulimit type: {}",
-                    r.name
-                )));
-            };
-            let l = PosixRlimitBuilder::default()
-                .typ(*typ)
-                .soft(r.soft)
-                .hard(r.hard)
-                .build()
-                .map_err(|e| RuntimeError::InvalidSpec(format!("ulimit {}: {e}", r.name)))?;
-            rl.push(l);
-        }
+    if let Some(rl) = posix_rlimits(&rlimits)? {
         p.set_rlimits(Some(rl));
     }
     spec.set_process(Some(p));

@@ -34,8 +34,9 @@ pub fn is_alive(pid: i32, start_time: u64) -> bool {
     matches!(read_stat(pid), Some((state, t)) if t == start_time && state != 'Z' && state != 'X' && state != 'x')
 }
 
-/// Sends `signal` to a process of netloom's own (a shim). Containers are signalled
-/// through their OCI runtime ([`crate::runc::OciRuntime::kill`]).
+/// Sends `signal` to a process directly: netloom's own (a shim), or a container's
+/// init when its OCI runtime cannot be run. Containers are normally signalled through
+/// their runtime ([`crate::runc::OciRuntime::kill`]).
 pub fn kill_process(init_pid: i32, signal: i32) -> Result<(), RuntimeError> {
     if init_pid <= 0 {
         return Err(RuntimeError::NoSuchProcess(init_pid));

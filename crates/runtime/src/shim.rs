@@ -91,7 +91,6 @@ pub fn start(spec: &ContainerSpec) -> Result<Spawned, RuntimeError> {
     let mut child = Command::new(&exe)
         .arg(SHIM_ARG)
         .arg(&spec_path)
-        .envs(crate::child_nofile_env())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -233,7 +232,6 @@ fn report(r: &ShimReport) {
 /// Entry point of `__netloom-shim <spec.json>` (the intermediate process P1).
 pub(crate) fn run_shim(spec_path: Option<PathBuf>) -> i32 {
     close_fds_except(&[]);
-    crate::apply_child_nofile();
     let spec = match load_spec(spec_path) {
         Ok(s) => s,
         Err(e) => {
