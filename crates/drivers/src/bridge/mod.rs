@@ -223,16 +223,13 @@ impl Driver for BridgeDriver {
         ep: &Endpoint,
         _sb: &SandboxInfo,
     ) -> Result<(), DriverError> {
-        // Deleting a link waits for an RCU grace period (20-40 ms): do it after the
-        // caller has moved on. The name is unique to the endpoint, so nothing can reuse
-        // it meanwhile; reconciliation removes it if the daemon dies first.
-        let nl = self.nl.clone();
+        // Only a sandbox that stays (a disconnect, a repair) gets a leave: a torn-down
+        // sandbox takes its veth with it. So the pair is gone when this returns, as a
+        // user running `ip link` right after `network disconnect` expects.
         let host = Self::host_ifname(&ep.id);
-        tokio::spawn(async move {
-            if let Err(e) = nl.delete_link(&host).await {
-                tracing::warn!(link = %host, error = %e, "cannot delete veth");
-            }
-        });
+        if let Err(e) = self.nl.delete_link(&host).await {
+            tracing::warn!(link = %host, error = %e, "cannot delete veth");
+        }
         Ok(())
     }
 
