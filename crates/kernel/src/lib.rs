@@ -10,6 +10,7 @@
 
 pub mod error;
 pub mod link;
+pub mod linkwatch;
 pub mod netns;
 pub mod nft;
 pub mod podlink;

@@ -357,6 +357,20 @@ impl Netlink {
         self.set(msg, name).await
     }
 
+    /// Makes link `index` a port of the bridge `bridge_index` and brings it up.
+    pub async fn set_controller(
+        &self,
+        index: u32,
+        name: &str,
+        bridge_index: u32,
+    ) -> Result<(), KernelError> {
+        let msg = LinkUnspec::new_with_index(index)
+            .controller(bridge_index)
+            .up()
+            .build();
+        self.set(msg, name).await
+    }
+
     pub(crate) async fn set(&self, msg: LinkMessage, name: &str) -> Result<(), KernelError> {
         self.handle.link().set(msg).execute().await.map_err(|e| {
             KernelError::from_netlink(format!("change link {name}"), &format!("link {name}"), e)

@@ -81,6 +81,14 @@ pub trait Driver: Send + Sync {
         sb: &SandboxInfo,
     ) -> Result<(), DriverError>;
 
+    /// Brings the network's kernel objects back after something outside netloom deleted
+    /// some of them (drift repair): what `create_network` makes, with the endpoints that
+    /// are still there plugged in again. Endpoints whose own objects are gone are the
+    /// caller's to re-create.
+    async fn restore_network(&self, net: &Network, _eps: &[Endpoint]) -> Result<(), DriverError> {
+        self.create_network(net).await
+    }
+
     /// Lists the names of kernel objects in the daemon's namespace this driver made for the
     /// network (used by reconciliation to find orphans).
     fn owned_links(&self, _net: &Network, _eps: &[Endpoint]) -> Vec<String> {

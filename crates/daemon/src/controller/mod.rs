@@ -31,6 +31,7 @@ mod autoremove;
 mod container_net;
 pub mod containers;
 mod dns;
+mod drift;
 mod event_attrs;
 mod exec;
 mod files;
@@ -385,6 +386,7 @@ impl Controller {
         ctl.reconcile().await?;
         ctl.resume_supervision();
         ctl.watch_firewall();
+        ctl.watch_links();
         Ok(ctl)
     }
 

@@ -353,7 +353,7 @@ impl Controller {
     }
 
     /// Makes sure a running container still has every endpoint its record asks for.
-    async fn reattach(&self, st: &mut super::Locked<'_>, c: &Container) {
+    pub(super) async fn reattach(&self, st: &mut super::Locked<'_>, c: &Container) {
         let sandbox = self.sandbox_path(c);
         for nid in c.network_order.clone() {
             let Some(net) = st.networks.get(&nid).cloned() else {

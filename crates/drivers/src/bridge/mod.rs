@@ -233,6 +233,31 @@ impl Driver for BridgeDriver {
         Ok(())
     }
 
+    async fn restore_network(&self, net: &Network, eps: &[Endpoint]) -> Result<(), DriverError> {
+        self.create_network(net).await?;
+        // A deleted bridge lets its ports go but not die: plug each host end back in.
+        let br = self
+            .nl
+            .require_link(&net.iface)
+            .await
+            .map_err(kerr(format!(
+                "look up bridge {} of network {}",
+                net.iface, net.name
+            )))?;
+        for ep in eps {
+            let host = Self::host_ifname(&ep.id);
+            if let Ok(Some(l)) = self.nl.link(&host).await
+                && l.controller != Some(br.index)
+            {
+                self.nl
+                    .set_controller(l.index, &host, br.index)
+                    .await
+                    .map_err(kerr(format!("plug {host} into bridge {}", net.iface)))?;
+            }
+        }
+        Ok(())
+    }
+
     fn owned_links(&self, net: &Network, eps: &[Endpoint]) -> Vec<String> {
         let mut v = vec![net.iface.clone()];
         v.extend(eps.iter().map(|e| Self::host_ifname(&e.id)));
