@@ -419,8 +419,10 @@ fn etcd_members_follow_manager_roles() {
         .stdout
         .trim()
         == "false"));
-    assert!(wait_for(Duration::from_secs(10), || etcd_pid(c.host(3)).is_none()));
-    assert!(!member_dir(c.host(3)).exists());
+    // The member's process goes first, then its data directory.
+    assert!(wait_for(Duration::from_secs(10), || etcd_pid(c.host(3))
+        .is_none()
+        && !member_dir(c.host(3)).exists()));
     let o = c.host(3).daemon.fail(&["node", "ls"]);
     assert!(o.stderr.contains("This node is not a swarm manager"), "{o}");
 
