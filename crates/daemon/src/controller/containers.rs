@@ -1091,13 +1091,9 @@ impl Controller {
             if net.internal {
                 return None;
             }
-            st.endpoints
-                .values()
-                .find(|e| {
-                    e.container_id == ctr.id
-                        && &e.network_id == nid
-                        && (e.gateway4.is_some() || e.gateway6.is_some())
-                })
+            st.container_endpoints(&ctr.id)
+                .into_iter()
+                .find(|e| &e.network_id == nid && (e.gateway4.is_some() || e.gateway6.is_some()))
                 .cloned()
         });
         let Some(mut ep) = candidate else { return };
@@ -1183,14 +1179,12 @@ impl Controller {
         sandbox.insert(EXPOSED_PORTS.into(), exposed);
         // Docker adds the legacy-link endpoints only for containers on the default bridge.
         let bridge_ep = |cid: &str| {
-            st.endpoints
-                .values()
+            st.container_endpoints(cid)
+                .into_iter()
                 .find(|e| {
-                    e.container_id == cid
-                        && st
-                            .networks
-                            .get(&e.network_id)
-                            .is_some_and(|n| n.name == "bridge" && n.predefined)
+                    st.networks
+                        .get(&e.network_id)
+                        .is_some_and(|n| n.name == "bridge" && n.predefined)
                 })
                 .map(|e| e.id.clone())
         };

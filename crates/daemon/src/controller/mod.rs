@@ -32,6 +32,7 @@ mod container_net;
 pub mod containers;
 mod dns;
 mod drift;
+mod endpoint_table;
 mod event_attrs;
 mod exec;
 mod files;
@@ -134,7 +135,7 @@ impl Drop for AttachWaiter {
 /// In-memory view of the store plus IPAM and exec sessions; guarded by one lock.
 pub(crate) struct State {
     pub networks: BTreeMap<String, Network>,
-    pub endpoints: BTreeMap<String, Endpoint>,
+    pub endpoints: endpoint_table::EndpointTable,
     pub containers: BTreeMap<String, Container>,
     pub images: BTreeMap<String, Image>,
     pub ipam: Ipam,
@@ -354,7 +355,7 @@ impl Controller {
         let ctl = Arc::new(Controller {
             state: Mutex::new(State {
                 networks: BTreeMap::new(),
-                endpoints: BTreeMap::new(),
+                endpoints: Default::default(),
                 containers: BTreeMap::new(),
                 images: BTreeMap::new(),
                 ipam: Ipam::new(cfg.default_pools.clone()),
@@ -883,18 +884,12 @@ impl State {
 
     /// Endpoints of a network.
     pub fn network_endpoints(&self, net_id: &str) -> Vec<&Endpoint> {
-        self.endpoints
-            .values()
-            .filter(|e| e.network_id == net_id)
-            .collect()
+        self.endpoints.of_network(net_id)
     }
 
     /// Endpoints of a container.
     pub fn container_endpoints(&self, ctr_id: &str) -> Vec<&Endpoint> {
-        self.endpoints
-            .values()
-            .filter(|e| e.container_id == ctr_id)
-            .collect()
+        self.endpoints.of_container(ctr_id)
     }
 
     /// Is `addr` inside any pool of the network?

@@ -788,7 +788,7 @@ impl Controller {
         let mut v: Vec<NetworkView> = st
             .networks
             .values()
-            .filter(|n| f.matches(n, st.network_endpoints(&n.id).len()))
+            .filter(|n| f.matches(n, st.endpoints.count_of_network(&n.id)))
             .map(|n| NetworkView {
                 network: n.clone(),
                 endpoints: Vec::new(),

@@ -360,9 +360,9 @@ impl Controller {
                 continue;
             };
             let ep = st
-                .endpoints
-                .values()
-                .find(|e| e.container_id == c.id && e.network_id == nid)
+                .container_endpoints(&c.id)
+                .into_iter()
+                .find(|e| e.network_id == nid)
                 .cloned();
             let healthy = match &ep {
                 None => false,
