@@ -482,11 +482,13 @@ impl Controller {
                     }
                 };
                 let table = ctl.state.lock().await.firewall.table().to_string();
-                let ours = chains
-                    .iter()
-                    .any(|c| c["table"] == table.as_str() && c["family"] == "inet");
+                let ours = netloom_drivers::firewall::Firewall::chain_names().all(|name| {
+                    chains.iter().any(|c| {
+                        c["table"] == table.as_str() && c["family"] == "inet" && c["name"] == name
+                    })
+                });
                 if !ours {
-                    tracing::warn!(table = %table, "firewall table vanished; restoring it");
+                    tracing::warn!(table = %table, "firewall table or one of its chains vanished; restoring it");
                     let mut st = ctl.state.lock().await;
                     if let Err(e) = ctl.sync_firewall(&mut st, true).await {
                         tracing::warn!(error = %e, "cannot restore the firewall table");
