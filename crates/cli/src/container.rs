@@ -790,27 +790,18 @@ async fn run(client: &Client, a: RunArgs) -> Result<i32> {
     if interactive {
         check_tty_input(a.tty, a.interactive)?;
     }
-    let attach = if interactive {
-        attach_session(client, &path, a.interactive).await
-    } else {
-        client
-            .send(
-                Method::POST,
-                &format!("{path}/attach?stream=1&stdout=1&stderr=1"),
-                None,
-                &[],
-            )
-            .await
+    let attach_path = format!("{path}/attach?stream=1&stdout=1&stderr=1");
+    let attach = async {
+        if interactive {
+            attach_session(client, &path, a.interactive).await
+        } else {
+            client.send(Method::POST, &attach_path, None, &[]).await
+        }
     };
     let condition = if a.rm { "removed" } else { "next-exit" };
-    let wait = client
-        .send(
-            Method::POST,
-            &format!("{path}/wait?condition={condition}"),
-            None,
-            &[],
-        )
-        .await;
+    let wait_path = format!("{path}/wait?condition={condition}");
+    // Both in flight at once: each is answered before the container starts.
+    let (attach, wait) = tokio::join!(attach, client.send(Method::POST, &wait_path, None, &[]));
     let (attach, wait) = match (attach, wait) {
         (Ok(at), Ok(w)) => (at, w),
         (Err(e), _) | (_, Err(e)) => {

@@ -118,3 +118,83 @@ async fn list_json(args: &[&str], kind: &str) -> Result<Vec<serde_json::Value>, 
         .map(|a| a.iter().filter_map(|o| o.get(kind).cloned()).collect())
         .unwrap_or_default())
 }
+
+/// The kernel's multicast group of nftables ruleset changes (`NFNLGRP_NFTABLES`).
+const NFNLGRP_NFTABLES: u32 = 7;
+
+/// Notifications of nftables changes in the network namespace it was opened in: the
+/// kernel sends one message on its `NFNLGRP_NFTABLES` netlink group for every table,
+/// chain, rule, set or element added or deleted, by anyone. Waiting on it costs
+/// nothing, where listing the ruleset means running `nft`.
+pub struct RulesetMonitor {
+    fd: tokio::io::unix::AsyncFd<netlink_sys::Socket>,
+    buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for RulesetMonitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RulesetMonitor").finish_non_exhaustive()
+    }
+}
+
+impl RulesetMonitor {
+    /// Subscribes to the changes of the caller's network namespace. Must be called
+    /// from within a tokio runtime.
+    pub fn open() -> Result<Self, KernelError> {
+        let io = |op: &'static str| {
+            move |source| KernelError::Io {
+                op,
+                path: "netlink NETLINK_NETFILTER".into(),
+                source,
+            }
+        };
+        let mut sock = netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_NETFILTER)
+            .map_err(io("open"))?;
+        sock.bind_auto().map_err(io("bind"))?;
+        sock.add_membership(NFNLGRP_NFTABLES)
+            .map_err(io("join NFNLGRP_NFTABLES of"))?;
+        sock.set_non_blocking(true)
+            .map_err(io("set non-blocking"))?;
+        // SAFETY: the socket owns its descriptor, and it is neither replaced nor closed
+        // while the AsyncFd owns the socket.
+        let fd = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(sock, tokio::io::Interest::READABLE)
+        }
+        .map_err(|e| io("register")(std::io::Error::from(e)))?;
+        Ok(RulesetMonitor {
+            fd,
+            buf: Vec::with_capacity(64 * 1024),
+        })
+    }
+
+    /// Waits until something changed since the last call, then takes every
+    /// notification that is queued. A queue that overflowed (`ENOBUFS`) counts as a
+    /// change too.
+    pub async fn changed(&mut self) -> Result<(), KernelError> {
+        let io = |source| KernelError::Io {
+            op: "read",
+            path: "netlink NETLINK_NETFILTER".into(),
+            source,
+        };
+        loop {
+            let mut guard = self.fd.readable().await.map_err(io)?;
+            let mut got = false;
+            loop {
+                self.buf.clear();
+                match guard.get_inner().recv(&mut self.buf, 0) {
+                    Ok(_) => got = true,
+                    Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => got = true,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        guard.clear_ready();
+                        break;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(io(e)),
+                }
+            }
+            if got {
+                return Ok(());
+            }
+        }
+    }
+}

@@ -88,7 +88,32 @@ impl OciRuntime {
     }
 
     async fn call(&self, op: &'static str, id: &str, args: &[&str]) -> Result<(), RuntimeError> {
+        self.call_with(op, id, args, false).await
+    }
+
+    /// Runs the runtime with `args`; with `idle`, at the `SCHED_IDLE` CPU policy, so
+    /// that work off the critical path (the deletion of a container that is gone for
+    /// good) does not take CPU from the containers being started meanwhile.
+    async fn call_with(
+        &self,
+        op: &'static str,
+        id: &str,
+        args: &[&str],
+        idle: bool,
+    ) -> Result<(), RuntimeError> {
         let mut c = tokio::process::Command::new(&self.path);
+        if idle {
+            // SAFETY: the closure runs in the forked child before exec and only makes
+            // one async-signal-safe system call on itself (pid 0), allocating nothing.
+            unsafe {
+                c.pre_exec(|| {
+                    let param = libc::sched_param { sched_priority: 0 };
+                    // Best effort: a kernel that refuses it runs the command as usual.
+                    libc::sched_setscheduler(0, libc::SCHED_IDLE, &param);
+                    Ok(())
+                });
+            }
+        }
         c.args(self.global_args())
             .args(args)
             .stdin(std::process::Stdio::null())
@@ -134,12 +159,22 @@ impl OciRuntime {
     /// `delete [--force] <id>`: removes the container's state and cgroup (with
     /// `force`, killing it first). A container the runtime does not know is fine.
     pub async fn delete(&self, id: &str, force: bool) -> Result<(), RuntimeError> {
+        self.delete_with(id, force, false).await
+    }
+
+    /// [`OciRuntime::delete`] at idle CPU priority (`SCHED_IDLE`): for the cleanup of a
+    /// container that is gone for good, which no client waits for.
+    pub async fn delete_idle(&self, id: &str, force: bool) -> Result<(), RuntimeError> {
+        self.delete_with(id, force, true).await
+    }
+
+    async fn delete_with(&self, id: &str, force: bool, idle: bool) -> Result<(), RuntimeError> {
         let args: Vec<&str> = if force {
             vec!["delete", "--force", id]
         } else {
             vec!["delete", id]
         };
-        match self.call("delete", id, &args).await {
+        match self.call_with("delete", id, &args, idle).await {
             Err(RuntimeError::Runtime { message, .. }) if message.contains("does not exist") => {
                 Ok(())
             }

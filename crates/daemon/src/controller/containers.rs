@@ -603,13 +603,17 @@ impl Controller {
             finished_at
         };
         info!(container = %ctr.name, exit_code = code, "container exited");
-        let recorded = match put(format!("{}{}", keys::CONTAINER, id), &updated) {
-            Ok(op) => self.commit(vec![op]).await,
-            Err(e) => Err(e),
-        };
-        match recorded {
-            Ok(()) => {}
-            Err(e) => warn!(container = %ctr.name, error = %e, "cannot record exit"),
+        // An `--rm` container's record goes below, in one write: its exit is not
+        // written first (a crash in between finds it running with its shim gone, and
+        // handles that exit at the next start-up, which removes it as well).
+        if !ctr.auto_remove {
+            let recorded = match put(format!("{}{}", keys::CONTAINER, id), &updated) {
+                Ok(op) => self.commit(vec![op]).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = recorded {
+                warn!(container = %ctr.name, error = %e, "cannot record exit");
+            }
         }
         st.containers.insert(id.to_string(), updated.clone());
         self.release_volumes(&st, &updated);
@@ -675,7 +679,7 @@ impl Controller {
         {
             let (id, name) = (ctr.id.clone(), ctr.name.clone());
             tokio::spawn(async move {
-                if let Err(e) = rt.delete(&id, true).await {
+                if let Err(e) = rt.delete_idle(&id, true).await {
                     warn!(container = %name, error = %e, "cannot delete the container from its OCI runtime");
                 }
             });

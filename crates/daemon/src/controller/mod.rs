@@ -439,16 +439,43 @@ impl Controller {
         Ok(())
     }
 
-    /// Keeps the firewall in place, twice a second: restores netloom's table if
-    /// something (a `flush ruleset`, a firewall reload) removed it, and makes sure every
-    /// host `forward` chain at `policy drop` carries netloom's one accept rule.
+    /// Keeps the firewall in place: restores netloom's table if something (a `flush
+    /// ruleset`, a firewall reload) removed it, and makes sure every host `forward`
+    /// chain at `policy drop` carries netloom's one accept rule. It looks when the
+    /// kernel reports an nftables change (and once a minute anyway); where those
+    /// reports cannot be had, twice a second.
     fn watch_firewall(self: &Arc<Self>) {
+        use std::time::Duration;
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut hooked: std::collections::BTreeSet<(String, String, String, u64)> =
                 Default::default();
+            let mut monitor = match netloom_kernel::nft::RulesetMonitor::open() {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no nftables change notifications: checking the firewall twice a second");
+                    None
+                }
+            };
+            let mut first = true;
             loop {
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                match monitor.as_mut() {
+                    _ if first => first = false,
+                    Some(m) => {
+                        if let Ok(Err(e)) =
+                            tokio::time::timeout(Duration::from_secs(60), m.changed()).await
+                        {
+                            tracing::warn!(error = %e, "nftables change notifications failed: checking the firewall twice a second");
+                            monitor = None;
+                            continue;
+                        }
+                        // One `nft -f` is many messages: let the batch end, then take
+                        // what came meanwhile, so one look covers it all.
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        let _ = tokio::time::timeout(Duration::ZERO, m.changed()).await;
+                    }
+                    None => tokio::time::sleep(Duration::from_millis(500)).await,
+                }
                 let Some(ctl) = weak.upgrade() else { return };
                 let chains = match netloom_kernel::nft::list_chains().await {
                     Ok(c) => c,
@@ -458,11 +485,13 @@ impl Controller {
                     }
                 };
                 let table = ctl.state.lock().await.firewall.table().to_string();
-                let ours = chains
-                    .iter()
-                    .any(|c| c["table"] == table.as_str() && c["family"] == "inet");
+                let ours = netloom_drivers::firewall::Firewall::chain_names().all(|name| {
+                    chains.iter().any(|c| {
+                        c["table"] == table.as_str() && c["family"] == "inet" && c["name"] == name
+                    })
+                });
                 if !ours {
-                    tracing::warn!(table = %table, "firewall table vanished; restoring it");
+                    tracing::warn!(table = %table, "firewall table or one of its chains vanished; restoring it");
                     let mut st = ctl.state.lock().await;
                     if let Err(e) = ctl.sync_firewall(&mut st, true).await {
                         tracing::warn!(error = %e, "cannot restore the firewall table");

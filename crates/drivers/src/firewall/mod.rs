@@ -280,6 +280,12 @@ impl Firewall {
         &self.table
     }
 
+    /// The chains of netloom's table (its own and the admin's `user` chain): if one is
+    /// missing, the table must be rendered again.
+    pub fn chain_names() -> impl Iterator<Item = &'static str> {
+        CHAINS.iter().map(|(name, _, _)| *name).chain(["user"])
+    }
+
     /// Renders the whole table as one transaction: creates what is missing, flushes
     /// netloom's chains, sets and maps, and fills them again. The admin's `user` chain
     /// (consulted before published-port traffic is accepted) is created empty once and
