@@ -1,0 +1,299 @@
+//! Overlay networks across hosts on the multi-host harness (two L2 segments joined by
+//! a router, 198.18.0.0/15 underlay, 10.x overlays): the seed's walkthrough with the
+//! real docker CLI and with netloom's CLI (swarm init and join, Docker's refusals on a
+//! non-swarm daemon and a worker, `network create -d overlay --attachable`, the network
+//! absent on the worker until a container there uses it and gone after it leaves,
+//! inspect with the subnet and both containers, ping by address and by name across
+//! the router); a restarted node keeps its reachability; a Down node's endpoints
+//! leave the other nodes and come back with it.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use netloom_e2e::multihost::{self, Host};
+use netloom_e2e::{Out, run_cmd, wait_for};
+
+const NOT_SWARM: &str = "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.";
+const ON_WORKER: &str = "Cannot create a multi-host network from a worker node. Please create the network from a manager node.";
+
+fn docker_bin() -> Option<PathBuf> {
+    let fixed = PathBuf::from("/usr/local/bin/docker");
+    fixed.is_file().then_some(fixed)
+}
+
+/// A CLI against one host: the real docker CLI or netloom's.
+#[derive(Clone, Copy)]
+enum Cli<'a> {
+    Docker(&'a PathBuf),
+    Netloom,
+}
+
+fn cli(c: Cli<'_>, h: &Host, args: &[&str]) -> Out {
+    match c {
+        Cli::Netloom => h.daemon.cli(args),
+        Cli::Docker(bin) => {
+            let config = h.daemon.dir.join("docker-config");
+            let _ = std::fs::create_dir_all(&config);
+            let mut cmd = Command::new(bin);
+            cmd.args(args)
+                .env("DOCKER_HOST", h.daemon.host_arg())
+                .env("DOCKER_CONFIG", &config)
+                .env("DOCKER_CLI_HINTS", "false")
+                .env_remove("DOCKER_CONTEXT")
+                .env_remove("DOCKER_API_VERSION");
+            run_cmd(cmd, Duration::from_secs(60))
+        }
+    }
+}
+
+#[track_caller]
+fn ok(c: Cli<'_>, h: &Host, args: &[&str]) -> String {
+    let o = cli(c, h, args);
+    assert!(o.ok(), "{args:?} failed: {o}");
+    o.stdout
+}
+
+/// `network ls` names with their scope.
+fn nets(c: Cli<'_>, h: &Host) -> Vec<(String, String)> {
+    ok(c, h, &["network", "ls", "--format", "{{.Name}} {{.Scope}}"])
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+fn has_net(c: Cli<'_>, h: &Host, name: &str) -> bool {
+    nets(c, h).iter().any(|(n, _)| n == name)
+}
+
+fn pings(h: &Host, from: &str, to: &str) -> bool {
+    h.daemon.exec(from, &format!("ping -c 1 -W 1 {to}")).ok()
+}
+
+/// Forms a swarm of node1 (manager) and node2 (worker), checking Docker's refusal of
+/// an overlay network on node2 before it joins and once it is a worker.
+fn form_swarm(c: Cli<'_>, m: &Host, w: &Host) {
+    let tar = netloom_e2e::busybox_tar();
+    for h in [m, w] {
+        h.daemon.ok(&[
+            "image",
+            "import",
+            tar.to_str().unwrap_or_default(),
+            "busybox",
+        ]);
+    }
+    let o = cli(c, w, &["network", "create", "-d", "overlay", "early"]);
+    assert!(!o.ok() && o.stderr.contains(NOT_SWARM), "{o}");
+    ok(c, m, &["swarm", "init", "--advertise-addr", "198.18.1.11"]);
+    let tok = ok(c, m, &["swarm", "join-token", "-q", "worker"]);
+    ok(
+        c,
+        w,
+        &["swarm", "join", "--token", tok.trim(), "198.18.1.11:2377"],
+    );
+    let o = cli(c, w, &["network", "create", "-d", "overlay", "early"]);
+    assert!(!o.ok() && o.stderr.contains(ON_WORKER), "{o}");
+}
+
+/// The walkthrough after the swarm is formed; returns the addresses of c1 and c2.
+fn walkthrough(c: Cli<'_>, m: &Host, w: &Host) -> (String, String) {
+    ok(
+        c,
+        m,
+        &[
+            "network",
+            "create",
+            "-d",
+            "overlay",
+            "--attachable",
+            "uber-net",
+        ],
+    );
+    assert!(
+        nets(c, m).contains(&("uber-net".into(), "swarm".into())),
+        "{:?}",
+        nets(c, m)
+    );
+    // Lazy extension: nothing on the worker until a container there uses it.
+    assert!(!has_net(c, w, "uber-net"), "{:?}", nets(c, w));
+    ok(
+        c,
+        m,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "c1",
+            "--network",
+            "uber-net",
+            "busybox",
+            "sleep",
+            "100000",
+        ],
+    );
+    ok(
+        c,
+        w,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "c2",
+            "--network",
+            "uber-net",
+            "busybox",
+            "sleep",
+            "100000",
+        ],
+    );
+    assert!(has_net(c, w, "uber-net"), "{:?}", nets(c, w));
+    let ip1 = m.daemon.ip("c1", "uber-net");
+    let ip2 = w.daemon.ip("c2", "uber-net");
+    assert!(
+        ip1.starts_with("10.0.0.") && ip2.starts_with("10.0.0."),
+        "{ip1} {ip2}"
+    );
+    assert_ne!(ip1, ip2, "two nodes handed out one address");
+    // Inspect on the manager: the subnet and both containers.
+    let mut inspect = String::new();
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            inspect = ok(c, m, &["network", "inspect", "uber-net"]);
+            inspect.contains("\"c2\"")
+        }),
+        "{inspect}"
+    );
+    assert!(
+        inspect.contains("10.0.0.0/24") && inspect.contains("\"c1\""),
+        "{inspect}"
+    );
+    // Across the router, by address and by name.
+    assert!(
+        wait_for(Duration::from_secs(10), || pings(m, "c1", &ip2)),
+        "c1 cannot reach c2 at {ip2}"
+    );
+    assert!(pings(w, "c2", &ip1), "c2 cannot reach c1 at {ip1}");
+    assert!(
+        wait_for(Duration::from_secs(10), || pings(m, "c1", "c2")),
+        "c1 cannot reach c2 by name: {}",
+        m.daemon.exec("c1", "nslookup c2 127.0.0.11")
+    );
+    assert!(pings(w, "c2", "c1.uber-net"), "c2 cannot reach c1 by name");
+    (ip1, ip2)
+}
+
+#[test]
+fn docker_cli_overlay_walkthrough() {
+    let Some(bin) = docker_bin() else {
+        eprintln!("SKIP: no docker CLI at /usr/local/bin/docker");
+        return;
+    };
+    let Some(c) = multihost::cluster(2, &[]) else {
+        return;
+    };
+    let d = Cli::Docker(&bin);
+    let (m, w) = (c.host(1), c.host(2));
+    form_swarm(d, m, w);
+    walkthrough(d, m, w);
+    // Not attachable: standalone containers are refused, on the manager too.
+    ok(d, m, &["network", "create", "-d", "overlay", "svc-only"]);
+    let o = cli(
+        d,
+        m,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "c3",
+            "--network",
+            "svc-only",
+            "busybox",
+            "true",
+        ],
+    );
+    assert!(
+        !o.ok()
+            && o.stderr
+                .contains("network svc-only not manually attachable"),
+        "{o}"
+    );
+    // The worker's copy goes with its last container.
+    ok(d, w, &["rm", "-f", "c2"]);
+    assert!(
+        wait_for(Duration::from_secs(15), || !has_net(d, w, "uber-net")),
+        "{:?}",
+        nets(d, w)
+    );
+    ok(d, m, &["rm", "-f", "c1"]);
+    ok(d, m, &["network", "rm", "uber-net", "svc-only"]);
+    assert!(!has_net(d, m, "uber-net"));
+}
+
+/// The sandbox's permanent neighbour entries on `h` for network `net`.
+fn neighbours(h: &Host, net_id: &str) -> String {
+    let path = h
+        .daemon
+        .dir
+        .join("exec/overlay")
+        .join(format!("ov-{}", &net_id[..12]));
+    let mut cmd = Command::new("nsenter");
+    cmd.arg(format!("--net={}", path.display()))
+        .args(["ip", "neigh", "show", "nud", "permanent"]);
+    run_cmd(cmd, Duration::from_secs(10)).stdout
+}
+
+#[test]
+fn netloom_cli_overlay_restart_and_down_node() {
+    let Some(mut c) = multihost::cluster(2, &[]) else {
+        return;
+    };
+    let n = Cli::Netloom;
+    form_swarm(n, c.host(1), c.host(2));
+    let (ip1, ip2) = walkthrough(n, c.host(1), c.host(2));
+    let id = ok(
+        n,
+        c.host(1),
+        &["network", "inspect", "-f", "{{.Id}}", "uber-net"],
+    );
+    let id = id.trim().to_string();
+    assert!(
+        neighbours(c.host(1), &id).contains(&ip2),
+        "{}",
+        neighbours(c.host(1), &id)
+    );
+
+    // A restart (SIGTERM) of the worker's daemon keeps reachability both ways.
+    c.host_mut(2).daemon.stop();
+    c.restart(2);
+    assert!(
+        wait_for(Duration::from_secs(15), || pings(c.host(2), "c2", &ip1)),
+        "c2 lost c1 after its node restarted"
+    );
+    assert!(
+        pings(c.host(1), "c1", &ip2),
+        "c1 lost c2 after node2 restarted"
+    );
+    assert!(
+        pings(c.host(1), "c1", "c2"),
+        "c1 lost c2's name after node2 restarted"
+    );
+
+    // Node2 killed: once it is Down its endpoint leaves node1 (peer entry and inspect).
+    c.crash(2);
+    assert!(
+        wait_for(Duration::from_secs(20), || !neighbours(c.host(1), &id)
+            .contains(&ip2)),
+        "node2's endpoint stayed on node1: {}",
+        neighbours(c.host(1), &id)
+    );
+    let inspect = ok(n, c.host(1), &["network", "inspect", "uber-net"]);
+    assert!(!inspect.contains("\"c2\""), "{inspect}");
+    // Back: its endpoint returns and the containers talk again.
+    c.restart(2);
+    assert!(
+        wait_for(Duration::from_secs(20), || pings(c.host(1), "c1", &ip2)),
+        "c1 cannot reach c2 after node2 came back"
+    );
+    assert!(neighbours(c.host(1), &id).contains(&ip2));
+}
