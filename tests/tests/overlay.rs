@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use netloom_e2e::multihost::{self, Host};
+use netloom_e2e::multihost::{self, Cluster, Host};
 use netloom_e2e::{Out, run_cmd, wait_for};
 
 const NOT_SWARM: &str = "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.";
@@ -180,6 +180,19 @@ fn walkthrough(c: Cli<'_>, m: &Host, w: &Host) -> (String, String) {
         m.daemon.exec("c1", "nslookup c2 127.0.0.11")
     );
     assert!(pings(w, "c2", "c1.uber-net"), "c2 cannot reach c1 by name");
+    // One L2 hop across the router, and the MTU left by VXLAN on a 1500 underlay.
+    let tr = m
+        .daemon
+        .exec("c1", &format!("traceroute -n -m 5 -w 1 -q 1 {ip2}"));
+    let hops: Vec<&str> = tr
+        .stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()))
+        .collect();
+    assert_eq!(hops.len(), 1, "{tr}");
+    assert!(hops[0].contains(&ip2), "{tr}");
+    let mtu = m.daemon.exec_ok("c1", "cat /sys/class/net/eth0/mtu");
+    assert_eq!(mtu.trim(), "1450");
     (ip1, ip2)
 }
 
@@ -228,6 +241,21 @@ fn docker_cli_overlay_walkthrough() {
     ok(d, m, &["rm", "-f", "c1"]);
     ok(d, m, &["network", "rm", "uber-net", "svc-only"]);
     assert!(!has_net(d, m, "uber-net"));
+    // Nothing of the overlay is left on either node.
+    for h in [m, w] {
+        let dir = h.daemon.dir.join("exec/overlay");
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .map(|r| r.filter_map(Result::ok).map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "overlay sandboxes left: {left:?}");
+    }
+    let prefix = c.prefix.clone();
+    drop(c);
+    assert!(
+        Cluster::namespaces_left(&prefix).is_empty(),
+        "{:?}",
+        Cluster::namespaces_left(&prefix)
+    );
 }
 
 /// The sandbox's permanent neighbour entries on `h` for network `net`.

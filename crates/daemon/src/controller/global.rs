@@ -298,6 +298,8 @@ impl Controller {
     fn endpoint_record(&self, net: &Network, ep: &Endpoint) -> Option<EndpointRecord> {
         let me = self.swarm()?.local_node()?;
         let ipv4 = ep.ipv4?;
+        // Known before the first sync runs (a container right after the join).
+        self.overlay.set_data_path(me.data_path, me.port);
         let mut names = vec![
             ep.container_name.clone(),
             format!("{}.{}", ep.container_name, net.name),
