@@ -231,6 +231,48 @@ fn docker_cli_overlay_walkthrough() {
                 .contains("network svc-only not manually attachable"),
         "{o}"
     );
+    // Two overlays are isolated from each other (addresses and names).
+    ok(
+        d,
+        m,
+        &[
+            "network",
+            "create",
+            "-d",
+            "overlay",
+            "--attachable",
+            "other-net",
+        ],
+    );
+    ok(
+        d,
+        w,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "c4",
+            "--network",
+            "other-net",
+            "busybox",
+            "sleep",
+            "100000",
+        ],
+    );
+    let ip4 = w.daemon.ip("c4", "other-net");
+    assert!(
+        ip4.starts_with("10.0.") && !ip4.starts_with("10.0.0."),
+        "{ip4}"
+    );
+    assert!(!pings(m, "c1", &ip4), "uber-net reached other-net's {ip4}");
+    assert!(
+        !m.daemon
+            .exec("c1", "nslookup c4 127.0.0.11")
+            .stdout
+            .contains(&ip4)
+    );
+    ok(d, w, &["rm", "-f", "c4"]);
+    ok(d, m, &["network", "rm", "other-net"]);
     // The worker's copy goes with its last container.
     ok(d, w, &["rm", "-f", "c2"]);
     assert!(
@@ -324,4 +366,19 @@ fn netloom_cli_overlay_restart_and_down_node() {
         "c1 cannot reach c2 after node2 came back"
     );
     assert!(neighbours(c.host(1), &id).contains(&ip2));
+
+    // A partition between the underlays: node2 goes Down for node1 and its endpoint
+    // with it; after the heal everything converges without a restart.
+    c.partition(2);
+    assert!(
+        wait_for(Duration::from_secs(30), || !neighbours(c.host(1), &id)
+            .contains(&ip2)),
+        "node2's endpoint stayed on node1 during the partition"
+    );
+    c.heal(2);
+    assert!(
+        wait_for(Duration::from_secs(30), || pings(c.host(1), "c1", &ip2)
+            && pings(c.host(2), "c2", &ip1)),
+        "no convergence after the heal"
+    );
 }
