@@ -31,6 +31,8 @@ const TICK: Duration = Duration::from_millis(500);
 /// A copy installed by lazy extension is kept at least this long without a container
 /// (the container that asked for it is being created meanwhile).
 const EXTEND_GRACE: Duration = Duration::from_secs(10);
+/// How long a record of this node without its endpoint here is left alone.
+const STALE_AFTER: Duration = Duration::from_secs(5);
 /// Least time between two publications of one endpoint found missing.
 const REPUBLISH_EVERY: Duration = Duration::from_secs(2);
 
@@ -40,6 +42,8 @@ struct Applied {
     peers: HashMap<String, Vec<PeerEndpoint>>,
     dns: BTreeMap<String, (String, Record)>,
     republished: HashMap<String, Instant>,
+    /// This node's records with no endpoint here, since when.
+    stale: HashMap<String, Instant>,
 }
 
 fn dns_owner(ep: &str) -> String {
@@ -172,6 +176,37 @@ impl Controller {
             .iter()
             .map(|r| endpoint_key(&r.network_id, &r.endpoint_id))
             .collect();
+        let mine: BTreeSet<String> = local_eps.iter().map(|(_, e)| e.id.clone()).collect();
+        // This node's records without an endpoint here (removed while the daemon was
+        // down): withdrawn once they stayed so for STALE_AFTER (an endpoint being
+        // attached is published just before it is recorded here).
+        let now = Instant::now();
+        let stale: Vec<&EndpointRecord> = records
+            .iter()
+            .filter(|r| r.node_id == me.node_id && !mine.contains(&r.endpoint_id))
+            .collect();
+        applied
+            .stale
+            .retain(|k, _| stale.iter().any(|r| &r.endpoint_id == k));
+        for r in stale {
+            let since = *applied.stale.entry(r.endpoint_id.clone()).or_insert(now);
+            if since.elapsed() > STALE_AFTER {
+                applied.stale.remove(&r.endpoint_id);
+                let call = crate::cluster::global::EndpointCall {
+                    publish: false,
+                    reclaim: false,
+                    record: r.clone(),
+                };
+                match swarm.endpoint_call(call).await {
+                    Ok(()) => {
+                        debug!(endpoint = %netloom_model::short_id(&r.endpoint_id), "stale endpoint withdrawn")
+                    }
+                    Err(e) => {
+                        warn!(endpoint = %netloom_model::short_id(&r.endpoint_id), error = %e, "cannot withdraw a stale endpoint")
+                    }
+                }
+            }
+        }
         let missing: Vec<(Network, Endpoint)> = local_eps
             .into_iter()
             .filter(|(n, e)| !known.contains(&endpoint_key(&n.id, &e.id)))
