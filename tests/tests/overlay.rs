@@ -381,4 +381,23 @@ fn netloom_cli_overlay_restart_and_down_node() {
             && pings(c.host(2), "c2", &ip1)),
         "no convergence after the heal"
     );
+
+    // c2 dies while its node's daemon is down: after the restart its endpoint leaves
+    // node1 (the record is withdrawn, not only filtered).
+    let pid = c
+        .host(2)
+        .daemon
+        .ok(&["inspect", "-f", "{{.State.Pid}}", "c2"]);
+    c.crash(2);
+    let o = netloom_e2e::sh("kill", &["-9", pid.trim()]);
+    assert!(o.ok(), "{o}");
+    c.restart(2);
+    assert!(
+        wait_for(Duration::from_secs(30), || {
+            !neighbours(c.host(1), &id).contains(&ip2)
+                && !ok(n, c.host(1), &["network", "inspect", "uber-net"]).contains("\"c2\"")
+        }),
+        "c2's endpoint stayed on node1 after it died: {}",
+        neighbours(c.host(1), &id)
+    );
 }
