@@ -119,6 +119,7 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
     let swarm_cfg = cfg.swarm.clone();
     let ctl = controller::Controller::start(cfg, store.clone()).await?;
     let swarm = cluster::Swarm::start(data_root, store, swarm_cfg).await?;
+    ctl.set_swarm(swarm.clone());
     // Reconciliation allocated for every container at once: give it back, and keep
     // giving back what bursts of requests free.
     memory::trim();

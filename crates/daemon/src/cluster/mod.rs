@@ -12,6 +12,7 @@
 mod addr;
 mod certs;
 mod etcd;
+pub mod global;
 mod ha;
 mod init;
 pub mod leader;

@@ -64,13 +64,27 @@ pub struct Relayed {
 /// What managers relay. The overlay and services work add their prefixes here
 /// (network attachments and endpoint tables as [`Scope::All`], tasks and keys as
 /// [`Scope::Node`]).
-pub const RELAYED: &[Relayed] = &[Relayed {
-    prefix: super::store::NODES,
-    scope: Scope::All,
-}];
+pub const RELAYED: &[Relayed] = &[
+    Relayed {
+        prefix: super::store::NODES,
+        scope: Scope::All,
+    },
+    Relayed {
+        prefix: super::global::NETWORKS,
+        scope: Scope::All,
+    },
+    Relayed {
+        prefix: super::global::ENDPOINTS,
+        scope: Scope::All,
+    },
+];
 
 /// What every node subscribes to when it starts.
-pub const DEFAULT_SUBSCRIPTIONS: &[&str] = &[super::store::NODES];
+pub const DEFAULT_SUBSCRIPTIONS: &[&str] = &[
+    super::store::NODES,
+    super::global::NETWORKS,
+    super::global::ENDPOINTS,
+];
 
 /// Most events in one answer per prefix (the answer ends on a revision boundary).
 pub const MAX_EVENTS: usize = 1000;
@@ -355,6 +369,26 @@ impl Relay {
             self.added.notify_waiters();
         }
         Subscription { rx }
+    }
+
+    /// What the mirror of `prefix` holds now (key, value); empty if not watched.
+    pub fn snapshot(&self, prefix: &str) -> Vec<(String, Value)> {
+        self.with(|m| {
+            m.get(prefix)
+                .map(|mi| {
+                    mi.items
+                        .iter()
+                        .map(|(k, (v, _))| (k.clone(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+    }
+
+    /// Whether the mirror of `prefix` has been filled once (it holds the store's view
+    /// as of some revision, not nothing yet).
+    pub fn is_ready(&self, prefix: &str) -> bool {
+        self.with(|m| m.get(prefix).is_some_and(|mi| mi.after.is_some()))
     }
 
     /// Waits until a prefix is added.

@@ -99,7 +99,7 @@ async fn handle(
             Ok(r) => swarm.serve_join(r, peer.ip()).await.and_then(to_json),
             Err(e) => Err(CtlError::invalid(format!("bad join request: {e}"))),
         },
-        ("POST", "/session") | ("POST", "/renew") => {
+        ("POST", "/session") | ("POST", "/renew") | ("POST", "/endpoints") => {
             let Some(who) = who.filter(|w| w.cluster_id == node.local().cluster_id) else {
                 return error(CtlError {
                     kind: netloom_model::ErrorKind::Forbidden,
@@ -110,6 +110,14 @@ async fn handle(
                 match serde_json::from_slice(&body) {
                     Ok(hb) => swarm.serve_session(&node, &who, hb).await.and_then(to_json),
                     Err(e) => Err(CtlError::invalid(format!("bad session request: {e}"))),
+                }
+            } else if path == "/endpoints" {
+                match serde_json::from_slice(&body) {
+                    Ok(c) => swarm
+                        .serve_endpoints(&who.node_id, c)
+                        .await
+                        .and_then(to_json),
+                    Err(e) => Err(CtlError::invalid(format!("bad endpoint request: {e}"))),
                 }
             } else {
                 match serde_json::from_slice(&body) {

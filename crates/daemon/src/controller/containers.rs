@@ -160,6 +160,13 @@ impl Controller {
         &self,
         mut req: ContainerCreate,
     ) -> CtlResult<(String, Vec<String>)> {
+        // Swarm networks this node does not have yet (lazy extension).
+        self.extend_global(
+            std::iter::once(req.networking.mode.as_str())
+                .chain(req.networking.endpoints.keys().map(String::as_str))
+                .filter(|k| !matches!(*k, "" | "default" | "bridge" | "host" | "none")),
+        )
+        .await?;
         let mut st = self.state.lock().await;
         // `container:NAME`: checked, then made like `none` (see container_net.rs).
         let joined = self.take_container_mode(&st, &mut req)?;
@@ -878,6 +885,17 @@ impl Controller {
             "ipvlan" => ep.mac = String::new(),
             _ => {}
         }
+        if self.is_global(net) && ep.ipv4.is_some() {
+            // The address is claimed cluster-wide (another may be chosen).
+            if let Err(e) = self.claim_global(st, net, &mut ep, req.ipv4).await {
+                release(st, &got);
+                return Err(e);
+            }
+            if let (Some(a), Some(g)) = (ep.ipv4, got.iter_mut().find(|(s, _)| s.addr().is_ipv4()))
+            {
+                g.1 = IpAddr::V4(a.addr());
+            }
+        }
         let mut ops = vec![put(format!("{}{}", keys::ENDPOINT, ep.id), &ep)?];
         for (s, _) in &got {
             if let Some(c) = st.ipam.cursor(s) {
@@ -933,6 +951,9 @@ impl Controller {
                     warn!(endpoint = %short_id(&ep.id), error = %de, "plugin could not delete the endpoint during rollback");
                 }
                 st.endpoints.remove(&ep.id);
+                if self.is_global(net) {
+                    st.without(self.withdraw_global(net, &ep)).await;
+                }
                 release(st, &got);
                 if let Some(ipam) = &remote_ipam {
                     st.without(release_remote(ipam, &got_remote)).await;
@@ -985,6 +1006,9 @@ impl Controller {
         let Some(net) = st.networks.get(&ep.network_id).cloned() else {
             return Ok(());
         };
+        if self.is_global(&net) {
+            st.without(self.withdraw_global(&net, ep)).await;
+        }
         let plugin = self.is_plugin_network(&net);
         if plugin {
             st.busy(&net.id);

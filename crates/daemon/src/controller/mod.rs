@@ -37,6 +37,8 @@ mod event_attrs;
 mod exec;
 mod files;
 mod filters;
+mod global;
+mod global_peers;
 pub mod health;
 mod host_net;
 mod image_io;
@@ -152,6 +154,8 @@ pub(crate) struct State {
     pub removing_networks: std::collections::BTreeSet<String>,
     /// Volumes by name (volumes.rs).
     pub volumes: BTreeMap<String, netloom_model::Volume>,
+    /// Swarm networks installed by lazy extension, with when (see global.rs).
+    pub extended: HashMap<String, std::time::Instant>,
 }
 
 /// The state lock as held by one request, which may let go of it around plugin calls
@@ -255,6 +259,10 @@ pub struct Controller {
     pub(crate) container_attrs: event_attrs::AttrMap,
     /// Restart policies' back-off delays and pending restarts.
     pub(crate) supervisor: restart::Supervisor,
+    /// The overlay driver (also in `drivers`): the control plane programs its peers.
+    pub(crate) overlay: Arc<netloom_drivers::overlay::OverlayDriver>,
+    /// The daemon's swarm agent, set once both are up (global.rs).
+    pub(crate) swarm: std::sync::OnceLock<Arc<crate::cluster::Swarm>>,
 }
 
 /// Marks a container's start in progress while alive (a drop guard, so that no early
@@ -346,6 +354,16 @@ impl Controller {
                 &tag,
             )));
         }
+        let overlay = Arc::new(netloom_drivers::overlay::OverlayDriver::new(
+            nl.clone(),
+            netloom_drivers::overlay::OverlayOptions {
+                netns_dir: cfg.exec_root.join("overlay"),
+                data_path: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                port: netloom_drivers::overlay::DEFAULT_PORT,
+                tag: tag.clone(),
+            },
+        ));
+        drivers.register(overlay.clone());
         drivers.register(Arc::new(netloom_drivers::passive::PassiveDriver::host()));
         drivers.register(Arc::new(netloom_drivers::passive::PassiveDriver::null()));
         if let Err(e) = netloom_kernel::sysctl::set("net.ipv4.ip_forward", "1") {
@@ -366,6 +384,7 @@ impl Controller {
                 busy_networks: BTreeMap::new(),
                 removing_networks: Default::default(),
                 volumes: BTreeMap::new(),
+                extended: HashMap::new(),
             }),
             plugins: netloom_drivers::remote::Plugins::new(cfg.plugins.clone(), nl.clone()),
             cfg,
@@ -383,6 +402,8 @@ impl Controller {
             starting: Default::default(),
             container_attrs: Default::default(),
             supervisor: Default::default(),
+            overlay,
+            swarm: std::sync::OnceLock::new(),
         });
         ctl.reconcile().await?;
         ctl.resume_supervision();

@@ -124,13 +124,13 @@ pub(crate) fn map_ipam(e: IpamError) -> CtlError {
     }
 }
 
-fn parse_net(kind: &str, s: &str) -> CtlResult<IpNet> {
+pub(crate) fn parse_net(kind: &str, s: &str) -> CtlResult<IpNet> {
     s.trim()
         .parse::<IpNet>()
         .map_err(|_| CtlError::invalid(format!("invalid {kind} {s}: invalid CIDR block notation")))
 }
 
-fn parse_ip(kind: &str, s: &str) -> CtlResult<IpAddr> {
+pub(crate) fn parse_ip(kind: &str, s: &str) -> CtlResult<IpAddr> {
     let t = s.trim();
     let t = t.split_once('/').map(|(a, _)| a).unwrap_or(t);
     t.parse::<IpAddr>()
@@ -226,6 +226,9 @@ impl Controller {
         } else {
             req.driver.clone()
         };
+        if self.is_global_driver(&driver_name) {
+            return self.create_global_network(req).await;
+        }
         if !self.is_remote(&driver_name) {
             let mut st = self.lock_state().await;
             let id = new_id();
@@ -802,9 +805,14 @@ impl Controller {
     pub async fn inspect_network(&self, key: &str) -> CtlResult<NetworkView> {
         let st = self.state.lock().await;
         let n = st.find_network(key)?;
+        let mut endpoints: Vec<Endpoint> =
+            st.network_endpoints(&n.id).into_iter().cloned().collect();
+        if self.is_global(n) {
+            endpoints.extend(self.remote_endpoints(n));
+        }
         Ok(NetworkView {
             network: n.clone(),
-            endpoints: st.network_endpoints(&n.id).into_iter().cloned().collect(),
+            endpoints,
         })
     }
 
@@ -817,10 +825,25 @@ impl Controller {
     pub async fn remove_network(&self, key: &str) -> CtlResult<()> {
         let mut st = self.lock_state().await;
         let net = st.find_network(key)?.clone();
+        if self.is_global(&net) {
+            if !st.network_endpoints(&net.id).is_empty() {
+                return self.remove_network_locked(&mut st, &net).await;
+            }
+            let swarm = self
+                .swarm()
+                .cloned()
+                .ok_or_else(|| CtlError::unavailable(crate::cluster::ERR_NOT_IN_SWARM))?;
+            st.without(swarm.remove_global_network(&net.id, &net.name))
+                .await?;
+        }
         self.remove_network_locked(&mut st, &net).await
     }
 
-    async fn remove_network_locked(&self, st: &mut Locked<'_>, net: &Network) -> CtlResult<()> {
+    pub(crate) async fn remove_network_locked(
+        &self,
+        st: &mut Locked<'_>,
+        net: &Network,
+    ) -> CtlResult<()> {
         if net.predefined {
             return Err(CtlError::forbidden(format!(
                 "{} is a pre-defined network and cannot be removed",
@@ -933,6 +956,7 @@ impl Controller {
 
     /// Connects a container to a network (live if it runs).
     pub async fn connect(&self, net_key: &str, req: ConnectRequest) -> CtlResult<()> {
+        self.extend_global([net_key]).await?;
         let (_ctr_lock, mut st, id) = self.lock_container(&req.container, Some(net_key)).await?;
         let net = st.find_network(net_key)?.clone();
         let ctr =

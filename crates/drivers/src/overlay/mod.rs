@@ -72,7 +72,7 @@ struct NetState {
 
 /// The overlay driver of one node.
 pub struct OverlayDriver {
-    node: Node,
+    node: std::sync::RwLock<Arc<Node>>,
     nets: Mutex<HashMap<String, Arc<tokio::sync::Mutex<NetState>>>>,
 }
 
@@ -88,21 +88,53 @@ impl OverlayDriver {
     /// namespace holding the underlay and `opts.data_path`).
     pub fn new(host: Netlink, opts: OverlayOptions) -> Self {
         OverlayDriver {
-            node: Node {
+            node: std::sync::RwLock::new(Arc::new(Node {
                 host,
                 dir: opts.netns_dir,
                 vtep: opts.data_path,
                 port: opts.port,
                 alias: crate::link_alias(&opts.tag),
-            },
+            })),
             nets: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn node(&self) -> Arc<Node> {
+        match self.node.read() {
+            Ok(n) => n.clone(),
+            Err(e) => e.into_inner().clone(),
+        }
+    }
+
+    /// Sets this node's data-path address and VXLAN port (known once the node is in a
+    /// swarm); sandboxes made afterwards use them.
+    pub fn set_data_path(&self, data_path: IpAddr, port: u16) {
+        let mut g = match self.node.write() {
+            Ok(g) => g,
+            Err(e) => e.into_inner(),
+        };
+        if g.vtep == data_path && g.port == port {
+            return;
+        }
+        let n = Node {
+            host: g.host.clone(),
+            dir: g.dir.clone(),
+            vtep: data_path,
+            port,
+            alias: g.alias.clone(),
+        };
+        *g = Arc::new(n);
+    }
+
+    /// This node's data-path address (its VTEP).
+    pub fn data_path(&self) -> IpAddr {
+        self.node().vtep
     }
 
     /// The namespace file of a network's sandbox on this node (it exists only while a
     /// local endpoint is on the network).
     pub fn sandbox_path(&self, net_id: &str) -> PathBuf {
-        self.node.sandbox_path(net_id)
+        self.node().sandbox_path(net_id)
     }
 
     fn state(&self, net_id: &str) -> Result<Arc<tokio::sync::Mutex<NetState>>, DriverError> {
@@ -114,7 +146,7 @@ impl OverlayDriver {
     }
 
     fn plans(&self, net_id: &str, st: &NetState) -> Result<Vec<SubnetPlan>, DriverError> {
-        peers::plan(net_id, &st.name, &st.cfg, &st.peers, self.node.vtep)
+        peers::plan(net_id, &st.name, &st.cfg, &st.peers, self.node().vtep)
     }
 
     /// Creates (or finds) the sandbox and brings its entries in line with `st`.
@@ -124,24 +156,24 @@ impl OverlayDriver {
         st: &NetState,
     ) -> Result<(Netlink, Vec<SubnetPlan>), DriverError> {
         let plans = self.plans(net_id, st)?;
-        let underlay = self.node.underlay_mtu().await?;
-        let mtu = st.cfg.effective_mtu(underlay, self.node.vtep.is_ipv6())?;
-        let sb = self.node.ensure_sandbox(net_id, &plans, mtu).await?;
-        self.node.program(&sb, &plans).await?;
+        let underlay = self.node().underlay_mtu().await?;
+        let mtu = st.cfg.effective_mtu(underlay, self.node().vtep.is_ipv6())?;
+        let sb = self.node().ensure_sandbox(net_id, &plans, mtu).await?;
+        self.node().program(&sb, &plans).await?;
         Ok((sb, plans))
     }
 
     /// Re-programs the sandbox's entries if it exists (lazy: without local endpoints
     /// there is nothing to program; the entries are set when the sandbox is made).
     async fn reprogram(&self, net_id: &str, st: &NetState) -> Result<(), DriverError> {
-        if !self.node.has_sandbox(net_id) {
+        if !self.node().has_sandbox(net_id) {
             return Ok(());
         }
         let plans = self.plans(net_id, st)?;
-        let path = self.node.sandbox_path(net_id);
+        let path = self.node().sandbox_path(net_id);
         let sb = Netlink::in_netns(&path)
             .map_err(kerr(format!("open overlay sandbox {}", path.display())))?;
-        self.node.program(&sb, &plans).await
+        self.node().program(&sb, &plans).await
     }
 
     /// Adds (or updates) one endpoint of the network announced by the control plane.
@@ -150,7 +182,7 @@ impl OverlayDriver {
     pub async fn add_peer(&self, net_id: &str, peer: PeerEndpoint) -> Result<(), DriverError> {
         let st = self.state(net_id)?;
         let mut st = st.lock().await;
-        peers::check_peer(&st.cfg, &st.name, self.node.vtep, &peer)?;
+        peers::check_peer(&st.cfg, &st.name, self.node().vtep, &peer)?;
         st.peers.insert(peer.ip, peer);
         self.reprogram(net_id, &st).await
     }
@@ -172,7 +204,7 @@ impl OverlayDriver {
         let st = self.state(net_id)?;
         let mut st = st.lock().await;
         for p in list {
-            peers::check_peer(&st.cfg, &st.name, self.node.vtep, p)?;
+            peers::check_peer(&st.cfg, &st.name, self.node().vtep, p)?;
         }
         st.peers = list.iter().map(|p| (p.ip, *p)).collect();
         self.reprogram(net_id, &st).await
@@ -210,7 +242,7 @@ impl OverlayDriver {
     pub async fn remove_orphans(&self, keep: &[&str]) -> Result<Vec<PathBuf>, DriverError> {
         let keep: Vec<String> = keep.iter().map(|id| peers::sandbox_name(id)).collect();
         let mut out = Vec::new();
-        for p in netloom_kernel::netns::list(&self.node.dir) {
+        for p in netloom_kernel::netns::list(&self.node().dir) {
             let Some(name) = p.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
                 continue;
             };
@@ -218,7 +250,7 @@ impl OverlayDriver {
                 continue;
             }
             let id = name.trim_start_matches("ov-").to_string();
-            self.node.destroy(&id).await?;
+            self.node().destroy(&id).await?;
             out.push(p);
         }
         Ok(out)
@@ -268,7 +300,7 @@ impl Driver for OverlayDriver {
         st.cfg = cfg;
         // After a restart the sandbox (and the containers in it) is still there: adopt
         // it, repairing whatever drifted.
-        if self.node.has_sandbox(&net.id) {
+        if self.node().has_sandbox(&net.id) {
             self.ensure(&net.id, &st).await?;
             debug!(network = %net.name, "adopted existing overlay sandbox");
         }
@@ -282,7 +314,7 @@ impl Driver for OverlayDriver {
             Some(s) => Some(s.lock().await),
             None => None,
         };
-        self.node.destroy(&net.id).await
+        self.node().destroy(&net.id).await
     }
 
     async fn create_endpoint(&self, net: &Network, ep: &Endpoint) -> Result<(), DriverError> {
@@ -310,8 +342,8 @@ impl Driver for OverlayDriver {
     }
 
     async fn delete_endpoint(&self, net: &Network, ep: &Endpoint) -> Result<(), DriverError> {
-        let path = self.node.sandbox_path(&net.id);
-        if !self.node.has_sandbox(&net.id) {
+        let path = self.node().sandbox_path(&net.id);
+        if !self.node().has_sandbox(&net.id) {
             return Ok(());
         }
         let sb = Netlink::in_netns(&path)
@@ -352,12 +384,13 @@ impl Driver for OverlayDriver {
             .await
             .map_err(kerr(format!("find bridge {} of {ctx}", plan.bridge)))?;
         let host = peers::veth_name(&ep.id);
+        let node = self.node();
         let veth = crate::sandbox::Veth {
             host: &host,
             bridge: br.index,
             bridge_name: &br.name,
             mtu: br.mtu,
-            alias: &self.node.alias,
+            alias: &node.alias,
         };
         let setup = crate::sandbox::Setup {
             ifname: &ep.ifname,
@@ -372,8 +405,8 @@ impl Driver for OverlayDriver {
         if let Err(e) = plugged {
             // Undo: the veth, and the sandbox if this endpoint was to be its first.
             let _ = nl.delete_link(&host).await;
-            if self.node.endpoint_count(&nl).await.unwrap_or(1) == 0 {
-                let _ = self.node.destroy(&net.id).await;
+            if self.node().endpoint_count(&nl).await.unwrap_or(1) == 0 {
+                let _ = self.node().destroy(&net.id).await;
             }
             return Err(e);
         }
@@ -391,10 +424,10 @@ impl Driver for OverlayDriver {
     ) -> Result<(), DriverError> {
         let st = self.state(&net.id)?;
         let _st = st.lock().await;
-        if !self.node.has_sandbox(&net.id) {
+        if !self.node().has_sandbox(&net.id) {
             return Ok(());
         }
-        let path = self.node.sandbox_path(&net.id);
+        let path = self.node().sandbox_path(&net.id);
         let nl = Netlink::in_netns(&path)
             .map_err(kerr(format!("open overlay sandbox {}", path.display())))?;
         let veth = peers::veth_name(&ep.id);
@@ -403,8 +436,8 @@ impl Driver for OverlayDriver {
             ep.ifname
         )))?;
         // The last local endpoint takes the network's sandbox with it.
-        if self.node.endpoint_count(&nl).await? == 0 {
-            self.node.destroy(&net.id).await?;
+        if self.node().endpoint_count(&nl).await? == 0 {
+            self.node().destroy(&net.id).await?;
         }
         Ok(())
     }
