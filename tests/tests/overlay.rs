@@ -280,6 +280,24 @@ fn docker_cli_overlay_walkthrough() {
         "{:?}",
         nets(d, w)
     );
+    // network connect extends the network again (a container on a worker's bridge).
+    ok(
+        d,
+        w,
+        &["run", "-d", "--name", "c5", "busybox", "sleep", "100000"],
+    );
+    ok(d, w, &["network", "connect", "uber-net", "c5"]);
+    let ip1 = m.daemon.ip("c1", "uber-net");
+    assert!(
+        wait_for(Duration::from_secs(10), || pings(w, "c5", &ip1)),
+        "c5 cannot reach c1 after network connect"
+    );
+    ok(d, w, &["rm", "-f", "c5"]);
+    assert!(
+        wait_for(Duration::from_secs(15), || !has_net(d, w, "uber-net")),
+        "{:?}",
+        nets(d, w)
+    );
     ok(d, m, &["rm", "-f", "c1"]);
     ok(d, m, &["network", "rm", "uber-net", "svc-only"]);
     assert!(!has_net(d, m, "uber-net"));
