@@ -1626,38 +1626,15 @@ fn host_forward_chain_at_policy_drop_and_user_chain() {
     );
 }
 
-/// Minor page faults of the reaped children of process `pid` (`cminflt` in
-/// `/proc/PID/stat`): every process it runs and reaps adds its own hundreds.
-fn children_faults(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read stat");
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
-    rest.split_whitespace()
-        .nth(7) // field 10 (cminflt), counted from field 3 (state)
-        .and_then(|f| f.parse().ok())
-        .expect("cminflt")
-}
-
 #[test]
-fn deleted_table_restored_and_an_idle_daemon_runs_nothing() {
-    // The firewall watch waits for the kernel's nftables change notifications: an idle
-    // daemon runs no `nft` (nor any other process), and a deleted netloom table or
-    // chain comes back with the same contents.
+fn a_deleted_table_or_chain_is_restored() {
+    // The firewall watch follows the kernel's nftables change notifications: a deleted
+    // netloom table or chain comes back with the same contents.
     let d = daemon_or_skip!();
     d.ok(&["network", "create", "idlefw"]);
     d.run_sleeper("idle1", &["--network", "idlefw", "-p", "8090:80"]);
     let t = table(&d);
     let before = fw_state(&ruleset_json(&d));
-    let pid = d.pid().expect("daemon pid");
-    // Let the start's own work (the watch's look at the changes it made) settle.
-    std::thread::sleep(Duration::from_secs(1));
-    let f0 = children_faults(pid);
-    std::thread::sleep(Duration::from_secs(3));
-    let f1 = children_faults(pid);
-    assert_eq!(
-        f0, f1,
-        "the idle daemon ran processes (children's page faults {f0} -> {f1})"
-    );
 
     let restored = |what: &str| {
         let back = wait_for(Duration::from_secs(5), || {

@@ -3,7 +3,8 @@
 //! processes started by the daemons) and workers.
 //!
 //! - `a_dead_leader_is_replaced_and_workers_fail_over`: killing the leader's netloomd
-//!   and its etcd member leaves a cluster that accepts `node update` from the others
+//!   and its etcd member leaves a cluster that accepts `node update` and an overlay
+//!   `network create` from the others
 //!   within 15 s and elects a new leader; a worker whose manager is killed fails over
 //!   and keeps receiving watch updates, with nothing lost or repeated.
 //! - `etcd_members_follow_manager_roles`: join, promote, demote, `node rm --force`
@@ -324,6 +325,45 @@ fn a_dead_leader_is_replaced_and_workers_fail_over() {
         updated,
         "no node update within 15 s: {}",
         c.host(other).daemon.log()
+    );
+    // And a network create within the same 15 s: an overlay made on a surviving
+    // manager (its subnet and VNI allocated in etcd), listed by the other one.
+    let mut created = false;
+    while killed.elapsed() < Duration::from_secs(15) {
+        let o = c.host(other).daemon.cli(&[
+            "network",
+            "create",
+            "-d",
+            "overlay",
+            "--attachable",
+            "after-kill",
+        ]);
+        if o.ok() || o.stderr.contains("already exists") {
+            created = true;
+            break;
+        }
+        println!("{:?}: {}", killed.elapsed(), o.stderr.trim());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        created,
+        "no overlay network create within 15 s: {}",
+        c.host(other).daemon.log()
+    );
+    println!(
+        "network create accepted {:?} after the kill",
+        killed.elapsed()
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || c
+            .host(third)
+            .daemon
+            .cli(&["network", "ls", "--format", "{{.Name}} {{.Scope}}"])
+            .stdout
+            .lines()
+            .any(|l| l == "after-kill swarm")),
+        "{}",
+        c.host(third).daemon.cli(&["network", "ls"])
     );
     assert!(
         wait_for(Duration::from_secs(15), || leader(c.host(third))
