@@ -1657,4 +1657,10 @@ fn a_deleted_table_or_chain_is_restored() {
     let r = d.netns(&["nft", "delete", "chain", "inet", &t, "input"]);
     assert!(r.ok(), "{r}");
     restored("delete chain input");
+    let log = d.log();
+    assert!(
+        !log.contains("no nftables change notifications")
+            && !log.contains("nftables change notifications failed"),
+        "the watch fell back to polling: {log}"
+    );
 }

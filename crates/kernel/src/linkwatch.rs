@@ -13,29 +13,44 @@ use crate::link::link_info;
 /// The multicast group of link changes (`RTMGRP_LINK`).
 const RTMGRP_LINK: u32 = 1;
 
-/// A stream of the names of links deleted from the current network namespace, from
-/// the moment of the call. Must run inside tokio. The kernel drops notifications when
-/// the socket's buffer overflows (`ENOBUFS`), so a consumer that must not miss one
-/// also re-checks what it cares about now and then.
-pub fn link_deletions() -> Result<impl Stream<Item = String> + Send + Unpin, KernelError> {
+/// What the kernel reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkEvent {
+    /// The link of this name was deleted.
+    Deleted(String),
+    /// Notifications were lost (the socket's buffer overflowed, `ENOBUFS`): whatever
+    /// the consumer cares about must be looked at again.
+    Lost,
+}
+
+/// Receive buffer asked for, so that a burst (a thousand containers removed at once)
+/// fits; the kernel caps it at `net.core.rmem_max`.
+const RCVBUF: usize = 4 << 20;
+
+/// A stream of link deletions in the current network namespace, from the moment of
+/// the call. Must run inside tokio. The stream ends only if the socket fails.
+pub fn link_deletions() -> Result<impl Stream<Item = LinkEvent> + Send + Unpin, KernelError> {
     let (mut conn, _handle, messages) =
         rtnetlink::new_connection().map_err(|source| KernelError::Netlink {
             op: "open netlink socket for link notifications".into(),
             source,
         })?;
-    conn.socket_mut()
-        .socket_mut()
-        .bind(&SocketAddr::new(0, RTMGRP_LINK))
+    let sock = conn.socket_mut().socket_mut();
+    sock.bind(&SocketAddr::new(0, RTMGRP_LINK))
         .map_err(|source| KernelError::Netlink {
             op: "join the link notification group".into(),
             source,
         })?;
+    if let Err(e) = sock.set_rx_buf_sz(RCVBUF) {
+        tracing::debug!(error = %e, "cannot enlarge the link notification buffer");
+    }
     tokio::spawn(conn);
     Ok(messages.filter_map(|(msg, _)| {
         futures::future::ready(match msg.payload {
             NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(l)) => {
-                Some(link_info(&l).name)
+                Some(LinkEvent::Deleted(link_info(&l).name))
             }
+            NetlinkPayload::Overrun(_) | NetlinkPayload::Error(_) => Some(LinkEvent::Lost),
             _ => None,
         })
     }))

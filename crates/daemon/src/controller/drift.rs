@@ -15,6 +15,8 @@ use futures::{FutureExt, StreamExt};
 use netloom_model::{Endpoint, Network};
 use tracing::{info, warn};
 
+use netloom_kernel::linkwatch::LinkEvent;
+
 use super::Controller;
 
 /// How long a burst of deletions (a bridge and its ports) is gathered into one repair.
@@ -23,25 +25,63 @@ const SETTLE: Duration = Duration::from_millis(50);
 impl Controller {
     /// Starts watching for deleted links and repairing the ones netloom still owns.
     pub(crate) fn watch_links(self: &Arc<Self>) {
-        let mut deleted = match netloom_kernel::linkwatch::link_deletions() {
-            Ok(s) => s,
-            Err(e) => {
-                warn!(error = %e, "cannot watch link deletions; links deleted by hand come back only at the next start");
-                return;
-            }
-        };
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
-            while let Some(first) = deleted.next().await {
-                let mut gone = BTreeSet::from([first]);
-                tokio::time::sleep(SETTLE).await;
-                while let Some(Some(n)) = deleted.next().now_or_never() {
-                    gone.insert(n);
+            loop {
+                let mut events = match netloom_kernel::linkwatch::link_deletions() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        warn!(error = %e, "cannot watch link deletions; links deleted by hand come back only at the next start");
+                        return;
+                    }
+                };
+                while let Some(first) = events.next().await {
+                    let mut batch = vec![first];
+                    tokio::time::sleep(SETTLE).await;
+                    while let Some(Some(e)) = events.next().now_or_never() {
+                        batch.push(e);
+                    }
+                    let Some(ctl) = weak.upgrade() else { return };
+                    let gone = if batch.contains(&LinkEvent::Lost) {
+                        ctl.missing_links().await
+                    } else {
+                        batch
+                            .into_iter()
+                            .filter_map(|e| match e {
+                                LinkEvent::Deleted(n) => Some(n),
+                                LinkEvent::Lost => None,
+                            })
+                            .collect()
+                    };
+                    ctl.repair_links(&gone).await;
                 }
+                // The socket failed: open a new one, and look at everything once.
+                warn!("link notifications ended; watching again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
                 let Some(ctl) = weak.upgrade() else { return };
+                let gone = ctl.missing_links().await;
                 ctl.repair_links(&gone).await;
             }
         });
+    }
+
+    /// Every link netloom owns that the kernel does not have now (after notifications
+    /// were lost).
+    async fn missing_links(&self) -> BTreeSet<String> {
+        let Ok(links) = self.nl.links().await else {
+            return BTreeSet::new();
+        };
+        let have: BTreeSet<String> = links.into_iter().map(|l| l.name).collect();
+        let st = self.lock_state().await;
+        let mut owned = BTreeSet::new();
+        for n in st.networks.values() {
+            if let Some(d) = self.drivers.get(&n.driver) {
+                let eps: Vec<Endpoint> = st.network_endpoints(&n.id).into_iter().cloned().collect();
+                owned.extend(d.owned_links(n, &eps));
+            }
+        }
+        owned.retain(|l| !have.contains(l));
+        owned
     }
 
     /// Restores the networks that owned a link in `gone` and re-attaches the running
@@ -51,7 +91,28 @@ impl Controller {
         let mut ctrs: BTreeSet<String> = BTreeSet::new();
         {
             let st = self.lock_state().await;
-            for n in st.networks.values() {
+            // Most deletions are netloom's own (a container's sandbox went): those match
+            // nothing the state holds, and are dismissed without copying anything.
+            let touched: BTreeSet<&str> = st
+                .networks
+                .values()
+                .filter(|n| gone.contains(&n.iface))
+                .map(|n| n.id.as_str())
+                .chain(
+                    st.endpoints
+                        .values()
+                        .filter(|e| gone.contains(&e.host_ifname))
+                        .map(|e| e.network_id.as_str()),
+                )
+                .collect();
+            if touched.is_empty() {
+                return;
+            }
+            for n in st
+                .networks
+                .values()
+                .filter(|n| touched.contains(n.id.as_str()))
+            {
                 let Some(d) = self.drivers.get(&n.driver) else {
                     continue;
                 };

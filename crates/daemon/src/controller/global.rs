@@ -203,6 +203,9 @@ impl Controller {
         let id = stored.id.clone();
         let mut st = self.lock_state().await;
         self.install_global(&mut st, stored).await?;
+        // The relay shows the new record a little later: until then the sync must not
+        // take this copy for one of a network that is gone.
+        st.extended.insert(id.clone(), std::time::Instant::now());
         Ok(id)
     }
 

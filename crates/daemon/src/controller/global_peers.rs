@@ -106,10 +106,12 @@ impl Controller {
 
         // Copies of the swarm's networks.
         let (install, remove, local_eps) = {
-            let st = self.state.lock().await;
+            let mut st = self.state.lock().await;
+            st.removed_global.retain(|_, t| t.elapsed() <= EXTEND_GRACE);
             let install: Vec<Network> = if me.manager {
                 nets.iter()
                     .filter(|n| !st.networks.contains_key(&n.id))
+                    .filter(|n| !st.removed_global.contains_key(&n.id))
                     .cloned()
                     .collect()
             } else {
@@ -121,7 +123,12 @@ impl Controller {
                 .filter(|n| self.is_global(n))
                 .filter(|n| st.network_endpoints(&n.id).is_empty())
                 .filter(|n| {
-                    let gone = !wanted.contains(n.id.as_str());
+                    // A copy made or extended a moment ago may not be in the relay yet.
+                    let fresh = st
+                        .extended
+                        .get(&n.id)
+                        .is_some_and(|t| t.elapsed() <= EXTEND_GRACE);
+                    let gone = !wanted.contains(n.id.as_str()) && !fresh;
                     let unused = !me.manager
                         && !st
                             .containers

@@ -156,6 +156,9 @@ pub(crate) struct State {
     pub volumes: BTreeMap<String, netloom_model::Volume>,
     /// Swarm networks installed by lazy extension, with when (see global.rs).
     pub extended: HashMap<String, std::time::Instant>,
+    /// Swarm networks this node removed, with when: the relay may still list them for
+    /// a moment, and the sync must not install them again meanwhile.
+    pub removed_global: HashMap<String, std::time::Instant>,
 }
 
 /// The state lock as held by one request, which may let go of it around plugin calls
@@ -385,6 +388,7 @@ impl Controller {
                 removing_networks: Default::default(),
                 volumes: BTreeMap::new(),
                 extended: HashMap::new(),
+                removed_global: HashMap::new(),
             }),
             plugins: netloom_drivers::remote::Plugins::new(cfg.plugins.clone(), nl.clone()),
             cfg,
@@ -479,6 +483,7 @@ impl Controller {
                 }
             };
             let mut first = true;
+            let mut last = std::time::Instant::now();
             loop {
                 match monitor.as_mut() {
                     _ if first => first = false,
@@ -493,11 +498,17 @@ impl Controller {
                         // One `nft -f` is many messages: let the batch end, then take
                         // what came meanwhile, so one look covers it all.
                         tokio::time::sleep(Duration::from_millis(20)).await;
+                        // At most four looks a second, so another firewall manager that
+                        // reacts to every change cannot ping-pong with this one.
+                        if let Some(wait) = Duration::from_millis(250).checked_sub(last.elapsed()) {
+                            tokio::time::sleep(wait).await;
+                        }
                         let _ = tokio::time::timeout(Duration::ZERO, m.changed()).await;
                     }
                     None => tokio::time::sleep(Duration::from_millis(500)).await,
                 }
                 let Some(ctl) = weak.upgrade() else { return };
+                last = std::time::Instant::now();
                 let chains = match netloom_kernel::nft::list_chains().await {
                     Ok(c) => c,
                     Err(e) => {

@@ -835,6 +835,8 @@ impl Controller {
                 .ok_or_else(|| CtlError::unavailable(crate::cluster::ERR_NOT_IN_SWARM))?;
             st.without(swarm.remove_global_network(&net.id, &net.name))
                 .await?;
+            st.removed_global
+                .insert(net.id.clone(), std::time::Instant::now());
         }
         self.remove_network_locked(&mut st, &net).await
     }

@@ -244,18 +244,28 @@ impl Driver for BridgeDriver {
                 "look up bridge {} of network {}",
                 net.iface, net.name
             )))?;
+        // Each port is tried (a failed one does not leave the rest out); hairpin mode
+        // goes back on, since a new bridge port starts without it.
+        let mut first_err = None;
         for ep in eps {
             let host = Self::host_ifname(&ep.id);
             if let Ok(Some(l)) = self.nl.link(&host).await
                 && l.controller != Some(br.index)
             {
-                self.nl
-                    .set_controller(l.index, &host, br.index)
-                    .await
-                    .map_err(kerr(format!("plug {host} into bridge {}", net.iface)))?;
+                let plugged = match self.nl.set_controller(l.index, &host, br.index).await {
+                    Ok(()) => self.nl.set_hairpin(&host, true).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = plugged {
+                    tracing::warn!(link = %host, bridge = %net.iface, error = %e, "cannot plug a port back in");
+                    first_err.get_or_insert(e);
+                }
             }
         }
-        Ok(())
+        match first_err {
+            Some(e) => Err(kerr(format!("plug ports into bridge {}", net.iface))(e)),
+            None => Ok(()),
+        }
     }
 
     fn owned_links(&self, net: &Network, eps: &[Endpoint]) -> Vec<String> {
