@@ -98,6 +98,30 @@ fn form_swarm(c: Cli<'_>, m: &Host, w: &Host) {
 
 /// The walkthrough after the swarm is formed; returns the addresses of c1 and c2.
 fn walkthrough(c: Cli<'_>, m: &Host, w: &Host) -> (String, String) {
+    // A pool that does not hold together is refused as for a local network, and
+    // nothing is made.
+    let o = cli(
+        c,
+        m,
+        &[
+            "network",
+            "create",
+            "-d",
+            "overlay",
+            "--subnet",
+            "10.9.0.0/24",
+            "--gateway",
+            "10.9.0.0",
+            "bad-pool",
+        ],
+    );
+    assert!(
+        !o.ok()
+            && o.stderr
+                .contains("it is the network or broadcast address of subnet 10.9.0.0/24"),
+        "{o}"
+    );
+    assert!(!has_net(c, m, "bad-pool"), "{:?}", nets(c, m));
     ok(
         c,
         m,

@@ -72,7 +72,14 @@ impl Controller {
             return BTreeSet::new();
         };
         let have: BTreeSet<String> = links.into_iter().map(|l| l.name).collect();
-        let st = self.lock_state().await;
+        let mut owned = self.owned_links(&*self.lock_state().await);
+        owned.retain(|l| !have.contains(l));
+        owned
+    }
+
+    /// The names of every link in the daemon's namespace that netloom's built-in
+    /// drivers made for the networks and endpoints `st` holds.
+    pub(super) fn owned_links(&self, st: &super::State) -> BTreeSet<String> {
         let mut owned = BTreeSet::new();
         for n in st.networks.values() {
             if let Some(d) = self.drivers.get(&n.driver) {
@@ -80,7 +87,6 @@ impl Controller {
                 owned.extend(d.owned_links(n, &eps));
             }
         }
-        owned.retain(|l| !have.contains(l));
         owned
     }
 

@@ -16,7 +16,7 @@ use ipnet::IpNet;
 use netloom_model::{Endpoint, IpamPoolConfig, IpamSpec, Network, Scope};
 use tracing::{info, warn};
 
-use super::networks::{NetworkCreate, parse_ip, parse_net};
+use super::networks::{NetworkCreate, parse_pool};
 use super::{Controller, Locked, new_id, now};
 use crate::cluster::global::{ERR_WORKER_NETWORK, EndpointCall, EndpointRecord};
 use crate::cluster::{ERR_NOT_IN_SWARM, Swarm};
@@ -104,49 +104,10 @@ impl Controller {
         }
         let mut configs = Vec::new();
         for c in &req.ipam_configs {
-            if c.subnet.is_empty() {
-                if !c.gateway.is_empty() || !c.ip_range.is_empty() || !c.aux.is_empty() {
-                    return Err(CtlError::invalid(
-                        "invalid network config: --ip-range, --gateway and --aux-address need a --subnet",
-                    ));
-                }
+            let Some((subnet, ip_range, gateway, aux)) = parse_pool(c)? else {
                 continue;
-            }
-            let subnet = parse_net("subnet", &c.subnet)?;
-            if subnet.trunc() != subnet {
-                return Err(CtlError::invalid(format!(
-                    "invalid subnet {}: it should be {}",
-                    c.subnet,
-                    subnet.trunc()
-                )));
-            }
-            let gateway = if c.gateway.is_empty() {
-                netloom_ipam::first_host(&subnet)
-            } else {
-                Some(parse_ip("gateway", &c.gateway)?)
             };
-            let ip_range = if c.ip_range.is_empty() {
-                None
-            } else {
-                Some(parse_net("ip-range", &c.ip_range)?)
-            };
-            let mut aux = std::collections::BTreeMap::new();
-            for (k, v) in &c.aux {
-                let a = parse_ip("aux-address", v)?;
-                if !subnet.contains(&a) {
-                    return Err(CtlError::invalid(format!(
-                        "invalid aux-address {k}={v}: it must be within subnet {subnet}"
-                    )));
-                }
-                aux.insert(k.clone(), a);
-            }
-            if let Some(r) = ip_range
-                && !subnet.contains(&r)
-            {
-                return Err(CtlError::invalid(format!(
-                    "invalid ip-range {r}: it must be within subnet {subnet}"
-                )));
-            }
+            let gateway = gateway.or_else(|| netloom_ipam::first_host(&subnet));
             configs.push(IpamPoolConfig {
                 subnet,
                 ip_range,

@@ -16,7 +16,7 @@ use super::{
 use crate::error::{CtlError, CtlResult};
 
 /// One parsed IPAM config: subnet (`0.0.0.0/0` / `::/0`: any), IP range, gateway, aux.
-type ParsedPool = (
+pub(crate) type ParsedPool = (
     IpNet,
     Option<IpNet>,
     Option<IpAddr>,
@@ -122,6 +122,78 @@ pub(crate) fn map_ipam(e: IpamError) -> CtlError {
         IpamError::UnknownPool { .. } => CtlError::internal(msg),
         _ => CtlError::invalid(msg),
     }
+}
+
+/// Parses and checks one IPAM pool of a network create (None: no subnet given). Shared
+/// by local and swarm networks, so both refuse the same bad input.
+pub(crate) fn parse_pool(c: &IpamConfigRequest) -> CtlResult<Option<ParsedPool>> {
+    let subnet = if c.subnet.is_empty() {
+        None
+    } else {
+        let s = parse_net("subnet", &c.subnet)?;
+        if s.trunc() != s {
+            return Err(CtlError::invalid(format!(
+                "invalid subnet {}: it should be {}",
+                c.subnet,
+                s.trunc()
+            )));
+        }
+        Some(s)
+    };
+    let ip_range = if c.ip_range.is_empty() {
+        None
+    } else {
+        Some(parse_net("ip-range", &c.ip_range)?)
+    };
+    let gateway = if c.gateway.is_empty() {
+        None
+    } else {
+        Some(parse_ip("gateway", &c.gateway)?)
+    };
+    let Some(subnet) = subnet else {
+        if ip_range.is_some() || gateway.is_some() || !c.aux.is_empty() {
+            return Err(CtlError::invalid(
+                "invalid network config: --ip-range, --gateway and --aux-address need a --subnet",
+            ));
+        }
+        return Ok(None);
+    };
+    if let Some(r) = ip_range {
+        if r.trunc() != r {
+            return Err(CtlError::invalid(format!(
+                "invalid ip-range {r}: it should be {}",
+                r.trunc()
+            )));
+        }
+        if !subnet.contains(&r) {
+            return Err(CtlError::invalid(format!(
+                "invalid ip-range {r}: it must be within subnet {subnet}"
+            )));
+        }
+    }
+    if let Some(g) = gateway {
+        if !subnet.contains(&g) {
+            return Err(CtlError::invalid(format!(
+                "invalid gateway {g}: it must be within subnet {subnet}"
+            )));
+        }
+        if g == subnet.network() || (g.is_ipv4() && g == subnet.broadcast()) {
+            return Err(CtlError::invalid(format!(
+                "invalid gateway {g}: it is the network or broadcast address of subnet {subnet}"
+            )));
+        }
+    }
+    let mut aux = BTreeMap::new();
+    for (k, v) in &c.aux {
+        let a = parse_ip("aux-address", v)?;
+        if !subnet.contains(&a) {
+            return Err(CtlError::invalid(format!(
+                "invalid aux-address {k}={v}: it must be within subnet {subnet}"
+            )));
+        }
+        aux.insert(k.clone(), a);
+    }
+    Ok(Some((subnet, ip_range, gateway, aux)))
 }
 
 pub(crate) fn parse_net(kind: &str, s: &str) -> CtlResult<IpNet> {
@@ -380,72 +452,9 @@ impl Controller {
         // Parse every pool first: nothing is reserved until all of them are valid.
         let mut parsed = Vec::new();
         for c in &req.ipam_configs {
-            let subnet = if c.subnet.is_empty() {
-                None
-            } else {
-                let s = parse_net("subnet", &c.subnet)?;
-                if s.trunc() != s {
-                    return Err(CtlError::invalid(format!(
-                        "invalid subnet {}: it should be {}",
-                        c.subnet,
-                        s.trunc()
-                    )));
-                }
-                Some(s)
-            };
-            let ip_range = if c.ip_range.is_empty() {
-                None
-            } else {
-                Some(parse_net("ip-range", &c.ip_range)?)
-            };
-            let gateway = if c.gateway.is_empty() {
-                None
-            } else {
-                Some(parse_ip("gateway", &c.gateway)?)
-            };
-            let Some(subnet) = subnet else {
-                if ip_range.is_some() || gateway.is_some() || !c.aux.is_empty() {
-                    return Err(CtlError::invalid(
-                        "invalid network config: --ip-range, --gateway and --aux-address need a --subnet",
-                    ));
-                }
+            let Some((subnet, ip_range, gateway, aux)) = parse_pool(c)? else {
                 continue;
             };
-            if let Some(r) = ip_range {
-                if r.trunc() != r {
-                    return Err(CtlError::invalid(format!(
-                        "invalid ip-range {r}: it should be {}",
-                        r.trunc()
-                    )));
-                }
-                if !subnet.contains(&r) {
-                    return Err(CtlError::invalid(format!(
-                        "invalid ip-range {r}: it must be within subnet {subnet}"
-                    )));
-                }
-            }
-            if let Some(g) = gateway {
-                if !subnet.contains(&g) {
-                    return Err(CtlError::invalid(format!(
-                        "invalid gateway {g}: it must be within subnet {subnet}"
-                    )));
-                }
-                if g == subnet.network() || (g.is_ipv4() && g == subnet.broadcast()) {
-                    return Err(CtlError::invalid(format!(
-                        "invalid gateway {g}: it is the network or broadcast address of subnet {subnet}"
-                    )));
-                }
-            }
-            let mut aux = BTreeMap::new();
-            for (k, v) in &c.aux {
-                let a = parse_ip("aux-address", v)?;
-                if !subnet.contains(&a) {
-                    return Err(CtlError::invalid(format!(
-                        "invalid aux-address {k}={v}: it must be within subnet {subnet}"
-                    )));
-                }
-                aux.insert(k.clone(), a);
-            }
             match subnet {
                 IpNet::V6(_) if !enable_ipv6 => {
                     return Err(CtlError::invalid(format!(

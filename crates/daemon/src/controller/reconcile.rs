@@ -254,13 +254,7 @@ impl Controller {
         }
 
         // Orphan kernel objects that carry our mark.
-        let mut owned: BTreeSet<String> = BTreeSet::new();
-        for n in st.networks.values() {
-            if let Some(d) = self.drivers.get(&n.driver) {
-                let eps: Vec<Endpoint> = st.network_endpoints(&n.id).into_iter().cloned().collect();
-                owned.extend(d.owned_links(n, &eps));
-            }
-        }
+        let owned = self.owned_links(&st);
         if let Ok(links) = self.nl.links().await {
             for l in links {
                 if netloom_drivers::is_own_alias(&l.alias, &self.tag) && !owned.contains(&l.name) {
