@@ -238,6 +238,42 @@ impl Driver for MacvlanDriver {
         Capabilities {
             data_scope: Scope::Local,
             has_sandbox_interfaces: true,
+            shares_host_stack: false,
+            single_instance: false,
+            host_firewall: false,
+        }
+    }
+
+    fn iface_claim(&self, net: &Network) -> Option<netloom_model::IfaceClaim> {
+        // macvlan and ipvlan networks share the claim: one parent, one network.
+        Some(netloom_model::IfaceClaim {
+            kind: "parent",
+            name: net.iface.clone(),
+        })
+    }
+
+    fn claim_conflict(&self, net: &Network, other: &str) -> String {
+        format!(
+            "network {other} is already using parent interface {}; give each {} network its own parent or VLAN (-o parent=IFACE.VLAN)",
+            net.iface,
+            self.flavor.name()
+        )
+    }
+
+    fn check_endpoint_request(&self, net: &Network, mac: &str) -> Result<(), DriverError> {
+        if self.flavor == Flavor::Ipvlan && !mac.is_empty() {
+            return Err(DriverError::InvalidOption(format!(
+                "ipvlan interfaces do not support custom mac address assignment (network {}): they carry their parent's MAC; drop --mac-address or use macvlan",
+                net.name
+            )));
+        }
+        Ok(())
+    }
+
+    fn prepare_endpoint(&self, _net: &Network, ep: &mut Endpoint) {
+        // An ipvlan link carries its parent's MAC address, not one of its own.
+        if self.flavor == Flavor::Ipvlan {
+            ep.mac = String::new();
         }
     }
 

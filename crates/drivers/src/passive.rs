@@ -35,6 +35,9 @@ impl Driver for PassiveDriver {
         Capabilities {
             data_scope: Scope::Local,
             has_sandbox_interfaces: false,
+            shares_host_stack: self.name == "host",
+            single_instance: true,
+            host_firewall: false,
         }
     }
 

@@ -13,8 +13,40 @@ use crate::network::{Endpoint, Network, Scope};
 pub struct Capabilities {
     /// Where its networks' state lives.
     pub data_scope: Scope,
-    /// Whether containers on it have their own network namespace with interfaces.
+    /// Whether containers on it have their own network namespace with interfaces
+    /// (false for `host`, which shares the host's stack, and `null`, which has none).
     pub has_sandbox_interfaces: bool,
+    /// Whether containers on it share the host's network stack (`host`).
+    pub shares_host_stack: bool,
+    /// Whether only the predefined network may use the driver (`host`, `null`).
+    pub single_instance: bool,
+    /// Whether its networks are host bridges that netloom's firewall isolates and
+    /// masquerades, and onto whose endpoints published ports are forwarded.
+    pub host_firewall: bool,
+}
+
+impl Capabilities {
+    /// What a driver that is not built in (a remote plugin) is assumed to do where it has
+    /// not said otherwise: containers get interfaces in their own sandbox, nothing more.
+    pub fn plugin() -> Self {
+        Capabilities {
+            data_scope: Scope::Local,
+            has_sandbox_interfaces: true,
+            shares_host_stack: false,
+            single_instance: false,
+            host_firewall: false,
+        }
+    }
+}
+
+/// A kernel name a network holds exclusively (a bridge's name, a macvlan/ipvlan parent):
+/// two networks holding the same claim conflict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IfaceClaim {
+    /// What is claimed (`bridge`, `parent`): claims of different kinds never conflict.
+    pub kind: &'static str,
+    /// The kernel name.
+    pub name: String,
 }
 
 /// The sandbox an endpoint joins.
@@ -52,6 +84,27 @@ pub trait Driver: Send + Sync {
     /// Checks the network's options and fills driver-owned fields (`iface`, `mtu`)
     /// before anything touches the kernel. Unknown options are an error.
     fn validate(&self, net: &mut Network) -> Result<(), DriverError>;
+
+    /// The kernel name the network holds exclusively, if any: a second network with the
+    /// same claim is refused with [`Driver::claim_conflict`]'s message.
+    fn iface_claim(&self, _net: &Network) -> Option<IfaceClaim> {
+        None
+    }
+
+    /// The message refusing `net` because `other` (a network's name) holds its claim.
+    fn claim_conflict(&self, net: &Network, other: &str) -> String {
+        format!("network {other} already uses interface {}", net.iface)
+    }
+
+    /// Checks what a container asks of its endpoint before anything is allocated
+    /// (`mac`: the requested MAC address, empty for none).
+    fn check_endpoint_request(&self, _net: &Network, _mac: &str) -> Result<(), DriverError> {
+        Ok(())
+    }
+
+    /// Fills the driver-owned fields of a new endpoint (e.g. the host-side interface name)
+    /// before it is stored.
+    fn prepare_endpoint(&self, _net: &Network, _ep: &mut Endpoint) {}
 
     /// Creates the network's kernel objects (idempotent).
     async fn create_network(&self, net: &Network) -> Result<(), DriverError>;

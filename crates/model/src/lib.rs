@@ -19,7 +19,7 @@ pub use container::{
     Container, ContainerState, ContainerStatus, EndpointRequest, HostOptions, Image, ImageLayer,
     MountPoint, PortBinding, PublishedPort, Resources, Ulimit,
 };
-pub use driver::{Capabilities, Driver, JoinInfo, SandboxInfo};
+pub use driver::{Capabilities, Driver, IfaceClaim, JoinInfo, SandboxInfo};
 pub use error::{DriverError, ErrorKind, ModelError};
 pub use ids::{is_valid_name, short_id};
 pub use lifecycle::{

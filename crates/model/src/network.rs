@@ -132,6 +132,12 @@ fn yes() -> bool {
 }
 
 impl Network {
+    /// Whether this is Docker's default network (the predefined `bridge`), the one with
+    /// legacy links and without the embedded DNS, aliases or pinned addresses.
+    pub fn is_default_bridge(&self) -> bool {
+        self.predefined && self.name == "bridge"
+    }
+
     /// Value of a boolean driver option, `default` if absent.
     pub fn bool_option(&self, key: &str, default: bool) -> bool {
         match self.options.get(key).map(|v| v.trim().to_ascii_lowercase()) {

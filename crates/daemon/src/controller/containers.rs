@@ -226,15 +226,14 @@ impl Controller {
             }
         }
         primary_req.links.extend(req.links.iter().cloned());
-        self.check_links_at_create(&st, primary.driver == "host", &primary_req.links)?;
+        let shares_host = st.caps(&primary).shares_host_stack;
+        self.check_links_at_create(&st, shares_host, &primary_req.links)?;
         for (_, r) in &extra {
             self.check_links_at_create(&st, false, &r.links)?;
         }
-        let mode_name = match primary.driver.as_str() {
-            "host" => "host".to_string(),
-            "null" => "none".to_string(),
-            _ => primary.name.clone(),
-        };
+        // `--network host` and `--network none` name the predefined networks `host` and
+        // `none` (driver `null`), as Docker's `HostConfig.NetworkMode` does.
+        let mode_name = primary.name.clone();
         let mut ctr = Container {
             id: id.clone(),
             name,
@@ -337,7 +336,7 @@ impl Controller {
             }
         }
         ctr.exposed_ports = exposed;
-        if matches!(primary.driver.as_str(), "host" | "null") {
+        if !st.caps(&primary).has_sandbox_interfaces {
             // The container shares the host's stack or has none: nothing to configure.
             if primary_req.ipv4.is_some()
                 || primary_req.ipv6.is_some()
@@ -349,12 +348,12 @@ impl Controller {
                 )));
             }
         } else {
-            check_attach(&primary, &ctr, &primary_req)?;
+            check_attach(&st, &primary, &ctr, &primary_req)?;
         }
         networks.insert(primary.id.clone(), primary_req);
         order.push(primary.id.clone());
         for (n, r) in extra {
-            check_attach(&n, &ctr, &r)?;
+            check_attach(&st, &n, &ctr, &r)?;
             networks.insert(n.id.clone(), r);
             order.push(n.id.clone());
         }
@@ -764,11 +763,8 @@ impl Controller {
         sandbox: &Option<PathBuf>,
     ) -> CtlResult<()> {
         let req = ctr.networks.get(&net.id).cloned().unwrap_or_default();
-        if net.driver == "ipvlan" && !req.mac.is_empty() {
-            return Err(CtlError::invalid(format!(
-                "ipvlan interfaces do not support custom mac address assignment (network {}): they carry their parent's MAC; drop --mac-address or use macvlan",
-                net.name
-            )));
+        if let Some(d) = st.driver_of(net) {
+            d.check_endpoint_request(net, &req.mac)?;
         }
         let remote = self.is_remote(&net.driver);
         let plugin_ipam = !super::is_default_ipam(&net.ipam.driver);
@@ -879,11 +875,8 @@ impl Controller {
             default_route,
         };
         let mut ep = ep;
-        match net.driver.as_str() {
-            "bridge" => ep.host_ifname = netloom_drivers::bridge::BridgeDriver::host_ifname(&ep.id),
-            // An ipvlan link carries its parent's MAC address, not one of its own.
-            "ipvlan" => ep.mac = String::new(),
-            _ => {}
+        if let Some(d) = st.driver_of(net) {
+            d.prepare_endpoint(net, &mut ep);
         }
         if self.is_global(net) && ep.ipv4.is_some() {
             // The address is claimed cluster-wide (another may be chosen).

@@ -20,7 +20,7 @@ use super::{Controller, State};
 fn has_dns(st: &State, net_id: &str) -> bool {
     st.networks
         .get(net_id)
-        .map(|n| !n.predefined && !matches!(n.driver.as_str(), "host" | "null"))
+        .map(|n| !n.predefined && st.caps(n).has_sandbox_interfaces)
         .unwrap_or(false)
 }
 

@@ -81,11 +81,7 @@ impl Controller {
         c: &Container,
     ) -> Vec<(String, &'a Container, std::net::Ipv4Addr)> {
         let mut out = Vec::new();
-        let Some(bridge) = st
-            .networks
-            .values()
-            .find(|n| n.predefined && n.driver == "bridge")
-        else {
+        let Some(bridge) = st.networks.values().find(|n| n.is_default_bridge()) else {
             return out;
         };
         let Some(req) = c.networks.get(&bridge.id) else {

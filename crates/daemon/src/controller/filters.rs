@@ -289,9 +289,9 @@ fn keep(st: &State, c: &Container, f: &BTreeMap<String, Values>, p: &Plan, all: 
             c.networks.keys().any(|id| {
                 id.starts_with(n.as_str())
                     || st.networks.get(id).is_some_and(|net| {
+                        // The predefined host and null networks are named `host`
+                        // and `none`, as `--network` says them.
                         net.name == *n
-                            || (net.driver == "null" && n == "none")
-                            || (net.driver == "host" && n == "host")
                     })
             })
         })

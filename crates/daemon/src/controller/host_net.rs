@@ -22,7 +22,7 @@ impl Controller {
         self.cfg.host_gateway_ip.or_else(|| {
             st.networks
                 .values()
-                .find(|n| n.predefined && n.driver == "bridge")
+                .find(|n| n.is_default_bridge())
                 .and_then(|n| n.ipam.v4())
                 .and_then(|p| p.gateway)
         })

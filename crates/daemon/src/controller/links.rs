@@ -88,11 +88,7 @@ impl Controller {
     /// Docker's checks when a container with legacy links (on the default bridge)
     /// starts: each linked container is on the default bridge and runs.
     pub(crate) fn check_links_at_start(&self, st: &State, c: &Container) -> CtlResult<()> {
-        let Some(bridge) = st
-            .networks
-            .values()
-            .find(|n| n.predefined && n.driver == "bridge")
-        else {
+        let Some(bridge) = st.networks.values().find(|n| n.is_default_bridge()) else {
             return Ok(());
         };
         let Some(req) = c.networks.get(&bridge.id) else {

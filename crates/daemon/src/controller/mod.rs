@@ -159,6 +159,8 @@ pub(crate) struct State {
     /// Swarm networks this node removed, with when: the relay may still list them for
     /// a moment, and the sync must not install them again meanwhile.
     pub removed_global: HashMap<String, std::time::Instant>,
+    /// The built-in drivers, for what a network's driver can do (plugins are not here).
+    pub drivers: Registry,
 }
 
 /// The state lock as held by one request, which may let go of it around plugin calls
@@ -389,6 +391,7 @@ impl Controller {
                 volumes: BTreeMap::new(),
                 extended: HashMap::new(),
                 removed_global: HashMap::new(),
+                drivers: drivers.clone(),
             }),
             plugins: netloom_drivers::remote::Plugins::new(cfg.plugins.clone(), nl.clone()),
             cfg,
@@ -421,7 +424,7 @@ impl Controller {
         let nets = st
             .networks
             .values()
-            .filter(|n| n.driver == "bridge")
+            .filter(|n| st.caps(n).host_firewall)
             .map(|n| netloom_drivers::firewall::NetRules {
                 iface: n.iface.clone(),
                 subnets: n.ipam.configs.iter().map(|c| c.subnet).collect(),
@@ -859,6 +862,20 @@ pub(crate) fn plugin_error(
 pub const DEFAULT_BRIDGE: &str = "netloom0";
 
 impl State {
+    /// The built-in driver of a network; `None` for a remote plugin's network.
+    pub(crate) fn driver_of(&self, net: &Network) -> Option<Arc<dyn netloom_model::Driver>> {
+        self.drivers.get(&net.driver)
+    }
+
+    /// What a network's driver can do (a plugin's networks: [`Capabilities::plugin`]).
+    ///
+    /// [`Capabilities::plugin`]: netloom_model::Capabilities::plugin
+    pub(crate) fn caps(&self, net: &Network) -> netloom_model::Capabilities {
+        self.driver_of(net)
+            .map(|d| d.capabilities())
+            .unwrap_or_else(netloom_model::Capabilities::plugin)
+    }
+
     /// Finds a network: exact ID, exact name, then unique ID prefix (Docker's rule).
     pub fn find_network(&self, key: &str) -> CtlResult<&Network> {
         if let Some(n) = self.networks.get(key) {

@@ -402,7 +402,7 @@ impl Controller {
             req.driver.clone()
         };
         let driver = self.driver(&driver_name).await?;
-        if !predefined && (driver_name == "host" || driver_name == "null") {
+        if !predefined && driver.capabilities().single_instance {
             return Err(CtlError::forbidden(format!(
                 "only one instance of \"{driver_name}\" network is allowed"
             )));
@@ -974,7 +974,7 @@ impl Controller {
             st.containers.get(&id).cloned().ok_or_else(|| {
                 CtlError::not_found(format!("No such container: {}", req.container))
             })?;
-        check_attach(&net, &ctr, &req.endpoint)?;
+        check_attach(&st, &net, &ctr, &req.endpoint)?;
         st.check_not_removing(&net)?;
         if ctr.networks.contains_key(&net.id) {
             return Err(CtlError::forbidden(format!(
@@ -1033,7 +1033,7 @@ impl Controller {
                 ctr.id, net.name
             )));
         }
-        if matches!(net.driver.as_str(), "host" | "null") && ctr.is_running() {
+        if !st.caps(&net).has_sandbox_interfaces && ctr.is_running() {
             return Err(CtlError::invalid(format!(
                 "container {} cannot be disconnected from the {} network while it runs",
                 ctr.name, net.name
@@ -1085,31 +1085,26 @@ impl Controller {
     }
 }
 
-/// Refuses a network whose bridge or macvlan/ipvlan parent another network uses.
+/// Refuses a network whose kernel name (a bridge's name, a macvlan/ipvlan parent: what
+/// its driver claims) another network holds.
 fn check_kernel_names(st: &State, net: &Network) -> CtlResult<()> {
-    if net.driver == "bridge"
-        && let Some(other) = st
-            .networks
-            .values()
-            .find(|n| n.driver == "bridge" && n.iface == net.iface)
-    {
-        return Err(CtlError::conflict(format!(
-            "bridge name {} is already used by network {}",
-            net.iface, other.name
-        )));
+    let Some(driver) = st.driver_of(net) else {
+        return Ok(());
+    };
+    let Some(claim) = driver.iface_claim(net) else {
+        return Ok(());
+    };
+    let holder = st.networks.values().find(|n| {
+        n.id != net.id
+            && st
+                .driver_of(n)
+                .and_then(|d| d.iface_claim(n))
+                .is_some_and(|c| c == claim)
+    });
+    match holder {
+        Some(other) => Err(CtlError::conflict(driver.claim_conflict(net, &other.name))),
+        None => Ok(()),
     }
-    if matches!(net.driver.as_str(), "macvlan" | "ipvlan")
-        && let Some(other) = st
-            .networks
-            .values()
-            .find(|n| matches!(n.driver.as_str(), "macvlan" | "ipvlan") && n.iface == net.iface)
-    {
-        return Err(CtlError::conflict(format!(
-            "network {} is already using parent interface {}; give each {} network its own parent or VLAN (-o parent=IFACE.VLAN)",
-            other.name, net.iface, net.driver
-        )));
-    }
-    Ok(())
 }
 
 /// Key of an IPAM cursor record.
@@ -1118,16 +1113,21 @@ pub(crate) fn cursor_key(subnet: &IpNet) -> String {
 }
 
 /// Checks that a container may attach to a network with these settings.
-pub(crate) fn check_attach(net: &Network, ctr: &Container, req: &EndpointRequest) -> CtlResult<()> {
+pub(crate) fn check_attach(
+    st: &State,
+    net: &Network,
+    ctr: &Container,
+    req: &EndpointRequest,
+) -> CtlResult<()> {
     let special = |mode: &str| {
         matches!(mode, "host" | "none") || super::container_net::is_container_mode(mode)
     };
-    if special(&ctr.network_mode) || matches!(net.driver.as_str(), "host" | "null") {
+    if special(&ctr.network_mode) || !st.caps(net).has_sandbox_interfaces {
         return Err(CtlError::invalid(
             "container sharing network namespace with another container or host cannot be connected to any other network",
         ));
     }
-    let is_default_bridge = net.predefined && net.driver == "bridge";
+    let is_default_bridge = net.is_default_bridge();
     if is_default_bridge && !req.aliases.is_empty() {
         return Err(CtlError::invalid(
             "network-scoped alias is supported only for containers in user defined networks",

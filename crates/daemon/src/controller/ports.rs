@@ -135,7 +135,7 @@ impl Controller {
         // not internal (as Docker does; host/none have nothing to publish).
         let target = ctr.network_order.iter().find_map(|nid| {
             let net = st.networks.get(nid)?;
-            if net.driver != "bridge" || net.internal {
+            if !st.caps(net).host_firewall || net.internal {
                 return None;
             }
             eps.iter().find(|e| &e.network_id == nid)

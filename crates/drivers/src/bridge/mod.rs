@@ -90,7 +90,28 @@ impl Driver for BridgeDriver {
         Capabilities {
             data_scope: Scope::Local,
             has_sandbox_interfaces: true,
+            shares_host_stack: false,
+            single_instance: false,
+            host_firewall: true,
         }
+    }
+
+    fn iface_claim(&self, net: &Network) -> Option<netloom_model::IfaceClaim> {
+        Some(netloom_model::IfaceClaim {
+            kind: "bridge",
+            name: net.iface.clone(),
+        })
+    }
+
+    fn claim_conflict(&self, net: &Network, other: &str) -> String {
+        format!(
+            "bridge name {} is already used by network {other}",
+            net.iface
+        )
+    }
+
+    fn prepare_endpoint(&self, _net: &Network, ep: &mut Endpoint) {
+        ep.host_ifname = Self::host_ifname(&ep.id);
     }
 
     fn validate(&self, net: &mut Network) -> Result<(), DriverError> {

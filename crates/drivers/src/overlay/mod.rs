@@ -267,6 +267,9 @@ impl Driver for OverlayDriver {
         Capabilities {
             data_scope: Scope::Global,
             has_sandbox_interfaces: true,
+            shares_host_stack: false,
+            single_instance: false,
+            host_firewall: false,
         }
     }
 

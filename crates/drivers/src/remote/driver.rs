@@ -172,7 +172,7 @@ impl RemoteDriver {
             client,
             caps: Capabilities {
                 data_scope,
-                has_sandbox_interfaces: true,
+                ..Capabilities::plugin()
             },
             gw_alloc_checker: v["GwAllocChecker"].as_bool().unwrap_or(false),
             nl,
