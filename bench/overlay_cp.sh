@@ -7,7 +7,9 @@
 #     (node1 manager, node2 worker), netloom vs Docker's dockerd 20.10 swarm in the same
 #     run, the same docker CLI driving both: median and p90 of RUNS_RM runs on each node,
 #     side by side with the ratio docker/netloom. One warm-up run per node first (the
-#     worker's lazy extension of the network, Docker's likewise).
+#     worker's lazy extension of the network, Docker's likewise). The same with
+#     `--network none` on node1 is the runtime's floor (what the overlay adds is the
+#     difference).
 # (2) Convergence (netloom): NODES nodes (node1 manager, the others workers), an attachable
 #     overlay 10.77.0.0/16; one long-lived "probe" container per node. Each of RUNS runs
 #     picks a source node a and another node b (round robin), starts the clock, runs
@@ -99,6 +101,12 @@ rm_runs() { # $1 = engine: fills R[$1,rm1] R[$1,rm2] with "median p90"
     R[$e,rm$i]=$(pct "$f")
     echo "$e run --rm on node$i: $(tr '\n' ' ' < "$f")" >&2
   done
+  # the floor: the same run without networking, on node1
+  f=$W/rm.$e.none; : > "$f"
+  for k in $(seq "$RUNS_RM"); do
+    t=$(now); D 1 run --rm --network none busybox true >/dev/null; ms "$t" >> "$f"
+  done
+  R[$e,rmnone]=$(pct "$f")
 }
 
 # ---------------- phase 1: run --rm, netloom vs dockerd ----------------
@@ -193,6 +201,9 @@ if [[ " $PHASES " == *" rm "* ]]; then
     r=n/a; [[ $nm =~ ^[0-9.]+$ && $dm =~ ^[0-9.]+$ ]] && r=$(echo "scale=1; $dm/$nm" | bc)
     echo "| node$i ($([ $i = 1 ] && echo manager || echo worker)) | $nm | $np | $dm | $dp | $r |"
   done
+  read -r nm np <<< "${R[netloom,rmnone]:-n/a n/a}"; read -r dm dp <<< "${R[docker,rmnone]:-n/a n/a}"
+  r=n/a; [[ $nm =~ ^[0-9.]+$ && $dm =~ ^[0-9.]+$ ]] && r=$(echo "scale=1; $dm/$nm" | bc)
+  echo "| node1, \`--network none\` (the runtime's floor) | $nm | $np | $dm | $dp | $r |"
   read -r nm _ <<< "${R[netloom,rm1]:-n/a n/a}"
   echo
   echo "target netloom <= 100 ms: $(awk -v a="${R[netloom,rm1]%% *}" -v b="${R[netloom,rm2]%% *}" 'BEGIN{print (a+0<=100 && b+0<=100 && a!="n/a") ? "PASS" : "MISS"}')"
