@@ -38,6 +38,8 @@ BIN=$REPO/target/release; [ -x "$BIN/netloom-multihost" ] || BIN=$REPO/target/de
 [ -x "$BIN/netloom-multihost" ] || { echo "build first: cargo build --workspace --bins" >&2; exit 1; }
 DOCKER=${DOCKER:-$([ -x /usr/sbin/dockerd ] && echo 1 || echo 0)}
 export DOCKER_CLI_HINTS=false
+# the harness starts netloomd (and its helpers) from here (tests/src/lib.rs bin_dir)
+export NETLOOM_BIN_DIR=${NETLOOM_BIN_DIR:-$BIN}
 W=/tmp/nlocp.$$
 mkdir -p "$W"
 # shellcheck source=bench/lib.sh
@@ -189,7 +191,7 @@ fi
 
 # ---------------- report ----------------
 echo
-echo "## overlay control plane (client: $($DK --version | cut -d, -f1); load: $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "## overlay control plane ($(basename "$BIN") build; client: $($DK --version | cut -d, -f1); load: $(cut -d' ' -f1-3 /proc/loadavg))"
 if [[ " $PHASES " == *" rm "* ]]; then
   echo
   echo "\`run --rm --network ovl busybox true\`, attachable overlay, 2-node swarm, $RUNS_RM runs per node (ms):"
