@@ -87,10 +87,13 @@ pub async fn join(Extension(sw): Sw, b: Bytes) -> ApiResult<StatusCode> {
 
 /// `POST /swarm/leave`.
 pub async fn leave(
+    axum::extract::State(ctl): axum::extract::State<super::Ctl>,
     Extension(sw): Sw,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> ApiResult<StatusCode> {
     sw.leave(body::qbool(&q, "force")).await?;
+    // As Docker: the swarm's networks leave this node with the swarm.
+    ctl.drop_global_copies().await;
     Ok(StatusCode::OK)
 }
 

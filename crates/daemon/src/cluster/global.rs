@@ -22,6 +22,7 @@ use netloom_model::{IpamPoolConfig, Network};
 use netloom_store::{Expect, Op, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tracing::warn;
 
 use super::{ERR_NOT_IN_SWARM, Swarm, net, store_err};
 use crate::error::CtlError;
@@ -34,6 +35,8 @@ pub const ENDPOINTS: &str = "swarm/endpoints/";
 const ALLOC: &str = "swarm/alloc/networks";
 /// Prefix of the address claims (`swarm/alloc/addrs/<net>/<ip>`).
 const ADDRS: &str = "swarm/alloc/addrs/";
+/// Prefix of the markers of networks being removed (`swarm/alloc/removing/<net>`).
+const REMOVING: &str = "swarm/alloc/removing/";
 /// How many times an allocation that lost a race is tried again.
 const RETRIES: usize = 8;
 
@@ -87,6 +90,10 @@ pub struct LocalNode {
     pub data_path: IpAddr,
     /// The swarm's VXLAN port.
     pub port: u16,
+}
+
+fn removing_key(net: &str) -> String {
+    format!("{REMOVING}{net}")
 }
 
 fn addr_key(net: &str, ip: Ipv4Addr) -> String {
@@ -311,7 +318,13 @@ impl Swarm {
         ))
     }
 
-    /// Removes a swarm network on this manager; refused while endpoints use it.
+    /// Removes a swarm network on this manager; refused while endpoints of nodes that
+    /// are up use it (the records of nodes that are not are removed with it).
+    ///
+    /// Transactional against concurrent publications: a marker
+    /// (`swarm/alloc/removing/<net>`) is written first, and a publication checks it is
+    /// absent in its own transaction, so an endpoint published after the endpoints were
+    /// listed fails instead of being left on a network that is gone.
     pub async fn remove_global_network(&self, id: &str, name: &str) -> Result<(), CtlError> {
         let n = self
             .node()
@@ -322,23 +335,67 @@ impl Swarm {
             )));
         }
         let store = self.store();
+        let marker = removing_key(id);
+        // Written unconditionally: a marker left by a manager that died mid-removal
+        // does not block this one (and is removed by it, whatever the outcome).
+        store
+            .raw()
+            .apply(vec![encode(
+                marker.clone(),
+                &n.local().node_id,
+                Expect::Any,
+            )?])
+            .await
+            .map_err(|e| store_err(store.err(e)))?;
+        let res = self.remove_marked(id, name).await;
+        if res.is_err() {
+            let _ = store
+                .raw()
+                .apply(vec![Op::Delete {
+                    key: marker,
+                    expect: Expect::Any,
+                }])
+                .await;
+        }
+        res
+    }
+
+    async fn remove_marked(&self, id: &str, name: &str) -> Result<(), CtlError> {
+        let store = self.store();
         let eps = store
             .raw()
             .list(&format!("{ENDPOINTS}{id}/"))
             .await
             .map_err(|e| store_err(store.err(e)))?;
-        if let Some((_, v)) = eps.items.first() {
-            let who = serde_json::from_slice::<EndpointRecord>(&v.value)
-                .map(|r| format!("{} on node {}", r.container_name, r.node_id))
-                .unwrap_or_default();
-            return Err(CtlError::forbidden(format!(
-                "error while removing network: network {name} id {id} has active endpoints ({who})"
-            )));
+        let mut ops = vec![
+            Op::Delete {
+                key: format!("{NETWORKS}{id}"),
+                expect: Expect::Any,
+            },
+            Op::Delete {
+                key: removing_key(id),
+                expect: Expect::Any,
+            },
+        ];
+        for (k, v) in &eps.items {
+            let rec = serde_json::from_slice::<EndpointRecord>(&v.value).ok();
+            match rec {
+                Some(r) if !self.is_up(&r.node_id) => ops.push(Op::Delete {
+                    key: k.clone(),
+                    expect: Expect::Version(v.version),
+                }),
+                Some(r) => {
+                    return Err(CtlError::forbidden(format!(
+                        "error while removing network: network {name} id {id} has active endpoints ({} on node {})",
+                        r.container_name, r.node_id
+                    )));
+                }
+                None => ops.push(Op::Delete {
+                    key: k.clone(),
+                    expect: Expect::Version(v.version),
+                }),
+            }
         }
-        let mut ops = vec![Op::Delete {
-            key: format!("{NETWORKS}{id}"),
-            expect: Expect::Any,
-        }];
         for (k, _) in store
             .raw()
             .list(&format!("{ADDRS}{id}/"))
@@ -351,12 +408,13 @@ impl Swarm {
                 expect: Expect::Any,
             });
         }
-        store
-            .raw()
-            .apply(ops)
-            .await
-            .map_err(|e| store_err(store.err(e)))?;
-        Ok(())
+        match store.raw().apply(ops).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_conflict(&e) => Err(CtlError::conflict(format!(
+                "network {name}'s endpoints changed while it was being removed: try again"
+            ))),
+            Err(e) => Err(store_err(store.err(e))),
+        }
     }
 
     /// Publishes (or withdraws) one of this node's endpoints: directly on a manager,
@@ -372,19 +430,51 @@ impl Swarm {
         let cfg = netloom_cluster::tls::client_config(&l.trusted_cas, Some(&l.cert))
             .map_err(|e| CtlError::internal(e.to_string()))?;
         let mut last = CtlError::unavailable("no manager known to publish the endpoint to");
+        // The connection of the last call first, if it is still open.
+        let mut kept = n.endpoint_conn.lock().await;
+        let cached = kept.take().filter(|(_, c)| c.is_open());
+        let mut order: Vec<String> = Vec::new();
+        if let Some((a, _)) = &cached {
+            order.push(a.clone());
+        }
+        // Then every manager afresh (the kept one too: its connection may have gone
+        // stale).
         for m in l.managers.iter().filter(|m| m.node_id != l.node_id) {
-            match net::connect(&m.addr, cfg.clone()).await {
-                Ok(mut c) => {
-                    return match c.call::<_, Value>("/endpoints", Some(&call)).await {
-                        Ok(_) => Ok(()),
-                        Err(net::CallError::Refused {
-                            status: 409,
-                            message,
-                        }) => Err(CtlError::conflict(message)),
-                        Err(e) => Err(CtlError::unavailable(e.to_string())),
-                    };
+            order.push(m.addr.clone());
+        }
+        let mut cached = cached;
+        // A manager's verdict (conflict, refusal, unknown network) is final; one that
+        // cannot be reached or cannot reach the store now (5xx) is not: the next
+        // manager is tried.
+        for addr in order {
+            let mut c = match cached.take() {
+                Some((a, c)) if a == addr => c,
+                _ => match net::connect(&addr, cfg.clone()).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        last = CtlError::unavailable(e.to_string());
+                        continue;
+                    }
+                },
+            };
+            match c.call::<_, Value>("/endpoints", Some(&call)).await {
+                Ok(_) => {
+                    *kept = Some((addr, c));
+                    return Ok(());
                 }
-                Err(e) => last = CtlError::unavailable(e.to_string()),
+                Err(net::CallError::Refused { status, message }) if status < 500 => {
+                    *kept = Some((addr, c));
+                    return Err(match status {
+                        409 => CtlError::conflict(message),
+                        404 => CtlError::not_found(message),
+                        400 => CtlError::invalid(message),
+                        _ => CtlError::forbidden(message),
+                    });
+                }
+                Err(e) => {
+                    warn!(manager = %addr, error = %e, "endpoint call failed; trying another manager");
+                    last = CtlError::unavailable(e.to_string());
+                }
             }
         }
         Err(last)
@@ -411,27 +501,68 @@ impl Swarm {
         let r = &call.record;
         let ak = addr_key(&r.network_id, r.ipv4.addr());
         let ek = endpoint_key(&r.network_id, &r.endpoint_id);
+        let get = |k: String| async move {
+            self.store()
+                .raw()
+                .get(&k)
+                .await
+                .map_err(|e| store_err(self.store().err(e)))
+        };
+        // An endpoint record belongs to the node that published it: no other node may
+        // overwrite or withdraw it.
+        let current = get(ek.clone()).await?;
+        if let Some(v) = &current
+            && let Ok(old) = serde_json::from_slice::<EndpointRecord>(&v.value)
+            && old.node_id != r.node_id
+        {
+            return Err(CtlError::forbidden(format!(
+                "endpoint {} of network {} belongs to node {}: node {} cannot change it",
+                netloom_model::short_id(&r.endpoint_id),
+                netloom_model::short_id(&r.network_id),
+                old.node_id,
+                r.node_id
+            )));
+        }
+        let ek_expect = current
+            .as_ref()
+            .map(|v| Expect::Version(v.version))
+            .unwrap_or(Expect::Absent);
         let ops = if call.publish {
+            let nk = format!("{NETWORKS}{}", r.network_id);
+            let Some(netv) = get(nk.clone()).await? else {
+                return Err(CtlError::not_found(format!(
+                    "network {} not found in the swarm",
+                    netloom_model::short_id(&r.network_id)
+                )));
+            };
             let claim = if call.reclaim {
                 Expect::Any
             } else {
                 Expect::Absent
             };
             vec![
+                // The network stays, and is not being removed, while this is applied.
+                Op::Check {
+                    key: nk,
+                    expect: Expect::Version(netv.version),
+                },
+                Op::Check {
+                    key: removing_key(&r.network_id),
+                    expect: Expect::Absent,
+                },
                 encode(ak.clone(), &r.endpoint_id, claim)?,
-                encode(ek, r, Expect::Any)?,
+                encode(ek, r, ek_expect)?,
             ]
         } else {
+            if current.is_none() {
+                return Ok(());
+            }
             // The claim goes only if it is this endpoint's.
             let mut ops = vec![Op::Delete {
                 key: ek,
-                expect: Expect::Any,
+                expect: ek_expect,
             }];
-            if let Some(v) = store
-                .raw()
-                .get(&ak)
-                .await
-                .map_err(|e| store_err(store.err(e)))?
+            if let Some(v) = get(ak.clone()).await?
                 && serde_json::from_slice::<String>(&v.value).ok().as_deref()
                     == Some(&r.endpoint_id)
             {
@@ -444,11 +575,31 @@ impl Swarm {
         };
         match store.raw().apply(ops).await {
             Ok(_) => Ok(()),
-            Err(e) if is_conflict(&e) => Err(CtlError::conflict(format!(
-                "address {} is already in use on network {}",
-                r.ipv4.addr(),
-                netloom_model::short_id(&r.network_id)
-            ))),
+            Err(e) if is_conflict(&e) => {
+                if call.publish {
+                    let nk = format!("{NETWORKS}{}", r.network_id);
+                    if get(nk).await?.is_none() || get(removing_key(&r.network_id)).await?.is_some()
+                    {
+                        return Err(CtlError::forbidden(format!(
+                            "network {} is being removed from the swarm",
+                            netloom_model::short_id(&r.network_id)
+                        )));
+                    }
+                    if get(ak).await?.is_none() {
+                        // Something else changed meanwhile (the record): the caller
+                        // may try again.
+                        return Err(CtlError::unavailable(format!(
+                            "endpoint {} changed concurrently: try again",
+                            netloom_model::short_id(&r.endpoint_id)
+                        )));
+                    }
+                }
+                Err(CtlError::conflict(format!(
+                    "address {} is already in use on network {}",
+                    r.ipv4.addr(),
+                    netloom_model::short_id(&r.network_id)
+                )))
+            }
             Err(e) => Err(store_err(store.err(e))),
         }
     }

@@ -130,6 +130,9 @@ pub(crate) struct Node {
     /// The manager whose store feeds this node's relay (itself on managers; on a
     /// worker, the manager of its session).
     relay_source: RwLock<String>,
+    /// A worker's kept-alive connection to the manager it publishes endpoints through
+    /// (address, connection): one TLS handshake, not one per endpoint.
+    endpoint_conn: tokio::sync::Mutex<Option<(String, net::Conn)>>,
 }
 
 impl Drop for Node {
@@ -446,6 +449,7 @@ impl Swarm {
             leadership: election.as_ref().map(Election::handle),
             election: std::sync::Mutex::new(election),
             relay_source: RwLock::new(String::new()),
+            endpoint_conn: tokio::sync::Mutex::new(None),
         };
         if role == Role::Manager {
             self.prepare_manager(&mut node).await?;

@@ -945,7 +945,7 @@ impl Controller {
                 }
                 st.endpoints.remove(&ep.id);
                 if self.is_global(net) {
-                    st.without(self.withdraw_global(net, &ep)).await;
+                    self.withdraw_global_locked(st, net, &ep).await;
                 }
                 release(st, &got);
                 if let Some(ipam) = &remote_ipam {
@@ -1000,7 +1000,7 @@ impl Controller {
             return Ok(());
         };
         if self.is_global(&net) {
-            st.without(self.withdraw_global(&net, ep)).await;
+            self.withdraw_global_locked(st, &net, ep).await;
         }
         let plugin = self.is_plugin_network(&net);
         if plugin {

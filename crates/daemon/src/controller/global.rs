@@ -212,6 +212,41 @@ impl Controller {
         Ok(())
     }
 
+    /// After `swarm leave`: this node's copies of swarm networks are removed (those
+    /// no endpoint here uses; one still in use is left with a warning and goes with
+    /// its last endpoint).
+    pub(crate) async fn drop_global_copies(&self) {
+        self.drop_copies(true).await;
+    }
+
+    /// [`Controller::drop_global_copies`], quietly about copies still in use.
+    pub(crate) async fn drop_copies(&self, loud: bool) {
+        let mut st = self.lock_state().await;
+        let copies: Vec<Network> = st
+            .networks
+            .values()
+            .filter(|n| self.is_global(n))
+            .cloned()
+            .collect();
+        for n in copies {
+            if !st.network_endpoints(&n.id).is_empty() {
+                if !loud {
+                    continue;
+                }
+                warn!(network = %n.name, "swarm network still has endpoints on this node: its copy stays until they are gone");
+                continue;
+            }
+            st.extended.remove(&n.id);
+            st.removed_global.remove(&n.id);
+            match self.remove_network_locked(&mut st, &n).await {
+                Ok(()) => info!(network = %n.name, "swarm network's copy removed (left the swarm)"),
+                Err(e) => {
+                    warn!(network = %n.name, error = %e, "cannot remove the swarm network's copy")
+                }
+            }
+        }
+    }
+
     /// Lazy extension: the networks `keys` name (names or IDs) that this node does not
     /// have but the swarm does are installed; a swarm network that is not attachable
     /// is refused with Docker's message.
@@ -344,15 +379,66 @@ impl Controller {
         }
     }
 
+    /// [`Controller::withdraw_global`] from a request holding the state lock: the lock
+    /// is let go for the call, the network counting as busy meanwhile.
+    pub(crate) async fn withdraw_global_locked(
+        &self,
+        st: &mut Locked<'_>,
+        net: &Network,
+        ep: &Endpoint,
+    ) {
+        st.busy(&net.id);
+        st.without(self.withdraw_global(net, ep)).await;
+        st.unbusy(&net.id);
+    }
+
     /// Picks the address of a new endpoint on swarm network `net`: the local IPAM's
-    /// choice, published in the cluster store; an address another node claimed stays
-    /// reserved here and the next one is tried.
+    /// choice, published in the cluster store; while another node holds the address
+    /// claimed, the next one is tried. The addresses tried and lost are given back to
+    /// the local IPAM once the claim is settled (the caller keeps and, on failure,
+    /// releases the endpoint's first address itself). The network counts as busy
+    /// while the lock is let go, so `network rm` cannot undercut the claim.
     pub(crate) async fn claim_global(
         &self,
         st: &mut Locked<'_>,
         net: &Network,
         ep: &mut Endpoint,
         want: Option<IpAddr>,
+    ) -> CtlResult<()> {
+        let first = ep.ipv4;
+        let mut tried: Vec<ipnet::Ipv4Net> = Vec::new();
+        st.busy(&net.id);
+        let res = self.claim_loop(st, net, ep, want, &mut tried).await;
+        st.unbusy(&net.id);
+        // What is held now: on success the endpoint's address replaces the first one
+        // (the caller's record of it is updated); on failure the first one stays the
+        // caller's to release.
+        let keep = if res.is_ok() { ep.ipv4 } else { first };
+        let mut lost: Vec<ipnet::Ipv4Net> = tried;
+        if res.is_ok()
+            && let Some(f) = first
+        {
+            lost.push(f);
+        }
+        for a in lost {
+            if Some(a) != keep {
+                st.ipam
+                    .release_address(&IpNet::V4(a.trunc()), IpAddr::V4(a.addr()));
+            }
+        }
+        if res.is_err() {
+            ep.ipv4 = first;
+        }
+        res
+    }
+
+    async fn claim_loop(
+        &self,
+        st: &mut Locked<'_>,
+        net: &Network,
+        ep: &mut Endpoint,
+        want: Option<IpAddr>,
+        tried: &mut Vec<ipnet::Ipv4Net>,
     ) -> CtlResult<()> {
         for _ in 0..64 {
             match st.without(self.publish_global(net, ep)).await {
@@ -365,9 +451,15 @@ impl Controller {
                         .request_address(&pool, None)
                         .map_err(super::networks::map_ipam)?;
                     let IpAddr::V4(v4) = next else {
+                        st.ipam.release_address(&pool, next);
                         return Err(e);
                     };
-                    ep.ipv4 = ipnet::Ipv4Net::new(v4, cur.prefix_len()).ok();
+                    let Ok(n) = ipnet::Ipv4Net::new(v4, cur.prefix_len()) else {
+                        st.ipam.release_address(&pool, next);
+                        return Err(e);
+                    };
+                    tried.push(n);
+                    ep.ipv4 = Some(n);
                     ep.mac = netloom_model::network::mac_from_ipv4(v4);
                 }
                 Err(e) => return Err(e),

@@ -93,6 +93,8 @@ impl Controller {
             return;
         };
         let Some(me) = swarm.local_node() else {
+            // Not in a swarm (left it): no copy of a swarm network stays.
+            self.drop_copies(false).await;
             return;
         };
         self.overlay.set_data_path(me.data_path, me.port);

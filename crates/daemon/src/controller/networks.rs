@@ -842,10 +842,23 @@ impl Controller {
                 .swarm()
                 .cloned()
                 .ok_or_else(|| CtlError::unavailable(crate::cluster::ERR_NOT_IN_SWARM))?;
-            st.without(swarm.remove_global_network(&net.id, &net.name))
-                .await?;
+            if st.busy_networks.contains_key(&net.id) || st.removing_networks.contains(&net.id) {
+                return self.remove_network_locked(&mut st, &net).await;
+            }
+            // Nothing attaches to the network while the store removes it.
+            st.removing_networks.insert(net.id.clone());
+            let res = st
+                .without(swarm.remove_global_network(&net.id, &net.name))
+                .await;
+            st.removing_networks.remove(&net.id);
+            res?;
             st.removed_global
                 .insert(net.id.clone(), std::time::Instant::now());
+            // Checked again: the lock was let go (the sync may have removed the copy).
+            let Some(net) = st.networks.get(&net.id).cloned() else {
+                return Ok(());
+            };
+            return self.remove_network_locked(&mut st, &net).await;
         }
         self.remove_network_locked(&mut st, &net).await
     }
