@@ -63,6 +63,12 @@ while True:
 /// Runs a command inside the overlay sandbox of network `net` on host `h`.
 fn in_sandbox(h: &Host, net: &str, args: &[&str]) -> String {
     let id = h.daemon.ok(&["network", "inspect", "-f", "{{.Id}}", net]);
+    in_sandbox_of(h, &id, args)
+}
+
+/// Runs a command inside the overlay sandbox of the network with ID `id` on host `h`
+/// (also while its daemon is down).
+fn in_sandbox_of(h: &Host, id: &str, args: &[&str]) -> String {
     let path = h
         .daemon
         .dir
@@ -607,16 +613,35 @@ fn the_data_path_port_and_address_survive_a_restart() {
         before.contains("dstport 4790") && before.contains("local 198.18.1.11"),
         "{before}"
     );
+    // The VXLAN device goes while node1's daemon is down: the restarted daemon
+    // reconciles its sandbox, with the swarm's data path (not 0.0.0.0:4789, what it
+    // knows before it rejoins the swarm).
+    let id = c
+        .host(1)
+        .daemon
+        .ok(&["network", "inspect", "-f", "{{.Id}}", "dp-net"]);
     c.host_mut(1).daemon.stop();
+    let dev = before
+        .split_whitespace()
+        .nth(1)
+        .and_then(|d| d.split('@').next())
+        .unwrap_or_default()
+        .to_string();
+    assert!(dev.starts_with("vx-"), "{before}");
+    in_sandbox_of(c.host(1), &id, &["ip", "link", "del", &dev]);
+    assert!(
+        !in_sandbox_of(c.host(1), &id, &["ip", "link", "show", "type", "vxlan"]).contains(&dev),
+        "{dev} still there"
+    );
     c.restart(1);
-    // The sandbox adopted at start gets the swarm's data path, not 0.0.0.0:4789.
     let mut after = String::new();
     assert!(
         wait_for(Duration::from_secs(15), || {
             after = vx(&c);
             after.contains("dstport 4790") && after.contains("local 198.18.1.11")
         }),
-        "after the restart: {after}"
+        "after the restart: {after}\n{}",
+        c.host(1).daemon.log()
     );
     assert!(
         wait_for(Duration::from_secs(15), || pings(c.host(2), "d2", &ip1)
