@@ -362,6 +362,39 @@ fn internal_overlay_has_no_egress_and_only_vxlan_leaves_the_node() {
         .daemon
         .ok(&["network", "ls", "--format", "{{.Name}}"]);
     assert!(!ls.contains("docker_gwbridge"), "{ls}");
+
+    // Connected to a non-internal overlay as well, the container gets its leg (and
+    // egress); disconnected again, it loses both.
+    c.host(1).daemon.ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--attachable",
+        "--subnet",
+        "10.32.1.0/24",
+        "pub-net",
+    ]);
+    c.host(1)
+        .daemon
+        .ok(&["network", "connect", "pub-net", "i1"]);
+    let r = routes(c.host(1), "i1");
+    assert!(r.contains("default via 172.18.0.1"), "{r}");
+    assert_eq!(gateway_legs(c.host(1)).len(), 1);
+    let out = c
+        .host(1)
+        .daemon
+        .exec("i1", &format!("nc -w 3 {PEER} 8080 </dev/null"));
+    assert!(
+        out.stdout.contains("hello"),
+        "no egress once connected: {out}"
+    );
+    c.host(1)
+        .daemon
+        .ok(&["network", "disconnect", "pub-net", "i1"]);
+    let r = routes(c.host(1), "i1");
+    assert!(!r.contains("default"), "{r}");
+    assert_eq!(gateway_legs(c.host(1)), Vec::<String>::new());
 }
 
 #[test]
