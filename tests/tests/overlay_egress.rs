@@ -229,6 +229,18 @@ fn egress_through_the_gateway_bridge_is_masqueraded_and_survives_a_restart() {
         .daemon
         .ok(&["inspect", "-f", "{{json .NetworkSettings.Networks}}", "e1"]);
     assert!(!insp.contains("docker_gwbridge"), "{insp}");
+    let e1 = c.host(1).daemon.ok(&["inspect", "-f", "{{.Id}}", "e1"]);
+    let gw = c.host(1).daemon.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{json .Containers}}",
+        "docker_gwbridge",
+    ]);
+    assert!(
+        gw.contains(&format!("\"gateway_{}\"", &e1[..12])),
+        "the leg is not named as Docker names it: {gw}"
+    );
     // A peer on the underlay answers both nodes' containers and sees the nodes'
     // addresses, never a container's.
     for (i, ctr) in [(1, "e1"), (2, "e2")] {

@@ -872,7 +872,11 @@ impl Controller {
             id: new_id(),
             network_id: net.id.clone(),
             container_id: ctr.id.clone(),
-            container_name: ctr.name.clone(),
+            // A gateway leg is named as Docker names it (`gateway_<short ID>`).
+            container_name: match net {
+                n if Self::leg_of(ctr, n) => super::gateway_leg::leg_name(&ctr.id),
+                _ => ctr.name.clone(),
+            },
             ifname,
             host_ifname: String::new(),
             mac: match ipv4 {

@@ -21,7 +21,17 @@ use super::networks::NetworkCreate;
 use super::{Controller, Locked, State, new_id};
 use crate::error::CtlResult;
 
+/// The name a gateway leg shows in `network inspect docker_gwbridge` (Docker's).
+pub(crate) fn leg_name(container_id: &str) -> String {
+    format!("gateway_{}", netloom_model::short_id(container_id))
+}
+
 impl Controller {
+    /// Whether an endpoint of `ctr` on `net` is a gateway leg.
+    pub(crate) fn leg_of(ctr: &Container, net: &Network) -> bool {
+        is_gateway_network(net) && !ctr.networks.contains_key(&net.id)
+    }
+
     /// Whether `ep` is a gateway leg (an endpoint on the gateway bridge that its
     /// container did not ask for).
     pub(crate) fn is_gateway_leg(st: &State, ep: &Endpoint) -> bool {
