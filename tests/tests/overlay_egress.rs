@@ -288,6 +288,33 @@ fn egress_through_the_gateway_bridge_is_masqueraded_and_survives_a_restart() {
         "e1 lost its egress after the restart: {}",
         routes(c.host(1), "e1")
     );
+    // A published port of an overlay container is reached through the gateway bridge.
+    c.host(1).daemon.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "e4",
+        "--network",
+        "egress-net",
+        "-p",
+        "18080:8080",
+        "busybox",
+        "nc",
+        "-ll",
+        "-p",
+        "8080",
+        "-e",
+        "echo",
+        "published",
+    ]);
+    assert!(
+        wait_for(Duration::from_secs(10), || peer
+            .exec(&["busybox", "nc", "-w", "3", "198.18.1.11", "18080"])
+            .stdout
+            .contains("published")),
+        "the underlay peer cannot reach e4's published port"
+    );
+    c.host(1).daemon.ok(&["rm", "-f", "e4"]);
     // A new container after the restart uses the same bridge.
     c.host(1)
         .daemon
