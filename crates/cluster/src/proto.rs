@@ -127,6 +127,10 @@ pub struct JoinResponse {
     /// For a manager: how to reach the cluster store.
     #[serde(default)]
     pub store: Option<StoreJoin>,
+    /// The swarm's `--data-path-port` (VXLAN), the same on every node (0: not sent by
+    /// an older manager, the default port).
+    #[serde(default)]
+    pub data_path_port: u16,
 }
 
 /// Body of `POST /session`: the node's heartbeat and watch positions. The manager

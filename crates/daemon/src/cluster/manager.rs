@@ -454,6 +454,7 @@ impl Swarm {
             gossip_seeds,
             addr: ip,
             store: store_join,
+            data_path_port: cluster.data_path_port,
         })
     }
 

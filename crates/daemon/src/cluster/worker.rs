@@ -147,7 +147,11 @@ impl Swarm {
             managers: resp.managers,
             gossip_seeds: resp.gossip_seeds,
             cert_root: hex(&ca_digest(&ca.signing_ca)),
-            data_path_port: addr::DEFAULT_DATA_PATH_PORT,
+            // The swarm's, so that this node's VXLAN devices talk to the others'.
+            data_path_port: match resp.data_path_port {
+                0 => addr::DEFAULT_DATA_PATH_PORT,
+                p => p,
+            },
             store: super::state::StoreMode::Embedded,
         };
         let local = match (&resp.store, resp.role) {

@@ -452,6 +452,11 @@ impl Controller {
                 break;
             }
         }
+        if failure.is_none()
+            && let Err(e) = self.ensure_gateway_leg(&mut st, &ctr, &sandbox).await
+        {
+            failure = Some(e);
+        }
         let mut published = Vec::new();
         if failure.is_none() {
             let eps: Vec<Endpoint> = st
@@ -791,7 +796,13 @@ impl Controller {
         } else {
             String::new()
         };
-        let v4pool = net.ipam.v4().filter(|_| net.enable_ipv4 && has_if).cloned();
+        // Of several IPv4 subnets (an overlay's), the one holding the requested address.
+        let v4pool = req
+            .ipv4
+            .and_then(|a| net.ipam.configs.iter().find(|c| c.subnet.contains(&a)))
+            .or_else(|| net.ipam.v4())
+            .filter(|_| net.enable_ipv4 && has_if)
+            .cloned();
         let v6pool = net.ipam.v6().filter(|_| net.enable_ipv6 && has_if).cloned();
         let mut got: Vec<(IpNet, IpAddr)> = Vec::new();
         let release = |st: &mut State, got: &[(IpNet, IpAddr)]| {
@@ -850,13 +861,18 @@ impl Controller {
         // address when GwAllocCheck said so).
         let default_route = has_if
             && !net.internal
+            && netloom_drivers::overlay::gateway::carries_default_route(net)
             && (remote || gateway4.is_some() || gateway6.is_some())
             && !existing.iter().any(|e| e.default_route);
         let ep = Endpoint {
             id: new_id(),
             network_id: net.id.clone(),
             container_id: ctr.id.clone(),
-            container_name: ctr.name.clone(),
+            // A gateway leg is named as Docker names it (`gateway_<short ID>`).
+            container_name: match net {
+                n if Self::leg_of(ctr, n) => super::gateway_leg::leg_name(&ctr.id),
+                _ => ctr.name.clone(),
+            },
             ifname,
             host_ifname: String::new(),
             mac: match ipv4 {
@@ -1109,7 +1125,7 @@ impl Controller {
         let Some(sb) = sandbox else { return };
         let candidate = ctr.network_order.iter().find_map(|nid| {
             let net = st.networks.get(nid)?;
-            if net.internal {
+            if net.internal || !netloom_drivers::overlay::gateway::carries_default_route(net) {
                 return None;
             }
             st.container_endpoints(&ctr.id)

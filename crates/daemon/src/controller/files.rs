@@ -217,7 +217,12 @@ impl Controller {
             format!("{}.{} {}", c.hostname, c.domainname, c.hostname)
         };
         if c.network_mode != "host" {
-            for ep in st.container_endpoints(&c.id) {
+            // The gateway leg is no network of the container's: no name of it.
+            for ep in st
+                .container_endpoints(&c.id)
+                .into_iter()
+                .filter(|e| !Self::is_gateway_leg(st, e))
+            {
                 if let Some(a) = ep.ipv4 {
                     hosts.push_str(&format!("{}\t{fqdn}\n", a.addr()));
                 }

@@ -98,6 +98,10 @@ impl Controller {
             return;
         };
         self.overlay.set_data_path(me.data_path, me.port);
+        // Sandboxes adopted at start, before the data path was known, get it now.
+        if let Err(e) = self.overlay.refresh().await {
+            warn!(error = %e, "cannot bring the overlay sandboxes to the node's data path");
+        }
         let ready = swarm.relay_ready(NETWORKS) && swarm.relay_ready(ENDPOINTS);
         if !ready {
             return;

@@ -37,6 +37,7 @@ mod event_attrs;
 mod exec;
 mod files;
 mod filters;
+mod gateway_leg;
 mod global;
 mod global_peers;
 pub mod health;

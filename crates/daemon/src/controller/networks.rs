@@ -1004,6 +1004,9 @@ impl Controller {
             let sandbox = self.sandbox_path(&ctr);
             self.attach_endpoint(&mut st, &updated, &net, &sandbox)
                 .await?;
+            if let Err(e) = self.ensure_gateway_leg(&mut st, &updated, &sandbox).await {
+                warn!(container = %updated.name, network = %net.name, error = %e, "cannot give the container its gateway leg");
+            }
             self.write_container_files(&st, &updated)?;
         }
         self.commit(vec![put(
@@ -1070,6 +1073,7 @@ impl Controller {
                     self.move_default_route(&mut st, &updated, &sandbox).await;
                 }
             }
+            self.drop_gateway_leg(&mut st, &updated, &sandbox).await;
             self.write_container_files(&st, &updated)?;
         }
         self.commit(vec![put(

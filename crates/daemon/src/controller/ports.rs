@@ -132,14 +132,20 @@ impl Controller {
             return Ok(Vec::new());
         }
         // The endpoint that carries published ports: the first bridge network that is
-        // not internal (as Docker does; host/none have nothing to publish).
-        let target = ctr.network_order.iter().find_map(|nid| {
-            let net = st.networks.get(nid)?;
-            if !st.caps(net).host_firewall || net.internal {
-                return None;
-            }
-            eps.iter().find(|e| &e.network_id == nid)
-        });
+        // not internal (as Docker does; host/none have nothing to publish), else the
+        // gateway leg of a container on overlays (Docker publishes those through
+        // docker_gwbridge).
+        let target = ctr
+            .network_order
+            .iter()
+            .find_map(|nid| {
+                let net = st.networks.get(nid)?;
+                if !st.caps(net).host_firewall || net.internal {
+                    return None;
+                }
+                eps.iter().find(|e| &e.network_id == nid)
+            })
+            .or_else(|| eps.iter().find(|e| Self::is_gateway_leg(st, e)));
         let Some(ep) = target else {
             return Ok(Vec::new());
         };

@@ -378,10 +378,15 @@ impl Controller {
             .container_endpoints(&c.id)
             .into_iter()
             .filter(|e| !c.networks.contains_key(&e.network_id))
+            .filter(|e| !Self::is_gateway_leg(st, e))
             .cloned()
             .collect();
         for e in extra {
             let _ = self.detach_endpoint(st, &e, &sandbox).await;
+        }
+        self.drop_gateway_leg(st, c, &sandbox).await;
+        if let Err(e) = self.ensure_gateway_leg(st, c, &sandbox).await {
+            warn!(container = %c.name, error = %e, "cannot give the container its gateway leg");
         }
         let _ = self.write_container_files(st, c);
     }

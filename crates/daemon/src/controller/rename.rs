@@ -57,7 +57,7 @@ impl Controller {
         let mut eps: Vec<netloom_model::Endpoint> =
             st.container_endpoints(&id).into_iter().cloned().collect();
         let mut ops = vec![put(format!("{}{}", keys::CONTAINER, id), &updated)?];
-        for ep in &mut eps {
+        for ep in eps.iter_mut().filter(|e| !Self::is_gateway_leg(&st, e)) {
             ep.container_name = new.clone();
             ops.push(put(format!("{}{}", keys::ENDPOINT, ep.id), &*ep)?);
         }

@@ -24,18 +24,36 @@ use crate::firewall::NetRules;
 /// Name of the gateway bridge network and of its kernel bridge (Docker's).
 pub const GATEWAY_BRIDGE: &str = "docker_gwbridge";
 
-/// The gateway bridge network on `subnet` (Docker picks 172.18.0.0/16, or the next free
-/// local pool), its gateway the subnet's first host.
-pub fn gateway_network(id: &str, subnet: Ipv4Net, created: &str) -> Network {
-    let gateway = subnet.hosts().next().map(IpAddr::V4);
-    let options: BTreeMap<String, String> = [
+/// The options of the gateway bridge network: its kernel bridge's name, no
+/// inter-container communication, masquerade (Docker's `docker_gwbridge`).
+pub fn gateway_options() -> BTreeMap<String, String> {
+    [
         (OPT_BRIDGE_NAME, GATEWAY_BRIDGE),
         (OPT_ENABLE_ICC, "false"),
         (OPT_ENABLE_MASQ, "true"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    .collect()
+}
+
+/// Whether an endpoint on `net` may carry its container's default route itself. An
+/// overlay's may not: its containers leave through the gateway bridge (or, internal,
+/// not at all), never through the overlay.
+pub fn carries_default_route(net: &Network) -> bool {
+    net.driver != "overlay"
+}
+
+/// Whether `net` is the gateway bridge network.
+pub fn is_gateway_network(net: &Network) -> bool {
+    net.name == GATEWAY_BRIDGE && net.driver == "bridge"
+}
+
+/// The gateway bridge network on `subnet` (Docker picks 172.18.0.0/16, or the next free
+/// local pool), its gateway the subnet's first host.
+pub fn gateway_network(id: &str, subnet: Ipv4Net, created: &str) -> Network {
+    let gateway = subnet.hosts().next().map(IpAddr::V4);
+    let options = gateway_options();
     Network {
         id: id.to_string(),
         name: GATEWAY_BRIDGE.to_string(),

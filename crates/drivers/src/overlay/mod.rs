@@ -74,6 +74,8 @@ struct NetState {
 pub struct OverlayDriver {
     node: std::sync::RwLock<Arc<Node>>,
     nets: Mutex<HashMap<String, Arc<tokio::sync::Mutex<NetState>>>>,
+    /// The data path changed since the sandboxes were last brought in line with it.
+    stale: std::sync::atomic::AtomicBool,
 }
 
 fn unknown(net_id: &str) -> DriverError {
@@ -96,6 +98,7 @@ impl OverlayDriver {
                 alias: crate::link_alias(&opts.tag),
             })),
             nets: Mutex::new(HashMap::new()),
+            stale: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -107,14 +110,15 @@ impl OverlayDriver {
     }
 
     /// Sets this node's data-path address and VXLAN port (known once the node is in a
-    /// swarm); sandboxes made afterwards use them.
-    pub fn set_data_path(&self, data_path: IpAddr, port: u16) {
+    /// swarm); sandboxes made afterwards use them. Returns whether they changed: the
+    /// existing sandboxes then need [`OverlayDriver::refresh`].
+    pub fn set_data_path(&self, data_path: IpAddr, port: u16) -> bool {
         let mut g = match self.node.write() {
             Ok(g) => g,
             Err(e) => e.into_inner(),
         };
         if g.vtep == data_path && g.port == port {
-            return;
+            return false;
         }
         let n = Node {
             host: g.host.clone(),
@@ -124,6 +128,39 @@ impl OverlayDriver {
             alias: g.alias.clone(),
         };
         *g = Arc::new(n);
+        self.stale.store(true, std::sync::atomic::Ordering::SeqCst);
+        true
+    }
+
+    /// Brings every existing sandbox in line with the node's current data path if
+    /// [`OverlayDriver::set_data_path`] changed it since the last call (a daemon that
+    /// restarted finds its sandboxes before it knows its swarm's data path and port:
+    /// their VXLAN devices are re-made with the right source address and port here).
+    /// Cheap when nothing changed. Errors are returned after every network was tried
+    /// (and the next call tries again).
+    pub async fn refresh(&self) -> Result<(), DriverError> {
+        use std::sync::atomic::Ordering;
+        if self.node().vtep.is_unspecified() || !self.stale.swap(false, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let all: Vec<(String, Arc<tokio::sync::Mutex<NetState>>)> = match self.nets.lock() {
+            Ok(m) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            Err(_) => Vec::new(),
+        };
+        let mut first = None;
+        for (id, st) in all {
+            let st = st.lock().await;
+            if !self.node().has_sandbox(&id) {
+                continue;
+            }
+            if let Err(e) = self.ensure(&id, &st).await {
+                first.get_or_insert(e);
+            }
+        }
+        if first.is_some() {
+            self.stale.store(true, Ordering::SeqCst);
+        }
+        first.map_or(Ok(()), Err)
     }
 
     /// This node's data-path address (its VTEP).
@@ -302,8 +339,11 @@ impl Driver for OverlayDriver {
         st.name = net.name.clone();
         st.cfg = cfg;
         // After a restart the sandbox (and the containers in it) is still there: adopt
-        // it, repairing whatever drifted.
-        if self.node().has_sandbox(&net.id) {
+        // it, repairing whatever drifted. Not before the data path is known (a
+        // restarted daemon installs its networks before it rejoins its swarm): the
+        // VXLAN devices would be re-made from 0.0.0.0 on the default port;
+        // [`OverlayDriver::refresh`] adopts them once it is set.
+        if self.node().has_sandbox(&net.id) && !self.node().vtep.is_unspecified() {
             self.ensure(&net.id, &st).await?;
             debug!(network = %net.name, "adopted existing overlay sandbox");
         }
