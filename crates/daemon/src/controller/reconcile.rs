@@ -182,14 +182,21 @@ impl Controller {
             }
         }
 
-        // Containers.
+        // Containers. The host's links in one dump: one query per endpoint would cost a
+        // netlink round trip per container before the daemon answers.
+        let host_links: Option<BTreeSet<String>> = self
+            .nl
+            .links()
+            .await
+            .ok()
+            .map(|ls| ls.into_iter().map(|l| l.name).collect());
         let ctrs: Vec<Container> = st.containers.values().cloned().collect();
         for c in ctrs {
             let alive =
                 c.is_running() && netloom_runtime::is_alive(c.state.pid, c.state.pid_start_time);
             if alive {
                 self.adopt_sandbox(&c);
-                self.reattach(&mut st, &c).await;
+                self.reattach_known(&mut st, &c, host_links.as_ref()).await;
                 self.monitor(&c);
                 continue;
             }
@@ -348,6 +355,17 @@ impl Controller {
 
     /// Makes sure a running container still has every endpoint its record asks for.
     pub(super) async fn reattach(&self, st: &mut super::Locked<'_>, c: &Container) {
+        self.reattach_known(st, c, None).await;
+    }
+
+    /// [`Controller::reattach`] given the names of the host's links (`None`: each
+    /// endpoint's link is looked up).
+    async fn reattach_known(
+        &self,
+        st: &mut super::Locked<'_>,
+        c: &Container,
+        host_links: Option<&BTreeSet<String>>,
+    ) {
         let sandbox = self.sandbox_path(c);
         for nid in c.network_order.clone() {
             let Some(net) = st.networks.get(&nid).cloned() else {
@@ -361,7 +379,10 @@ impl Controller {
             let healthy = match &ep {
                 None => false,
                 Some(e) if e.host_ifname.is_empty() => true,
-                Some(e) => matches!(self.nl.link(&e.host_ifname).await, Ok(Some(_))),
+                Some(e) => match host_links {
+                    Some(names) => names.contains(&e.host_ifname),
+                    None => matches!(self.nl.link(&e.host_ifname).await, Ok(Some(_))),
+                },
             };
             if healthy {
                 continue;
