@@ -1430,7 +1430,10 @@ async fn sigkill_and_wait(
     pid: i32,
     start_time: u64,
 ) -> CtlResult<()> {
-    if process_alive(pid, start_time)
+    // The init directly (through a pidfd); the runtime only if that cannot be done.
+    let direct = netloom_runtime::kill_init(pid, start_time, libc::SIGKILL);
+    if direct.is_err()
+        && process_alive(pid, start_time)
         && let Err(e) = rt.kill(id, libc::SIGKILL).await
     {
         // The runtime could not even be run (out of descriptors or processes, say):
