@@ -27,6 +27,8 @@
 #      NETLOOMD NETLOOM DOCKERD SKIP_NETLOOM=1 SKIP_DOCKER=1 SKIP_A=1 SKIP_B=1
 #      RESULTS=<file> (also write the tables there)   PERF=1 (perf record netloomd during
 #      the last 20% of phase A; report in $PERF_OUT, default /tmp/scale-perf.txt)
+#      PERF=sys (perf record the whole machine during netloom's last restart and its
+#      rm -f of all: reports in ${PERF_OUT%.txt}-restart.txt and -rm.txt)
 set -euo pipefail
 if [ -z "${NLB_SUBREAPER:-}" ] && command -v python3 >/dev/null; then
   export NLB_SUBREAPER=1
@@ -244,14 +246,16 @@ checkpoint() { # engine phase k first_ctr newest_ctr net spare_net
   else
     put $key rss_ctrd $(( $(rss_kb "$(pgrep -P $p -x containerd | head -1)" 2>/dev/null || echo 0) / 1024 ))
   fi
+  [ "${PERF:-}" = sys ] && [ $e = nl ] && [ "$k" = "$N" ] && start_perf_sys restart
   restart_daemon $e "$k"; put $key restart "$LAST"
+  [ -n "$PERF_PID" ] && [ "${PERF:-}" = sys ] && stop_perf_sys restart
   put $key rss_after $(( $(rss_kb "$(daemon_pid $e)") / 1024 ))
   echo "  [$e $ph $k] run $(msof "$(window_median $e $ph $k)") ms, connect $(msof "$(get $key connect)"), ps $(msof "$(get $key ps)"), net ls $(msof "$(get $key netls)"), net inspect $(msof "$(get $key netinspect)"), dns $(get $key dns) us, rss $(get $key rss) MB, fds $(get $key fds), nft $(get $key rules)/$(get $key elems), restart $(msof "$(get $key restart)") ms"
 }
 # median run -d latency (us) of the 5 runs ending at k (runs 1..5 for k < 5)
 window_median() { # engine phase k [runs|creates]
   local lo=$(( $3 - 4 )) hi=$3; [ $lo -lt 1 ] && { lo=1; hi=5; }
-  awk -v lo=$lo -v hi=$hi '$1>=lo && $1<=hi {print $2}' "$D/res/$1.$2.${4:-runs}" 2>/dev/null | median
+  awk -v lo=$lo -v hi=$hi '$1>=lo && $1<=hi {print $2}' "$D/res/$1.$2.${4:-runs}" 2>/dev/null | median || true
 }
 is_check() { local c; for c in $CHECKS; do [ "$1" = "$c" ] && return 0; done; return 1; }
 
@@ -265,7 +269,7 @@ phase_a() { # engine
   for i in $(seq $N); do
     now_us; if [ $(( (NOW - t0) / 1000000 )) -ge $BUDGET ]; then why="time budget ($BUDGET s)"; break; fi
     if [ "$(mem_avail_mb)" -lt "$MIN_FREE_MB" ]; then why="memory (MemAvailable < $MIN_FREE_MB MB)"; break; fi
-    [ -n "${PERF:-}" ] && [ $e = nl ] && [ $i = $(( N * 8 / 10 )) ] && start_perf
+    [ "${PERF:-}" = 1 ] && [ $e = nl ] && [ $i = $(( N * 8 / 10 )) ] && start_perf
     tcall "${CLI[@]}" run -d --network scalenet --name s$i $IMG sleep 1000000
     [ -n "$LAST" ] || { why="run -d s$i failed: $(tail -1 $D/err.log)"; break; }
     echo "$i $LAST" >> $D/res/$e.A.runs
@@ -276,7 +280,9 @@ phase_a() { # engine
   put $e.A reached $reached; put $e.A why "$why"
   echo "  [$e A] reached $reached containers; stopped: $why"
   if [ $reached -ge 2 ]; then per_query_check $e s1 s$reached; fi
+  [ "${PERF:-}" = sys ] && [ $e = nl ] && start_perf_sys rm
   tcall remove_all "${CLI[@]}"; put $e.A rmall "$LAST"
+  [ -n "$PERF_PID" ] && [ "${PERF:-}" = sys ] && stop_perf_sys rm
   echo "  [$e A] rm -f of $reached containers: $(msof "$LAST") ms"
   "${CLI[@]}" network rm scalenet scalespare >/dev/null 2>>$D/err.log || true
 }
@@ -327,6 +333,16 @@ start_perf() {
   perf record -F 499 -g -p "$NETLOOMD_PID" -o $D/perf.data >/dev/null 2>&1 &
   PERF_PID=$!
   echo "  perf record on netloomd from run $(( N * 8 / 10 ))"
+}
+start_perf_sys() { # what: the whole machine (netloomd, its shims, the OCI runtime, the kernel)
+  perf record -a -g -F 499 -o $D/perf-$1.data >/dev/null 2>&1 &
+  PERF_PID=$!; sleep 0.5
+}
+stop_perf_sys() { # what -> ${PERF_OUT%.txt}-what.txt
+  kill -INT "$PERF_PID" 2>/dev/null; wait "$PERF_PID" 2>/dev/null || true; PERF_PID=""
+  local out=${PERF_OUT:-/tmp/scale-perf.txt}; out=${out%.txt}-$1.txt
+  perf report -i $D/perf-$1.data --no-children --sort comm,dso,sym --percent-limit 0.5 --stdio -g none 2>/dev/null > "$out" || true
+  echo "  perf report ($1, whole machine): $out"
 }
 stop_perf() {
   kill -INT "$PERF_PID" 2>/dev/null; wait "$PERF_PID" 2>/dev/null || true; PERF_PID=""

@@ -187,6 +187,7 @@ impl RuntimeSettings {
             args: e.runtime_args.clone(),
             root: exec_root.join(format!("runtime-{name}")),
             systemd_cgroup: self.cgroup_driver == CgroupDriver::Systemd,
+            hide_mounts: Some(exec_root.join("netns")),
         })
     }
 

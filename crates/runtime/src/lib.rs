@@ -50,7 +50,7 @@ mod whiteout;
 pub use error::RuntimeError;
 pub use exec::{ExecOptions, ExecProcess, exec, resize_exec};
 pub use oci_spec;
-pub use proc::{is_alive, kill_process, proc_start_time};
+pub use proc::{is_alive, kill_init, kill_process, proc_start_time};
 pub use shim::{clear_exit, read_exit, start, wait_exit};
 pub use spec::{ContainerSpec, ExitInfo, Spawned};
 

@@ -49,6 +49,40 @@ pub fn kill_process(init_pid: i32, signal: i32) -> Result<(), RuntimeError> {
     }
 }
 
+/// Sends `signal` to a container's init `pid` through a pidfd, if it is still the
+/// process that started at `start_time` (checked after the pidfd is open, so a reused
+/// PID is never signalled). `Ok(false)`: that process is gone. This is what `runc kill`
+/// does for a container's init, without starting the runtime: `rm -f` of many
+/// containers would otherwise start one runtime process per container at once.
+pub fn kill_init(pid: i32, start_time: u64, signal: i32) -> Result<bool, RuntimeError> {
+    if pid <= 0 {
+        return Ok(false);
+    }
+    let fd = crate::shim::pidfd_open(pid)
+        .ok_or_else(|| RuntimeError::sys("pidfd_open", format!("pid {pid}"))(nix::Error::last()))?;
+    if !is_alive(pid, start_time) {
+        return Ok(false);
+    }
+    use std::os::fd::AsRawFd;
+    // SAFETY: pidfd_send_signal on an open pidfd, with no siginfo and no flags.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if rc == 0 {
+        return Ok(true);
+    }
+    match nix::Error::last() {
+        nix::Error::ESRCH => Ok(false),
+        e => Err(RuntimeError::sys("pidfd_send_signal", format!("pid {pid}"))(e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

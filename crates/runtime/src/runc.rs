@@ -26,6 +26,11 @@ pub struct OciRuntime {
     /// Let the runtime manage cgroups through systemd (`--systemd-cgroup`).
     #[serde(default)]
     pub systemd_cgroup: bool,
+    /// A directory of bind mounts the runtime never needs (netloom's sandboxes, one per
+    /// container): the calls made from the daemon run in a mount namespace of their own
+    /// without it, since the runtime reads `/proc/self/mountinfo` on every call.
+    #[serde(default)]
+    pub hide_mounts: Option<PathBuf>,
 }
 
 /// One line of the runtime's JSON log.
@@ -45,6 +50,35 @@ pub fn last_error(log: &Path) -> Option<String> {
         .filter_map(|l| serde_json::from_str::<LogLine>(l).ok())
         .find(|l| l.level == "error" || l.level == "fatal")
         .map(|l| l.msg)
+}
+
+/// In a forked child: a mount namespace of its own (a slave copy, so nothing made or
+/// removed here reaches the daemon's), without the mounts under `dir`. Best effort: on
+/// any failure the command runs with the daemon's mounts, only slower.
+fn hide_in_child(dir: &std::ffi::CStr) {
+    // SAFETY: plain system calls on this process, with valid NUL-terminated strings.
+    unsafe {
+        if libc::unshare(libc::CLONE_NEWNS) != 0 {
+            return;
+        }
+        let root = c"/";
+        let slave = libc::MS_REC | libc::MS_SLAVE;
+        if libc::mount(
+            std::ptr::null(),
+            root.as_ptr(),
+            std::ptr::null(),
+            slave,
+            std::ptr::null(),
+        ) != 0
+        {
+            return;
+        }
+        for _ in 0..8 {
+            if libc::umount2(dir.as_ptr(), libc::MNT_DETACH) != 0 {
+                break;
+            }
+        }
+    }
 }
 
 impl OciRuntime {
@@ -102,6 +136,21 @@ impl OciRuntime {
         idle: bool,
     ) -> Result<(), RuntimeError> {
         let mut c = tokio::process::Command::new(&self.path);
+        if let Some(dir) = self
+            .hide_mounts
+            .as_ref()
+            .and_then(|d| std::ffi::CString::new(d.as_os_str().as_encoded_bytes()).ok())
+        {
+            // SAFETY: the closure runs in the forked child before exec and only makes
+            // async-signal-safe system calls on itself, on a string allocated before
+            // the fork.
+            unsafe {
+                c.pre_exec(move || {
+                    hide_in_child(&dir);
+                    Ok(())
+                });
+            }
+        }
         if idle {
             // SAFETY: the closure runs in the forked child before exec and only makes
             // one async-signal-safe system call on itself (pid 0), allocating nothing.
@@ -195,6 +244,7 @@ mod tests {
             args: vec!["--debug".into()],
             root: "/run/x/runc".into(),
             systemd_cgroup: true,
+            hide_mounts: None,
         };
         let a: Vec<String> = r
             .global_args()

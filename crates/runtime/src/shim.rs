@@ -5,7 +5,7 @@
 //! after forking) → shim (P2, `setsid`, long-lived) → init (PID 1 of the
 //! container) → main process.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::stat::Mode;
 use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, Pid};
 use serde::{Deserialize, Serialize};
@@ -376,6 +377,7 @@ fn mount_rootfs(spec: &ContainerSpec) -> Result<(), RuntimeError> {
         None::<&str>,
     )
     .map_err(RuntimeError::sys("make mounts slaves", "/"))?;
+    hide_other_sandboxes(spec)?;
     let (upper, work, merged) = (
         spec.layer_dir.join("upper"),
         spec.layer_dir.join("work"),
@@ -395,6 +397,58 @@ fn mount_rootfs(spec: &ContainerSpec) -> Result<(), RuntimeError> {
         Some(opts.as_str()),
     )
     .map_err(RuntimeError::sys("mount overlay", merged.display()))
+}
+
+/// Leaves only this container's sandbox in the shim's mount namespace. The daemon binds
+/// every sandbox under one shared directory, and a slave copy of it would hold (and
+/// receive) one mount per container on the host: every OCI runtime call made here reads
+/// `/proc/self/mountinfo` (runc does several times per create), so the n-th container
+/// would cost O(n). The directory's own mount (the daemon's self-bind) is detached here,
+/// which drops every sandbox from this namespace and stops their propagation into it,
+/// and this container's sandbox is bound again from an open descriptor at the same path,
+/// so the runtime spec is unchanged. A directory that is not a mount point is left as is.
+fn hide_other_sandboxes(spec: &ContainerSpec) -> Result<(), RuntimeError> {
+    use nix::mount::{MntFlags, MsFlags, mount, umount2};
+    use oci_spec::runtime::LinuxNamespaceType;
+    let Some(path) = spec
+        .oci
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .and_then(|nss| {
+            nss.iter()
+                .find(|n| n.typ() == LinuxNamespaceType::Network)
+                .and_then(|n| n.path().clone())
+        })
+    else {
+        return Ok(());
+    };
+    let Some(dir) = path.parent() else {
+        return Ok(());
+    };
+    // Opened before the detach, which makes the path an empty file here.
+    let ns = nix::fcntl::open(&path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(RuntimeError::sys("open sandbox", path.display()))?;
+    let mut detached = false;
+    // Self-binds can stack (a bind made by each daemon start in a fresh namespace).
+    for _ in 0..8 {
+        if umount2(dir, MntFlags::MNT_DETACH).is_err() {
+            break;
+        }
+        detached = true;
+    }
+    if detached {
+        let src = format!("/proc/self/fd/{}", ns.as_raw_fd());
+        mount(
+            Some(src.as_str()),
+            &path,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(RuntimeError::sys("bind sandbox", path.display()))?;
+    }
+    Ok(())
 }
 
 /// The spec with the user resolved in the container's root, and the working

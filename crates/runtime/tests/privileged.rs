@@ -153,6 +153,7 @@ fn fixture(args: &[&str]) -> Fixture {
             args: Vec::new(),
             root: tmp.path().join("runc"),
             systemd_cgroup: false,
+            hide_mounts: None,
         },
         oci: netloom_runtime::oci::build_spec(&opts).expect("build spec"),
         user: String::new(),

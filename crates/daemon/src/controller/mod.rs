@@ -35,6 +35,7 @@ mod drift;
 mod endpoint_table;
 mod event_attrs;
 mod exec;
+mod exits;
 mod files;
 mod filters;
 mod gateway_leg;

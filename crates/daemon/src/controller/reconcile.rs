@@ -34,6 +34,9 @@ impl Controller {
     pub(crate) async fn reconcile(self: &Arc<Self>) -> anyhow::Result<()> {
         // Held throughout, also across plugin calls: the API does not serve yet.
         let mut st = self.lock_state_pinned().await;
+        // Where the time goes (logged with the result): the API waits for all of it.
+        let t0 = std::time::Instant::now();
+        let ms = |t: std::time::Instant| t.elapsed().as_millis() as u64;
         let mut networks: Vec<Network> = load::<Network>(self, keys::NETWORK)
             .await?
             .into_iter()
@@ -129,6 +132,7 @@ impl Controller {
             self.commit(ops).await?;
         }
 
+        let loaded = ms(t0);
         // Predefined networks at first start.
         if !st.networks.values().any(|n| n.predefined) {
             self.create_predefined(&mut st).await?;
@@ -151,6 +155,7 @@ impl Controller {
             anyhow::anyhow!("{e} (is nftables installed? netloomd needs the nft command)")
         })?;
 
+        let kernel = ms(t0);
         // Shims the store does not know as running: a crash after the runtime spawned a
         // container but before `start_container` recorded it leaves a live process for
         // a container that is still `created` (or gone). Nobody would ever stop it, a
@@ -182,14 +187,22 @@ impl Controller {
             }
         }
 
-        // Containers.
+        let runtimes = ms(t0);
+        // Containers. The host's links in one dump: one query per endpoint would cost a
+        // netlink round trip per container before the daemon answers.
+        let host_links: Option<BTreeSet<String>> = self
+            .nl
+            .links()
+            .await
+            .ok()
+            .map(|ls| ls.into_iter().map(|l| l.name).collect());
         let ctrs: Vec<Container> = st.containers.values().cloned().collect();
         for c in ctrs {
             let alive =
                 c.is_running() && netloom_runtime::is_alive(c.state.pid, c.state.pid_start_time);
             if alive {
                 self.adopt_sandbox(&c);
-                self.reattach(&mut st, &c).await;
+                self.reattach_known(&mut st, &c, host_links.as_ref()).await;
                 self.monitor(&c);
                 continue;
             }
@@ -229,6 +242,7 @@ impl Controller {
             }
         }
 
+        let containers_done = ms(t0);
         // The full table above was rendered while containers that died with the daemon
         // down were still recorded as running: drop their published ports now (a crash
         // between a container's exit and `on_exit` recording it would otherwise leave
@@ -288,6 +302,7 @@ impl Controller {
                 }
             }
         }
+        let orphans_done = ms(t0);
         // Image data no image references (a pull or load cut short by a crash).
         self.collect_image_garbage(&st);
         // The embedded DNS server for every running sandbox.
@@ -309,6 +324,12 @@ impl Controller {
             networks = st.networks.len(),
             containers = st.containers.len(),
             endpoints = st.endpoints.len(),
+            loaded_ms = loaded,
+            kernel_ms = kernel,
+            runtimes_ms = runtimes,
+            containers_ms = containers_done,
+            orphans_ms = orphans_done,
+            total_ms = ms(t0),
             "reconciled"
         );
         Ok(())
@@ -348,6 +369,17 @@ impl Controller {
 
     /// Makes sure a running container still has every endpoint its record asks for.
     pub(super) async fn reattach(&self, st: &mut super::Locked<'_>, c: &Container) {
+        self.reattach_known(st, c, None).await;
+    }
+
+    /// [`Controller::reattach`] given the names of the host's links (`None`: each
+    /// endpoint's link is looked up).
+    async fn reattach_known(
+        &self,
+        st: &mut super::Locked<'_>,
+        c: &Container,
+        host_links: Option<&BTreeSet<String>>,
+    ) {
         let sandbox = self.sandbox_path(c);
         for nid in c.network_order.clone() {
             let Some(net) = st.networks.get(&nid).cloned() else {
@@ -361,7 +393,10 @@ impl Controller {
             let healthy = match &ep {
                 None => false,
                 Some(e) if e.host_ifname.is_empty() => true,
-                Some(e) => matches!(self.nl.link(&e.host_ifname).await, Ok(Some(_))),
+                Some(e) => match host_links {
+                    Some(names) => names.contains(&e.host_ifname),
+                    None => matches!(self.nl.link(&e.host_ifname).await, Ok(Some(_))),
+                },
             };
             if healthy {
                 continue;
