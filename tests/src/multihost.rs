@@ -28,7 +28,7 @@
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::{Daemon, Out, sh, unstarted_daemon};
+use crate::{Daemon, Out, sh, unstarted_daemon, wait_for};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -263,8 +263,164 @@ impl Cluster {
     }
 }
 
+impl Host {
+    /// What of netloom's overlay data plane is left on this host, as a user would see
+    /// it: overlay sandboxes (`ov-*` namespace files or mounts under the exec root), VXLAN
+    /// devices (`ip -d link show type vxlan`) and their sockets (unowned UDP sockets in
+    /// the host's namespace), VXLAN FDB entries (`bridge fdb show`, entries with a
+    /// `dst`), addresses of `overlay_subnets`, and gateway legs on `docker_gwbridge`.
+    pub fn overlay_leftovers(&self, overlay_subnets: &[ipnet::Ipv4Net]) -> Vec<String> {
+        let mut out = Vec::new();
+        let dir = self.daemon.dir.join("exec/overlay");
+        if let Ok(rd) = std::fs::read_dir(&dir) {
+            for e in rd.flatten() {
+                out.push(format!("overlay sandbox file {}", e.path().display()));
+            }
+        }
+        let needle = format!("{}/", dir.display());
+        let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        for m in mi.lines().filter_map(|l| l.split(' ').nth(4)) {
+            if m.starts_with(&needle) {
+                out.push(format!("overlay sandbox mount {m}"));
+            }
+        }
+        out.extend(underlay_leftovers(
+            &self.daemon.name,
+            |a| self.exec(a),
+            overlay_subnets,
+        ));
+        let legs = self.exec(&["ip", "-o", "link", "show", "master", "docker_gwbridge"]);
+        for l in legs.stdout.lines().filter(|l| !l.trim().is_empty()) {
+            out.push(format!("{}: gateway leg left: {l}", self.daemon.name));
+        }
+        out
+    }
+}
+
+/// VXLAN devices, their sockets, VXLAN FDB entries and overlay addresses in one
+/// namespace (`run` runs a program there).
+fn underlay_leftovers(
+    ns: &str,
+    run: impl Fn(&[&str]) -> Out,
+    overlay_subnets: &[ipnet::Ipv4Net],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let vx = run(&["ip", "-o", "-d", "link", "show", "type", "vxlan"]);
+    for l in vx.stdout.lines().filter(|l| !l.trim().is_empty()) {
+        out.push(format!("{ns}: VXLAN device left: {l}"));
+    }
+    let fdb = run(&["bridge", "fdb", "show"]);
+    for l in fdb.stdout.lines().filter(|l| l.contains(" dst ")) {
+        out.push(format!("{ns}: VXLAN FDB entry left: {l}"));
+    }
+    // Kernel sockets (a VXLAN device's) belong to no process.
+    let udp = run(&["ss", "-H", "-u", "-a", "-n", "-p"]);
+    for l in udp.stdout.lines().filter(|l| !l.trim().is_empty()) {
+        if !l.contains("users:") {
+            out.push(format!(
+                "{ns}: unowned UDP socket (a VXLAN device's) left: {l}"
+            ));
+        }
+    }
+    let addrs = run(&["ip", "-o", "-4", "addr", "show"]);
+    for l in addrs.stdout.lines() {
+        let Some(a) = l
+            .split_whitespace()
+            .skip_while(|w| *w != "inet")
+            .nth(1)
+            .and_then(|a| a.parse::<ipnet::Ipv4Net>().ok())
+        else {
+            continue;
+        };
+        if overlay_subnets.iter().any(|s| s.contains(&a.addr())) {
+            out.push(format!("{ns}: overlay address left: {l}"));
+        }
+    }
+    out
+}
+
+impl Cluster {
+    /// The subnets of the overlay networks the running hosts know.
+    pub fn overlay_subnets(&self) -> Vec<ipnet::Ipv4Net> {
+        let mut out = Vec::new();
+        for h in self.hosts.iter().filter(|h| h.daemon.pid().is_some()) {
+            let ids = h
+                .daemon
+                .cli(&["network", "ls", "-q", "--filter", "driver=overlay"]);
+            for id in ids.stdout.split_whitespace() {
+                let s = h.daemon.cli(&[
+                    "network",
+                    "inspect",
+                    "-f",
+                    "{{range .IPAM.Config}}{{.Subnet}} {{end}}",
+                    id,
+                ]);
+                for sub in s.stdout.split_whitespace() {
+                    if let Ok(n) = sub.parse::<ipnet::Ipv4Net>()
+                        && !out.contains(&n)
+                    {
+                        out.push(n);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Everything of the overlay data plane left on the hosts whose netloomd runs and
+    /// on the underlay (segments and router), for `overlay_subnets`.
+    pub fn overlay_leftovers(&self, overlay_subnets: &[ipnet::Ipv4Net]) -> Vec<String> {
+        let mut out = Vec::new();
+        for h in self.hosts.iter().filter(|h| h.daemon.pid().is_some()) {
+            out.extend(h.overlay_leftovers(overlay_subnets));
+        }
+        for ns in [&self.router, &self.segments[0], &self.segments[1]] {
+            out.extend(underlay_leftovers(
+                &ns.name,
+                |a| ns.exec(a),
+                overlay_subnets,
+            ));
+        }
+        out
+    }
+
+    /// Removes every container of the running hosts, then asserts that nothing of the
+    /// overlay data plane is left (see [`Host::overlay_leftovers`]), waiting a few
+    /// seconds for the workers to drop their copies. Hosts whose netloomd is down are
+    /// skipped (their containers still run).
+    #[track_caller]
+    pub fn assert_no_overlay_leftovers(&self) {
+        let subnets = self.overlay_subnets();
+        for h in self.hosts.iter().filter(|h| h.daemon.pid().is_some()) {
+            let ids = h.daemon.cli(&["ps", "-aq"]);
+            let ids: Vec<&str> = ids.stdout.split_whitespace().collect();
+            if !ids.is_empty() {
+                let mut a = vec!["rm", "-f"];
+                a.extend(ids);
+                let _ = h.daemon.cli(&a);
+            }
+        }
+        let mut left = Vec::new();
+        let clean = wait_for(std::time::Duration::from_secs(10), || {
+            left = self.overlay_leftovers(&subnets);
+            left.is_empty()
+        });
+        assert!(clean, "overlay state left behind: {left:#?}");
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
+        // Nothing of the overlays may be left once every container is gone (on a
+        // test's failure, only reported: it panicked already).
+        if std::thread::panicking() {
+            let left = self.overlay_leftovers(&self.overlay_subnets());
+            if !left.is_empty() {
+                eprintln!("overlay state left behind: {left:#?}");
+            }
+        } else {
+            self.assert_no_overlay_leftovers();
+        }
         // Daemons first (each removes its own namespace), then segments and router
         // (the fields' own drops).
         self.hosts.clear();
