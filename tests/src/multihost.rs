@@ -133,6 +133,16 @@ pub fn cluster(n: usize, extra_args: &[&str]) -> Option<Cluster> {
 /// Like [`cluster`]; with `start` false the hosts' netloomd is not started (the
 /// namespaces and underlay only, e.g. for running another engine there).
 pub fn cluster_with(n: usize, extra_args: &[&str], start: bool) -> Option<Cluster> {
+    build(n, extra_args, start, false)
+}
+
+/// Like [`cluster`], with every daemon keeping its state in an etcd of its own (inside
+/// its namespace, `127.0.0.1:2379`), whatever `NETLOOM_TEST_STORE` says.
+pub fn cluster_on_etcd(n: usize, extra_args: &[&str]) -> Option<Cluster> {
+    build(n, extra_args, true, true)
+}
+
+fn build(n: usize, extra_args: &[&str], start: bool, etcd: bool) -> Option<Cluster> {
     assert!((1..=200).contains(&n), "1..=200 hosts");
     let k = COUNTER.fetch_add(1, Ordering::SeqCst);
     let prefix = format!("nlm-{}-{k}", std::process::id());
@@ -173,7 +183,11 @@ pub fn cluster_with(n: usize, extra_args: &[&str], start: bool) -> Option<Cluste
     };
     for i in 1..=n {
         // The underlay is in place before the daemon starts, as on a real host.
-        let mut d = unstarted_daemon()?;
+        let mut d = if etcd {
+            crate::unstarted_daemon_on_etcd()?
+        } else {
+            unstarted_daemon()?
+        };
         d.extra_args = extra_args.iter().map(|s| s.to_string()).collect();
         let seg = segment_of(i);
         let addr = node_addr(i);
