@@ -186,6 +186,11 @@ fn overlay_control_plane_bookkeeping() {
         "swarm network's copy left after swarm leave: {:?}",
         net_names(m)
     );
+    let left = m.overlay_leftovers(&[]);
+    assert!(
+        left.is_empty(),
+        "overlay state left after swarm leave: {left:#?}"
+    );
     c.restart(2);
 }
 
@@ -347,16 +352,38 @@ fn a_removal_marker_whose_removal_is_over_does_not_block_publishes() {
     let o = etcdctl(m, &["put", &key, &me]);
     assert!(o.ok(), "{o}");
     let o = w.daemon.cli(&[
-        "run", "-d", "--name", "w1", "--network", "marked", "busybox", "sleep", "100000",
+        "run",
+        "-d",
+        "--name",
+        "w1",
+        "--network",
+        "marked",
+        "busybox",
+        "sleep",
+        "100000",
     ]);
-    assert!(o.ok(), "a stale removal marker blocked the worker's run: {o}");
+    assert!(
+        o.ok(),
+        "a stale removal marker blocked the worker's run: {o}"
+    );
     // A marker of a node that is not up (a manager that is gone).
     let o = etcdctl(m, &["put", &key, "\"gone0000000000000000000000\""]);
     assert!(o.ok(), "{o}");
     let o = m.daemon.cli(&[
-        "run", "-d", "--name", "m1", "--network", "marked", "busybox", "sleep", "100000",
+        "run",
+        "-d",
+        "--name",
+        "m1",
+        "--network",
+        "marked",
+        "busybox",
+        "sleep",
+        "100000",
     ]);
-    assert!(o.ok(), "a stale removal marker blocked the manager's run: {o}");
+    assert!(
+        o.ok(),
+        "a stale removal marker blocked the manager's run: {o}"
+    );
     let left = etcdctl(m, &["get", "--keys-only", &key]);
     assert!(left.stdout.trim().is_empty(), "marker kept: {left}");
 
@@ -367,7 +394,15 @@ fn a_removal_marker_whose_removal_is_over_does_not_block_publishes() {
         .daemon
         .cli(&["network", "rm", "marked"])
         .ok()));
-    let left = etcdctl(m, &["get", "--prefix", "--keys-only", "/netloom/swarm/alloc/removing/"]);
+    let left = etcdctl(
+        m,
+        &[
+            "get",
+            "--prefix",
+            "--keys-only",
+            "/netloom/swarm/alloc/removing/",
+        ],
+    );
     assert!(left.stdout.trim().is_empty(), "marker left: {left}");
     c.assert_no_overlay_leftovers();
 }

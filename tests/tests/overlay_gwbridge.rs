@@ -88,9 +88,14 @@ fn docker_gwbridge_asked_for_is_the_one_endpoint_there_and_prune_matches_docker(
 
     // Connecting it to docker_gwbridge itself: its leg gives way, one endpoint there,
     // carrying the default route.
-    h.daemon.ok(&["network", "connect", "docker_gwbridge", "legged"]);
+    h.daemon
+        .ok(&["network", "connect", "docker_gwbridge", "legged"]);
     assert_eq!(on_gwbridge(h), ["legged"]);
-    assert_eq!(gw_ifaces(h, "legged"), 1, "two interfaces on docker_gwbridge");
+    assert_eq!(
+        gw_ifaces(h, "legged"),
+        1,
+        "two interfaces on docker_gwbridge"
+    );
     let r = h.daemon.exec_ok("legged", "ip route");
     assert!(r.contains("default via"), "{r}");
     // Disconnecting it: the leg comes back while the overlay needs it.
@@ -107,25 +112,41 @@ fn docker_gwbridge_asked_for_is_the_one_endpoint_there_and_prune_matches_docker(
     );
     assert_eq!(gw_ifaces(h, "both"), 1, "two interfaces on docker_gwbridge");
     let names = on_gwbridge(h);
-    assert_eq!(names.iter().filter(|n| *n == "both").count(), 1, "{names:?}");
+    assert_eq!(
+        names.iter().filter(|n| *n == "both").count(),
+        1,
+        "{names:?}"
+    );
     assert!(
-        !names.contains(&format!("gateway_{}", &h.daemon.ok(&["inspect", "-f", "{{.Id}}", "both"])[..12])),
+        !names.contains(&format!(
+            "gateway_{}",
+            &h.daemon.ok(&["inspect", "-f", "{{.Id}}", "both"])[..12]
+        )),
         "{names:?}"
     );
     // And alone: an ordinary bridge container.
-    h.daemon.run_sleeper("alone", &["--network", "docker_gwbridge"]);
+    h.daemon
+        .run_sleeper("alone", &["--network", "docker_gwbridge"]);
     assert_eq!(gw_ifaces(h, "alone"), 1);
 
     // prune: docker_gwbridge stays while it has endpoints (legs included)...
     h.daemon.ok(&["rm", "-f", "both", "alone"]);
     h.daemon.ok(&["network", "prune", "-f"]);
-    assert!(h.daemon.cli(&["network", "inspect", "docker_gwbridge"]).ok());
+    assert!(
+        h.daemon
+            .cli(&["network", "inspect", "docker_gwbridge"])
+            .ok()
+    );
     // ...and goes like any unused user network (Docker's prune), then comes back
     // with the next overlay container.
     h.daemon.ok(&["rm", "-f", "legged"]);
     let out = h.daemon.ok(&["network", "prune", "-f"]);
     assert!(out.contains("docker_gwbridge"), "{out}");
-    assert!(!h.daemon.cli(&["network", "inspect", "docker_gwbridge"]).ok());
+    assert!(
+        !h.daemon
+            .cli(&["network", "inspect", "docker_gwbridge"])
+            .ok()
+    );
     h.daemon.run_sleeper("again", &["--network", "gw-ov"]);
     assert_eq!(on_gwbridge(h).len(), 1);
     c.assert_no_overlay_leftovers();
