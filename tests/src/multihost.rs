@@ -362,14 +362,16 @@ impl Cluster {
                 .daemon
                 .cli(&["network", "ls", "-q", "--filter", "driver=overlay"]);
             for id in ids.stdout.split_whitespace() {
-                let s = h.daemon.cli(&[
-                    "network",
-                    "inspect",
-                    "-f",
-                    "{{range .IPAM.Config}}{{.Subnet}} {{end}}",
-                    id,
-                ]);
-                for sub in s.stdout.split_whitespace() {
+                let s = h
+                    .daemon
+                    .cli(&["network", "inspect", "-f", "{{json .IPAM.Config}}", id]);
+                let v: serde_json::Value = serde_json::from_str(&s.stdout).unwrap_or_default();
+                for sub in v
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| c["Subnet"].as_str())
+                {
                     if let Ok(n) = sub.parse::<ipnet::Ipv4Net>()
                         && !out.contains(&n)
                     {

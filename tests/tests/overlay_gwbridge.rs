@@ -51,10 +51,15 @@ fn gw_ifaces(h: &Host, ctr: &str) -> usize {
         "network",
         "inspect",
         "-f",
-        "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
+        "{{json .IPAM.Config}}",
         "docker_gwbridge",
     ]);
-    let sub: ipnet::Ipv4Net = sub.trim().parse().unwrap_or_else(|e| panic!("{e}: {sub}"));
+    let sub: ipnet::Ipv4Net = serde_json::from_str::<serde_json::Value>(&sub)
+        .ok()
+        .and_then(|v| v[0]["Subnet"].as_str().map(str::to_string))
+        .unwrap_or_default()
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}: {sub}"));
     let a = h.daemon.exec_ok(ctr, "ip -o -4 addr show");
     a.lines()
         .filter_map(|l| l.split_whitespace().skip_while(|w| *w != "inet").nth(1))
