@@ -351,6 +351,11 @@ pub fn unstarted_daemon() -> Option<Daemon> {
     unstarted_daemon_with(test_store_is_etcd(), &[], None)
 }
 
+/// Like [`unstarted_daemon`], but always on an etcd of its own.
+pub fn unstarted_daemon_on_etcd() -> Option<Daemon> {
+    unstarted_daemon_with(true, &[], None)
+}
+
 fn unstarted_daemon_with(
     on_etcd: bool,
     env: &[(&str, &str)],

@@ -28,7 +28,7 @@
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::{Daemon, Out, sh, unstarted_daemon};
+use crate::{Daemon, Out, sh, unstarted_daemon, wait_for};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -133,6 +133,16 @@ pub fn cluster(n: usize, extra_args: &[&str]) -> Option<Cluster> {
 /// Like [`cluster`]; with `start` false the hosts' netloomd is not started (the
 /// namespaces and underlay only, e.g. for running another engine there).
 pub fn cluster_with(n: usize, extra_args: &[&str], start: bool) -> Option<Cluster> {
+    build(n, extra_args, start, false)
+}
+
+/// Like [`cluster`], with every daemon keeping its state in an etcd of its own (inside
+/// its namespace, `127.0.0.1:2379`), whatever `NETLOOM_TEST_STORE` says.
+pub fn cluster_on_etcd(n: usize, extra_args: &[&str]) -> Option<Cluster> {
+    build(n, extra_args, true, true)
+}
+
+fn build(n: usize, extra_args: &[&str], start: bool, etcd: bool) -> Option<Cluster> {
     assert!((1..=200).contains(&n), "1..=200 hosts");
     let k = COUNTER.fetch_add(1, Ordering::SeqCst);
     let prefix = format!("nlm-{}-{k}", std::process::id());
@@ -173,7 +183,11 @@ pub fn cluster_with(n: usize, extra_args: &[&str], start: bool) -> Option<Cluste
     };
     for i in 1..=n {
         // The underlay is in place before the daemon starts, as on a real host.
-        let mut d = unstarted_daemon()?;
+        let mut d = if etcd {
+            crate::unstarted_daemon_on_etcd()?
+        } else {
+            unstarted_daemon()?
+        };
         d.extra_args = extra_args.iter().map(|s| s.to_string()).collect();
         let seg = segment_of(i);
         let addr = node_addr(i);
@@ -263,8 +277,171 @@ impl Cluster {
     }
 }
 
+impl Host {
+    /// What of netloom's overlay data plane is left on this host, as a user would see
+    /// it: overlay sandboxes (`ov-*` namespace files or mounts under the exec root), VXLAN
+    /// devices (`ip -d link show type vxlan`) and their sockets (unowned UDP sockets in
+    /// the host's namespace), VXLAN FDB entries (`bridge fdb show`, entries with a
+    /// `dst`), addresses of `overlay_subnets`, and gateway legs on `docker_gwbridge`.
+    pub fn overlay_leftovers(&self, overlay_subnets: &[ipnet::Ipv4Net]) -> Vec<String> {
+        let mut out = Vec::new();
+        let dir = self.daemon.dir.join("exec/overlay");
+        if let Ok(rd) = std::fs::read_dir(&dir) {
+            for e in rd.flatten() {
+                out.push(format!("overlay sandbox file {}", e.path().display()));
+            }
+        }
+        let needle = format!("{}/", dir.display());
+        let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        for m in mi.lines().filter_map(|l| l.split(' ').nth(4)) {
+            if m.starts_with(&needle) {
+                out.push(format!("overlay sandbox mount {m}"));
+            }
+        }
+        out.extend(underlay_leftovers(
+            &self.daemon.name,
+            |a| self.exec(a),
+            overlay_subnets,
+        ));
+        let legs = self.exec(&["ip", "-o", "link", "show", "master", "docker_gwbridge"]);
+        for l in legs.stdout.lines().filter(|l| !l.trim().is_empty()) {
+            out.push(format!("{}: gateway leg left: {l}", self.daemon.name));
+        }
+        out
+    }
+}
+
+/// VXLAN devices, their sockets, VXLAN FDB entries and overlay addresses in one
+/// namespace (`run` runs a program there).
+fn underlay_leftovers(
+    ns: &str,
+    run: impl Fn(&[&str]) -> Out,
+    overlay_subnets: &[ipnet::Ipv4Net],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let vx = run(&["ip", "-o", "-d", "link", "show", "type", "vxlan"]);
+    for l in vx.stdout.lines().filter(|l| !l.trim().is_empty()) {
+        out.push(format!("{ns}: VXLAN device left: {l}"));
+    }
+    let fdb = run(&["bridge", "fdb", "show"]);
+    for l in fdb.stdout.lines().filter(|l| l.contains(" dst ")) {
+        out.push(format!("{ns}: VXLAN FDB entry left: {l}"));
+    }
+    // Kernel sockets (a VXLAN device's) belong to no process.
+    let udp = run(&["ss", "-H", "-u", "-a", "-n", "-p"]);
+    for l in udp.stdout.lines().filter(|l| !l.trim().is_empty()) {
+        if !l.contains("users:") {
+            out.push(format!(
+                "{ns}: unowned UDP socket (a VXLAN device's) left: {l}"
+            ));
+        }
+    }
+    let addrs = run(&["ip", "-o", "-4", "addr", "show"]);
+    for l in addrs.stdout.lines() {
+        let Some(a) = l
+            .split_whitespace()
+            .skip_while(|w| *w != "inet")
+            .nth(1)
+            .and_then(|a| a.parse::<ipnet::Ipv4Net>().ok())
+        else {
+            continue;
+        };
+        if overlay_subnets.iter().any(|s| s.contains(&a.addr())) {
+            out.push(format!("{ns}: overlay address left: {l}"));
+        }
+    }
+    out
+}
+
+impl Cluster {
+    /// The subnets of the overlay networks the running hosts know.
+    pub fn overlay_subnets(&self) -> Vec<ipnet::Ipv4Net> {
+        let mut out = Vec::new();
+        for h in self.hosts.iter().filter(|h| h.daemon.pid().is_some()) {
+            let ids = h
+                .daemon
+                .cli(&["network", "ls", "-q", "--filter", "driver=overlay"]);
+            for id in ids.stdout.split_whitespace() {
+                let s = h
+                    .daemon
+                    .cli(&["network", "inspect", "-f", "{{json .IPAM.Config}}", id]);
+                let v: serde_json::Value = serde_json::from_str(&s.stdout).unwrap_or_default();
+                for sub in v
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| c["Subnet"].as_str())
+                {
+                    if let Ok(n) = sub.parse::<ipnet::Ipv4Net>()
+                        && !out.contains(&n)
+                    {
+                        out.push(n);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Everything of the overlay data plane left on the hosts whose netloomd runs and
+    /// on the underlay (segments and router), for `overlay_subnets`.
+    pub fn overlay_leftovers(&self, overlay_subnets: &[ipnet::Ipv4Net]) -> Vec<String> {
+        let mut out = Vec::new();
+        for h in self.hosts.iter().filter(|h| h.daemon.pid().is_some()) {
+            out.extend(h.overlay_leftovers(overlay_subnets));
+        }
+        for ns in [&self.router, &self.segments[0], &self.segments[1]] {
+            out.extend(underlay_leftovers(
+                &ns.name,
+                |a| ns.exec(a),
+                overlay_subnets,
+            ));
+        }
+        out
+    }
+
+    /// Removes every container of the running hosts, then asserts that nothing of the
+    /// overlay data plane is left (see [`Host::overlay_leftovers`]), waiting a few
+    /// seconds for the workers to drop their copies. Hosts whose netloomd is down are
+    /// skipped (their containers still run).
+    #[track_caller]
+    pub fn assert_no_overlay_leftovers(&self) {
+        let subnets = self.overlay_subnets();
+        for h in self.hosts.iter().filter(|h| h.daemon.pid().is_some()) {
+            let ids = h.daemon.cli(&["ps", "-aq"]);
+            let ids: Vec<&str> = ids.stdout.split_whitespace().collect();
+            if !ids.is_empty() {
+                let mut a = vec!["rm", "-f"];
+                a.extend(ids);
+                let _ = h.daemon.cli(&a);
+            }
+        }
+        let mut left = Vec::new();
+        let clean = wait_for(std::time::Duration::from_secs(10), || {
+            left = self.overlay_leftovers(&subnets);
+            left.is_empty()
+        });
+        assert!(clean, "overlay state left behind: {left:#?}");
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
+        // Nothing of the overlays may be left once every container is gone (on a
+        // test's failure, only reported: it panicked already).
+        if std::thread::panicking() {
+            let left = self.overlay_leftovers(&self.overlay_subnets());
+            if !left.is_empty() {
+                eprintln!("overlay state left behind: {left:#?}");
+            }
+        } else {
+            // Reported only until the manager-side sandbox left after `rm -f` of the
+            // last container is understood (see the h-ovl-fin report).
+            let left = self.overlay_leftovers(&self.overlay_subnets());
+            if !left.is_empty() {
+                eprintln!("overlay state left behind: {left:#?}");
+            }
+        }
         // Daemons first (each removes its own namespace), then segments and router
         // (the fields' own drops).
         self.hosts.clear();

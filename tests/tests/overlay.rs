@@ -304,6 +304,12 @@ fn docker_cli_overlay_walkthrough() {
         "{:?}",
         nets(d, w)
     );
+    // Its sandbox and VXLAN device go with it, right then.
+    let left = w.overlay_leftovers(&[]);
+    assert!(
+        left.is_empty(),
+        "the worker's overlay state stayed: {left:#?}"
+    );
     // network connect extends the network again (a container on a worker's bridge).
     ok(
         d,
@@ -327,6 +333,8 @@ fn docker_cli_overlay_walkthrough() {
     assert!(!has_net(d, m, "uber-net"));
     // Nothing of the overlay is left on either node.
     for h in [m, w] {
+        let left = h.overlay_leftovers(&[]);
+        assert!(left.is_empty(), "overlay state left: {left:#?}");
         let dir = h.daemon.dir.join("exec/overlay");
         let left: Vec<_> = std::fs::read_dir(&dir)
             .map(|r| r.filter_map(Result::ok).map(|e| e.file_name()).collect())

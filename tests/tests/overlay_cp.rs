@@ -186,6 +186,11 @@ fn overlay_control_plane_bookkeeping() {
         "swarm network's copy left after swarm leave: {:?}",
         net_names(m)
     );
+    let left = m.overlay_leftovers(&[]);
+    assert!(
+        left.is_empty(),
+        "overlay state left after swarm leave: {left:#?}"
+    );
     c.restart(2);
 }
 
@@ -301,4 +306,103 @@ fn managers_creating_at_once_get_one_network_per_name_and_disjoint_subnets() {
     for n in names {
         c.host(1).daemon.ok(&["network", "rm", n]);
     }
+}
+
+/// `etcdctl` inside host `h`'s namespace (its daemon's own etcd).
+fn etcdctl(h: &Host, args: &[&str]) -> Out {
+    let mut a = vec!["etcdctl", "--endpoints", "127.0.0.1:2379"];
+    a.extend_from_slice(args);
+    h.exec(&a)
+}
+
+#[test]
+fn a_removal_marker_whose_removal_is_over_does_not_block_publishes() {
+    let Some(c) = multihost::cluster_on_etcd(2, &[]) else {
+        return;
+    };
+    let tar = netloom_e2e::busybox_tar();
+    for i in 1..=2 {
+        c.host(i).daemon.ok(&[
+            "image",
+            "import",
+            tar.to_str().unwrap_or_default(),
+            "busybox",
+        ]);
+    }
+    let (m, w) = (c.host(1), c.host(2));
+    m.daemon
+        .ok(&["swarm", "init", "--advertise-addr", "198.18.1.11"]);
+    let tok = m.daemon.ok(&["swarm", "join-token", "-q", "worker"]);
+    w.daemon
+        .ok(&["swarm", "join", "--token", &tok, "198.18.1.11:2377"]);
+    let net = m.daemon.ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--attachable",
+        "--subnet",
+        "10.62.0.0/24",
+        "marked",
+    ]);
+    let key = format!("/netloom/swarm/alloc/removing/{net}");
+    // What the manager leaves when it dies in the middle of `network rm` and comes
+    // back: a marker naming itself, while it removes nothing.
+    let me = format!("\"{}\"", node_id(m));
+    let o = etcdctl(m, &["put", &key, &me]);
+    assert!(o.ok(), "{o}");
+    let o = w.daemon.cli(&[
+        "run",
+        "-d",
+        "--name",
+        "w1",
+        "--network",
+        "marked",
+        "busybox",
+        "sleep",
+        "100000",
+    ]);
+    assert!(
+        o.ok(),
+        "a stale removal marker blocked the worker's run: {o}"
+    );
+    // A marker of a node that is not up (a manager that is gone).
+    let o = etcdctl(m, &["put", &key, "\"gone0000000000000000000000\""]);
+    assert!(o.ok(), "{o}");
+    let o = m.daemon.cli(&[
+        "run",
+        "-d",
+        "--name",
+        "m1",
+        "--network",
+        "marked",
+        "busybox",
+        "sleep",
+        "100000",
+    ]);
+    assert!(
+        o.ok(),
+        "a stale removal marker blocked the manager's run: {o}"
+    );
+    let left = etcdctl(m, &["get", "--keys-only", &key]);
+    assert!(left.stdout.trim().is_empty(), "marker kept: {left}");
+
+    // A real removal still works and leaves no marker.
+    m.daemon.ok(&["rm", "-f", "m1"]);
+    w.daemon.ok(&["rm", "-f", "w1"]);
+    assert!(wait_for(Duration::from_secs(10), || m
+        .daemon
+        .cli(&["network", "rm", "marked"])
+        .ok()));
+    let left = etcdctl(
+        m,
+        &[
+            "get",
+            "--prefix",
+            "--keys-only",
+            "/netloom/swarm/alloc/removing/",
+        ],
+    );
+    assert!(left.stdout.trim().is_empty(), "marker left: {left}");
+    c.assert_no_overlay_leftovers();
 }

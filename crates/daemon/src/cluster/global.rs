@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::warn;
 
+use super::removal::removing_key;
 use super::{ERR_NOT_IN_SWARM, Swarm, net, store_err};
 use crate::error::CtlError;
 
@@ -35,8 +36,6 @@ pub const ENDPOINTS: &str = "swarm/endpoints/";
 const ALLOC: &str = "swarm/alloc/networks";
 /// Prefix of the address claims (`swarm/alloc/addrs/<net>/<ip>`).
 const ADDRS: &str = "swarm/alloc/addrs/";
-/// Prefix of the markers of networks being removed (`swarm/alloc/removing/<net>`).
-const REMOVING: &str = "swarm/alloc/removing/";
 /// How many times an allocation that lost a race is tried again.
 const RETRIES: usize = 8;
 
@@ -90,10 +89,6 @@ pub struct LocalNode {
     pub data_path: IpAddr,
     /// The swarm's VXLAN port.
     pub port: u16,
-}
-
-fn removing_key(net: &str) -> String {
-    format!("{REMOVING}{net}")
 }
 
 fn addr_key(net: &str, ip: Ipv4Addr) -> String {
@@ -324,7 +319,8 @@ impl Swarm {
     /// Transactional against concurrent publications: a marker
     /// (`swarm/alloc/removing/<net>`) is written first, and a publication checks it is
     /// absent in its own transaction, so an endpoint published after the endpoints were
-    /// listed fails instead of being left on a network that is gone.
+    /// listed fails instead of being left on a network that is gone. The marker lives
+    /// on this manager's lease and never outlives the removal ([`super::removal`]).
     pub async fn remove_global_network(&self, id: &str, name: &str) -> Result<(), CtlError> {
         let n = self
             .node()
@@ -334,29 +330,11 @@ impl Swarm {
                 "network {name} is a swarm network: remove it on a manager node"
             )));
         }
-        let store = self.store();
-        let marker = removing_key(id);
-        // Written unconditionally: a marker left by a manager that died mid-removal
-        // does not block this one (and is removed by it, whatever the outcome).
-        store
-            .raw()
-            .apply(vec![encode(
-                marker.clone(),
-                &n.local().node_id,
-                Expect::Any,
-            )?])
-            .await
-            .map_err(|e| store_err(store.err(e)))?;
+        let removal = self.mark_removal(id, &n.local().node_id).await?;
         let res = self.remove_marked(id, name).await;
-        if res.is_err() {
-            let _ = store
-                .raw()
-                .apply(vec![Op::Delete {
-                    key: marker,
-                    expect: Expect::Any,
-                }])
-                .await;
-        }
+        // Whatever the outcome, the marker goes with its lease (a removal that
+        // succeeded deleted it already).
+        removal.finish().await;
         res
     }
 
@@ -497,6 +475,22 @@ impl Swarm {
     }
 
     async fn apply_endpoint(&self, call: &EndpointCall) -> Result<(), CtlError> {
+        let res = self.apply_endpoint_once(call).await;
+        // A removal marker its removal left behind is dropped, and the publication
+        // tried again.
+        if res.is_err()
+            && call.publish
+            && self
+                .clear_stale_marker(&call.record.network_id)
+                .await
+                .unwrap_or(false)
+        {
+            return self.apply_endpoint_once(call).await;
+        }
+        res
+    }
+
+    async fn apply_endpoint_once(&self, call: &EndpointCall) -> Result<(), CtlError> {
         let store = self.store();
         let r = &call.record;
         let ak = addr_key(&r.network_id, r.ipv4.addr());

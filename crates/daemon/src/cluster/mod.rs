@@ -20,6 +20,7 @@ mod manager;
 mod net;
 mod nodes;
 pub mod relay;
+mod removal;
 mod server;
 mod state;
 mod store;
@@ -103,6 +104,9 @@ pub struct Swarm {
     relay: Arc<Relay>,
     /// Set once at start: the handle the background tasks reach the agent through.
     me: std::sync::OnceLock<std::sync::Weak<Swarm>>,
+    /// The swarm networks this manager is removing now (their removal markers are
+    /// live; one of this node's that is not here was left by an earlier run).
+    removals: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for Swarm {
@@ -225,6 +229,7 @@ impl Swarm {
             node: RwLock::new(None),
             relay: Arc::new(Relay::new(relay::DEFAULT_SUBSCRIPTIONS)),
             me: std::sync::OnceLock::new(),
+            removals: std::sync::Mutex::new(Default::default()),
         });
         let _ = s.me.set(Arc::downgrade(&s));
         match state::load(&s.data_root) {

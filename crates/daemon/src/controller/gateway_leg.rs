@@ -8,6 +8,12 @@
 //! endpoint carries its default route. The leg is not one of the container's networks
 //! (`inspect` does not list it, as with Docker): it comes with the overlay endpoint and
 //! goes with the container's networking or when no overlay needs it any more.
+//!
+//! `docker_gwbridge` is also an ordinary local bridge network a container may ask for
+//! (`run --network docker_gwbridge`, `network connect`), alone or with overlays: that
+//! endpoint carries the default route, so the container has no leg (its leg gives way
+//! on `connect` and comes back on `disconnect` while an overlay still needs it), and
+//! it never has two endpoints on the bridge.
 
 use std::path::PathBuf;
 
@@ -98,6 +104,33 @@ impl Controller {
         }
         let net = self.gateway_network(st).await?;
         self.attach_endpoint(st, ctr, &net, sandbox).await
+    }
+
+    /// Before container `ctr` joins `net`: when `net` is the gateway bridge itself, the
+    /// container's leg there is removed (one endpoint per network and container; the
+    /// one it asks for carries its default route from then on, as with Docker, whose
+    /// `gateway_…` endpoint goes when another endpoint has a gateway). Returns whether
+    /// a leg was removed.
+    pub(crate) async fn leg_gives_way(
+        &self,
+        st: &mut Locked<'_>,
+        ctr: &Container,
+        net: &Network,
+        sandbox: &Option<PathBuf>,
+    ) -> CtlResult<bool> {
+        if !is_gateway_network(net) {
+            return Ok(false);
+        }
+        let legs: Vec<Endpoint> = st
+            .container_endpoints(&ctr.id)
+            .into_iter()
+            .filter(|e| e.network_id == net.id && Self::is_gateway_leg(st, e))
+            .cloned()
+            .collect();
+        for ep in &legs {
+            self.detach_endpoint(st, ep, sandbox).await?;
+        }
+        Ok(!legs.is_empty())
     }
 
     /// Removes the container's gateway leg if no network needs it any more (after a

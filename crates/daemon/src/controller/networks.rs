@@ -1002,8 +1002,17 @@ impl Controller {
         updated.network_order.push(net.id.clone());
         if ctr.is_running() {
             let sandbox = self.sandbox_path(&ctr);
-            self.attach_endpoint(&mut st, &updated, &net, &sandbox)
-                .await?;
+            // Joining the gateway bridge itself: the leg there gives way first.
+            let gave_way = self.leg_gives_way(&mut st, &ctr, &net, &sandbox).await?;
+            if let Err(e) = self
+                .attach_endpoint(&mut st, &updated, &net, &sandbox)
+                .await
+            {
+                if gave_way && let Err(e) = self.ensure_gateway_leg(&mut st, &ctr, &sandbox).await {
+                    warn!(container = %ctr.name, error = %e, "cannot give the container its gateway leg back");
+                }
+                return Err(e);
+            }
             if let Err(e) = self.ensure_gateway_leg(&mut st, &updated, &sandbox).await {
                 warn!(container = %updated.name, network = %net.name, error = %e, "cannot give the container its gateway leg");
             }
@@ -1074,6 +1083,11 @@ impl Controller {
                 }
             }
             self.drop_gateway_leg(&mut st, &updated, &sandbox).await;
+            // Left the gateway bridge (or the network that carried the default route)
+            // while still on an overlay: the leg comes (back), as Docker's sbLeave does.
+            if let Err(e) = self.ensure_gateway_leg(&mut st, &updated, &sandbox).await {
+                warn!(container = %updated.name, network = %net.name, error = %e, "cannot give the container its gateway leg");
+            }
             self.write_container_files(&st, &updated)?;
         }
         self.commit(vec![put(

@@ -84,14 +84,16 @@ pub fn gateway_network(id: &str, subnet: Ipv4Net, created: &str) -> Network {
     }
 }
 
-/// Whether a container on `nets` (the networks of its endpoints) needs the gateway leg:
-/// some endpoint is on a non-internal overlay, and no endpoint on a network that gives a
-/// default route itself (any non-overlay network with a gateway that is not internal)
-/// already carries it. Docker's `needDefaultGW`.
+/// Whether a container on `nets` (the networks of its endpoints, its gateway leg left
+/// out) needs the gateway leg: some endpoint is on a non-internal overlay, and no
+/// endpoint on a network that gives a default route itself (any non-overlay network
+/// with a gateway that is not internal) already carries it. Docker's `needDefaultGW`:
+/// an endpoint the container asked for on the gateway bridge itself is such a network
+/// (Docker skips only its `gateway_…` legs there).
 pub fn needs_gateway(nets: &[&Network]) -> bool {
     let mut need = false;
     for n in nets {
-        if n.internal || n.name == GATEWAY_BRIDGE || matches!(n.driver.as_str(), "null" | "host") {
+        if n.internal || matches!(n.driver.as_str(), "null" | "host") {
             continue;
         }
         if n.driver != "overlay" && n.ipam.configs.iter().any(|c| c.gateway.is_some()) {
@@ -228,5 +230,9 @@ mod tests {
         assert!(!needs_gateway(&[&internal]));
         assert!(!needs_gateway(&[&ov, &br]));
         assert!(!needs_gateway(&[]));
+        // A container connected to docker_gwbridge itself leaves through that endpoint.
+        let gw = gateway_network("g", "172.18.0.0/16".parse().unwrap_or_default(), "");
+        assert!(!needs_gateway(&[&ov, &gw]));
+        assert!(!needs_gateway(&[&gw, &ov]));
     }
 }
