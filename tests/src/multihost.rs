@@ -435,12 +435,8 @@ impl Drop for Cluster {
                 eprintln!("overlay state left behind: {left:#?}");
             }
         } else {
-            // Reported only until the manager-side sandbox left after `rm -f` of the
-            // last container is understood (see the h-ovl-fin report).
-            let left = self.overlay_leftovers(&self.overlay_subnets());
-            if !left.is_empty() {
-                eprintln!("overlay state left behind: {left:#?}");
-            }
+            // Removes every container first; a panic here still drops the fields.
+            self.assert_no_overlay_leftovers();
         }
         // Daemons first (each removes its own namespace), then segments and router
         // (the fields' own drops).

@@ -308,7 +308,8 @@ fn docker_cli_overlay_walkthrough() {
     let left = w.overlay_leftovers(&[]);
     assert!(
         left.is_empty(),
-        "the worker's overlay state stayed: {left:#?}"
+        "the worker's overlay state stayed: {left:#?}\n{}",
+        w.daemon.log()
     );
     // network connect extends the network again (a container on a worker's bridge).
     ok(

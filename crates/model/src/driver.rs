@@ -118,6 +118,13 @@ pub trait Driver: Send + Sync {
     /// Removes the endpoint's kernel objects (missing objects are fine).
     async fn delete_endpoint(&self, net: &Network, ep: &Endpoint) -> Result<(), DriverError>;
 
+    /// The endpoint's container sandbox was torn down (its container exited) without a
+    /// `leave`: the kernel takes the links inside the sandbox along, so only what the
+    /// driver keeps elsewhere is left to clean up (missing objects are fine).
+    async fn sandbox_removed(&self, _net: &Network, _ep: &Endpoint) -> Result<(), DriverError> {
+        Ok(())
+    }
+
     /// Moves the endpoint into the sandbox and configures it (name, MAC, addresses, routes).
     async fn join(
         &self,

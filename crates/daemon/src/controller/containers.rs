@@ -966,6 +966,11 @@ impl Controller {
                 container_id: ep.container_id.clone(),
             };
             d.leave(net, ep, &sb).await?;
+        } else if !self.is_remote(&net.driver)
+            && let Some(d) = self.drivers.get(&net.driver)
+        {
+            // The whole sandbox is going: no leave, but what the driver keeps outside it.
+            d.sandbox_removed(net, ep).await?;
         }
         Ok(())
     }

@@ -29,6 +29,9 @@ fn not_attachable(name: &str) -> CtlError {
     ))
 }
 
+/// How long a worker waits for its relay to show a swarm network it was asked for.
+const RELAY_CATCH_UP: std::time::Duration = std::time::Duration::from_millis(1500);
+
 impl Controller {
     /// Connects the controller to the daemon's swarm agent and starts the overlay
     /// control plane's sync (see [`super::global_peers`]).
@@ -274,14 +277,24 @@ impl Controller {
         if missing.is_empty() {
             return Ok(());
         }
-        let all = swarm.global_networks();
-        for k in missing {
-            let found = all
-                .iter()
+        let find = |all: &[Network], k: &str| -> Option<Network> {
+            all.iter()
                 .find(|n| n.name == k)
                 .or_else(|| all.iter().find(|n| n.id == k))
-                .or_else(|| all.iter().find(|n| k.len() >= 2 && n.id.starts_with(k)));
-            let Some(net) = found else { continue };
+                .or_else(|| all.iter().find(|n| k.len() >= 2 && n.id.starts_with(k)))
+                .cloned()
+        };
+        // The relay follows the store a moment behind: a network a manager has just
+        // created may not be here yet, so one that is missing is looked for a little
+        // longer before the lookup below reports it unknown.
+        let mut all = swarm.global_networks();
+        let until = std::time::Instant::now() + RELAY_CATCH_UP;
+        while missing.iter().any(|k| find(&all, k).is_none()) && std::time::Instant::now() < until {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            all = swarm.global_networks();
+        }
+        for k in missing {
+            let Some(net) = find(&all, k) else { continue };
             if !net.attachable {
                 return Err(not_attachable(&net.name));
             }

@@ -465,6 +465,20 @@ impl Driver for OverlayDriver {
         ep: &Endpoint,
         _sb: &SandboxInfo,
     ) -> Result<(), DriverError> {
+        self.release_endpoint(net, ep).await
+    }
+
+    async fn sandbox_removed(&self, net: &Network, ep: &Endpoint) -> Result<(), DriverError> {
+        // The container's end of the pair went with its sandbox, but the kernel deletes
+        // the pair asynchronously: the network's sandbox must not count it any more.
+        self.release_endpoint(net, ep).await
+    }
+}
+
+impl OverlayDriver {
+    /// Deletes the endpoint's veth in the network's sandbox; the last local endpoint
+    /// takes the sandbox (and its VXLAN device) with it.
+    async fn release_endpoint(&self, net: &Network, ep: &Endpoint) -> Result<(), DriverError> {
         let st = self.state(&net.id)?;
         let _st = st.lock().await;
         if !self.node().has_sandbox(&net.id) {
