@@ -132,19 +132,18 @@ fn kernel_version() -> Option<(u32, u32)> {
 /// here. Probed once with a harmless x32 `getpid`.
 /// <https://www.kernel.org/doc/html/latest/userspace-api/seccomp_filter.html>
 fn kernel_runs(a: Arch) -> bool {
-    static X32: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     match a {
         #[cfg(target_arch = "x86_64")]
-        Arch::ScmpArchX32 => *X32.get_or_init(|| {
-            const X32_SYSCALL_BIT: libc::c_long = 0x4000_0000;
-            // SAFETY: getpid takes no arguments and has no side effect in any ABI.
-            let r = unsafe { libc::syscall(X32_SYSCALL_BIT | libc::SYS_getpid) };
-            r >= 0
-        }),
-        _ => {
-            let _ = &X32;
-            true
+        Arch::ScmpArchX32 => {
+            static X32: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+            *X32.get_or_init(|| {
+                const X32_SYSCALL_BIT: libc::c_long = 0x4000_0000;
+                // SAFETY: getpid takes no arguments and has no side effect in any ABI.
+                let r = unsafe { libc::syscall(X32_SYSCALL_BIT | libc::SYS_getpid) };
+                r >= 0
+            })
         }
+        _ => true,
     }
 }
 
